@@ -1,0 +1,371 @@
+// The user-facing resource kinds and their schemas. Every object is strict:
+// an unknown field is an error, never silently dropped. Cross-resource rules
+// (references, duplicates) live in validate.ts; this file checks one document.
+import { z } from 'zod';
+import { DURATION_PATTERN } from './duration';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+
+export const name = z
+  .string()
+  .max(63)
+  .regex(DNS_LABEL, 'a lowercase DNS label (a-z, 0-9, "-"; starts and ends alphanumeric)');
+export const port = z.number().int().min(1).max(65535);
+export const duration = z
+  .string()
+  .regex(DURATION_PATTERN, 'a duration such as "500ms", "2s", "1m30s"');
+const labels = z.record(z.string(), z.string());
+const headerName = z.string().min(1).regex(HEADER_NAME, 'an HTTP header name (RFC 9110 token)');
+
+export const metadataSchema = z.strictObject({
+  name,
+  namespace: name.default('default'),
+  labels: labels.optional(),
+  annotations: labels.optional(),
+});
+
+// ---- Service (weft.dev/v1) ----
+
+export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
+
+const servicePort = z.strictObject({
+  name,
+  port,
+  protocol: z.enum(PROTOCOLS),
+  /** Port on the endpoints when it differs from the service port. */
+  targetPort: port.optional(),
+});
+
+export const staticEndpointSchema = z.strictObject({
+  address: z.string().min(1),
+  /** Port for every service port; defaults to the port's targetPort or port. */
+  port: port.optional(),
+  /** Per service-port-name ports, for multi-port services. */
+  ports: z.record(z.string(), port).optional(),
+  labels: labels.optional(),
+  zone: z.string().optional(),
+  weight: z.number().int().min(1).max(128).optional(),
+});
+
+const serviceRef = z.strictObject({ name, namespace: name.optional() });
+
+export const serviceSpecSchema = z.strictObject({
+  ports: z.array(servicePort).min(1),
+  endpoints: z.array(staticEndpointSchema).optional(),
+  labels: labels.optional(),
+  /**
+   * The services this one calls. When set, its proxies receive only those
+   * (and what their routes lead to); when absent, every service in the mesh.
+   */
+  dependsOn: z.array(serviceRef).optional(),
+});
+
+// ---- Gateway API routes (GAMMA: parentRefs name a Service) ----
+
+const parentRef = z.strictObject({
+  group: z.literal('').optional(),
+  kind: z.literal('Service').default('Service'),
+  name,
+  namespace: name.optional(),
+  port: port.optional(),
+});
+
+const backendRef = z.strictObject({
+  group: z.literal('').optional(),
+  kind: z.literal('Service').default('Service'),
+  name,
+  namespace: name.optional(),
+  port: port.optional(),
+  weight: z.number().int().min(0).max(1_000_000).default(1),
+});
+
+const stringMatch = z.strictObject({
+  type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
+  name: headerName,
+  value: z.string(),
+});
+
+const headerModifier = z.strictObject({
+  set: z.array(z.strictObject({ name: headerName, value: z.string() })).optional(),
+  add: z.array(z.strictObject({ name: headerName, value: z.string() })).optional(),
+  remove: z.array(headerName).optional(),
+});
+
+const httpRouteFilter = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('RequestHeaderModifier'), requestHeaderModifier: headerModifier }),
+  z.strictObject({ type: z.literal('ResponseHeaderModifier'), responseHeaderModifier: headerModifier }),
+  z.strictObject({
+    type: z.literal('RequestRedirect'),
+    requestRedirect: z.strictObject({
+      scheme: z.enum(['http', 'https']).optional(),
+      hostname: z.string().optional(),
+      path: z
+        .strictObject({
+          type: z.enum(['ReplaceFullPath', 'ReplacePrefixMatch']),
+          replaceFullPath: z.string().optional(),
+          replacePrefixMatch: z.string().optional(),
+        })
+        .optional(),
+      port: port.optional(),
+      statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302),
+    }),
+  }),
+  z.strictObject({
+    type: z.literal('URLRewrite'),
+    urlRewrite: z.strictObject({
+      hostname: z.string().optional(),
+      path: z
+        .strictObject({
+          type: z.enum(['ReplaceFullPath', 'ReplacePrefixMatch']),
+          replaceFullPath: z.string().optional(),
+          replacePrefixMatch: z.string().optional(),
+        })
+        .optional(),
+    }),
+  }),
+  z.strictObject({
+    type: z.literal('RequestMirror'),
+    requestMirror: z.strictObject({
+      backendRef: z.strictObject({ name, namespace: name.optional(), port: port.optional() }),
+      percent: z.number().int().min(0).max(100).optional(),
+    }),
+  }),
+]);
+
+const routeTimeouts = z.strictObject({
+  /** The whole request, retries included (Envoy route timeout). */
+  request: duration.optional(),
+  /** One attempt to a backend (Envoy per_try_timeout). */
+  backendRequest: duration.optional(),
+});
+
+const httpRouteMatch = z.strictObject({
+  path: z
+    .strictObject({
+      type: z.enum(['Exact', 'PathPrefix', 'RegularExpression']).default('PathPrefix'),
+      value: z.string().default('/'),
+    })
+    .optional(),
+  headers: z.array(stringMatch).optional(),
+  queryParams: z.array(stringMatch.extend({ name: z.string().min(1) })).optional(),
+  method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']).optional(),
+});
+
+const routeCommon = {
+  parentRefs: z.array(parentRef).min(1),
+  hostnames: z.array(z.string().min(1)).optional(),
+};
+
+export const httpRouteSpecSchema = z.strictObject({
+  ...routeCommon,
+  rules: z
+    .array(
+      z.strictObject({
+        name: name.optional(),
+        matches: z.array(httpRouteMatch).optional(),
+        filters: z.array(httpRouteFilter).optional(),
+        backendRefs: z.array(backendRef).optional(),
+        timeouts: routeTimeouts.optional(),
+      }),
+    )
+    .min(1),
+});
+
+const grpcMethodMatch = z.strictObject({
+  type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
+  service: z.string().min(1).optional(),
+  method: z.string().min(1).optional(),
+});
+
+export const grpcRouteSpecSchema = z.strictObject({
+  ...routeCommon,
+  rules: z
+    .array(
+      z.strictObject({
+        name: name.optional(),
+        matches: z
+          .array(z.strictObject({ method: grpcMethodMatch.optional(), headers: z.array(stringMatch).optional() }))
+          .optional(),
+        filters: z
+          .array(
+            z.discriminatedUnion('type', [
+              z.strictObject({ type: z.literal('RequestHeaderModifier'), requestHeaderModifier: headerModifier }),
+              z.strictObject({ type: z.literal('ResponseHeaderModifier'), responseHeaderModifier: headerModifier }),
+            ]),
+          )
+          .optional(),
+        backendRefs: z.array(backendRef).optional(),
+        timeouts: routeTimeouts.optional(),
+      }),
+    )
+    .min(1),
+});
+
+export const tcpRouteSpecSchema = z.strictObject({
+  parentRefs: z.array(parentRef).min(1),
+  rules: z.array(z.strictObject({ name: name.optional(), backendRefs: z.array(backendRef).min(1) })).min(1),
+});
+
+// ---- TrafficPolicy (weft.dev/v1): what a client does when calling a Service ----
+
+export const RETRY_ON = [
+  '5xx',
+  'gateway-error',
+  'reset',
+  'connect-failure',
+  'retriable-4xx',
+  'refused-stream',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const;
+
+const percent = z.number().min(0).max(100);
+
+export const trafficPolicySpecSchema = z.strictObject({
+  targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name, namespace: name.optional() }),
+  loadBalancer: z
+    .strictObject({
+      type: z.enum(['RoundRobin', 'LeastRequest', 'Random', 'RingHash', 'Maglev']),
+      ringHash: z
+        .strictObject({
+          minimumRingSize: z.number().int().min(1).max(8_388_608).optional(),
+          maximumRingSize: z.number().int().min(1).max(8_388_608).optional(),
+        })
+        .optional(),
+      /** What a RingHash/Maglev request hashes on; the first present wins. */
+      hashOn: z
+        .array(
+          z.union([
+            z.strictObject({ header: headerName }),
+            z.strictObject({ cookie: z.strictObject({ name: z.string().min(1), ttl: duration.optional() }) }),
+            z.strictObject({ sourceIP: z.literal(true) }),
+          ]),
+        )
+        .optional(),
+    })
+    .optional(),
+  connectionPool: z
+    .strictObject({
+      maxConnections: z.number().int().min(1).optional(),
+      maxPendingRequests: z.number().int().min(1).optional(),
+      maxRequests: z.number().int().min(1).optional(),
+      maxRetries: z.number().int().min(0).optional(),
+      connectTimeout: duration.optional(),
+      maxRequestsPerConnection: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  outlierDetection: z
+    .strictObject({
+      consecutive5xx: z.number().int().min(1).optional(),
+      consecutiveGatewayErrors: z.number().int().min(1).optional(),
+      interval: duration.optional(),
+      baseEjectionTime: duration.optional(),
+      maxEjectionPercent: percent.optional(),
+      successRate: z
+        .strictObject({
+          minimumHosts: z.number().int().min(1).optional(),
+          requestVolume: z.number().int().min(1).optional(),
+          stdevFactor: z.number().int().min(1).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  retries: z
+    .strictObject({
+      attempts: z.number().int().min(0).max(10),
+      retryOn: z.array(z.enum(RETRY_ON)).min(1).optional(),
+      retriableStatusCodes: z.array(z.number().int().min(100).max(599)).optional(),
+      perTryTimeout: duration.optional(),
+      backoff: z.strictObject({ baseInterval: duration, maxInterval: duration.optional() }).optional(),
+      budget: z
+        .strictObject({ percent: percent, minRetriesPerSecond: z.number().int().min(0).optional() })
+        .optional(),
+    })
+    .optional(),
+  timeouts: z
+    .strictObject({
+      request: duration.optional(),
+      idle: duration.optional(),
+    })
+    .optional(),
+});
+
+// ---- Zero trust (weft.dev/v1) ----
+
+export const meshTlsSpecSchema = z.strictObject({
+  /** A Service in this namespace; absent: every service of the namespace. */
+  targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name }).optional(),
+  mode: z.enum(['permissive', 'strict']),
+});
+
+const authzSource = z.strictObject({
+  identities: z.array(z.string().startsWith('spiffe://')).optional(),
+  namespaces: z.array(name).optional(),
+  services: z.array(z.string().min(1)).optional(),
+});
+
+const authzOperation = z.strictObject({
+  ports: z.array(port).optional(),
+  paths: z.array(z.string().min(1)).optional(),
+  methods: z.array(z.string().min(1)).optional(),
+  headers: z.array(stringMatch).optional(),
+});
+
+export const authorizationPolicySpecSchema = z.strictObject({
+  targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name }).optional(),
+  action: z.enum(['ALLOW', 'DENY']),
+  rules: z.array(z.strictObject({ from: z.array(authzSource).optional(), to: z.array(authzOperation).optional() })).default([]),
+});
+
+// ---- The registry of kinds ----
+
+export const KINDS = {
+  Service: { apiVersion: 'weft.dev/v1', spec: serviceSpecSchema },
+  HTTPRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: httpRouteSpecSchema },
+  GRPCRoute: { apiVersion: 'gateway.networking.k8s.io/v1', spec: grpcRouteSpecSchema },
+  TCPRoute: { apiVersion: 'gateway.networking.k8s.io/v1alpha2', spec: tcpRouteSpecSchema },
+  TrafficPolicy: { apiVersion: 'weft.dev/v1', spec: trafficPolicySpecSchema },
+  MeshTLS: { apiVersion: 'weft.dev/v1', spec: meshTlsSpecSchema },
+  AuthorizationPolicy: { apiVersion: 'weft.dev/v1', spec: authorizationPolicySpecSchema },
+} as const;
+
+export type Kind = keyof typeof KINDS;
+export const KIND_NAMES = Object.keys(KINDS) as Kind[];
+
+export type Metadata = z.output<typeof metadataSchema>;
+export type ServiceSpec = z.output<typeof serviceSpecSchema>;
+export type StaticEndpoint = z.output<typeof staticEndpointSchema>;
+export type HTTPRouteSpec = z.output<typeof httpRouteSpecSchema>;
+export type GRPCRouteSpec = z.output<typeof grpcRouteSpecSchema>;
+export type TCPRouteSpec = z.output<typeof tcpRouteSpecSchema>;
+export type TrafficPolicySpec = z.output<typeof trafficPolicySpecSchema>;
+export type MeshTLSSpec = z.output<typeof meshTlsSpecSchema>;
+export type AuthorizationPolicySpec = z.output<typeof authorizationPolicySpecSchema>;
+
+export interface SpecByKind {
+  Service: ServiceSpec;
+  HTTPRoute: HTTPRouteSpec;
+  GRPCRoute: GRPCRouteSpec;
+  TCPRoute: TCPRouteSpec;
+  TrafficPolicy: TrafficPolicySpec;
+  MeshTLS: MeshTLSSpec;
+  AuthorizationPolicy: AuthorizationPolicySpec;
+}
+
+/** A validated resource, defaults applied. */
+export interface Resource<K extends Kind = Kind> {
+  apiVersion: string;
+  kind: K;
+  metadata: Metadata;
+  spec: SpecByKind[K];
+}
+
+/** "Kind/namespace/name": the identity of a resource in the store. */
+export function resourceKey(r: { kind: string; metadata: { name: string; namespace?: string } }): string {
+  return `${r.kind}/${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
+}

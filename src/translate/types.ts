@@ -1,0 +1,57 @@
+// The translator's inputs and outputs: a read-only view of the mesh, the node
+// asking, and the Envoy v3 resources that node should receive.
+import type { Resource } from '../config/kinds';
+import type { XdsTypeUrl } from '../xds/type-urls';
+
+/** One live endpoint of a service: static from its spec or registered through the API. */
+export interface Endpoint {
+  address: string;
+  /** service port name → port on this endpoint */
+  ports: Record<string, number>;
+  labels: Record<string, string>;
+  zone?: string;
+  weight: number;
+  health: 'healthy' | 'unhealthy' | 'draining';
+  /** 'static' or the registration id */
+  origin: string;
+}
+
+/** Everything the translator may read: validated resources and live endpoints. */
+export interface MeshView {
+  services: Resource<'Service'>[];
+  httpRoutes: Resource<'HTTPRoute'>[];
+  grpcRoutes: Resource<'GRPCRoute'>[];
+  tcpRoutes: Resource<'TCPRoute'>[];
+  trafficPolicies: Resource<'TrafficPolicy'>[];
+  meshTls: Resource<'MeshTLS'>[];
+  authorizationPolicies: Resource<'AuthorizationPolicy'>[];
+  /** "namespace/name" of a Service → its endpoints */
+  endpoints: Map<string, Endpoint[]>;
+}
+
+/**
+ * What kind of xDS client a node is. A weft sidecar or Envoy gets socket
+ * listeners (outbound, inbound); a proxyless gRPC client gets one API
+ * listener per `xds:///` target it may dial.
+ */
+export type NodeRole = 'sidecar' | 'proxyless';
+
+/** The node as the translator sees it: derived from the xDS Node message. */
+export interface NodeInfo {
+  id: string;
+  role: NodeRole;
+  /** The service this node runs beside (absent: a client with no service of its own). */
+  service?: string;
+  namespace: string;
+  zone?: string;
+}
+
+/** One Envoy resource, a plain object that protobufjs `fromObject` accepts for its type. */
+export interface XdsResource {
+  name: string;
+  /** The resource message (snake_case fields, nested Anys already encoded as {type_url, value}). */
+  resource: Record<string, unknown>;
+}
+
+/** The translator's output for one node: type URL → resources by name. */
+export type ResourceSet = Map<XdsTypeUrl, Map<string, XdsResource>>;

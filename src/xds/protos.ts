@@ -1,0 +1,95 @@
+// Loads the Envoy v3 and xDS protos shipped in @grpc/grpc-js-xds (never copied
+// into this repository) into one protobufjs Root, and offers the encoders the
+// translator, cache, server and proxy share.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as protobuf from 'protobufjs';
+
+/** The proto files weft uses; their imports are resolved from the include dirs. */
+const PROTO_FILES = [
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.proto',
+  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
+  'envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto',
+  'envoy/extensions/load_balancing_policies/random/v3/random.proto',
+];
+
+/** Folders of the proto tree inside @grpc/grpc-js-xds. */
+export function protoIncludeDirs(): string[] {
+  const pkg = require.resolve('@grpc/grpc-js-xds/package.json');
+  const deps = path.join(path.dirname(pkg), 'deps');
+  return [
+    path.join(deps, 'envoy-api'),
+    path.join(deps, 'xds'),
+    path.join(deps, 'googleapis'),
+    path.join(deps, 'protoc-gen-validate'),
+    path.join(path.dirname(require.resolve('protobufjs/package.json'))),
+  ];
+}
+
+let root: protobuf.Root | undefined;
+
+/** The shared Root, loaded once (about a few hundred ms) on first use. */
+export function protoRoot(): protobuf.Root {
+  if (root) return root;
+  const includeDirs = protoIncludeDirs();
+  const r = new protobuf.Root();
+  r.resolvePath = (origin, target) => {
+    if (path.isAbsolute(target) && fs.existsSync(target)) return target;
+    for (const dir of includeDirs) {
+      const candidate = path.join(dir, target);
+      if (fs.existsSync(candidate)) return candidate;
+    }
+    // google/protobuf/*.proto are bundled with protobufjs as common types.
+    return target;
+  };
+  r.loadSync(PROTO_FILES, { keepCase: true });
+  r.resolveAll();
+  root = r;
+  return r;
+}
+
+const typeCache = new Map<string, protobuf.Type>();
+
+/** A message type by full name ("envoy.config.listener.v3.Listener") or type URL. */
+export function messageType(nameOrTypeUrl: string): protobuf.Type {
+  const fullName = nameOrTypeUrl.replace(/^type\.googleapis\.com\//, '');
+  let t = typeCache.get(fullName);
+  if (!t) {
+    t = protoRoot().lookupType(fullName);
+    typeCache.set(fullName, t);
+  }
+  return t;
+}
+
+/** Encodes a plain object (snake_case fields) as the message of the type URL. Throws on a field the type lacks. */
+export function encodeMessage(typeUrl: string, obj: Record<string, unknown>): Buffer {
+  const type = messageType(typeUrl);
+  const problem = type.verify(obj);
+  if (problem) throw new Error(`${type.fullName}: ${problem}`);
+  return Buffer.from(type.encode(type.fromObject(obj)).finish());
+}
+
+/** A google.protobuf.Any holding `obj` encoded as the type URL, for nesting inside another resource. */
+export function anyOf(typeUrl: string, obj: Record<string, unknown>): { type_url: string; value: Buffer } {
+  return { type_url: typeUrl, value: encodeMessage(typeUrl, obj) };
+}
+
+/** Decodes bytes of the type URL into a plain object (enums as strings, longs as numbers). */
+export function decodeMessage(typeUrl: string, bytes: Uint8Array): Record<string, any> {
+  const type = messageType(typeUrl);
+  return type.toObject(type.decode(bytes), { enums: String, longs: Number, defaults: false, oneofs: true }) as Record<
+    string,
+    any
+  >;
+}
