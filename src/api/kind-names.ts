@@ -1,0 +1,26 @@
+// The names a user may give a kind on the command line and in API paths:
+// the kind itself, its plural, and a short alias, in any case.
+import { KIND_NAMES, type Kind } from '../config/kinds';
+
+const ALIASES: Record<string, Kind> = {
+  svc: 'Service',
+  tp: 'TrafficPolicy',
+  authz: 'AuthorizationPolicy',
+  mtls: 'MeshTLS',
+};
+
+export function kindFromName(text: string): Kind | undefined {
+  const lower = text.toLowerCase();
+  if (ALIASES[lower]) return ALIASES[lower];
+  for (const kind of KIND_NAMES) {
+    const k = kind.toLowerCase();
+    if (lower === k || lower === pluralOf(k)) return kind;
+  }
+  return undefined;
+}
+
+export function pluralOf(kindLower: string): string {
+  if (kindLower.endsWith('y')) return kindLower.slice(0, -1) + 'ies';
+  if (kindLower.endsWith('s')) return kindLower + 'es';
+  return kindLower + 's';
+}

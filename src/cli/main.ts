@@ -1,0 +1,96 @@
+// The `weft` command line: parsing only; each command calls into a module.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_API } from './api-client';
+import { runControl } from './commands/control';
+import { runValidate } from './commands/validate';
+import { runApply, runDelete, runGet, runEndpoints } from './commands/resources';
+import { runStatus } from './commands/status';
+import { runBootstrap } from './commands/bootstrap';
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('weft')
+    .description('weft: a service mesh. Control plane, sidecar proxy and tools.')
+    .version(require('../../../package.json').version)
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+  const apiOption = () => new Option('--api <url>', 'admin API of the control plane').default(DEFAULT_API);
+
+  program
+    .command('control')
+    .description('run the control plane: config store, registry, xDS server and admin API')
+    .option('-c, --config <dir>', 'directory of YAML resources to load and watch')
+    .option('--data-dir <dir>', 'where API-applied resources and registrations persist', '.weft')
+    .option('--xds-port <port>', 'xDS (ADS) gRPC port', portNumber, 15010)
+    .option('--api-port <port>', 'admin API port', portNumber, 15000)
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .action(runControl);
+
+  program
+    .command('validate')
+    .description('check YAML resources without applying them')
+    .requiredOption('-f, --file <path>', 'a YAML file or a directory of them')
+    .action(runValidate);
+
+  program
+    .command('apply')
+    .description('create or replace resources through the API (all or nothing)')
+    .requiredOption('-f, --file <path>', 'a YAML file, a directory of them, or - for stdin')
+    .addOption(apiOption())
+    .action(runApply);
+
+  program
+    .command('get')
+    .description('list resources of a kind, or show one')
+    .argument('<kind>', 'e.g. services, httproutes, grpcroutes, trafficpolicies')
+    .argument('[name]')
+    .option('-n, --namespace <ns>', 'namespace (default: all when listing, "default" for one)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'yaml', 'json']).default('table'))
+    .addOption(apiOption())
+    .action(runGet);
+
+  program
+    .command('delete')
+    .description('delete a resource applied through the API')
+    .argument('<kind>')
+    .argument('<name>')
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .addOption(apiOption())
+    .action(runDelete);
+
+  program
+    .command('endpoints')
+    .description("list services' live endpoints (static and registered)")
+    .argument('[service]', 'name or namespace/name')
+    .addOption(apiOption())
+    .action(runEndpoints);
+
+  program
+    .command('status')
+    .description('connected xDS nodes and whether each has ACKed the latest config of each type')
+    .addOption(apiOption())
+    .action(runStatus);
+
+  program
+    .command('bootstrap')
+    .description('print a bootstrap file for an xDS client of this mesh')
+    .requiredOption('--grpc', 'a bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP)')
+    .option('--xds <host:port>', 'the control plane xDS address', '127.0.0.1:15010')
+    .option('--node-id <id>', 'node id (default: <service>-<random>)')
+    .option('--service <name>', 'the service this client runs as')
+    .option('-n, --namespace <ns>', 'its namespace', 'default')
+    .option('--zone <zone>', 'its zone, for same-zone preference')
+    .action(runBootstrap);
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

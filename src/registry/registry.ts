@@ -1,0 +1,257 @@
+// Live endpoints of every service: the static `endpoints` of Service specs,
+// plus instances registered through the API (by `weft run` and sidecars).
+// A registration holds a lease: when it is not renewed within its TTL the
+// instance leaves the mesh and proxies stop sending to it.
+import * as crypto from 'node:crypto';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { name as nameSchema, port as portSchema, type Resource } from '../config/kinds';
+import { silentLogger, type Logger } from '../observe/log';
+import { readJsonFile, SerialWriter } from '../store/atomic-file';
+import type { Store } from '../store/store';
+import type { Endpoint } from '../translate/types';
+
+export type Health = Endpoint['health'];
+
+export const DEFAULT_TTL_SECONDS = 15;
+const MAX_TTL_SECONDS = 3600;
+
+const registrationRequestSchema = z.strictObject({
+  service: nameSchema,
+  namespace: nameSchema.optional(),
+  address: z.string().refine((a) => net.isIP(a) !== 0, 'an IPv4 or IPv6 address'),
+  /** One port for every service port, or ports by service port name. */
+  port: portSchema.optional(),
+  ports: z.record(z.string(), portSchema).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  zone: z.string().optional(),
+  weight: z.number().int().min(1).max(128).optional(),
+  health: z.enum(['healthy', 'unhealthy', 'draining']).optional(),
+  /** Lease length; the instance must renew before it runs out. */
+  ttlSeconds: z.number().int().min(1).max(MAX_TTL_SECONDS).optional(),
+});
+
+export type RegistrationRequest = z.input<typeof registrationRequestSchema>;
+
+export interface Registration {
+  id: string;
+  service: string;
+  namespace: string;
+  address: string;
+  ports: Record<string, number>;
+  labels: Record<string, string>;
+  zone?: string;
+  weight: number;
+  health: Health;
+  ttlSeconds: number;
+  registeredAt: number;
+  expiresAt: number;
+}
+
+/** A registration the registry refuses; `field` names what is wrong. */
+export class RegistrationError extends Error {
+  constructor(
+    readonly code: 'E_REGISTRATION_INVALID' | 'E_UNKNOWN_SERVICE' | 'E_UNKNOWN_REGISTRATION',
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RegistryOptions {
+  store: Store;
+  /** Registrations survive a control-plane restart here (they still have to renew). */
+  dataDir?: string;
+  log?: Logger;
+  now?: () => number;
+  /** How often expired leases are swept; 0 disables the timer (tests call sweep()). */
+  sweepIntervalMs?: number;
+}
+
+export class Registry {
+  private readonly registrations = new Map<string, Registration>();
+  private readonly listeners = new Set<() => void>();
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly writer?: SerialWriter;
+  private readonly file?: string;
+  private sweepTimer?: NodeJS.Timeout;
+
+  constructor(opts: RegistryOptions) {
+    this.store = opts.store;
+    this.log = opts.log ?? silentLogger;
+    this.now = opts.now ?? Date.now;
+    if (opts.dataDir) {
+      this.file = path.join(opts.dataDir, 'registrations.json');
+      this.writer = new SerialWriter(this.file);
+      this.restore();
+    }
+    const interval = opts.sweepIntervalMs ?? 1000;
+    if (interval > 0) {
+      this.sweepTimer = setInterval(() => this.sweep(), interval);
+      this.sweepTimer.unref();
+    }
+  }
+
+  register(input: unknown): Registration {
+    const parsed = registrationRequestSchema.safeParse(input);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const field = issue.path.join('.');
+      throw new RegistrationError('E_REGISTRATION_INVALID', `${field || 'body'}: ${issue.message}`, field || undefined);
+    }
+    const req = parsed.data;
+    const namespace = req.namespace ?? 'default';
+    const service = this.store.get('Service', namespace, req.service);
+    if (!service) {
+      throw new RegistrationError('E_UNKNOWN_SERVICE', `no Service ${namespace}/${req.service}`, 'service');
+    }
+    const ports = resolvePorts(service.resource, req);
+    const ttlSeconds = req.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    const weight = req.weight ?? 1;
+    const health = req.health ?? 'healthy';
+    const now = this.now();
+    const reg: Registration = {
+      id: crypto.randomUUID(),
+      service: req.service,
+      namespace,
+      address: req.address,
+      ports,
+      labels: { ...req.labels },
+      zone: req.zone,
+      weight,
+      health,
+      ttlSeconds,
+      registeredAt: now,
+      expiresAt: now + ttlSeconds * 1000,
+    };
+    this.registrations.set(reg.id, reg);
+    this.log('info', 'instance registered', { id: reg.id, service: `${namespace}/${req.service}`, address: req.address });
+    this.changed();
+    return reg;
+  }
+
+  /** Extends the lease; may also change the instance's health (e.g. draining before exit). */
+  renew(id: string, health?: Health): Registration {
+    const reg = this.registrations.get(id);
+    if (!reg) throw new RegistrationError('E_UNKNOWN_REGISTRATION', `no registration ${id} (expired or never made)`, 'id');
+    reg.expiresAt = this.now() + reg.ttlSeconds * 1000;
+    if (health && health !== reg.health) {
+      reg.health = health;
+      this.changed();
+    }
+    return reg;
+  }
+
+  deregister(id: string): boolean {
+    const reg = this.registrations.get(id);
+    if (!reg) return false;
+    this.registrations.delete(id);
+    this.log('info', 'instance deregistered', { id, service: `${reg.namespace}/${reg.service}` });
+    this.changed();
+    return true;
+  }
+
+  /** Removes registrations whose lease ran out. */
+  sweep(): void {
+    const now = this.now();
+    let expired = 0;
+    for (const [id, reg] of this.registrations) {
+      if (reg.expiresAt <= now) {
+        this.registrations.delete(id);
+        expired++;
+        this.log('warn', 'registration lease expired', { id, service: `${reg.namespace}/${reg.service}`, address: reg.address });
+      }
+    }
+    if (expired > 0) this.changed();
+  }
+
+  list(): Registration[] {
+    return [...this.registrations.values()].sort((a, b) => a.registeredAt - b.registeredAt || a.id.localeCompare(b.id));
+  }
+
+  /** Every service's endpoints, static first, keyed "namespace/name". */
+  endpoints(): Map<string, Endpoint[]> {
+    const out = new Map<string, Endpoint[]>();
+    for (const { resource } of this.store.list('Service')) {
+      const key = `${resource.metadata.namespace}/${resource.metadata.name}`;
+      out.set(key, staticEndpoints(resource));
+    }
+    for (const reg of this.list()) {
+      const list = out.get(`${reg.namespace}/${reg.service}`);
+      if (!list) continue; // its Service was deleted; the lease will run out
+      list.push({
+        address: reg.address,
+        ports: reg.ports,
+        labels: reg.labels,
+        zone: reg.zone,
+        weight: reg.weight,
+        health: reg.health,
+        origin: reg.id,
+      });
+    }
+    return out;
+  }
+
+  onChange(cb: () => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    await this.writer?.write(this.serialize()).catch(() => {});
+  }
+
+  private changed(): void {
+    void this.writer?.write(this.serialize()).catch((err) => this.log('error', 'could not persist registrations', { error: String(err) }));
+    for (const cb of this.listeners) {
+      try {
+        cb();
+      } catch (err) {
+        this.log('error', 'registry listener threw', { error: String(err) });
+      }
+    }
+  }
+
+  private serialize(): string {
+    return JSON.stringify({ format: 1, registrations: this.list() }, null, 1);
+  }
+
+  /** Restored registrations get a fresh lease: their instances had no control plane to renew with. */
+  private restore(): void {
+    const data = readJsonFile<{ registrations: Registration[] }>(this.file!);
+    const now = this.now();
+    for (const reg of data?.registrations ?? []) {
+      this.registrations.set(reg.id, { ...reg, expiresAt: now + reg.ttlSeconds * 1000 });
+    }
+  }
+}
+
+function resolvePorts(service: Resource<'Service'>, req: RegistrationRequest): Record<string, number> {
+  const ports: Record<string, number> = {};
+  for (const p of service.spec.ports) {
+    ports[p.name] = req.ports?.[p.name] ?? req.port ?? p.targetPort ?? p.port;
+  }
+  for (const name of Object.keys(req.ports ?? {})) {
+    if (!service.spec.ports.some((p) => p.name === name)) {
+      throw new RegistrationError('E_REGISTRATION_INVALID', `service has no port named "${name}"`, `ports.${name}`);
+    }
+  }
+  return ports;
+}
+
+function staticEndpoints(service: Resource<'Service'>): Endpoint[] {
+  return (service.spec.endpoints ?? []).map((e) => ({
+    address: e.address,
+    ports: Object.fromEntries(service.spec.ports.map((p) => [p.name, e.ports?.[p.name] ?? e.port ?? p.targetPort ?? p.port])),
+    labels: { ...e.labels },
+    zone: e.zone,
+    weight: e.weight ?? 1,
+    health: 'healthy' as const,
+    origin: 'static',
+  }));
+}
