@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EmbeddedStore } from '../../src/store/embedded-store';
+import { Registry, RegistrationError } from '../../src/registry/registry';
+import type { Resource } from '../../src/config/kinds';
+import { tempDir } from '../helpers/tmp';
+
+const shop: Resource<'Service'> = {
+  apiVersion: 'weft.dev/v1',
+  kind: 'Service',
+  metadata: { name: 'shop', namespace: 'default' },
+  spec: {
+    ports: [
+      { name: 'http', port: 8080, protocol: 'http' },
+      { name: 'grpc', port: 9090, protocol: 'grpc', targetPort: 19090 },
+    ],
+    endpoints: [{ address: '127.0.0.2', zone: 'a' }],
+  },
+};
+
+async function setup(t: import('node:test').TestContext) {
+  const dataDir = tempDir(t);
+  const store = await EmbeddedStore.open({ dataDir });
+  await store.apply([shop]);
+  let now = 1_000_000;
+  const clock = { now: () => now, advance: (ms: number) => (now += ms) };
+  const registry = new Registry({ store, dataDir, now: clock.now, sweepIntervalMs: 0 });
+  t.after(async () => {
+    await registry.close();
+    await store.close();
+  });
+  return { store, registry, clock, dataDir };
+}
+
+test('static endpoints take their ports from the service ports', async (t) => {
+  const { registry } = await setup(t);
+  const [ep] = registry.endpoints().get('default/shop')!;
+  assert.deepEqual(ep.ports, { http: 8080, grpc: 19090 });
+  assert.equal(ep.origin, 'static');
+  assert.equal(ep.zone, 'a');
+});
+
+test('a registered instance is an endpoint until its lease runs out; renewing keeps it', async (t) => {
+  const { registry, clock } = await setup(t);
+  let changes = 0;
+  registry.onChange(() => changes++);
+  const reg = registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 10, zone: 'b' });
+  assert.equal(changes, 1);
+  assert.deepEqual(
+    registry.endpoints().get('default/shop')!.map((e) => [e.address, e.ports.http, e.origin]),
+    [['127.0.0.2', 8080, 'static'], ['127.0.0.1', 3000, reg.id]],
+  );
+  clock.advance(9000);
+  registry.renew(reg.id);
+  clock.advance(9000);
+  registry.sweep();
+  assert.equal(registry.endpoints().get('default/shop')!.length, 2, 'renewed lease still valid');
+  clock.advance(1001);
+  registry.sweep();
+  assert.equal(registry.endpoints().get('default/shop')!.length, 1, 'expired instance left');
+  assert.equal(changes, 2);
+  assert.throws(() => registry.renew(reg.id), (err: unknown) => err instanceof RegistrationError && err.code === 'E_UNKNOWN_REGISTRATION');
+});
+
+test('renewing with a new health state changes the endpoint; deregister removes it at once', async (t) => {
+  const { registry } = await setup(t);
+  const reg = registry.register({ service: 'shop', address: '127.0.0.1', ports: { http: 3000, grpc: 3001 } });
+  registry.renew(reg.id, 'draining');
+  assert.equal(registry.endpoints().get('default/shop')![1].health, 'draining');
+  assert.equal(registry.deregister(reg.id), true);
+  assert.equal(registry.endpoints().get('default/shop')!.length, 1);
+  assert.equal(registry.deregister(reg.id), false);
+});
+
+test('bad registrations are refused with the field at fault', async (t) => {
+  const { registry } = await setup(t);
+  const cases: [unknown, string, string | undefined][] = [
+    [{ service: 'ghost', address: '127.0.0.1' }, 'E_UNKNOWN_SERVICE', 'service'],
+    [{ service: 'shop', address: 'not-an-ip' }, 'E_REGISTRATION_INVALID', 'address'],
+    [{ service: 'shop', address: '127.0.0.1', port: 0 }, 'E_REGISTRATION_INVALID', 'port'],
+    [{ service: 'shop', address: '127.0.0.1', ports: { nope: 1 } }, 'E_REGISTRATION_INVALID', 'ports.nope'],
+    [{ service: 'shop', address: '127.0.0.1', ttlSeconds: -1 }, 'E_REGISTRATION_INVALID', 'ttlSeconds'],
+    [{ service: 'shop', address: '127.0.0.1', health: 'fine' }, 'E_REGISTRATION_INVALID', 'health'],
+    [{ service: 'shop', address: '127.0.0.1', extra: true }, 'E_REGISTRATION_INVALID', undefined],
+    ['garbage', 'E_REGISTRATION_INVALID', undefined],
+  ];
+  for (const [body, code, field] of cases) {
+    assert.throws(
+      () => registry.register(body),
+      (err: unknown) => err instanceof RegistrationError && err.code === code && err.field === field,
+      JSON.stringify(body),
+    );
+  }
+  assert.equal(registry.list().length, 0);
+});
+
+test('registrations survive a control-plane restart with a fresh lease', async (t) => {
+  const { store, registry, clock, dataDir } = await setup(t);
+  const reg = registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 5 });
+  await registry.close();
+  clock.advance(60_000);
+  const restarted = new Registry({ store, dataDir, now: clock.now, sweepIntervalMs: 0 });
+  t.after(() => restarted.close());
+  restarted.sweep();
+  assert.deepEqual(restarted.list().map((r) => r.id), [reg.id]);
+  clock.advance(5001);
+  restarted.sweep();
+  assert.deepEqual(restarted.list(), []);
+});
