@@ -1,0 +1,242 @@
+// Per node group snapshots and the watches streams hold on them. A group is
+// created when its first node asks, regenerated on every refresh() while it
+// lives, and dropped after it has had no watch for idleGroupTtlMs.
+import type { NodeInfo, ResourceSet } from '../../translate/types';
+import { nodeGroupKey } from '../node-info';
+import { TYPE_SHORT_NAME, XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
+import { checkConsistency } from './consistency';
+import { SnapshotError, SnapshotGenerateError, SnapshotInconsistentError } from './errors';
+import { silentLogger, type LogFn } from './logger';
+import { buildSnapshot, type Snapshot } from './snapshot';
+import {
+  deltaAnswer,
+  sotwAnswer,
+  type DeltaResponse,
+  type DeltaWatchRequest,
+  type SotwResponse,
+  type SotwWatchRequest,
+  type WatchResult,
+} from './watches';
+
+export interface SnapshotCacheOptions {
+  /** The resources for a node group; called with the group's first node. */
+  generate(node: NodeInfo): ResourceSet;
+  log?: LogFn;
+  /** How long a group with no watch is kept before it is dropped (default 60 s). */
+  idleGroupTtlMs?: number;
+  /** Clock in ms, for tests. */
+  now?: () => number;
+}
+
+type PendingWatch =
+  | { kind: 'sotw'; req: SotwWatchRequest; respond: (r: SotwResponse) => void }
+  | { kind: 'delta'; req: DeltaWatchRequest; respond: (r: DeltaResponse) => void };
+
+class NodeGroup {
+  snapshot: Snapshot | undefined;
+  error: SnapshotError | undefined;
+  readonly watches = new Map<XdsTypeUrl, Set<PendingWatch>>(XDS_RESOURCE_TYPES.map((t) => [t, new Set()]));
+  watchCount = 0;
+  idleSince: number;
+
+  constructor(
+    readonly key: string,
+    /** The first node of the group: what the generator sees for every member. */
+    readonly node: NodeInfo,
+    now: number,
+  ) {
+    this.idleSince = now;
+  }
+}
+
+export interface SnapshotCacheStats {
+  groups: number;
+  watches: number;
+  refreshes: number;
+  /** Duration of the last refresh, all groups included. */
+  lastRefreshMs: number;
+}
+
+export class SnapshotCache {
+  private readonly groups = new Map<string, NodeGroup>();
+  private readonly generate: (node: NodeInfo) => ResourceSet;
+  private readonly log: LogFn;
+  private readonly idleGroupTtlMs: number;
+  private readonly now: () => number;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private pendingRefresh: Promise<void> | undefined;
+  private refreshes = 0;
+  private lastRefreshMs = 0;
+
+  constructor(options: SnapshotCacheOptions) {
+    this.generate = options.generate;
+    this.log = options.log ?? silentLogger;
+    this.idleGroupTtlMs = options.idleGroupTtlMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+    this.sweepTimer = setInterval(() => this.dropIdleGroups(), Math.max(1000, this.idleGroupTtlMs / 2));
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Regenerates every live group, once for a burst of calls (on the next
+   * turn of the event loop). Resolves when the regeneration has run.
+   */
+  refresh(): Promise<void> {
+    this.pendingRefresh ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.pendingRefresh = undefined;
+        this.refreshNow();
+        resolve();
+      }),
+    );
+    return this.pendingRefresh;
+  }
+
+  /** Regenerates every live group now. */
+  refreshNow(): void {
+    const started = performance.now();
+    for (const group of this.groups.values()) this.regenerate(group);
+    this.refreshes++;
+    this.lastRefreshMs = performance.now() - started;
+    this.log('debug', 'snapshots refreshed', { groups: this.groups.size, ms: Math.round(this.lastRefreshMs) });
+  }
+
+  createWatch(req: SotwWatchRequest, respond: (r: SotwResponse) => void): WatchResult<SotwResponse> {
+    const group = this.group(req.node);
+    const snap = group.snapshot?.type(req.typeUrl);
+    const response = snap && sotwAnswer(snap, req);
+    if (response) return { response };
+    return { cancel: this.addWatch(group, req.typeUrl, { kind: 'sotw', req, respond }) };
+  }
+
+  createDeltaWatch(req: DeltaWatchRequest, respond: (r: DeltaResponse) => void): WatchResult<DeltaResponse> {
+    const group = this.group(req.node);
+    const snap = group.snapshot?.type(req.typeUrl);
+    const response = snap && deltaAnswer(snap, req);
+    if (response) return { response };
+    return { cancel: this.addWatch(group, req.typeUrl, { kind: 'delta', req, respond }) };
+  }
+
+  /** The published snapshot of the node's group (created on first use). */
+  snapshotFor(node: NodeInfo): Snapshot | undefined {
+    return this.groups.get(nodeGroupKey(node))?.snapshot;
+  }
+
+  /** The published snapshot of a group, if the group is live. */
+  snapshot(groupKey: string): Snapshot | undefined {
+    return this.groups.get(groupKey)?.snapshot;
+  }
+
+  /** Why the group's latest generation was not published (cleared by the next successful one). */
+  lastError(groupKey: string): SnapshotError | undefined {
+    return this.groups.get(groupKey)?.error;
+  }
+
+  groupKeys(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  stats(): SnapshotCacheStats {
+    let watches = 0;
+    for (const g of this.groups.values()) watches += g.watchCount;
+    return { groups: this.groups.size, watches, refreshes: this.refreshes, lastRefreshMs: this.lastRefreshMs };
+  }
+
+  /** Drops groups that have had no watch for idleGroupTtlMs; runs on a timer, callable by tests. */
+  dropIdleGroups(): void {
+    const now = this.now();
+    for (const [key, group] of this.groups) {
+      if (group.watchCount === 0 && now - group.idleSince >= this.idleGroupTtlMs) {
+        this.groups.delete(key);
+        this.log('debug', 'node group dropped', { group: key });
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.sweepTimer);
+  }
+
+  private group(node: NodeInfo): NodeGroup {
+    const key = nodeGroupKey(node);
+    let group = this.groups.get(key);
+    if (!group) {
+      group = new NodeGroup(key, { ...node }, this.now());
+      this.groups.set(key, group);
+      this.regenerate(group);
+    }
+    return group;
+  }
+
+  private addWatch(group: NodeGroup, typeUrl: XdsTypeUrl, watch: PendingWatch): () => void {
+    const set = group.watches.get(typeUrl)!;
+    set.add(watch);
+    group.watchCount++;
+    return () => {
+      if (set.delete(watch)) this.watchGone(group);
+    };
+  }
+
+  private watchGone(group: NodeGroup): void {
+    if (--group.watchCount === 0) group.idleSince = this.now();
+  }
+
+  /** Generates, checks and publishes one group; on failure the previous snapshot stays. */
+  private regenerate(group: NodeGroup): void {
+    let next: Snapshot;
+    try {
+      const set = this.generate(group.node);
+      const problems = checkConsistency(set);
+      if (problems.length > 0) throw new SnapshotInconsistentError(group.key, problems);
+      next = buildSnapshot(set, group.snapshot);
+    } catch (err) {
+      const error = err instanceof SnapshotError ? err : new SnapshotGenerateError(group.key, err);
+      group.error = error;
+      this.log('error', 'snapshot not published; the previous one keeps serving', {
+        group: group.key,
+        code: error.code,
+        error: error.message,
+        ...(error instanceof SnapshotInconsistentError ? { problems: error.problems } : {}),
+      });
+      return;
+    }
+    const previous = group.snapshot;
+    group.snapshot = next;
+    group.error = undefined;
+    // Types in XDS_RESOURCE_TYPES order, so every stream gets CDS before EDS and LDS before RDS.
+    for (const typeUrl of XDS_RESOURCE_TYPES) {
+      const snap = next.type(typeUrl);
+      if (previous?.type(typeUrl) === snap) continue;
+      this.notify(group, typeUrl);
+      if (previous) {
+        this.log('debug', 'snapshot type changed', { group: group.key, type: TYPE_SHORT_NAME[typeUrl], version: snap.version });
+      }
+    }
+  }
+
+  private notify(group: NodeGroup, typeUrl: XdsTypeUrl): void {
+    const set = group.watches.get(typeUrl)!;
+    const snap = group.snapshot!.type(typeUrl);
+    // Iterate a copy: callbacks may cancel watches or open new ones on this set.
+    for (const watch of [...set]) {
+      if (!set.has(watch)) continue;
+      try {
+        if (watch.kind === 'sotw') {
+          const response = sotwAnswer(snap, watch.req);
+          if (!response) continue;
+          set.delete(watch);
+          this.watchGone(group);
+          watch.respond(response);
+        } else {
+          const response = deltaAnswer(snap, watch.req);
+          if (!response) continue;
+          set.delete(watch);
+          this.watchGone(group);
+          watch.respond(response);
+        }
+      } catch (err) {
+        this.log('error', 'watch callback failed', { group: group.key, error: (err as Error).message });
+      }
+    }
+  }
+}

@@ -1,0 +1,130 @@
+// One node group's published configuration: per resource type a version and
+// the resources encoded once, each with a content hash. Response bodies are
+// built from these bytes and memoized, so pushing a version to thousands of
+// streams costs one encoding.
+import { createHash } from 'node:crypto';
+import { encodeMessage } from '../protos';
+import { XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
+import type { ResourceSet, XdsResource } from '../../translate/types';
+import { deltaResourceEntry, sotwResourceEntry, sotwResponseBody } from './response-bodies';
+
+export interface EncodedResource {
+  readonly name: string;
+  /** The resource message itself. */
+  readonly bytes: Buffer;
+  /** Content hash: the resource's version in the delta protocol. */
+  readonly hash: string;
+  /** Pre-encoded DiscoveryResponse.resources entry. */
+  readonly sotwEntry: Buffer;
+  /** Pre-encoded DeltaDiscoveryResponse.resources entry. */
+  readonly deltaEntry: Buffer;
+}
+
+function shortHash(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex').slice(0, 16);
+}
+
+/** Memoized named bodies per type version; beyond this many name sets the memo restarts. */
+const NAMED_BODY_MEMO_LIMIT = 256;
+
+export class TypeSnapshot {
+  private wildcardBody: Buffer | undefined;
+  private readonly namedBodies = new Map<string, Buffer>();
+
+  constructor(
+    readonly typeUrl: XdsTypeUrl,
+    /** Derived from the content: the same resources always give the same version. */
+    readonly version: string,
+    readonly resources: ReadonlyMap<string, EncodedResource>,
+  ) {}
+
+  /**
+   * The DiscoveryResponse body (without nonce) for a subscription: every
+   * resource when `names` is undefined (wildcard), else only those named.
+   * `namesKey` identifies the name set for the memo.
+   */
+  sotwBody(names?: ReadonlySet<string>, namesKey?: string): Buffer {
+    if (!names) {
+      this.wildcardBody ??= sotwResponseBody(
+        this.typeUrl,
+        this.version,
+        [...this.resources.values()].map((r) => r.sotwEntry),
+      );
+      return this.wildcardBody;
+    }
+    const key = namesKey ?? [...names].sort().join('\n');
+    let body = this.namedBodies.get(key);
+    if (!body) {
+      const entries: Buffer[] = [];
+      for (const name of names) {
+        const r = this.resources.get(name);
+        if (r) entries.push(r.sotwEntry);
+      }
+      body = sotwResponseBody(this.typeUrl, this.version, entries);
+      if (this.namedBodies.size >= NAMED_BODY_MEMO_LIMIT) this.namedBodies.clear();
+      this.namedBodies.set(key, body);
+    }
+    return body;
+  }
+}
+
+export class Snapshot {
+  constructor(
+    readonly types: ReadonlyMap<XdsTypeUrl, TypeSnapshot>,
+    readonly createdAt: Date,
+  ) {}
+
+  /** A type absent from the generated set is published as an empty type (a valid, versioned answer). */
+  type(typeUrl: XdsTypeUrl): TypeSnapshot {
+    return this.types.get(typeUrl)!;
+  }
+
+  versions(): Record<string, string> {
+    return Object.fromEntries([...this.types].map(([url, t]) => [url, t.version]));
+  }
+}
+
+function encodeType(
+  typeUrl: XdsTypeUrl,
+  input: ReadonlyMap<string, XdsResource> | undefined,
+  previous: TypeSnapshot | undefined,
+): TypeSnapshot {
+  const resources = new Map<string, EncodedResource>();
+  const names = input ? [...input.keys()].sort() : [];
+  for (const name of names) {
+    const item = input!.get(name)!;
+    if (item.name !== name) {
+      throw new Error(`${typeUrl}: resource keyed "${name}" is named "${item.name}"`);
+    }
+    const bytes = encodeMessage(typeUrl, item.resource);
+    const hash = shortHash(bytes);
+    const prev = previous?.resources.get(name);
+    // Reuse the previous encoding when unchanged: stable identity, less garbage.
+    if (prev && prev.hash === hash) {
+      resources.set(name, prev);
+      continue;
+    }
+    resources.set(name, {
+      name,
+      bytes,
+      hash,
+      sotwEntry: sotwResourceEntry(typeUrl, bytes),
+      deltaEntry: deltaResourceEntry(typeUrl, name, hash, bytes),
+    });
+  }
+  const version = shortHash(names.map((n) => `${n}\0${resources.get(n)!.hash}`).join('\n'));
+  if (previous && previous.version === version) return previous;
+  return new TypeSnapshot(typeUrl, version, resources);
+}
+
+/** Encodes a generated resource set; types whose content did not change keep their previous TypeSnapshot. */
+export function buildSnapshot(set: ResourceSet, previous?: Snapshot): Snapshot {
+  const types = new Map<XdsTypeUrl, TypeSnapshot>();
+  for (const typeUrl of XDS_RESOURCE_TYPES) {
+    types.set(typeUrl, encodeType(typeUrl, set.get(typeUrl), previous?.types.get(typeUrl)));
+  }
+  for (const typeUrl of set.keys()) {
+    if (!types.has(typeUrl)) throw new Error(`unknown resource type ${typeUrl}`);
+  }
+  return new Snapshot(types, new Date());
+}

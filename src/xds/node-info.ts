@@ -1,0 +1,65 @@
+// Derives the translator's NodeInfo from the xDS Node a client sends on its
+// first request, and the key of the node group that shares one snapshot.
+import type { NodeInfo, NodeRole } from '../translate/types';
+
+/** Node metadata keys a weft sidecar, `weft run` or a proxyless bootstrap sets. */
+export const NODE_METADATA = {
+  service: 'WEFT_SERVICE',
+  namespace: 'WEFT_NAMESPACE',
+  role: 'WEFT_ROLE',
+} as const;
+
+/** Thrown when a Node cannot describe a weft node (no id, an unknown role). */
+export class InvalidNodeError extends Error {
+  readonly code = 'E_XDS_INVALID_NODE';
+}
+
+/**
+ * The subset of envoy.config.core.v3.Node weft reads. It accepts both a
+ * protobufjs-decoded message and its plain-object form: metadata is a
+ * google.protobuf.Struct. protobufjs defines the well-known types itself, in
+ * camelCase (`{ fields: { KEY: { stringValue } } }`); snake_case is accepted too.
+ */
+export interface XdsNodeLike {
+  id?: string;
+  user_agent_name?: string;
+  metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string } | undefined> } | null;
+  locality?: { zone?: string } | null;
+}
+
+function metadataString(node: XdsNodeLike, key: string): string | undefined {
+  const value = node.metadata?.fields?.[key];
+  const s = value?.stringValue ?? value?.string_value;
+  return typeof s === 'string' && s !== '' ? s : undefined;
+}
+
+export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
+  if (!node.id) throw new InvalidNodeError('node.id is empty');
+  const declaredRole = metadataString(node, NODE_METADATA.role);
+  let role: NodeRole;
+  if (declaredRole === undefined) {
+    // gRPC's xDS clients announce themselves as "gRPC Go", "gRPC Java", "gRPC Node"…
+    role = node.user_agent_name?.startsWith('gRPC') ? 'proxyless' : 'sidecar';
+  } else if (declaredRole === 'sidecar' || declaredRole === 'proxyless') {
+    role = declaredRole;
+  } else {
+    throw new InvalidNodeError(
+      `node ${node.id}: metadata ${NODE_METADATA.role} is "${declaredRole}", expected "sidecar" or "proxyless"`,
+    );
+  }
+  const info: NodeInfo = {
+    id: node.id,
+    role,
+    namespace: metadataString(node, NODE_METADATA.namespace) ?? 'default',
+  };
+  const service = metadataString(node, NODE_METADATA.service);
+  if (service !== undefined) info.service = service;
+  const zone = node.locality?.zone;
+  if (zone) info.zone = zone;
+  return info;
+}
+
+/** Nodes with the same role, namespace and service receive the same resources, so they share one snapshot. */
+export function nodeGroupKey(info: NodeInfo): string {
+  return `${info.role}|${info.namespace}|${info.service ?? ''}`;
+}

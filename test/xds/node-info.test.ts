@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { InvalidNodeError, nodeGroupKey, nodeInfoFromXdsNode } from '../../src/xds/node-info';
+import { decodeMessage, encodeMessage } from '../../src/xds/protos';
+
+// protobufjs's google.protobuf.Value uses camelCase field names.
+const meta = (fields: Record<string, string>) => ({
+  fields: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, { stringValue: v }])),
+});
+
+test('reads service, namespace, role and zone from the node', () => {
+  const info = nodeInfoFromXdsNode({
+    id: 'sidecar~10.0.0.1~web-1',
+    user_agent_name: 'envoy',
+    metadata: meta({ WEFT_SERVICE: 'web', WEFT_NAMESPACE: 'shop', WEFT_ROLE: 'sidecar' }),
+    locality: { zone: 'eu-1a' },
+  });
+  assert.deepEqual(info, { id: 'sidecar~10.0.0.1~web-1', role: 'sidecar', namespace: 'shop', service: 'web', zone: 'eu-1a' });
+  assert.equal(nodeGroupKey(info), 'sidecar|shop|web');
+});
+
+test('defaults: namespace "default"; role from the user agent when WEFT_ROLE is absent', () => {
+  assert.deepEqual(nodeInfoFromXdsNode({ id: 'a', user_agent_name: 'gRPC Node' }), {
+    id: 'a',
+    role: 'proxyless',
+    namespace: 'default',
+  });
+  assert.equal(nodeInfoFromXdsNode({ id: 'b', user_agent_name: 'envoy' }).role, 'sidecar');
+  assert.equal(nodeInfoFromXdsNode({ id: 'c' }).role, 'sidecar');
+  assert.equal(nodeInfoFromXdsNode({ id: 'c', metadata: { fields: { WEFT_SERVICE: { string_value: 's' } } } }).service, 's');
+  assert.equal(nodeGroupKey(nodeInfoFromXdsNode({ id: 'c' })), 'sidecar|default|');
+  // WEFT_ROLE wins over the user agent.
+  assert.equal(nodeInfoFromXdsNode({ id: 'd', user_agent_name: 'gRPC Go', metadata: meta({ WEFT_ROLE: 'sidecar' }) }).role, 'sidecar');
+});
+
+test('works on a node decoded from the wire', () => {
+  const bytes = encodeMessage('envoy.config.core.v3.Node', {
+    id: 'n1',
+    user_agent_name: 'gRPC Java',
+    metadata: meta({ WEFT_SERVICE: 'greeter' }),
+    locality: { zone: 'z' },
+  });
+  const info = nodeInfoFromXdsNode(decodeMessage('envoy.config.core.v3.Node', bytes));
+  assert.deepEqual(info, { id: 'n1', role: 'proxyless', namespace: 'default', service: 'greeter', zone: 'z' });
+});
+
+test('rejects a node without id or with an unknown role', () => {
+  assert.throws(() => nodeInfoFromXdsNode({ id: '' }), InvalidNodeError);
+  assert.throws(() => nodeInfoFromXdsNode({ id: 'x', metadata: meta({ WEFT_ROLE: 'gateway' }) }), /WEFT_ROLE.*gateway/);
+});

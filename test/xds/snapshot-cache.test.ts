@@ -1,0 +1,156 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { SnapshotCache } from '../../src/xds/cache/snapshot-cache';
+import { checkConsistency } from '../../src/xds/cache/consistency';
+import { SnapshotInconsistentError } from '../../src/xds/cache/errors';
+import { TYPE_URL } from '../../src/xds/type-urls';
+import type { NodeInfo } from '../../src/translate/types';
+import { generatorFor, meshState } from './fixtures';
+
+const node: NodeInfo = { id: 'n1', role: 'proxyless', namespace: 'default', service: 'client' };
+
+function cacheFor(state = meshState(), now = () => 0) {
+  let generated = 0;
+  const gen = generatorFor(state);
+  const cache = new SnapshotCache({
+    generate: (n) => {
+      generated++;
+      return gen(n);
+    },
+    now,
+  });
+  return { state, cache, generated: () => generated };
+}
+
+test('a snapshot is created when the first node of a group watches, and shared by the group', () => {
+  const { cache, generated } = cacheFor();
+  const w1 = cache.createWatch({ node, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
+  assert.ok(w1.response, 'answered at once');
+  cache.createWatch({ node: { ...node, id: 'n2' }, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
+  assert.equal(generated(), 1);
+  assert.deepEqual(cache.groupKeys(), ['proxyless|default|client']);
+  cache.close();
+});
+
+test('a type version changes only when its content changes; refresh coalesces a burst', async () => {
+  const { state, cache, generated } = cacheFor();
+  cache.createWatch({ node, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
+  const before = cache.snapshotFor(node)!.versions();
+  await Promise.all([cache.refresh(), cache.refresh(), cache.refresh()]);
+  assert.equal(generated(), 2, 'three refresh() calls, one regeneration');
+  assert.deepEqual(cache.snapshotFor(node)!.versions(), before, 'same content, same versions');
+
+  state.clusters.set('backend', [19001, 19002]);
+  await cache.refresh();
+  const after = cache.snapshotFor(node)!.versions();
+  assert.notEqual(after[TYPE_URL.ClusterLoadAssignment], before[TYPE_URL.ClusterLoadAssignment]);
+  assert.equal(after[TYPE_URL.Cluster], before[TYPE_URL.Cluster]);
+  assert.equal(after[TYPE_URL.Listener], before[TYPE_URL.Listener]);
+  cache.close();
+});
+
+test('a pending watch fires when its type changes, in CDS → EDS → LDS → RDS order', async () => {
+  const { state, cache } = cacheFor();
+  const fired: string[] = [];
+  const snap = () => cache.snapshotFor(node)!;
+  cache.createWatch({ node, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
+  for (const [typeUrl, label] of [
+    [TYPE_URL.RouteConfiguration, 'RDS'],
+    [TYPE_URL.Listener, 'LDS'],
+    [TYPE_URL.ClusterLoadAssignment, 'EDS'],
+    [TYPE_URL.Cluster, 'CDS'],
+  ] as const) {
+    const w = cache.createWatch(
+      { node, typeUrl, knownVersion: snap().type(typeUrl).version, namesKey: '*', knownNamesKey: '*' },
+      (r) => fired.push(`${label}:${r.version}`),
+    );
+    assert.ok(w.cancel, `${label} pending`);
+  }
+  assert.equal(cache.stats().watches, 4);
+  state.clusters.set('third', [19201]);
+  state.routeTo = 'third';
+  await cache.refresh();
+  assert.deepEqual(
+    fired.map((f) => f.split(':')[0]),
+    ['CDS', 'EDS', 'RDS'],
+    'LDS did not change; the others fire in order',
+  );
+  assert.equal(cache.stats().watches, 1);
+  cache.close();
+});
+
+test('an inconsistent or failing generation keeps the previous snapshot and exposes the error', async () => {
+  const { state, cache } = cacheFor();
+  let fired = 0;
+  cache.createWatch({ node, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
+  const before = cache.snapshotFor(node)!;
+  cache.createWatch(
+    { node, typeUrl: TYPE_URL.RouteConfiguration, knownVersion: before.type(TYPE_URL.RouteConfiguration).version, namesKey: '*', knownNamesKey: '*' },
+    () => fired++,
+  );
+  state.routeTo = 'missing';
+  await cache.refresh();
+  const error = cache.lastError('proxyless|default|client');
+  assert.ok(error instanceof SnapshotInconsistentError);
+  assert.equal(error.code, 'E_SNAPSHOT_INCONSISTENT');
+  assert.match(error.problems.join(), /RouteConfiguration "greeter-route" references cluster "missing"/);
+  assert.equal(cache.snapshotFor(node), before);
+  assert.equal(fired, 0);
+
+  state.routeTo = 'backend';
+  state.fail = true;
+  await cache.refresh();
+  assert.equal(cache.lastError('proxyless|default|client')!.code, 'E_SNAPSHOT_GENERATE');
+
+  state.fail = false;
+  state.routeTo = 'other';
+  await cache.refresh();
+  assert.equal(cache.lastError('proxyless|default|client'), undefined);
+  assert.equal(fired, 1);
+  cache.close();
+});
+
+test('consistency check: missing RDS name, missing cluster, EDS cluster without assignment', () => {
+  const state = meshState();
+  const set = generatorFor(state)(node);
+  assert.deepEqual(checkConsistency(set), []);
+  set.get(TYPE_URL.RouteConfiguration)!.clear();
+  set.get(TYPE_URL.ClusterLoadAssignment)!.delete('other');
+  const problems = checkConsistency(set);
+  assert.equal(problems.length, 2);
+  assert.match(problems[0], /Listener "greeter:50051" references RouteConfiguration "greeter-route"/);
+  assert.match(problems[1], /Cluster "other" uses EDS but ClusterLoadAssignment "other"/);
+});
+
+test('groups with no watch are dropped after the idle TTL', () => {
+  let now = 0;
+  const { cache } = cacheFor(meshState(), () => now);
+  const w = cache.createWatch({ node, typeUrl: TYPE_URL.Cluster, knownVersion: 'x', namesKey: '*', knownNamesKey: '*' }, () => {});
+  assert.ok(!w.cancel || true);
+  const pending = cache.createWatch(
+    { node, typeUrl: TYPE_URL.Listener, knownVersion: cache.snapshotFor(node)!.type(TYPE_URL.Listener).version, namesKey: '*', knownNamesKey: '*' },
+    () => {},
+  );
+  now = 120_000;
+  cache.dropIdleGroups();
+  assert.equal(cache.groupKeys().length, 1, 'kept while watched');
+  pending.cancel!();
+  now = 150_000;
+  cache.dropIdleGroups();
+  assert.equal(cache.groupKeys().length, 1, 'idle for less than the TTL');
+  now = 210_000;
+  cache.dropIdleGroups();
+  assert.equal(cache.groupKeys().length, 0);
+  cache.close();
+});
+
+test('SotW bodies are encoded once per version and subscription', () => {
+  const { cache } = cacheFor();
+  cache.createWatch({ node, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
+  const type = cache.snapshotFor(node)!.type(TYPE_URL.ClusterLoadAssignment);
+  assert.equal(type.sotwBody(), type.sotwBody());
+  const names = new Set(['backend']);
+  assert.equal(type.sotwBody(names, 'backend'), type.sotwBody(names, 'backend'));
+  assert.ok(type.sotwBody(names, 'backend').length < type.sotwBody().length);
+  cache.close();
+});
