@@ -1,0 +1,99 @@
+// The xDS management server: the Aggregated Discovery Service (SotW and
+// delta) on @grpc/grpc-js, serving the SnapshotCache's snapshots.
+import * as grpc from '@grpc/grpc-js';
+import type { SnapshotCache } from '../cache/snapshot-cache';
+import { jsonLinesLogger, type LogFn } from '../cache/logger';
+import { adsServerDefinition, type DeltaDiscoveryRequestMessage, type DiscoveryRequestMessage, type MalformedMessage } from './ads-service';
+import type { AdsStream, StreamContext } from './ads-stream';
+import { DeltaStream } from './delta-stream';
+import type { NackEvent, NodeStatus, StatusChange } from './node-status';
+import { SotwStream } from './sotw-stream';
+
+export interface XdsServerOptions {
+  cache: SnapshotCache;
+  /** Defaults to JSON lines on stderr (info and above). */
+  log?: LogFn;
+  /** Called for every NACK, after it is logged and recorded. */
+  onNack?: (event: NackEvent) => void;
+  /** Called when a stream connects, sends, is acknowledged or rejected, or disconnects. */
+  onStatusChange?: (status: NodeStatus, change: StatusChange) => void;
+  /** Extra @grpc/grpc-js server options. */
+  grpcOptions?: grpc.ServerOptions;
+}
+
+/** Thrown by listen() when the address cannot be bound. */
+export class XdsListenError extends Error {
+  readonly code = 'E_XDS_LISTEN';
+}
+
+export class XdsServer {
+  private readonly server: grpc.Server;
+  private readonly streams = new Set<AdsStream<any, any>>();
+  private readonly ctx: StreamContext;
+  private nextStreamId = 1;
+
+  constructor(options: XdsServerOptions) {
+    this.ctx = {
+      cache: options.cache,
+      log: options.log ?? jsonLinesLogger(),
+      onNack: options.onNack,
+      onStatusChange: options.onStatusChange,
+      onClosed: (stream) => this.streams.delete(stream),
+    };
+    this.server = new grpc.Server({
+      // Channelz bookkeeping per connection costs memory and CPU that thousands of proxies multiply.
+      'grpc.enable_channelz': 0,
+      ...options.grpcOptions,
+    });
+    this.server.addService(adsServerDefinition(), {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequestMessage | MalformedMessage, Buffer>) => {
+        this.streams.add(new SotwStream(this.nextStreamId++, call, this.ctx));
+      },
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequestMessage | MalformedMessage, Buffer>) => {
+        this.streams.add(new DeltaStream(this.nextStreamId++, call, this.ctx));
+      },
+    });
+  }
+
+  /** Binds host:port (0 for an ephemeral port) and resolves with the bound port. */
+  listen(port: number, host = '127.0.0.1'): Promise<number> {
+    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+        if (err) reject(new XdsListenError(`xDS server cannot listen on ${address}: ${err.message}`));
+        else {
+          this.ctx.log('info', 'xds server listening', { address: host, port: bound });
+          resolve(bound);
+        }
+      });
+    });
+  }
+
+  /** Ends every stream and stops the server (forcefully after graceMs). */
+  close(graceMs = 1000): Promise<void> {
+    for (const stream of [...this.streams]) stream.end();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.server.forceShutdown(), graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** One entry per identified stream. */
+  status(): NodeStatus[] {
+    const out: NodeStatus[] = [];
+    for (const stream of this.streams) {
+      const s = stream.status();
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  /** Streams open, identified or not. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+}
