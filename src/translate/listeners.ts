@@ -1,0 +1,173 @@
+// Listeners: socket listeners for a sidecar, API listeners for a proxyless
+// gRPC client (see names.ts for every name and address).
+import { TYPE_URL } from '../xds/type-urls';
+import { attachedTcpRoute, resolveBackend } from './attach';
+import type { Service, ServicePort, TranslateContext } from './context';
+import { isHttpPort, keyOf, sortedPorts } from './context';
+import {
+  apiListenerNames,
+  inboundClusterName,
+  inboundRouteConfigName,
+  INBOUND_LISTENER,
+  OUTBOUND_LISTENER,
+  OUTBOUND_ROUTE_CONFIG,
+  outboundClusterName,
+  RESERVED_PORTS,
+  servicePortName,
+  tcpListenerName,
+} from './names';
+import {
+  adsConfigSource,
+  duration,
+  ENUM,
+  EXTENSION_NAME,
+  faultFilter,
+  packAny,
+  routerFilter,
+  ZERO_DURATION,
+} from './proto-values';
+import { httpPorts } from './routes';
+
+type Obj = Record<string, unknown>;
+
+function socketAddress(address: string, port: number): Obj {
+  return { socket_address: { address, port_value: port } };
+}
+
+function hcmFilter(hcm: Obj): Obj {
+  return { name: EXTENSION_NAME.httpConnectionManager, typed_config: packAny(TYPE_URL.HttpConnectionManager, hcm) };
+}
+
+function tcpProxyFilter(tcpProxy: Obj): Obj {
+  return { name: EXTENSION_NAME.tcpProxy, typed_config: packAny(TYPE_URL.TcpProxy, tcpProxy) };
+}
+
+/** The sidecar's HTTP listener for everything its app calls; routes come from RDS `outbound`. */
+export function outboundListener(): Obj {
+  return {
+    name: OUTBOUND_LISTENER.name,
+    address: socketAddress(OUTBOUND_LISTENER.address, OUTBOUND_LISTENER.port),
+    traffic_direction: ENUM.trafficDirection().OUTBOUND,
+    filter_chains: [
+      {
+        filters: [
+          hcmFilter({
+            stat_prefix: OUTBOUND_LISTENER.name,
+            rds: { config_source: adsConfigSource(), route_config_name: OUTBOUND_ROUTE_CONFIG },
+            http_filters: [routerFilter()],
+          }),
+        ],
+      },
+    ],
+  };
+}
+
+/**
+ * One listener per TCP port of the callable services, on 127.0.0.1 at the
+ * service port. A port can be bound once: ports the sidecar keeps, ports its
+ * own app listens on, and a port an earlier service (by namespace/name)
+ * took are skipped. A port whose TCPRoute has no usable backend gets no
+ * listener, so connections are refused as the Gateway API asks.
+ */
+export function tcpListeners(ctx: TranslateContext, callable: Service[], own: Service | undefined): Obj[] {
+  const taken = new Set<number>([...RESERVED_PORTS, ...(own?.spec.ports ?? []).map((p) => p.targetPort ?? p.port)]);
+  const out: Obj[] = [];
+  for (const service of callable) {
+    for (const port of sortedPorts(service)) {
+      if (port.protocol !== 'tcp' || taken.has(port.port)) continue;
+      const destination = tcpDestination(ctx, service, port);
+      if (!destination) continue;
+      taken.add(port.port);
+      const name = tcpListenerName(service.metadata.name, service.metadata.namespace, port.port);
+      const tcpProxy: Obj = { stat_prefix: name, ...destination };
+      const idle = ctx.policies.get(keyOf(service))?.timeouts?.idle;
+      if (idle) tcpProxy.idle_timeout = duration(idle);
+      out.push({
+        name,
+        address: socketAddress(OUTBOUND_LISTENER.address, port.port),
+        traffic_direction: ENUM.trafficDirection().OUTBOUND,
+        filter_chains: [{ filters: [tcpProxyFilter(tcpProxy)] }],
+      });
+    }
+  }
+  return out;
+}
+
+/** tcp_proxy's cluster or weighted_clusters: the first rule of the port's TCPRoute, else the service itself. */
+function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePort): Obj | undefined {
+  const route = attachedTcpRoute(ctx, service, port);
+  if (!route) return { cluster: outboundClusterName(service.metadata.name, service.metadata.namespace, port.port) };
+  const weights = new Map<string, number>();
+  for (const ref of route.spec.rules[0].backendRefs) {
+    if (ref.weight === 0) continue;
+    const backend = resolveBackend(ctx, ref, route.metadata.namespace, port.port);
+    if (backend) weights.set(backend.cluster, (weights.get(backend.cluster) ?? 0) + ref.weight);
+  }
+  if (weights.size === 0) return undefined;
+  if (weights.size === 1) return { cluster: [...weights.keys()][0] };
+  return { weighted_clusters: { clusters: [...weights].map(([name, weight]) => ({ name, weight })) } };
+}
+
+/**
+ * The sidecar's listener for traffic to its own service: a filter chain per
+ * port, chosen by the connection's original destination port (after
+ * interception); a connection made to 15006 itself goes to the lowest port.
+ */
+export function inboundListener(own: Service): Obj {
+  const ports = sortedPorts(own);
+  return {
+    name: INBOUND_LISTENER.name,
+    address: socketAddress(INBOUND_LISTENER.address, INBOUND_LISTENER.port),
+    traffic_direction: ENUM.trafficDirection().INBOUND,
+    filter_chains: ports.map((port) => ({
+      name: inboundRouteConfigName(port.port),
+      filter_chain_match: { destination_port: { value: port.port } },
+      filters: [inboundFilter(port)],
+    })),
+    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0])] },
+  };
+}
+
+function inboundFilter(port: ServicePort): Obj {
+  const cluster = inboundClusterName(port.port);
+  const name = inboundRouteConfigName(port.port);
+  if (!isHttpPort(port)) return tcpProxyFilter({ stat_prefix: name, cluster });
+  return hcmFilter({
+    stat_prefix: name,
+    route_config: {
+      name,
+      virtual_hosts: [
+        // The caller's sidecar applied the timeouts already; this hop adds none.
+        { name, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: ZERO_DURATION } }] },
+      ],
+    },
+    http_filters: [routerFilter()],
+  });
+}
+
+/**
+ * A proxyless client's API listeners: every name it may dial an HTTP port of
+ * a callable service by, each an HttpConnectionManager reading the port's
+ * route config over RDS. The fault filter comes before the router so routes
+ * that must answer locally can abort (see rules.ts).
+ */
+export function apiListeners(ctx: TranslateContext, callable: Service[]): Obj[] {
+  const out: Obj[] = [];
+  for (const service of callable) {
+    const { name: svc, namespace } = service.metadata;
+    const { ports, defaultPort } = httpPorts(service);
+    for (const port of ports) {
+      const routeConfig = servicePortName(svc, namespace, port.port);
+      const opts = { sameNamespace: namespace === ctx.node.namespace, isDefaultPort: port.port === defaultPort };
+      for (const name of apiListenerNames(svc, namespace, port.port, opts)) {
+        const hcm = {
+          stat_prefix: name,
+          rds: { config_source: adsConfigSource(), route_config_name: routeConfig },
+          http_filters: [faultFilter(), routerFilter()],
+        };
+        out.push({ name, api_listener: { api_listener: packAny(TYPE_URL.HttpConnectionManager, hcm) } });
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,60 @@
+// translate(view, node): the Envoy v3 resources one node should receive.
+// Pure and deterministic: the same view and node give byte-identical
+// resources (every list is built in a sorted order), so the cache can hash
+// them and skip pushes that change nothing.
+//
+// MeshTLS and AuthorizationPolicy are not translated yet; they are ignored.
+import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
+import { inboundCluster, outboundCluster } from './clusters';
+import { buildContext } from './context';
+import { loadAssignment } from './endpoints';
+import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
+import { compareStrings } from './proto-values';
+import { httpPorts, outboundRouteConfig, proxylessRouteConfig } from './routes';
+import { computeScope } from './scope';
+import type { MeshView, NodeInfo, ResourceSet, XdsResource } from './types';
+
+type Obj = Record<string, unknown>;
+
+export function translate(view: MeshView, node: NodeInfo): ResourceSet {
+  const ctx = buildContext(view, node);
+  const scope = computeScope(ctx);
+  const clusters: Obj[] = [];
+  const loadAssignments: Obj[] = [];
+  const listeners: Obj[] = [];
+  const routeConfigs: Obj[] = [];
+
+  for (const service of scope.withClusters) {
+    for (const port of service.spec.ports) {
+      clusters.push(outboundCluster(ctx, service, port));
+      loadAssignments.push(loadAssignment(ctx, service, port));
+    }
+  }
+
+  if (node.role === 'sidecar') {
+    listeners.push(outboundListener(), ...tcpListeners(ctx, scope.callable, scope.own));
+    routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
+    if (scope.own) {
+      listeners.push(inboundListener(scope.own));
+      clusters.push(...scope.own.spec.ports.map(inboundCluster));
+    }
+  } else {
+    listeners.push(...apiListeners(ctx, scope.callable));
+    for (const service of scope.callable) {
+      for (const port of httpPorts(service).ports) routeConfigs.push(proxylessRouteConfig(ctx, service, port));
+    }
+  }
+
+  const set: ResourceSet = new Map(XDS_RESOURCE_TYPES.map((t) => [t, new Map<string, XdsResource>()]));
+  const put = (typeUrl: (typeof XDS_RESOURCE_TYPES)[number], resources: Obj[], nameOf: (r: Obj) => string) => {
+    const named = resources.map((r) => ({ name: nameOf(r), resource: r }));
+    named.sort((a, b) => compareStrings(a.name, b.name));
+    const byName = set.get(typeUrl)!;
+    for (const r of named) byName.set(r.name, r);
+  };
+  put(TYPE_URL.Cluster, clusters, (r) => r.name as string);
+  put(TYPE_URL.ClusterLoadAssignment, loadAssignments, (r) => r.cluster_name as string);
+  put(TYPE_URL.Listener, listeners, (r) => r.name as string);
+  put(TYPE_URL.RouteConfiguration, routeConfigs, (r) => r.name as string);
+  return set;
+}
