@@ -1,0 +1,186 @@
+// Rules about one resource that a schema cannot say: fields that must agree
+// with each other. They run after the schema, on a typed resource, both when a
+// document is parsed and when a set is validated.
+import { isIP } from 'node:net';
+import type { Problem } from './errors';
+import { durationToMs } from './duration';
+import type { GRPCRouteSpec, HTTPRouteSpec, Resource, ServiceSpec, TrafficPolicySpec } from './kinds';
+
+type Path = PropertyKey[];
+
+// RFC 1123 labels; a last label of digits only would be a mistyped IPv4 address.
+const HOSTNAME = /^(?=.{1,253}\.?$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?$/i;
+
+export function isAddressOrHostname(address: string): boolean {
+  if (isIP(address) !== 0) return true;
+  return HOSTNAME.test(address) && !/(^|\.)[0-9]+\.?$/.test(address);
+}
+
+function invalid(path: Path, detail: string, expected?: string): Problem {
+  return { code: 'E_INVALID', path, detail, expected };
+}
+
+function serviceRules(spec: ServiceSpec): Problem[] {
+  const out: Problem[] = [];
+  const names = new Map<string, number>();
+  const numbers = new Map<number, number>();
+  spec.ports.forEach((p, i) => {
+    const sameName = names.get(p.name);
+    if (sameName !== undefined) {
+      out.push({ code: 'E_DUPLICATE', path: ['spec', 'ports', i, 'name'], detail: `duplicate port name '${p.name}' (also spec.ports[${sameName}])` });
+    } else names.set(p.name, i);
+    const sameNumber = numbers.get(p.port);
+    if (sameNumber !== undefined) {
+      out.push({ code: 'E_DUPLICATE', path: ['spec', 'ports', i, 'port'], detail: `duplicate port ${p.port} (also spec.ports[${sameNumber}])` });
+    } else numbers.set(p.port, i);
+  });
+  const portNames = spec.ports.map((p) => p.name);
+  (spec.endpoints ?? []).forEach((ep, i) => {
+    if (!isAddressOrHostname(ep.address)) {
+      const expected = 'an IPv4 or IPv6 address or a DNS hostname (no port, no brackets)';
+      out.push(invalid(['spec', 'endpoints', i, 'address'], `expected ${expected}, got ${JSON.stringify(ep.address)}`, expected));
+    }
+    for (const key of Object.keys(ep.ports ?? {})) {
+      if (!portNames.includes(key)) {
+        const expected = `one of the port names ${portNames.join(', ')}`;
+        out.push({ code: 'E_REFERENCE', path: ['spec', 'endpoints', i, 'ports', key], detail: `the Service has no port named '${key}' (expected ${expected})`, expected, atKey: true });
+      }
+    }
+  });
+  return out;
+}
+
+function regexRule(path: Path, type: string | undefined, value: string | undefined): Problem[] {
+  if (type !== 'RegularExpression' || value === undefined) return [];
+  try {
+    new RegExp(value);
+    return [];
+  } catch (e) {
+    return [invalid(path, `not a valid regular expression: ${(e as Error).message}`, 'a regular expression')];
+  }
+}
+
+type PathModifier = { type: 'ReplaceFullPath' | 'ReplacePrefixMatch'; replaceFullPath?: string; replacePrefixMatch?: string };
+
+// Gateway API: the field that goes with the type must be set, the other not.
+function pathModifierRules(path: Path, mod: PathModifier): Problem[] {
+  const field = mod.type === 'ReplaceFullPath' ? 'replaceFullPath' : 'replacePrefixMatch';
+  const other = mod.type === 'ReplaceFullPath' ? 'replacePrefixMatch' : 'replaceFullPath';
+  const out: Problem[] = [];
+  if (mod[field] === undefined) {
+    out.push(invalid([...path, field], `path type ${mod.type} needs ${field}, but the field is missing`, 'a path such as "/v2"'));
+  }
+  if (mod[other] !== undefined) {
+    out.push(invalid([...path, other], `${other} does not go with path type ${mod.type}`, `no ${other}`));
+  }
+  return out;
+}
+
+function httpRouteRules(spec: HTTPRouteSpec): Problem[] {
+  const out: Problem[] = [];
+  spec.rules.forEach((rule, i) => {
+    const at = ['spec', 'rules', i];
+    (rule.matches ?? []).forEach((m, j) => {
+      out.push(...regexRule([...at, 'matches', j, 'path', 'value'], m.path?.type, m.path?.value));
+      (m.headers ?? []).forEach((h, k) => out.push(...regexRule([...at, 'matches', j, 'headers', k, 'value'], h.type, h.value)));
+      (m.queryParams ?? []).forEach((q, k) => out.push(...regexRule([...at, 'matches', j, 'queryParams', k, 'value'], q.type, q.value)));
+    });
+    let redirects = false;
+    (rule.filters ?? []).forEach((f, j) => {
+      let mod: PathModifier | undefined;
+      let modPath: Path = [];
+      if (f.type === 'RequestRedirect') {
+        redirects = true;
+        mod = f.requestRedirect.path;
+        modPath = [...at, 'filters', j, 'requestRedirect', 'path'];
+      } else if (f.type === 'URLRewrite') {
+        mod = f.urlRewrite.path;
+        modPath = [...at, 'filters', j, 'urlRewrite', 'path'];
+      }
+      if (!mod) return;
+      out.push(...pathModifierRules(modPath, mod));
+      // A prefix can only be replaced when the rule matched on one prefix.
+      const matches = rule.matches;
+      if (mod.type === 'ReplacePrefixMatch' && matches && !(matches.length === 1 && (matches[0].path?.type ?? 'PathPrefix') === 'PathPrefix')) {
+        out.push(invalid([...at, 'matches'], 'path type ReplacePrefixMatch needs exactly one match, of path type PathPrefix', 'one match with a PathPrefix path'));
+      }
+    });
+    if (!rule.backendRefs?.length && !redirects) {
+      out.push(invalid([...at, 'backendRefs'], 'a rule needs backendRefs or a RequestRedirect filter', 'at least one backendRef'));
+    }
+  });
+  return out;
+}
+
+function grpcRouteRules(spec: GRPCRouteSpec): Problem[] {
+  const out: Problem[] = [];
+  spec.rules.forEach((rule, i) => {
+    const at = ['spec', 'rules', i];
+    (rule.matches ?? []).forEach((m, j) => {
+      const method = m.method;
+      if (method && method.service === undefined && method.method === undefined) {
+        out.push(invalid([...at, 'matches', j, 'method'], 'a method match needs service, method or both', 'service and/or method'));
+      }
+      out.push(...regexRule([...at, 'matches', j, 'method', 'service'], method?.type, method?.service));
+      out.push(...regexRule([...at, 'matches', j, 'method', 'method'], method?.type, method?.method));
+      (m.headers ?? []).forEach((h, k) => out.push(...regexRule([...at, 'matches', j, 'headers', k, 'value'], h.type, h.value)));
+    });
+    if (!rule.backendRefs?.length) out.push(invalid([...at, 'backendRefs'], 'a rule needs backendRefs', 'at least one backendRef'));
+  });
+  return out;
+}
+
+// Envoy's ring defaults; a bound given alone is compared with the other default.
+const RING_MIN_DEFAULT = 1024;
+const RING_MAX_DEFAULT = 8_388_608;
+
+function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
+  const out: Problem[] = [];
+  const lb = spec.loadBalancer;
+  if (lb?.hashOn && lb.type !== 'RingHash' && lb.type !== 'Maglev') {
+    out.push(invalid(['spec', 'loadBalancer', 'hashOn'], `hashOn needs loadBalancer type RingHash or Maglev, got ${lb.type}`, 'type RingHash or Maglev'));
+  }
+  if (lb?.ringHash) {
+    if (lb.type !== 'RingHash') {
+      out.push(invalid(['spec', 'loadBalancer', 'ringHash'], `ringHash needs loadBalancer type RingHash, got ${lb.type}`, 'type RingHash'));
+    }
+    const min = lb.ringHash.minimumRingSize ?? RING_MIN_DEFAULT;
+    const max = lb.ringHash.maximumRingSize ?? RING_MAX_DEFAULT;
+    if (min > max) {
+      const field = lb.ringHash.minimumRingSize !== undefined ? 'minimumRingSize' : 'maximumRingSize';
+      const detail = `minimumRingSize ${min} is larger than maximumRingSize ${max}` + (field === 'maximumRingSize' ? ` (minimumRingSize defaults to ${RING_MIN_DEFAULT})` : '');
+      out.push(invalid(['spec', 'loadBalancer', 'ringHash', field], detail, field === 'minimumRingSize' ? `at most ${max}` : `at least ${min}`));
+    }
+  }
+  const backoff = spec.retries?.backoff;
+  if (backoff) {
+    const base = durationToMs(backoff.baseInterval);
+    if (base === 0) out.push(invalid(['spec', 'retries', 'backoff', 'baseInterval'], 'baseInterval must be longer than 0', 'a duration > 0'));
+    if (backoff.maxInterval !== undefined && durationToMs(backoff.maxInterval) < base) {
+      out.push(
+        invalid(
+          ['spec', 'retries', 'backoff', 'maxInterval'],
+          `maxInterval ${backoff.maxInterval} is shorter than baseInterval ${backoff.baseInterval}`,
+          `a duration >= ${backoff.baseInterval}`,
+        ),
+      );
+    }
+  }
+  return out;
+}
+
+/** Problems of one resource on its own, with paths from the document root. */
+export function resourceRules(r: Resource): Problem[] {
+  switch (r.kind) {
+    case 'Service':
+      return serviceRules((r as Resource<'Service'>).spec);
+    case 'HTTPRoute':
+      return httpRouteRules((r as Resource<'HTTPRoute'>).spec);
+    case 'GRPCRoute':
+      return grpcRouteRules((r as Resource<'GRPCRoute'>).spec);
+    case 'TrafficPolicy':
+      return trafficPolicyRules((r as Resource<'TrafficPolicy'>).spec);
+    default:
+      return [];
+  }
+}
