@@ -96,6 +96,10 @@ test('an inconsistent or failing generation keeps the previous snapshot and expo
   assert.match(error.problems.join(), /RouteConfiguration "greeter-route" references cluster "missing"/);
   assert.equal(cache.snapshotFor(node), before);
   assert.equal(fired, 0);
+  assert.deepEqual(
+    cache.errors().map((e) => [e.group, e.code, e.serving]),
+    [['proxyless|default|client', 'E_SNAPSHOT_INCONSISTENT', 'previous snapshot']],
+  );
 
   state.routeTo = 'backend';
   state.fail = true;
@@ -106,6 +110,7 @@ test('an inconsistent or failing generation keeps the previous snapshot and expo
   state.routeTo = 'other';
   await cache.refresh();
   assert.equal(cache.lastError('proxyless|default|client'), undefined);
+  assert.deepEqual(cache.errors(), []);
   assert.equal(fired, 1);
   cache.close();
 });

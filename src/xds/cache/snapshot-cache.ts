@@ -49,6 +49,16 @@ class NodeGroup {
   }
 }
 
+export interface SnapshotErrorInfo {
+  group: string;
+  code: string;
+  message: string;
+  at: string;
+  problems?: string[];
+  /** What the group's nodes receive meanwhile. */
+  serving: 'previous snapshot' | 'nothing yet';
+}
+
 export interface SnapshotCacheStats {
   groups: number;
   watches: number;
@@ -130,6 +140,24 @@ export class SnapshotCache {
   /** Why the group's latest generation was not published (cleared by the next successful one). */
   lastError(groupKey: string): SnapshotError | undefined {
     return this.groups.get(groupKey)?.error;
+  }
+
+  /** Every live group whose latest generation was not published, as plain records (for the API). */
+  errors(): SnapshotErrorInfo[] {
+    const out: SnapshotErrorInfo[] = [];
+    for (const group of this.groups.values()) {
+      const e = group.error;
+      if (!e) continue;
+      out.push({
+        group: e.groupKey,
+        code: e.code,
+        message: e.message,
+        at: e.at.toISOString(),
+        ...(e instanceof SnapshotInconsistentError ? { problems: e.problems } : {}),
+        serving: group.snapshot ? 'previous snapshot' : 'nothing yet',
+      });
+    }
+    return out;
   }
 
   groupKeys(): string[] {
