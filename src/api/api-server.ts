@@ -16,10 +16,10 @@
 import * as http from 'node:http';
 import { resourceKey, type Resource } from '../config/kinds';
 import { ConfigError } from '../config/errors';
-import { parseConfigFile, parseResource } from '../config/parse';
+import { parseConfigFile, parseResource, type ParsedEntry } from '../config/parse';
 import { silentLogger, type Logger } from '../observe/log';
 import { RegistrationError, type Registry } from '../registry/registry';
-import { ConfigRejectedError, type Store, type StoredResource } from '../store/store';
+import { ConfigRejectedError, type ResourceOrigin, type Store, type StoredResource } from '../store/store';
 import { kindFromName } from './kind-names';
 
 export interface ApiDeps {
@@ -107,8 +107,8 @@ export class ApiServer {
     });
     this.route('POST', /^\/api\/v1\/resources$/, async (req) => {
       const text = await readBody(req);
-      const resources = parseBody(text, req.headers['content-type'] ?? '');
-      const applied = await store.apply(resources);
+      const { resources, origins } = parseBody(text, req.headers['content-type'] ?? '');
+      const applied = await store.apply(resources, origins);
       return { applied: applied.map((i) => ({ key: resourceKey(i.resource), revision: i.revision })) };
     });
     this.route('DELETE', /^\/api\/v1\/resources\/([^/]+)\/([^/]+)\/([^/]+)$/, async (_req, [kindName, ns, name]) => {
@@ -193,24 +193,24 @@ function countByKind(store: Store): Record<string, number> {
   return Object.fromEntries(kinds.map((k) => [k, store.list(k).length]));
 }
 
+const BODY = 'request body';
+
 /** A body of YAML documents (the usual) or a JSON resource or array of resources. */
-function parseBody(text: string, contentType: string): Resource[] {
+function parseBody(text: string, contentType: string): { resources: Resource[]; origins: ResourceOrigin[] } {
   let errors: ConfigError[];
-  let resources: Resource[];
+  let entries: ParsedEntry[];
   if (contentType.includes('json')) {
     const raw = JSON.parse(text) as unknown;
     const list = Array.isArray(raw) ? raw : [raw];
-    const results = list.map((obj, document) => parseResource(obj, { file: 'request body', document }));
+    const results = list.map((obj, document) => ({ document, ...parseResource(obj, { file: BODY, document }) }));
     errors = results.flatMap((r) => r.errors);
-    resources = results.flatMap((r) => (r.resource ? [r.resource] : []));
+    entries = results.flatMap((r) => (r.resource ? [{ resource: r.resource, document: r.document }] : []));
   } else {
-    const parsed = parseConfigFile(text, 'request body');
-    errors = parsed.errors;
-    resources = parsed.entries.map((e) => e.resource);
+    ({ errors, entries } = parseConfigFile(text, BODY));
   }
   if (errors.length > 0) throw new ConfigRejectedError(errors);
-  if (resources.length === 0) throw new HttpError(400, 'the body holds no resource');
-  return resources;
+  if (entries.length === 0) throw new HttpError(400, 'the body holds no resource');
+  return { resources: entries.map((e) => e.resource), origins: entries.map((e) => ({ file: BODY, document: e.document })) };
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {

@@ -123,8 +123,14 @@ function yamlReason(message: string): string {
   return message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
 }
 
+/** A resource with the 0-based index of the document it came from. */
+export interface ParsedEntry {
+  resource: Resource;
+  document: number;
+}
+
 interface Parsed {
-  resources: { resource: Resource; document: number }[];
+  entries: ParsedEntry[];
   errors: ConfigError[];
 }
 
@@ -133,14 +139,15 @@ interface Parsed {
  * in file order; empty ones are skipped but keep their number.
  */
 export function parseDocuments(text: string, file: string): { resources: Resource[]; errors: ConfigError[] } {
-  const { resources, errors } = parseText(text, file);
-  return { resources: resources.map((r) => r.resource), errors };
+  const { entries, errors } = parseConfigFile(text, file);
+  return { resources: entries.map((e) => e.resource), errors };
 }
 
-function parseText(text: string, file: string): Parsed {
+/** Like parseDocuments, keeping each resource's document index (the store and CLI name it). */
+export function parseConfigFile(text: string, file: string): Parsed {
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: true });
-  const resources: Parsed['resources'] = [];
+  const entries: ParsedEntry[] = [];
   const errors: ConfigError[] = [];
   const yamlError = (document: number, message: string, pos?: number): ConfigError => {
     const at = pos === undefined ? undefined : lines.linePos(pos);
@@ -150,7 +157,7 @@ function parseText(text: string, file: string): Parsed {
   // A stream with no documents can still carry errors (a bad directive).
   if ('empty' in docs) {
     for (const e of docs.errors) errors.push(yamlError(0, e.message, e.pos[0]));
-    return { resources, errors };
+    return { entries, errors };
   }
   docs.forEach((doc, document) => {
     if (doc.errors.length) {
@@ -170,9 +177,9 @@ function parseText(text: string, file: string): Parsed {
     const located = problems.map((p) => problemToError(p, { file, document, resource: refOf(obj), ...positionOf(doc, lines, p) }));
     // In file order, as a reader goes through the document (the sort is stable).
     errors.push(...located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
-    if (resource) resources.push({ resource, document });
+    if (resource) entries.push({ resource, document });
   });
-  return { resources, errors };
+  return { entries, errors };
 }
 
 /** `*.yaml` and `*.yml` files under `dir`, recursively, sorted; dotfiles and dot-directories skipped. */
@@ -216,9 +223,9 @@ export async function loadConfigPath(
       errors.push(new ConfigError('E_IO', `cannot read: ${(e as Error).message}`, { file }));
       continue;
     }
-    const result = parseText(text, file);
+    const result = parseConfigFile(text, file);
     errors.push(...result.errors);
-    for (const { resource, document } of result.resources) {
+    for (const { resource, document } of result.entries) {
       parsed.push(resource);
       origin.set(resource, { file, document });
     }

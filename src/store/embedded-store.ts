@@ -14,7 +14,7 @@ import { parseConfigFile, type ParsedEntry } from '../config/parse';
 import { validateDelete, validateSet } from '../config/validate';
 import { silentLogger, type Logger } from '../observe/log';
 import { readJsonFile, SerialWriter } from './atomic-file';
-import { ConfigRejectedError, type ResourceSource, type Store, type StoredResource, type WatchEvent } from './store';
+import { ConfigRejectedError, type ResourceOrigin, type ResourceSource, type Store, type StoredResource, type WatchEvent } from './store';
 
 export interface EmbeddedStoreOptions {
   /** Directory of YAML files to load and watch; optional. */
@@ -94,27 +94,27 @@ export class EmbeddedStore implements Store {
     return this.items.get(`${kind}/${namespace}/${name}`) as StoredResource<K> | undefined;
   }
 
-  async apply(resources: Resource[]): Promise<StoredResource[]> {
+  async apply(resources: Resource[], origins: ResourceOrigin[] = []): Promise<StoredResource[]> {
     const errors: ConfigError[] = [];
     const batch = new Map<string, Resource>();
-    for (const r of resources) {
+    const where = new Map<Resource, ResourceOrigin>();
+    resources.forEach((r, i) => {
       const key = resourceKey(r);
+      const origin = origins[i] ?? {};
+      where.set(r, origin);
       const owner = this.items.get(key);
       if (owner?.source.type === 'file') {
-        errors.push(
-          new ConfigError('E_CONFLICT', `${key} is defined in ${owner.source.file}; edit that file instead`, {
-            path: 'metadata.name',
-          }),
-        );
+        const detail = `${key} is defined in ${owner.source.file}; edit that file instead`;
+        errors.push(new ConfigError('E_CONFLICT', detail, { ...origin, path: 'metadata.name' }));
       }
       if (batch.has(key)) {
-        errors.push(new ConfigError('E_DUPLICATE', `${key} appears twice in one apply`, { path: 'metadata.name' }));
+        errors.push(new ConfigError('E_DUPLICATE', `${key} appears twice in one apply`, { ...origin, path: 'metadata.name' }));
       }
       batch.set(key, r);
-    }
+    });
     if (errors.length === 0) {
       const union = [...this.items.values()].filter((i) => !batch.has(resourceKey(i.resource))).map((i) => i.resource);
-      errors.push(...validateSet([...union, ...batch.values()]));
+      errors.push(...validateSet([...union, ...batch.values()], (r) => where.get(r) ?? {}));
     }
     if (errors.length > 0) throw new ConfigRejectedError(errors);
 

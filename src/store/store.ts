@@ -7,6 +7,12 @@ import type { ConfigError } from '../config/errors';
 /** Where a resource came from: a file in the config directory, or the API. */
 export type ResourceSource = { type: 'file'; file: string; document: number } | { type: 'api' };
 
+/** Where a resource being applied was written (a request body's document, a file). */
+export interface ResourceOrigin {
+  file?: string;
+  document?: number;
+}
+
 export interface StoredResource<K extends Kind = Kind> {
   resource: Resource<K>;
   source: ResourceSource;
@@ -29,8 +35,11 @@ export class ConfigRejectedError extends Error {
 export interface Store {
   list<K extends Kind>(kind: K): StoredResource<K>[];
   get<K extends Kind>(kind: K, namespace: string, name: string): StoredResource<K> | undefined;
-  /** Creates or replaces resources as one change, validated against the whole mesh; all or nothing. */
-  apply(resources: Resource[]): Promise<StoredResource[]>;
+  /**
+   * Creates or replaces resources as one change, validated against the whole
+   * mesh; all or nothing. `origins[i]` says where resources[i] came from, for errors.
+   */
+  apply(resources: Resource[], origins?: ResourceOrigin[]): Promise<StoredResource[]>;
   delete(kind: Kind, namespace: string, name: string): Promise<boolean>;
   /** Errors of the config sources that are currently rejected (the last good config keeps serving). */
   configErrors(): ConfigError[];

@@ -6,7 +6,8 @@ import type { TestContext } from 'node:test';
 
 export function tempDir(t: TestContext, prefix = 'weft-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Retries: a component closing in a later hook may still be writing there.
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }));
   return dir;
 }
 

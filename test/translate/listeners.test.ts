@@ -1,0 +1,181 @@
+// Listeners: sidecar socket listeners and proxyless API listeners.
+import { describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { assertSubset, meshView, proxyless, resourcesFor, service, sidecar, unpack, type Obj } from './helpers';
+import { TYPE_URL } from '../../src/xds/type-urls';
+
+const MESH =
+  `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: app }
+spec:
+  ports:
+    - { name: web, port: 8080, protocol: http, targetPort: 18080 }
+    - { name: rpc, port: 50051, protocol: grpc }
+    - { name: db, port: 5432, protocol: tcp, targetPort: 15432 }
+---
+` +
+  service('greeter', 50051, 'grpc') +
+  service('cache', 6379, 'tcp') +
+  service('cache-v2', 6379, 'tcp') +
+  service('clash', 6379, 'tcp') +
+  service('proxyport', 15001, 'tcp') +
+  service('selfport', 15432, 'tcp') +
+  `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: remote, namespace: other }
+spec:
+  ports: [{ name: grpc, port: 7000, protocol: grpc }, { name: web, port: 80, protocol: http }]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: { name: cache-split }
+spec:
+  parentRefs: [{ kind: Service, name: cache, port: 6379 }]
+  rules:
+    - backendRefs: [{ name: cache, port: 6379, weight: 3 }, { name: cache-v2, port: 6379, weight: 1 }]
+`;
+
+describe('sidecar listeners', () => {
+  const d = resourcesFor(meshView(MESH), sidecar({ service: 'app' }));
+
+  test('names', () => {
+    assert.deepEqual(d.names(TYPE_URL.Listener), ['inbound', 'outbound', 'outbound|6379|cache.default']);
+    // clash:6379 lost the port to cache (by name); proxyport is the sidecar's own 15001;
+    // selfport is where the node's app listens (app's db targetPort).
+  });
+
+  test('outbound: 127.0.0.1:15001, HttpConnectionManager on RDS "outbound", router last', () => {
+    const l = d.listener('outbound');
+    assertSubset(l, { address: { socket_address: { address: '127.0.0.1', port_value: 15001 } }, traffic_direction: 'OUTBOUND' });
+    const hcm = unpack(l.filter_chains[0].filters[0].typed_config);
+    assertSubset(hcm, {
+      stat_prefix: 'outbound',
+      rds: { route_config_name: 'outbound', config_source: { ads: {}, resource_api_version: 'V3' } },
+      http_filters: [{ name: 'envoy.filters.http.router' }],
+    });
+    assert.equal(hcm.http_filters[0].typed_config.type_url, TYPE_URL.Router);
+  });
+
+  test('TCP port: its own listener with tcp_proxy, TCPRoute weights → weighted_clusters', () => {
+    const l = d.listener('outbound|6379|cache.default');
+    assertSubset(l.address, { socket_address: { address: '127.0.0.1', port_value: 6379 } });
+    assertSubset(l.filter_chains[0].filters[0], { name: 'envoy.filters.network.tcp_proxy' });
+    assertSubset(unpack(l.filter_chains[0].filters[0].typed_config), {
+      stat_prefix: 'outbound|6379|cache.default',
+      weighted_clusters: {
+        clusters: [
+          { name: 'outbound|6379||cache.default', weight: 3 },
+          { name: 'outbound|6379||cache-v2.default', weight: 1 },
+        ],
+      },
+    });
+  });
+
+  test('a TCPRoute without a usable backend: no listener (connections refused)', () => {
+    const yaml =
+      service('cache', 6379, 'tcp') +
+      `apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: { name: off }
+spec:
+  parentRefs: [{ kind: Service, name: cache }]
+  rules: [{ backendRefs: [{ name: cache, port: 6379, weight: 0 }] }]
+`;
+    assert.deepEqual(resourcesFor(meshView(yaml), sidecar()).names(TYPE_URL.Listener), ['outbound']);
+  });
+
+  test('no TCP in the outbound route config; HTTP and gRPC ports are virtual hosts', () => {
+    const vhosts = d.routeConfig('outbound').virtual_hosts.map((v: Obj) => v.name);
+    assert.deepEqual(vhosts, ['app.default:50051', 'app.default:8080', 'greeter.default:50051', 'remote.other:7000', 'remote.other:80']);
+  });
+
+  test('inbound: 0.0.0.0:15006, a filter chain per port by destination port, to 127.0.0.1:<targetPort>', () => {
+    const l = d.listener('inbound');
+    assertSubset(l, { address: { socket_address: { address: '0.0.0.0', port_value: 15006 } }, traffic_direction: 'INBOUND' });
+    assert.deepEqual(
+      l.filter_chains.map((c: Obj) => [c.name, c.filter_chain_match.destination_port.value, c.filters[0].name]),
+      [
+        ['inbound|5432', 5432, 'envoy.filters.network.tcp_proxy'],
+        ['inbound|8080', 8080, 'envoy.filters.network.http_connection_manager'],
+        ['inbound|50051', 50051, 'envoy.filters.network.http_connection_manager'],
+      ],
+    );
+    assert.equal(l.default_filter_chain.name, 'inbound|default');
+    const hcm = unpack(l.filter_chains[1].filters[0].typed_config);
+    assertSubset(hcm.route_config, {
+      name: 'inbound|8080',
+      virtual_hosts: [{ domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'inbound|8080||' } }] }],
+    });
+    assertSubset(hcm.http_filters, [{ name: 'envoy.filters.http.router' }]);
+
+    assertSubset(d.cluster('inbound|8080||'), {
+      type: 'STATIC',
+      load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 18080 } } } }] }] },
+    });
+    assertSubset(d.cluster('inbound|50051||').load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address, { port_value: 50051 });
+    const h2 = unpack(d.cluster('inbound|50051||').typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']);
+    assertSubset(h2, { explicit_http_config: { http2_protocol_options: {} } });
+    assert.equal(d.cluster('inbound|5432||').typed_extension_protocol_options, undefined);
+  });
+
+  test('a sidecar without a service: no inbound', () => {
+    const names = resourcesFor(meshView(MESH), sidecar()).names(TYPE_URL.Listener);
+    assert.ok(!names.includes('inbound'));
+  });
+});
+
+describe('proxyless API listeners', () => {
+  const d = resourcesFor(meshView(MESH), proxyless({ service: 'app' }));
+
+  test('named as clients dial them; short names only in the node namespace; no TCP; no inbound', () => {
+    assert.deepEqual(d.names(TYPE_URL.Listener), [
+      'app',
+      'app.default',
+      'app.default:50051',
+      'app.default:8080',
+      'app:50051',
+      'app:8080',
+      'greeter',
+      'greeter.default',
+      'greeter.default:50051',
+      'greeter:50051',
+      'remote.other',
+      'remote.other:7000',
+      'remote.other:80',
+    ]);
+    assert.ok(!d.names(TYPE_URL.Cluster).some((n) => n.startsWith('inbound')));
+  });
+
+  test('the bare name means port 80 when the service has it, else its lowest HTTP port', () => {
+    const hcm = (name: string) => unpack(d.listener(name).api_listener.api_listener);
+    assert.equal(hcm('remote.other').rds.route_config_name, 'remote.other:80');
+    assert.equal(hcm('app').rds.route_config_name, 'app.default:8080');
+  });
+
+  test('an API listener: HttpConnectionManager over RDS (ADS), fault filter then router', () => {
+    for (const name of ['greeter:50051', 'greeter.default:50051', 'greeter']) {
+      const any = d.listener(name).api_listener.api_listener;
+      assert.equal(any.type_url, TYPE_URL.HttpConnectionManager);
+      const hcm = unpack(any);
+      assertSubset(hcm, {
+        rds: { route_config_name: 'greeter.default:50051', config_source: { ads: {} } },
+        http_filters: [{ name: 'envoy.filters.http.fault' }, { name: 'envoy.filters.http.router' }],
+      });
+      assert.equal(hcm.http_filters[1].typed_config.type_url, TYPE_URL.Router);
+    }
+  });
+
+  test('one route config per service port, one virtual host for "*"', () => {
+    assert.deepEqual(d.names(TYPE_URL.RouteConfiguration), [
+      'app.default:50051',
+      'app.default:8080',
+      'greeter.default:50051',
+      'remote.other:7000',
+      'remote.other:80',
+    ]);
+    assertSubset(d.routeConfig('greeter.default:50051'), {
+      virtual_hosts: [{ name: 'greeter.default:50051', domains: ['*'], routes: [{ route: { cluster: 'outbound|50051||greeter.default' } }] }],
+    });
+  });
+});
