@@ -40,9 +40,9 @@ describe('sidecar listeners', () => {
   const d = resourcesFor(meshView(MESH), sidecar({ service: 'app' }));
 
   test('names', () => {
-    assert.deepEqual(d.names(TYPE_URL.Listener), ['inbound', 'outbound', 'outbound|6379|cache.default']);
     // clash:6379 lost the port to cache (by name); proxyport is the sidecar's own 15001;
-    // selfport is where the node's app listens (app's db targetPort).
+    // selfport:15432 is where the node's app listens (the targetPort of app's db port).
+    assert.deepEqual(d.names(TYPE_URL.Listener), ['inbound', 'outbound', 'outbound|5432|app.default', 'outbound|6379|cache.default']);
   });
 
   test('outbound: 127.0.0.1:15001, HttpConnectionManager on RDS "outbound", router last', () => {
@@ -87,7 +87,8 @@ spec:
 
   test('no TCP in the outbound route config; HTTP and gRPC ports are virtual hosts', () => {
     const vhosts = d.routeConfig('outbound').virtual_hosts.map((v: Obj) => v.name);
-    assert.deepEqual(vhosts, ['app.default:50051', 'app.default:8080', 'greeter.default:50051', 'remote.other:7000', 'remote.other:80']);
+    // By service, then port number.
+    assert.deepEqual(vhosts, ['app.default:8080', 'app.default:50051', 'greeter.default:50051', 'remote.other:80', 'remote.other:7000']);
   });
 
   test('inbound: 0.0.0.0:15006, a filter chain per port by destination port, to 127.0.0.1:<targetPort>', () => {

@@ -25,6 +25,7 @@ spec:
   rules:
     - filters: [{ type: RequestMirror, requestMirror: { backendRef: { name: audit, port: 9000 } } }]
       backendRefs: [{ name: product, weight: 90 }, { name: product-v2, weight: 10 }]
+---
 `;
 
 describe('scope', () => {
