@@ -167,3 +167,18 @@ test('a retry policy from TrafficPolicy reaches the client', async () => {
   assert.equal(res.attempt, 3, 'the client retried UNAVAILABLE twice');
   assert.equal(servers.flaky.flakyAttempts.get('retry-1'), 3);
 });
+
+test('the control plane reports the proxyless client as connected and SYNCED on every type', async () => {
+  await waitFor(
+    () => {
+      const node = cp.xds.status().find((n) => n.nodeId === 'proxyless-test');
+      return !!node && ['CDS', 'EDS', 'LDS', 'RDS'].every((t) => node.types.find((s) => s.type === t)?.state === 'SYNCED');
+    },
+    3000,
+    'all types SYNCED',
+  );
+  const node = cp.xds.status().find((n) => n.nodeId === 'proxyless-test')!;
+  assert.equal(node.node.role, 'proxyless');
+  assert.equal(node.node.service, 'tester');
+  assert.equal(node.mode, 'sotw');
+});
