@@ -92,6 +92,13 @@ const headerModifier = z.strictObject({
   remove: z.array(headerName).optional(),
 });
 
+/** How a redirect or rewrite changes the path (Gateway API HTTPPathModifier). */
+const pathModifier = z.strictObject({
+  type: z.enum(['ReplaceFullPath', 'ReplacePrefixMatch']),
+  replaceFullPath: z.string().optional(),
+  replacePrefixMatch: z.string().optional(),
+});
+
 const httpRouteFilter = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('RequestHeaderModifier'), requestHeaderModifier: headerModifier }),
   z.strictObject({ type: z.literal('ResponseHeaderModifier'), responseHeaderModifier: headerModifier }),
@@ -100,13 +107,7 @@ const httpRouteFilter = z.discriminatedUnion('type', [
     requestRedirect: z.strictObject({
       scheme: z.enum(['http', 'https']).optional(),
       hostname: z.string().optional(),
-      path: z
-        .strictObject({
-          type: z.enum(['ReplaceFullPath', 'ReplacePrefixMatch']),
-          replaceFullPath: z.string().optional(),
-          replacePrefixMatch: z.string().optional(),
-        })
-        .optional(),
+      path: pathModifier.optional(),
       port: port.optional(),
       statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302),
     }),
@@ -115,13 +116,7 @@ const httpRouteFilter = z.discriminatedUnion('type', [
     type: z.literal('URLRewrite'),
     urlRewrite: z.strictObject({
       hostname: z.string().optional(),
-      path: z
-        .strictObject({
-          type: z.enum(['ReplaceFullPath', 'ReplacePrefixMatch']),
-          replaceFullPath: z.string().optional(),
-          replacePrefixMatch: z.string().optional(),
-        })
-        .optional(),
+      path: pathModifier.optional(),
     }),
   }),
   z.strictObject({
