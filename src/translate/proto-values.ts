@@ -65,7 +65,7 @@ export function duration(text: string): ProtoDuration {
   return msToProtoDuration(durationToMs(text));
 }
 
-export const ZERO_DURATION: ProtoDuration = { seconds: 0, nanos: 0 };
+export const ZERO_DURATION: Readonly<ProtoDuration> = Object.freeze({ seconds: 0, nanos: 0 });
 
 /** A UInt32Value/UInt64Value/DoubleValue wrapper. */
 export function wrap(value: number): { value: number } {
