@@ -8,13 +8,6 @@ import type { GRPCRouteSpec, HTTPRouteSpec, Resource, ServiceSpec, TrafficPolicy
 
 type Path = PropertyKey[];
 
-// RFC 1123 labels; a last label of digits only would be a mistyped IPv4 address.
-const HOSTNAME = /^(?=.{1,253}\.?$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?$/i;
-
-export function isAddressOrHostname(address: string): boolean {
-  if (isIP(address) !== 0) return true;
-  return HOSTNAME.test(address) && !/(^|\.)[0-9]+\.?$/.test(address);
-}
 
 function invalid(path: Path, detail: string, expected?: string): Problem {
   return { code: 'E_INVALID', path, detail, expected };
@@ -36,8 +29,9 @@ function serviceRules(spec: ServiceSpec): Problem[] {
   });
   const portNames = spec.ports.map((p) => p.name);
   (spec.endpoints ?? []).forEach((ep, i) => {
-    if (!isAddressOrHostname(ep.address)) {
-      const expected = 'an IPv4 or IPv6 address or a DNS hostname (no port, no brackets)';
+    // EDS carries IP addresses only: Envoy and gRPC reject a hostname there.
+    if (isIP(ep.address) === 0) {
+      const expected = 'an IPv4 or IPv6 address (no hostname, port or brackets)';
       out.push(invalid(['spec', 'endpoints', i, 'address'], `expected ${expected}, got ${JSON.stringify(ep.address)}`, expected));
     }
     for (const key of Object.keys(ep.ports ?? {})) {

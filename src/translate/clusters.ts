@@ -1,11 +1,13 @@
 // Clusters: one EDS cluster per port of every service in scope, and for a
 // sidecar one STATIC cluster per port of its own service (to the local app).
 import type { TrafficPolicySpec } from '../config/kinds';
+import { anyOf } from '../xds/protos';
+import { TYPE_URL } from '../xds/type-urls';
 import type { Service, ServicePort, TranslateContext } from './context';
 import { isHttp2Port, isHttpPort, keyOf } from './context';
 import { inboundClusterName, outboundClusterName } from './names';
 import { clusterPolicyFields, commonHttpProtocolOptions } from './policy';
-import { adsConfigSource, ENUM, EXTENSION_NAME, EXTENSION_TYPE_URL, packAny, wrap } from './proto-values';
+import { adsConfigSource, ENUM, EXTENSION_NAME, wrap } from './proto-values';
 
 type Obj = Record<string, unknown>;
 
@@ -65,5 +67,5 @@ function protocolOptions(port: ServicePort, policy: TrafficPolicySpec | undefine
   const common = commonHttpProtocolOptions(policy);
   if (common) options.common_http_protocol_options = common;
   options.explicit_http_config = isHttp2Port(port) ? { http2_protocol_options: {} } : { http_protocol_options: {} };
-  return { [EXTENSION_NAME.httpProtocolOptions]: packAny(EXTENSION_TYPE_URL.HttpProtocolOptions, options) };
+  return { [EXTENSION_NAME.httpProtocolOptions]: anyOf(TYPE_URL.HttpProtocolOptions, options) };
 }

@@ -1,5 +1,6 @@
 // Listeners: socket listeners for a sidecar, API listeners for a proxyless
 // gRPC client (see names.ts for every name and address).
+import { anyOf } from '../xds/protos';
 import { TYPE_URL } from '../xds/type-urls';
 import { attachedTcpRoute, resolveBackend } from './attach';
 import type { Service, ServicePort, TranslateContext } from './context';
@@ -22,7 +23,6 @@ import {
   ENUM,
   EXTENSION_NAME,
   faultFilter,
-  packAny,
   routerFilter,
   ZERO_DURATION,
 } from './proto-values';
@@ -35,11 +35,11 @@ function socketAddress(address: string, port: number): Obj {
 }
 
 function hcmFilter(hcm: Obj): Obj {
-  return { name: EXTENSION_NAME.httpConnectionManager, typed_config: packAny(TYPE_URL.HttpConnectionManager, hcm) };
+  return { name: EXTENSION_NAME.httpConnectionManager, typed_config: anyOf(TYPE_URL.HttpConnectionManager, hcm) };
 }
 
 function tcpProxyFilter(tcpProxy: Obj): Obj {
-  return { name: EXTENSION_NAME.tcpProxy, typed_config: packAny(TYPE_URL.TcpProxy, tcpProxy) };
+  return { name: EXTENSION_NAME.tcpProxy, typed_config: anyOf(TYPE_URL.TcpProxy, tcpProxy) };
 }
 
 /** The sidecar's HTTP listener for everything its app calls; routes come from RDS `outbound`. */
@@ -165,7 +165,7 @@ export function apiListeners(ctx: TranslateContext, callable: Service[]): Obj[] 
           rds: { config_source: adsConfigSource(), route_config_name: routeConfig },
           http_filters: [faultFilter(), routerFilter()],
         };
-        out.push({ name, api_listener: { api_listener: packAny(TYPE_URL.HttpConnectionManager, hcm) } });
+        out.push({ name, api_listener: { api_listener: anyOf(TYPE_URL.HttpConnectionManager, hcm) } });
       }
     }
   }

@@ -4,13 +4,6 @@
 import { durationToMs, msToProtoDuration } from '../config/duration';
 import { anyOf, protoRoot } from '../xds/protos';
 import { TYPE_URL } from '../xds/type-urls';
-import { assertKnownFields } from './proto-check';
-
-/** Extension type URLs the translator nests in Anys (not resource types, so not in type-urls.ts yet). */
-export const EXTENSION_TYPE_URL = {
-  HttpFault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
-  HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-} as const;
 
 /** Well-known extension names (the keys Envoy and grpc-js look them up by). */
 export const EXTENSION_NAME = {
@@ -21,21 +14,9 @@ export const EXTENSION_NAME = {
   httpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;
 
-/**
- * A nested message as an Any, its fields checked first (anyOf would drop an
- * unknown one silently, and the bytes no longer show it).
- */
-export function packAny(typeUrl: string, obj: Record<string, unknown>): { type_url: string; value: Buffer } {
-  assertKnownFields(typeUrl.replace(/^type\.googleapis\.com\//, ''), obj);
-  return anyOf(typeUrl, obj);
-}
-
 const enumCache = new Map<string, Record<string, number>>();
 
-/**
- * The values of a proto enum by name. Resources carry enums as numbers:
- * encodeMessage() verifies before fromObject(), and verify() accepts only numbers.
- */
+/** The values of a proto enum by name (resources carry enums as numbers; names work too). */
 export function protoEnum(fullName: string): Record<string, number> {
   let values = enumCache.get(fullName);
   if (!values) {
@@ -79,7 +60,7 @@ export function adsConfigSource(): Record<string, unknown> {
 
 /** The terminal router filter every HttpConnectionManager ends with. */
 export function routerFilter(): Record<string, unknown> {
-  return { name: EXTENSION_NAME.router, typed_config: packAny(TYPE_URL.Router, {}) };
+  return { name: EXTENSION_NAME.router, typed_config: anyOf(TYPE_URL.Router, {}) };
 }
 
 /**
@@ -87,12 +68,12 @@ export function routerFilter(): Record<string, unknown> {
  * answer locally override it per route (see routes.ts, localAnswer).
  */
 export function faultFilter(): Record<string, unknown> {
-  return { name: EXTENSION_NAME.fault, typed_config: packAny(EXTENSION_TYPE_URL.HttpFault, {}) };
+  return { name: EXTENSION_NAME.fault, typed_config: anyOf(TYPE_URL.HttpFault, {}) };
 }
 
 /** A fault filter override that aborts every request with a gRPC status. */
 export function grpcAbort(grpcStatus: number): { type_url: string; value: Buffer } {
-  return packAny(EXTENSION_TYPE_URL.HttpFault, {
+  return anyOf(TYPE_URL.HttpFault, {
     abort: { grpc_status: grpcStatus, percentage: { numerator: 100, denominator: ENUM.fractionDenominator().HUNDRED } },
   });
 }

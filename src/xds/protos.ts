@@ -74,12 +74,61 @@ export function messageType(nameOrTypeUrl: string): protobuf.Type {
   return t;
 }
 
-/** Encodes a plain object (snake_case fields) as the message of the type URL. Throws on a field the type lacks. */
+/**
+ * Encodes a plain object (snake_case fields; enums as names or numbers) as the
+ * message of the type URL. Throws on a field the type lacks or a value of the
+ * wrong type: protobufjs alone would drop the one and coerce the other.
+ */
 export function encodeMessage(typeUrl: string, obj: Record<string, unknown>): Buffer {
   const type = messageType(typeUrl);
-  const problem = type.verify(obj);
-  if (problem) throw new Error(`${type.fullName}: ${problem}`);
+  assertWellTyped(type, obj, '');
   return Buffer.from(type.encode(type.fromObject(obj)).finish());
+}
+
+const NUMERIC = new Set(['double', 'float', 'int32', 'uint32', 'sint32', 'fixed32', 'sfixed32']);
+const NUMERIC_64 = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
+
+/** Throws when `obj`, or any message nested in it, has a field its type lacks or a value that does not fit. */
+export function assertWellTyped(type: protobuf.Type, obj: Record<string, unknown>, path: string): void {
+  for (const [key, value] of Object.entries(obj)) {
+    if (value === undefined || value === null) continue;
+    const field = type.fields[key];
+    if (!field) throw new Error(`${type.fullName}: no field "${path}${key}"`);
+    const items: unknown[] = field.map ? Object.values(value as object) : field.repeated ? asArray(value, type, path + key) : [value];
+    const resolved = field.resolve().resolvedType;
+    items.forEach((item, i) => {
+      const where = field.map || field.repeated ? `${path}${key}[${i}]` : `${path}${key}`;
+      if (resolved instanceof protobuf.Type) {
+        if (typeof item !== 'object' || item === null || item instanceof Uint8Array) {
+          throw new Error(`${type.fullName}: "${where}" must be a ${resolved.fullName.slice(1)} object`);
+        }
+        assertWellTyped(resolved, item as Record<string, unknown>, `${where}.`);
+      } else {
+        const problem = scalarProblem(field.type, resolved, item);
+        if (problem) throw new Error(`${type.fullName}: "${where}" ${problem}, got ${JSON.stringify(item)}`);
+      }
+    });
+  }
+}
+
+function asArray(value: unknown, type: protobuf.Type, where: string): unknown[] {
+  if (!Array.isArray(value)) throw new Error(`${type.fullName}: "${where}" must be an array`);
+  return value;
+}
+
+function scalarProblem(fieldType: string, resolved: protobuf.Enum | protobuf.Type | null, v: unknown): string | undefined {
+  if (resolved instanceof protobuf.Enum) {
+    const ok = typeof v === 'number' ? Object.values(resolved.values).includes(v) : typeof v === 'string' && v in resolved.values;
+    return ok ? undefined : `must be one of ${Object.keys(resolved.values).join(', ')}`;
+  }
+  if (NUMERIC.has(fieldType)) return typeof v === 'number' && Number.isFinite(v) ? undefined : 'must be a number';
+  if (NUMERIC_64.has(fieldType)) {
+    return (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^-?\d+$/.test(v)) ? undefined : 'must be an integer';
+  }
+  if (fieldType === 'bool') return typeof v === 'boolean' ? undefined : 'must be a boolean';
+  if (fieldType === 'string') return typeof v === 'string' ? undefined : 'must be a string';
+  if (fieldType === 'bytes') return v instanceof Uint8Array || typeof v === 'string' ? undefined : 'must be bytes';
+  return undefined;
 }
 
 /** A google.protobuf.Any holding `obj` encoded as the type URL, for nesting inside another resource. */

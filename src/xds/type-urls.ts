@@ -9,6 +9,8 @@ export const TYPE_URL = {
     'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   TcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   Router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  HttpFault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+  HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;
 
 /** The resource types of ADS, in the order a client should apply them (CDS before EDS, LDS before RDS). */

@@ -213,15 +213,15 @@ test('hashOn without RingHash or Maglev', async () => {
   await expectGood(p.replace('LeastRequest', 'Maglev'));
 });
 
-for (const address of ['10.0.0.300', '127.0.0.1:8080', '[::1]', 'bad_host.local', '-x.example']) {
+for (const address of ['10.0.0.300', '127.0.0.1:8080', '[::1]', 'bad_host.local', 'api-1.internal', 'localhost']) {
   test(`a static endpoint address ${address} is an error`, async () => {
     const svc = policy('Service', 'api', `  ports: [{ name: http, port: 80, protocol: http }]\n  endpoints: [{ address: "127.0.0.1" }, { address: "${address}" }]`);
-    await expectBad(svc, 'E_INVALID', 'spec.endpoints[1].address', /expected an IPv4 or IPv6 address or a DNS hostname/);
+    await expectBad(svc, 'E_INVALID', 'spec.endpoints[1].address', /expected an IPv4 or IPv6 address \(no hostname/);
   });
 }
 
-test('static endpoint addresses: IPv4, IPv6 and hostnames', async () => {
-  await expectGood(policy('Service', 'api', '  ports: [{ name: http, port: 80, protocol: http }]\n  endpoints: [{ address: 10.1.2.3 }, { address: "fd00::1" }, { address: api-1.internal }, { address: localhost }]'));
+test('static endpoint addresses: IPv4 and IPv6', async () => {
+  await expectGood(policy('Service', 'api', '  ports: [{ name: http, port: 80, protocol: http }]\n  endpoints: [{ address: 10.1.2.3 }, { address: "fd00::1" }]'));
 });
 
 test('endpoint ports keys that are not port names of the Service', async () => {
