@@ -265,7 +265,8 @@ export const trafficPolicySpecSchema = z.strictObject({
         .strictObject({
           minimumHosts: z.number().int().min(1).optional(),
           requestVolume: z.number().int().min(1).optional(),
-          stdevFactor: z.number().int().min(1).optional(),
+          /** Eject hosts whose success rate is below mean − stdevFactor × stdev (e.g. 1.9). */
+          stdevFactor: z.number().min(0.1).max(100).optional(),
         })
         .optional(),
     })

@@ -101,8 +101,8 @@ function outlierDetection(od: NonNullable<TrafficPolicySpec['outlierDetection']>
   out.enforcing_success_rate = wrap(sr ? 100 : 0);
   if (sr?.minimumHosts !== undefined) out.success_rate_minimum_hosts = wrap(sr.minimumHosts);
   if (sr?.requestVolume !== undefined) out.success_rate_request_volume = wrap(sr.requestVolume);
-  // In thousandths, as Envoy and gRPC read it: 1900 ejects below mean - 1.9 stdev.
-  if (sr?.stdevFactor !== undefined) out.success_rate_stdev_factor = wrap(sr.stdevFactor);
+  // Envoy and gRPC read the factor in thousandths: 1.9 is 1900.
+  if (sr?.stdevFactor !== undefined) out.success_rate_stdev_factor = wrap(Math.round(sr.stdevFactor * 1000));
   return out;
 }
 

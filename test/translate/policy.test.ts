@@ -153,7 +153,7 @@ describe('outlierDetection', () => {
   });
 
   test('success rate → success_rate_* with enforcement; consecutive 5xx off when not asked', () => {
-    const { cluster } = withPolicy('outlierDetection: { successRate: { minimumHosts: 3, requestVolume: 50, stdevFactor: 1900 } }');
+    const { cluster } = withPolicy('outlierDetection: { successRate: { minimumHosts: 3, requestVolume: 50, stdevFactor: 1.9 } }');
     assertSubset(cluster.outlier_detection, {
       enforcing_success_rate: { value: 100 },
       success_rate_minimum_hosts: { value: 3 },
