@@ -146,10 +146,21 @@ function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
       out.push(invalid(['spec', 'loadBalancer', 'ringHash', field], detail, field === 'minimumRingSize' ? `at most ${max}` : `at least ${min}`));
     }
   }
+  // Durations where 0 would mean "never" or "always" rather than "off".
+  const positive: [Path, string | undefined][] = [
+    [['spec', 'retries', 'backoff', 'baseInterval'], spec.retries?.backoff?.baseInterval],
+    [['spec', 'outlierDetection', 'interval'], spec.outlierDetection?.interval],
+    [['spec', 'outlierDetection', 'baseEjectionTime'], spec.outlierDetection?.baseEjectionTime],
+    [['spec', 'connectionPool', 'connectTimeout'], spec.connectionPool?.connectTimeout],
+  ];
+  for (const [path, value] of positive) {
+    if (value !== undefined && durationToMs(value) === 0) {
+      out.push(invalid(path, `${String(path.at(-1))} must be longer than 0`, 'a duration > 0'));
+    }
+  }
   const backoff = spec.retries?.backoff;
   if (backoff) {
     const base = durationToMs(backoff.baseInterval);
-    if (base === 0) out.push(invalid(['spec', 'retries', 'backoff', 'baseInterval'], 'baseInterval must be longer than 0', 'a duration > 0'));
     if (backoff.maxInterval !== undefined && durationToMs(backoff.maxInterval) < base) {
       out.push(
         invalid(

@@ -309,3 +309,15 @@ test('validateDelete: a Service still referenced names the referrer', () => {
 test('BASE alone is valid', async () => {
   assert.deepEqual(keys(await expectGood()), BASE_KEYS);
 });
+
+for (const [field, yaml] of [
+  ['spec.retries.backoff.baseInterval', 'retries: { attempts: 2, backoff: { baseInterval: 0ms } }'],
+  ['spec.outlierDetection.interval', 'outlierDetection: { consecutive5xx: 3, interval: 0s }'],
+  ['spec.outlierDetection.baseEjectionTime', 'outlierDetection: { consecutive5xx: 3, baseEjectionTime: 0s }'],
+  ['spec.connectionPool.connectTimeout', 'connectionPool: { connectTimeout: 0ms }'],
+] as const) {
+  test(`a zero ${field} is an error`, async () => {
+    const p = policy('TrafficPolicy', 'p', `  targetRef: { name: web }\n  ${yaml}`);
+    await expectBad(p, 'E_INVALID', field, /must be longer than 0/);
+  });
+}
