@@ -4,6 +4,7 @@ import { SnapshotCache } from '../../src/xds/cache/snapshot-cache';
 import { checkConsistency } from '../../src/xds/cache/consistency';
 import { SnapshotInconsistentError } from '../../src/xds/cache/errors';
 import { TYPE_URL } from '../../src/xds/type-urls';
+import { decodeMessage } from '../../src/xds/protos';
 import type { NodeInfo } from '../../src/translate/types';
 import { generatorFor, meshState } from './fixtures';
 
@@ -149,13 +150,19 @@ test('groups with no watch are dropped after the idle TTL', () => {
   cache.close();
 });
 
-test('SotW bodies are encoded once per version and subscription', () => {
+test('SotW responses are encoded once per version and subscription, each with its own nonce', () => {
   const { cache } = cacheFor();
   cache.createWatch({ node, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
   const type = cache.snapshotFor(node)!.type(TYPE_URL.ClusterLoadAssignment);
-  assert.equal(type.sotwBody(), type.sotwBody());
+  assert.equal(type.sotwMessage(), type.sotwMessage());
   const names = new Set(['backend']);
-  assert.equal(type.sotwBody(names, 'backend'), type.sotwBody(names, 'backend'));
-  assert.ok(type.sotwBody(names, 'backend').length < type.sotwBody().length);
+  const named = type.sotwMessage(names, 'backend');
+  assert.equal(named, type.sotwMessage(names, 'backend'));
+  assert.ok(named.bytes.length < type.sotwMessage().bytes.length);
+  assert.notEqual(named.nonce, type.sotwMessage().nonce);
+  const decoded = decodeMessage('envoy.service.discovery.v3.DiscoveryResponse', named.bytes);
+  assert.equal(decoded.nonce, named.nonce);
+  assert.equal(decoded.version_info, type.version);
+  assert.equal(decoded.resources.length, 1);
   cache.close();
 });

@@ -1,5 +1,12 @@
-// DiscoveryResponse / DeltaDiscoveryResponse bodies assembled from pre-encoded
-// fields. A body lacks only the nonce, which each stream appends (nonceField).
+// DiscoveryResponse / DeltaDiscoveryResponse messages assembled from
+// pre-encoded fields.
+//
+// A SotW response is built once per (type version, subscription) and the very
+// same bytes are written to every stream that needs them, nonce included: each
+// built response takes a process-wide unique nonce. A stream thus never sees
+// one nonce on two different responses, which is all the nonce must ensure.
+// (The same bytes may be sent twice on a stream, e.g. a subscription that
+// flips back; the repeated nonce then names identical content.)
 import { bytesField, encodeAny, stringField } from './wire';
 
 /** envoy.service.discovery.v3.DiscoveryResponse field numbers. */
@@ -24,8 +31,20 @@ export function deltaResourceEntry(typeUrl: string, name: string, version: strin
   return bytesField(DELTA.resources, resource);
 }
 
-export function sotwResponseBody(typeUrl: string, version: string, entries: readonly Buffer[]): Buffer {
-  return Buffer.concat([stringField(SOTW.versionInfo, version), stringField(SOTW.typeUrl, typeUrl), ...entries]);
+let nonceCounter = 0;
+
+/** A nonce no other response of this process carries. */
+export function nextNonce(): string {
+  return (++nonceCounter).toString(36);
+}
+
+export function sotwResponseBody(typeUrl: string, version: string, entries: readonly Buffer[], nonce: string): Buffer {
+  return Buffer.concat([
+    stringField(SOTW.versionInfo, version),
+    stringField(SOTW.typeUrl, typeUrl),
+    stringField(SOTW.nonce, nonce),
+    ...entries,
+  ]);
 }
 
 export function deltaResponseBody(
@@ -33,16 +52,13 @@ export function deltaResponseBody(
   systemVersion: string,
   entries: readonly Buffer[],
   removed: readonly string[],
+  nonce: string,
 ): Buffer {
   return Buffer.concat([
     stringField(DELTA.systemVersionInfo, systemVersion),
     stringField(DELTA.typeUrl, typeUrl),
+    stringField(DELTA.nonce, nonce),
     ...entries,
     ...removed.map((name) => stringField(DELTA.removedResources, name)),
   ]);
-}
-
-/** The nonce field; the same field number (5) in both response messages. */
-export function nonceField(nonce: string): Buffer {
-  return stringField(SOTW.nonce, nonce);
 }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { encodeMessage } from '../protos';
 import { XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
 import type { ResourceSet, XdsResource } from '../../translate/types';
-import { deltaResourceEntry, sotwResourceEntry, sotwResponseBody } from './response-bodies';
+import { deltaResourceEntry, nextNonce, sotwResourceEntry, sotwResponseBody } from './response-bodies';
 
 export interface EncodedResource {
   readonly name: string;
@@ -20,6 +20,12 @@ export interface EncodedResource {
   readonly deltaEntry: Buffer;
 }
 
+/** A complete DiscoveryResponse, shared by every stream it is written to. */
+export interface SotwMessage {
+  bytes: Buffer;
+  nonce: string;
+}
+
 function shortHash(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex').slice(0, 16);
 }
@@ -28,8 +34,8 @@ function shortHash(data: string | Uint8Array): string {
 const NAMED_BODY_MEMO_LIMIT = 256;
 
 export class TypeSnapshot {
-  private wildcardBody: Buffer | undefined;
-  private readonly namedBodies = new Map<string, Buffer>();
+  private wildcardMessage: SotwMessage | undefined;
+  private readonly namedMessages = new Map<string, SotwMessage>();
 
   constructor(
     readonly typeUrl: XdsTypeUrl,
@@ -39,32 +45,34 @@ export class TypeSnapshot {
   ) {}
 
   /**
-   * The DiscoveryResponse body (without nonce) for a subscription: every
-   * resource when `names` is undefined (wildcard), else only those named.
-   * `namesKey` identifies the name set for the memo.
+   * The DiscoveryResponse for a subscription: every resource when `names` is
+   * undefined (wildcard), else only those named. `namesKey` identifies the
+   * name set for the memo.
    */
-  sotwBody(names?: ReadonlySet<string>, namesKey?: string): Buffer {
+  sotwMessage(names?: ReadonlySet<string>, namesKey?: string): SotwMessage {
     if (!names) {
-      this.wildcardBody ??= sotwResponseBody(
-        this.typeUrl,
-        this.version,
-        [...this.resources.values()].map((r) => r.sotwEntry),
-      );
-      return this.wildcardBody;
+      this.wildcardMessage ??= this.buildMessage([...this.resources.values()]);
+      return this.wildcardMessage;
     }
     const key = namesKey ?? [...names].sort().join('\n');
-    let body = this.namedBodies.get(key);
-    if (!body) {
-      const entries: Buffer[] = [];
+    let message = this.namedMessages.get(key);
+    if (!message) {
+      const selected: EncodedResource[] = [];
       for (const name of names) {
         const r = this.resources.get(name);
-        if (r) entries.push(r.sotwEntry);
+        if (r) selected.push(r);
       }
-      body = sotwResponseBody(this.typeUrl, this.version, entries);
-      if (this.namedBodies.size >= NAMED_BODY_MEMO_LIMIT) this.namedBodies.clear();
-      this.namedBodies.set(key, body);
+      message = this.buildMessage(selected);
+      if (this.namedMessages.size >= NAMED_BODY_MEMO_LIMIT) this.namedMessages.clear();
+      this.namedMessages.set(key, message);
     }
-    return body;
+    return message;
+  }
+
+  private buildMessage(resources: EncodedResource[]): SotwMessage {
+    const nonce = nextNonce();
+    const entries = resources.map((r) => r.sotwEntry);
+    return { bytes: sotwResponseBody(this.typeUrl, this.version, entries, nonce), nonce };
   }
 }
 

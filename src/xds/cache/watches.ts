@@ -4,7 +4,6 @@
 // until a published snapshot differs, and can be cancelled.
 import type { NodeInfo } from '../../translate/types';
 import type { XdsTypeUrl } from '../type-urls';
-import { deltaResponseBody } from './response-bodies';
 import type { EncodedResource, TypeSnapshot } from './snapshot';
 
 export interface SotwWatchRequest {
@@ -24,8 +23,9 @@ export interface SotwResponse {
   typeUrl: XdsTypeUrl;
   version: string;
   namesKey: string;
-  /** The DiscoveryResponse without its nonce. */
-  body: Buffer;
+  /** The complete DiscoveryResponse, shared with other streams. */
+  message: Buffer;
+  nonce: string;
 }
 
 /** The version a delta stream records for a subscribed name it was told does not exist. */
@@ -46,8 +46,6 @@ export interface DeltaResponse {
   systemVersion: string;
   resources: EncodedResource[];
   removed: string[];
-  /** The DeltaDiscoveryResponse without its nonce. */
-  body: Buffer;
 }
 
 /** A watch answered at once, or pending with a way to cancel it. */
@@ -56,12 +54,8 @@ export type WatchResult<R> = { response: R; cancel?: undefined } | { response?: 
 /** The SotW answer for a stream, or undefined when it already holds this version and subscription. */
 export function sotwAnswer(snap: TypeSnapshot, req: SotwWatchRequest): SotwResponse | undefined {
   if (snap.version === req.knownVersion && req.namesKey === req.knownNamesKey) return undefined;
-  return {
-    typeUrl: req.typeUrl,
-    version: snap.version,
-    namesKey: req.namesKey,
-    body: snap.sotwBody(req.names, req.namesKey),
-  };
+  const { bytes, nonce } = snap.sotwMessage(req.names, req.namesKey);
+  return { typeUrl: req.typeUrl, version: snap.version, namesKey: req.namesKey, message: bytes, nonce };
 }
 
 /** The delta answer: resources whose version differs from the client's, and names it holds that are gone. */
@@ -86,16 +80,5 @@ export function deltaAnswer(snap: TypeSnapshot, req: DeltaWatchRequest): DeltaRe
     for (const name of req.subscribed) consider(name);
   }
   if (resources.length === 0 && removed.length === 0) return undefined;
-  return {
-    typeUrl: req.typeUrl,
-    systemVersion: snap.version,
-    resources,
-    removed,
-    body: deltaResponseBody(
-      req.typeUrl,
-      snap.version,
-      resources.map((r) => r.deltaEntry),
-      removed,
-    ),
-  };
+  return { typeUrl: req.typeUrl, systemVersion: snap.version, resources, removed };
 }

@@ -1,11 +1,15 @@
-// The gRPC definition of envoy.service.discovery.v3.AggregatedDiscoveryService
-// with protobufjs codecs. The server writes pre-encoded response bytes, so its
-// response serializer is the identity; requests decode to protobufjs messages
-// (snake_case fields, defaults on the prototype), or to a MalformedMessage the
-// stream turns into an INVALID_ARGUMENT status.
+// The gRPC definition of envoy.service.discovery.v3.AggregatedDiscoveryService.
+// The server writes pre-encoded response bytes, so its response serializer is
+// the identity. SotW requests use the hot-path decoder of discovery-request.ts,
+// delta requests protobufjs (snake_case fields, defaults on the prototype);
+// bytes that do not decode become a MalformedMessage, which the stream turns
+// into an INVALID_ARGUMENT status.
 import type * as grpc from '@grpc/grpc-js';
 import { messageType } from '../protos';
 import type { XdsNodeLike } from '../node-info';
+import { decodeDiscoveryRequest, MalformedMessage, type RpcStatusLike } from './discovery-request';
+
+export { DiscoveryRequestMessage, MalformedMessage, type RpcStatusLike } from './discovery-request';
 
 export const ADS_SERVICE_NAME = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const ADS_PATHS = {
@@ -20,21 +24,6 @@ const MSG = {
   deltaResponse: 'envoy.service.discovery.v3.DeltaDiscoveryResponse',
 } as const;
 
-export interface RpcStatusLike {
-  code?: number;
-  message?: string;
-}
-
-/** A decoded envoy.service.discovery.v3.DiscoveryRequest. */
-export interface DiscoveryRequestMessage {
-  version_info: string;
-  node?: XdsNodeLike | null;
-  resource_names: string[];
-  type_url: string;
-  response_nonce: string;
-  error_detail?: RpcStatusLike | null;
-}
-
 /** A decoded envoy.service.discovery.v3.DeltaDiscoveryRequest. */
 export interface DeltaDiscoveryRequestMessage {
   node?: XdsNodeLike | null;
@@ -44,11 +33,6 @@ export interface DeltaDiscoveryRequestMessage {
   initial_resource_versions: Record<string, string>;
   response_nonce: string;
   error_detail?: RpcStatusLike | null;
-}
-
-/** What the request deserializer yields for bytes that are not a valid request. */
-export class MalformedMessage {
-  constructor(readonly reason: string) {}
 }
 
 function decoder<T>(typeName: string): (bytes: Buffer) => T | MalformedMessage {
@@ -77,19 +61,31 @@ const identity = (b: Buffer) => b;
 
 /** The definition the server registers: requests decoded, responses already bytes. */
 export function adsServerDefinition(): grpc.ServiceDefinition {
-  const method = (path: string, request: string, response: string, originalName: string) => ({
+  const method = (
+    path: string,
+    request: string,
+    response: string,
+    originalName: string,
+    requestDeserialize: (b: Buffer) => unknown,
+  ) => ({
     path,
     requestStream: true,
     responseStream: true,
     requestSerialize: objectEncoder(request),
-    requestDeserialize: decoder(request),
+    requestDeserialize,
     responseSerialize: identity,
     responseDeserialize: objectDecoder(response),
     originalName,
   });
   return {
-    StreamAggregatedResources: method(ADS_PATHS.sotw, MSG.request, MSG.response, 'streamAggregatedResources'),
-    DeltaAggregatedResources: method(ADS_PATHS.delta, MSG.deltaRequest, MSG.deltaResponse, 'deltaAggregatedResources'),
+    StreamAggregatedResources: method(ADS_PATHS.sotw, MSG.request, MSG.response, 'streamAggregatedResources', decodeDiscoveryRequest),
+    DeltaAggregatedResources: method(
+      ADS_PATHS.delta,
+      MSG.deltaRequest,
+      MSG.deltaResponse,
+      'deltaAggregatedResources',
+      decoder<DeltaDiscoveryRequestMessage>(MSG.deltaRequest),
+    ),
   } as grpc.ServiceDefinition;
 }
 

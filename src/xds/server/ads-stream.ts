@@ -4,7 +4,6 @@
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { SnapshotCache } from '../cache/snapshot-cache';
 import type { LogFn } from '../cache/logger';
-import { nonceField } from '../cache/response-bodies';
 import { InvalidNodeError, nodeInfoFromXdsNode, nodeGroupKey, type XdsNodeLike } from '../node-info';
 import { TYPE_SHORT_NAME, XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
 import type { NodeInfo } from '../../translate/types';
@@ -54,7 +53,6 @@ export abstract class AdsStream<Req extends AdsRequest, State extends TypeState>
   readonly peer: string;
   protected node: NodeInfo | undefined;
   protected readonly types = new Map<XdsTypeUrl, State>();
-  private nonces = 0;
   private closed = false;
 
   constructor(
@@ -146,12 +144,11 @@ export abstract class AdsStream<Req extends AdsRequest, State extends TypeState>
     }
   }
 
-  /** Writes a pre-encoded response body with this stream's next nonce. Returns false when the write buffer is full. */
-  protected send(state: State, body: Buffer, version: string): boolean {
-    const nonce = String(++this.nonces);
+  /** Writes an encoded response carrying `nonce`. Returns false when the write buffer is full. */
+  protected send(state: State, message: Buffer, nonce: string, version: string): boolean {
     state.latestNonce = nonce;
     state.sentVersion = version;
-    const ok = this.call.write(Buffer.concat([body, nonceField(nonce)]));
+    const ok = this.call.write(message);
     this.changed('sent');
     return ok;
   }

@@ -2,6 +2,7 @@
 // names the client subscribed to and which version of each it holds, and
 // sends only what differs plus the names that went away. Subscription changes
 // apply whatever nonce they carry; only ACK/NACK bookkeeping needs the latest.
+import { deltaResponseBody, nextNonce } from '../cache/response-bodies';
 import { ABSENT, type DeltaResponse } from '../cache/watches';
 import { TYPE_URL, type XdsTypeUrl } from '../type-urls';
 import type { DeltaDiscoveryRequestMessage } from './ads-service';
@@ -91,7 +92,10 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequestMessage, DeltaTy
       else state.known.delete(name);
     }
     state.answered = false;
-    const writable = this.send(state, response.body, response.systemVersion);
+    const nonce = nextNonce();
+    const entries = response.resources.map((r) => r.deltaEntry);
+    const message = deltaResponseBody(state.typeUrl, response.systemVersion, entries, response.removed, nonce);
+    const writable = this.send(state, message, nonce, response.systemVersion);
     // Delta needs no ACK before the next push; watch again at once unless the client is not reading.
     if (writable) {
       this.watch(state);

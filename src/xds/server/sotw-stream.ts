@@ -19,16 +19,10 @@ class SotwTypeState extends TypeState {
   everNamed = false;
   names = new Set<string>();
   namesKey = '';
-  /** The raw list of the previous request, to skip recomputing an unchanged subscription. */
-  rawNames: readonly string[] | undefined;
+  /** The resource_names bytes of the previous request: unchanged bytes, unchanged subscription. */
+  namesBytes: Buffer | undefined;
   /** namesKey of the last response sent. */
   sentNamesKey: string | undefined;
-}
-
-function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
-  if (!a || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 export class SotwStream extends AdsStream<DiscoveryRequestMessage, SotwTypeState> {
@@ -52,7 +46,7 @@ export class SotwStream extends AdsStream<DiscoveryRequestMessage, SotwTypeState
       state.sentNamesKey = undefined;
       if (req.version_info) state.ackedVersion = req.version_info;
     }
-    this.updateSubscription(typeUrl, req.resource_names, state);
+    this.updateSubscription(typeUrl, req, state);
 
     state.closeWatch();
     const known = state.sentVersion ?? req.version_info;
@@ -73,9 +67,11 @@ export class SotwStream extends AdsStream<DiscoveryRequestMessage, SotwTypeState
     else state.cancelWatch = result.cancel;
   }
 
-  private updateSubscription(typeUrl: XdsTypeUrl, names: readonly string[], state: SotwTypeState): void {
-    if (sameList(state.rawNames, names)) return;
-    state.rawNames = names;
+  private updateSubscription(typeUrl: XdsTypeUrl, req: DiscoveryRequestMessage, state: SotwTypeState): void {
+    if (state.namesBytes?.equals(req.namesBytes)) return;
+    // A copy: the request's bytes are a view into gRPC's message buffer.
+    state.namesBytes = Buffer.from(req.namesBytes);
+    const names = req.resource_names;
     if (names.length > 0) state.everNamed = true;
     state.wildcard = names.includes('*') || (names.length === 0 && !state.everNamed && LEGACY_WILDCARD_TYPES.has(typeUrl));
     state.names = new Set(names.filter((n) => n !== '*'));
@@ -86,7 +82,7 @@ export class SotwStream extends AdsStream<DiscoveryRequestMessage, SotwTypeState
     state.cancelWatch = undefined;
     if (this.isClosed) return;
     state.sentNamesKey = response.namesKey;
-    this.send(state, response.body, response.version);
+    this.send(state, response.message, response.nonce, response.version);
   }
 
   protected typeStatus(state: SotwTypeState, snapshotVersion: string | undefined): Pick<TypeStatus, 'subscription' | 'state'> {
