@@ -1,0 +1,356 @@
+// xDS convergence benchmark: N simulated ADS clients (each its own HTTP/2
+// connection, in --procs child processes) against ONE control-plane process.
+// For each config change it measures the time from the change to each
+// client's ACK of the new version (p50 / p99 / max), and it reads the control
+// plane's RSS from /proc. Loopback only; bounded in time; stops itself.
+//
+//   node dist/bench/xds-convergence.js --clients 5000 [--changes 5] [--procs 2]
+//        [--services 50] [--server weft|synthetic] [--budget-s 240]
+//        [--server-cpu-prof DIR]
+//
+// --server weft (default): `node bin/weft.js control` on a config directory
+// the bench writes; a change rewrites one Service file (endpoint port), so it
+// includes the store's file watch, the translator and the cache.
+// --server synthetic: bench/xds-synthetic-server (SnapshotCache + XdsServer,
+// a synthetic generator), changed over IPC: the cache and server alone.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { nowMs, type FromClients, type SimClientsConfig, type ToClients } from './xds-bench-protocol';
+
+interface Options {
+  clients: number;
+  changes: number;
+  procs: number;
+  services: number;
+  server: 'weft' | 'synthetic';
+  budgetS: number;
+  /** Directory for a V8 CPU profile of the control plane (node --cpu-prof). */
+  serverCpuProf?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = { clients: 1000, changes: 5, procs: 2, services: 50, server: 'weft', budgetS: 240 };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--clients': opts.clients = Number(value()); break;
+      case '--changes': opts.changes = Number(value()); break;
+      case '--procs': opts.procs = Number(value()); break;
+      case '--services': opts.services = Number(value()); break;
+      case '--server': opts.server = value() as Options['server']; break;
+      case '--budget-s': opts.budgetS = Number(value()); break;
+      case '--server-cpu-prof': opts.serverCpuProf = path.resolve(value()); break;
+      default: throw new Error(`unknown flag ${argv[i]}`);
+    }
+  }
+  if (!['weft', 'synthetic'].includes(opts.server)) throw new Error('--server is weft or synthetic');
+  for (const k of ['clients', 'changes', 'procs', 'services'] as const) {
+    if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new Error(`--${k} must be a positive integer`);
+  }
+  return opts;
+}
+
+// ---- the control plane under test --------------------------------------------
+
+interface ControlPlaneUnderTest {
+  pid: number;
+  port: number;
+  change(k: number): void;
+  stop(): void;
+}
+
+function nodeArgs(opts: Options): string[] {
+  return opts.serverCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.serverCpuProf}`] : [];
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`control plane exited with code ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`control plane did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function serviceYaml(name: string, endpointPort: number): string {
+  return [
+    'apiVersion: weft.dev/v1',
+    'kind: Service',
+    `metadata: { name: ${name} }`,
+    'spec:',
+    '  ports: [{ name: http, port: 8080, protocol: http }]',
+    '  endpoints:',
+    `    - { address: 10.0.0.1, port: ${endpointPort} }`,
+    '    - { address: 10.0.0.2, port: 21000 }',
+  ].join('\n');
+}
+
+/** Writes then renames, so the store never reads a half-written file. */
+function writeAtomic(file: string, content: string): void {
+  fs.writeFileSync(`${file}.tmp`, content);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+async function startWeftControl(opts: Options, tmp: string): Promise<ControlPlaneUnderTest> {
+  const root = path.resolve(__dirname, '../..');
+  const configDir = path.join(tmp, 'config');
+  const dataDir = path.join(tmp, 'data');
+  fs.mkdirSync(configDir, { recursive: true });
+  const others = [];
+  for (let i = 1; i < opts.services; i++) others.push(serviceYaml(`svc-${i}`, 20000));
+  fs.writeFileSync(path.join(configDir, 'services.yaml'), others.join('\n---\n') + '\n');
+  const changing = path.join(configDir, 'svc-0.yaml');
+  fs.writeFileSync(changing, serviceYaml('svc-0', 20000) + '\n');
+  const [xdsPort, apiPort] = [await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs(opts), path.join(root, 'bin/weft.js'), 'control', '--config', configDir, '--data-dir', dataDir,
+      '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  await waitForPort(xdsPort, child, 20_000);
+  return {
+    pid: child.pid!,
+    port: xdsPort,
+    change: (k) => writeAtomic(changing, serviceYaml('svc-0', 20000 + k) + '\n'),
+    stop: () => child.kill('SIGTERM'),
+  };
+}
+
+async function startSynthetic(opts: Options): Promise<ControlPlaneUnderTest> {
+  const child = fork(path.join(__dirname, 'xds-synthetic-server.js'), [String(opts.services)], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    execArgv: nodeArgs(opts),
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { t: string; port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`synthetic server exited with code ${code}`)));
+  });
+  return { pid: child.pid!, port, change: () => child.send({ t: 'change' }), stop: () => child.kill('SIGTERM') };
+}
+
+// ---- /proc readings ------------------------------------------------------------
+
+function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** user + system CPU time of a process, in ms. */
+function procCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+// ---- client processes --------------------------------------------------------------
+
+class ClientProcs {
+  readonly procs: ChildProcess[] = [];
+  private readonly progress = new Map<ChildProcess, { changed: number; lastChangeAt: number; acks: number }>();
+
+  constructor(opts: Options, port: number) {
+    const per = Math.ceil(opts.clients / opts.procs);
+    for (let p = 0; p < opts.procs; p++) {
+      const first = p * per;
+      const count = Math.min(per, opts.clients - first);
+      if (count <= 0) break;
+      const config: SimClientsConfig = { port, first, count, services: opts.services, rampBatch: 200 };
+      const child = fork(path.join(__dirname, 'xds-sim-clients.js'), [JSON.stringify(config)], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      child.on('message', (m: FromClients) => {
+        if (m.t === 'progress') this.progress.set(child, m);
+      });
+      this.procs.push(child);
+    }
+  }
+
+  /** Sends to every process and gathers one reply of the given type from each. */
+  async all<T extends FromClients['t']>(msg: ToClients | undefined, reply: T, timeoutMs: number): Promise<Extract<FromClients, { t: T }>[]> {
+    return Promise.all(
+      this.procs.map(
+        (child) =>
+          new Promise<Extract<FromClients, { t: T }>>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no "${reply}" from a client process within ${timeoutMs} ms`)), timeoutMs);
+            const onMessage = (m: FromClients) => {
+              if (m.t !== reply) return;
+              clearTimeout(timer);
+              child.off('message', onMessage);
+              resolve(m as Extract<FromClients, { t: T }>);
+            };
+            child.on('message', onMessage);
+            if (msg) child.send(msg);
+          }),
+      ),
+    );
+  }
+
+  resetProgress(): void {
+    this.progress.clear();
+  }
+
+  /** Clients that ACKed a changed version, and the latest such ACK. */
+  totals(): { changed: number; lastChangeAt: number; acks: number } {
+    let changed = 0;
+    let lastChangeAt = 0;
+    let acks = 0;
+    for (const p of this.progress.values()) {
+      changed += p.changed;
+      lastChangeAt = Math.max(lastChangeAt, p.lastChangeAt);
+      acks += p.acks;
+    }
+    return { changed, lastChangeAt, acks };
+  }
+
+  stop(): void {
+    for (const c of this.procs) if (c.connected) c.send({ t: 'stop' } satisfies ToClients);
+  }
+}
+
+// ---- the run -------------------------------------------------------------------------
+
+interface ChangeResult {
+  p50: number;
+  p99: number;
+  max: number;
+  converged: number;
+  typesChanged: number;
+  serverCpuMs: number;
+  clientCpuMs: number;
+  rssKb: number;
+}
+
+/** Quiet time after the last changed ACK before a change counts as converged. */
+const QUIET_MS = 400;
+
+async function measureChange(k: number, cp: ControlPlaneUnderTest, clients: ClientProcs, n: number): Promise<ChangeResult> {
+  clients.resetProgress();
+  await clients.all({ t: 'mark' }, 'marked', 10_000);
+  const cpu0 = procCpuMs(cp.pid);
+  const t0 = nowMs();
+  cp.change(k);
+  const deadline = t0 + 30_000;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50));
+    const { changed, lastChangeAt } = clients.totals();
+    const now = nowMs();
+    if (changed >= n && now - lastChangeAt > QUIET_MS) break;
+    if (now > deadline) break;
+  }
+  // Includes the quiet window, where the server idles.
+  const serverCpuMs = procCpuMs(cp.pid) - cpu0;
+  const results = await clients.all({ t: 'collect', t0 }, 'result', 10_000);
+  const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies[latencies.length - 1] ?? NaN,
+    converged: latencies.length,
+    typesChanged: Math.max(...results.map((r) => r.typesChanged)),
+    serverCpuMs,
+    clientCpuMs: results.reduce((s, r) => s + r.cpuMs, 0),
+    rssKb: procStatusKb(cp.pid, 'VmRSS'),
+  };
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-xds-bench-'));
+  let cp: ControlPlaneUnderTest | undefined;
+  let clients: ClientProcs | undefined;
+  const cleanup = () => {
+    clients?.stop();
+    cp?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  const watchdog = setTimeout(() => {
+    console.error(`xds-convergence: time budget of ${opts.budgetS} s exceeded, stopping`);
+    cleanup();
+    process.exit(2);
+  }, opts.budgetS * 1000);
+  watchdog.unref();
+
+  try {
+    console.log(`# xDS convergence: ${opts.clients} SotW clients in ${opts.procs} processes, ${opts.services} services (node groups), server=${opts.server}`);
+    console.log(`# machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${mb(os.totalmem() / 1024)} RAM, node ${process.version}`);
+    cp = opts.server === 'weft' ? await startWeftControl(opts, tmp) : await startSynthetic(opts);
+    const rssIdle = procStatusKb(cp.pid, 'VmRSS');
+    const connectStart = nowMs();
+    clients = new ClientProcs(opts, cp.port);
+    const ready = await clients.all(undefined, 'ready', 120_000);
+    const synced = ready.reduce((s, r) => s + r.synced, 0);
+    const failed = ready.reduce((s, r) => s + r.failed, 0);
+    console.log(
+      `connected and synced (CDS, EDS, LDS, RDS ACKed): ${synced}/${opts.clients} in ${(nowMs() - connectStart).toFixed(0)} ms, ${failed} failed; ` +
+        `control plane RSS idle ${mb(rssIdle)} → ${mb(procStatusKb(cp.pid, 'VmRSS'))}`,
+    );
+    if (synced < opts.clients) throw new Error(`${opts.clients - synced} clients did not sync`);
+
+    const rows: ChangeResult[] = [];
+    console.log('change | clients ACKed | types | p50 ms | p99 ms | max ms | server CPU ms | clients CPU ms | RSS');
+    for (let k = 1; k <= opts.changes; k++) {
+      const r = await measureChange(k, cp, clients, opts.clients);
+      rows.push(r);
+      console.log(
+        `${k} | ${r.converged}/${opts.clients} | ${r.typesChanged} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.max.toFixed(0)} | ` +
+          `${r.serverCpuMs.toFixed(0)} | ${r.clientCpuMs.toFixed(0)} | ${mb(r.rssKb)}`,
+      );
+      await new Promise((res) => setTimeout(res, 300));
+    }
+    const all = (f: (r: ChangeResult) => number) => rows.map(f).sort((a, b) => a - b);
+    const summary = {
+      clients: opts.clients,
+      server: opts.server,
+      changes: opts.changes,
+      allConverged: rows.every((r) => r.converged === opts.clients),
+      p50MedianMs: Math.round(percentile(all((r) => r.p50), 50)),
+      p99WorstMs: Math.round(Math.max(...all((r) => r.p99))),
+      maxWorstMs: Math.round(Math.max(...all((r) => r.max))),
+      rssMiB: Math.round(procStatusKb(cp.pid, 'VmRSS') / 1024),
+      hwmMiB: Math.round(procStatusKb(cp.pid, 'VmHWM') / 1024),
+    };
+    console.log(`summary ${JSON.stringify(summary)}`);
+    const goal = summary.allConverged && summary.p99WorstMs < 1000 && summary.hwmMiB < 1024;
+    console.log(`goal (all converge, p99 < 1 s, peak RSS < 1 GiB): ${goal ? 'met' : 'MISSED'}`);
+  } finally {
+    cleanup();
+    clearTimeout(watchdog);
+  }
+}
+
+main().catch((err) => {
+  console.error(`xds-convergence: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});
