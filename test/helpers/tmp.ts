@@ -4,10 +4,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 
-export function tempDir(t: TestContext, prefix = 'weft-test-'): string {
+const created: string[] = [];
+// Removed when the test file's process exits: `after` hooks run in the order
+// they were added, so a component closed by a later hook may still be writing
+// here when an earlier hook would remove it.
+process.on('exit', () => {
+  for (const dir of created) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+});
+
+export function tempDir(_t?: TestContext, prefix = 'weft-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  // Retries: a component closing in a later hook may still be writing there.
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }));
+  created.push(dir);
   return dir;
 }
 
