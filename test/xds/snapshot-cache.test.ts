@@ -166,3 +166,43 @@ test('SotW responses are encoded once per version and subscription, each with it
   assert.equal(decoded.resources.length, 1);
   cache.close();
 });
+
+test('a refresh pass yields to the event loop between slices; a refresh during a pass runs one more', async () => {
+  const state = meshState();
+  const gen = generatorFor(state);
+  let slow = false;
+  let generated = 0;
+  let turns = 0;
+  const turnsAtGenerate: number[] = [];
+  const cache = new SnapshotCache({
+    generate: (n) => {
+      generated++;
+      turnsAtGenerate.push(turns);
+      if (slow) {
+        const until = performance.now() + 6;
+        while (performance.now() < until); // a generator slower than a slice
+      }
+      return gen(n);
+    },
+  });
+  for (let i = 0; i < 6; i++) {
+    cache.createWatch({ node: { ...node, service: `s${i}` }, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
+  }
+  slow = true;
+  generated = 0;
+  turnsAtGenerate.length = 0;
+  const ticker = setInterval(() => turns++, 0);
+  const first = cache.refresh();
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  const second = cache.refresh(); // arrives while the first pass runs
+  await first;
+  const afterFirst = generated;
+  await second;
+  clearInterval(ticker);
+  assert.ok(afterFirst >= 6, 'the first pass regenerated every group');
+  assert.equal(generated, 12, 'the refresh during the pass ran exactly one more pass');
+  assert.ok(turnsAtGenerate[5] > turnsAtGenerate[0], 'timers ran between groups of the first pass');
+  assert.equal(cache.stats().refreshes, 2);
+  cache.close();
+});

@@ -18,6 +18,9 @@ import {
   type WatchResult,
 } from './watches';
 
+/** A refresh pass yields to the event loop after about this long. */
+const REFRESH_SLICE_MS = 10;
+
 export interface SnapshotCacheOptions {
   /** The resources for a node group; called with the group's first node. */
   generate(node: NodeInfo): ResourceSet;
@@ -74,7 +77,10 @@ export class SnapshotCache {
   private readonly idleGroupTtlMs: number;
   private readonly now: () => number;
   private readonly sweepTimer: NodeJS.Timeout;
-  private pendingRefresh: Promise<void> | undefined;
+  private nextPassWaiters: (() => void)[] = [];
+  private passRunning = false;
+  private passQueued = false;
+  private closed = false;
   private refreshes = 0;
   private lastRefreshMs = 0;
 
@@ -88,24 +94,60 @@ export class SnapshotCache {
   }
 
   /**
-   * Regenerates every live group, once for a burst of calls (on the next
-   * turn of the event loop). Resolves when the regeneration has run.
+   * Regenerates every live group, once for a burst of calls. The pass starts
+   * on the next turn of the event loop and runs in slices of about
+   * REFRESH_SLICE_MS, so the responses of the first groups go out (and their
+   * ACKs come in) while later groups are generated, and the event loop never
+   * stalls for a whole pass. A call during a pass queues one more pass.
+   * Resolves when a pass that started after the call has completed.
    */
   refresh(): Promise<void> {
-    this.pendingRefresh ??= new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.pendingRefresh = undefined;
-        this.refreshNow();
-        resolve();
-      }),
-    );
-    return this.pendingRefresh;
+    return new Promise<void>((resolve) => {
+      this.nextPassWaiters.push(resolve);
+      if (this.passRunning) this.passQueued = true;
+      else if (!this.passQueued) {
+        this.passQueued = true;
+        setImmediate(() => this.runPass());
+      }
+    });
   }
 
-  /** Regenerates every live group now. */
+  /** Regenerates every live group now, in one synchronous pass. */
   refreshNow(): void {
     const started = performance.now();
-    for (const group of this.groups.values()) this.regenerate(group);
+    for (const group of [...this.groups.values()]) this.regenerate(group);
+    this.passDone(started);
+  }
+
+  private runPass(): void {
+    this.passQueued = false;
+    if (this.closed) return;
+    this.passRunning = true;
+    const waiters = this.nextPassWaiters;
+    this.nextPassWaiters = [];
+    const groups = [...this.groups.values()];
+    const started = performance.now();
+    let next = 0;
+    const slice = () => {
+      const sliceEnd = performance.now() + REFRESH_SLICE_MS;
+      while (next < groups.length && !this.closed) {
+        const group = groups[next++];
+        if (this.groups.get(group.key) === group) this.regenerate(group); // not dropped meanwhile
+        if (performance.now() >= sliceEnd) break;
+      }
+      if (next < groups.length && !this.closed) {
+        setImmediate(slice);
+        return;
+      }
+      this.passRunning = false;
+      this.passDone(started);
+      for (const resolve of waiters) resolve();
+      if (this.passQueued && !this.closed) setImmediate(() => this.runPass());
+    };
+    slice();
+  }
+
+  private passDone(started: number): void {
     this.refreshes++;
     this.lastRefreshMs = performance.now() - started;
     this.log('debug', 'snapshots refreshed', { groups: this.groups.size, ms: Math.round(this.lastRefreshMs) });
@@ -181,8 +223,11 @@ export class SnapshotCache {
     }
   }
 
+  /** Stops the idle sweep and any refresh pass; pending refresh() promises resolve. */
   close(): void {
+    this.closed = true;
     clearInterval(this.sweepTimer);
+    for (const resolve of this.nextPassWaiters.splice(0)) resolve();
   }
 
   private group(node: NodeInfo): NodeGroup {
