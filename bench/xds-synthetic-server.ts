@@ -7,7 +7,7 @@
 import { anyOf } from '../src/xds/protos';
 import { TYPE_URL, type XdsTypeUrl } from '../src/xds/type-urls';
 import { SnapshotCache } from '../src/xds/cache/snapshot-cache';
-import { jsonLinesLogger } from '../src/xds/cache/logger';
+import { jsonLogger } from '../src/observe/log';
 import { XdsServer } from '../src/xds/server/ads-server';
 import type { ResourceSet, XdsResource } from '../src/translate/types';
 
@@ -64,7 +64,7 @@ function generate(): ResourceSet {
 }
 
 async function main(): Promise<void> {
-  const log = jsonLinesLogger(process.stderr, 'warn');
+  const log = jsonLogger('warn');
   const cache = new SnapshotCache({ generate, log });
   const server = new XdsServer({ cache, log });
   const port = await server.listen(0);

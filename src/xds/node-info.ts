@@ -59,7 +59,8 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
   return info;
 }
 
-/** Nodes with the same role, namespace and service receive the same resources, so they share one snapshot. */
+/** Nodes with the same role, namespace, service and zone receive the same resources, so they share one snapshot. */
 export function nodeGroupKey(info: NodeInfo): string {
-  return `${info.role}|${info.namespace}|${info.service ?? ''}`;
+  // Zone is part of the key: the translator orders localities by the node's zone.
+  return `${info.role}|${info.namespace}|${info.service ?? ''}|${info.zone ?? ''}`;
 }

@@ -220,7 +220,7 @@ test('SotW: an inconsistent snapshot is not pushed; the last good one keeps serv
     h.state.routeTo = 'missing';
     await h.cache.refresh();
     assert.ok(await s.quiet(200));
-    const err = h.cache.lastError('proxyless|default|client');
+    const err = h.cache.lastError('proxyless|default|client|z1');
     assert.equal(err?.code, 'E_SNAPSHOT_INCONSISTENT');
     assert.ok(h.logs.some((l) => l.level === 'error' && String(l.fields?.error).includes('"missing"')));
     const [st] = h.server.status();

@@ -16,7 +16,8 @@ test('reads service, namespace, role and zone from the node', () => {
     locality: { zone: 'eu-1a' },
   });
   assert.deepEqual(info, { id: 'sidecar~10.0.0.1~web-1', role: 'sidecar', namespace: 'shop', service: 'web', zone: 'eu-1a' });
-  assert.equal(nodeGroupKey(info), 'sidecar|shop|web');
+  assert.equal(nodeGroupKey(info), 'sidecar|shop|web|eu-1a');
+  assert.notEqual(nodeGroupKey({ ...info, zone: 'eu-1b' }), nodeGroupKey(info), 'nodes in other zones get their own snapshot');
 });
 
 test('defaults: namespace "default"; role from the user agent when WEFT_ROLE is absent', () => {
@@ -28,7 +29,7 @@ test('defaults: namespace "default"; role from the user agent when WEFT_ROLE is 
   assert.equal(nodeInfoFromXdsNode({ id: 'b', user_agent_name: 'envoy' }).role, 'sidecar');
   assert.equal(nodeInfoFromXdsNode({ id: 'c' }).role, 'sidecar');
   assert.equal(nodeInfoFromXdsNode({ id: 'c', metadata: { fields: { WEFT_SERVICE: { string_value: 's' } } } }).service, 's');
-  assert.equal(nodeGroupKey(nodeInfoFromXdsNode({ id: 'c' })), 'sidecar|default|');
+  assert.equal(nodeGroupKey(nodeInfoFromXdsNode({ id: 'c' })), 'sidecar|default||');
   // WEFT_ROLE wins over the user agent.
   assert.equal(nodeInfoFromXdsNode({ id: 'd', user_agent_name: 'gRPC Go', metadata: meta({ WEFT_ROLE: 'sidecar' }) }).role, 'sidecar');
 });

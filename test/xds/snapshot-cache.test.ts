@@ -29,7 +29,7 @@ test('a snapshot is created when the first node of a group watches, and shared b
   assert.ok(w1.response, 'answered at once');
   cache.createWatch({ node: { ...node, id: 'n2' }, typeUrl: TYPE_URL.Cluster, knownVersion: '', namesKey: '*' }, () => {});
   assert.equal(generated(), 1);
-  assert.deepEqual(cache.groupKeys(), ['proxyless|default|client']);
+  assert.deepEqual(cache.groupKeys(), ['proxyless|default|client|']);
   cache.close();
 });
 
@@ -91,7 +91,7 @@ test('an inconsistent or failing generation keeps the previous snapshot and expo
   );
   state.routeTo = 'missing';
   await cache.refresh();
-  const error = cache.lastError('proxyless|default|client');
+  const error = cache.lastError('proxyless|default|client|');
   assert.ok(error instanceof SnapshotInconsistentError);
   assert.equal(error.code, 'E_SNAPSHOT_INCONSISTENT');
   assert.match(error.problems.join(), /RouteConfiguration "greeter-route" references cluster "missing"/);
@@ -99,18 +99,18 @@ test('an inconsistent or failing generation keeps the previous snapshot and expo
   assert.equal(fired, 0);
   assert.deepEqual(
     cache.errors().map((e) => [e.group, e.code, e.serving]),
-    [['proxyless|default|client', 'E_SNAPSHOT_INCONSISTENT', 'previous snapshot']],
+    [['proxyless|default|client|', 'E_SNAPSHOT_INCONSISTENT', 'previous snapshot']],
   );
 
   state.routeTo = 'backend';
   state.fail = true;
   await cache.refresh();
-  assert.equal(cache.lastError('proxyless|default|client')!.code, 'E_SNAPSHOT_GENERATE');
+  assert.equal(cache.lastError('proxyless|default|client|')!.code, 'E_SNAPSHOT_GENERATE');
 
   state.fail = false;
   state.routeTo = 'other';
   await cache.refresh();
-  assert.equal(cache.lastError('proxyless|default|client'), undefined);
+  assert.equal(cache.lastError('proxyless|default|client|'), undefined);
   assert.deepEqual(cache.errors(), []);
   assert.equal(fired, 1);
   cache.close();

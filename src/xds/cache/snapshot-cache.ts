@@ -6,7 +6,7 @@ import { nodeGroupKey } from '../node-info';
 import { TYPE_SHORT_NAME, XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
 import { checkConsistency } from './consistency';
 import { SnapshotError, SnapshotGenerateError, SnapshotInconsistentError } from './errors';
-import { silentLogger, type LogFn } from './logger';
+import { silentLogger, type Logger } from '../../observe/log';
 import { buildSnapshot, type Snapshot } from './snapshot';
 import {
   deltaAnswer,
@@ -24,7 +24,7 @@ const REFRESH_SLICE_MS = 10;
 export interface SnapshotCacheOptions {
   /** The resources for a node group; called with the group's first node. */
   generate(node: NodeInfo): ResourceSet;
-  log?: LogFn;
+  log?: Logger;
   /** How long a group with no watch is kept before it is dropped (default 60 s). */
   idleGroupTtlMs?: number;
   /** Clock in ms, for tests. */
@@ -73,7 +73,7 @@ export interface SnapshotCacheStats {
 export class SnapshotCache {
   private readonly groups = new Map<string, NodeGroup>();
   private readonly generate: (node: NodeInfo) => ResourceSet;
-  private readonly log: LogFn;
+  private readonly log: Logger;
   private readonly idleGroupTtlMs: number;
   private readonly now: () => number;
   private readonly sweepTimer: NodeJS.Timeout;

@@ -2,7 +2,7 @@
 // delta) on @grpc/grpc-js, serving the SnapshotCache's snapshots.
 import * as grpc from '@grpc/grpc-js';
 import type { SnapshotCache } from '../cache/snapshot-cache';
-import { jsonLinesLogger, type LogFn } from '../cache/logger';
+import { jsonLogger, type Logger } from '../../observe/log';
 import { adsServerDefinition, type DeltaDiscoveryRequestMessage, type DiscoveryRequestMessage, type MalformedMessage } from './ads-service';
 import type { AdsStream, StreamContext } from './ads-stream';
 import { DeltaStream } from './delta-stream';
@@ -12,7 +12,7 @@ import { SotwStream } from './sotw-stream';
 export interface XdsServerOptions {
   cache: SnapshotCache;
   /** Defaults to JSON lines on stderr (info and above). */
-  log?: LogFn;
+  log?: Logger;
   /** Called for every NACK, after it is logged and recorded. */
   onNack?: (event: NackEvent) => void;
   /** Called when a stream connects, sends, is acknowledged or rejected, or disconnects. */
@@ -35,7 +35,7 @@ export class XdsServer {
   constructor(options: XdsServerOptions) {
     this.ctx = {
       cache: options.cache,
-      log: options.log ?? jsonLinesLogger(),
+      log: options.log ?? jsonLogger(),
       onNack: options.onNack,
       onStatusChange: options.onStatusChange,
       onClosed: (stream) => this.streams.delete(stream),

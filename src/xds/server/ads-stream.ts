@@ -3,7 +3,7 @@
 // status, and cleanup when the client goes away.
 import { status as GrpcStatus, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { SnapshotCache } from '../cache/snapshot-cache';
-import type { LogFn } from '../cache/logger';
+import type { Logger } from '../../observe/log';
 import { InvalidNodeError, nodeInfoFromXdsNode, nodeGroupKey, type XdsNodeLike } from '../node-info';
 import { TYPE_SHORT_NAME, XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
 import type { NodeInfo } from '../../translate/types';
@@ -13,7 +13,7 @@ import type { NackEvent, NackRecord, NodeStatus, StatusChange, SyncState, TypeSt
 
 export interface StreamContext {
   cache: SnapshotCache;
-  log: LogFn;
+  log: Logger;
   onNack?: (event: NackEvent) => void;
   onStatusChange?: (status: NodeStatus, change: StatusChange) => void;
   onClosed(stream: AdsStream<any, any>): void;
