@@ -55,7 +55,8 @@ export class EmbeddedStore implements Store {
   private readonly items = new Map<string, StoredResource>();
   private readonly watchers = new Set<{ kind: Kind | '*'; cb: (e: WatchEvent) => void }>();
   private rev = 0;
-  private watcher?: fs.FSWatcher;
+  /** One non-recursive watcher per directory of the config tree. */
+  private readonly dirWatchers = new Map<string, fs.FSWatcher>();
   private pollTimer?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private scanning: Promise<void> = Promise.resolve();
@@ -173,7 +174,8 @@ export class EmbeddedStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.watcher?.close();
+    for (const w of this.dirWatchers.values()) w.close();
+    this.dirWatchers.clear();
     clearInterval(this.pollTimer);
     clearTimeout(this.debounce);
     await this.scanning;
@@ -191,23 +193,47 @@ export class EmbeddedStore implements Store {
   // ---- config directory ----
 
   private startWatching(pollIntervalMs: number): void {
-    const trigger = () => {
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => void this.rescan(), 50);
-    };
-    try {
-      this.watcher = fs.watch(this.configDir!, { recursive: true }, trigger);
-      this.watcher.on('error', (err) => this.log('warn', 'config watch error; polling continues', { error: String(err) }));
-    } catch (err) {
-      this.log('warn', 'fs.watch unavailable; polling the config directory', { error: String(err) });
-    }
-    // Polling backs fs.watch up (network filesystems, editors that swap inodes).
+    this.syncDirWatchers();
+    // Polling backs the watchers up (network filesystems, missed events).
     this.pollTimer = setInterval(() => void this.rescan(), pollIntervalMs);
     this.pollTimer.unref();
   }
 
+  /**
+   * Watches every directory of the config tree on its own. Node 20's
+   * recursive fs.watch on Linux misses a file renamed over an existing one,
+   * which is how many editors save; a watch on the directory itself sees it.
+   */
+  private syncDirWatchers(): void {
+    if (this.closed || !this.configDir) return;
+    const dirs = new Set(listDirectories(this.configDir));
+    for (const [dir, w] of this.dirWatchers) {
+      if (!dirs.has(dir)) {
+        w.close();
+        this.dirWatchers.delete(dir);
+      }
+    }
+    for (const dir of dirs) {
+      if (this.dirWatchers.has(dir)) continue;
+      try {
+        const w = fs.watch(dir, () => {
+          clearTimeout(this.debounce);
+          this.debounce = setTimeout(() => void this.rescan(), 50);
+        });
+        w.on('error', () => {
+          w.close();
+          this.dirWatchers.delete(dir);
+        });
+        this.dirWatchers.set(dir, w);
+      } catch (err) {
+        this.log('warn', 'cannot watch a config directory; polling covers it', { dir, error: String(err) });
+      }
+    }
+  }
+
   private async scan(): Promise<void> {
     if (this.closed || !this.configDir) return;
+    if (this.dirWatchers.size > 0) this.syncDirWatchers();
     const present = listYamlFiles(this.configDir);
     const candidates = new Map<string, FileState | null>(); // null: the file was removed
     const parseErrors = new Map<string, ConfigError[]>();
@@ -377,22 +403,33 @@ function sameContent(a: Resource, b: Resource): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** The directory and its subdirectories, dot-directories left out as the loader does. */
+function listDirectories(dir: string): string[] {
+  const out = [dir];
+  for (const e of readEntries(dir)) {
+    if (e.isDirectory() && !e.name.startsWith('.')) out.push(...listDirectories(path.join(dir, e.name)));
+  }
+  return out;
+}
+
 function listYamlFiles(dir: string): string[] {
   const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
+  for (const e of readEntries(dir)) {
+    if (e.name.startsWith('.')) continue;
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...listYamlFiles(full));
+    // Symlinked files count (a Kubernetes ConfigMap mount is made of them).
+    else if (YAML_FILE.test(e.name) && (e.isFile() || (e.isSymbolicLink() && fs.statSync(full, { throwIfNoEntry: false })?.isFile()))) {
+      out.push(full);
     }
-    for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
-      const full = path.join(d, e.name);
-      if (e.isDirectory()) walk(full);
-      else if (e.isFile() && YAML_FILE.test(e.name)) out.push(full);
-    }
-  };
-  walk(dir);
+  }
   return out.sort();
+}
+
+function readEntries(dir: string): fs.Dirent[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return []; // removed while we looked; the next scan sees it gone
+  }
 }

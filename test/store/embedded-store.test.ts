@@ -55,6 +55,34 @@ test('an edit in the config directory is applied within a second', async (t) => 
   assert.deepEqual(events.at(-1), { type: 'delete', kind: 'Service', key: 'Service/default/cart' });
 });
 
+test('an editor-style save (a new file renamed over the old) is seen without polling', async (t) => {
+  const configDir = tempDir(t);
+  const file = path.join(configDir, 'svc.yaml');
+  fs.mkdirSync(path.join(configDir, 'sub'));
+  fs.writeFileSync(file, serviceYaml('shop', 8080));
+  const store = await EmbeddedStore.open({ configDir, dataDir: tempDir(t), pollIntervalMs: 3_600_000 });
+  t.after(() => store.close());
+  fs.writeFileSync(file + '.swp', serviceYaml('shop', 9090));
+  fs.renameSync(file + '.swp', file);
+  await waitFor(() => store.get('Service', 'default', 'shop')!.resource.spec.ports[0].port === 9090, 1000, 'rename seen');
+  // A file in a subdirectory, and one in a directory made after start.
+  fs.writeFileSync(path.join(configDir, 'sub/cart.yaml'), serviceYaml('cart'));
+  await waitFor(() => store.get('Service', 'default', 'cart') !== undefined, 1000, 'subdirectory file seen');
+  fs.mkdirSync(path.join(configDir, 'later'));
+  fs.writeFileSync(path.join(configDir, 'later/pay.yaml'), serviceYaml('pay'));
+  await waitFor(() => store.get('Service', 'default', 'pay') !== undefined, 1000, 'new directory watched');
+});
+
+test('symlinked files are loaded, as in a Kubernetes ConfigMap mount', async (t) => {
+  const configDir = tempDir(t);
+  const target = path.join(tempDir(t), 'real.yaml');
+  fs.writeFileSync(target, serviceYaml('linked'));
+  fs.symlinkSync(target, path.join(configDir, 'linked.yaml'));
+  const store = await EmbeddedStore.open({ configDir, dataDir: tempDir(t) });
+  t.after(() => store.close());
+  assert.ok(store.get('Service', 'default', 'linked'));
+});
+
 test('a malformed edit is rejected with its file and the last good content keeps serving', async (t) => {
   const { store, configDir } = await openStore(t, { 'a.yaml': serviceYaml('shop', 8080) });
   const file = path.join(configDir, 'a.yaml');
