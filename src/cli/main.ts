@@ -15,7 +15,7 @@ function portNumber(value: string): number {
 
 export function buildProgram(): Command {
   const program = new Command('weft')
-    .description('weft: a service mesh. Control plane, sidecar proxy and tools.')
+    .description('weft: a service mesh. Control plane (xDS) and its tools.')
     .version(require('../../../package.json').version)
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
