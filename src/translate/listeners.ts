@@ -1,6 +1,7 @@
 // Listeners: socket listeners for a sidecar, API listeners for a proxyless
 // gRPC client (see names.ts for every name and address).
 import { anyOf } from '../xds/protos';
+import type { NodeInfo } from './types';
 import { TYPE_URL } from '../xds/type-urls';
 import { attachedTcpRoute, resolveBackend } from './attach';
 import type { Service, ServicePort, TranslateContext } from './context';
@@ -13,8 +14,8 @@ import {
   OUTBOUND_LISTENER,
   OUTBOUND_ROUTE_CONFIG,
   outboundClusterName,
-  RESERVED_PORTS,
   servicePortName,
+  reservedPorts,
   tcpListenerName,
 } from './names';
 import {
@@ -43,10 +44,10 @@ function tcpProxyFilter(tcpProxy: Obj): Obj {
 }
 
 /** The sidecar's HTTP listener for everything its app calls; routes come from RDS `outbound`. */
-export function outboundListener(): Obj {
+export function outboundListener(node: NodeInfo): Obj {
   return {
     name: OUTBOUND_LISTENER.name,
-    address: socketAddress(OUTBOUND_LISTENER.address, OUTBOUND_LISTENER.port),
+    address: socketAddress(OUTBOUND_LISTENER.address, node.outboundPort ?? OUTBOUND_LISTENER.port),
     traffic_direction: ENUM.trafficDirection().OUTBOUND,
     filter_chains: [
       {
@@ -70,7 +71,8 @@ export function outboundListener(): Obj {
  * listener, so connections are refused as the Gateway API asks.
  */
 export function tcpListeners(ctx: TranslateContext, callable: Service[], own: Service | undefined): Obj[] {
-  const taken = new Set<number>([...RESERVED_PORTS, ...(own?.spec.ports ?? []).map((p) => p.targetPort ?? p.port)]);
+  const taken = new Set<number>([...reservedPorts(ctx.node), ...(own?.spec.ports ?? []).map((p) => p.targetPort ?? p.port)]);
+  if (ctx.node.appPort) taken.add(ctx.node.appPort);
   const out: Obj[] = [];
   for (const service of callable) {
     for (const port of sortedPorts(service)) {
@@ -111,13 +113,13 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
 /**
  * The sidecar's listener for traffic to its own service: a filter chain per
  * port, chosen by the connection's original destination port (after
- * interception); a connection made to 15006 itself goes to the lowest port.
+ * interception); a connection made to the listener itself goes to the lowest port.
  */
-export function inboundListener(own: Service): Obj {
+export function inboundListener(own: Service, node: NodeInfo): Obj {
   const ports = sortedPorts(own);
   return {
     name: INBOUND_LISTENER.name,
-    address: socketAddress(INBOUND_LISTENER.address, INBOUND_LISTENER.port),
+    address: socketAddress(INBOUND_LISTENER.address, node.inboundPort ?? INBOUND_LISTENER.port),
     traffic_direction: ENUM.trafficDirection().INBOUND,
     filter_chains: ports.map((port) => ({
       name: inboundRouteConfigName(port.port),

@@ -22,6 +22,8 @@
 // Route entries are named <kind>/<namespace>/<name>/<rule>/<match> (or `default`)
 // so a NACK or a log line points at the user's resource.
 
+import type { NodeInfo } from './types';
+
 /** The xDS listener address of the sidecar's outbound HTTP listener. */
 export const OUTBOUND_LISTENER = { name: 'outbound', address: '127.0.0.1', port: 15001 } as const;
 /** The route configuration the outbound listener reads over RDS. */
@@ -29,7 +31,9 @@ export const OUTBOUND_ROUTE_CONFIG = 'outbound';
 /** The sidecar's inbound listener: traffic to the node's own service. */
 export const INBOUND_LISTENER = { name: 'inbound', address: '0.0.0.0', port: 15006 } as const;
 /** Ports the sidecar keeps for itself; a TCP service on one of them gets no outbound listener. */
-export const RESERVED_PORTS: ReadonlySet<number> = new Set([OUTBOUND_LISTENER.port, INBOUND_LISTENER.port]);
+export function reservedPorts(node: NodeInfo): number[] {
+  return [node.outboundPort ?? OUTBOUND_LISTENER.port, node.inboundPort ?? INBOUND_LISTENER.port];
+}
 
 /** "namespace/name": the key of MeshView.endpoints and of services in scope. */
 export function serviceKey(name: string, namespace: string): string {

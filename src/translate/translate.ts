@@ -6,7 +6,7 @@
 // MeshTLS and AuthorizationPolicy are not translated yet; they are ignored.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
 import { inboundCluster, outboundCluster } from './clusters';
-import { buildContext } from './context';
+import { buildContext, sortedPorts } from './context';
 import { loadAssignment } from './endpoints';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
 import { compareStrings } from './proto-values';
@@ -32,11 +32,12 @@ export function translate(view: MeshView, node: NodeInfo): ResourceSet {
   }
 
   if (node.role === 'sidecar') {
-    listeners.push(outboundListener(), ...tcpListeners(ctx, scope.callable, scope.own));
+    listeners.push(outboundListener(node), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
-      listeners.push(inboundListener(scope.own));
-      clusters.push(...scope.own.spec.ports.map(inboundCluster));
+      listeners.push(inboundListener(scope.own, node));
+      const lowest = sortedPorts(scope.own)[0].port;
+      clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
     }
   } else {
     listeners.push(...apiListeners(ctx, scope.callable));

@@ -44,6 +44,15 @@ export interface NodeInfo {
   service?: string;
   namespace: string;
   zone?: string;
+  /**
+   * A sidecar's own ports, from its bootstrap (several sidecars share a bare
+   * host): where it listens for its app's calls (default 15001) and for
+   * callers (default 15006), and where its app listens (default: the service
+   * port's targetPort or port).
+   */
+  outboundPort?: number;
+  inboundPort?: number;
+  appPort?: number;
 }
 
 /** One Envoy resource, a plain object that protobufjs `fromObject` accepts for its type. */

@@ -7,6 +7,9 @@ export const NODE_METADATA = {
   service: 'WEFT_SERVICE',
   namespace: 'WEFT_NAMESPACE',
   role: 'WEFT_ROLE',
+  outboundPort: 'WEFT_OUTBOUND_PORT',
+  inboundPort: 'WEFT_INBOUND_PORT',
+  appPort: 'WEFT_APP_PORT',
 } as const;
 
 /** Thrown when a Node cannot describe a weft node (no id, an unknown role). */
@@ -56,11 +59,21 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
   if (service !== undefined) info.service = service;
   const zone = node.locality?.zone;
   if (zone) info.zone = zone;
+  for (const key of ['outboundPort', 'inboundPort', 'appPort'] as const) {
+    const text = metadataString(node, NODE_METADATA[key]);
+    if (text === undefined) continue;
+    const port = Number(text);
+    if (!/^\d+$/.test(text) || port < 1 || port > 65535) {
+      throw new InvalidNodeError(`node ${node.id}: metadata ${NODE_METADATA[key]} is "${text}", expected a port number 1-65535`);
+    }
+    info[key] = port;
+  }
   return info;
 }
 
-/** Nodes with the same role, namespace, service and zone receive the same resources, so they share one snapshot. */
+/** Nodes with the same role, namespace, service, zone and sidecar ports receive the same resources, so they share one snapshot. */
 export function nodeGroupKey(info: NodeInfo): string {
   // Zone is part of the key: the translator orders localities by the node's zone.
-  return `${info.role}|${info.namespace}|${info.service ?? ''}|${info.zone ?? ''}`;
+  const ports = info.outboundPort || info.inboundPort || info.appPort ? `|${info.outboundPort ?? ''}|${info.inboundPort ?? ''}|${info.appPort ?? ''}` : '';
+  return `${info.role}|${info.namespace}|${info.service ?? ''}|${info.zone ?? ''}${ports}`;
 }

@@ -180,3 +180,22 @@ describe('proxyless API listeners', () => {
     });
   });
 });
+
+describe('sidecar ports from the node bootstrap (several sidecars on one host)', () => {
+  const d = resourcesFor(meshView(MESH), sidecar({ service: 'app', outboundPort: 16001, inboundPort: 16006, appPort: 3000 }));
+
+  test('the outbound and inbound listeners bind the ports the node asked for', () => {
+    assertSubset(d.listener('outbound'), { address: { socket_address: { address: '127.0.0.1', port_value: 16001 } } });
+    assertSubset(d.listener('inbound'), { address: { socket_address: { port_value: 16006 } } });
+  });
+
+  test("the app port replaces the lowest service port's target; the others keep theirs", () => {
+    const port = (name: string) => d.cluster(name).load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value;
+    assert.equal(port('inbound|5432||'), 3000);
+    assert.equal(port('inbound|8080||'), 18080);
+  });
+
+  test('15001 is no longer reserved, the node ports are', () => {
+    assert.ok(d.names(TYPE_URL.Listener).includes('outbound|15001|proxyport.default'));
+  });
+});

@@ -49,3 +49,14 @@ test('rejects a node without id or with an unknown role', () => {
   assert.throws(() => nodeInfoFromXdsNode({ id: '' }), InvalidNodeError);
   assert.throws(() => nodeInfoFromXdsNode({ id: 'x', metadata: meta({ WEFT_ROLE: 'gateway' }) }), /WEFT_ROLE.*gateway/);
 });
+
+test('sidecar ports come from metadata, are part of the group key, and must be port numbers', () => {
+  const info = nodeInfoFromXdsNode({ id: 's', metadata: meta({ WEFT_SERVICE: 'web', WEFT_INBOUND_PORT: '16006', WEFT_APP_PORT: '3000' }) });
+  assert.equal(info.inboundPort, 16006);
+  assert.equal(info.appPort, 3000);
+  assert.equal(info.outboundPort, undefined);
+  assert.equal(nodeGroupKey(info), 'sidecar|default|web|||16006|3000');
+  for (const bad of ['0', '70000', 'abc', '12x']) {
+    assert.throws(() => nodeInfoFromXdsNode({ id: 's', metadata: meta({ WEFT_APP_PORT: bad }) }), InvalidNodeError);
+  }
+});
