@@ -1,0 +1,212 @@
+// The proxy's typed configuration: what the xDS client decodes Envoy v3
+// resources into, and all the data plane reads. Plain, validated, ready to
+// use on the hot path (regexes compiled, durations in ms, weights summed).
+// An Envoy field that would change behaviour and is not listed here is not
+// supported: the decoder NACKs it by name.
+
+export interface ProxyConfig {
+  listeners: Map<string, ListenerConfig>;
+  routeTables: Map<string, RouteTable>;
+  clusters: Map<string, ClusterConfig>;
+  /** Endpoints by cluster name (EDS service_name, or the cluster's inline load_assignment). */
+  endpoints: Map<string, EndpointSet>;
+  /** The version of each type the config was built from, for /config_dump. */
+  versions: Record<'LDS' | 'RDS' | 'CDS' | 'EDS', string>;
+}
+
+// ---- listeners ----
+
+export interface ListenerConfig {
+  name: string;
+  address: string;
+  port: number;
+  direction: 'inbound' | 'outbound' | 'unspecified';
+  /** Filter chains chosen by the connection's original destination port; `defaultChain` otherwise. */
+  chains: FilterChain[];
+  defaultChain?: FilterChain;
+}
+
+export interface FilterChain {
+  name: string;
+  /** Match on the original destination port (interception); absent: any. */
+  destinationPort?: number;
+  network: HttpNetworkFilter | TcpNetworkFilter;
+}
+
+export interface HttpNetworkFilter {
+  kind: 'http';
+  statPrefix: string;
+  /** RDS name, or the inline table (inbound listeners carry theirs inline). */
+  routeTableName?: string;
+  routeTable?: RouteTable;
+  /** HTTP filters before the router, by extension name, in order. */
+  httpFilters: string[];
+}
+
+export interface TcpNetworkFilter {
+  kind: 'tcp';
+  statPrefix: string;
+  clusters: WeightedCluster[];
+  totalWeight: number;
+  idleTimeoutMs?: number;
+}
+
+// ---- routes ----
+
+export interface RouteTable {
+  name: string;
+  virtualHosts: VirtualHost[];
+}
+
+export interface VirtualHost {
+  name: string;
+  /** As in Envoy: exact names, "*.suffix", "prefix*", "*"; lower case. */
+  domains: string[];
+  routes: Route[];
+}
+
+export interface Route {
+  name: string;
+  match: RouteMatch;
+  action: RouteAction | RedirectAction | DirectResponseAction;
+  requestHeadersToAdd: HeaderToAdd[];
+  requestHeadersToRemove: string[];
+  responseHeadersToAdd: HeaderToAdd[];
+  responseHeadersToRemove: string[];
+}
+
+export interface RouteMatch {
+  /** exact `path`, `prefix`, `pathSeparatedPrefix` (whole segments) or a `regex` over the path (without query). */
+  path:
+    | { kind: 'prefix'; value: string }
+    | { kind: 'pathSeparatedPrefix'; value: string }
+    | { kind: 'exact'; value: string }
+    | { kind: 'regex'; regex: RegExp };
+  caseSensitive: boolean;
+  headers: HeaderMatcher[];
+  queryParams: QueryMatcher[];
+}
+
+export interface HeaderMatcher {
+  /** Lower case. `:method` and `:authority` match the request line and host. */
+  name: string;
+  kind: 'exact' | 'regex' | 'present' | 'prefix' | 'suffix' | 'contains';
+  value?: string;
+  regex?: RegExp;
+  invert: boolean;
+}
+
+export interface QueryMatcher {
+  name: string;
+  kind: 'exact' | 'regex' | 'present';
+  value?: string;
+  regex?: RegExp;
+}
+
+export interface HeaderToAdd {
+  name: string;
+  value: string;
+  /** append: add another value; overwrite: replace what the request had. */
+  append: boolean;
+}
+
+export interface WeightedCluster {
+  name: string;
+  weight: number;
+}
+
+export interface RouteAction {
+  kind: 'route';
+  clusters: WeightedCluster[];
+  totalWeight: number;
+  /** 0 = no timeout. */
+  timeoutMs: number;
+  retry?: RetryPolicy;
+  hashPolicies: HashPolicy[];
+  prefixRewrite?: string;
+  regexRewrite?: { regex: RegExp; substitution: string };
+  hostRewrite?: string;
+  mirrors: { cluster: string; percent: number }[];
+}
+
+export interface RetryPolicy {
+  /** Conditions, as Envoy's retry_on tokens ("5xx", "reset", "unavailable", …). */
+  retryOn: Set<string>;
+  numRetries: number;
+  perTryTimeoutMs: number;
+  backoff: { baseMs: number; maxMs: number };
+  retriableStatusCodes: number[];
+}
+
+export type HashPolicy =
+  | { kind: 'header'; name: string; terminal: boolean }
+  | { kind: 'cookie'; name: string; ttlMs?: number; terminal: boolean }
+  | { kind: 'sourceIp'; terminal: boolean };
+
+export interface RedirectAction {
+  kind: 'redirect';
+  scheme?: string;
+  host?: string;
+  port?: number;
+  path?: string;
+  prefixRewrite?: string;
+  status: 301 | 302 | 303 | 307 | 308;
+}
+
+export interface DirectResponseAction {
+  kind: 'direct';
+  status: number;
+  body?: string;
+}
+
+// ---- clusters and endpoints ----
+
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+
+export interface ClusterConfig {
+  name: string;
+  /** EDS: endpoints come by this name; STATIC: inline. */
+  discovery: 'EDS' | 'STATIC';
+  edsName: string;
+  lbPolicy: LbPolicy;
+  ringHash: { minRingSize: number; maxRingSize: number };
+  connectTimeoutMs: number;
+  /** The protocol spoken to the endpoints. */
+  protocol: 'http1' | 'http2';
+  limits: CircuitBreakerLimits;
+  /** 0 = unlimited. */
+  maxRequestsPerConnection: number;
+  /** Idle upstream connections are closed after this; 0 = never (Envoy's default is 1 h). */
+  idleTimeoutMs: number;
+}
+
+/** Envoy's defaults: 1024 each, 3 retries. */
+export interface CircuitBreakerLimits {
+  maxConnections: number;
+  maxPendingRequests: number;
+  maxRequests: number;
+  maxRetries: number;
+}
+
+export interface EndpointSet {
+  clusterName: string;
+  /** Localities ordered by priority (0 first). */
+  localities: Locality[];
+}
+
+export interface Locality {
+  zone: string;
+  priority: number;
+  weight: number;
+  endpoints: Endpoint[];
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  weight: number;
+  health: 'healthy' | 'unhealthy' | 'draining' | 'unknown';
+  zone: string;
+  /** "address:port", the key of pools and stats. */
+  key: string;
+}
