@@ -6,6 +6,7 @@ import { runValidate } from './commands/validate';
 import { runApply, runDelete, runGet, runEndpoints } from './commands/resources';
 import { runStatus } from './commands/status';
 import { runBootstrap } from './commands/bootstrap';
+import { runProxy } from './commands/proxy';
 
 function portNumber(value: string): number {
   const n = Number(value);
@@ -31,6 +32,21 @@ export function buildProgram(): Command {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(runControl);
+
+  program
+    .command('proxy')
+    .description('run the sidecar proxy: an xDS client of the control plane')
+    .option('--xds <host:port>', 'the control plane xDS address', '127.0.0.1:15010')
+    .option('--service <name>', 'the service this proxy runs beside')
+    .option('-n, --namespace <ns>', 'its namespace', 'default')
+    .option('--node-id <id>', 'node id (default: <service>~<host>~<random>)')
+    .option('--zone <zone>', 'its zone, for same-zone preference')
+    .option('--outbound-port <port>', 'where the app sends its calls (default 15001)', portNumber)
+    .option('--inbound-port <port>', 'where callers reach this instance (default 15006)', portNumber)
+    .option('--app-port <port>', 'where the local app listens', portNumber)
+    .option('--admin-port <port>', 'admin port: /ready /stats/prometheus /config_dump /clusters', portNumber, 15020)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .action(runProxy);
 
   program
     .command('validate')

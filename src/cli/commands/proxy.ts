@@ -1,0 +1,33 @@
+import * as crypto from 'node:crypto';
+import * as os from 'node:os';
+import { jsonLogger, type LogLevel } from '../../observe/log';
+import { startProxy } from '../../proxy/proxy';
+
+export interface ProxyCommandOptions {
+  xds: string;
+  service?: string;
+  namespace: string;
+  nodeId?: string;
+  zone?: string;
+  outboundPort?: number;
+  inboundPort?: number;
+  appPort?: number;
+  adminPort: number;
+  logLevel: LogLevel;
+}
+
+export async function runProxy(opts: ProxyCommandOptions): Promise<void> {
+  const log = jsonLogger(opts.logLevel);
+  const nodeId = opts.nodeId ?? `${opts.service ?? 'proxy'}~${os.hostname()}~${crypto.randomBytes(3).toString('hex')}`;
+  const proxy = await startProxy({ ...opts, nodeId, log });
+  process.stdout.write(`weft proxy ${nodeId}: xDS ${opts.xds}, admin http://127.0.0.1:${proxy.adminPort}/\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'stopping', { signal });
+    proxy.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

@@ -1,0 +1,458 @@
+// One request through the proxy: route → cluster → endpoint → pooled
+// upstream connection, then the response back. Bodies are forwarded as
+// slices with the framing they came with (Content-Length counted, chunked
+// scanned), with backpressure both ways. Every local reply carries a
+// response flag saying why.
+import type { Endpoint, Route, RouteAction } from '../config/types';
+import type { RequestInfo, RouteMatchResult } from '../router/route-table';
+import { requestHash } from '../router/hash';
+import { rewritePath } from '../router/rewrite';
+import { pickWeightedCluster } from '../router/weighted';
+import type { ClusterRuntime } from '../runtime';
+import type { RequestStats } from '../stats';
+import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
+import { ChunkedScanner } from './chunked';
+import type { Http1Connection } from './connection';
+import { HttpParseError } from './errors';
+import { parseResponseHead, type RequestHead, type ResponseHead } from './head-parser';
+import { buildHead, forwardableAsIs, localReply, type HeadChanges } from './head-writer';
+
+/** Bytes of request body held while the upstream connection is being made; reading pauses beyond. */
+const MAX_QUEUED_BODY = 256 * 1024;
+
+type Framing = { kind: 'none' } | { kind: 'length'; remaining: number } | { kind: 'chunked'; scanner: ChunkedScanner } | { kind: 'eof' };
+
+export class Exchange implements UpstreamHandler, RequestInfo {
+  readonly method: string;
+  readonly host: string;
+  readonly path: string;
+  private readonly started = performance.now();
+  private stats: RequestStats | undefined;
+  private route: Route | undefined;
+  private cluster: ClusterRuntime | undefined;
+  private endpoint: Endpoint | undefined;
+  private upstream: UpstreamConnection | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  /** Request body still expected from downstream. */
+  private reqFraming: Framing;
+  /** Body bytes that arrived before the upstream connection was ready. */
+  private queued: Buffer[] | undefined;
+  private queuedBytes = 0;
+  private headSent = false;
+
+  /** Response head bytes gathered until the head is complete. */
+  private resBuf: Buffer | undefined;
+  private resHead: ResponseHead | undefined;
+  private resFraming: Framing | undefined;
+  private responseStarted = false;
+  private finished = false;
+  /** A retry is allowed once, when a reused connection closes before any response byte. */
+  private retried = false;
+
+  constructor(
+    private readonly conn: Http1Connection,
+    private readonly head: RequestHead,
+    private readonly headBytes: Buffer,
+  ) {
+    this.method = head.method;
+    this.host = head.host;
+    this.path = head.path;
+    this.reqFraming = toFraming(head.body);
+  }
+
+  /** RequestInfo for the router and hash policies. */
+  header(lowerName: string): string | undefined {
+    const h = this.head.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i].length === lowerName.length && h[i].toLowerCase() === lowerName) return h[i + 1];
+    }
+    return undefined;
+  }
+
+  get wantsRequestBody(): boolean {
+    return this.reqFraming.kind === 'length' || this.reqFraming.kind === 'chunked';
+  }
+
+  // ---- request side ----
+
+  start(): void {
+    const { runtime, table } = this.conn.ctx.resolve();
+    const direction = this.conn.ctx.direction;
+    if (this.head.method === 'CONNECT') {
+      return this.reply(501, 'NR', 'CONNECT tunnels are not supported by this listener', '');
+    }
+    const match: RouteMatchResult | undefined = table?.match(this);
+    if (!match) return this.reply(404, 'NR', `no route for ${this.head.host}${this.head.path}`, '');
+    this.route = match.route;
+    const action = match.route.action;
+    if (action.kind === 'direct') return this.reply(action.status, '', action.body ?? '', '');
+    if (action.kind === 'redirect') return this.redirect(action);
+
+    const clusterName = action.clusters.length === 1 ? action.clusters[0].name : pickWeightedCluster(action.clusters, action.totalWeight, Math.random);
+    this.stats = this.conn.ctx.stats.forCluster(direction, clusterName);
+    this.stats.requests++;
+    const cluster = runtime.cluster(clusterName);
+    if (!cluster) return this.reply(503, 'NC', `cluster ${clusterName} is not configured`, clusterName);
+    this.cluster = cluster;
+    if (cluster.load.active >= cluster.config.limits.maxRequests) {
+      return this.reply(503, 'UO', `cluster ${clusterName} is at its limit of ${cluster.config.limits.maxRequests} requests`, clusterName);
+    }
+    const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, this.conn.socket.remoteAddress ?? '') : undefined;
+    const endpoint = cluster.lb.pick(hash === undefined ? undefined : { hash });
+    if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${clusterName}`, clusterName);
+    this.endpoint = endpoint;
+    cluster.load.started(endpoint);
+    if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
+    this.acquire();
+  }
+
+  private acquire(): void {
+    this.cluster!.pool.acquire(this.endpoint!, (err, upstream) => {
+      if (this.finished) {
+        if (upstream) this.cluster!.pool.release(upstream, true);
+        return;
+      }
+      if (err || !upstream) {
+        if (err instanceof PoolOverflowError) return this.reply(503, 'UO', err.message, this.cluster!.config.name);
+        const detail = err instanceof ConnectError ? err.message : String(err);
+        return this.reply(503, 'UF', `upstream connect failure: ${detail}`, this.cluster!.config.name);
+      }
+      this.attach(upstream);
+    });
+  }
+
+  private attach(upstream: UpstreamConnection): void {
+    this.upstream = upstream;
+    upstream.handler = this;
+    upstream.requests++;
+    const ok = upstream.socket.write(this.requestHeadBytes());
+    this.headSent = true;
+    if (this.queued) {
+      for (const chunk of this.queued) upstream.socket.write(chunk);
+      this.queued = undefined;
+      this.queuedBytes = 0;
+      if (this.conn.socket.isPaused()) this.conn.socket.resume();
+    }
+    if (!ok) this.conn.socket.pause();
+  }
+
+  /** The head to send upstream: the received bytes when nothing must change, else rebuilt. */
+  private requestHeadBytes(): Buffer {
+    const head = this.head;
+    const route = this.route!;
+    const action = route.action as RouteAction;
+    const unchanged =
+      head.minor === 1 &&
+      !head.absoluteForm &&
+      head.upgrade === undefined &&
+      route.requestHeadersToAdd.length === 0 &&
+      route.requestHeadersToRemove.length === 0 &&
+      action.prefixRewrite === undefined &&
+      action.regexRewrite === undefined &&
+      action.hostRewrite === undefined &&
+      forwardableAsIs(head.headers, head.keepAlive);
+    if (unchanged) return this.headBytes;
+    const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(head.path, action, route.match) : head.path;
+    const changes: HeadChanges = {
+      add: route.requestHeadersToAdd,
+      remove: route.requestHeadersToRemove,
+      host: action.hostRewrite ?? (head.absoluteForm ? head.host : undefined),
+    };
+    return buildHead(`${head.method} ${path} HTTP/1.${head.minor}`, head.headers, {
+      changes,
+      chunked: head.body.kind === 'chunked',
+      close: head.minor === 0 && !head.keepAlive,
+      upgrade: head.upgrade,
+    });
+  }
+
+  /**
+   * Request body bytes from downstream, buf[start…]. Returns the offset just
+   * past the body's end when it ends in this chunk (what follows is the next
+   * pipelined request), or -1 when all of it was body.
+   */
+  requestBody(buf: Buffer, start: number): number {
+    const f = this.reqFraming;
+    let end: number;
+    if (f.kind === 'length') {
+      const n = Math.min(f.remaining, buf.length - start);
+      f.remaining -= n;
+      end = start + n;
+      if (f.remaining === 0) this.reqFraming = { kind: 'none' };
+    } else if (f.kind === 'chunked') {
+      try {
+        end = f.scanner.scan(buf, start, buf.length);
+      } catch (err) {
+        this.requestBodyError(err);
+        return -1;
+      }
+      if (end >= 0) this.reqFraming = { kind: 'none' };
+      else end = buf.length;
+    } else {
+      return start;
+    }
+    if (end > start) this.forwardRequestBytes(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    return this.reqFraming.kind === 'none' ? end : -1;
+  }
+
+  private forwardRequestBytes(chunk: Buffer): void {
+    if (this.finished) return;
+    if (this.upstream && this.headSent) {
+      if (!this.upstream.socket.write(chunk)) this.conn.socket.pause();
+      return;
+    }
+    (this.queued ??= []).push(chunk);
+    this.queuedBytes += chunk.length;
+    if (this.queuedBytes > MAX_QUEUED_BODY) this.conn.socket.pause();
+  }
+
+  private requestBodyError(err: unknown): void {
+    this.conn.ctx.stats.downstreamProtocolErrors++;
+    const message = err instanceof Error ? err.message : String(err);
+    // Whatever reached the upstream is cut off with the connection.
+    this.upstream?.socket.destroy();
+    this.upstream = undefined;
+    if (!this.responseStarted) this.reply(400, 'DPE', `malformed request body: ${message}`, this.cluster?.config.name ?? '', true);
+    else this.abortDownstream();
+  }
+
+  // ---- UpstreamHandler: the response side ----
+
+  onData(chunk: Buffer): void {
+    if (this.finished) return;
+    if (!this.resFraming) return this.responseHeadBytes(chunk);
+    this.responseBody(chunk, 0);
+  }
+
+  onDrain(): void {
+    if (this.conn.socket.isPaused()) this.conn.socket.resume();
+  }
+
+  onClose(error: Error | undefined): void {
+    if (this.finished) return;
+    this.upstream = undefined;
+    if (this.resFraming?.kind === 'eof') return this.complete(false);
+    if (!this.responseStarted && !this.resBuf) {
+      // A reused keep-alive connection the server closed as we sent: safe to try once more
+      // when nothing of a body went out.
+      if (!this.retried && this.head.body.kind === 'none') {
+        this.retried = true;
+        this.headSent = false;
+        return this.acquire();
+      }
+      return this.reply(503, 'UC', `upstream connection closed before a response${error ? ` (${error.message})` : ''}`, this.cluster!.config.name);
+    }
+    if (!this.responseStarted) return this.reply(502, 'UPE', 'upstream closed in the middle of the response head', this.cluster!.config.name);
+    this.abortDownstream();
+  }
+
+  downstreamDrained(): void {
+    this.upstream?.socket.resume();
+  }
+
+  downstreamClosed(): void {
+    if (this.finished) return;
+    this.finish('DC', 0);
+    this.upstream?.socket.destroy();
+    this.upstream = undefined;
+  }
+
+  private responseHeadBytes(chunk: Buffer): void {
+    const buf = this.resBuf ? Buffer.concat([this.resBuf, chunk]) : chunk;
+    let head: ResponseHead | null;
+    try {
+      head = parseResponseHead(buf, this.head.method, 0);
+    } catch (err) {
+      this.upstream?.socket.destroy();
+      this.upstream = undefined;
+      const message = err instanceof HttpParseError ? err.message : String(err);
+      return this.reply(502, 'UPE', `upstream sent a malformed response: ${message}`, this.cluster!.config.name);
+    }
+    if (!head) {
+      this.resBuf = buf;
+      return;
+    }
+    this.resBuf = undefined;
+    const rest = buf.length > head.headLength ? buf.subarray(head.headLength) : undefined;
+    if (head.status >= 100 && head.status < 200 && !head.upgrade) {
+      // 100 Continue and other interim responses go through; the final one follows.
+      if (this.head.minor === 1) this.conn.socket.write(buf.subarray(0, head.headLength));
+      if (rest) this.responseHeadBytes(rest);
+      return;
+    }
+    this.resHead = head;
+    if (head.upgrade) return this.tunnel(buf.subarray(0, head.headLength), rest);
+    this.responseStarted = true;
+    const keepOpen = this.keepDownstreamOpen(head);
+    const route = this.route!;
+    const asIs =
+      keepOpen &&
+      head.minor === 1 &&
+      route.responseHeadersToAdd.length === 0 &&
+      route.responseHeadersToRemove.length === 0 &&
+      forwardableAsIs(head.headers, true);
+    const out = asIs
+      ? buf.subarray(0, head.headLength)
+      : buildHead(`HTTP/1.1 ${head.status} ${head.reason}`, head.headers, {
+          changes: { add: route.responseHeadersToAdd, remove: route.responseHeadersToRemove },
+          chunked: head.body.kind === 'chunked',
+          close: !keepOpen,
+        });
+    this.resFraming = toFraming(head.body);
+    if (this.resFraming.kind === 'none') {
+      this.writeDownstream(out);
+      if (rest) this.unusable(); // bytes after a bodiless response: the upstream misbehaves
+      return this.complete(keepOpen);
+    }
+    this.writeDownstream(out);
+    if (rest) this.responseBody(rest, 0);
+  }
+
+  private responseBody(buf: Buffer, start: number): void {
+    const f = this.resFraming!;
+    let end = buf.length;
+    let done = false;
+    if (f.kind === 'length') {
+      const n = Math.min(f.remaining, buf.length - start);
+      f.remaining -= n;
+      end = start + n;
+      done = f.remaining === 0;
+    } else if (f.kind === 'chunked') {
+      try {
+        const e = f.scanner.scan(buf, start, buf.length);
+        if (e >= 0) {
+          end = e;
+          done = true;
+        }
+      } catch (err) {
+        this.upstream?.socket.destroy();
+        this.upstream = undefined;
+        this.conn.ctx.log('debug', 'malformed upstream chunked body', { error: String(err) });
+        return this.abortDownstream();
+      }
+    }
+    if (end > start) this.writeDownstream(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    if (!done) return;
+    if (end < buf.length) this.unusable();
+    this.complete(this.keepDownstreamOpen(this.resHead!));
+  }
+
+  private writeDownstream(chunk: Buffer): void {
+    if (!this.conn.socket.write(chunk)) this.upstream?.socket.pause();
+  }
+
+  /** Whether the downstream connection can carry another request after this response. */
+  private keepDownstreamOpen(res: ResponseHead): boolean {
+    return this.head.keepAlive && this.reqFraming.kind === 'none' && res.body.kind !== 'eof' && !this.conn.closed;
+  }
+
+  private unusable(): void {
+    this.upstream?.socket.destroy();
+    this.upstream = undefined;
+  }
+
+  /** A 101 response: from here on both sides are raw byte streams. */
+  private tunnel(headBytes: Buffer, rest: Buffer | undefined): void {
+    const up = this.upstream!;
+    const down = this.conn.socket;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.stats?.response(101, performance.now() - this.started);
+    this.cluster?.load.ended(this.endpoint!);
+    up.handler = undefined;
+    this.conn.detach();
+    up.socket.removeAllListeners('data');
+    up.socket.removeAllListeners('drain');
+    down.write(headBytes);
+    if (rest) down.write(rest);
+    up.socket.pipe(down);
+    down.pipe(up.socket);
+    up.socket.on('close', () => down.destroy());
+    down.on('close', () => up.socket.destroy());
+  }
+
+  private timedOut(ms: number): void {
+    if (this.finished) return;
+    this.unusable();
+    if (!this.responseStarted) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '', true);
+    else this.abortDownstream();
+  }
+
+  // ---- endings ----
+
+  private complete(keepOpen: boolean): void {
+    const status = this.resHead?.status ?? 0;
+    if (this.upstream) {
+      const reusable = this.resHead!.keepAlive && this.reqFraming.kind === 'none' && this.resFraming?.kind !== 'eof';
+      const up = this.upstream;
+      this.upstream = undefined;
+      up.handler = undefined;
+      this.cluster!.pool.release(up, reusable);
+    }
+    this.finish('', status);
+    this.conn.exchangeDone(this, keepOpen);
+  }
+
+  private finish(flag: string, status: number): void {
+    this.finished = true;
+    clearTimeout(this.timer);
+    if (this.endpoint) this.cluster!.load.ended(this.endpoint);
+    this.endpoint = undefined;
+    this.stats?.response(status, performance.now() - this.started, flag || undefined);
+  }
+
+  /** Answers locally. The connection stays open only when no request body is pending and nothing was sent. */
+  private reply(status: number, flag: string, body: string, cluster: string, forceClose = false): void {
+    if (this.finished) return;
+    if (!this.stats) {
+      this.stats = this.conn.ctx.stats.forCluster(this.conn.ctx.direction, cluster);
+      this.stats.requests++;
+    }
+    if (this.upstream) this.unusable();
+    const keepOpen = !forceClose && this.head.keepAlive && this.reqFraming.kind === 'none';
+    this.conn.socket.write(localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD' }));
+    this.finish(flag, status);
+    this.conn.exchangeDone(this, keepOpen);
+  }
+
+  private redirect(action: Extract<Route['action'], { kind: 'redirect' }>): void {
+    const [pathOnly, query] = splitQuery(this.head.path);
+    let path = action.path ?? pathOnly;
+    if (action.prefixRewrite !== undefined && this.route && this.route.match.path.kind !== 'regex') {
+      path = action.prefixRewrite + pathOnly.slice(this.route.match.path.value.length);
+    }
+    const host = (action.host ?? this.head.host.replace(/:\d+$/, '')) + (action.port ? `:${action.port}` : '');
+    const location = `${action.scheme ?? 'http'}://${host}${path}${query}`;
+    if (!this.stats) {
+      this.stats = this.conn.ctx.stats.forCluster(this.conn.ctx.direction, '');
+      this.stats.requests++;
+    }
+    const keepOpen = this.head.keepAlive && this.reqFraming.kind === 'none';
+    this.conn.socket.write(localReply(action.status, '', `redirect to ${location}`, { close: !keepOpen, extraHeaders: ['location', location] }));
+    this.finish('', action.status);
+    this.conn.exchangeDone(this, keepOpen);
+  }
+
+  /** The response cannot be finished: cut the downstream connection so the client sees it. */
+  private abortDownstream(): void {
+    this.finish('UPE', this.resHead?.status ?? 0);
+    this.conn.socket.destroy();
+  }
+}
+
+function toFraming(body: RequestHead['body'] | ResponseHead['body']): Framing {
+  switch (body.kind) {
+    case 'length':
+      return body.length === 0 ? { kind: 'none' } : { kind: 'length', remaining: body.length };
+    case 'chunked':
+      return { kind: 'chunked', scanner: new ChunkedScanner() };
+    default:
+      return body;
+  }
+}
+
+function splitQuery(path: string): [string, string] {
+  const q = path.indexOf('?');
+  return q < 0 ? [path, ''] : [path.slice(0, q), path.slice(q)];
+}

@@ -1,0 +1,124 @@
+// Binds the sockets the Listener resources ask for and keeps them in step
+// with config changes: a listener whose address is unchanged keeps its
+// socket (new connections use the new filter chains, open ones finish on the
+// old), a removed one stops accepting and lets its connections drain.
+import * as net from 'node:net';
+import type { Logger } from '../../observe/log';
+import type { FilterChain, ListenerConfig } from '../config/types';
+import { Http1Connection, type HttpChainContext } from '../http1/connection';
+import type { Runtime } from '../runtime';
+import type { ProxyStats } from '../stats';
+import { proxyTcp } from '../tcp/tcp-proxy';
+
+export interface ListenerDeps {
+  runtime(): Runtime;
+  stats: ProxyStats;
+  log: Logger;
+  /** Takes over a downstream connection that opened with the HTTP/2 preface. */
+  h2?: (socket: net.Socket, firstBytes: Buffer, chain: HttpChainContext) => void;
+}
+
+interface BoundListener {
+  config: ListenerConfig;
+  server: net.Server;
+  state: 'binding' | 'bound' | 'failed';
+  error?: string;
+}
+
+export class ListenerManager {
+  private readonly listeners = new Map<string, BoundListener>();
+
+  constructor(private readonly deps: ListenerDeps) {}
+
+  /** Makes the bound listeners match `configs`. Resolves when every new bind has succeeded or failed. */
+  async apply(configs: Map<string, ListenerConfig>): Promise<void> {
+    const binds: Promise<void>[] = [];
+    for (const [name, bound] of this.listeners) {
+      const next = configs.get(name);
+      if (next && next.address === bound.config.address && next.port === bound.config.port && bound.state !== 'failed') continue;
+      this.listeners.delete(name);
+      bound.server.close(); // open connections finish on their own
+    }
+    for (const [name, config] of configs) {
+      const bound = this.listeners.get(name);
+      if (bound) {
+        bound.config = config;
+        continue;
+      }
+      binds.push(this.bind(config));
+    }
+    await Promise.all(binds);
+  }
+
+  status(): { name: string; address: string; port: number; state: string; error?: string }[] {
+    return [...this.listeners.values()].map((l) => ({ name: l.config.name, address: l.config.address, port: l.config.port, state: l.state, error: l.error }));
+  }
+
+  /** True when every listener is bound. */
+  allBound(): boolean {
+    return [...this.listeners.values()].every((l) => l.state === 'bound');
+  }
+
+  close(): Promise<void> {
+    const closing = [...this.listeners.values()].map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    this.listeners.clear();
+    return Promise.all(closing).then(() => {});
+  }
+
+  private bind(config: ListenerConfig): Promise<void> {
+    // allowHalfOpen: a client that half-closes after its request still gets the response.
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    const bound: BoundListener = { config, server, state: 'binding' };
+    this.listeners.set(config.name, bound);
+    server.on('connection', (socket) => this.accept(bound, socket));
+    return new Promise((resolve) => {
+      server.once('error', (err) => {
+        bound.state = 'failed';
+        bound.error = err.message;
+        this.deps.log('error', 'listener could not bind', { listener: config.name, address: `${config.address}:${config.port}`, error: err.message });
+        resolve();
+      });
+      server.listen(config.port, config.address, () => {
+        bound.state = 'bound';
+        this.deps.log('info', 'listener bound', { listener: config.name, address: `${config.address}:${config.port}` });
+        resolve();
+      });
+    });
+  }
+
+  private accept(bound: BoundListener, socket: net.Socket): void {
+    const config = bound.config;
+    const chain = selectChain(config, socket.localPort);
+    if (!chain) {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => {});
+    const { stats, log } = this.deps;
+    const runtime = this.deps.runtime();
+    if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, runtime, stats, log);
+    const network = chain.network;
+    const deps = this.deps;
+    const ctx: HttpChainContext = {
+      direction: config.direction,
+      stats,
+      log,
+      resolve() {
+        const rt = deps.runtime();
+        const table = network.routeTable ? rt.inlineTable(network.routeTable) : rt.routeTable(network.routeTableName ?? '');
+        return { runtime: rt, table };
+      },
+    };
+    if (deps.h2) ctx.h2 = (s, bytes) => deps.h2!(s, bytes, ctx);
+    new Http1Connection(socket, ctx);
+  }
+}
+
+/** The chain for a connection: by original destination port, else the default chain, else the only one. */
+function selectChain(config: ListenerConfig, destinationPort: number | undefined): FilterChain | undefined {
+  const byPort = config.chains.find((c) => c.destinationPort !== undefined && c.destinationPort === destinationPort);
+  if (byPort) return byPort;
+  if (config.defaultChain) return config.defaultChain;
+  const anyPort = config.chains.filter((c) => c.destinationPort === undefined);
+  return anyPort[0];
+}

@@ -1,0 +1,134 @@
+// weft proxy: the sidecar. An xDS client of the control plane whose config
+// becomes a Runtime (routes, load balancers, pools) and bound listeners.
+// Config changes swap the runtime atomically: requests in flight finish on
+// the runtime they started with.
+import type * as http from 'node:http';
+import type { Logger } from '../observe/log';
+import { XdsClient } from '../xds/client/ads-client';
+import { NODE_METADATA } from '../xds/node-info';
+import { startAdminServer } from './admin/admin-server';
+import type { ProxyConfig } from './config/types';
+import { ListenerManager } from './listener/listener-manager';
+import { Runtime } from './runtime';
+import { ProxyStats } from './stats';
+
+export interface ProxyOptions {
+  /** The control plane's xDS address, host:port. */
+  xds: string;
+  nodeId: string;
+  service?: string;
+  namespace: string;
+  zone?: string;
+  outboundPort?: number;
+  inboundPort?: number;
+  appPort?: number;
+  adminPort: number;
+  log: Logger;
+}
+
+const EMPTY_CONFIG: ProxyConfig = {
+  listeners: new Map(),
+  routeTables: new Map(),
+  clusters: new Map(),
+  endpoints: new Map(),
+  versions: { LDS: '', RDS: '', CDS: '', EDS: '' },
+};
+
+export class Proxy {
+  readonly stats = new ProxyStats();
+  readonly listeners: ListenerManager;
+  private runtime = new Runtime(EMPTY_CONFIG);
+  private configured = false;
+  private admin: http.Server | undefined;
+  adminPort = 0;
+  private applying: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly opts: ProxyOptions,
+    readonly xds: XdsClient,
+  ) {
+    this.listeners = new ListenerManager({ runtime: () => this.runtime, stats: this.stats, log: opts.log });
+    xds.onConfig((config) => {
+      // Serialised: binds of one config finish before the next is applied.
+      this.applying = this.applying.then(() => this.apply(config)).catch((err) => opts.log('error', 'applying config failed', { error: String(err) }));
+    });
+  }
+
+  private async apply(config: ProxyConfig): Promise<void> {
+    this.runtime = new Runtime(config, this.runtime);
+    await this.listeners.apply(config.listeners);
+    this.configured = true;
+    this.opts.log('info', 'config applied', { versions: config.versions, listeners: config.listeners.size, clusters: config.clusters.size });
+  }
+
+  ready(): boolean {
+    return this.configured && this.listeners.allBound();
+  }
+
+  notReadyReason(): string {
+    if (!this.configured) return 'no config from the control plane yet';
+    const failed = this.listeners.status().filter((l) => l.state !== 'bound');
+    return failed.map((l) => `listener ${l.name} ${l.state}${l.error ? `: ${l.error}` : ''}`).join('; ');
+  }
+
+  /** Waits until ready, or rejects after `timeoutMs`. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ready()) {
+      if (Date.now() > deadline) throw new Error(`proxy not ready after ${timeoutMs} ms: ${this.notReadyReason()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  configDump(): unknown {
+    return { node: this.opts.nodeId, xds: this.xds.status(), resources: this.xds.configDump(), listeners: this.listeners.status() };
+  }
+
+  clustersView(): unknown {
+    return [...this.runtime.clusters.values()].map((c) => ({
+      name: c.config.name,
+      lbPolicy: c.config.lbPolicy,
+      protocol: c.config.protocol,
+      limits: c.config.limits,
+      activeRequests: c.load.active,
+      connections: { open: c.pool.openConnections, pending: c.pool.pendingRequests, ...c.pool.counters },
+      endpoints: (this.runtime.config.endpoints.get(c.config.edsName)?.localities ?? []).flatMap((l) =>
+        l.endpoints.map((e) => ({ address: e.key, zone: l.zone, priority: l.priority, weight: e.weight, health: e.health, activeRequests: c.load.perEndpoint.get(e.key) ?? 0 })),
+      ),
+    }));
+  }
+
+  /** Gauges that live outside ProxyStats: xDS state and pools. */
+  extraMetrics(): string[] {
+    const out = ['# HELP weft_upstream_connections_open Open upstream connections by cluster.', '# TYPE weft_upstream_connections_open gauge'];
+    for (const c of this.runtime.clusters.values()) out.push(`weft_upstream_connections_open{cluster="${c.config.name}"} ${c.pool.openConnections}`);
+    out.push('# HELP weft_xds_connected Whether the xDS stream to the control plane is up.', '# TYPE weft_xds_connected gauge');
+    out.push(`weft_xds_connected ${this.xds.status().connected ? 1 : 0}`);
+    return out;
+  }
+
+  async startAdmin(): Promise<void> {
+    this.admin = await startAdminServer(this, this.opts.adminPort);
+    this.adminPort = (this.admin.address() as { port: number }).port;
+  }
+
+  async close(): Promise<void> {
+    this.xds.stop();
+    await this.listeners.close();
+    this.runtime.close();
+    await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
+  }
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace };
+  if (opts.service) metadata[NODE_METADATA.service] = opts.service;
+  if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
+  if (opts.inboundPort !== undefined) metadata[NODE_METADATA.inboundPort] = String(opts.inboundPort);
+  if (opts.appPort !== undefined) metadata[NODE_METADATA.appPort] = String(opts.appPort);
+  const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log });
+  const proxy = new Proxy(opts, xds);
+  await proxy.startAdmin();
+  xds.start();
+  return proxy;
+}

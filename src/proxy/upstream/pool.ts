@@ -1,0 +1,187 @@
+// Upstream HTTP/1.1 connections of one cluster, pooled per endpoint and
+// reused across requests (LIFO, so a few warm connections carry the load).
+// Envoy's circuit-breaker limits apply per cluster: connections beyond
+// maxConnections wait in a bounded pending queue; past that, overflow.
+import * as net from 'node:net';
+import type { ClusterConfig, Endpoint } from '../config/types';
+
+/** What the request currently using a connection receives from it. */
+export interface UpstreamHandler {
+  onData(chunk: Buffer): void;
+  /** The connection closed or failed while this handler owned it. */
+  onClose(error: Error | undefined): void;
+  onDrain(): void;
+}
+
+export class UpstreamConnection {
+  handler: UpstreamHandler | undefined;
+  /** Requests this connection has carried. */
+  requests = 0;
+  idleSince = 0;
+  closed = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly endpoint: Endpoint,
+    private readonly pool: UpstreamPool,
+  ) {
+    socket.on('data', (chunk: Buffer) => {
+      if (this.handler) this.handler.onData(chunk);
+      else socket.destroy(); // bytes nobody asked for: the connection is unusable
+    });
+    socket.on('drain', () => this.handler?.onDrain());
+    socket.on('error', () => {}); // 'close' follows with hadError
+    socket.on('close', (hadError) => {
+      this.closed = true;
+      const h = this.handler;
+      this.handler = undefined;
+      pool.connectionClosed(this);
+      h?.onClose(hadError ? new Error('upstream connection reset') : undefined);
+    });
+  }
+}
+
+export class PoolOverflowError extends Error {
+  readonly code = 'E_POOL_OVERFLOW';
+}
+
+export class ConnectError extends Error {
+  readonly code = 'E_UPSTREAM_CONNECT';
+}
+
+type Waiter = { endpoint: Endpoint; cb: (err: Error | undefined, conn?: UpstreamConnection) => void };
+
+export interface PoolCounters {
+  connectionsTotal: number;
+  connectFailures: number;
+  pendingOverflow: number;
+}
+
+export class UpstreamPool {
+  private readonly idle = new Map<string, UpstreamConnection[]>();
+  private readonly pending: Waiter[] = [];
+  /** Open connections, idle or busy, plus those connecting. */
+  private open = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closedPool = false;
+  readonly counters: PoolCounters = { connectionsTotal: 0, connectFailures: 0, pendingOverflow: 0 };
+
+  constructor(public cluster: ClusterConfig) {
+    if (cluster.idleTimeoutMs > 0) {
+      this.sweepTimer = setInterval(() => this.sweepIdle(), Math.min(1000, cluster.idleTimeoutMs));
+      this.sweepTimer.unref();
+    }
+  }
+
+  get openConnections(): number {
+    return this.open;
+  }
+
+  get pendingRequests(): number {
+    return this.pending.length;
+  }
+
+  /** Calls back with an idle or new connection to `endpoint`, or an error (overflow, connect failure). */
+  acquire(endpoint: Endpoint, cb: (err: Error | undefined, conn?: UpstreamConnection) => void): void {
+    const conn = this.takeIdle(endpoint.key);
+    if (conn) return cb(undefined, conn);
+    if (this.open < this.cluster.limits.maxConnections) return this.connect(endpoint, cb);
+    if (this.pending.length >= this.cluster.limits.maxPendingRequests) {
+      this.counters.pendingOverflow++;
+      return cb(new PoolOverflowError(`cluster ${this.cluster.name}: ${this.open} connections and ${this.pending.length} pending requests (limits)`));
+    }
+    this.pending.push({ endpoint, cb });
+  }
+
+  /** Gives a connection back after a complete exchange; `reusable` false closes it. */
+  release(conn: UpstreamConnection, reusable: boolean): void {
+    conn.handler = undefined;
+    const max = this.cluster.maxRequestsPerConnection;
+    if (!reusable || conn.closed || this.closedPool || (max > 0 && conn.requests >= max)) {
+      conn.socket.destroy();
+      return;
+    }
+    const i = this.pending.findIndex((w) => w.endpoint.key === conn.endpoint.key);
+    if (i >= 0) {
+      const [waiter] = this.pending.splice(i, 1);
+      waiter.cb(undefined, conn);
+      return;
+    }
+    conn.idleSince = performance.now();
+    let list = this.idle.get(conn.endpoint.key);
+    if (!list) this.idle.set(conn.endpoint.key, (list = []));
+    list.push(conn);
+  }
+
+  connectionClosed(conn: UpstreamConnection): void {
+    this.open--;
+    const list = this.idle.get(conn.endpoint.key);
+    if (list) {
+      const i = list.indexOf(conn);
+      if (i >= 0) list.splice(i, 1);
+    }
+    // A slot is free: the oldest waiter may connect.
+    const waiter = this.pending.shift();
+    if (waiter) this.acquire(waiter.endpoint, waiter.cb);
+  }
+
+  /** Closes idle connections to endpoints no longer in `keep`, e.g. after an EDS update. */
+  retainEndpoints(keep: Set<string>): void {
+    for (const [key, list] of this.idle) {
+      if (keep.has(key)) continue;
+      for (const conn of list.splice(0)) conn.socket.destroy();
+      this.idle.delete(key);
+    }
+  }
+
+  close(): void {
+    this.closedPool = true;
+    clearInterval(this.sweepTimer);
+    for (const list of this.idle.values()) for (const conn of list.splice(0)) conn.socket.destroy();
+    for (const w of this.pending.splice(0)) w.cb(new PoolOverflowError(`cluster ${this.cluster.name} was removed`));
+  }
+
+  private takeIdle(key: string): UpstreamConnection | undefined {
+    const list = this.idle.get(key);
+    while (list && list.length > 0) {
+      const conn = list.pop()!;
+      if (!conn.closed && !conn.socket.destroyed) return conn;
+    }
+    return undefined;
+  }
+
+  private connect(endpoint: Endpoint, cb: (err: Error | undefined, conn?: UpstreamConnection) => void): void {
+    this.open++;
+    this.counters.connectionsTotal++;
+    const socket = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+    let settled = false;
+    const fail = (reason: string) => {
+      if (settled) return;
+      settled = true;
+      this.counters.connectFailures++;
+      socket.destroy();
+      this.open--;
+      cb(new ConnectError(`connect to ${endpoint.key}: ${reason}`));
+      const waiter = this.pending.shift();
+      if (waiter) this.acquire(waiter.endpoint, waiter.cb);
+    };
+    socket.setTimeout(this.cluster.connectTimeoutMs, () => fail(`timed out after ${this.cluster.connectTimeoutMs} ms`));
+    socket.once('error', (err) => fail(err.message));
+    socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      socket.setTimeout(0);
+      socket.removeAllListeners('error');
+      socket.setKeepAlive(true, 30_000);
+      cb(undefined, new UpstreamConnection(socket, endpoint, this));
+    });
+  }
+
+  private sweepIdle(): void {
+    const deadline = performance.now() - this.cluster.idleTimeoutMs;
+    for (const list of this.idle.values()) {
+      // LIFO: the oldest idle connections are at the front.
+      while (list.length > 0 && list[0].idleSince < deadline) list.shift()!.socket.destroy();
+    }
+  }
+}
