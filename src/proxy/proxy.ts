@@ -8,6 +8,7 @@ import { XdsClient } from '../xds/client/ads-client';
 import { NODE_METADATA } from '../xds/node-info';
 import { startAdminServer } from './admin/admin-server';
 import type { ProxyConfig } from './config/types';
+import { H2Downstream } from './http2/h2-server';
 import { ListenerManager } from './listener/listener-manager';
 import { Runtime } from './runtime';
 import { ProxyStats } from './stats';
@@ -47,7 +48,13 @@ export class Proxy {
     readonly opts: ProxyOptions,
     readonly xds: XdsClient,
   ) {
-    this.listeners = new ListenerManager({ runtime: () => this.runtime, stats: this.stats, log: opts.log });
+    const h2 = new H2Downstream();
+    this.listeners = new ListenerManager({
+      runtime: () => this.runtime,
+      stats: this.stats,
+      log: opts.log,
+      h2: (socket, firstBytes, chain) => h2.take(socket, firstBytes, chain),
+    });
     xds.onConfig((config) => {
       // Serialised: binds of one config finish before the next is applied.
       this.applying = this.applying.then(() => this.apply(config)).catch((err) => opts.log('error', 'applying config failed', { error: String(err) }));

@@ -3,6 +3,8 @@
 // builds a new Runtime; requests in flight keep the one they started with,
 // and pools of clusters whose settings did not change carry over, so a
 // config change drops no connection.
+import * as http from 'node:http';
+import { H2SessionPool } from './http2/session-pool';
 import type { ClusterConfig, Endpoint, EndpointSet, ProxyConfig, RouteTable } from './config/types';
 import { CompiledRouteTable } from './router/route-table';
 import { createLoadBalancer, type LoadBalancer } from './upstream/lb/load-balancer';
@@ -26,16 +28,58 @@ export class ClusterLoad {
   }
 }
 
+/** A cluster's upstream connections of every kind; carried over while the cluster's settings are unchanged. */
+export class ClusterUpstreams {
+  readonly pool: UpstreamPool;
+  private h2?: H2SessionPool;
+  private agent?: http.Agent;
+
+  constructor(readonly config: ClusterConfig) {
+    this.pool = new UpstreamPool(config);
+  }
+
+  /** HTTP/2 sessions, for clusters whose protocol is http2. */
+  h2Pool(): H2SessionPool {
+    return (this.h2 ??= new H2SessionPool(this.config));
+  }
+
+  /** node:http agent, for HTTP/2 downstreams translated to HTTP/1.1 (off the HTTP/1 fast path). */
+  h1Agent(): http.Agent {
+    return (this.agent ??= new http.Agent({ keepAlive: true, maxSockets: this.config.limits.maxConnections }));
+  }
+
+  retainEndpoints(keep: Set<string>): void {
+    this.pool.retainEndpoints(keep);
+    this.h2?.retainEndpoints(keep);
+  }
+
+  close(): void {
+    this.pool.close();
+    this.h2?.close();
+    this.agent?.destroy();
+  }
+}
+
 export class ClusterRuntime {
   readonly lb: LoadBalancer;
+  readonly pool: UpstreamPool;
 
   constructor(
     readonly config: ClusterConfig,
-    readonly pool: UpstreamPool,
+    readonly upstreams: ClusterUpstreams,
     readonly load: ClusterLoad,
     set: EndpointSet,
   ) {
+    this.pool = upstreams.pool;
     this.lb = createLoadBalancer(config, set, { activeRequests: (e) => load.perEndpoint.get(e.key) ?? 0 });
+  }
+
+  h2Pool(): H2SessionPool {
+    return this.upstreams.h2Pool();
+  }
+
+  h1Agent(): http.Agent {
+    return this.upstreams.h1Agent();
   }
 }
 
@@ -53,13 +97,13 @@ export class Runtime {
       const set = config.endpoints.get(cluster.edsName) ?? { clusterName: cluster.edsName, localities: [] };
       const old = previous?.clusters.get(name);
       // Keep the pool (and its warm connections) when the cluster's settings are unchanged.
-      const pool = old && sameCluster(old.config, cluster) ? old.pool : new UpstreamPool(cluster);
-      pool.retainEndpoints(new Set(set.localities.flatMap((l) => l.endpoints.map((e) => e.key))));
-      this.clusters.set(name, new ClusterRuntime(cluster, pool, old?.load ?? new ClusterLoad(), set));
+      const upstreams = old && sameCluster(old.config, cluster) ? old.upstreams : new ClusterUpstreams(cluster);
+      upstreams.retainEndpoints(new Set(set.localities.flatMap((l) => l.endpoints.map((e) => e.key))));
+      this.clusters.set(name, new ClusterRuntime(cluster, upstreams, old?.load ?? new ClusterLoad(), set));
     }
     if (previous) {
       for (const [name, old] of previous.clusters) {
-        if (this.clusters.get(name)?.pool !== old.pool) old.pool.close();
+        if (this.clusters.get(name)?.upstreams !== old.upstreams) old.upstreams.close();
       }
     }
   }
@@ -80,7 +124,7 @@ export class Runtime {
   }
 
   close(): void {
-    for (const c of this.clusters.values()) c.pool.close();
+    for (const c of this.clusters.values()) c.upstreams.close();
   }
 }
 

@@ -242,7 +242,7 @@ class Translator {
       default:
         if (/[A-Za-z]/.test(c) || c.charCodeAt(0) > 0x7f) this.fail(`invalid escape "\\${c}"`);
         // Any escaped ASCII punctuation is that character.
-        if (JS_SYNTAX_CHARS.has(c) || c === '-') return `\\${c}`;
+        if (JS_SYNTAX_CHARS.has(c) || (c === '-' && inClass)) return `\\${c}`;
         return c === ' ' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
     }
   }
@@ -293,7 +293,7 @@ class Translator {
 
 /** A literal string as a JavaScript `u` pattern. */
 function escapeLiteral(text: string): string {
-  return text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+  return text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
 }
 
 export type Re2Mode =
@@ -340,7 +340,8 @@ export function re2Substitution(substitution: string, regex: RegExp): string {
       else if (next !== undefined && next >= '0' && next <= '9') {
         const n = Number(next);
         if (n > groups) throw new Re2SyntaxError(`substitution refers to group \\${n}, the pattern has ${groups}`);
-        out += n === 0 ? '$&' : `$${n}`;
+        // Two digits: "\\12" is group 1 then "2", never group 12.
+        out += n === 0 ? '$&' : `$0${n}`;
       } else throw new Re2SyntaxError(`invalid escape "\\${next ?? ''}" in substitution`);
     }
   }

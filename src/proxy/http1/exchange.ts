@@ -12,6 +12,7 @@ import type { ClusterRuntime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { ChunkedScanner } from './chunked';
+import { H2Bridge, type BridgeHost } from './h2-bridge';
 import type { Http1Connection } from './connection';
 import { HttpParseError } from './errors';
 import { parseResponseHead, type RequestHead, type ResponseHead } from './head-parser';
@@ -22,7 +23,7 @@ const MAX_QUEUED_BODY = 256 * 1024;
 
 type Framing = { kind: 'none' } | { kind: 'length'; remaining: number } | { kind: 'chunked'; scanner: ChunkedScanner } | { kind: 'eof' };
 
-export class Exchange implements UpstreamHandler, RequestInfo {
+export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
   readonly method: string;
   readonly host: string;
   readonly path: string;
@@ -33,6 +34,8 @@ export class Exchange implements UpstreamHandler, RequestInfo {
   private endpoint: Endpoint | undefined;
   private upstream: UpstreamConnection | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Set when the cluster speaks HTTP/2: the request goes out as an h2 stream. */
+  private bridge: H2Bridge | undefined;
 
   /** Request body still expected from downstream. */
   private reqFraming: Framing;
@@ -104,7 +107,48 @@ export class Exchange implements UpstreamHandler, RequestInfo {
     this.endpoint = endpoint;
     cluster.load.started(endpoint);
     if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
+    if (cluster.config.protocol === 'http2') return this.startBridge(action, cluster, endpoint);
     this.acquire();
+  }
+
+  private startBridge(action: RouteAction, cluster: ClusterRuntime, endpoint: Endpoint): void {
+    if (this.head.body.kind === 'chunked') {
+      return this.reply(501, 'DPE', 'a chunked request body cannot be sent to an HTTP/2 upstream; send Content-Length', cluster.config.name, true);
+    }
+    const route = this.route!;
+    const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(this.head.path, action, route.match) : this.head.path;
+    this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, this.reqFraming.kind !== 'none');
+    if (this.queued) for (const chunk of this.queued.splice(0)) this.bridge.write(chunk);
+    this.queuedBytes = 0;
+  }
+
+  // ---- BridgeHost: the HTTP/2 upstream's answers ----
+
+  writeDownstream(chunk: Buffer): void {
+    this.responseStarted = true;
+    if (!this.conn.socket.write(chunk)) this.upstream?.socket.pause();
+  }
+
+  pauseDownstream(): void {
+    this.conn.socket.pause();
+  }
+
+  resumeDownstream(): void {
+    if (this.conn.socket.isPaused()) this.conn.socket.resume();
+  }
+
+  bridgeDone(status: number): void {
+    if (this.finished) return;
+    this.finish('', status);
+    this.conn.exchangeDone(this, this.head.keepAlive && this.reqFraming.kind === 'none');
+  }
+
+  bridgeFailed(status: number, flag: string, message: string): void {
+    this.reply(status, flag, message, this.cluster?.config.name ?? '', true);
+  }
+
+  bridgeAborted(): void {
+    if (!this.finished) this.abortDownstream();
   }
 
   private acquire(): void {
@@ -193,11 +237,14 @@ export class Exchange implements UpstreamHandler, RequestInfo {
       return start;
     }
     if (end > start) this.forwardRequestBytes(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-    return this.reqFraming.kind === 'none' ? end : -1;
+    if (this.reqFraming.kind !== 'none') return -1;
+    this.bridge?.end();
+    return end;
   }
 
   private forwardRequestBytes(chunk: Buffer): void {
     if (this.finished) return;
+    if (this.bridge) return this.bridge.write(chunk);
     if (this.upstream && this.headSent) {
       if (!this.upstream.socket.write(chunk)) this.conn.socket.pause();
       return;
@@ -252,6 +299,7 @@ export class Exchange implements UpstreamHandler, RequestInfo {
   }
 
   downstreamClosed(): void {
+    this.bridge?.cancel();
     if (this.finished) return;
     this.finish('DC', 0);
     this.upstream?.socket.destroy();
@@ -338,10 +386,6 @@ export class Exchange implements UpstreamHandler, RequestInfo {
     this.complete(this.keepDownstreamOpen(this.resHead!));
   }
 
-  private writeDownstream(chunk: Buffer): void {
-    if (!this.conn.socket.write(chunk)) this.upstream?.socket.pause();
-  }
-
   /** Whether the downstream connection can carry another request after this response. */
   private keepDownstreamOpen(res: ResponseHead): boolean {
     return this.head.keepAlive && this.reqFraming.kind === 'none' && res.body.kind !== 'eof' && !this.conn.closed;
@@ -375,6 +419,7 @@ export class Exchange implements UpstreamHandler, RequestInfo {
   private timedOut(ms: number): void {
     if (this.finished) return;
     this.unusable();
+    this.bridge?.cancel();
     if (!this.responseStarted) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '', true);
     else this.abortDownstream();
   }

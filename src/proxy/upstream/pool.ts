@@ -66,7 +66,7 @@ export class UpstreamPool {
   private closedPool = false;
   readonly counters: PoolCounters = { connectionsTotal: 0, connectFailures: 0, pendingOverflow: 0 };
 
-  constructor(public cluster: ClusterConfig) {
+  constructor(readonly cluster: ClusterConfig) {
     if (cluster.idleTimeoutMs > 0) {
       this.sweepTimer = setInterval(() => this.sweepIdle(), Math.min(1000, cluster.idleTimeoutMs));
       this.sweepTimer.unref();

@@ -1,0 +1,175 @@
+// envoy.config.listener.v3.Listener → ListenerConfig.
+//
+// Supported subset (anything else that changes behaviour is a NACK naming it):
+//   Listener          name, address.socket_address (TCP, IP literal, port), filter_chains,
+//                     default_filter_chain, traffic_direction (stat_prefix, metadata accepted)
+//   FilterChain       name, filter_chain_match.destination_port, filters (metadata accepted);
+//                     chains must differ in their match
+//   filters           exactly one network filter, by typed_config type URL:
+//     HttpConnectionManager  stat_prefix, rds {config_source ads|self, route_config_name}
+//                     or an inline route_config (see decode-route.ts), http_filters ending in
+//                     envoy.filters.http.router (Router's stats/tracing knobs accepted); another
+//                     HTTP filter is a NACK unless is_optional, in which case it is skipped as
+//                     Envoy skips an optional filter it does not know
+//     TcpProxy        stat_prefix, cluster | weighted_clusters {name, weight}, idle_timeout
+//                     (absent: the proxy's default; 0: none)
+// Not supported (NACK): api_listener (proxyless gRPC), listener_filters, transport_socket
+// (TLS), other filter_chain_match fields, other network filters, HCM options (tracing,
+// access_log, timeouts, codec_type other than AUTO, …), other TcpProxy options.
+import { TYPE_URL } from '../../xds/type-urls';
+import { decodeRouteTable } from './decode-route';
+import { FieldPath, onlyFields } from './nack';
+import { durationMs, ipSocketAddress, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
+import type { FilterChain, HttpNetworkFilter, ListenerConfig, TcpNetworkFilter, WeightedCluster } from './types';
+
+const ROUTER_FILTER = 'envoy.filters.http.router';
+
+const DIRECTION: Record<string, ListenerConfig['direction']> = {
+  INBOUND: 'inbound',
+  OUTBOUND: 'outbound',
+  UNSPECIFIED: 'unspecified',
+};
+
+export function decodeListener(msg: Obj): ListenerConfig {
+  const at = new FieldPath('Listener', msg.name ?? '');
+  onlyFields(at, 'envoy.config.listener.v3.Listener', msg, [
+    'name',
+    'address',
+    'stat_prefix',
+    'filter_chains',
+    'default_filter_chain',
+    'traffic_direction',
+    'metadata',
+  ]);
+  const { address, port } = ipSocketAddress(at.field('address'), msg.address, { allowPortZero: true });
+  const chains: FilterChain[] = (msg.filter_chains ?? []).map((c: Obj, i: number) => filterChain(at.field('filter_chains').index(i), c));
+  const seen = new Map<number | undefined, number>();
+  chains.forEach((c, i) => {
+    const first = seen.get(c.destinationPort);
+    if (first !== undefined) at.field('filter_chains').index(i).invalid(`matches the same connections as filter_chains[${first}]`);
+    seen.set(c.destinationPort, i);
+  });
+  const out: ListenerConfig = {
+    name: msg.name ?? '',
+    address,
+    port,
+    direction: DIRECTION[msg.traffic_direction ?? 'UNSPECIFIED'],
+    chains,
+  };
+  if (msg.default_filter_chain) out.defaultChain = filterChain(at.field('default_filter_chain'), msg.default_filter_chain);
+  if (chains.length === 0 && !out.defaultChain) at.field('filter_chains').invalid('needs at least one filter chain or a default_filter_chain');
+  return out;
+}
+
+function filterChain(at: FieldPath, c: Obj): FilterChain {
+  onlyFields(at, 'envoy.config.listener.v3.FilterChain', c, ['name', 'filter_chain_match', 'filters', 'metadata']);
+  const out: FilterChain = { name: c.name ?? '', network: networkFilter(at.field('filters'), c.filters ?? []) };
+  const match = c.filter_chain_match;
+  if (match) {
+    const here = at.field('filter_chain_match');
+    onlyFields(here, 'envoy.config.listener.v3.FilterChainMatch', match, ['destination_port']);
+    if (match.destination_port) {
+      const port = u32(match.destination_port, 0);
+      if (port < 1 || port > 65535) here.field('destination_port').invalid(`must be a port 1-65535, got ${port}`);
+      out.destinationPort = port;
+    }
+  }
+  return out;
+}
+
+/** The chain's one network filter: HttpConnectionManager or TcpProxy, and nothing before it. */
+function networkFilter(at: FieldPath, filters: Obj[]): FilterChain['network'] {
+  if (filters.length === 0) at.invalid('needs a network filter (http_connection_manager or tcp_proxy)');
+  let network: FilterChain['network'] | undefined;
+  filters.forEach((f, i) => {
+    const here = at.index(i);
+    onlyFields(here, 'envoy.config.listener.v3.Filter', f, ['name', 'typed_config']);
+    const { typeUrl, msg } = unpackAny(here.note(f.name ?? ''), f.typed_config, [TYPE_URL.HttpConnectionManager, TYPE_URL.TcpProxy]);
+    if (i < filters.length - 1) here.note(f.name ?? typeUrl).invalid('is a terminal filter and must be the last one');
+    const config = here.field('typed_config');
+    network = typeUrl === TYPE_URL.HttpConnectionManager ? httpConnectionManager(config, msg) : tcpProxy(config, msg);
+  });
+  return network!;
+}
+
+function httpConnectionManager(at: FieldPath, hcm: Obj): HttpNetworkFilter {
+  onlyFields(at, 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', hcm, [
+    'stat_prefix',
+    'rds',
+    'route_config',
+    'http_filters',
+  ]);
+  const out: HttpNetworkFilter = { kind: 'http', statPrefix: hcm.stat_prefix ?? '', httpFilters: httpFilters(at.field('http_filters'), hcm.http_filters ?? []) };
+  if (hcm.route_specifier === 'rds') {
+    const here = at.field('rds');
+    onlyFields(here, 'envoy.extensions.filters.network.http_connection_manager.v3.Rds', hcm.rds, ['config_source', 'route_config_name']);
+    requireAdsConfigSource(here.field('config_source'), hcm.rds.config_source);
+    if (!hcm.rds.route_config_name) here.field('route_config_name').invalid('is required');
+    out.routeTableName = hcm.rds.route_config_name;
+  } else if (hcm.route_specifier === 'route_config') {
+    out.routeTable = decodeRouteTable(at.field('route_config'), hcm.route_config);
+  } else {
+    at.invalid('needs rds or route_config');
+  }
+  return out;
+}
+
+/**
+ * The HTTP filters before the router, by name. Only the router is supported
+ * yet, so the list is empty; an optional filter weft does not know is skipped.
+ */
+function httpFilters(at: FieldPath, filters: Obj[]): string[] {
+  const out: string[] = [];
+  let router = false;
+  filters.forEach((f, i) => {
+    const here = at.index(i);
+    onlyFields(here, 'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter', f, ['name', 'typed_config', 'is_optional']);
+    if (router) here.note(f.name ?? '').invalid(`comes after ${ROUTER_FILTER}, which must be the last HTTP filter`);
+    const typeUrl: string | undefined = f.typed_config?.type_url;
+    if (typeUrl !== TYPE_URL.Router) {
+      if (f.is_optional) return;
+      here.note(f.name || typeUrl || 'no typed_config').unsupported(`is not supported by weft proxy yet (supported: ${ROUTER_FILTER})`);
+    }
+    const { msg } = unpackAny(here.field('typed_config'), f.typed_config, [TYPE_URL.Router]);
+    // Stats and tracing knobs do not change how requests are handled.
+    onlyFields(here.field('typed_config'), 'envoy.extensions.filters.http.router.v3.Router', msg, [
+      'dynamic_stats',
+      'start_child_span',
+      'suppress_grpc_request_failure_code_stats',
+    ]);
+    router = true;
+  });
+  if (!router) at.invalid(`must end with ${ROUTER_FILTER}`);
+  return out;
+}
+
+function tcpProxy(at: FieldPath, p: Obj): TcpNetworkFilter {
+  const T = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+  onlyFields(at, T, p, ['stat_prefix', 'cluster', 'weighted_clusters', 'idle_timeout']);
+  let clusters: WeightedCluster[];
+  if (p.cluster_specifier === 'cluster') {
+    if (!p.cluster) at.field('cluster').invalid('must not be empty');
+    clusters = [{ name: p.cluster, weight: 1 }];
+  } else if (p.cluster_specifier === 'weighted_clusters') {
+    const here = at.field('weighted_clusters');
+    onlyFields(here, `${T}.WeightedCluster`, p.weighted_clusters, ['clusters']);
+    clusters = (p.weighted_clusters.clusters ?? []).map((c: Obj, i: number) => {
+      const item = here.field('clusters').index(i);
+      onlyFields(item, `${T}.WeightedCluster.ClusterWeight`, c, ['name', 'weight']);
+      if (!c.name) item.field('name').invalid('must not be empty');
+      if (!c.weight) item.field('weight').invalid('must be at least 1');
+      return { name: c.name, weight: c.weight };
+    });
+    if (clusters.length === 0) here.field('clusters').invalid('needs at least one cluster');
+  } else {
+    return at.invalid('needs cluster or weighted_clusters');
+  }
+  const out: TcpNetworkFilter = {
+    kind: 'tcp',
+    statPrefix: p.stat_prefix ?? '',
+    clusters,
+    totalWeight: clusters.reduce((sum, c) => sum + c.weight, 0),
+  };
+  if (p.idle_timeout) out.idleTimeoutMs = durationMs(at.field('idle_timeout'), p.idle_timeout, 0);
+  return out;
+}

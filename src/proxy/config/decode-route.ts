@@ -1,0 +1,474 @@
+// envoy.config.route.v3.RouteConfiguration → RouteTable.
+//
+// Supported subset (anything else that changes behaviour is a NACK naming it):
+//   RouteConfiguration  name, virtual_hosts                         (metadata accepted)
+//   VirtualHost         name, domains (lower-cased; unique across the table;
+//                       "*", "*.suffix", "prefix*" or exact), routes (metadata accepted)
+//   Route               name, match, one of route | redirect | direct_response,
+//                       request/response_headers_to_add, request/response_headers_to_remove
+//                       (metadata, stat_prefix accepted)
+//   RouteMatch          prefix | path | path_separated_prefix | safe_regex (whole path),
+//                       case_sensitive, headers, query_parameters
+//   HeaderMatcher       name (lower-cased), string_match {exact, prefix, suffix, contains,
+//                       safe_regex}, present_match, the deprecated exact_match /
+//                       safe_regex_match / prefix_match / suffix_match / contains_match,
+//                       invert_match; no specifier = present
+//   QueryParameterMatcher  name, string_match {exact, safe_regex}, present_match; none = present
+//   RouteAction         cluster | weighted_clusters {clusters {name, weight}, total_weight},
+//                       timeout (absent: Envoy's 15 s; 0: none), max_stream_duration
+//                       .max_stream_duration (folded into the timeout: the smaller non-zero wins,
+//                       as weft's route timeout bounds the whole exchange), prefix_rewrite,
+//                       regex_rewrite, host_rewrite_literal, hash_policy {header.header_name,
+//                       cookie {name, ttl}, connection_properties.source_ip; terminal}
+//   RedirectAction      https_redirect, scheme_redirect, host_redirect, port_redirect,
+//                       path_redirect, prefix_rewrite, regex_rewrite, response_code
+//   DirectResponseAction  status (200-599), body inline_string | inline_bytes
+//   HeaderValueOption   header {key, value}, append_action APPEND_IF_EXISTS_OR_ADD |
+//                       OVERWRITE_IF_EXISTS_OR_ADD, or the deprecated append; a value may use
+//                       "%%" for "%" but no other %FORMATTER%; pseudo-headers and host are refused
+// Not supported (NACK): retry_policy, request_mirror_policies, hedge_policy, cors,
+// rate_limits, typed_per_filter_config, virtual-host and table-level header
+// mutations, ignore_case, range_match, grpc/runtime_fraction matchers, …
+//
+// Regexes are RE2 (see re2.ts); matchers match the whole value, regex_rewrite
+// replaces every match and its substitution is converted to replace() syntax.
+import type { RedirectActionWithRegex } from './extensions';
+import { FieldPath, onlyFields } from './nack';
+import { bool, durationMs, regexMatcher, u32, type Obj } from './read-proto';
+import { re2Substitution, Re2SyntaxError } from './re2';
+import type {
+  DirectResponseAction,
+  HashPolicy,
+  HeaderMatcher,
+  HeaderToAdd,
+  QueryMatcher,
+  Route,
+  RouteAction,
+  RouteMatch,
+  RouteTable,
+  VirtualHost,
+  WeightedCluster,
+} from './types';
+
+const T = 'envoy.config.route.v3.';
+
+/** Envoy's route timeout when a route says none. */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+
+/** Decodes a RouteConfiguration resource (RDS). */
+export function decodeRouteConfiguration(msg: Obj): RouteTable {
+  return decodeRouteTable(new FieldPath('RouteConfiguration', msg.name ?? ''), msg);
+}
+
+/** A RouteConfiguration at `at`: an RDS resource, or inline in a listener's HttpConnectionManager. */
+export function decodeRouteTable(at: FieldPath, msg: Obj): RouteTable {
+  onlyFields(at, `${T}RouteConfiguration`, msg, ['name', 'virtual_hosts', 'metadata']);
+  const seenDomains = new Map<string, number>();
+  const virtualHosts = (msg.virtual_hosts ?? []).map((vh: Obj, i: number) => {
+    const host = virtualHost(at.field('virtual_hosts').index(i), vh);
+    host.domains.forEach((d, j) => {
+      const first = seenDomains.get(d);
+      if (first !== undefined) {
+        at.field('virtual_hosts').index(i).field('domains').index(j).invalid(`"${d}" is already a domain of virtual_hosts[${first}]`);
+      }
+      seenDomains.set(d, i);
+    });
+    return host;
+  });
+  return { name: msg.name ?? '', virtualHosts };
+}
+
+function virtualHost(at: FieldPath, vh: Obj): VirtualHost {
+  onlyFields(at, `${T}VirtualHost`, vh, ['name', 'domains', 'routes', 'metadata']);
+  if (!vh.name) at.field('name').invalid('is required');
+  const domains: string[] = (vh.domains ?? []).map((d: string, i: number) => {
+    if (!d) at.field('domains').index(i).invalid('must not be empty');
+    return d.toLowerCase();
+  });
+  if (domains.length === 0) at.field('domains').invalid('needs at least one domain');
+  const local = new Set<string>();
+  domains.forEach((d, i) => {
+    if (local.has(d)) at.field('domains').index(i).invalid(`"${d}" is listed twice`);
+    local.add(d);
+  });
+  const routes = (vh.routes ?? []).map((r: Obj, i: number) => route(at.field('routes').index(i), r));
+  return { name: vh.name, domains, routes };
+}
+
+function route(at: FieldPath, r: Obj): Route {
+  onlyFields(at, `${T}Route`, r, [
+    'name',
+    'match',
+    'route',
+    'redirect',
+    'direct_response',
+    'metadata',
+    'stat_prefix',
+    'request_headers_to_add',
+    'request_headers_to_remove',
+    'response_headers_to_add',
+    'response_headers_to_remove',
+  ]);
+  if (!r.match) at.field('match').invalid('is required');
+  const match = routeMatch(at.field('match'), r.match);
+  let action: Route['action'];
+  switch (r.action) {
+    case 'route':
+      action = routeAction(at.field('route'), r.route);
+      break;
+    case 'redirect':
+      action = redirectAction(at.field('redirect'), r.redirect);
+      break;
+    case 'direct_response':
+      action = directResponse(at.field('direct_response'), r.direct_response);
+      break;
+    default:
+      at.invalid('needs an action: route, redirect or direct_response');
+  }
+  return {
+    name: r.name ?? '',
+    match,
+    action,
+    requestHeadersToAdd: headersToAdd(at.field('request_headers_to_add'), r.request_headers_to_add),
+    requestHeadersToRemove: headersToRemove(at.field('request_headers_to_remove'), r.request_headers_to_remove),
+    responseHeadersToAdd: headersToAdd(at.field('response_headers_to_add'), r.response_headers_to_add),
+    responseHeadersToRemove: headersToRemove(at.field('response_headers_to_remove'), r.response_headers_to_remove),
+  };
+}
+
+// ---- match ----
+
+function routeMatch(at: FieldPath, m: Obj): RouteMatch {
+  onlyFields(at, `${T}RouteMatch`, m, [
+    'prefix',
+    'path',
+    'safe_regex',
+    'path_separated_prefix',
+    'case_sensitive',
+    'headers',
+    'query_parameters',
+  ]);
+  let path: RouteMatch['path'];
+  switch (m.path_specifier) {
+    case 'prefix':
+      path = { kind: 'prefix', value: m.prefix };
+      break;
+    case 'path':
+      path = { kind: 'exact', value: m.path };
+      break;
+    case 'path_separated_prefix':
+      // Envoy's rule: no query or fragment, no trailing slash.
+      if (!/^[^?#]+[^?#/]$/.test(m.path_separated_prefix)) {
+        at.field('path_separated_prefix').invalid(`"${m.path_separated_prefix}" must not be empty, end in "/" or contain "?" or "#"`);
+      }
+      path = { kind: 'pathSeparatedPrefix', value: m.path_separated_prefix };
+      break;
+    case 'safe_regex':
+      path = { kind: 'regex', regex: regexMatcher(at.field('safe_regex'), m.safe_regex, 'full') };
+      break;
+    default:
+      at.invalid('needs a path specifier: prefix, path, path_separated_prefix or safe_regex');
+  }
+  return {
+    path,
+    caseSensitive: bool(m.case_sensitive, true),
+    headers: (m.headers ?? []).map((h: Obj, i: number) => headerMatcher(at.field('headers').index(i), h)),
+    queryParams: (m.query_parameters ?? []).map((q: Obj, i: number) => queryMatcher(at.field('query_parameters').index(i), q)),
+  };
+}
+
+type ValueMatch = Pick<HeaderMatcher, 'kind' | 'value' | 'regex'>;
+
+function nonEmpty(at: FieldPath, value: string | undefined): string {
+  if (!value) at.invalid('must not be empty');
+  return value;
+}
+
+/** An envoy.type.matcher.v3.StringMatcher; `kinds` are those the caller supports. */
+function stringMatcher(at: FieldPath, m: Obj, kinds: readonly ValueMatch['kind'][]): ValueMatch {
+  onlyFields(at, 'envoy.type.matcher.v3.StringMatcher', m, ['exact', 'prefix', 'suffix', 'contains', 'safe_regex']);
+  const pattern: string | undefined = m.match_pattern;
+  let out: ValueMatch;
+  switch (pattern) {
+    case 'exact':
+      out = { kind: 'exact', value: m.exact };
+      break;
+    case 'prefix':
+    case 'suffix':
+    case 'contains':
+      out = { kind: pattern, value: nonEmpty(at.field(pattern), m[pattern]) };
+      break;
+    case 'safe_regex':
+      out = { kind: 'regex', regex: regexMatcher(at.field('safe_regex'), m.safe_regex, 'full') };
+      break;
+    default:
+      return at.invalid('needs a match pattern');
+  }
+  if (!kinds.includes(out.kind)) at.field(pattern).unsupported();
+  return out;
+}
+
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+/** A header name a matcher may use: a token, or a pseudo-header such as :method or :authority. */
+function matcherHeaderName(at: FieldPath, name: string | undefined): string {
+  const lower = (name ?? '').toLowerCase();
+  if (!HTTP_TOKEN.test(lower.startsWith(':') ? lower.slice(1) : lower)) at.invalid(`"${name ?? ''}" is not a valid header name`);
+  return lower;
+}
+
+function headerMatcher(at: FieldPath, h: Obj): HeaderMatcher {
+  onlyFields(at, `${T}HeaderMatcher`, h, [
+    'name',
+    'exact_match',
+    'safe_regex_match',
+    'present_match',
+    'prefix_match',
+    'suffix_match',
+    'contains_match',
+    'string_match',
+    'invert_match',
+  ]);
+  const name = matcherHeaderName(at.field('name'), h.name);
+  let invert = h.invert_match === true;
+  let match: ValueMatch;
+  switch (h.header_match_specifier) {
+    case 'exact_match':
+      match = { kind: 'exact', value: h.exact_match };
+      break;
+    case 'safe_regex_match':
+      match = { kind: 'regex', regex: regexMatcher(at.field('safe_regex_match'), h.safe_regex_match, 'full') };
+      break;
+    case 'prefix_match':
+    case 'suffix_match':
+    case 'contains_match':
+      match = {
+        kind: h.header_match_specifier.replace('_match', '') as 'prefix' | 'suffix' | 'contains',
+        value: nonEmpty(at.field(h.header_match_specifier), h[h.header_match_specifier]),
+      };
+      break;
+    case 'string_match':
+      match = stringMatcher(at.field('string_match'), h.string_match, ['exact', 'prefix', 'suffix', 'contains', 'regex']);
+      break;
+    case 'present_match':
+      // present_match: false matches when the header is absent.
+      if (h.present_match === false) invert = !invert;
+      match = { kind: 'present' };
+      break;
+    default:
+      match = { kind: 'present' };
+  }
+  return { name, ...match, invert };
+}
+
+function queryMatcher(at: FieldPath, q: Obj): QueryMatcher {
+  onlyFields(at, `${T}QueryParameterMatcher`, q, ['name', 'string_match', 'present_match']);
+  const name = nonEmpty(at.field('name'), q.name);
+  if (q.query_parameter_match_specifier === 'string_match') {
+    const m = stringMatcher(at.field('string_match'), q.string_match, ['exact', 'regex']);
+    return { name, ...(m as Pick<QueryMatcher, 'kind' | 'value' | 'regex'>) };
+  }
+  if (q.query_parameter_match_specifier === 'present_match' && q.present_match === false) {
+    at.field('present_match').unsupported('false (match when absent) is not supported by weft proxy yet');
+  }
+  return { name, kind: 'present' };
+}
+
+// ---- actions ----
+
+function routeAction(at: FieldPath, a: Obj): RouteAction {
+  onlyFields(at, `${T}RouteAction`, a, [
+    'cluster',
+    'weighted_clusters',
+    'timeout',
+    'max_stream_duration',
+    'prefix_rewrite',
+    'regex_rewrite',
+    'host_rewrite_literal',
+    'hash_policy',
+  ]);
+  let clusters: WeightedCluster[];
+  let totalWeight: number;
+  if (a.cluster_specifier === 'cluster') {
+    clusters = [{ name: nonEmpty(at.field('cluster'), a.cluster), weight: 1 }];
+    totalWeight = 1;
+  } else if (a.cluster_specifier === 'weighted_clusters') {
+    ({ clusters, totalWeight } = weightedClusters(at.field('weighted_clusters'), a.weighted_clusters));
+  } else {
+    return at.invalid('needs cluster or weighted_clusters');
+  }
+  const action: RouteAction = {
+    kind: 'route',
+    clusters,
+    totalWeight,
+    timeoutMs: routeTimeout(at, a),
+    hashPolicies: (a.hash_policy ?? []).map((h: Obj, i: number) => hashPolicy(at.field('hash_policy').index(i), h)),
+    mirrors: [],
+  };
+  if (a.prefix_rewrite !== undefined && a.regex_rewrite) at.field('regex_rewrite').invalid('and prefix_rewrite are exclusive');
+  if (a.prefix_rewrite) action.prefixRewrite = a.prefix_rewrite;
+  if (a.regex_rewrite) action.regexRewrite = regexRewrite(at.field('regex_rewrite'), a.regex_rewrite);
+  if (a.host_rewrite_specifier === 'host_rewrite_literal') action.hostRewrite = nonEmpty(at.field('host_rewrite_literal'), a.host_rewrite_literal);
+  return action;
+}
+
+function routeTimeout(at: FieldPath, a: Obj): number {
+  let timeout = durationMs(at.field('timeout'), a.timeout, DEFAULT_ROUTE_TIMEOUT_MS);
+  if (a.max_stream_duration) {
+    const here = at.field('max_stream_duration');
+    onlyFields(here, `${T}RouteAction.MaxStreamDuration`, a.max_stream_duration, ['max_stream_duration']);
+    const cap = durationMs(here.field('max_stream_duration'), a.max_stream_duration.max_stream_duration, 0);
+    if (cap > 0 && (timeout === 0 || cap < timeout)) timeout = cap;
+  }
+  return timeout;
+}
+
+/** Weights summed; a weight may be 0, but not all of them. */
+function weightedClusters(at: FieldPath, w: Obj): { clusters: WeightedCluster[]; totalWeight: number } {
+  onlyFields(at, `${T}WeightedCluster`, w, ['clusters', 'total_weight']);
+  const list: Obj[] = w.clusters ?? [];
+  if (list.length === 0) at.field('clusters').invalid('needs at least one cluster');
+  const clusters = list.map((c, i) => {
+    const here = at.field('clusters').index(i);
+    onlyFields(here, `${T}WeightedCluster.ClusterWeight`, c, ['name', 'weight']);
+    return { name: nonEmpty(here.field('name'), c.name), weight: u32(c.weight, 0) };
+  });
+  const totalWeight = clusters.reduce((sum, c) => sum + c.weight, 0);
+  if (totalWeight === 0) at.field('clusters').invalid('weights sum to 0');
+  if (w.total_weight && u32(w.total_weight, 0) !== totalWeight) {
+    at.field('total_weight').invalid(`is ${u32(w.total_weight, 0)} but the weights sum to ${totalWeight}`);
+  }
+  return { clusters, totalWeight };
+}
+
+function regexRewrite(at: FieldPath, r: Obj): { regex: RegExp; substitution: string } {
+  onlyFields(at, 'envoy.type.matcher.v3.RegexMatchAndSubstitute', r, ['pattern', 'substitution']);
+  const regex = regexMatcher(at.field('pattern'), r.pattern, 'global');
+  try {
+    return { regex, substitution: re2Substitution(r.substitution ?? '', regex) };
+  } catch (err) {
+    if (err instanceof Re2SyntaxError) at.field('substitution').invalid(err.message);
+    throw err;
+  }
+}
+
+function hashPolicy(at: FieldPath, h: Obj): HashPolicy {
+  onlyFields(at, `${T}RouteAction.HashPolicy`, h, ['header', 'cookie', 'connection_properties', 'terminal']);
+  const terminal = h.terminal === true;
+  switch (h.policy_specifier) {
+    case 'header': {
+      const here = at.field('header');
+      onlyFields(here, `${T}RouteAction.HashPolicy.Header`, h.header, ['header_name']);
+      return { kind: 'header', name: matcherHeaderName(here.field('header_name'), h.header.header_name), terminal };
+    }
+    case 'cookie': {
+      const here = at.field('cookie');
+      onlyFields(here, `${T}RouteAction.HashPolicy.Cookie`, h.cookie, ['name', 'ttl']);
+      const out: HashPolicy = { kind: 'cookie', name: nonEmpty(here.field('name'), h.cookie.name), terminal };
+      // A ttl (even 0) makes Envoy set the cookie when the request has none.
+      if (h.cookie.ttl) out.ttlMs = durationMs(here.field('ttl'), h.cookie.ttl, 0);
+      return out;
+    }
+    case 'connection_properties': {
+      const here = at.field('connection_properties');
+      onlyFields(here, `${T}RouteAction.HashPolicy.ConnectionProperties`, h.connection_properties, ['source_ip']);
+      if (h.connection_properties.source_ip !== true) here.field('source_ip').invalid('must be true');
+      return { kind: 'sourceIp', terminal };
+    }
+    default:
+      return at.invalid('needs header, cookie or connection_properties');
+  }
+}
+
+const REDIRECT_STATUS: Record<string, RedirectActionWithRegex['status']> = {
+  MOVED_PERMANENTLY: 301,
+  FOUND: 302,
+  SEE_OTHER: 303,
+  TEMPORARY_REDIRECT: 307,
+  PERMANENT_REDIRECT: 308,
+};
+
+function redirectAction(at: FieldPath, r: Obj): RedirectActionWithRegex {
+  onlyFields(at, `${T}RedirectAction`, r, [
+    'https_redirect',
+    'scheme_redirect',
+    'host_redirect',
+    'port_redirect',
+    'path_redirect',
+    'prefix_rewrite',
+    'regex_rewrite',
+    'response_code',
+  ]);
+  const status = REDIRECT_STATUS[r.response_code ?? 'MOVED_PERMANENTLY'];
+  if (!status) at.field('response_code').invalid(`unknown code ${r.response_code}`);
+  const out: RedirectActionWithRegex = { kind: 'redirect', status };
+  if (r.https_redirect) out.scheme = 'https';
+  else if (r.scheme_redirect) out.scheme = r.scheme_redirect.toLowerCase();
+  if (r.host_redirect) out.host = r.host_redirect;
+  if (r.port_redirect) {
+    if (r.port_redirect > 65535) at.field('port_redirect').invalid(`must be a port 1-65535, got ${r.port_redirect}`);
+    out.port = r.port_redirect;
+  }
+  if (r.path_redirect !== undefined) out.path = r.path_redirect;
+  if (r.prefix_rewrite !== undefined) out.prefixRewrite = r.prefix_rewrite;
+  if (r.regex_rewrite) out.regexRewrite = regexRewrite(at.field('regex_rewrite'), r.regex_rewrite);
+  return out;
+}
+
+function directResponse(at: FieldPath, d: Obj): DirectResponseAction {
+  onlyFields(at, `${T}DirectResponseAction`, d, ['status', 'body']);
+  const status: number = d.status ?? 0;
+  if (status < 200 || status > 599) at.field('status').invalid(`must be 200-599, got ${status}`);
+  const out: DirectResponseAction = { kind: 'direct', status };
+  if (d.body) {
+    const here = at.field('body');
+    onlyFields(here, 'envoy.config.core.v3.DataSource', d.body, ['inline_string', 'inline_bytes']);
+    if (d.body.specifier === 'inline_string') out.body = d.body.inline_string;
+    else if (d.body.specifier === 'inline_bytes') out.body = Buffer.from(d.body.inline_bytes).toString('utf8');
+  }
+  return out;
+}
+
+// ---- header mutations ----
+
+/** Headers a route may not touch: Envoy refuses pseudo-headers and host too. */
+function mutableHeaderName(at: FieldPath, name: string | undefined): string {
+  const lower = (name ?? '').toLowerCase();
+  if (lower.startsWith(':') || lower === 'host') at.invalid(`"${name}" cannot be modified`);
+  if (!HTTP_TOKEN.test(lower)) at.invalid(`"${name ?? ''}" is not a valid header name`);
+  return lower;
+}
+
+/** Envoy reads %NAME% in a header value as a formatter; weft supports only "%%" (a literal %). */
+function headerValue(at: FieldPath, value: string): string {
+  if (/[\r\n\0]/.test(value)) at.invalid('must not contain CR, LF or NUL');
+  if (value.replace(/%%/g, '').includes('%')) at.unsupported(`"${value}": header value formatters (%…%) are not supported by weft proxy yet`);
+  return value.replace(/%%/g, '%');
+}
+
+function headersToAdd(at: FieldPath, list: Obj[] | undefined): HeaderToAdd[] {
+  return (list ?? []).map((o, i) => {
+    const here = at.index(i);
+    onlyFields(here, 'envoy.config.core.v3.HeaderValueOption', o, ['header', 'append', 'append_action']);
+    if (!o.header) here.field('header').invalid('is required');
+    onlyFields(here.field('header'), 'envoy.config.core.v3.HeaderValue', o.header, ['key', 'value']);
+    const name = mutableHeaderName(here.field('header').field('key'), o.header.key);
+    const value = headerValue(here.field('header').field('value'), o.header.value ?? '');
+    if (o.append && o.append_action !== undefined) here.field('append').invalid('and append_action are exclusive');
+    let append: boolean;
+    if (o.append) {
+      append = bool(o.append, true);
+    } else {
+      const action = o.append_action ?? 'APPEND_IF_EXISTS_OR_ADD';
+      if (action !== 'APPEND_IF_EXISTS_OR_ADD' && action !== 'OVERWRITE_IF_EXISTS_OR_ADD') {
+        here.field('append_action').unsupported(`${action} is not supported by weft proxy yet`);
+      }
+      append = action === 'APPEND_IF_EXISTS_OR_ADD';
+    }
+    return { name, value, append };
+  });
+}
+
+function headersToRemove(at: FieldPath, list: string[] | undefined): string[] {
+  return (list ?? []).map((name, i) => mutableHeaderName(at.index(i), name));
+}

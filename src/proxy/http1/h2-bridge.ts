@@ -1,0 +1,113 @@
+// An HTTP/1.1 request to an HTTP/2 upstream: the request goes out as an h2
+// stream, the response comes back as HTTP/1.1 with chunked framing so that
+// trailers (grpc-status among them) reach the client as trailer fields.
+import type * as http2 from 'node:http2';
+import type { Endpoint, Route, RouteAction } from '../config/types';
+import type { ClusterRuntime } from '../runtime';
+import { isH2Forbidden } from '../http2/session-pool';
+import type { RequestHead } from './head-parser';
+import { reasonPhrase } from './head-writer';
+
+export interface BridgeHost {
+  writeDownstream(chunk: Buffer): void;
+  pauseDownstream(): void;
+  resumeDownstream(): void;
+  /** The response was written whole. */
+  bridgeDone(status: number): void;
+  /** Nothing was written yet: answer locally. */
+  bridgeFailed(status: number, flag: string, message: string): void;
+  /** The response was cut after it started. */
+  bridgeAborted(): void;
+}
+
+export class H2Bridge {
+  private readonly up: http2.ClientHttp2Stream;
+  private responded = false;
+  private status = 0;
+  private noBody = false;
+  private trailers: http2.IncomingHttpHeaders | undefined;
+
+  constructor(
+    private readonly host: BridgeHost,
+    head: RequestHead,
+    path: string,
+    route: Route,
+    action: RouteAction,
+    cluster: ClusterRuntime,
+    endpoint: Endpoint,
+    hasBody: boolean,
+  ) {
+    const headers: http2.OutgoingHttpHeaders = { ':method': head.method, ':path': path, ':authority': action.hostRewrite ?? head.host, ':scheme': 'http' };
+    const remove = new Set(route.requestHeadersToRemove);
+    for (let i = 0; i < head.headers.length; i += 2) {
+      const name = head.headers[i].toLowerCase();
+      if (isH2Forbidden(name) || remove.has(name)) continue;
+      const prev = headers[name];
+      headers[name] = prev === undefined ? head.headers[i + 1] : `${prev}, ${head.headers[i + 1]}`;
+    }
+    for (const h of route.requestHeadersToAdd) headers[h.name.toLowerCase()] = h.value;
+    this.up = cluster.h2Pool().session(endpoint).request(headers, { endStream: !hasBody });
+    this.up.on('drain', () => host.resumeDownstream());
+    this.up.on('response', (h) => this.onResponse(h, route, head.method));
+    this.up.on('data', (chunk: Buffer) => {
+      if (this.noBody || chunk.length === 0) return;
+      host.writeDownstream(Buffer.from(chunk.length.toString(16) + '\r\n', 'latin1'));
+      host.writeDownstream(chunk);
+      host.writeDownstream(CRLF);
+    });
+    this.up.on('trailers', (t) => (this.trailers = t));
+    this.up.on('end', () => {
+      if (!this.responded) return;
+      if (!this.noBody) host.writeDownstream(Buffer.from('0\r\n' + trailerLines(this.trailers) + '\r\n', 'latin1'));
+      host.bridgeDone(this.status);
+    });
+    this.up.on('error', (err) => this.failed(`upstream stream failed: ${err.message}`));
+    this.up.on('close', () => {
+      if (!this.responded) this.failed(`upstream reset the stream (code ${this.up.rstCode})`);
+    });
+  }
+
+  write(chunk: Buffer): void {
+    if (!this.up.write(chunk)) this.host.pauseDownstream();
+  }
+
+  end(): void {
+    this.up.end();
+  }
+
+  cancel(): void {
+    this.up.close();
+  }
+
+  private onResponse(h: http2.IncomingHttpHeaders, route: Route, method: string): void {
+    this.responded = true;
+    this.status = Number(h[':status']);
+    this.noBody = method === 'HEAD' || this.status === 204 || this.status === 304;
+    const remove = new Set(route.responseHeadersToRemove);
+    let out = `HTTP/1.1 ${this.status} ${reasonPhrase(this.status)}\r\n`;
+    for (const [name, value] of Object.entries(h)) {
+      if (isH2Forbidden(name) || name === 'content-length' || remove.has(name) || value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) out += `${name}: ${v}\r\n`;
+    }
+    for (const a of route.responseHeadersToAdd) out += `${a.name}: ${a.value}\r\n`;
+    if (!this.noBody) out += 'transfer-encoding: chunked\r\n';
+    this.host.writeDownstream(Buffer.from(out + '\r\n', 'latin1'));
+  }
+
+  private failed(message: string): void {
+    if (this.responded) return this.host.bridgeAborted();
+    this.responded = true; // once
+    this.host.bridgeFailed(503, 'UC', message);
+  }
+}
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+function trailerLines(t: http2.IncomingHttpHeaders | undefined): string {
+  let out = '';
+  for (const [name, value] of Object.entries(t ?? {})) {
+    if (isH2Forbidden(name) || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) out += `${name}: ${v}\r\n`;
+  }
+  return out;
+}

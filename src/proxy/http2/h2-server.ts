@@ -1,0 +1,259 @@
+// Downstream HTTP/2 (h2c with prior knowledge): the HTTP/1 connection hands
+// over a socket that opened with the h2 preface. Each stream is routed like
+// an HTTP/1 request, then forwarded to an HTTP/2 upstream as a stream
+// (trailers and grpc-status preserved) or translated to HTTP/1.1.
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type * as net from 'node:net';
+import type { Route, RouteAction } from '../config/types';
+import type { HttpChainContext } from '../http1/connection';
+import { RESPONSE_FLAGS_HEADER } from '../http1/head-writer';
+import { requestHash } from '../router/hash';
+import type { RequestInfo } from '../router/route-table';
+import { rewritePath } from '../router/rewrite';
+import { pickWeightedCluster } from '../router/weighted';
+import type { ClusterRuntime } from '../runtime';
+import type { RequestStats } from '../stats';
+import { grpcStatusFor, isH2Forbidden } from './session-pool';
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+export class H2Downstream {
+  private readonly server = http2.createServer({ maxSessionMemory: 64 });
+  private readonly contexts = new WeakMap<http2.Http2Session, HttpChainContext>();
+  private handing: HttpChainContext | undefined;
+
+  constructor() {
+    // 'session' is emitted synchronously inside emit('connection'): that is how a session learns its chain.
+    this.server.on('session', (session) => {
+      if (this.handing) this.contexts.set(session, this.handing);
+      session.on('error', () => {});
+    });
+    this.server.on('stream', (stream, headers) => {
+      const ctx = this.contexts.get(stream.session!);
+      if (!ctx) return stream.close(NGHTTP2_REFUSED_STREAM);
+      stream.on('error', () => {});
+      new H2Exchange(stream, headers, ctx).start();
+    });
+  }
+
+  take(socket: net.Socket, firstBytes: Buffer, ctx: HttpChainContext): void {
+    socket.unshift(firstBytes);
+    this.handing = ctx;
+    try {
+      this.server.emit('connection', socket);
+    } finally {
+      this.handing = undefined;
+    }
+  }
+}
+
+class H2Exchange implements RequestInfo {
+  readonly method: string;
+  readonly host: string;
+  readonly path: string;
+  private readonly grpc: boolean;
+  private readonly started = performance.now();
+  private stats: RequestStats | undefined;
+  private cluster: ClusterRuntime | undefined;
+  private endpoint: import('../config/types').Endpoint | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private done = false;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly headers: http2.IncomingHttpHeaders,
+    private readonly ctx: HttpChainContext,
+  ) {
+    this.method = String(headers[':method']);
+    this.host = String(headers[':authority'] ?? headers.host ?? '').toLowerCase();
+    this.path = String(headers[':path'] ?? '/');
+    this.grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+  }
+
+  header(lowerName: string): string | undefined {
+    if (lowerName === ':authority') return this.host;
+    const v = this.headers[lowerName];
+    return Array.isArray(v) ? v[0] : v;
+  }
+
+  start(): void {
+    const { runtime, table } = this.ctx.resolve();
+    const match = table?.match(this);
+    if (!match) return this.reply(404, 'NR', `no route for ${this.host}${this.path}`, '');
+    const action = match.route.action;
+    if (action.kind === 'direct') return this.reply(action.status, '', action.body ?? '', '');
+    if (action.kind === 'redirect') return this.reply(action.status, '', 'redirect', '', ['location', `${action.scheme ?? 'http'}://${action.host ?? this.host}${action.path ?? this.path}`]);
+    const name = action.clusters.length === 1 ? action.clusters[0].name : pickWeightedCluster(action.clusters, action.totalWeight, Math.random);
+    this.stats = this.ctx.stats.forCluster(this.ctx.direction, name);
+    this.stats.requests++;
+    const cluster = runtime.cluster(name);
+    if (!cluster) return this.reply(503, 'NC', `cluster ${name} is not configured`, name);
+    if (cluster.load.active >= cluster.config.limits.maxRequests) return this.reply(503, 'UO', `cluster ${name} is at its request limit`, name);
+    const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, this.stream.session?.socket?.remoteAddress ?? '') : undefined;
+    const endpoint = cluster.lb.pick(hash === undefined ? undefined : { hash });
+    if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${name}`, name);
+    this.cluster = cluster;
+    this.endpoint = endpoint;
+    cluster.load.started(endpoint);
+    if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
+    if (cluster.config.protocol === 'http2') this.toH2(match.route, action, cluster, endpoint);
+    else this.toH1(match.route, action, cluster, endpoint);
+  }
+
+  private upstreamPath(route: Route, action: RouteAction): string {
+    return action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(this.path, action, route.match) : this.path;
+  }
+
+  private toH2(route: Route, action: RouteAction, cluster: ClusterRuntime, endpoint: import('../config/types').Endpoint): void {
+    const out: http2.OutgoingHttpHeaders = {
+      ':method': this.method,
+      ':path': this.upstreamPath(route, action),
+      ':authority': action.hostRewrite ?? this.host,
+      ':scheme': 'http',
+    };
+    copyHeaders(this.headers, out, route.requestHeadersToRemove);
+    if (this.headers.te === 'trailers') out.te = 'trailers'; // gRPC needs it end to end
+    for (const h of route.requestHeadersToAdd) out[h.name] = h.value;
+    let up: http2.ClientHttp2Stream;
+    try {
+      up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.readableEnded && this.stream.readableLength === 0 });
+    } catch (err) {
+      return this.reply(503, 'UF', `upstream connect failure: ${(err as Error).message}`, cluster.config.name);
+    }
+    let trailers: http2.OutgoingHttpHeaders | undefined;
+    let responded = false;
+    this.stream.pipe(up);
+    this.stream.on('close', () => {
+      if (!this.done) {
+        up.close(NGHTTP2_CANCEL);
+        this.finish(0, 'DC');
+      }
+    });
+    up.on('response', (headers) => {
+      if (this.done) return;
+      responded = true;
+      const status = Number(headers[':status']);
+      const res: http2.OutgoingHttpHeaders = { ':status': status };
+      copyHeaders(headers, res, route.responseHeadersToRemove);
+      for (const h of route.responseHeadersToAdd) res[h.name] = h.value;
+      if (up.endAfterHeaders) {
+        // Trailers-only (a gRPC error): the status travels in these headers.
+        this.stream.respond(res, { endStream: true });
+        return this.finish(status, '');
+      }
+      this.stream.respond(res, { waitForTrailers: true });
+      this.stream.on('wantTrailers', () => this.stream.sendTrailers(trailers ?? {}));
+      up.pipe(this.stream);
+      up.on('end', () => this.finish(status, ''));
+    });
+    up.on('trailers', (t) => {
+      trailers = {};
+      copyHeaders(t, trailers, []);
+    });
+    up.on('error', (err) => {
+      if (this.done) return;
+      if (!responded) return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, cluster.config.name);
+      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      this.finish(0, 'UPE');
+    });
+    up.on('close', () => {
+      if (this.done) return;
+      if (!responded) this.reply(503, 'UC', `upstream reset the stream (code ${up.rstCode})`, cluster.config.name);
+    });
+  }
+
+  private toH1(route: Route, action: RouteAction, cluster: ClusterRuntime, endpoint: import('../config/types').Endpoint): void {
+    const headers: http.OutgoingHttpHeaders = {};
+    copyHeaders(this.headers, headers, route.requestHeadersToRemove);
+    headers.host = action.hostRewrite ?? this.host;
+    for (const h of route.requestHeadersToAdd) headers[h.name] = h.value;
+    const req = http.request({
+      host: endpoint.address,
+      port: endpoint.port,
+      method: this.method,
+      path: this.upstreamPath(route, action),
+      headers,
+      agent: cluster.h1Agent(),
+    });
+    this.stream.pipe(req);
+    this.stream.on('close', () => {
+      if (!this.done) {
+        req.destroy();
+        this.finish(0, 'DC');
+      }
+    });
+    req.on('response', (res) => {
+      if (this.done) return res.resume();
+      const status = res.statusCode ?? 502;
+      const out: http2.OutgoingHttpHeaders = { ':status': status };
+      copyHeaders(res.headers, out, route.responseHeadersToRemove);
+      for (const h of route.responseHeadersToAdd) out[h.name] = h.value;
+      this.stream.respond(out, { waitForTrailers: true });
+      this.stream.on('wantTrailers', () => {
+        const t: http2.OutgoingHttpHeaders = {};
+        copyHeaders(res.trailers, t, []);
+        this.stream.sendTrailers(t);
+      });
+      res.pipe(this.stream);
+      res.on('end', () => this.finish(status, ''));
+    });
+    req.on('error', (err) => {
+      if (this.done) return;
+      if (!this.stream.headersSent) return this.reply(503, 'UF', `upstream failure: ${err.message}`, cluster.config.name);
+      this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      this.finish(0, 'UPE');
+    });
+  }
+
+  private timedOut(ms: number): void {
+    if (this.done) return;
+    if (!this.stream.headersSent) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '');
+    else {
+      this.stream.close(NGHTTP2_CANCEL);
+      this.finish(0, 'UT');
+    }
+  }
+
+  /** A local answer; for gRPC, HTTP 200 with grpc-status so the client sees a proper status. */
+  private reply(status: number, flag: string, message: string, cluster: string, extra: string[] = []): void {
+    if (this.done || this.stream.destroyed) return;
+    if (!this.stats) {
+      this.stats = this.ctx.stats.forCluster(this.ctx.direction, cluster);
+      this.stats.requests++;
+    }
+    const headers: http2.OutgoingHttpHeaders = {};
+    if (flag) headers[RESPONSE_FLAGS_HEADER] = flag;
+    for (let i = 0; i < extra.length; i += 2) headers[extra[i]] = extra[i + 1];
+    if (this.grpc) {
+      headers[':status'] = 200;
+      headers['content-type'] = 'application/grpc';
+      headers['grpc-status'] = String(grpcStatusFor(status));
+      headers['grpc-message'] = encodeURIComponent(`${flag ? `${flag}: ` : ''}${message}`);
+      this.stream.respond(headers, { endStream: true });
+    } else {
+      headers[':status'] = status;
+      headers['content-type'] = 'text/plain; charset=utf-8';
+      this.stream.respond(headers);
+      this.stream.end(message + '\n');
+    }
+    this.finish(status, flag);
+  }
+
+  private finish(status: number, flag: string): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    if (this.endpoint) this.cluster!.load.ended(this.endpoint);
+    this.stats?.response(status, performance.now() - this.started, flag || undefined);
+  }
+}
+
+/** Copies regular headers, leaving out pseudo-headers, connection-specific ones and `remove`. */
+function copyHeaders(from: http.IncomingHttpHeaders | http2.IncomingHttpHeaders | NodeJS.Dict<string | string[]>, to: Record<string, unknown>, remove: string[]): void {
+  for (const name of Object.keys(from)) {
+    if (isH2Forbidden(name) || remove.includes(name)) continue;
+    const value = from[name];
+    if (value !== undefined) to[name] = value;
+  }
+}

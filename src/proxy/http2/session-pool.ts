@@ -1,0 +1,81 @@
+// HTTP/2 upstream sessions of one cluster: one multiplexed h2c session per
+// endpoint, made on first use and made again when the peer closes it or
+// sends GOAWAY.
+import * as http2 from 'node:http2';
+import type { ClusterConfig, Endpoint } from '../config/types';
+
+export class H2SessionPool {
+  private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  private closed = false;
+
+  constructor(readonly cluster: ClusterConfig) {}
+
+  /** An open session to the endpoint (connecting if needed); requests made on it queue until it connects. */
+  session(endpoint: Endpoint): http2.ClientHttp2Session {
+    const existing = this.sessions.get(endpoint.key);
+    if (existing && !existing.closed && !existing.destroyed) return existing;
+    const session = http2.connect(`http://${endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`, {
+      peerMaxConcurrentStreams: this.cluster.limits.maxRequests,
+    });
+    session.on('error', () => {}); // streams see their own errors; 'close' cleans up
+    const forget = () => {
+      if (this.sessions.get(endpoint.key) === session) this.sessions.delete(endpoint.key);
+    };
+    session.on('close', forget);
+    session.on('goaway', forget);
+    session.setTimeout(this.cluster.idleTimeoutMs || 3_600_000, () => session.close());
+    this.sessions.set(endpoint.key, session);
+    return session;
+  }
+
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  retainEndpoints(keep: Set<string>): void {
+    for (const [key, s] of this.sessions) {
+      if (!keep.has(key)) {
+        s.close();
+        this.sessions.delete(key);
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
+  }
+}
+
+/** gRPC status codes a local reply maps to (gRPC over HTTP/2 says errors in grpc-status, with HTTP 200). */
+export function grpcStatusFor(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+      return 13; // INTERNAL
+    case 404:
+      return 12; // UNIMPLEMENTED
+    case 429:
+      return 8; // RESOURCE_EXHAUSTED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 504:
+      return 4; // DEADLINE_EXCEEDED
+    default:
+      return 14; // UNAVAILABLE
+  }
+}
+
+/** Headers that are connection-specific in HTTP/2 (RFC 9113 §8.2.2) or pseudo-headers. */
+export function isH2Forbidden(lowerName: string): boolean {
+  return (
+    lowerName.charCodeAt(0) === 0x3a /* ":" */ ||
+    lowerName === 'connection' ||
+    lowerName === 'keep-alive' ||
+    lowerName === 'proxy-connection' ||
+    lowerName === 'transfer-encoding' ||
+    lowerName === 'upgrade' ||
+    lowerName === 'host' ||
+    lowerName === 'te'
+  );
+}
