@@ -7,6 +7,7 @@ import { runApply, runDelete, runGet, runEndpoints } from './commands/resources'
 import { runStatus } from './commands/status';
 import { runBootstrap } from './commands/bootstrap';
 import { runProxy } from './commands/proxy';
+import { runRun } from './commands/run';
 
 function portNumber(value: string): number {
   const n = Number(value);
@@ -47,6 +48,24 @@ export function buildProgram(): Command {
     .option('--admin-port <port>', 'admin port: /ready /stats/prometheus /config_dump /clusters', portNumber, 15020)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(runProxy);
+
+  program
+    .command('run')
+    .description('run a program in the mesh: its sidecar first, then the program with HTTP_PROXY set; registers it, exits with its code')
+    .argument('<command...>', 'the program and its arguments (after --)')
+    .option('--service <name>', 'the service this program is an instance of')
+    .option('--port <port>', 'where the program listens (omit for a client-only program)', portNumber)
+    .option('-n, --namespace <ns>', 'namespace', 'default')
+    .option('--xds <host:port>', 'the control plane xDS address', '127.0.0.1:15010')
+    .addOption(apiOption())
+    .option('--address <ip>', 'the address other instances reach this one at', '127.0.0.1')
+    .option('--zone <zone>', 'its zone, for same-zone preference')
+    .option('--outbound-port <port>', "the sidecar's port for the program's calls (default: a free port)", portNumber)
+    .option('--inbound-port <port>', "the sidecar's port for callers (default: a free port)", portNumber)
+    .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
+    .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .action(runRun);
 
   program
     .command('validate')

@@ -1,0 +1,167 @@
+// `weft run`: a program and its sidecar as one unit. The sidecar starts
+// first and the app only once it is ready; the instance registers once the
+// app accepts connections, and holds its lease while it runs. The unit exits
+// with the app's exit code (so batch jobs finish), and SIGTERM drains:
+// deregister-as-draining, wait, stop the app, then the sidecar.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import type { Logger } from '../observe/log';
+import { startProxy, type Proxy } from '../proxy/proxy';
+import { RegistrationClient } from './registration-client';
+
+export interface RunOptions {
+  service?: string;
+  namespace: string;
+  /** Where the app listens; absent for a client-only program (no registration). */
+  port?: number;
+  xds: string;
+  api: string;
+  /** The address other instances reach this one at. */
+  address: string;
+  zone?: string;
+  outboundPort?: number;
+  inboundPort?: number;
+  adminPort?: number;
+  /** How long a draining instance keeps serving before its app is stopped. */
+  drainMs: number;
+  /** How long the app may take to exit after SIGTERM before SIGKILL. */
+  stopGraceMs: number;
+  command: string[];
+  log: Logger;
+}
+
+export async function runApp(opts: RunOptions): Promise<number> {
+  const { log } = opts;
+  const outboundPort = opts.outboundPort ?? (await freePort());
+  const inboundPort = opts.port !== undefined ? (opts.inboundPort ?? (await freePort())) : undefined;
+  const proxy = await startProxy({
+    xds: opts.xds,
+    nodeId: `${opts.service ?? 'client'}~${opts.address}~${process.pid}`,
+    service: opts.service,
+    namespace: opts.namespace,
+    zone: opts.zone,
+    outboundPort,
+    inboundPort,
+    appPort: opts.port,
+    adminPort: opts.adminPort ?? 0,
+    log,
+  });
+  try {
+    await proxy.waitReady(30_000);
+  } catch (err) {
+    await proxy.close();
+    throw err;
+  }
+  log('info', 'sidecar ready', { outbound: outboundPort, inbound: inboundPort, admin: proxy.adminPort });
+
+  const proxyUrl = `http://127.0.0.1:${outboundPort}`;
+  const app = spawn(opts.command[0], opts.command.slice(1), {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      HTTP_PROXY: proxyUrl,
+      http_proxy: proxyUrl,
+      // Calls to the mesh go through the sidecar, local ones do not.
+      NO_PROXY: 'localhost,127.0.0.1',
+      no_proxy: 'localhost,127.0.0.1',
+      WEFT_SERVICE: opts.service ?? '',
+      WEFT_OUTBOUND: proxyUrl,
+      ...(opts.port !== undefined ? { PORT: String(opts.port) } : {}),
+    },
+  });
+  const exited = new Promise<number>((resolve) => {
+    app.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : 1)));
+    app.once('error', (err) => {
+      log('error', 'cannot start the app', { command: opts.command.join(' '), error: err.message });
+      resolve(127);
+    });
+  });
+
+  let registration: RegistrationClient | undefined;
+  if (opts.port !== undefined && opts.service) {
+    const reachable = await Promise.race([waitForPort(opts.port, 60_000).then(() => true), exited.then(() => false)]);
+    if (reachable) {
+      registration = new RegistrationClient(opts.api, log);
+      try {
+        await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone });
+      } catch (err) {
+        // An instance that cannot join the mesh should not pretend to: stop it and say why.
+        log('error', 'registration failed; stopping the app', { error: String(err) });
+        registration = undefined;
+        stopApp(app, opts.stopGraceMs);
+        await exited;
+        await stopProxy(proxy);
+        return 1;
+      }
+    }
+  }
+
+  let draining = false;
+  const drain = async (signal: NodeJS.Signals) => {
+    if (draining) return;
+    draining = true;
+    log('info', 'draining', { signal, drainMs: opts.drainMs });
+    await registration?.markDraining();
+    await sleep(opts.drainMs);
+    stopApp(app, opts.stopGraceMs);
+  };
+  const onSignal = (signal: NodeJS.Signals) => void drain(signal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const code = await exited;
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  log('info', 'app exited', { code });
+  await registration?.deregister();
+  await stopProxy(proxy);
+  return code;
+}
+
+async function stopProxy(proxy: Proxy): Promise<void> {
+  await proxy.close();
+}
+
+function stopApp(app: ChildProcess, graceMs: number): void {
+  if (app.exitCode !== null || app.signalCode !== null) return;
+  app.kill('SIGTERM');
+  const timer = setTimeout(() => app.kill('SIGKILL'), graceMs);
+  timer.unref();
+  app.once('exit', () => clearTimeout(timer));
+}
+
+/** A free TCP port on loopback, found by binding port 0. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`the app did not listen on port ${port} within ${timeoutMs} ms`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 1;
+}
