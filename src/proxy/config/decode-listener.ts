@@ -84,8 +84,10 @@ function networkFilter(at: FieldPath, filters: Obj[]): FilterChain['network'] {
   filters.forEach((f, i) => {
     const here = at.index(i);
     onlyFields(here, 'envoy.config.listener.v3.Filter', f, ['name', 'typed_config']);
-    const { typeUrl, msg } = unpackAny(here.note(f.name ?? ''), f.typed_config, [TYPE_URL.HttpConnectionManager, TYPE_URL.TcpProxy]);
-    if (i < filters.length - 1) here.note(f.name ?? typeUrl).invalid('is a terminal filter and must be the last one');
+    const named = f.name ? here.note(f.name) : here;
+    if (!f.typed_config) here.field('typed_config').invalid('is required');
+    const { typeUrl, msg } = unpackAny(named, f.typed_config, [TYPE_URL.HttpConnectionManager, TYPE_URL.TcpProxy]);
+    if (i < filters.length - 1) named.invalid('is a terminal filter and must be the last one');
     const config = here.field('typed_config');
     network = typeUrl === TYPE_URL.HttpConnectionManager ? httpConnectionManager(config, msg) : tcpProxy(config, msg);
   });
@@ -124,11 +126,12 @@ function httpFilters(at: FieldPath, filters: Obj[]): string[] {
   filters.forEach((f, i) => {
     const here = at.index(i);
     onlyFields(here, 'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter', f, ['name', 'typed_config', 'is_optional']);
-    if (router) here.note(f.name ?? '').invalid(`comes after ${ROUTER_FILTER}, which must be the last HTTP filter`);
-    const typeUrl: string | undefined = f.typed_config?.type_url;
-    if (typeUrl !== TYPE_URL.Router) {
+    const named = here.note(f.name || f.typed_config?.type_url || 'unnamed');
+    if (router) named.invalid(`comes after ${ROUTER_FILTER}, which must be the last HTTP filter`);
+    if (!f.typed_config) here.field('typed_config').invalid('is required');
+    if (f.typed_config.type_url !== TYPE_URL.Router) {
       if (f.is_optional) return;
-      here.note(f.name || typeUrl || 'no typed_config').unsupported(`is not supported by weft proxy yet (supported: ${ROUTER_FILTER})`);
+      named.unsupported(`is not supported by weft proxy yet (supported: ${ROUTER_FILTER})`);
     }
     const { msg } = unpackAny(here.field('typed_config'), f.typed_config, [TYPE_URL.Router]);
     // Stats and tracing knobs do not change how requests are handled.
