@@ -1,18 +1,17 @@
-// The `weft` command line: parsing only; each command calls into a module.
+// The `weft` command line: parsing only; each command calls into a module,
+// loaded when the command runs (so `weft status` does not load the proxy).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_API } from './api-client';
-import { runControl } from './commands/control';
-import { runValidate } from './commands/validate';
-import { runApply, runDelete, runGet, runEndpoints } from './commands/resources';
-import { runStatus } from './commands/status';
-import { runBootstrap } from './commands/bootstrap';
-import { runProxy } from './commands/proxy';
-import { runRun } from './commands/run';
 
 function portNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
   return n;
+}
+
+/** An action that loads its command module on first use. */
+function lazy(module: string, fn: string) {
+  return (...args: unknown[]) => require(`./commands/${module}`)[fn](...args);
 }
 
 export function buildProgram(): Command {
@@ -24,6 +23,17 @@ export function buildProgram(): Command {
   const apiOption = () => new Option('--api <url>', 'admin API of the control plane').default(DEFAULT_API);
 
   program
+    .command('demo')
+    .description('the demo mesh: control plane, e-commerce services under weft run, load generator (npm start)')
+    .option('--data-dir <dir>', 'control plane data directory', '.weft')
+    .option('--api-port <port>', 'admin API port', portNumber, 15000)
+    .option('--xds-port <port>', 'xDS port', portNumber, 15010)
+    .option('--port <port>', 'where the storefront answers', portNumber, 8080)
+    .option('--load <rps>', 'load generator requests per second (0: off)', Number, 5)
+    .addOption(new Option('--log-level <level>', 'control plane log level').choices(['debug', 'info', 'warn', 'error']).default('warn'))
+    .action(lazy('demo', 'runDemo'));
+
+  program
     .command('control')
     .description('run the control plane: config store, registry, xDS server and admin API')
     .option('-c, --config <dir>', 'directory of YAML resources to load and watch')
@@ -32,7 +42,7 @@ export function buildProgram(): Command {
     .option('--api-port <port>', 'admin API port', portNumber, 15000)
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
-    .action(runControl);
+    .action(lazy('control', 'runControl'));
 
   program
     .command('proxy')
@@ -47,7 +57,7 @@ export function buildProgram(): Command {
     .option('--app-port <port>', 'where the local app listens', portNumber)
     .option('--admin-port <port>', 'admin port: /ready /stats/prometheus /config_dump /clusters', portNumber, 15020)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
-    .action(runProxy);
+    .action(lazy('proxy', 'runProxy'));
 
   program
     .command('run')
@@ -65,20 +75,20 @@ export function buildProgram(): Command {
     .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
-    .action(runRun);
+    .action(lazy('run', 'runRun'));
 
   program
     .command('validate')
     .description('check YAML resources without applying them')
     .requiredOption('-f, --file <path>', 'a YAML file or a directory of them')
-    .action(runValidate);
+    .action(lazy('validate', 'runValidate'));
 
   program
     .command('apply')
     .description('create or replace resources through the API (all or nothing)')
     .requiredOption('-f, --file <path>', 'a YAML file, a directory of them, or - for stdin')
     .addOption(apiOption())
-    .action(runApply);
+    .action(lazy('resources', 'runApply'));
 
   program
     .command('get')
@@ -88,7 +98,7 @@ export function buildProgram(): Command {
     .option('-n, --namespace <ns>', 'namespace (default: all when listing, "default" for one)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'yaml', 'json']).default('table'))
     .addOption(apiOption())
-    .action(runGet);
+    .action(lazy('resources', 'runGet'));
 
   program
     .command('delete')
@@ -97,20 +107,20 @@ export function buildProgram(): Command {
     .argument('<name>')
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .addOption(apiOption())
-    .action(runDelete);
+    .action(lazy('resources', 'runDelete'));
 
   program
     .command('endpoints')
     .description("list services' live endpoints (static and registered)")
     .argument('[service]', 'name or namespace/name')
     .addOption(apiOption())
-    .action(runEndpoints);
+    .action(lazy('resources', 'runEndpoints'));
 
   program
     .command('status')
     .description('connected xDS nodes and whether each has ACKed the latest config of each type')
     .addOption(apiOption())
-    .action(runStatus);
+    .action(lazy('status', 'runStatus'));
 
   program
     .command('bootstrap')
@@ -121,7 +131,7 @@ export function buildProgram(): Command {
     .option('--service <name>', 'the service this client runs as')
     .option('-n, --namespace <ns>', 'its namespace', 'default')
     .option('--zone <zone>', 'its zone, for same-zone preference')
-    .action(runBootstrap);
+    .action(lazy('bootstrap', 'runBootstrap'));
 
   return program;
 }

@@ -1,0 +1,109 @@
+// The demo mesh behind `npm start`: the control plane on the embedded store
+// (config from examples/mesh), the e-commerce services each under
+// `weft run`, and a small load generator. Ctrl-C stops it all, apps first.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { startControlPlane } from '../control/control-plane';
+import type { Logger } from '../observe/log';
+
+export interface DemoOptions {
+  root: string;
+  dataDir: string;
+  apiPort: number;
+  xdsPort: number;
+  storefrontPort: number;
+  /** Requests per second of the load generator; 0 turns it off. */
+  loadRate: number;
+  log: Logger;
+  /** Where the apps' and sidecars' output goes (prefixed by service). */
+  out: NodeJS.WritableStream;
+}
+
+interface DemoApp {
+  service: string;
+  port: number;
+  command: string[];
+  env?: Record<string, string>;
+}
+
+export interface Demo {
+  apiPort: number;
+  storefrontUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startDemo(opts: DemoOptions): Promise<Demo> {
+  const cp = await startControlPlane({
+    configDir: path.join(opts.root, 'examples/mesh'),
+    dataDir: opts.dataDir,
+    apiPort: opts.apiPort,
+    xdsPort: opts.xdsPort,
+    log: opts.log,
+  });
+  const apps = path.join(opts.root, 'examples/apps');
+  const demoApps: DemoApp[] = [
+    { service: 'payment', port: 18083, command: ['python3', path.join(apps, 'payment.py')] },
+    { service: 'product', port: 18081, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v1' } },
+    { service: 'product-v2', port: 18181, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v2' } },
+    { service: 'order', port: 18082, command: [process.execPath, path.join(apps, 'order.js')] },
+    { service: 'storefront', port: opts.storefrontPort, command: [process.execPath, path.join(apps, 'storefront.js')] },
+  ];
+  const children: ChildProcess[] = [];
+  const bin = path.join(opts.root, 'bin/weft.js');
+  for (const app of demoApps) {
+    const child = spawn(
+      process.execPath,
+      [bin, 'run', '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
+      { env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    prefixLines(child.stdout!, `[${app.service}] `, opts.out);
+    prefixLines(child.stderr!, `[${app.service}] `, opts.out);
+    child.on('exit', (code) => opts.out.write(`[${app.service}] exited with code ${code}\n`));
+    children.push(child);
+  }
+  const storefrontUrl = `http://127.0.0.1:${opts.storefrontPort}/`;
+  const load = opts.loadRate > 0 ? startLoad(storefrontUrl, opts.loadRate) : undefined;
+
+  return {
+    apiPort: cp.apiPort,
+    storefrontUrl,
+    async stop() {
+      load?.stop();
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null || c.signalCode !== null) return resolve();
+              c.once('exit', () => resolve());
+              c.kill('SIGTERM');
+              setTimeout(() => c.kill('SIGKILL'), 15_000).unref();
+            }),
+        ),
+      );
+      await cp.close();
+    },
+  };
+}
+
+/** Browses and buys at a steady rate; failures are expected while the mesh starts. */
+function startLoad(storefrontUrl: string, rate: number): { stop(): void } {
+  let i = 0;
+  const timer = setInterval(() => {
+    i++;
+    const url = i % 10 === 0 ? `${storefrontUrl}buy?id=${1 + (i % 4)}&amount=${10 + (i % 50)}` : storefrontUrl;
+    fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5000) })
+      .then((r) => r.arrayBuffer())
+      .catch(() => {});
+  }, 1000 / rate);
+  return { stop: () => clearInterval(timer) };
+}
+
+function prefixLines(stream: NodeJS.ReadableStream, prefix: string, out: NodeJS.WritableStream): void {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (text: string) => {
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) out.write(prefix + line + '\n');
+  });
+}
