@@ -1,0 +1,196 @@
+// Benchmark peers started for real: nginx (as the upstream, and as a
+// proxy), HAProxy, a weft control plane and weft proxies, and the load
+// tools wrk and h2load. Everything listens on loopback and is stopped by
+// the bench; configs live in a temporary directory.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '../..');
+const BIN = path.join(ROOT, 'bin/weft.js');
+
+export function requireTool(name: string): string {
+  const found = spawnSync('sh', ['-c', `command -v ${name} || ls /usr/sbin/${name} 2>/dev/null`], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+  if (!found) throw new Error(`${name} is not installed (apt-get install ${name === 'h2load' ? 'nghttp2-client' : name === 'nginx' ? 'nginx-light' : name})`);
+  return found;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Peer {
+  name: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+function run(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; peer: Peer } {
+  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  child.on('exit', (code) => {
+    if (code && code !== 0 && !stopped) process.stderr.write(`${name} exited with ${code}: ${stderr}\n`);
+  });
+  let stopped = false;
+  const peer: Peer = {
+    name,
+    pid: child.pid!,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        stopped = true;
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      }),
+  };
+  return { child, peer };
+}
+
+/** nginx answering every request with a small body: the upstream of every case. */
+export async function startNginxUpstream(dir: string, port: number, bodyBytes: number): Promise<Peer> {
+  const nginx = requireTool('nginx');
+  fs.writeFileSync(path.join(dir, 'body.txt'), 'x'.repeat(bodyBytes - 1) + '\n');
+  const conf = `daemon off; master_process off; worker_processes 1; error_log ${dir}/upstream-error.log warn; pid ${dir}/upstream.pid;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  server { listen 127.0.0.1:${port} reuseport backlog=4096; location / { root ${dir}; try_files /body.txt =404; default_type text/plain; } } }`;
+  fs.writeFileSync(path.join(dir, 'upstream.conf'), conf);
+  const { peer } = run('nginx-upstream', nginx, ['-c', path.join(dir, 'upstream.conf'), '-p', dir, '-e', `${dir}/upstream-error.log`]);
+  await waitForPort(port);
+  return peer;
+}
+
+export async function startNginxProxy(dir: string, port: number, upstreamPort: number): Promise<Peer> {
+  const nginx = requireTool('nginx');
+  const conf = `daemon off; master_process off; worker_processes 1; error_log ${dir}/proxy-error.log warn; pid ${dir}/proxy.pid;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  upstream backend { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:${port} backlog=4096;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on; } } }`;
+  fs.writeFileSync(path.join(dir, 'proxy.conf'), conf);
+  const { peer } = run('nginx-proxy', nginx, ['-c', path.join(dir, 'proxy.conf'), '-p', dir, '-e', `${dir}/proxy-error.log`]);
+  await waitForPort(port);
+  return peer;
+}
+
+/** HAProxy with one thread: HTTP or TCP mode, keep-alive to the server. */
+export async function startHaproxy(dir: string, port: number, upstreamPort: number, mode: 'http' | 'tcp' | 'h2'): Promise<Peer> {
+  const haproxy = requireTool('haproxy');
+  const bind = mode === 'h2' ? `bind 127.0.0.1:${port} proto h2` : `bind 127.0.0.1:${port}`;
+  const server = mode === 'h2' ? `server s1 127.0.0.1:${upstreamPort} proto h2` : `server s1 127.0.0.1:${upstreamPort}`;
+  const conf = `global
+  nbthread 1
+  maxconn 10000
+defaults
+  mode ${mode === 'tcp' ? 'tcp' : 'http'}
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  ${mode === 'tcp' ? '' : 'http-reuse always\n  option http-keep-alive'}
+frontend fe
+  ${bind}
+  default_backend be
+backend be
+  ${server}
+`;
+  fs.writeFileSync(path.join(dir, `haproxy-${mode}.cfg`), conf);
+  const { peer } = run(`haproxy-${mode}`, haproxy, ['-f', path.join(dir, `haproxy-${mode}.cfg`), '-db']);
+  await waitForPort(port);
+  return peer;
+}
+
+/** A weft control plane on a config directory the bench writes. */
+export async function startWeftControl(dir: string, configYaml: string, xdsPort: number, apiPort: number): Promise<Peer> {
+  fs.mkdirSync(path.join(dir, 'config'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config/mesh.yaml'), configYaml);
+  const { peer } = run('weft-control', process.execPath, [BIN, 'control', '--config', path.join(dir, 'config'), '--data-dir', path.join(dir, 'data'), '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn']);
+  await waitForPort(apiPort);
+  return peer;
+}
+
+/** One weft proxy process; resolves once its admin port says ready. */
+export async function startWeftProxy(name: string, args: string[], adminPort: number): Promise<Peer> {
+  const { peer } = run(name, process.execPath, [BIN, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args]);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/ready`).then((r) => r.ok, () => false);
+    if (ready) return peer;
+    if (Date.now() > deadline) throw new Error(`${name} not ready after 15 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface LoadResult {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+/** wrk with one thread; latency percentiles from its --latency output. */
+export function wrk(url: string, connections: number, seconds: number, headers: string[] = []): LoadResult {
+  const tool = requireTool('wrk');
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+  const res = spawnSync(tool, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const out = res.stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const pct = (p: string) => toMs(new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out));
+  const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors:.*?timeout (\d+)/.exec(out)?.[1] ?? 0);
+  if (!rps) throw new Error(`wrk gave no result for ${url}: ${out} ${res.stderr}`);
+  return { rps, p50ms: pct('50'), p99ms: pct('99'), errors };
+}
+
+/** h2load over h2c with prior knowledge. */
+export function h2load(url: string, clients: number, streams: number, seconds: number, headers: string[] = []): LoadResult {
+  const tool = requireTool('h2load');
+  const args = ['-c', String(clients), '-m', String(streams), '-D', String(seconds), '-t', '1', ...headers.flatMap((h) => ['-H', h]), url];
+  const res = spawnSync(tool, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const out = res.stdout;
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);
+  const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0) + Number(/(\d+) errored/.exec(out)?.[1] ?? 0);
+  // h2load prints "time for request: min max mean sd" — it has no percentiles; report the mean as p50.
+  const mean = toMs(/time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(out));
+  if (!rps) throw new Error(`h2load gave no result for ${url}: ${out} ${res.stderr}`);
+  return { rps, p50ms: mean, p99ms: NaN, errors: failed };
+}
+
+function toMs(m: RegExpExecArray | null): number {
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+/** Resident memory of a process, in MiB. */
+export function rssMiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}

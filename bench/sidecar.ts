@@ -1,0 +1,178 @@
+// The sidecar against its peers, in one run: the same nginx upstream
+// reached directly, through HAProxy (1 thread), nginx proxy_pass (1 worker)
+// and one weft proxy process (outbound listener, Host routing, stats on).
+// HTTP/1.1 with wrk -t1 -c32; HTTP/2 (h2c) with h2load; TCP; two hops
+// (client sidecar → server sidecar → app); and the proxy's RSS.
+//
+//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  freePort,
+  h2load,
+  rssMiB,
+  startHaproxy,
+  startNginxProxy,
+  startNginxUpstream,
+  startWeftControl,
+  startWeftProxy,
+  tempDir,
+  waitForPort,
+  wrk,
+  requireTool,
+  type LoadResult,
+  type Peer,
+} from './peers';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+const seconds = Number(arg('seconds', '10'));
+const connections = Number(arg('connections', '32'));
+const only = new Set(arg('only', 'http1,h2,tcp,twohop').split(','));
+const BODY_BYTES = 100;
+
+interface Row {
+  group: string;
+  name: string;
+  result: LoadResult;
+  rssMiB?: number;
+}
+
+function line(r: Row, peer?: Row): string {
+  const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : '-');
+  const rel = peer ? ` | ${ratio(r.result.rps, peer.result.rps)}× rps, ${ratio(r.result.p50ms, peer.result.p50ms)}× p50, ${ratio(r.result.p99ms, peer.result.p99ms)}× p99 vs ${peer.name}` : '';
+  return `${r.group.padEnd(7)} ${r.name.padEnd(22)} ${r.result.rps.toFixed(0).padStart(8)} req/s  p50 ${r.result.p50ms.toFixed(3)} ms  p99 ${Number.isNaN(r.result.p99ms) ? '  -  ' : r.result.p99ms.toFixed(3)} ms  errors ${r.result.errors}${r.rssMiB ? `  rss ${r.rssMiB.toFixed(0)} MiB` : ''}${rel}`;
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['nginx', 'haproxy', 'wrk', 'h2load']) requireTool(tool);
+  const dir = tempDir('weft-bench-');
+  const peers: Peer[] = [];
+  const rows: Row[] = [];
+  const stopAll = async () => {
+    for (const p of peers.reverse()) await p.stop();
+  };
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  try {
+    const [upPort, h2UpPort, haPort, haTcpPort, haH2Port, ngxPort, xdsPort, apiPort, outPort, admin1, inPort, admin2, out2Port, tcpPort] = await Promise.all(
+      Array.from({ length: 14 }, () => freePort()),
+    );
+    peers.push(await startNginxUpstream(dir, upPort, BODY_BYTES));
+    // An h2c upstream for the HTTP/2 case: the same nginx binary with `http2` on a second listener.
+    peers.push(await startH2Upstream(dir, h2UpPort));
+    peers.push(await startHaproxy(dir, haPort, upPort, 'http'));
+    peers.push(await startHaproxy(dir, haTcpPort, upPort, 'tcp'));
+    peers.push(await startHaproxy(dir, haH2Port, h2UpPort, 'h2'));
+    peers.push(await startNginxProxy(dir, ngxPort, upPort));
+
+    const mesh = `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: upstream }
+spec:
+  ports: [{ name: http, port: 80, protocol: http }]
+  endpoints: [{ address: 127.0.0.1, port: ${upPort} }]
+---
+apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: upstream-h2 }
+spec:
+  ports: [{ name: h2, port: 81, protocol: http2 }]
+  endpoints: [{ address: 127.0.0.1, port: ${h2UpPort} }]
+---
+apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: upstream-tcp }
+spec:
+  ports: [{ name: tcp, port: ${tcpPort}, protocol: tcp }]
+  endpoints: [{ address: 127.0.0.1, port: ${upPort} }]
+---
+apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: server }
+spec:
+  ports: [{ name: http, port: 80, protocol: http }]
+  endpoints: [{ address: 127.0.0.1, port: ${inPort} }]
+`;
+    peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
+    const client = await startWeftProxy('weft-client', ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(outPort)], admin1);
+    peers.push(client);
+    const server = await startWeftProxy(
+      'weft-server',
+      ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'server', '--inbound-port', String(inPort), '--app-port', String(upPort), '--outbound-port', String(out2Port)],
+      admin2,
+    );
+    peers.push(server);
+    await waitForPort(tcpPort);
+    const idleRss = rssMiB(client.pid);
+
+    const run = (group: string, name: string, load: () => LoadResult, pid?: number): Row => {
+      load(); // warm-up: connections made, JIT warm
+      const result = load();
+      const row: Row = { group, name, result, rssMiB: pid ? rssMiB(pid) : undefined };
+      rows.push(row);
+      console.log(line(row));
+      return row;
+    };
+    const w = (url: string, headers: string[] = []) => () => wrk(url, connections, seconds, headers);
+
+    if (only.has('http1')) {
+      const direct = run('http1', 'direct', w(`http://127.0.0.1:${upPort}/`));
+      const ha = run('http1', 'haproxy', w(`http://127.0.0.1:${haPort}/`));
+      const ngx = run('http1', 'nginx proxy_pass', w(`http://127.0.0.1:${ngxPort}/`));
+      const weft = run('http1', 'weft', w(`http://127.0.0.1:${outPort}/`, ['Host: upstream']), client.pid);
+      console.log('\n' + [line(ha, direct), line(ngx, ha), line(weft, ha)].join('\n') + '\n');
+    }
+    if (only.has('twohop')) {
+      const direct = rows.find((r) => r.name === 'direct') ?? run('http1', 'direct', w(`http://127.0.0.1:${upPort}/`));
+      const two = run('twohop', 'weft → weft → app', w(`http://127.0.0.1:${outPort}/`, ['Host: server']), client.pid);
+      console.log(line(two, direct) + '\n');
+    }
+    if (only.has('tcp')) {
+      const direct = run('tcp', 'direct', w(`http://127.0.0.1:${upPort}/`));
+      const ha = run('tcp', 'haproxy (tcp mode)', w(`http://127.0.0.1:${haTcpPort}/`));
+      const weft = run('tcp', 'weft (tcp listener)', w(`http://127.0.0.1:${tcpPort}/`), client.pid);
+      console.log('\n' + [line(ha, direct), line(weft, ha)].join('\n') + '\n');
+    }
+    if (only.has('h2')) {
+      const h = (url: string, headers: string[] = []) => () => h2load(url, connections, 10, seconds, headers);
+      const direct = run('h2', 'direct', h(`http://127.0.0.1:${h2UpPort}/`));
+      const ha = run('h2', 'haproxy', h(`http://127.0.0.1:${haH2Port}/`));
+      // h2load sends :authority from the URL; the weft listener routes by it, so name the service.
+      const weft = run('h2', 'weft', h(`http://127.0.0.1:${outPort}/`, [':authority: upstream-h2']), client.pid);
+      console.log('\n' + [line(ha, direct), line(weft, ha)].join('\n') + '\n');
+    }
+    const summary = { seconds, connections, bodyBytes: BODY_BYTES, weftRssIdleMiB: idleRss, weftRssAfterMiB: rssMiB(client.pid), rows };
+    const outDir = path.join(__dirname, '../../bench/results');
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.writeFileSync(path.join(outDir, 'sidecar.json'), JSON.stringify(summary, null, 1));
+    console.log(`weft proxy RSS: idle ${idleRss.toFixed(0)} MiB, after load ${summary.weftRssAfterMiB.toFixed(0)} MiB`);
+  } finally {
+    await stopAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function startH2Upstream(dir: string, port: number): Promise<Peer> {
+  const { spawn } = await import('node:child_process');
+  const nginx = requireTool('nginx');
+  const conf = `daemon off; master_process off; worker_processes 1; error_log ${dir}/h2-error.log warn; pid ${dir}/h2.pid;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; http2_max_requests 10000000;
+  server { listen 127.0.0.1:${port} http2; location / { root ${dir}; try_files /body.txt =404; default_type text/plain; } } }`;
+  fs.writeFileSync(path.join(dir, 'h2.conf'), conf);
+  const child = spawn(nginx, ['-c', path.join(dir, 'h2.conf'), '-p', dir, '-e', `${dir}/h2-error.log`], { stdio: 'ignore' });
+  await waitForPort(port);
+  return {
+    name: 'nginx-h2',
+    pid: child.pid!,
+    stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM')))),
+  };
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
