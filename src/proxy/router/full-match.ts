@@ -3,6 +3,10 @@
 // makes `test` a full match whether or not the decoder anchored already.
 
 export function fullMatch(re: RegExp): RegExp {
-  // g and y would make `test` stateful (lastIndex); m would let ^ and $ match at line ends.
-  return new RegExp(`^(?:${re.source})$`, re.flags.replace(/[gym]/g, ''));
+  // g and y would make `test` stateful (lastIndex).
+  const flags = re.flags.replace(/[gy]/g, '');
+  // With m, ^ and $ match at line ends: anchor on the input's ends instead
+  // (as the decoder does). Without it, ^…$ lets V8 fail fast past position 0.
+  const source = re.multiline ? `(?<![\\s\\S])(?:${re.source})(?![\\s\\S])` : `^(?:${re.source})$`;
+  return new RegExp(source, flags);
 }
