@@ -1,0 +1,424 @@
+// The sidecar's xDS client: one delta ADS stream (DeltaAggregatedResources)
+// to the control plane. LDS and CDS are wildcard subscriptions; RDS and EDS
+// follow the names the held listeners and EDS clusters use.
+//
+// Each response is decoded resource by resource. What decodes is applied;
+// what the proxy cannot apply is NACKed with the decoders' messages, and the
+// previous version of that resource keeps serving. Like Envoy, a config is
+// emitted only once warm: the first LDS and CDS responses are in, and every
+// RDS and EDS name referenced is held or known not to exist; after
+// `warmingTimeoutMs` it is emitted anyway with what is missing logged. Every
+// applied change emits a new ProxyConfig object, so the data plane swaps
+// configs atomically.
+//
+// When the stream ends the last config keeps serving and the client
+// reconnects with jittered exponential backoff, announcing what it holds in
+// initial_resource_versions so the server sends only what changed.
+import * as grpc from '@grpc/grpc-js';
+import { jsonLogger, type Logger } from '../../observe/log';
+import { ConfigNackError } from '../../proxy/config/nack';
+import type { ProxyConfig } from '../../proxy/config/types';
+import { decodeMessage } from '../protos';
+import { adsClientDefinition } from '../server/ads-service';
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
+import {
+  assembleConfig,
+  giveUp,
+  missingResources,
+  referencedAssignments,
+  referencedRouteTables,
+  type ClientStates,
+} from './config-assembly';
+import { configDump, type ConfigDump } from './config-dump';
+import { XdsClientError, XdsResourceError } from './errors';
+import { TypeState, type NackRecord } from './resource-state';
+import { kindOfTypeUrl, REQUEST_ORDER, RESOURCE_TYPES, type ResourceType, type XdsKind } from './resource-types';
+
+export interface XdsClientNode {
+  id: string;
+  /** Node metadata, e.g. WEFT_SERVICE, WEFT_NAMESPACE, WEFT_ROLE=sidecar and the sidecar ports (see node-info.ts). */
+  metadata: Record<string, string>;
+  zone?: string;
+}
+
+export interface XdsClientOptions {
+  /** The control plane's xDS address, "host:port". */
+  server: string;
+  node: XdsClientNode;
+  /** Defaults to JSON lines on stderr (info and above). */
+  log?: Logger;
+  /** Reconnection backoff; default 100 ms doubling up to 10 s, with jitter. */
+  backoff?: BackoffOptions;
+  /** How long a config waits for missing RDS/EDS resources before it is emitted anyway (Envoy's initial_fetch_timeout: 15 s). */
+  warmingTimeoutMs?: number;
+}
+
+export interface XdsTypeStatus {
+  typeUrl: string;
+  /** system_version_info of the last response applied in full. */
+  version?: string;
+  resources: number;
+  subscription: '*' | string[];
+  /** Whether the latest response of this type was rejected (in whole or in part). */
+  nacked: boolean;
+  lastNack?: NackRecord;
+}
+
+export interface XdsClientStatus {
+  server: string;
+  /** The stream is open and the server has answered on it. */
+  connected: boolean;
+  connectedAt?: Date;
+  /** Reconnection attempts since the last answer from the server. */
+  reconnectAttempts: number;
+  /** What the config waits for ("RDS outbound", "EDS outbound|80||a.default", …); empty when warm. */
+  warming: string[];
+  types: Record<XdsKind, XdsTypeStatus>;
+}
+
+/** The DeltaDiscoveryResponse as adsClientDefinition() decodes it. */
+interface DeltaResponse {
+  system_version_info: string;
+  type_url: string;
+  nonce: string;
+  resources: { name: string; version: string; resource?: { type_url: string; value: Uint8Array } | null }[];
+  removed_resources: string[];
+}
+
+const DEFAULT_WARMING_TIMEOUT_MS = 15_000;
+/** google.rpc.Code.INVALID_ARGUMENT, the code of a NACK's error_detail. */
+const INVALID_ARGUMENT = 3;
+const USER_AGENT = 'weft-proxy';
+
+let clientConstructor: grpc.ServiceClientConstructor | undefined;
+function adsClientConstructor(): grpc.ServiceClientConstructor {
+  clientConstructor ??= grpc.makeGenericClientConstructor(adsClientDefinition(), 'AggregatedDiscoveryService');
+  return clientConstructor;
+}
+
+function validate(options: XdsClientOptions): void {
+  if (!options.node?.id) throw new XdsClientError('E_XDS_CLIENT_OPTIONS', 'node.id is required');
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(options.server ?? '')) {
+    throw new XdsClientError('E_XDS_CLIENT_OPTIONS', `server must be "host:port", got "${options.server}"`);
+  }
+  const b = options.backoff;
+  if (b && !(b.initialMs > 0 && b.maxMs >= b.initialMs)) {
+    throw new XdsClientError('E_XDS_CLIENT_OPTIONS', `backoff needs 0 < initialMs <= maxMs, got ${JSON.stringify(b)}`);
+  }
+}
+
+/** The message of a delta Resource, checked to be of the type and name it was sent as. */
+function readResource(type: ResourceType<unknown>, name: string, any: { type_url: string; value: Uint8Array }): Record<string, any> {
+  if (any.type_url !== type.typeUrl) throw new XdsResourceError(`is a ${any.type_url}, expected ${type.typeUrl}`);
+  let msg: Record<string, any>;
+  try {
+    msg = decodeMessage(type.typeUrl, any.value);
+  } catch (err) {
+    throw new XdsResourceError(`does not decode: ${(err as Error).message}`);
+  }
+  if (type.nameOf(msg) !== name) throw new XdsResourceError(`is named "${type.nameOf(msg)}" in its message`);
+  return msg;
+}
+
+export class XdsClient {
+  private readonly states: ClientStates = {
+    LDS: new TypeState(RESOURCE_TYPES.LDS),
+    RDS: new TypeState(RESOURCE_TYPES.RDS),
+    CDS: new TypeState(RESOURCE_TYPES.CDS),
+    EDS: new TypeState(RESOURCE_TYPES.EDS),
+  };
+  private readonly log: Logger;
+  private readonly backoff: Backoff;
+  private readonly backoffOptions: BackoffOptions;
+  private readonly warmingTimeoutMs: number;
+  private readonly configListeners = new Set<(config: ProxyConfig) => void>();
+  private lifecycle: 'new' | 'running' | 'stopped' = 'new';
+  private grpcClient: grpc.Client | undefined;
+  private call: grpc.ClientDuplexStream<object, DeltaResponse> | undefined;
+  /** The current stream has carried its first request (which names the node). */
+  private nodeSent = false;
+  private connected = false;
+  private connectedAt: Date | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private warmingTimer: NodeJS.Timeout | undefined;
+  private config: ProxyConfig | undefined;
+
+  constructor(private readonly options: XdsClientOptions) {
+    validate(options);
+    this.log = options.log ?? jsonLogger();
+    this.backoffOptions = options.backoff ?? DEFAULT_BACKOFF;
+    this.backoff = new Backoff(this.backoffOptions);
+    this.warmingTimeoutMs = options.warmingTimeoutMs ?? DEFAULT_WARMING_TIMEOUT_MS;
+  }
+
+  /** Opens the stream; reconnects by itself until stop(). */
+  start(): void {
+    if (this.lifecycle === 'stopped') throw new XdsClientError('E_XDS_CLIENT_STOPPED', 'a stopped XdsClient cannot be started again');
+    if (this.lifecycle === 'running') return;
+    this.lifecycle = 'running';
+    this.connect();
+  }
+
+  /** Closes the stream for good. current() keeps the last config. */
+  stop(): void {
+    this.lifecycle = 'stopped';
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.warmingTimer);
+    this.reconnectTimer = this.warmingTimer = undefined;
+    this.closeStream();
+  }
+
+  /** Called with every new config; returns a function that unsubscribes. */
+  onConfig(cb: (config: ProxyConfig) => void): () => void {
+    this.configListeners.add(cb);
+    return () => this.configListeners.delete(cb);
+  }
+
+  /** The last config emitted, if any. */
+  current(): ProxyConfig | undefined {
+    return this.config;
+  }
+
+  status(): XdsClientStatus {
+    const types = {} as Record<XdsKind, XdsTypeStatus>;
+    for (const kind of REQUEST_ORDER) {
+      const s = this.states[kind];
+      types[kind] = {
+        typeUrl: s.type.typeUrl,
+        resources: s.resources.size,
+        subscription: s.type.wildcard ? '*' : [...s.subscribed].sort(),
+        nacked: s.nacked,
+        ...(s.version !== undefined ? { version: s.version } : {}),
+        ...(s.lastNack ? { lastNack: s.lastNack } : {}),
+      };
+    }
+    return {
+      server: this.options.server,
+      connected: this.connected,
+      ...(this.connectedAt ? { connectedAt: this.connectedAt } : {}),
+      reconnectAttempts: this.backoff.attempts,
+      warming: missingResources(this.states),
+      types,
+    };
+  }
+
+  /** The held resources as JSON, by type, for the proxy's /config_dump. */
+  configDump(): ConfigDump {
+    return configDump(this.states);
+  }
+
+  // ---- the stream ----
+
+  private connect(): void {
+    const Ctor = adsClientConstructor();
+    // A channel of its own per attempt: grpc-js would otherwise apply its own
+    // (much longer) reconnect backoff to a shared subchannel.
+    const client = new Ctor(this.options.server, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.initial_reconnect_backoff_ms': this.backoffOptions.initialMs,
+      'grpc.max_reconnect_backoff_ms': this.backoffOptions.maxMs,
+    });
+    const call = (client as unknown as { DeltaAggregatedResources(): grpc.ClientDuplexStream<object, DeltaResponse> }).DeltaAggregatedResources();
+    this.grpcClient = client;
+    this.call = call;
+    this.nodeSent = false;
+    call.on('data', (response: DeltaResponse) => {
+      if (this.call === call) this.onResponse(response);
+    });
+    // 'error' carries a non-OK status; 'status' always ends the call.
+    call.on('error', () => {});
+    call.on('status', (status: grpc.StatusObject) => this.onStreamEnd(call, status));
+    for (const kind of REQUEST_ORDER) this.sendInitial(kind);
+  }
+
+  /** The first request of a type on a stream: the subscription and what is already held. */
+  private sendInitial(kind: XdsKind): void {
+    const state = this.states[kind];
+    const request: Record<string, unknown> = { type_url: state.type.typeUrl, initial_resource_versions: state.initialVersions() };
+    if (!state.type.wildcard) {
+      // Nothing named yet: the first subscription change opens this type.
+      if (state.subscribed.size === 0) return;
+      request.resource_names_subscribe = [...state.subscribed];
+    }
+    this.send(request);
+  }
+
+  private send(request: Record<string, unknown>): void {
+    if (!this.call) return;
+    if (!this.nodeSent) {
+      request.node = this.nodeMessage();
+      this.nodeSent = true;
+    }
+    this.call.write(request);
+  }
+
+  private nodeMessage(): Record<string, unknown> {
+    const { id, metadata, zone } = this.options.node;
+    const node: Record<string, unknown> = {
+      id,
+      user_agent_name: USER_AGENT,
+      // google.protobuf.Struct comes from protobufjs's bundled (camelCase) definitions.
+      metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) },
+    };
+    if (zone) node.locality = { zone };
+    return node;
+  }
+
+  private onStreamEnd(call: grpc.ClientDuplexStream<object, DeltaResponse>, status: grpc.StatusObject): void {
+    if (this.call !== call) return;
+    const wasConnected = this.connected;
+    this.closeStream();
+    if (this.lifecycle !== 'running') return;
+    const delayMs = this.backoff.next();
+    const fields = { server: this.options.server, code: grpc.status[status.code] ?? status.code, details: status.details, retryInMs: delayMs, attempt: this.backoff.attempts };
+    // Loud once per outage; the retries after it are debug.
+    this.log(wasConnected || this.backoff.attempts === 1 ? 'warn' : 'debug', 'xds stream ended, serving the last config and reconnecting', fields);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.lifecycle === 'running') this.connect();
+    }, delayMs);
+  }
+
+  private closeStream(): void {
+    const call = this.call;
+    const client = this.grpcClient;
+    this.call = undefined;
+    this.grpcClient = undefined;
+    this.connected = false;
+    this.connectedAt = undefined;
+    call?.cancel();
+    client?.close();
+  }
+
+  // ---- responses ----
+
+  private onResponse(response: DeltaResponse): void {
+    if (!this.connected) {
+      this.connected = true;
+      this.connectedAt = new Date();
+      this.backoff.reset();
+      this.log('info', 'xds connected', { server: this.options.server, node: this.options.node.id });
+    }
+    const kind = kindOfTypeUrl(response.type_url);
+    if (!kind) {
+      this.nack(response, `weft proxy did not subscribe to ${response.type_url}`);
+      return;
+    }
+    const state: TypeState<unknown> = this.states[kind];
+    const firstResponse = !state.received;
+    state.received = true;
+    const { changed, errors } = this.apply(state, response);
+    if (errors.length > 0) {
+      const message = errors.join('; ');
+      state.nacked = true;
+      state.lastNack = { version: response.system_version_info, message, at: new Date() };
+      this.log('warn', 'xds update rejected (NACK)', { type: kind, version: response.system_version_info, error: message });
+      this.nack(response, message);
+    } else {
+      state.nacked = false;
+      state.version = response.system_version_info;
+      this.send({ type_url: response.type_url, response_nonce: response.nonce });
+    }
+    const dropped = kind === 'LDS' || kind === 'CDS' ? this.updateSubscriptions() : false;
+    if (changed || dropped || firstResponse) this.rebuild();
+  }
+
+  private nack(response: DeltaResponse, message: string): void {
+    this.send({ type_url: response.type_url, response_nonce: response.nonce, error_detail: { code: INVALID_ARGUMENT, message } });
+  }
+
+  /** Applies what decodes; returns whether anything changed and the rejections. */
+  private apply<T>(state: TypeState<T>, response: DeltaResponse): { changed: boolean; errors: string[] } {
+    const { type } = state;
+    const errors: string[] = [];
+    let changed = false;
+    for (const r of response.resources) {
+      // A name the client did not ask for (a wildcard takes any).
+      if (!type.wildcard && !state.subscribed.has(r.name)) continue;
+      const any = r.resource;
+      if (!any) continue;
+      try {
+        const value = type.decode(readResource(type, r.name, any));
+        state.resources.set(r.name, { name: r.name, version: r.version, bytes: any.value, value });
+        state.absent.delete(r.name);
+        state.givenUp.delete(r.name);
+        changed = true;
+      } catch (err) {
+        if (err instanceof ConfigNackError) {
+          errors.push(err.message);
+        } else {
+          errors.push(`${type.resourceKind} "${r.name}": ${(err as Error).message}`);
+          // Anything but a bad envelope is a decoder bug: still a NACK, so the last good config serves.
+          if (!(err instanceof XdsResourceError)) this.log('error', 'xds resource decoder failed', { type: state.kind, name: r.name, error: String(err) });
+        }
+      }
+    }
+    for (const name of response.removed_resources) {
+      if (state.resources.delete(name)) changed = true;
+      state.givenUp.delete(name);
+      // A subscribed name that does not exist: warming need not wait for it.
+      if (!type.wildcard && state.subscribed.has(name) && !state.absent.has(name)) {
+        state.absent.add(name);
+        changed = true;
+      }
+    }
+    return { changed, errors };
+  }
+
+  /**
+   * Subscribes RDS and EDS to the names the held listeners and clusters use,
+   * and unsubscribes (dropping what is held) from names no longer used.
+   * Returns whether a held resource was dropped.
+   */
+  private updateSubscriptions(): boolean {
+    const wanted = { RDS: referencedRouteTables(this.states.LDS), EDS: referencedAssignments(this.states.CDS) };
+    let dropped = false;
+    for (const kind of ['EDS', 'RDS'] as const) {
+      const state = this.states[kind];
+      const next = wanted[kind];
+      const subscribe = [...next].filter((n) => !state.subscribed.has(n));
+      const unsubscribe = [...state.subscribed].filter((n) => !next.has(n));
+      if (subscribe.length === 0 && unsubscribe.length === 0) continue;
+      state.subscribed = next;
+      dropped = state.forget(unsubscribe) || dropped;
+      this.send({ type_url: state.type.typeUrl, resource_names_subscribe: subscribe, resource_names_unsubscribe: unsubscribe });
+    }
+    return dropped;
+  }
+
+  // ---- configs ----
+
+  /** Emits a config when warm; otherwise waits (bounded by the warming timeout). */
+  private rebuild(): void {
+    const missing = missingResources(this.states);
+    if (missing.length === 0) {
+      clearTimeout(this.warmingTimer);
+      this.warmingTimer = undefined;
+      this.emit();
+      return;
+    }
+    this.log('debug', 'xds config warming', { missing });
+    this.warmingTimer ??= setTimeout(() => {
+      this.warmingTimer = undefined;
+      if (this.lifecycle !== 'running') return;
+      const still = missingResources(this.states);
+      if (still.length === 0) return;
+      this.log('warn', 'xds config emitted with resources missing after the warming timeout', { missing: still, timeoutMs: this.warmingTimeoutMs });
+      giveUp(this.states);
+      this.emit();
+    }, this.warmingTimeoutMs);
+  }
+
+  private emit(): void {
+    const config = assembleConfig(this.states);
+    this.config = config;
+    this.log('debug', 'xds config applied', { versions: config.versions });
+    for (const cb of this.configListeners) {
+      try {
+        cb(config);
+      } catch (err) {
+        this.log('error', 'xds config listener failed', { error: (err as Error).message });
+      }
+    }
+  }
+}
