@@ -60,3 +60,17 @@ export function selectCandidates(set: EndpointSet): Candidates {
 function localityWeight(l: Locality): number {
   return l.weight > 0 && Number.isFinite(l.weight) ? l.weight : 0;
 }
+
+/**
+ * The candidates ordered by endpoint key. Hash tables built from them then do
+ * not depend on the order EDS listed the endpoints in, so every sidecar maps a
+ * hash to the same endpoint.
+ */
+export function sortedByKey(c: Candidates): Candidates {
+  const order = c.endpoints.map((_, i) => i).sort((a, b) => compareKeys(c.endpoints[a].key, c.endpoints[b].key));
+  return { endpoints: order.map((i) => c.endpoints[i]), weights: order.map((i) => c.weights[i]) };
+}
+
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
