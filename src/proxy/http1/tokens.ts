@@ -52,57 +52,64 @@ export const LF = 0x0a;
 export const SP = 0x20;
 export const HTAB = 0x09;
 
-/** Table lookup on a string's char code; codes above 0xff (not from latin1 bytes) are in no class. */
-function inClass(t: Uint8Array, s: string, i: number): boolean {
-  const c = s.charCodeAt(i);
-  return c <= 0xff && t[c] === 1;
-}
-
-function isHexAt(s: string, i: number): boolean {
-  const c = s.charCodeAt(i);
-  return c <= 0xff && HEX[c] >= 0;
-}
-
 /** True when s is a non-empty token. */
 export function isToken(s: string): boolean {
   if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) if (!inClass(TCHAR, s, i)) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || TCHAR[c] !== 1) return false;
+  }
   return true;
 }
 
+/** What `authority` found. */
+export const AUTHORITY_INVALID = -1;
+export const AUTHORITY_LOWER = 0;
+/** Valid, with upper-case letters: the caller lower-cases it. */
+export const AUTHORITY_UPPER = 1;
+
+// Node's Buffer has latin1Slice (what toString('latin1') calls after its argument checks); @types/node omits it.
+export type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+
 /**
- * RFC 3986 authority without userinfo: host [":" port], host being a reg-name
- * (IPv4 literals are reg-names) or an IPv6 literal in brackets. When the colon
- * is there the port must be 1-5 digits up to 65535 (RFC 3986 allows an empty
- * port, which only gives one authority two spellings). `portRequired` is
- * CONNECT's authority-form. An empty host is refused: routing needs one.
+ * Checks buf[start, end) as an RFC 3986 authority without userinfo:
+ * host [":" port], host being a reg-name (IPv4 literals are reg-names) or an
+ * IPv6 literal in brackets. When the colon is there the port must be 1-5
+ * digits up to 65535 (RFC 3986 allows an empty port, which only gives one
+ * authority two spellings). `portRequired` is CONNECT's authority-form. An
+ * empty host is refused: routing needs one.
  */
-export function isAuthority(s: string, portRequired: boolean): boolean {
-  const n = s.length;
-  let i = 0;
-  if (n > 0 && s.charCodeAt(0) === 0x5b /* [ */) {
-    const close = s.indexOf(']');
+export function authority(buf: Buffer, start: number, end: number, portRequired: boolean): number {
+  let i = start;
+  let upper = false;
+  if (i < end && buf[i] === 0x5b /* [ */) {
+    const close = buf.indexOf(0x5d /* ] */, i);
+    if (close < 0 || close >= end) return AUTHORITY_INVALID;
     // net.isIPv6 accepts a zone ("%eth0"), which a URI spells differently (RFC 6874): refuse both.
-    const literal = close < 0 ? '' : s.slice(1, close);
-    if (literal.includes('%') || !isIPv6(literal)) return false;
+    const literal = (buf as Latin1Buffer).latin1Slice(i + 1, close);
+    if (literal.includes('%') || !isIPv6(literal)) return AUTHORITY_INVALID;
+    upper = literal !== literal.toLowerCase();
     i = close + 1;
   } else {
-    while (i < n) {
-      if (inClass(REG_NAME_CHAR, s, i)) i++;
-      else if (s.charCodeAt(i) === 0x25 /* % */ && isHexAt(s, i + 1) && isHexAt(s, i + 2)) i += 3;
-      else break;
+    for (; i < end; i++) {
+      const c = buf[i];
+      if (REG_NAME_CHAR[c] === 1) {
+        if (c >= 0x41 && c <= 0x5a) upper = true;
+      } else if (c === 0x25 /* % */ && i + 2 < end && HEX[buf[i + 1]] >= 0 && HEX[buf[i + 2]] >= 0) {
+        i += 2;
+      } else break;
     }
-    if (i === 0) return false;
+    if (i === start) return AUTHORITY_INVALID;
   }
-  if (i === n) return !portRequired;
-  if (s.charCodeAt(i) !== 0x3a /* : */) return false;
-  const digits = n - i - 1;
-  if (digits < 1 || digits > 5) return false;
-  let port = 0;
-  for (let j = i + 1; j < n; j++) {
-    const c = s.charCodeAt(j);
-    if (c < 0x30 || c > 0x39) return false;
-    port = port * 10 + (c - 0x30);
-  }
-  return port <= 65535;
+  if (i < end) {
+    if (buf[i] !== 0x3a /* : */ || end - i - 1 < 1 || end - i - 1 > 5) return AUTHORITY_INVALID;
+    let port = 0;
+    for (let j = i + 1; j < end; j++) {
+      const d = buf[j] - 0x30;
+      if (!(d >= 0 && d <= 9)) return AUTHORITY_INVALID;
+      port = port * 10 + d;
+    }
+    if (port > 65535) return AUTHORITY_INVALID;
+  } else if (portRequired) return AUTHORITY_INVALID;
+  return upper ? AUTHORITY_UPPER : AUTHORITY_LOWER;
 }
