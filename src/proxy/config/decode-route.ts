@@ -347,7 +347,7 @@ function regexRewrite(at: FieldPath, r: Obj): { regex: RegExp; substitution: str
   try {
     return { regex, substitution: re2Substitution(r.substitution ?? '', regex) };
   } catch (err) {
-    if (err instanceof Re2SyntaxError) at.field('substitution').invalid(err.message);
+    if (err instanceof Re2SyntaxError) at.field('substitution').invalid(`"${r.substitution ?? ''}" ${err.message}`);
     throw err;
   }
 }

@@ -164,6 +164,7 @@ class Translator {
       if (this.i >= this.src.length) this.fail('missing closing ]');
       const c = this.src[this.i];
       if (c === ']') {
+        out += ']';
         this.i++;
         break;
       }
@@ -339,10 +340,10 @@ export function re2Substitution(substitution: string, regex: RegExp): string {
       if (next === '\\') out += '\\';
       else if (next !== undefined && next >= '0' && next <= '9') {
         const n = Number(next);
-        if (n > groups) throw new Re2SyntaxError(`substitution refers to group \\${n}, the pattern has ${groups}`);
+        if (n > groups) throw new Re2SyntaxError(`refers to group \\${n}, but the pattern has ${groups}`);
         // Two digits: "\\12" is group 1 then "2", never group 12.
         out += n === 0 ? '$&' : `$0${n}`;
-      } else throw new Re2SyntaxError(`invalid escape "\\${next ?? ''}" in substitution`);
+      } else throw new Re2SyntaxError(`has an invalid escape "\\${next ?? ''}"`);
     }
   }
   return out;
