@@ -13,6 +13,13 @@ import { CompiledQueryMatcher } from './query-matcher';
 import type { RequestInfo } from './route-table';
 
 const SLASH = 47;
+const QUESTION = 63;
+const HASH = 35;
+
+/** "?" and "#" end the path proper. */
+function endsPath(c: number): boolean {
+  return c === QUESTION || c === HASH;
+}
 
 export class RouteMatcher {
   private readonly kind: RouteMatch['path']['kind'];
@@ -20,6 +27,8 @@ export class RouteMatcher {
   private readonly value: string;
   private readonly regex: RegExp | undefined;
   private readonly caseSensitive: boolean;
+  /** False when the value holds "?" or "#": no path proper can equal or start with it. */
+  private readonly withinPath: boolean;
   private readonly headers: CompiledHeaderMatcher[];
   private readonly query: CompiledQueryMatcher[];
 
@@ -30,6 +39,7 @@ export class RouteMatcher {
     this.regex = path.kind === 'regex' ? fullMatch(path.regex) : undefined;
     const value = path.kind === 'regex' ? '' : path.value;
     this.value = match.caseSensitive ? value : asciiLower(value);
+    this.withinPath = !/[?#]/.test(value);
     this.headers = match.headers.map((h) => new CompiledHeaderMatcher(h));
     this.query = match.queryParams.map((q) => new CompiledQueryMatcher(q));
   }
@@ -40,9 +50,11 @@ export class RouteMatcher {
       if (!this.headers[i].matches(req)) return false;
     }
     if (this.query.length > 0) {
-      if (parts.queryStart < 0) return false;
+      const start = parts.queryStart();
+      if (start < 0) return false;
+      const end = parts.queryEnd();
       for (let i = 0; i < this.query.length; i++) {
-        if (!this.query[i].matches(parts.target, parts.queryStart, parts.queryEnd)) return false;
+        if (!this.query[i].matches(parts.target, start, end)) return false;
       }
     }
     return true;
@@ -54,12 +66,16 @@ export class RouteMatcher {
     switch (this.kind) {
       case 'prefix':
         return this.startsWith(target);
+      // For these two the path proper must end (or go on with "/") right
+      // after the value: one character tells, no scan for "?" is needed.
       case 'exact':
-        return parts.pathEnd === n && this.startsWith(target);
-      case 'pathSeparatedPrefix':
-        return (
-          parts.pathEnd >= n && (parts.pathEnd === n || target.charCodeAt(n) === SLASH) && this.startsWith(target)
-        );
+        return this.withinPath && this.startsWith(target) && (target.length === n || endsPath(target.charCodeAt(n)));
+      case 'pathSeparatedPrefix': {
+        if (!this.withinPath || !this.startsWith(target)) return false;
+        if (target.length === n) return true;
+        const next = target.charCodeAt(n);
+        return next === SLASH || endsPath(next);
+      }
       case 'regex':
         return this.regex!.test(parts.path());
     }

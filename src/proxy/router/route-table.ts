@@ -27,24 +27,29 @@ interface CompiledRoute {
   result: RouteMatchResult;
 }
 
+interface CompiledVirtualHost {
+  domains: readonly string[];
+  virtualHost: VirtualHost;
+  routes: CompiledRoute[];
+}
+
 export class CompiledRouteTable {
   readonly table: RouteTable;
-  private readonly index: VirtualHostIndex;
-  private readonly routes = new Map<VirtualHost, CompiledRoute[]>();
+  private readonly index: VirtualHostIndex<CompiledVirtualHost>;
   private readonly parts = new PathParts();
 
   constructor(table: RouteTable) {
     this.table = table;
-    this.index = new VirtualHostIndex(table.virtualHosts);
-    for (const virtualHost of table.virtualHosts) {
-      this.routes.set(
+    this.index = new VirtualHostIndex(
+      table.virtualHosts.map((virtualHost) => ({
+        domains: virtualHost.domains,
         virtualHost,
-        virtualHost.routes.map((route) => ({
+        routes: virtualHost.routes.map((route) => ({
           matcher: new RouteMatcher(route.match),
           result: Object.freeze({ virtualHost, route }),
         })),
-      );
-    }
+      })),
+    );
   }
 
   /**
@@ -53,14 +58,14 @@ export class CompiledRouteTable {
    * then "*". Exact domains are one Map lookup; other answers are memoized.
    */
   virtualHost(host: string): VirtualHost | undefined {
-    return this.index.find(host);
+    return this.index.find(host)?.virtualHost;
   }
 
   /** The first route of the request's virtual host whose match holds. */
   match(req: RequestInfo): RouteMatchResult | undefined {
-    const virtualHost = this.index.find(req.host);
-    if (virtualHost === undefined) return undefined;
-    const routes = this.routes.get(virtualHost)!;
+    const compiled = this.index.find(req.host);
+    if (compiled === undefined) return undefined;
+    const routes = compiled.routes;
     const parts = this.parts;
     parts.reset(req.path);
     for (let i = 0; i < routes.length; i++) {

@@ -4,27 +4,31 @@
 // matches the empty string. Each step tries the host as received, then the host
 // without its port, so "api.foo.com:8080" finds "*.foo.com" as well as
 // "*.foo.com:8080".
-import type { VirtualHost } from '../config/types';
+
+/** What the index holds: anything with Envoy domains (a virtual host, or its compiled form). */
+export interface HasDomains {
+  readonly domains: readonly string[];
+}
 
 /** Wildcard domains of one length, longest length first (Envoy's layout). */
-interface WildcardBucket {
+interface WildcardBucket<T> {
   length: number;
-  hosts: Map<string, VirtualHost>;
+  hosts: Map<string, T>;
 }
 
 // Results of non-exact lookups are memoized; the bound keeps hostile Host
 // headers from growing the memo without limit.
 const MEMO_LIMIT = 4096;
 
-export class VirtualHostIndex {
-  private readonly exact = new Map<string, VirtualHost>();
-  private readonly suffixes: WildcardBucket[] = [];
-  private readonly prefixes: WildcardBucket[] = [];
-  private readonly catchAll: VirtualHost | undefined;
-  private readonly memo = new Map<string, VirtualHost | null>();
+export class VirtualHostIndex<T extends HasDomains> {
+  private readonly exact = new Map<string, T>();
+  private readonly suffixes: WildcardBucket<T>[] = [];
+  private readonly prefixes: WildcardBucket<T>[] = [];
+  private readonly catchAll: T | undefined;
+  private readonly memo = new Map<string, T | null>();
 
-  constructor(virtualHosts: readonly VirtualHost[]) {
-    let catchAll: VirtualHost | undefined;
+  constructor(virtualHosts: readonly T[]) {
+    let catchAll: T | undefined;
     // The first virtual host to claim a domain keeps it (the decoder rejects duplicates).
     for (const vh of virtualHosts) {
       for (const raw of vh.domains) {
@@ -46,7 +50,7 @@ export class VirtualHostIndex {
   }
 
   /** `host` is lower case, as received, maybe with ":port". */
-  find(host: string): VirtualHost | undefined {
+  find(host: string): T | undefined {
     const hit = this.exact.get(host);
     if (hit !== undefined) return hit;
     const memo = this.memo.get(host);
@@ -57,7 +61,7 @@ export class VirtualHostIndex {
     return found;
   }
 
-  private search(host: string): VirtualHost | undefined {
+  private search(host: string): T | undefined {
     const bare = stripPort(host);
     const other = bare === host ? undefined : bare;
     return (
@@ -69,7 +73,7 @@ export class VirtualHostIndex {
   }
 }
 
-function addWildcard(buckets: WildcardBucket[], key: string, vh: VirtualHost): void {
+function addWildcard<T>(buckets: WildcardBucket<T>[], key: string, vh: T): void {
   let bucket = buckets.find((b) => b.length === key.length);
   if (!bucket) {
     bucket = { length: key.length, hosts: new Map() };
@@ -86,12 +90,12 @@ function prefixOf(host: string, length: number): string {
   return host.slice(0, length);
 }
 
-function findWildcard(
-  buckets: readonly WildcardBucket[],
+function findWildcard<T>(
+  buckets: readonly WildcardBucket<T>[],
   host: string,
   bare: string | undefined,
   part: (host: string, length: number) => string,
-): VirtualHost | undefined {
+): T | undefined {
   for (const name of bare === undefined ? [host] : [host, bare]) {
     for (const bucket of buckets) {
       // Strictly longer: the "*" must stand for at least one character.

@@ -17,10 +17,11 @@ export class RoundRobinLb implements LoadBalancer {
   private readonly endpoints: Endpoint[];
   private readonly weights: Float64Array;
   private readonly picked: Float64Array;
-  private readonly deadline: Float64Array;
   /** Tie-break rank: equal deadlines go in this order. */
   private readonly rank: Int32Array;
+  /** A binary min-heap by (deadline, rank): endpoint index and deadline per slot, side by side. */
   private readonly heap: Int32Array;
+  private readonly deadline: Float64Array;
 
   /** `start` in [0, n): which endpoint wins the first tie, so sidecars do not all begin at the same one. */
   constructor(endpoints: Endpoint[], weights: readonly number[], start: number) {
@@ -29,15 +30,15 @@ export class RoundRobinLb implements LoadBalancer {
     this.endpoints = endpoints;
     this.weights = Float64Array.from(weights);
     this.picked = new Float64Array(n);
-    this.deadline = new Float64Array(n);
     this.rank = new Int32Array(n);
     this.heap = new Int32Array(n);
+    this.deadline = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       this.rank[i] = (i - start + n) % n;
-      this.deadline[i] = 0.5 / weights[i];
       this.heap[i] = i;
+      this.deadline[i] = 0.5 / weights[i];
     }
-    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i);
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i, this.heap[i], this.deadline[i]);
   }
 
   pick(): Endpoint | undefined {
@@ -45,29 +46,35 @@ export class RoundRobinLb implements LoadBalancer {
     const top = this.heap[0];
     const times = ++this.picked[top];
     // Computed afresh, not accumulated, so rounding never drifts.
-    this.deadline[top] = (times + 0.5) / this.weights[top];
-    this.siftDown(0);
+    this.siftDown(0, top, (times + 0.5) / this.weights[top]);
     return this.endpoints[top];
   }
 
-  private before(a: number, b: number): boolean {
-    const da = this.deadline[a];
-    const db = this.deadline[b];
-    return da < db || (da === db && this.rank[a] < this.rank[b]);
-  }
-
-  private siftDown(pos: number): void {
+  /** Places endpoint `item` with deadline `due` at `pos`, moving smaller children up. */
+  private siftDown(pos: number, item: number, due: number): void {
     const heap = this.heap;
+    const deadline = this.deadline;
+    const rank = this.rank;
     const n = this.size;
-    const item = heap[pos];
+    const itemRank = rank[item];
     for (;;) {
       let child = 2 * pos + 1;
       if (child >= n) break;
-      if (child + 1 < n && this.before(heap[child + 1], heap[child])) child++;
-      if (!this.before(heap[child], item)) break;
+      let childDue = deadline[child];
+      const right = child + 1;
+      if (right < n) {
+        const rightDue = deadline[right];
+        if (rightDue < childDue || (rightDue === childDue && rank[heap[right]] < rank[heap[child]])) {
+          child = right;
+          childDue = rightDue;
+        }
+      }
+      if (childDue > due || (childDue === due && rank[heap[child]] > itemRank)) break;
       heap[pos] = heap[child];
+      deadline[pos] = childDue;
       pos = child;
     }
     heap[pos] = item;
+    deadline[pos] = due;
   }
 }
