@@ -42,9 +42,9 @@ function buildTable({ endpoints, weights }: Candidates): Uint16Array | Uint32Arr
   const table = n < 0xffff ? new Uint16Array(m).fill(empty) : new Uint32Array(m).fill(empty);
   const heaviest = Math.max(...weights);
   const relative = weights.map((w) => w / heaviest);
-  const offset = endpoints.map((e) => hash32(e.key, 0) % m);
-  const skip = endpoints.map((e) => (hash32(e.key, 1) % (m - 1)) + 1);
-  const next = new Float64Array(n);
+  // Each endpoint walks its permutation offset, offset + skip, offset + 2·skip, … (mod M).
+  const cursor = Int32Array.from(endpoints, (e) => hash32(e.key, 0) % m);
+  const skip = Int32Array.from(endpoints, (e) => (hash32(e.key, 1) % (m - 1)) + 1);
   // Envoy's turn rule: an endpoint of relative weight r takes a slot on
   // iterations where iteration × r has caught up with the slots it already has.
   const taken = new Float64Array(n);
@@ -53,13 +53,14 @@ function buildTable({ endpoints, weights }: Candidates): Uint16Array | Uint32Arr
     for (let i = 0; i < n && filled < m; i++) {
       if (iteration * relative[i] < taken[i]) continue;
       taken[i] += 1;
-      let slot = (offset[i] + skip[i] * next[i]) % m;
+      let slot = cursor[i];
       while (table[slot] !== empty) {
-        next[i]++;
-        slot = (offset[i] + skip[i] * next[i]) % m;
+        slot += skip[i];
+        if (slot >= m) slot -= m;
       }
       table[slot] = i;
-      next[i]++;
+      slot += skip[i];
+      cursor[i] = slot >= m ? slot - m : slot;
       filled++;
     }
   }
