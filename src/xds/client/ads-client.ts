@@ -66,10 +66,10 @@ export interface XdsTypeStatus {
 
 export interface XdsClientStatus {
   server: string;
-  /** The stream is open and the server has answered on it. */
+  /** The stream is open on a ready connection to the server. */
   connected: boolean;
   connectedAt?: Date;
-  /** Reconnection attempts since the last answer from the server. */
+  /** Reconnection attempts since the stream last worked. */
   reconnectAttempts: number;
   /** What the config waits for ("RDS outbound", "EDS outbound|80||a.default", …); empty when warm. */
   warming: string[];
@@ -139,6 +139,7 @@ export class XdsClient {
   private nodeSent = false;
   private connected = false;
   private connectedAt: Date | undefined;
+  private streamStartedAt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private warmingTimer: NodeJS.Timeout | undefined;
   private config: ProxyConfig | undefined;
@@ -222,6 +223,8 @@ export class XdsClient {
     this.grpcClient = client;
     this.call = call;
     this.nodeSent = false;
+    this.streamStartedAt = Date.now();
+    this.watchReady(client, call);
     call.on('data', (response: DeltaResponse) => {
       if (this.call === call) this.onResponse(response);
     });
@@ -264,9 +267,33 @@ export class XdsClient {
     return node;
   }
 
+  /**
+   * Marks the stream connected once its channel is READY. A server with
+   * nothing new for a reconnecting client (initial_resource_versions match)
+   * sends nothing, so an answer cannot be what says the stream works.
+   */
+  private watchReady(client: grpc.Client, call: grpc.ClientDuplexStream<object, DeltaResponse>): void {
+    const channel = client.getChannel();
+    const check = () => {
+      if (this.call !== call) return;
+      const state = channel.getConnectivityState(true);
+      if (state === grpc.connectivityState.READY) {
+        this.connected = true;
+        this.connectedAt = new Date();
+        this.log('info', 'xds connected', { server: this.options.server, node: this.options.node.id });
+        return;
+      }
+      // Any change ends the wait (closing the channel too: SHUTDOWN); so does the deadline.
+      channel.watchConnectivityState(state, Date.now() + 3_600_000, check);
+    };
+    check();
+  }
+
   private onStreamEnd(call: grpc.ClientDuplexStream<object, DeltaResponse>, status: grpc.StatusObject): void {
     if (this.call !== call) return;
     const wasConnected = this.connected;
+    // A stream that lasted worked: the next outage starts from the initial delay.
+    if (wasConnected && Date.now() - this.streamStartedAt >= this.backoffOptions.maxMs) this.backoff.reset();
     this.closeStream();
     if (this.lifecycle !== 'running') return;
     const delayMs = this.backoff.next();
@@ -293,12 +320,8 @@ export class XdsClient {
   // ---- responses ----
 
   private onResponse(response: DeltaResponse): void {
-    if (!this.connected) {
-      this.connected = true;
-      this.connectedAt = new Date();
-      this.backoff.reset();
-      this.log('info', 'xds connected', { server: this.options.server, node: this.options.node.id });
-    }
+    // The server answers: the stream works.
+    this.backoff.reset();
     const kind = kindOfTypeUrl(response.type_url);
     if (!kind) {
       this.nack(response, `weft proxy did not subscribe to ${response.type_url}`);
