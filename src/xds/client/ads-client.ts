@@ -69,7 +69,7 @@ export interface XdsClientStatus {
   /** The stream is open on a ready connection to the server. */
   connected: boolean;
   connectedAt?: Date;
-  /** Reconnection attempts since the stream last worked. */
+  /** Reconnection attempts since a stream last reached the server (0 while connected). */
   reconnectAttempts: number;
   /** What the config waits for ("RDS outbound", "EDS outbound|80||a.default", …); empty when warm. */
   warming: string[];
@@ -140,6 +140,7 @@ export class XdsClient {
   private connected = false;
   private connectedAt: Date | undefined;
   private streamStartedAt = 0;
+  private reconnectAttempts = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private warmingTimer: NodeJS.Timeout | undefined;
   private config: ProxyConfig | undefined;
@@ -197,7 +198,7 @@ export class XdsClient {
       server: this.options.server,
       connected: this.connected,
       ...(this.connectedAt ? { connectedAt: this.connectedAt } : {}),
-      reconnectAttempts: this.backoff.attempts,
+      reconnectAttempts: this.reconnectAttempts,
       warming: missingResources(this.states),
       types,
     };
@@ -280,6 +281,7 @@ export class XdsClient {
       if (state === grpc.connectivityState.READY) {
         this.connected = true;
         this.connectedAt = new Date();
+        this.reconnectAttempts = 0;
         this.log('info', 'xds connected', { server: this.options.server, node: this.options.node.id });
         return;
       }
@@ -302,7 +304,9 @@ export class XdsClient {
     this.log(wasConnected || this.backoff.attempts === 1 ? 'warn' : 'debug', 'xds stream ended, serving the last config and reconnecting', fields);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      if (this.lifecycle === 'running') this.connect();
+      if (this.lifecycle !== 'running') return;
+      this.reconnectAttempts++;
+      this.connect();
     }, delayMs);
   }
 

@@ -36,9 +36,10 @@ function unpackAnys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unpackAnys);
   if (typeof value !== 'object' || value === null) return value;
   const obj = value as Obj;
-  if (typeof obj.type_url === 'string' && typeof obj.value === 'string' && Object.keys(obj).length === 2) {
+  // An Any: type_url and (unless empty) value, nothing else.
+  if (typeof obj.type_url === 'string' && Object.keys(obj).every((k) => k === 'type_url' || k === 'value')) {
     try {
-      return { '@type': obj.type_url, ...dumpMessage(obj.type_url, Buffer.from(obj.value, 'base64')) };
+      return { '@type': obj.type_url, ...dumpMessage(obj.type_url, Buffer.from((obj.value as string | undefined) ?? '', 'base64')) };
     } catch {
       // A type outside the loaded protos: shown as it came.
       return { '@type': obj.type_url, value: obj.value };
