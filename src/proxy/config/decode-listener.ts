@@ -49,13 +49,9 @@ export function decodeListener(msg: Obj): ListenerConfig {
     if (first !== undefined) at.field('filter_chains').index(i).invalid(`matches the same connections as filter_chains[${first}]`);
     seen.set(c.destinationPort, i);
   });
-  const out: ListenerConfig = {
-    name: msg.name ?? '',
-    address,
-    port,
-    direction: DIRECTION[msg.traffic_direction ?? 'UNSPECIFIED'],
-    chains,
-  };
+  const direction = DIRECTION[msg.traffic_direction ?? 'UNSPECIFIED'];
+  if (!direction) at.field('traffic_direction').unsupported(`${msg.traffic_direction} is not supported by weft proxy yet`);
+  const out: ListenerConfig = { name: msg.name ?? '', address, port, direction, chains };
   if (msg.default_filter_chain) out.defaultChain = filterChain(at.field('default_filter_chain'), msg.default_filter_chain);
   if (chains.length === 0 && !out.defaultChain) at.field('filter_chains').invalid('needs at least one filter chain or a default_filter_chain');
   return out;
