@@ -9,6 +9,7 @@ import { createLoadBalancer, type LoadBalancer } from '../../../src/proxy/upstre
 import { selectCandidates, sortedByKey } from '../../../src/proxy/upstream/lb/candidates';
 import { MAGLEV_TABLE_SIZE } from '../../../src/proxy/upstream/lb/maglev';
 import { RingHashLb } from '../../../src/proxy/upstream/lb/ring-hash';
+import { Rng } from '../../../src/proxy/upstream/lb/rng';
 import { cluster, endpoint, endpointSet, endpoints, locality } from './fixtures';
 
 const HASHING: LbPolicy[] = ['RING_HASH', 'MAGLEV'];
@@ -80,18 +81,18 @@ test('RING_HASH: point counts follow weights; the lightest endpoint gets at leas
   const c = sortedByKey(
     selectCandidates(endpointSet(locality([endpoint('a', { weight: 1 }), endpoint('b', { weight: 3 })]))),
   );
-  const ring = new RingHashLb(c, { minRingSize: 1024, maxRingSize: 8_388_608 }, Math.random);
+  const ring = new RingHashLb(c, { minRingSize: 1024, maxRingSize: 8_388_608 }, new Rng(Math.random));
   // ceil(1024 / 4 units) = 256 per unit, above the floor of 128.
   assert.equal(ring.ringSize, 256 + 768);
-  const big = new RingHashLb(sortedByKey(selectCandidates(endpointSet(locality(endpoints(100))))), { minRingSize: 1024, maxRingSize: 8_388_608 }, Math.random);
+  const big = new RingHashLb(sortedByKey(selectCandidates(endpointSet(locality(endpoints(100))))), { minRingSize: 1024, maxRingSize: 8_388_608 }, new Rng(Math.random));
   assert.equal(big.ringSize, 100 * 128);
 });
 
 test('RING_HASH: maxRingSize caps the ring; minRingSize raises small rings', () => {
   const set = endpointSet(locality(endpoints(100)));
-  const capped = new RingHashLb(sortedByKey(selectCandidates(set)), { minRingSize: 64, maxRingSize: 1000 }, Math.random);
+  const capped = new RingHashLb(sortedByKey(selectCandidates(set)), { minRingSize: 64, maxRingSize: 1000 }, new Rng(Math.random));
   assert.equal(capped.ringSize, 1000);
-  const raised = new RingHashLb(sortedByKey(selectCandidates(set)), { minRingSize: 100_000, maxRingSize: 8_388_608 }, Math.random);
+  const raised = new RingHashLb(sortedByKey(selectCandidates(set)), { minRingSize: 100_000, maxRingSize: 8_388_608 }, new Rng(Math.random));
   assert.equal(raised.ringSize, 100_000);
 });
 

@@ -1,5 +1,6 @@
 // Walker's alias method (Vose's construction): weighted sampling in O(1) with
-// one uniform number per draw, after O(n) set-up.
+// one random draw, after O(n) set-up.
+import { RNG_RANGE } from './rng';
 
 export class AliasTable {
   readonly size: number;
@@ -30,9 +31,9 @@ export class AliasTable {
     for (const i of small) this.keep[i] = 1;
   }
 
-  /** An index drawn with probability proportional to its weight; `u` uniform in [0, 1). */
-  sample(u: number): number {
-    const x = u * this.size;
+  /** An index drawn with probability proportional to its weight; `draw` from Rng.next. */
+  sample(draw: number): number {
+    const x = (draw / RNG_RANGE) * this.size;
     const i = Math.min(x | 0, this.size - 1);
     return x - i < this.keep[i] ? i : this.alias[i];
   }

@@ -7,6 +7,7 @@
 import type { Endpoint } from '../../config/types';
 import { AliasTable } from './alias-table';
 import type { LoadBalancer } from './load-balancer';
+import type { Rng } from './rng';
 
 export class LeastRequestLb implements LoadBalancer {
   readonly size: number;
@@ -16,7 +17,7 @@ export class LeastRequestLb implements LoadBalancer {
   constructor(
     private readonly endpoints: Endpoint[],
     weights: readonly number[],
-    private readonly random: () => number,
+    private readonly rng: Rng,
     private readonly activeRequests: (e: Endpoint) => number,
   ) {
     this.size = endpoints.length;
@@ -26,8 +27,8 @@ export class LeastRequestLb implements LoadBalancer {
 
   pick(): Endpoint | undefined {
     if (this.size <= 1) return this.endpoints[0];
-    const a = this.table.sample(this.random());
-    const b = this.table.sample(this.random());
+    const a = this.table.sample(this.rng.next());
+    const b = this.table.sample(this.rng.next());
     if (a === b) return this.endpoints[a];
     const ea = this.endpoints[a];
     const eb = this.endpoints[b];

@@ -8,6 +8,7 @@ import { LeastRequestLb } from './least-request';
 import { MaglevLb } from './maglev';
 import { RandomLb } from './random';
 import { RingHashLb } from './ring-hash';
+import { Rng } from './rng';
 import { RoundRobinLb } from './round-robin';
 
 export interface PickContext {
@@ -23,7 +24,7 @@ export interface LoadBalancer {
 }
 
 export interface LbOptions {
-  /** Uniform in [0, 1); Math.random by default. */
+  /** Uniform in [0, 1); Math.random by default. Seeds the balancer's own generator (rng.ts) and picks the round robin's start. */
   random?: () => number;
   /** LEAST_REQUEST: in-flight requests per endpoint, kept by the engine. */
   activeRequests?: (e: Endpoint) => number;
@@ -41,12 +42,12 @@ export function createLoadBalancer(cluster: ClusterConfig, endpoints: EndpointSe
     case 'ROUND_ROBIN':
       return new RoundRobinLb(candidates.endpoints, candidates.weights, Math.floor(random() * n));
     case 'LEAST_REQUEST':
-      return new LeastRequestLb(candidates.endpoints, candidates.weights, random, opts.activeRequests ?? noLoad);
+      return new LeastRequestLb(candidates.endpoints, candidates.weights, new Rng(random), opts.activeRequests ?? noLoad);
     case 'RANDOM':
-      return new RandomLb(candidates.endpoints, candidates.weights, random);
+      return new RandomLb(candidates.endpoints, candidates.weights, new Rng(random));
     case 'RING_HASH':
-      return new RingHashLb(sortedByKey(candidates), cluster.ringHash, random);
+      return new RingHashLb(sortedByKey(candidates), cluster.ringHash, new Rng(random));
     case 'MAGLEV':
-      return new MaglevLb(sortedByKey(candidates), random);
+      return new MaglevLb(sortedByKey(candidates), new Rng(random));
   }
 }

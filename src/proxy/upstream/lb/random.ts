@@ -2,6 +2,7 @@
 import type { Endpoint } from '../../config/types';
 import { AliasTable } from './alias-table';
 import type { LoadBalancer } from './load-balancer';
+import type { Rng } from './rng';
 
 export class RandomLb implements LoadBalancer {
   readonly size: number;
@@ -10,7 +11,7 @@ export class RandomLb implements LoadBalancer {
   constructor(
     private readonly endpoints: Endpoint[],
     weights: readonly number[],
-    private readonly random: () => number,
+    private readonly rng: Rng,
   ) {
     this.size = endpoints.length;
     this.table = new AliasTable(weights);
@@ -18,6 +19,6 @@ export class RandomLb implements LoadBalancer {
 
   pick(): Endpoint | undefined {
     if (this.size === 0) return undefined;
-    return this.endpoints[this.table.sample(this.random())];
+    return this.endpoints[this.table.sample(this.rng.next())];
   }
 }

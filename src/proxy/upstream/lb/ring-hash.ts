@@ -18,23 +18,30 @@ import type { ClusterConfig, Endpoint } from '../../config/types';
 import { hash32 } from '../../router/hash';
 import type { Candidates } from './candidates';
 import type { LoadBalancer, PickContext } from './load-balancer';
+import type { Rng } from './rng';
 
 const MIN_POINTS_LIGHTEST = 128;
 /** Points are sorted packed as hash × 2^21 + endpoint index: exact in a double. */
 const INDEX_SPACE = 2 ** 21;
-const HASH_SPACE = 2 ** 32;
+/**
+ * Hashes are kept as int32 with the top bit flipped: the same order as the
+ * unsigned values, and small integers throughout the pick, which V8 never
+ * boxes (a uint32 above 2^31 is a double, and may be).
+ */
+const FLIP = 0x80000000 | 0;
 
 export class RingHashLb implements LoadBalancer {
   readonly size: number;
   private readonly endpoints: Endpoint[];
-  private readonly hashes: Uint32Array;
+  /** Point hashes, flipped (see FLIP), ascending. */
+  private readonly points: Int32Array;
   private readonly owners: Uint32Array;
 
   /** `candidates` in a stable order (sortedByKey): equal hashes then break ties alike everywhere. */
   constructor(
     candidates: Candidates,
     ring: ClusterConfig['ringHash'],
-    private readonly random: () => number,
+    private readonly rng: Rng,
   ) {
     const { endpoints, weights } = candidates;
     const n = endpoints.length;
@@ -51,31 +58,32 @@ export class RingHashLb implements LoadBalancer {
       for (let j = 0; j < counts[i]; j++) packed[k++] = hash32(prefix + j) * INDEX_SPACE + i;
     }
     packed.sort();
-    this.hashes = new Uint32Array(total);
+    this.points = new Int32Array(total);
     this.owners = new Uint32Array(total);
     for (let p = 0; p < total; p++) {
       const hash = Math.floor(packed[p] / INDEX_SPACE);
-      this.hashes[p] = hash;
+      this.points[p] = hash ^ FLIP;
       this.owners[p] = packed[p] - hash * INDEX_SPACE;
     }
   }
 
   /** Points on the ring (for tests and /clusters). */
   get ringSize(): number {
-    return this.hashes.length;
+    return this.points.length;
   }
 
   /** Without a hash (no hash policy applied) a random point: a weighted random pick. */
   pick(ctx?: PickContext): Endpoint | undefined {
-    const hashes = this.hashes;
-    const len = hashes.length;
+    const points = this.points;
+    const len = points.length;
     if (len === 0) return undefined;
-    const h = ctx?.hash !== undefined ? ctx.hash >>> 0 : Math.floor(this.random() * HASH_SPACE);
+    // A 30-bit draw shifted left by 2 spans the 32-bit ring.
+    const key = ctx === undefined || ctx.hash === undefined ? (this.rng.next() << 2) ^ FLIP : ctx.hash ^ FLIP;
     let lo = 0;
     let hi = len;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (hashes[mid] < h) lo = mid + 1;
+      if (points[mid] < key) lo = mid + 1;
       else hi = mid;
     }
     return this.endpoints[this.owners[lo === len ? 0 : lo]];

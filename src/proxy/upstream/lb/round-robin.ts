@@ -38,7 +38,7 @@ export class RoundRobinLb implements LoadBalancer {
       this.heap[i] = i;
       this.deadline[i] = 0.5 / weights[i];
     }
-    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i, this.heap[i], this.deadline[i]);
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i);
   }
 
   pick(): Endpoint | undefined {
@@ -46,16 +46,19 @@ export class RoundRobinLb implements LoadBalancer {
     const top = this.heap[0];
     const times = ++this.picked[top];
     // Computed afresh, not accumulated, so rounding never drifts.
-    this.siftDown(0, top, (times + 0.5) / this.weights[top]);
+    this.deadline[0] = (times + 0.5) / this.weights[top];
+    this.siftDown(0);
     return this.endpoints[top];
   }
 
-  /** Places endpoint `item` with deadline `due` at `pos`, moving smaller children up. */
-  private siftDown(pos: number, item: number, due: number): void {
+  /** Moves the entry at `pos` down to its place. (Slots, not a double argument: V8 boxes those when it does not inline.) */
+  private siftDown(pos: number): void {
     const heap = this.heap;
     const deadline = this.deadline;
     const rank = this.rank;
     const n = this.size;
+    const item = heap[pos];
+    const due = deadline[pos];
     const itemRank = rank[item];
     for (;;) {
       let child = 2 * pos + 1;
