@@ -371,6 +371,11 @@ export class XdsClient {
         state.givenUp.delete(r.name);
         changed = true;
       } catch (err) {
+        // A subscribed name rejected before it was ever held: like Envoy, warming stops waiting for it.
+        if (!type.wildcard && !state.resources.has(r.name) && !state.givenUp.has(r.name)) {
+          state.givenUp.add(r.name);
+          changed = true;
+        }
         if (err instanceof ConfigNackError) {
           errors.push(err.message);
         } else {

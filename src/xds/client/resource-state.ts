@@ -23,7 +23,7 @@ export class TypeState<T> {
   readonly resources = new Map<string, HeldResource<T>>();
   /** Subscribed names the server said do not exist: nothing to wait for. */
   readonly absent = new Set<string>();
-  /** Names warming stopped waiting for (timed out) until they arrive. */
+  /** Names warming stopped waiting for (timed out, or rejected before one was held) until one arrives. */
   readonly givenUp = new Set<string>();
   /** Names subscribed to (RDS, EDS); LDS and CDS are wildcards. */
   subscribed = new Set<string>();

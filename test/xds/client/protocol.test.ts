@@ -284,3 +284,25 @@ test('client: a broken stream keeps the config; the reconnect announces what is 
     await t.done();
   }
 });
+
+test('client: a route table rejected before one was held does not hold the config back', async () => {
+  const t = await setup({ warmingTimeoutMs: 10_000 });
+  const { s, configs } = t;
+  try {
+    await s.next(ofType(CDS));
+    s.push(CDS, [resource(CDS, 'c1', { name: 'c1', load_assignment: cla('c1', 9001) })]);
+    s.push(LDS, [resource(LDS, 'l1', listener('l1', 'r1'))]);
+    await s.next((m) => m.type_url === RDS && m.resource_names_subscribe.length > 0);
+    const bad = routes('r1', 'c1');
+    (bad.virtual_hosts[0].routes[0].route as Obj).retry_policy = { retry_on: '5xx' };
+    s.push(RDS, [resource(RDS, 'r1', bad)]);
+    assert.match((await s.next(ofType(RDS))).error_detail.message, /retry_policy is not supported/);
+    await waitFor(() => configs.length === 1, 1000, 'a config without r1, long before the warming timeout');
+    assert.equal(configs[0].routeTables.size, 0);
+    s.push(RDS, [resource(RDS, 'r1', routes('r1', 'c1'), '2')]);
+    await waitFor(() => configs.length === 2, 1000, 'the fixed route table');
+    assert.deepEqual([...configs[1].routeTables.keys()], ['r1']);
+  } finally {
+    await t.done();
+  }
+});
