@@ -43,7 +43,7 @@ function buildTable({ endpoints, weights }: Candidates): Uint16Array | Uint32Arr
   const n = endpoints.length;
   const empty = n < 0xffff ? 0xffff : 0xffffffff;
   const table = n < 0xffff ? new Uint16Array(m).fill(empty) : new Uint32Array(m).fill(empty);
-  const heaviest = Math.max(...weights);
+  const heaviest = weights.reduce((max, w) => Math.max(max, w), 0);
   const relative = weights.map((w) => w / heaviest);
   // Each endpoint walks its permutation offset, offset + skip, offset + 2·skip, … (mod M).
   const cursor = Int32Array.from(endpoints, (e) => hash32(e.key, 0) % m);

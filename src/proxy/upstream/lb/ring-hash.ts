@@ -92,7 +92,7 @@ export class RingHashLb implements LoadBalancer {
 
 function pointCounts(weights: readonly number[], ring: ClusterConfig['ringHash']): number[] {
   if (weights.length === 0) return [];
-  const lightest = Math.min(...weights);
+  const lightest = weights.reduce((min, w) => Math.min(min, w), Infinity);
   const relative = weights.map((w) => w / lightest);
   const units = relative.reduce((sum, r) => sum + r, 0);
   let perUnit = Math.max(Math.ceil(ring.minRingSize / units), MIN_POINTS_LIGHTEST);
