@@ -19,6 +19,14 @@ export const DEFAULT_CHUNKED_LIMITS: ChunkedLimits = Object.freeze({ maxExtensio
 const MAX_SIZE_DIGITS = 16;
 const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 
+/**
+ * Fields a trailer must not carry (RFC 9110 6.5.1 lets a recipient treat them
+ * as an error): framing, which the head already settled, and routing. llhttp
+ * refuses the framing ones too. Lower case; matched as the name streams by.
+ */
+const FORBIDDEN_TRAILERS = ['content-length', 'transfer-encoding', 'host'].map((n) => Uint8Array.from(n, (c) => c.charCodeAt(0)));
+const ALL_FORBIDDEN = (1 << FORBIDDEN_TRAILERS.length) - 1;
+
 // States: where the next byte belongs.
 const SIZE_FIRST = 0; // first HEXDIG of a chunk size
 const SIZE = 1; // further HEXDIGs, ';' or CR
@@ -49,6 +57,9 @@ export class ChunkedScanner {
   private remaining = 0;
   private extensionBytes = 0;
   private trailerBytes = 0;
+  /** Bytes of the current trailer name, and which FORBIDDEN_TRAILERS it still matches (bit i for entry i). */
+  private nameLength = 0;
+  private forbidden = 0;
   private error: HttpParseError | undefined;
   private decoded = 0;
 
@@ -171,14 +182,22 @@ export class ChunkedScanner {
         case TRAILER_LINE:
           this.countTrailer();
           if (c === CR) this.state = FINAL_LF;
-          else if (TCHAR[c] === 1) this.state = TRAILER_NAME;
+          else if (TCHAR[c] === 1) {
+            this.nameLength = 0;
+            this.forbidden = ALL_FORBIDDEN;
+            this.matchName(c);
+            this.state = TRAILER_NAME;
+          }
           else if (c === SP || c === HTAB) bad('obsolete line folding in the trailer section');
           else bad(c === LF ? 'bare LF in the trailer section' : 'invalid character in a trailer field name');
           break;
         case TRAILER_NAME:
           this.countTrailer();
-          if (c === 0x3a /* : */) this.state = TRAILER_VALUE;
-          else if (TCHAR[c] !== 1) bad('invalid character in a trailer field name');
+          if (c === 0x3a /* : */) {
+            if (this.forbiddenName()) bad('a framing or routing field in the trailer section');
+            this.state = TRAILER_VALUE;
+          } else if (TCHAR[c] === 1) this.matchName(c);
+          else bad('invalid character in a trailer field name');
           break;
         case TRAILER_VALUE:
           this.countTrailer();
@@ -208,6 +227,22 @@ export class ChunkedScanner {
       this.state = EXT_NAME_FIRST;
     } else if (c === CR) this.state = SIZE_LF;
     else bad(c === LF ? 'bare LF after the chunk size' : 'invalid character after the chunk size');
+  }
+
+  /** Narrows the forbidden names the trailer name still matches. `| 0x20` folds A-Z; no other tchar becomes a letter or '-'. */
+  private matchName(c: number): void {
+    const i = this.nameLength++;
+    for (let k = 0; k < FORBIDDEN_TRAILERS.length; k++) {
+      const name = FORBIDDEN_TRAILERS[k];
+      if (i >= name.length || name[i] !== (c | 0x20)) this.forbidden &= ~(1 << k);
+    }
+  }
+
+  private forbiddenName(): boolean {
+    for (let k = 0; k < FORBIDDEN_TRAILERS.length; k++) {
+      if ((this.forbidden & (1 << k)) !== 0 && FORBIDDEN_TRAILERS[k].length === this.nameLength) return true;
+    }
+    return false;
   }
 
   private countExtension(): void {

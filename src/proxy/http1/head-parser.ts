@@ -11,7 +11,7 @@
  * (one native call instead of one per string).
  */
 import { HttpParseError } from './errors';
-import { AUTHORITY_INVALID, AUTHORITY_UPPER, CR, FIELD_CHAR, HTAB, LF, SP, TARGET_CHAR, TCHAR, authority, isToken, type Latin1Buffer } from './tokens';
+import { AUTHORITY_INVALID, AUTHORITY_UPPER, CR, FIELD_CHAR, HTAB, LF, METHODS, SP, TARGET_CHAR, TCHAR, authority, isToken, type Latin1Buffer } from './tokens';
 
 export type BodyFraming = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'eof' }; // 'eof' only for responses
 
@@ -152,12 +152,16 @@ function noteField(buf: Buffer, at: number, length: number, value: string, value
       break;
     case 14:
       if (nameIs(buf, at, N_CONTENT_LENGTH)) {
+        if (tabAfter(buf, valueStart + value.length)) fail('E_HTTP_BAD_CONTENT_LENGTH', 'HTAB after the Content-Length value');
         f.contentLengthCount++;
         f.contentLength ??= value;
       }
       break;
     case 17:
-      if (nameIs(buf, at, N_TRANSFER_ENCODING)) f.transferEncoding = f.transferEncoding === undefined ? value : `${f.transferEncoding},${value}`;
+      if (nameIs(buf, at, N_TRANSFER_ENCODING)) {
+        if (tabAfter(buf, valueStart + value.length)) fail('E_HTTP_BAD_TRANSFER_ENCODING', 'HTAB after the Transfer-Encoding value');
+        f.transferEncoding = f.transferEncoding === undefined ? value : `${f.transferEncoding},${value}`;
+      }
       break;
   }
 }
@@ -170,6 +174,16 @@ const INCOMPLETE = -1;
 let offsets = new Int32Array(4 * 128);
 /** Fields found by the last walk. */
 let fieldCount = 0;
+
+/**
+ * True when the OWS between a value's end and its line's CR holds an HTAB.
+ * llhttp refuses that after Content-Length and Transfer-Encoding values (SP
+ * it allows): weft refuses it there too, never accepting framing llhttp refuses.
+ */
+function tabAfter(buf: Buffer, valueEnd: number): boolean {
+  for (let i = valueEnd; buf[i] !== CR; i++) if (buf[i] === HTAB) return true;
+  return false;
+}
 
 /**
  * Validates the header lines from `pos` (just past the start line) and notes
@@ -311,6 +325,7 @@ export function parseRequestHead(buf: Buffer, start = 0, limits: HeadLimits = DE
   if (end < 0) return notYet(buf, start, limits);
   const text = (buf as Latin1Buffer).latin1Slice(base, end);
   const method = text.slice(0, methodEnd - base);
+  if (!METHODS.has(method)) throw new HttpParseError('E_HTTP_UNKNOWN_METHOD', `method ${method} is not supported`, 501);
   const target = text.slice(targetStart - base, targetEnd - base);
   const form = targetForm(buf, method, target, targetStart);
   const f = collectFields(buf, text, base);
@@ -382,11 +397,12 @@ function requestFraming(f: Fields, minor: 0 | 1, isConnect: boolean): BodyFramin
   if (f.transferEncoding !== undefined) {
     if (f.contentLengthCount > 0) fail('E_HTTP_CL_AND_TE', 'both Content-Length and Transfer-Encoding');
     if (minor === 0) fail('E_HTTP_BAD_TRANSFER_ENCODING', 'Transfer-Encoding in an HTTP/1.0 request');
-    const codings = transferCodings(f.transferEncoding);
+    const te = f.transferEncoding;
+    const codings = transferCodings(te);
     if (codings === TE_CHUNKED_NOT_LAST) fail('E_HTTP_BAD_TRANSFER_ENCODING', 'chunked is not the last transfer coding, or is applied twice');
-    if (codings !== TE_CHUNKED) {
-      throw new HttpParseError('E_HTTP_BAD_TRANSFER_ENCODING', `unsupported transfer coding in "${f.transferEncoding}"`, 501);
-    }
+    if (codings !== TE_CHUNKED) throw new HttpParseError('E_HTTP_BAD_TRANSFER_ENCODING', `unsupported transfer coding in "${te}"`, 501);
+    // The one accepted spelling: llhttp refuses some list forms RFC 9110 allows ("chunked,").
+    if (!equalsLower(te, 0, te.length, 'chunked')) fail('E_HTTP_BAD_TRANSFER_ENCODING', 'empty list elements around chunked');
     body = CHUNKED;
   } else if (f.contentLengthCount > 0) {
     body = { kind: 'length', length: contentLength(f) };

@@ -47,6 +47,16 @@ export const HEX = ((): Int8Array => {
   return t;
 })();
 
+/**
+ * Request methods parsed: those of the IANA registry that llhttp knows (what
+ * node:http, and so many upstreams here, accept). Another token is answered
+ * 501 (RFC 9110 9.1) rather than forwarded to an upstream that may refuse it.
+ */
+export const METHODS: ReadonlySet<string> = new Set(
+  ('ACL BIND CHECKOUT CONNECT COPY DELETE GET HEAD LINK LOCK M-SEARCH MERGE MKACTIVITY MKCALENDAR MKCOL MOVE NOTIFY OPTIONS ' +
+    'PATCH POST PROPFIND PROPPATCH PURGE PUT QUERY REBIND REPORT SEARCH SOURCE SUBSCRIBE TRACE UNBIND UNLINK UNLOCK UNSUBSCRIBE').split(' '),
+);
+
 export const CR = 0x0d;
 export const LF = 0x0a;
 export const SP = 0x20;
