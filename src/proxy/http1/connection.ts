@@ -110,11 +110,11 @@ export class Http1Connection {
       const ex = new Exchange(this, head, buf.subarray(0, head.headLength));
       this.exchange = ex;
       const rest = buf.length > head.headLength ? buf.subarray(head.headLength) : undefined;
+      // Body bytes already here are checked (and queued) before the exchange starts: a malformed
+      // chunked body in the same read as its head is refused before the head goes upstream.
+      const end = rest && ex.wantsRequestBody ? ex.requestBody(rest, 0) : 0;
       ex.start();
-      if (rest) {
-        const end = ex.wantsRequestBody ? ex.requestBody(rest, 0) : 0;
-        if (end >= 0 && end < rest.length) this.buf = rest.subarray(end);
-      }
+      if (rest && end >= 0 && end < rest.length) this.buf = rest.subarray(end);
     }
     if (!this.exchange && !this.buf && this.clientEnded) this.socket.end();
   }

@@ -80,6 +80,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
   // ---- request side ----
 
   start(): void {
+    if (this.finished) return; // the body bytes that came with the head were malformed: refused already
     const { runtime, table } = this.conn.ctx.resolve();
     const direction = this.conn.ctx.direction;
     if (this.head.method === 'CONNECT') {
@@ -117,9 +118,12 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     }
     const route = this.route!;
     const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(this.head.path, action, route.match) : this.head.path;
-    this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, this.reqFraming.kind !== 'none');
+    const hasBody = this.head.body.kind === 'length' && this.head.body.length > 0;
+    this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody);
     if (this.queued) for (const chunk of this.queued.splice(0)) this.bridge.write(chunk);
     this.queuedBytes = 0;
+    // The whole body may have come with the head, before the bridge existed.
+    if (hasBody && this.reqFraming.kind === 'none') this.bridge.end();
   }
 
   // ---- BridgeHost: the HTTP/2 upstream's answers ----
@@ -170,15 +174,20 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     this.upstream = upstream;
     upstream.handler = this;
     upstream.requests++;
-    const ok = upstream.socket.write(this.requestHeadBytes());
     this.headSent = true;
-    if (this.queued) {
-      for (const chunk of this.queued) upstream.socket.write(chunk);
-      this.queued = undefined;
-      this.queuedBytes = 0;
-      if (this.conn.socket.isPaused()) this.conn.socket.resume();
+    if (!this.queued) {
+      if (!upstream.socket.write(this.requestHeadBytes())) this.conn.socket.pause();
+      return;
     }
-    if (!ok) this.conn.socket.pause();
+    // Head and the body bytes that arrived meanwhile leave in one writev.
+    upstream.socket.cork();
+    upstream.socket.write(this.requestHeadBytes());
+    for (const chunk of this.queued) upstream.socket.write(chunk);
+    upstream.socket.uncork();
+    this.queued = undefined;
+    this.queuedBytes = 0;
+    if (upstream.socket.writableNeedDrain) this.conn.socket.pause();
+    else if (this.conn.socket.isPaused()) this.conn.socket.resume();
   }
 
   /** The head to send upstream: the received bytes when nothing must change, else rebuilt. */
@@ -353,11 +362,18 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
       if (rest) this.unusable(); // bytes after a bodiless response: the upstream misbehaves
       return this.complete(keepOpen);
     }
+    if (!rest) return this.writeDownstream(out);
+    // One write for head and body when the head goes out as received: one syscall per response.
+    if (asIs) return this.responseBody(buf, head.headLength, 0);
+    const socket = this.conn.socket;
+    socket.cork();
     this.writeDownstream(out);
-    if (rest) this.responseBody(rest, 0);
+    this.responseBody(rest, 0);
+    socket.uncork();
   }
 
-  private responseBody(buf: Buffer, start: number): void {
+  /** Forwards the response body bytes in buf[start…], writing buf[writeFrom…end) (writeFrom < start carries the head along). */
+  private responseBody(buf: Buffer, start: number, writeFrom = start): void {
     const f = this.resFraming!;
     let end = buf.length;
     let done = false;
@@ -380,7 +396,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
         return this.abortDownstream();
       }
     }
-    if (end > start) this.writeDownstream(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    if (end > writeFrom) this.writeDownstream(writeFrom === 0 && end === buf.length ? buf : buf.subarray(writeFrom, end));
     if (!done) return;
     if (end < buf.length) this.unusable();
     this.complete(this.keepDownstreamOpen(this.resHead!));
@@ -466,6 +482,8 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     let path = action.path ?? pathOnly;
     if (action.prefixRewrite !== undefined && this.route && this.route.match.path.kind !== 'regex') {
       path = action.prefixRewrite + pathOnly.slice(this.route.match.path.value.length);
+    } else if (action.regexRewrite) {
+      path = pathOnly.replace(action.regexRewrite.regex, action.regexRewrite.substitution);
     }
     const host = (action.host ?? this.head.host.replace(/:\d+$/, '')) + (action.port ? `:${action.port}` : '');
     const location = `${action.scheme ?? 'http'}://${host}${path}${query}`;
