@@ -61,6 +61,9 @@ export class Http1Connection {
   }
 
   private onData(chunk: Buffer): void {
+    // Closing: what the client still sends (the rest of a refused body, a request after
+    // "connection: close") is never read as a request.
+    if (this.closed) return;
     if (!this.sawFirstBytes && this.ctx.h2) {
       const data = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
       const n = Math.min(data.length, H2_PREFACE.length);
@@ -124,6 +127,7 @@ export class Http1Connection {
     if (this.exchange !== ex) return;
     this.exchange = undefined;
     if (!keepOpen || this.closed) {
+      this.closed = true;
       this.buf = undefined;
       this.socket.end();
       return;

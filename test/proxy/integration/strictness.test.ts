@@ -157,3 +157,41 @@ test('strictness: a chunked body that goes bad after its head was forwarded cuts
   assert.ok(upstream.connections >= closedBefore);
   await expectServed();
 });
+
+test('strictness: the body of a request answered locally is never read as a request (no smuggling past a local reply)', async () => {
+  const before = { requests, bytes: upstream.bytes };
+  const inner = `GET /smuggled HTTP/1.1\r\n${H}\r\n`;
+  const client = await RawClient.connect(sc.outboundPort);
+  try {
+    // No route for this host: 404 while the body is still to come; the body holds a request for alpha.
+    client.write(`POST /x HTTP/1.1\r\nHost: nowhere.example\r\nContent-Length: ${inner.length}\r\n\r\n`);
+    const res = await client.readResponse('POST');
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.connection, 'close');
+    client.write(inner);
+    await client.waitEnd(2000);
+    await sleep(50);
+  } finally {
+    client.destroy();
+  }
+  assert.equal(requests, before.requests, 'the body went nowhere');
+  assert.equal(upstream.bytes, before.bytes);
+});
+
+test('strictness: after "connection: close" a further request on that connection is not forwarded', async () => {
+  const before = requests;
+  const client = await RawClient.connect(sc.outboundPort);
+  try {
+    client.write(`GET /one HTTP/1.1\r\n${H}Connection: close\r\n\r\n`);
+    const res = await client.readResponse();
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.connection, 'close');
+    client.write(`GET /two HTTP/1.1\r\n${H}\r\n`);
+    await client.waitEnd(2000);
+    await sleep(50);
+    assert.equal(client.buffered.length, 0, 'no second response');
+  } finally {
+    client.destroy();
+  }
+  assert.equal(requests, before + 1, 'only the first request went upstream');
+});
