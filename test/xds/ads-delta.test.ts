@@ -168,3 +168,20 @@ test('delta: explicit "*" subscribes to everything; unsubscribing "*" stops it',
     await h.close();
   }
 });
+
+test('delta: a wildcard subscription to a type with no resources still gets one (empty) answer', async () => {
+  const h = await startHarness();
+  const s = new TestStream(h.port, 'delta');
+  try {
+    // The fixture generator emits no Secret: the client must not be left waiting.
+    s.send({ node: NODE, type_url: TYPE_URL.Secret, resource_names_subscribe: ['*'] });
+    const sds = await s.next();
+    assert.equal(sds.type_url, TYPE_URL.Secret);
+    assert.deepEqual(sds.resources, []);
+    s.send(deltaAck(sds));
+    assert.ok(await s.quiet(), 'and only once');
+  } finally {
+    s.close();
+    await h.close();
+  }
+});

@@ -32,7 +32,6 @@
 //
 // Regexes are RE2 (see re2.ts); matchers match the whole value, regex_rewrite
 // replaces every match and its substitution is converted to replace() syntax.
-import type { RedirectActionWithRegex } from './extensions';
 import { FieldPath, onlyFields } from './nack';
 import { bool, durationMs, regexMatcher, u32, type Obj } from './read-proto';
 import { re2Substitution, Re2SyntaxError } from './re2';
@@ -47,6 +46,7 @@ import type {
   RouteMatch,
   RouteTable,
   VirtualHost,
+  RedirectAction,
   WeightedCluster,
 } from './types';
 
@@ -380,7 +380,7 @@ function hashPolicy(at: FieldPath, h: Obj): HashPolicy {
   }
 }
 
-const REDIRECT_STATUS: Record<string, RedirectActionWithRegex['status']> = {
+const REDIRECT_STATUS: Record<string, RedirectAction['status']> = {
   MOVED_PERMANENTLY: 301,
   FOUND: 302,
   SEE_OTHER: 303,
@@ -388,7 +388,7 @@ const REDIRECT_STATUS: Record<string, RedirectActionWithRegex['status']> = {
   PERMANENT_REDIRECT: 308,
 };
 
-function redirectAction(at: FieldPath, r: Obj): RedirectActionWithRegex {
+function redirectAction(at: FieldPath, r: Obj): RedirectAction {
   onlyFields(at, `${T}RedirectAction`, r, [
     'https_redirect',
     'scheme_redirect',
@@ -401,7 +401,7 @@ function redirectAction(at: FieldPath, r: Obj): RedirectActionWithRegex {
   ]);
   const status = REDIRECT_STATUS[r.response_code ?? 'MOVED_PERMANENTLY'];
   if (!status) at.field('response_code').invalid(`unknown code ${r.response_code}`);
-  const out: RedirectActionWithRegex = { kind: 'redirect', status };
+  const out: RedirectAction = { kind: 'redirect', status };
   if (r.https_redirect) out.scheme = 'https';
   else if (r.scheme_redirect) out.scheme = r.scheme_redirect.toLowerCase();
   if (r.host_redirect) out.host = r.host_redirect;

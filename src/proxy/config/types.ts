@@ -150,6 +150,8 @@ export interface RedirectAction {
   port?: number;
   path?: string;
   prefixRewrite?: string;
+  /** Gateway API ReplacePrefixMatch "/" on a longer prefix ("/a/b" → "/b"): String.prototype.replace syntax. */
+  regexRewrite?: { regex: RegExp; substitution: string };
   status: 301 | 302 | 303 | 307 | 308;
 }
 

@@ -39,6 +39,8 @@ export interface DeltaWatchRequest {
   subscribed: ReadonlySet<string>;
   /** name → the resource version the client holds (ABSENT: told it does not exist). */
   known: ReadonlyMap<string, string>;
+  /** Nothing was sent for this type on the stream yet: even an empty answer tells a wildcard client the state. */
+  initial?: boolean;
 }
 
 export interface DeltaResponse {
@@ -79,6 +81,7 @@ export function deltaAnswer(snap: TypeSnapshot, req: DeltaWatchRequest): DeltaRe
   } else {
     for (const name of req.subscribed) consider(name);
   }
-  if (resources.length === 0 && removed.length === 0) return undefined;
+  // A wildcard subscriber with nothing to receive still gets one answer, or it would wait for warming to time out.
+  if (resources.length === 0 && removed.length === 0 && !(req.wildcard && req.initial)) return undefined;
   return { typeUrl: req.typeUrl, systemVersion: snap.version, resources, removed };
 }

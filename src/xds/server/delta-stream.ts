@@ -75,6 +75,7 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequestMessage, DeltaTy
         wildcard: state.wildcard,
         subscribed: state.subscribed,
         known: state.known,
+        initial: state.sentVersion === undefined,
       },
       (response) => this.respond(state, response),
     );

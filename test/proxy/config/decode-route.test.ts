@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { decodeRouteConfiguration } from '../../../src/proxy/config/decode-route';
-import type { RedirectActionWithRegex } from '../../../src/proxy/config/extensions';
-import type { Route, RouteAction } from '../../../src/proxy/config/types';
+import type { RedirectAction, Route, RouteAction } from '../../../src/proxy/config/types';
 import { anyOf, nack, plain, translated, TYPE_URL, wire, type Obj } from './helpers';
 
 const MESH = `
@@ -180,7 +179,7 @@ test('route: translator output — redirects (incl. regex_rewrite, a local exten
     port: 8443,
     prefixRewrite: '/new',
   });
-  const gone = routeNamed(api.routes, R(4)).action as RedirectActionWithRegex;
+  const gone = routeNamed(api.routes, R(4)).action as RedirectAction;
   assert.equal(gone.status, 302);
   assert.ok(gone.regexRewrite);
   assert.equal('/gone/x'.replace(gone.regexRewrite.regex, gone.regexRewrite.substitution), '/x');
