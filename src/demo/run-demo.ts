@@ -54,11 +54,12 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     const child = spawn(
       process.execPath,
       [bin, 'run', '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
-      { env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      // Own process groups: Ctrl-C reaches the demo only, which stops each unit in order.
+      { env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     prefixLines(child.stdout!, `[${app.service}] `, opts.out);
     prefixLines(child.stderr!, `[${app.service}] `, opts.out);
-    child.on('exit', (code) => opts.out.write(`[${app.service}] exited with code ${code}\n`));
+    child.on('exit', (code, signal) => opts.out.write(`[${app.service}] exited ${signal ? `on ${signal}` : `with code ${code}`}\n`));
     children.push(child);
   }
   const storefrontUrl = `http://127.0.0.1:${opts.storefrontPort}/`;

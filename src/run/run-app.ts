@@ -57,6 +57,8 @@ export async function runApp(opts: RunOptions): Promise<number> {
   const proxyUrl = `http://127.0.0.1:${outboundPort}`;
   const app = spawn(opts.command[0], opts.command.slice(1), {
     stdio: 'inherit',
+    // Its own process group: a Ctrl-C at the terminal reaches weft run, which drains before stopping the app.
+    detached: true,
     env: {
       ...process.env,
       HTTP_PROXY: proxyUrl,
