@@ -5,7 +5,10 @@
  * across reads. Chunk data is skipped in one step, never looked at.
  */
 import { HttpParseError } from './errors';
-import { CR, FIELD_CHAR, HEX, HTAB, LF, QDTEXT, QUOTED_PAIR, SP, TCHAR } from './tokens';
+import * as tokens from './tokens';
+
+// Module-level copies of the byte tables and constants, not a load from the module object per byte.
+const { FIELD_CHAR, HEX, QDTEXT, QUOTED_PAIR, TCHAR, CR, HTAB, LF, SP } = tokens;
 
 export interface ChunkedLimits {
   /** Bytes of chunk extensions on one chunk-size line. */
@@ -187,8 +190,7 @@ export class ChunkedScanner {
             this.forbidden = ALL_FORBIDDEN;
             this.matchName(c);
             this.state = TRAILER_NAME;
-          }
-          else if (c === SP || c === HTAB) bad('obsolete line folding in the trailer section');
+          } else if (c === SP || c === HTAB) bad('obsolete line folding in the trailer section');
           else bad(c === LF ? 'bare LF in the trailer section' : 'invalid character in a trailer field name');
           break;
         case TRAILER_NAME:
