@@ -1,10 +1,9 @@
-import { isIPv6 } from 'node:net';
-
 /**
  * Byte classes and small grammar checks of RFC 9110/9112 (and RFC 3986 for
  * authorities). Byte classes are 256-entry tables: a parser tests a byte with
  * one indexed load instead of a regex or a chain of comparisons.
  */
+import { isIPv6 } from 'node:net';
 
 function table(pred: (b: number) => boolean): Uint8Array {
   const t = new Uint8Array(256);

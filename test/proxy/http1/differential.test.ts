@@ -138,6 +138,35 @@ test(`${MUTANTS} seeded mutations of the corpus (seed ${SEED})`, async (t) => {
   await runCases(t, cases);
 });
 
+/** Positions where a single byte decides between parsers: each gets all 256 byte values. */
+const BYTE_SLOTS: [string, (ch: string) => string][] = [
+  ['method', (ch) => `G${ch}ET / HTTP/1.1\r\nHost: a\r\n\r\n`],
+  ['target start', (ch) => `GET ${ch}a HTTP/1.1\r\nHost: a\r\n\r\n`],
+  ['target', (ch) => `GET /a${ch}b HTTP/1.1\r\nHost: a\r\n\r\n`],
+  ['absolute-form host', (ch) => `GET http://a${ch}b/ HTTP/1.1\r\nHost: a\r\n\r\n`],
+  ['version', (ch) => `GET / HTTP/1.${ch}\r\nHost: a\r\n\r\n`],
+  ['header name', (ch) => `GET / HTTP/1.1\r\nHost: a\r\nX${ch}Y: 1\r\n\r\n`],
+  ['header value', (ch) => `GET / HTTP/1.1\r\nHost: a\r\nX: a${ch}b\r\n\r\n`],
+  ['header value start', (ch) => `GET / HTTP/1.1\r\nHost: a\r\nX: ${ch}b\r\n\r\n`],
+  ['header value end', (ch) => `GET / HTTP/1.1\r\nHost: a\r\nX: b${ch}\r\n\r\n`],
+  ['Host', (ch) => `GET / HTTP/1.1\r\nHost: a${ch}b\r\n\r\n`],
+  ['Content-Length', (ch) => `POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1${ch}\r\n\r\nxxxxxxxxxxxxxxxxxxxx`],
+  ['Transfer-Encoding', (ch) => `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked${ch}\r\n\r\n0\r\n\r\n`],
+  ['chunk size', (ch) => `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1${ch}\r\nx\r\n0\r\n\r\n`],
+  ['chunk extension name', (ch) => `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;a${ch}\r\nx\r\n0\r\n\r\n`],
+  ['quoted chunk extension value', (ch) => `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;a="${ch}"\r\nx\r\n0\r\n\r\n`],
+  ['chunk data end', (ch) => `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx${ch}\n0\r\n\r\n`],
+  ['trailer field', (ch) => `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX${ch}: a${ch}\r\n\r\n`],
+];
+
+test('every byte value in each position where one byte decides', async (t) => {
+  const cases: Case[] = [];
+  for (const [slot, make] of BYTE_SLOTS) {
+    for (let b = 0; b < 256; b++) cases.push({ name: `${slot}, byte 0x${b.toString(16).padStart(2, '0')}`, raw: make(String.fromCharCode(b)) });
+  }
+  await runCases(t, cases);
+});
+
 test('the corpus keeps its purpose: valid messages both accept, smuggling attempts weft refuses', () => {
   const accepted = CORPUS.filter((c) => weftVerdict(bytes(c.raw)).kind === 'accepted').map((c) => c.name);
   for (const name of ['POST chunked', 'chunked with extensions and trailers', 'absolute-form', 'CONNECT', 'pipelined requests']) assert.ok(accepted.includes(name), name);
