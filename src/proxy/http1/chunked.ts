@@ -73,7 +73,7 @@ export class ChunkedScanner {
     return this.state === DONE;
   }
 
-  /** Chunk data bytes seen so far: the length of the decoded body. */
+  /** The sizes of the chunks begun so far; once done, the decoded body's length. */
   get dataLength(): number {
     return this.decoded;
   }
