@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import type { Logger } from '../observe/log';
-import { startProxy, type Proxy } from '../proxy/proxy';
+import { startProxy } from '../proxy/proxy';
 import { RegistrationClient } from './registration-client';
 
 export interface RunOptions {
@@ -71,6 +71,12 @@ export async function runApp(opts: RunOptions): Promise<number> {
       ...(opts.port !== undefined ? { PORT: String(opts.port) } : {}),
     },
   });
+  // If weft run itself goes away (an uncaught error, process.exit), the app goes too:
+  // in its own process group it would otherwise outlive its sidecar.
+  const killOrphan = () => {
+    if (app.exitCode === null && app.signalCode === null) app.kill('SIGKILL');
+  };
+  process.once('exit', killOrphan);
   const exited = new Promise<number>((resolve) => {
     app.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : 1)));
     app.once('error', (err) => {
@@ -79,25 +85,8 @@ export async function runApp(opts: RunOptions): Promise<number> {
     });
   });
 
+  // Signals are ours from the moment the app exists: a SIGTERM during start-up must not orphan it.
   let registration: RegistrationClient | undefined;
-  if (opts.port !== undefined && opts.service) {
-    const reachable = await Promise.race([waitForPort(opts.port, 60_000).then(() => true), exited.then(() => false)]);
-    if (reachable) {
-      registration = new RegistrationClient(opts.api, log);
-      try {
-        await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone });
-      } catch (err) {
-        // An instance that cannot join the mesh should not pretend to: stop it and say why.
-        log('error', 'registration failed; stopping the app', { error: String(err) });
-        registration = undefined;
-        stopApp(app, opts.stopGraceMs);
-        await exited;
-        await stopProxy(proxy);
-        return 1;
-      }
-    }
-  }
-
   let draining = false;
   const drain = async (signal: NodeJS.Signals) => {
     if (draining) return;
@@ -111,17 +100,31 @@ export async function runApp(opts: RunOptions): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
+  if (opts.port !== undefined && opts.service) {
+    const reachable = await Promise.race([waitForPort(opts.port, 60_000).then(() => true), exited.then(() => false)]);
+    if (reachable && !draining) {
+      registration = new RegistrationClient(opts.api, log);
+      try {
+        await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone });
+      } catch (err) {
+        // An instance that cannot join the mesh should not pretend to: stop it and say why.
+        log('error', 'registration failed; stopping the app', { error: String(err) });
+        registration = undefined;
+        stopApp(app, opts.stopGraceMs);
+        await exited;
+        await proxy.close();
+        return 1;
+      }
+    }
+  }
+
   const code = await exited;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   log('info', 'app exited', { code });
   await registration?.deregister();
-  await stopProxy(proxy);
-  return code;
-}
-
-async function stopProxy(proxy: Proxy): Promise<void> {
   await proxy.close();
+  return code;
 }
 
 function stopApp(app: ChildProcess, graceMs: number): void {

@@ -124,6 +124,7 @@ export interface RouteAction {
   retry?: RetryPolicy;
   hashPolicies: HashPolicy[];
   prefixRewrite?: string;
+  /** `substitution` in String.prototype.replace syntax ($1, $&, $$), as re2Substitution() produces. */
   regexRewrite?: { regex: RegExp; substitution: string };
   hostRewrite?: string;
   mirrors: { cluster: string; percent: number }[];

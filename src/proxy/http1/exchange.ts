@@ -5,7 +5,7 @@
 // response flag saying why.
 import type { Endpoint, Route, RouteAction } from '../config/types';
 import type { RequestInfo, RouteMatchResult } from '../router/route-table';
-import { requestHash } from '../router/hash';
+import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import type { ClusterRuntime } from '../runtime';
@@ -102,7 +102,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     if (cluster.load.active >= cluster.config.limits.maxRequests) {
       return this.reply(503, 'UO', `cluster ${clusterName} is at its limit of ${cluster.config.limits.maxRequests} requests`, clusterName);
     }
-    const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, this.conn.socket.remoteAddress ?? '') : undefined;
+    const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, sourceIp(this.conn.socket.remoteAddress)) : undefined;
     const endpoint = cluster.lb.pick(hash === undefined ? undefined : { hash });
     if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${clusterName}`, clusterName);
     this.endpoint = endpoint;

@@ -8,7 +8,7 @@ import type * as net from 'node:net';
 import type { Route, RouteAction } from '../config/types';
 import type { HttpChainContext } from '../http1/connection';
 import { RESPONSE_FLAGS_HEADER } from '../http1/head-writer';
-import { requestHash } from '../router/hash';
+import { requestHash, sourceIp } from '../router/hash';
 import type { RequestInfo } from '../router/route-table';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
@@ -90,7 +90,7 @@ class H2Exchange implements RequestInfo {
     const cluster = runtime.cluster(name);
     if (!cluster) return this.reply(503, 'NC', `cluster ${name} is not configured`, name);
     if (cluster.load.active >= cluster.config.limits.maxRequests) return this.reply(503, 'UO', `cluster ${name} is at its request limit`, name);
-    const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, this.stream.session?.socket?.remoteAddress ?? '') : undefined;
+    const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, sourceIp(this.stream.session?.socket?.remoteAddress)) : undefined;
     const endpoint = cluster.lb.pick(hash === undefined ? undefined : { hash });
     if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${name}`, name);
     this.cluster = cluster;

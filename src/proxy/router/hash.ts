@@ -77,3 +77,9 @@ export function cookieValue(header: string, name: string): string | undefined {
   }
   return undefined;
 }
+
+/** The client address as hash policies see it: IPv4-mapped IPv6 ("::ffff:10.0.0.1") written as IPv4, so every sidecar hashes the same text. */
+export function sourceIp(remoteAddress: string | undefined): string {
+  if (!remoteAddress) return '';
+  return remoteAddress.startsWith('::ffff:') && remoteAddress.includes('.') ? remoteAddress.slice(7) : remoteAddress;
+}

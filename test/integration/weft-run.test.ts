@@ -1,0 +1,99 @@
+// `weft run` end to end: a real control plane, the real CLI as a child
+// process, real apps.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
+import { silentLogger } from '../../src/observe/log';
+import { freePort } from '../../src/run/run-app';
+import { serviceYaml } from '../helpers/resources';
+import { tempDir, waitFor } from '../helpers/tmp';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BIN = path.join(ROOT, 'bin/weft.js');
+let cp: ControlPlane;
+let backend: http.Server;
+let backendPort: number;
+
+before(async () => {
+  backend = http.createServer((req, res) => res.end(`backend saw ${req.headers.host}${req.url}`));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  backendPort = (backend.address() as { port: number }).port;
+  const config = tempDir();
+  fs.writeFileSync(
+    path.join(config, 'mesh.yaml'),
+    serviceYaml('web', 8080) + '---\n' + serviceYaml('backend', 9000, 'http', `  endpoints: [{ address: 127.0.0.1, port: ${backendPort} }]\n`),
+  );
+  cp = await startControlPlane({ configDir: config, dataDir: tempDir(), xdsPort: 0, apiPort: 0, log: silentLogger });
+});
+
+after(async () => {
+  await cp.close();
+  backend.close();
+});
+
+/** Starts `weft run`; resolves its exit code and collects its output. */
+function weftRun(args: string[], command: string[]) {
+  const child = spawn(process.execPath, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.5', ...args, '--', ...command], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
+
+/** A tiny app: calls backend through HTTP_PROXY at start (proving the sidecar was ready), then serves. */
+const APP = `
+const http = require('node:http');
+const proxy = new URL(process.env.HTTP_PROXY);
+http.get({ host: proxy.hostname, port: proxy.port, path: 'http://backend:9000/hello', headers: { host: 'backend:9000' } }, (res) => {
+  let body = ''; res.on('data', (d) => body += d); res.on('end', () => console.log('FIRST CALL', res.statusCode, body));
+}).on('error', (e) => console.log('FIRST CALL FAILED', e.message));
+const srv = http.createServer((q, s) => s.end('app here')).listen(Number(process.env.PORT), '127.0.0.1');
+process.on('SIGTERM', () => { console.log('APP GOT SIGTERM'); srv.close(() => process.exit(0)); });
+`;
+
+test('an app under weft run calls the mesh through its sidecar from its first line, and is registered while it runs', async () => {
+  const port = await freePort();
+  const run = weftRun(['--service', 'web', '--port', String(port)], [process.execPath, '-e', APP]);
+  await waitFor(() => /FIRST CALL/.test(run.output()), 15_000, 'the app made its first call');
+  assert.match(run.output(), /FIRST CALL 200 backend saw backend:9000\/hello/);
+  await waitFor(() => (cp.registry.endpoints().get('default/web') ?? []).length === 1, 10_000, 'registered');
+  const [endpoint] = cp.registry.endpoints().get('default/web')!;
+  assert.equal(endpoint.health, 'healthy');
+
+  // The registered endpoint is the sidecar's inbound port, which forwards to the app.
+  const viaSidecar = await fetch(`http://127.0.0.1:${endpoint.ports.p}/`).then((r) => r.text());
+  assert.equal(viaSidecar, 'app here');
+
+  // SIGTERM: draining first (callers move away), then the app is stopped, then deregistered.
+  run.child.kill('SIGTERM');
+  await waitFor(() => cp.registry.endpoints().get('default/web')?.[0]?.health === 'draining', 2000, 'draining');
+  assert.equal(await run.exited, 0);
+  assert.match(run.output(), /APP GOT SIGTERM/);
+  assert.deepEqual(cp.registry.endpoints().get('default/web'), []);
+});
+
+test("a batch job's exit code is weft run's exit code, and nothing stays registered", async () => {
+  const run = weftRun(['--service', 'web'], [process.execPath, '-e', 'setTimeout(() => process.exit(3), 100)']);
+  assert.equal(await run.exited, 3);
+  const crashed = weftRun([], [process.execPath, '-e', 'throw new Error("boom")']);
+  assert.equal(await crashed.exited, 1);
+  const missing = weftRun([], ['/nonexistent/program']);
+  assert.equal(await missing.exited, 127);
+  assert.deepEqual(cp.registry.endpoints().get('default/web'), []);
+});
+
+test('an app that exits on its own deregisters at once', async () => {
+  const port = await freePort();
+  const app = `require('node:http').createServer((q, s) => s.end()).listen(${port}, '127.0.0.1', () => setTimeout(() => process.exit(0), 1500));`;
+  const run = weftRun(['--service', 'web', '--port', String(port)], [process.execPath, '-e', app]);
+  await waitFor(() => (cp.registry.endpoints().get('default/web') ?? []).length === 1, 10_000, 'registered');
+  assert.equal(await run.exited, 0);
+  assert.deepEqual(cp.registry.endpoints().get('default/web'), []);
+});
