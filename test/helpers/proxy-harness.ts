@@ -20,6 +20,21 @@ export { waitFor } from './tmp';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Options for every integration test: bounded in time. */
+export const T = { timeout: 15_000 };
+
+/**
+ * Call last in a file's `after`: if something still holds the event loop
+ * 5 s after teardown (a connection nobody closed), the file fails instead
+ * of hanging the suite. The timer is unref'd, so a clean exit never waits.
+ */
+export function exitGuard(): void {
+  setTimeout(() => {
+    process.stderr.write('proxy-harness: handles still open 5 s after teardown; failing the file\n');
+    process.exit(1);
+  }, 5000).unref();
+}
+
 /** A port free on 127.0.0.1 right now (for sidecar listeners, whose ports travel in node metadata). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -187,6 +202,7 @@ export class Mesh {
   }
 
   async close(): Promise<void> {
+    for (const c of RawClient.open) c.destroy();
     for (const sc of this.sidecars.splice(0)) await sc.close().catch(() => {});
     await this.stopControlPlane();
   }
@@ -387,12 +403,15 @@ export interface RawResponse {
  * closed the connection).
  */
 export class RawClient {
+  /** Clients not closed yet: Mesh.close() destroys them so a failed test cannot hold a sidecar open. */
+  static readonly open = new Set<RawClient>();
   private buf = Buffer.alloc(0);
   ended = false;
   closed = false;
   private waiters: (() => void)[] = [];
 
   private constructor(readonly socket: net.Socket) {
+    RawClient.open.add(this);
     socket.on('data', (c: Buffer) => {
       this.buf = Buffer.concat([this.buf, c]);
       this.wake();
@@ -403,6 +422,7 @@ export class RawClient {
     });
     socket.on('error', () => {});
     socket.on('close', () => {
+      RawClient.open.delete(this);
       this.closed = true;
       this.ended = true;
       this.wake();

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
-import { docs, HttpUpstream, Mesh, rawRoundTrip, request, serviceYaml, type Sidecar } from '../../helpers/proxy-harness';
+import { docs, HttpUpstream, Mesh, rawRoundTrip, request, serviceYaml, type Sidecar, T, exitGuard } from '../../helpers/proxy-harness';
 
 let mesh: Mesh;
 let sc: Sidecar;
@@ -72,11 +72,12 @@ before(async () => {
 after(async () => {
   await mesh.close();
   await Promise.all([alpha, beta, gamma, v1, v2].map((u) => u.close()));
+  exitGuard();
 });
 
 const get = (host: string, path = '/', headers: http.OutgoingHttpHeaders = {}, method = 'GET') => request(sc.outboundPort, { host, path, headers, method });
 
-test('routing: every Host form of a service reaches it; another namespace needs its namespace', async () => {
+test('routing: every Host form of a service reaches it; another namespace needs its namespace', T, async () => {
   const cases: [string, string][] = [
     ['alpha', 'alpha'],
     ['alpha:80', 'alpha'],
@@ -105,7 +106,7 @@ test('routing: every Host form of a service reaches it; another namespace needs 
   }
 });
 
-test('routing: an absolute-form target routes by its authority, and the upstream gets origin-form with that Host', async () => {
+test('routing: an absolute-form target routes by its authority, and the upstream gets origin-form with that Host', T, async () => {
   const before = beta.requests;
   const res = await rawRoundTrip(sc.outboundPort, 'GET http://beta:8080/abs/path?q=1 HTTP/1.1\r\nHost: ignored.example\r\n\r\n');
   assert.equal(res.status, 200, res.rawHead);
@@ -123,7 +124,7 @@ test('routing: an absolute-form target routes by its authority, and the upstream
   assert.equal(viaProxy.json().url, '/fwd');
 });
 
-test('routing: path, header, method and query matches choose the backend', async () => {
+test('routing: path, header, method and query matches choose the backend', T, async () => {
   const cases: { path: string; headers?: http.OutgoingHttpHeaders; method?: string; to: string }[] = [
     { path: '/exact', to: 'v2' },
     { path: '/exact/more', to: 'v1' },
@@ -145,7 +146,7 @@ test('routing: path, header, method and query matches choose the backend', async
   }
 });
 
-test('routing: an 80/20 split over 1000 requests lands within tolerance', async () => {
+test('routing: an 80/20 split over 1000 requests lands within tolerance', T, async () => {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const counts: Record<string, number> = { v1: 0, v2: 0 };
   try {
@@ -164,7 +165,7 @@ test('routing: an 80/20 split over 1000 requests lands within tolerance', async 
   assert.ok(counts.v2 >= 150 && counts.v2 <= 250, `v2 got ${counts.v2} of 1000`);
 });
 
-test('routing: request and response header filters', async () => {
+test('routing: request and response header filters', T, async () => {
   const res = await get('shop', '/hdr', { 'x-secret': 'hunter2', 'x-set': 'from-client', 'x-added': 'client' });
   assert.equal(res.status, 200, res.text);
   const seen = res.json().headers;
@@ -176,7 +177,7 @@ test('routing: request and response header filters', async () => {
   assert.equal(res.headers['content-type'], 'application/json', 'other headers untouched');
 });
 
-test('routing: RequestRedirect answers 301 with Location, nothing goes upstream', async () => {
+test('routing: RequestRedirect answers 301 with Location, nothing goes upstream', T, async () => {
   const before = v1.requests + v2.requests;
   const res = await get('shop', '/old/page?x=1');
   assert.equal(res.status, 301);
@@ -184,7 +185,7 @@ test('routing: RequestRedirect answers 301 with Location, nothing goes upstream'
   assert.equal(v1.requests + v2.requests, before);
 });
 
-test('routing: URLRewrite replaces the matched prefix', async () => {
+test('routing: URLRewrite replaces the matched prefix', T, async () => {
   const res = await get('shop', '/api/items?page=2');
   assert.equal(res.json().name, 'v1');
   assert.equal(res.json().url, '/v2/items?page=2');
@@ -192,7 +193,7 @@ test('routing: URLRewrite replaces the matched prefix', async () => {
   assert.equal(exact.json().url, '/v2');
 });
 
-test('routing: a rule whose backends all have weight 0 answers 500 locally; the connection goes on', async () => {
+test('routing: a rule whose backends all have weight 0 answers 500 locally; the connection goes on', T, async () => {
   const before = v1.requests + v2.requests;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
@@ -206,7 +207,7 @@ test('routing: a rule whose backends all have weight 0 answers 500 locally; the 
   }
 });
 
-test('routing: unknown host → 404 NR, also for HEAD (no body)', async () => {
+test('routing: unknown host → 404 NR, also for HEAD (no body)', T, async () => {
   const res = await get('unknown.example', '/x');
   assert.equal(res.status, 404);
   assert.equal(res.headers['x-weft-response-flags'], 'NR');

@@ -4,7 +4,7 @@
 // upstream; the proxy then keeps serving well-formed requests.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { docs, Mesh, onRequestHeads, RawClient, RawUpstream, serviceYaml, sleep, type Sidecar } from '../../helpers/proxy-harness';
+import { docs, Mesh, onRequestHeads, RawClient, RawUpstream, serviceYaml, type Sidecar, sleep, T, exitGuard } from '../../helpers/proxy-harness';
 
 let mesh: Mesh;
 let sc: Sidecar;
@@ -26,6 +26,7 @@ before(async () => {
 after(async () => {
   await mesh.close();
   await upstream.close();
+  exitGuard();
 });
 
 interface Case {
@@ -108,18 +109,18 @@ async function expectServed(): Promise<void> {
   }
 }
 
-test('strictness: a well-formed request is served', async () => {
+test('strictness: a well-formed request is served', T, async () => {
   await expectServed();
 });
 
 for (const c of CASES) {
-  test(`strictness: ${c.name} → ${c.status}, closed, nothing forwarded`, async () => {
+  test(`strictness: ${c.name} → ${c.status}, closed, nothing forwarded`, T, async () => {
     await expectRefused(c);
     await expectServed();
   });
 }
 
-test('strictness: a malformed request pipelined behind a good one: the good one is answered, the bad one refused', async () => {
+test('strictness: a malformed request pipelined behind a good one: the good one is answered, the bad one refused', T, async () => {
   const before = requests;
   const client = await RawClient.connect(sc.outboundPort);
   try {
@@ -137,7 +138,7 @@ test('strictness: a malformed request pipelined behind a good one: the good one 
   assert.equal(requests, before + 1, 'only the good request went upstream');
 });
 
-test('strictness: a chunked body that goes bad after its head was forwarded cuts the upstream connection', async () => {
+test('strictness: a chunked body that goes bad after its head was forwarded cuts the upstream connection', T, async () => {
   const closedBefore = upstream.connections;
   const client = await RawClient.connect(sc.outboundPort);
   try {
@@ -158,7 +159,7 @@ test('strictness: a chunked body that goes bad after its head was forwarded cuts
   await expectServed();
 });
 
-test('strictness: the body of a request answered locally is never read as a request (no smuggling past a local reply)', async () => {
+test('strictness: the body of a request answered locally is never read as a request (no smuggling past a local reply)', T, async () => {
   const before = { requests, bytes: upstream.bytes };
   const inner = `GET /smuggled HTTP/1.1\r\n${H}\r\n`;
   const client = await RawClient.connect(sc.outboundPort);
@@ -178,7 +179,7 @@ test('strictness: the body of a request answered locally is never read as a requ
   assert.equal(upstream.bytes, before.bytes);
 });
 
-test('strictness: after "connection: close" a further request on that connection is not forwarded', async () => {
+test('strictness: after "connection: close" a further request on that connection is not forwarded', T, async () => {
   const before = requests;
   const client = await RawClient.connect(sc.outboundPort);
   try {
