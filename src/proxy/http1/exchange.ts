@@ -343,9 +343,11 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     this.responseStarted = true;
     const keepOpen = this.keepDownstreamOpen(head);
     const route = this.route!;
+    // An HTTP/1.0 client keeps the connection only when told so: its responses are rebuilt to say keep-alive.
     const asIs =
       keepOpen &&
       head.minor === 1 &&
+      this.head.minor === 1 &&
       route.responseHeadersToAdd.length === 0 &&
       route.responseHeadersToRemove.length === 0 &&
       forwardableAsIs(head.headers, true);
@@ -355,6 +357,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
           changes: { add: route.responseHeadersToAdd, remove: route.responseHeadersToRemove },
           chunked: head.body.kind === 'chunked',
           close: !keepOpen,
+          keepAlive: this.head.minor === 0,
         });
     this.resFraming = toFraming(head.body);
     if (this.resFraming.kind === 'none') {
@@ -472,7 +475,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     }
     if (this.upstream) this.unusable();
     const keepOpen = !forceClose && this.head.keepAlive && this.reqFraming.kind === 'none';
-    this.conn.socket.write(localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD' }));
+    this.conn.socket.write(localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD', keepAlive: this.head.minor === 0 }));
     this.finish(flag, status);
     this.conn.exchangeDone(this, keepOpen);
   }
@@ -492,7 +495,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
       this.stats.requests++;
     }
     const keepOpen = this.head.keepAlive && this.reqFraming.kind === 'none';
-    this.conn.socket.write(localReply(action.status, '', `redirect to ${location}`, { close: !keepOpen, extraHeaders: ['location', location] }));
+    this.conn.socket.write(localReply(action.status, '', `redirect to ${location}`, { close: !keepOpen, extraHeaders: ['location', location], keepAlive: this.head.minor === 0 }));
     this.finish('', action.status);
     this.conn.exchangeDone(this, keepOpen);
   }

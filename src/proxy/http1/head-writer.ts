@@ -45,7 +45,7 @@ const NO_CHANGES: HeadChanges = { add: [], remove: [] };
 export function buildHead(
   startLine: string,
   headers: string[],
-  opts: { changes?: HeadChanges; chunked: boolean; close: boolean; upgrade?: string },
+  opts: { changes?: HeadChanges; chunked: boolean; close: boolean; upgrade?: string; keepAlive?: boolean },
 ): Buffer {
   const changes = opts.changes ?? NO_CHANGES;
   const dropped = connectionOptions(headers);
@@ -63,6 +63,7 @@ export function buildHead(
   if (opts.chunked) out += 'transfer-encoding: chunked\r\n';
   if (opts.upgrade) out += `connection: upgrade\r\nupgrade: ${opts.upgrade}\r\n`;
   else if (opts.close) out += 'connection: close\r\n';
+  else if (opts.keepAlive) out += 'connection: keep-alive\r\n'; // an HTTP/1.0 peer assumes close without it
   return Buffer.from(out + '\r\n', 'latin1');
 }
 
@@ -110,12 +111,13 @@ export function localReply(
   status: number,
   flag: string,
   body: string,
-  opts: { close: boolean; headOnly?: boolean; extraHeaders?: string[] },
+  opts: { close: boolean; headOnly?: boolean; extraHeaders?: string[]; keepAlive?: boolean },
 ): Buffer {
   const text = body.endsWith('\n') ? body : body + '\n';
   let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\n`;
   if (flag) head += `${RESPONSE_FLAGS_HEADER}: ${flag}\r\n`;
   for (let i = 0; opts.extraHeaders && i < opts.extraHeaders.length; i += 2) head += `${opts.extraHeaders[i]}: ${opts.extraHeaders[i + 1]}\r\n`;
   if (opts.close) head += 'connection: close\r\n';
+  else if (opts.keepAlive) head += 'connection: keep-alive\r\n';
   return Buffer.from(head + '\r\n' + (opts.headOnly ? '' : text), 'utf8');
 }
