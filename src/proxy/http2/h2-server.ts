@@ -38,6 +38,10 @@ export class H2Downstream {
   }
 
   take(socket: net.Socket, firstBytes: Buffer, ctx: HttpChainContext): void {
+    // Paused first: a flowing socket would emit the unshifted bytes as 'data' that nobody
+    // listens to any more, and the session (which reads what is buffered on its first tick)
+    // would never see the preface.
+    socket.pause();
     socket.unshift(firstBytes);
     this.handing = ctx;
     try {

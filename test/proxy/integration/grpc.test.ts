@@ -1,0 +1,238 @@
+// HTTP/2 and gRPC through sidecars: grpc-js clients through the client
+// sidecar (unary calls, error statuses with their messages, metadata both
+// ways), two hops (client sidecar → server sidecar's inbound listener → app),
+// HTTP/1.1 → HTTP/2 and h2c → HTTP/1.1 translation, and gRPC-shaped local
+// replies (grpc-status for no endpoint, no route).
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
+import type * as net from 'node:net';
+import { docs, exitGuard, freePort, HttpUpstream, Mesh, RawClient, request, serviceYaml, T, type Sidecar } from '../../helpers/proxy-harness';
+
+// ---- a gRPC service with a JSON codec ----
+
+const json = {
+  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
+  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString() || 'null'),
+};
+const method = (name: string) => ({
+  path: `/it.Greeter/${name}`,
+  requestStream: false,
+  responseStream: false,
+  requestSerialize: json.serialize,
+  requestDeserialize: json.deserialize,
+  responseSerialize: json.serialize,
+  responseDeserialize: json.deserialize,
+});
+const greeterService = { Hello: method('Hello'), Fail: method('Fail') };
+const GreeterClient = grpc.makeGenericClientConstructor(greeterService, 'Greeter') as unknown as new (
+  target: string,
+  creds: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => grpc.Client & Record<string, Function>;
+
+interface CallResult {
+  err: grpc.ServiceError | null;
+  res: any;
+  headers: grpc.Metadata | undefined;
+  trailers: grpc.Metadata | undefined;
+}
+
+function call(client: grpc.Client & Record<string, Function>, name: string, req: unknown, md = new grpc.Metadata()): Promise<CallResult> {
+  return new Promise((resolve) => {
+    let headers: grpc.Metadata | undefined;
+    let trailers: grpc.Metadata | undefined;
+    const c = client[name](req, md, { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: unknown) => {
+      // 'status' comes after the callback in grpc-js; wait a tick for it.
+      setImmediate(() => resolve({ err, res, headers, trailers }));
+    });
+    c.on('metadata', (m: grpc.Metadata) => (headers = m));
+    c.on('status', (s: grpc.StatusObject) => (trailers = s.metadata));
+  });
+}
+
+async function startGreeter(name: string): Promise<{ server: grpc.Server; port: number; calls: number }> {
+  const server = new grpc.Server();
+  const state = { server, port: 0, calls: 0 };
+  server.addService(greeterService, {
+    Hello: (c: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) => {
+      state.calls++;
+      const echo = c.metadata.get('x-req')[0];
+      const head = new grpc.Metadata();
+      head.set('x-server', name);
+      c.sendMetadata(head);
+      const trailer = new grpc.Metadata();
+      trailer.set('x-trailer', `t-${echo ?? ''}`);
+      cb(null, { from: name, hello: c.request?.name, authority: c.getPath() }, trailer);
+    },
+    Fail: (c: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) => {
+      state.calls++;
+      const trailer = new grpc.Metadata();
+      trailer.set('x-why', 'missing');
+      cb({ code: grpc.status.NOT_FOUND, details: `no such thing: ${c.request?.id} (ü)`, metadata: trailer });
+    },
+  });
+  state.port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+  return state;
+}
+
+// ---- the mesh ----
+
+let mesh: Mesh;
+let client: Sidecar;
+let server: Sidecar;
+let app: Awaited<ReturnType<typeof startGreeter>>;
+let hopApp: Awaited<ReturnType<typeof startGreeter>>;
+let h2app: http2.Http2Server;
+let h2port: number;
+let h1app: HttpUpstream;
+const clients: grpc.Client[] = [];
+
+before(async () => {
+  app = await startGreeter('direct');
+  hopApp = await startGreeter('behind-sidecar');
+  h1app = await HttpUpstream.start('h1');
+  // An h2c server: echoes method, path and body, with a trailer.
+  h2app = http2.createServer();
+  h2app.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      stream.respond({ ':status': 201, 'content-type': 'text/plain', 'x-h2': 'yes' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': String(body.length) }));
+      stream.end(`${headers[':method']} ${headers[':path']} ${headers[':authority']} body=${body}`);
+    });
+  });
+  await new Promise<void>((resolve) => h2app.listen(0, '127.0.0.1', () => resolve()));
+  h2port = (h2app.address() as net.AddressInfo).port;
+
+  const serverInbound = await freePort();
+  mesh = await Mesh.start({
+    'services.yaml': docs(
+      serviceYaml({ name: 'greeter', port: 50051, protocol: 'grpc', endpoints: [app.port] }),
+      // The second hop: greeter2's endpoint is its sidecar's inbound listener; the sidecar forwards to the app.
+      serviceYaml({ name: 'greeter2', port: 50052, protocol: 'grpc', endpoints: [serverInbound] }),
+      serviceYaml({ name: 'nobody', port: 50053, protocol: 'grpc' }),
+      serviceYaml({ name: 'h2svc', port: 8443, protocol: 'http2', endpoints: [h2port] }),
+      serviceYaml({ name: 'web', port: 80, protocol: 'http', endpoints: [h1app.port] }),
+    ),
+  });
+  client = await mesh.sidecar({ nodeId: 'client' });
+  server = await mesh.sidecar({ nodeId: 'greeter2-1', service: 'greeter2', inboundPort: serverInbound, appPort: hopApp.port });
+}, T);
+
+after(async () => {
+  exitGuard();
+  for (const c of clients) c.close();
+  await mesh.close();
+  await new Promise<void>((resolve) => app.server.tryShutdown(() => resolve()));
+  await new Promise<void>((resolve) => hopApp.server.tryShutdown(() => resolve()));
+  await new Promise<void>((resolve) => h2app.close(() => resolve()));
+  await h1app.close();
+}, T);
+
+function greeterVia(sc: Sidecar, authority: string): grpc.Client & Record<string, Function> {
+  const c = new GreeterClient(`127.0.0.1:${sc.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority });
+  clients.push(c);
+  return c;
+}
+
+test('grpc: unary calls through the client sidecar, metadata both ways', T, async () => {
+  const c = greeterVia(client, 'greeter:50051');
+  for (let i = 0; i < 5; i++) {
+    const md = new grpc.Metadata();
+    md.set('x-req', `r${i}`);
+    const r = await call(c, 'Hello', { name: `n${i}` }, md);
+    assert.equal(r.err, null, r.err?.message);
+    assert.equal(r.res.from, 'direct');
+    assert.equal(r.res.hello, `n${i}`);
+    assert.equal(r.headers?.get('x-server')[0], 'direct', 'response headers');
+    assert.equal(r.trailers?.get('x-trailer')[0], `t-r${i}`, 'trailers and request metadata');
+  }
+  assert.equal(app.calls >= 5, true);
+});
+
+test('grpc: two hops — client sidecar → server sidecar (inbound) → app', T, async () => {
+  const c = greeterVia(client, 'greeter2:50052');
+  const before = hopApp.calls;
+  const md = new grpc.Metadata();
+  md.set('x-req', 'hop');
+  const r = await call(c, 'Hello', { name: 'two hops' }, md);
+  assert.equal(r.err, null, r.err?.message);
+  assert.equal(r.res.from, 'behind-sidecar');
+  assert.equal(r.trailers?.get('x-trailer')[0], 't-hop');
+  assert.equal(hopApp.calls, before + 1);
+  const inbound = [...server.proxy.stats.requests.values()].filter((s) => s.direction === 'inbound');
+  assert.ok(inbound.reduce((n, s) => n + s.requests, 0) >= 1, 'the server sidecar counted them on its inbound listener');
+});
+
+test('grpc: local replies to gRPC calls carry grpc-status: UNAVAILABLE for no endpoint, UNIMPLEMENTED for no route', T, async () => {
+  const noEndpoint = await call(greeterVia(client, 'nobody:50053'), 'Hello', {});
+  assert.equal(noEndpoint.err?.code, grpc.status.UNAVAILABLE, noEndpoint.err?.message);
+  assert.match(noEndpoint.err!.details, /UH/);
+  const noRoute = await call(greeterVia(client, 'nowhere:1234'), 'Hello', {});
+  assert.equal(noRoute.err?.code, grpc.status.UNIMPLEMENTED, noRoute.err?.message);
+  assert.match(noRoute.err!.details, /NR/);
+});
+
+test('grpc: an HTTP/1.1 client to an http2 service (h1 → h2)', T, async () => {
+  const get = await request(client.outboundPort, { host: 'h2svc:8443', path: '/path?q=1' });
+  assert.equal(get.status, 201);
+  assert.equal(get.headers['x-h2'], 'yes');
+  assert.equal(get.text, 'GET /path?q=1 h2svc:8443 body=');
+  const post = await request(client.outboundPort, { host: 'h2svc:8443', path: '/up', method: 'POST', body: 'payload', headers: { 'content-length': 7 } });
+  assert.equal(post.status, 201);
+  assert.equal(post.text, 'POST /up h2svc:8443 body=payload');
+  // The HTTP/2 trailers come back as HTTP/1.1 trailer fields; the connection goes on.
+  const c = await RawClient.connect(client.outboundPort);
+  try {
+    c.write('POST /t HTTP/1.1\r\nHost: h2svc:8443\r\nContent-Length: 5\r\n\r\nabcde');
+    const res = await c.readResponse('POST');
+    assert.equal(res.status, 201);
+    assert.equal(res.body.toString(), 'POST /t h2svc:8443 body=abcde');
+    assert.equal(res.trailers['x-checksum'], '5');
+    c.write('GET /again HTTP/1.1\r\nHost: h2svc:8443\r\n\r\n');
+    assert.equal((await c.readResponse()).body.toString(), 'GET /again h2svc:8443 body=');
+  } finally {
+    c.destroy();
+  }
+});
+
+test('grpc: an h2c client to an http service (h2 → h1)', T, async () => {
+  const session = http2.connect(`http://127.0.0.1:${client.outboundPort}`);
+  session.on('error', () => {});
+  try {
+    const one = (path: string, body?: string) =>
+      new Promise<{ status: number; headers: http2.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+        const req = session.request({ ':method': body ? 'POST' : 'GET', ':path': path, ':authority': 'web' }, { endStream: body === undefined });
+        let headers: http2.IncomingHttpHeaders = {};
+        let text = '';
+        req.on('response', (h) => (headers = h));
+        req.on('data', (d) => (text += d));
+        req.on('end', () => resolve({ status: Number(headers[':status']), headers, text }));
+        req.on('error', reject);
+        if (body !== undefined) req.end(body);
+      });
+    const [a, b] = await Promise.all([one('/first'), one('/second', 'xyz')]);
+    assert.equal(a.status, 200);
+    assert.equal(JSON.parse(a.text).url, '/first');
+    assert.equal(JSON.parse(a.text).headers.host, 'web');
+    assert.equal(JSON.parse(b.text).method, 'POST');
+    assert.equal(JSON.parse(b.text).bodyLength, 3);
+    const nr = await one('/x'.replace('/x', '/'), undefined).then(async () => {
+      const req = session.request({ ':path': '/', ':authority': 'unknown.example' });
+      return new Promise<http2.IncomingHttpHeaders>((resolve) => {
+        req.on('response', resolve);
+        req.resume();
+      });
+    });
+    assert.equal(nr[':status'], 404);
+    assert.equal(nr['x-weft-response-flags'], 'NR');
+  } finally {
+    session.close();
+  }
+});
