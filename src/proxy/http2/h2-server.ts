@@ -16,7 +16,7 @@ import type { ClusterRuntime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 export class H2Downstream {
   private readonly server = http2.createServer({ maxSessionMemory: 64 });
@@ -134,14 +134,15 @@ class H2Exchange implements RequestInfo {
         this.finish(0, 'DC');
       }
     });
-    up.on('response', (headers) => {
+    up.on('response', (headers, flags) => {
       if (this.done) return;
       responded = true;
       const status = Number(headers[':status']);
       const res: http2.OutgoingHttpHeaders = { ':status': status };
       copyHeaders(headers, res, route.responseHeadersToRemove);
       for (const h of route.responseHeadersToAdd) res[h.name] = h.value;
-      if (up.endAfterHeaders) {
+      // Node sets endAfterHeaders only after 'response': the frame's END_STREAM flag says it now.
+      if (up.endAfterHeaders || (flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
         // Trailers-only (a gRPC error): the status travels in these headers.
         this.stream.respond(res, { endStream: true });
         return this.finish(status, '');

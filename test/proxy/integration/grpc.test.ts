@@ -156,6 +156,15 @@ test('grpc: unary calls through the client sidecar, metadata both ways', T, asyn
   assert.equal(app.calls >= 5, true);
 });
 
+test('grpc: an error status and its message arrive intact, with trailing metadata', T, async () => {
+  const c = greeterVia(client, 'greeter:50051');
+  const r = await call(c, 'Fail', { id: 42 });
+  assert.ok(r.err);
+  assert.equal(r.err.code, grpc.status.NOT_FOUND, r.err.details);
+  assert.equal(r.err.details, 'no such thing: 42 (ü)');
+  assert.equal(r.err.metadata.get('x-why')[0], 'missing');
+});
+
 test('grpc: two hops — client sidecar → server sidecar (inbound) → app', T, async () => {
   const c = greeterVia(client, 'greeter2:50052');
   const before = hopApp.calls;
@@ -165,9 +174,12 @@ test('grpc: two hops — client sidecar → server sidecar (inbound) → app', T
   assert.equal(r.err, null, r.err?.message);
   assert.equal(r.res.from, 'behind-sidecar');
   assert.equal(r.trailers?.get('x-trailer')[0], 't-hop');
-  assert.equal(hopApp.calls, before + 1);
+  const f = await call(c, 'Fail', { id: 7 });
+  assert.equal(f.err?.code, grpc.status.NOT_FOUND);
+  assert.equal(f.err?.details, 'no such thing: 7 (ü)');
+  assert.equal(hopApp.calls, before + 2);
   const inbound = [...server.proxy.stats.requests.values()].filter((s) => s.direction === 'inbound');
-  assert.ok(inbound.reduce((n, s) => n + s.requests, 0) >= 1, 'the server sidecar counted them on its inbound listener');
+  assert.ok(inbound.reduce((n, s) => n + s.requests, 0) >= 2, 'the server sidecar counted them on its inbound listener');
 });
 
 test('grpc: local replies to gRPC calls carry grpc-status: UNAVAILABLE for no endpoint, UNIMPLEMENTED for no route', T, async () => {
