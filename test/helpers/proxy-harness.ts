@@ -24,15 +24,15 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export const T = { timeout: 15_000 };
 
 /**
- * Call last in a file's `after`: if something still holds the event loop
- * 5 s after teardown (a connection nobody closed), the file fails instead
- * of hanging the suite. The timer is unref'd, so a clean exit never waits.
+ * Call first in a file's `after`: if something still holds the event loop
+ * 10 s later (a connection nobody closed), the file fails instead of
+ * hanging the suite. The timer is unref'd, so a clean exit never waits.
  */
 export function exitGuard(): void {
   setTimeout(() => {
-    process.stderr.write('proxy-harness: handles still open 5 s after teardown; failing the file\n');
+    process.stderr.write('proxy-harness: handles still open 10 s after teardown began; failing the file\n');
     process.exit(1);
-  }, 5000).unref();
+  }, 10_000).unref();
 }
 
 /** A port free on 127.0.0.1 right now (for sidecar listeners, whose ports travel in node metadata). */
@@ -202,7 +202,7 @@ export class Mesh {
   }
 
   async close(): Promise<void> {
-    for (const c of RawClient.open) c.destroy();
+    for (const c of RawClient.open) c.reset(); // a FIN would read as a half-close and keep the sidecar's connection
     for (const sc of this.sidecars.splice(0)) await sc.close().catch(() => {});
     await this.stopControlPlane();
   }
@@ -452,6 +452,11 @@ export class RawClient {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /** Aborts with a TCP RST (a FIN alone reads as a half-close, which the proxy honours). */
+  reset(): void {
+    this.socket.resetAndDestroy();
   }
 
   get buffered(): Buffer {
