@@ -70,14 +70,14 @@ before(async () => {
     'services.yaml': docs(serviceYaml({ name: 'app', port: 80, endpoints: [app.port] }), serviceYaml({ name: 'raw', port: 80, endpoints: [raw.port] })),
   });
   sc = await mesh.sidecar();
-});
+}, T);
 
 after(async () => {
+  exitGuard();
   await mesh.close();
   await app.close();
   await raw.close();
-  exitGuard();
-});
+}, T);
 
 const H = 'Host: app\r\n';
 

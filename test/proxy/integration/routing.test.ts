@@ -67,13 +67,13 @@ before(async () => {
     'routes.yaml': ROUTES,
   });
   sc = await mesh.sidecar();
-});
+}, T);
 
 after(async () => {
+  exitGuard();
   await mesh.close();
   await Promise.all([alpha, beta, gamma, v1, v2].map((u) => u.close()));
-  exitGuard();
-});
+}, T);
 
 const get = (host: string, path = '/', headers: http.OutgoingHttpHeaders = {}, method = 'GET') => request(sc.outboundPort, { host, path, headers, method });
 

@@ -21,13 +21,13 @@ before(async () => {
   });
   mesh = await Mesh.start({ 'services.yaml': docs(serviceYaml({ name: 'alpha', port: 80, endpoints: [upstream.port] })) });
   sc = await mesh.sidecar();
-});
+}, T);
 
 after(async () => {
+  exitGuard();
   await mesh.close();
   await upstream.close();
-  exitGuard();
-});
+}, T);
 
 interface Case {
   name: string;
