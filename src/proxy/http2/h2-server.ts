@@ -234,7 +234,7 @@ class H2Exchange implements RequestInfo {
       headers[':status'] = 200;
       headers['content-type'] = 'application/grpc';
       headers['grpc-status'] = String(grpcStatusFor(status));
-      headers['grpc-message'] = encodeURIComponent(`${flag ? `${flag}: ` : ''}${message}`);
+      headers['grpc-message'] = grpcPercentEncode(`${flag ? `${flag}: ` : ''}${message}`);
       this.stream.respond(headers, { endStream: true });
     } else {
       headers[':status'] = status;
@@ -252,6 +252,18 @@ class H2Exchange implements RequestInfo {
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
     this.stats?.response(status, performance.now() - this.started, flag || undefined);
   }
+}
+
+/**
+ * gRPC's Percent-Encoded (PROTOCOL-HTTP2.md): only '%' and bytes outside 0x20-0x7E are
+ * encoded. encodeURIComponent encoded ':' and '/' too, which grpc-js (decodeURI) leaves as is.
+ */
+export function grpcPercentEncode(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b < 16 ? '0' : ''}${b.toString(16).toUpperCase()}`;
+  }
+  return out;
 }
 
 /** Copies regular headers, leaving out pseudo-headers, connection-specific ones and `remove`. */

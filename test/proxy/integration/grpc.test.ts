@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import { docs, exitGuard, freePort, HttpUpstream, Mesh, RawClient, request, serviceYaml, T, type Sidecar } from '../../helpers/proxy-harness';
+import { docs, exitGuard, freePort, HttpUpstream, Mesh, RawClient, request, serviceYaml, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 
 // ---- a gRPC service with a JSON codec ----
 
@@ -25,7 +25,7 @@ const method = (name: string) => ({
   responseSerialize: json.serialize,
   responseDeserialize: json.deserialize,
 });
-const greeterService = { Hello: method('Hello'), Fail: method('Fail') };
+const greeterService = { Hello: method('Hello'), Fail: method('Fail'), Hang: method('Hang') };
 const GreeterClient = grpc.makeGenericClientConstructor(greeterService, 'Greeter') as unknown as new (
   target: string,
   creds: grpc.ChannelCredentials,
@@ -52,9 +52,9 @@ function call(client: grpc.Client & Record<string, Function>, name: string, req:
   });
 }
 
-async function startGreeter(name: string): Promise<{ server: grpc.Server; port: number; calls: number }> {
+async function startGreeter(name: string): Promise<{ server: grpc.Server; port: number; calls: number; cancelled: number }> {
   const server = new grpc.Server();
-  const state = { server, port: 0, calls: 0 };
+  const state = { server, port: 0, calls: 0, cancelled: 0 };
   server.addService(greeterService, {
     Hello: (c: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) => {
       state.calls++;
@@ -71,6 +71,10 @@ async function startGreeter(name: string): Promise<{ server: grpc.Server; port: 
       const trailer = new grpc.Metadata();
       trailer.set('x-why', 'missing');
       cb({ code: grpc.status.NOT_FOUND, details: `no such thing: ${c.request?.id} (ü)`, metadata: trailer });
+    },
+    Hang: (c: grpc.ServerUnaryCall<any, any>) => {
+      state.calls++;
+      c.on('cancelled', () => state.cancelled++); // never answers
     },
   });
   state.port = await new Promise<number>((resolve, reject) =>
@@ -89,12 +93,20 @@ let hopApp: Awaited<ReturnType<typeof startGreeter>>;
 let h2app: http2.Http2Server;
 let h2port: number;
 let h1app: HttpUpstream;
+let h1hang: HttpUpstream;
+/** Requests h1hang holds open. */
+let h1held = 0;
 const clients: grpc.Client[] = [];
 
 before(async () => {
   app = await startGreeter('direct');
   hopApp = await startGreeter('behind-sidecar');
   h1app = await HttpUpstream.start('h1');
+  h1hang = await HttpUpstream.start('h1hang');
+  h1hang.handler = (_req, res) => {
+    h1held++;
+    res.on('close', () => h1held--);
+  };
   // An h2c server: echoes method, path and body, with a trailer.
   h2app = http2.createServer();
   h2app.on('stream', (stream, headers) => {
@@ -119,7 +131,24 @@ before(async () => {
       serviceYaml({ name: 'nobody', port: 50053, protocol: 'grpc' }),
       serviceYaml({ name: 'h2svc', port: 8443, protocol: 'http2', endpoints: [h2port] }),
       serviceYaml({ name: 'web', port: 80, protocol: 'http', endpoints: [h1app.port] }),
+      serviceYaml({ name: 'slow-grpc', port: 50054, protocol: 'grpc', endpoints: [app.port] }),
+      serviceYaml({ name: 'slow-web', port: 80, protocol: 'http', endpoints: [h1hang.port] }),
     ),
+    'routes.yaml': `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: slow-grpc }
+spec:
+  parentRefs: [{ kind: Service, name: slow-grpc, port: 50054 }]
+  rules: [{ backendRefs: [{ name: slow-grpc }], timeouts: { request: 200ms } }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: slow-web }
+spec:
+  parentRefs: [{ kind: Service, name: slow-web, port: 80 }]
+  rules: [{ backendRefs: [{ name: slow-web }], timeouts: { request: 200ms } }]
+`,
   });
   client = await mesh.sidecar({ nodeId: 'client' });
   server = await mesh.sidecar({ nodeId: 'greeter2-1', service: 'greeter2', inboundPort: serverInbound, appPort: hopApp.port });
@@ -133,6 +162,7 @@ after(async () => {
   await new Promise<void>((resolve) => hopApp.server.tryShutdown(() => resolve()));
   await new Promise<void>((resolve) => h2app.close(() => resolve()));
   await h1app.close();
+  await h1hang.close();
 }, T);
 
 function greeterVia(sc: Sidecar, authority: string): grpc.Client & Record<string, Function> {
@@ -247,4 +277,16 @@ test('grpc: an h2c client to an http service (h2 → h1)', T, async () => {
   } finally {
     session.close();
   }
+});
+
+test('grpc: a route timeout → DEADLINE_EXCEEDED with a readable message', T, async () => {
+  const c = greeterVia(client, 'slow-grpc:50054');
+  const before = app.cancelled;
+  const started = Date.now();
+  const r = await call(c, 'Hang', {});
+  const took = Date.now() - started;
+  assert.equal(r.err?.code, grpc.status.DEADLINE_EXCEEDED, r.err?.message);
+  assert.equal(r.err?.details, 'UT: upstream did not answer within the route timeout of 200 ms');
+  assert.ok(took >= 180 && took < 1000, `took ${took} ms`);
+  assert.ok(app.cancelled >= before);
 });
