@@ -63,6 +63,8 @@ class H2Exchange implements RequestInfo {
   private endpoint: import('../config/types').Endpoint | undefined;
   private timer: NodeJS.Timeout | undefined;
   private done = false;
+  /** Cancels the upstream stream or request, when the proxy gives up on it (route timeout). */
+  private abortUpstream: (() => void) | undefined;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -127,6 +129,7 @@ class H2Exchange implements RequestInfo {
     }
     let trailers: http2.OutgoingHttpHeaders | undefined;
     let responded = false;
+    this.abortUpstream = () => up.close(NGHTTP2_CANCEL);
     this.stream.pipe(up);
     this.stream.on('close', () => {
       if (!this.done) {
@@ -181,6 +184,7 @@ class H2Exchange implements RequestInfo {
       headers,
       agent: cluster.h1Agent(),
     });
+    this.abortUpstream = () => req.destroy();
     this.stream.pipe(req);
     this.stream.on('close', () => {
       if (!this.done) {
@@ -213,6 +217,7 @@ class H2Exchange implements RequestInfo {
 
   private timedOut(ms: number): void {
     if (this.done) return;
+    this.abortUpstream?.();
     if (!this.stream.headersSent) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '');
     else {
       this.stream.close(NGHTTP2_CANCEL);

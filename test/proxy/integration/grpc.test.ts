@@ -279,7 +279,7 @@ test('grpc: an h2c client to an http service (h2 → h1)', T, async () => {
   }
 });
 
-test('grpc: a route timeout → DEADLINE_EXCEEDED with a readable message', T, async () => {
+test('grpc: a route timeout → DEADLINE_EXCEEDED with a readable message, and the upstream call is cancelled', T, async () => {
   const c = greeterVia(client, 'slow-grpc:50054');
   const before = app.cancelled;
   const started = Date.now();
@@ -288,5 +288,20 @@ test('grpc: a route timeout → DEADLINE_EXCEEDED with a readable message', T, a
   assert.equal(r.err?.code, grpc.status.DEADLINE_EXCEEDED, r.err?.message);
   assert.equal(r.err?.details, 'UT: upstream did not answer within the route timeout of 200 ms');
   assert.ok(took >= 180 && took < 1000, `took ${took} ms`);
-  assert.ok(app.cancelled >= before);
+  await waitFor(() => app.cancelled === before + 1, 1000, 'the upstream call cancelled');
+});
+
+test('grpc: a route timeout on an h2c request to an HTTP/1.1 service aborts the upstream request', T, async () => {
+  const session = http2.connect(`http://127.0.0.1:${client.outboundPort}`);
+  session.on('error', () => {});
+  try {
+    const req = session.request({ ':path': '/', ':authority': 'slow-web' });
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('response', resolve));
+    req.resume();
+    assert.equal(headers[':status'], 504);
+    assert.equal(headers['x-weft-response-flags'], 'UT');
+    await waitFor(() => h1held === 0, 1000, 'the upstream request closed');
+  } finally {
+    session.close();
+  }
 });
