@@ -109,7 +109,7 @@ export async function startHaproxy(dir: string, port: number, upstreamPort: numb
   const server = mode === 'h2' ? `server s1 127.0.0.1:${upstreamPort} proto h2` : `server s1 127.0.0.1:${upstreamPort}`;
   const conf = `global
   nbthread 1
-  maxconn 10000
+  maxconn 4096
 defaults
   mode ${mode === 'tcp' ? 'tcp' : 'http'}
   timeout connect 5s
