@@ -43,7 +43,8 @@ export class RequestStats {
 }
 
 export class ProxyStats {
-  readonly requests = new Map<string, RequestStats>();
+  /** direction → cluster → stats: two lookups and no string building per request. */
+  private readonly byDirection = new Map<string, Map<string, RequestStats>>();
   downstreamConnectionsTotal = 0;
   downstreamConnectionsActive = 0;
   downstreamProtocolErrors = 0;
@@ -53,10 +54,16 @@ export class ProxyStats {
 
   /** Stats of one (direction, cluster); cluster "" for requests no cluster took (no route, local replies). */
   forCluster(direction: string, cluster: string): RequestStats {
-    const key = `${direction}|${cluster}`;
-    let s = this.requests.get(key);
-    if (!s) this.requests.set(key, (s = new RequestStats(direction, cluster)));
+    let clusters = this.byDirection.get(direction);
+    if (!clusters) this.byDirection.set(direction, (clusters = new Map()));
+    let s = clusters.get(cluster);
+    if (!s) clusters.set(cluster, (s = new RequestStats(direction, cluster)));
     return s;
+  }
+
+  /** Every (direction, cluster) seen so far. */
+  get requests(): RequestStats[] {
+    return [...this.byDirection.values()].flatMap((m) => [...m.values()]);
   }
 
   /** Prometheus text exposition (version 0.0.4). */
@@ -72,17 +79,17 @@ export class ProxyStats {
     family('weft_downstream_protocol_errors_total', 'counter', 'Malformed requests answered 400 and closed.');
     out.push(`weft_downstream_protocol_errors_total ${this.downstreamProtocolErrors}`);
     family('weft_requests_total', 'counter', 'Requests by direction and cluster.');
-    for (const s of this.requests.values()) out.push(`weft_requests_total{${labels(s)}} ${s.requests}`);
+    for (const s of this.requests) out.push(`weft_requests_total{${labels(s)}} ${s.requests}`);
     family('weft_responses_total', 'counter', 'Responses by status class.');
-    for (const s of this.requests.values()) {
+    for (const s of this.requests) {
       s.byClass.forEach((n, i) => n > 0 && out.push(`weft_responses_total{${labels(s, `,class="${i}xx"`)}} ${n}`));
     }
     family('weft_response_flags_total', 'counter', 'Local replies by response flag.');
-    for (const s of this.requests.values()) {
+    for (const s of this.requests) {
       for (const [flag, n] of s.flags) out.push(`weft_response_flags_total{${labels(s, `,flag="${flag}"`)}} ${n}`);
     }
     family('weft_request_duration_ms', 'histogram', 'Time from request head to response end, in milliseconds.');
-    for (const s of this.requests.values()) {
+    for (const s of this.requests) {
       let cumulative = 0;
       s.latency.counts.forEach((n, i) => {
         cumulative += n;

@@ -4,7 +4,8 @@
 // old), a removed one stops accepting and lets its connections drain.
 import * as net from 'node:net';
 import type { Logger } from '../../observe/log';
-import type { FilterChain, ListenerConfig } from '../config/types';
+import type { FilterChain, HttpNetworkFilter, ListenerConfig } from '../config/types';
+import type { CompiledRouteTable } from '../router/route-table';
 import { Http1Connection, type HttpChainContext } from '../http1/connection';
 import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
@@ -27,6 +28,7 @@ interface BoundListener {
 
 export class ListenerManager {
   private readonly listeners = new Map<string, BoundListener>();
+  private readonly contexts = new WeakMap<FilterChain, HttpChainContext>();
 
   constructor(private readonly deps: ListenerDeps) {}
 
@@ -94,23 +96,40 @@ export class ListenerManager {
       return;
     }
     socket.on('error', () => {});
-    const { stats, log } = this.deps;
-    const runtime = this.deps.runtime();
-    if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, runtime, stats, log);
-    const network = chain.network;
+    if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, this.deps.runtime(), this.deps.stats, this.deps.log);
+    new Http1Connection(socket, this.chainContext(config, chain));
+  }
+
+  /**
+   * One context per filter chain of a listener config, shared by its
+   * connections: resolving the route table allocates nothing per request and
+   * recomputes only when the runtime changes.
+   */
+  private chainContext(config: ListenerConfig, chain: FilterChain): HttpChainContext {
+    let ctx = this.contexts.get(chain);
+    if (ctx) return ctx;
+    const network = chain.network as HttpNetworkFilter;
     const deps = this.deps;
-    const ctx: HttpChainContext = {
+    let resolved: { runtime: Runtime; table: CompiledRouteTable | undefined } | undefined;
+    ctx = {
       direction: config.direction,
-      stats,
-      log,
+      stats: deps.stats,
+      log: deps.log,
       resolve() {
         const rt = deps.runtime();
-        const table = network.routeTable ? rt.inlineTable(network.routeTable) : rt.routeTable(network.routeTableName ?? '');
-        return { runtime: rt, table };
+        if (resolved?.runtime !== rt) {
+          resolved = { runtime: rt, table: network.routeTable ? rt.inlineTable(network.routeTable) : rt.routeTable(network.routeTableName ?? '') };
+        }
+        return resolved;
       },
     };
-    if (deps.h2) ctx.h2 = (s, bytes) => deps.h2!(s, bytes, ctx);
-    new Http1Connection(socket, ctx);
+    if (deps.h2) {
+      const h2 = deps.h2;
+      const chainCtx = ctx;
+      ctx.h2 = (s, bytes) => h2(s, bytes, chainCtx);
+    }
+    this.contexts.set(chain, ctx);
+    return ctx;
   }
 }
 
