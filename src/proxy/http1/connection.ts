@@ -75,7 +75,7 @@ export class Http1Connection {
         this.socket.removeAllListeners('data');
         this.socket.removeAllListeners('end');
         this.socket.removeAllListeners('drain');
-        this.ctx.stats.downstreamConnectionsActive--;
+        // Still a downstream connection: the 'close' listener counts it out once.
         this.ctx.h2(this.socket, data);
         return;
       }

@@ -305,3 +305,24 @@ test('grpc: a route timeout on an h2c request to an HTTP/1.1 service aborts the 
     session.close();
   }
 });
+
+test('grpc: an h2c connection counts once in the active downstream connections gauge', T, async () => {
+  const active = () => client.proxy.stats.downstreamConnectionsActive;
+  await new Promise((r) => setTimeout(r, 100)); // the previous tests' connections finish closing
+  const before = active();
+  const session = http2.connect(`http://127.0.0.1:${client.outboundPort}`);
+  session.on('error', () => {});
+  try {
+    const req = session.request({ ':path': '/', ':authority': 'web' });
+    req.resume();
+    await new Promise((resolve) => req.on('end', resolve));
+    assert.equal(active(), before + 1, 'open: counted');
+  } finally {
+    session.close();
+  }
+  await waitFor(() => active() === before, 1000, `the gauge back to ${before} (now ${active()})`).catch((err) => {
+    throw new Error(`${err.message}; gauge ${active()}`);
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(active(), before, 'closed: not counted twice');
+});
