@@ -43,12 +43,13 @@ export class Proxy {
   private admin: http.Server | undefined;
   adminPort = 0;
   private applying: Promise<void> = Promise.resolve();
+  private readonly h2 = new H2Downstream();
 
   constructor(
     readonly opts: ProxyOptions,
     readonly xds: XdsClient,
   ) {
-    const h2 = new H2Downstream();
+    const h2 = this.h2;
     this.listeners = new ListenerManager({
       runtime: () => this.runtime,
       stats: this.stats,
@@ -119,9 +120,11 @@ export class Proxy {
     this.adminPort = (this.admin.address() as { port: number }).port;
   }
 
-  async close(): Promise<void> {
+  /** Stops: no new connections, open ones drain for up to `drainMs` (see ListenerManager.close). */
+  async close(drainMs?: number): Promise<void> {
     this.xds.stop();
-    await this.listeners.close();
+    this.h2.drain();
+    await this.listeners.close(drainMs);
     this.runtime.close();
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
   }

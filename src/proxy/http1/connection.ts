@@ -35,6 +35,8 @@ export class Http1Connection {
   private sawFirstBytes = false;
   private clientEnded = false;
   closed = false;
+  /** The proxy is stopping: the connection closes after the exchange in flight. */
+  draining = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -75,6 +77,7 @@ export class Http1Connection {
         this.socket.removeAllListeners('data');
         this.socket.removeAllListeners('end');
         this.socket.removeAllListeners('drain');
+        this.closed = true; // the h2 server owns the socket now
         // Still a downstream connection: the 'close' listener counts it out once.
         this.ctx.h2(this.socket, data);
         return;
@@ -126,7 +129,7 @@ export class Http1Connection {
   exchangeDone(ex: Exchange, keepOpen: boolean): void {
     if (this.exchange !== ex) return;
     this.exchange = undefined;
-    if (!keepOpen || this.closed) {
+    if (!keepOpen || this.closed || this.draining) {
       this.closed = true;
       this.buf = undefined;
       this.socket.end();
@@ -136,8 +139,18 @@ export class Http1Connection {
     this.processBuffered();
   }
 
+  /** The proxy is stopping: close now when idle, else once the exchange in flight is done. */
+  drain(): void {
+    this.draining = true;
+    if (this.exchange || this.closed) return;
+    this.closed = true;
+    this.buf = undefined;
+    this.socket.end();
+  }
+
   /** Replaces the socket's listeners with a raw tunnel (after 101 Switching Protocols). */
   detach(): void {
+    this.closed = true; // a tunnel now: nothing here reads or drains it
     this.exchange = undefined;
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('drain');

@@ -407,7 +407,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
 
   /** Whether the downstream connection can carry another request after this response. */
   private keepDownstreamOpen(res: ResponseHead): boolean {
-    return this.head.keepAlive && this.reqFraming.kind === 'none' && res.body.kind !== 'eof' && !this.conn.closed;
+    return this.head.keepAlive && this.reqFraming.kind === 'none' && res.body.kind !== 'eof' && !this.conn.closed && !this.conn.draining;
   }
 
   private unusable(): void {

@@ -21,12 +21,15 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_
 export class H2Downstream {
   private readonly server = http2.createServer({ maxSessionMemory: 64 });
   private readonly contexts = new WeakMap<http2.Http2Session, HttpChainContext>();
+  private readonly sessions = new Set<http2.Http2Session>();
   private handing: HttpChainContext | undefined;
 
   constructor() {
     // 'session' is emitted synchronously inside emit('connection'): that is how a session learns its chain.
     this.server.on('session', (session) => {
       if (this.handing) this.contexts.set(session, this.handing);
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
       session.on('error', () => {});
     });
     this.server.on('stream', (stream, headers) => {
@@ -35,6 +38,11 @@ export class H2Downstream {
       stream.on('error', () => {});
       new H2Exchange(stream, headers, ctx).start();
     });
+  }
+
+  /** The proxy is stopping: every session gets GOAWAY; streams in flight may finish. */
+  drain(): void {
+    for (const session of this.sessions) session.close();
   }
 
   take(socket: net.Socket, firstBytes: Buffer, ctx: HttpChainContext): void {

@@ -26,8 +26,14 @@ interface BoundListener {
   error?: string;
 }
 
+/** How long close() lets connections finish before it cuts them. */
+export const DEFAULT_DRAIN_MS = 5000;
+
 export class ListenerManager {
   private readonly listeners = new Map<string, BoundListener>();
+  /** Accepted connections, and the HTTP/1 ones among them, until they close (for close()). */
+  private readonly sockets = new Set<net.Socket>();
+  private readonly http = new Set<Http1Connection>();
   private readonly contexts = new WeakMap<FilterChain, HttpChainContext>();
 
   constructor(private readonly deps: ListenerDeps) {}
@@ -61,10 +67,20 @@ export class ListenerManager {
     return [...this.listeners.values()].every((l) => l.state === 'bound');
   }
 
-  close(): Promise<void> {
+  /**
+   * Stops accepting; idle HTTP/1 connections close now, busy ones after their
+   * exchange; whatever is still open after `drainMs` (a request that never
+   * ends, TCP, HTTP/2) is cut, so this always resolves.
+   */
+  async close(drainMs = DEFAULT_DRAIN_MS): Promise<void> {
     const closing = [...this.listeners.values()].map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     this.listeners.clear();
-    return Promise.all(closing).then(() => {});
+    for (const conn of this.http) conn.drain();
+    const cut = setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, drainMs);
+    await Promise.all(closing);
+    clearTimeout(cut);
   }
 
   private bind(config: ListenerConfig): Promise<void> {
@@ -96,8 +112,12 @@ export class ListenerManager {
       return;
     }
     socket.on('error', () => {});
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, this.deps.runtime(), this.deps.stats, this.deps.log);
-    new Http1Connection(socket, this.chainContext(config, chain));
+    const conn = new Http1Connection(socket, this.chainContext(config, chain));
+    this.http.add(conn);
+    socket.once('close', () => this.http.delete(conn));
   }
 
   /**
