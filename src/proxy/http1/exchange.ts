@@ -141,10 +141,10 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     if (this.conn.socket.isPaused()) this.conn.socket.resume();
   }
 
-  bridgeDone(status: number): void {
+  bridgeDone(status: number, close: boolean): void {
     if (this.finished) return;
     this.finish('', status);
-    this.conn.exchangeDone(this, this.head.keepAlive && this.reqFraming.kind === 'none');
+    this.conn.exchangeDone(this, !close && this.head.keepAlive && this.reqFraming.kind === 'none');
   }
 
   bridgeFailed(status: number, flag: string, message: string): void {

@@ -1,6 +1,7 @@
 // An HTTP/1.1 request to an HTTP/2 upstream: the request goes out as an h2
 // stream, the response comes back as HTTP/1.1 with chunked framing so that
-// trailers (grpc-status among them) reach the client as trailer fields.
+// trailers (grpc-status among them) reach the client as trailer fields. An
+// HTTP/1.0 client cannot read chunked framing: its body ends with the connection.
 import type * as http2 from 'node:http2';
 import type { Endpoint, Route, RouteAction } from '../config/types';
 import type { ClusterRuntime } from '../runtime';
@@ -12,8 +13,8 @@ export interface BridgeHost {
   writeDownstream(chunk: Buffer): void;
   pauseDownstream(): void;
   resumeDownstream(): void;
-  /** The response was written whole. */
-  bridgeDone(status: number): void;
+  /** The response was written whole; `close`: its body was delimited by closing the connection. */
+  bridgeDone(status: number, close: boolean): void;
   /** Nothing was written yet: answer locally. */
   bridgeFailed(status: number, flag: string, message: string): void;
   /** The response was cut after it started. */
@@ -25,6 +26,9 @@ export class H2Bridge {
   private responded = false;
   private status = 0;
   private noBody = false;
+  /** HTTP/1.0 client: no chunked framing, the body runs until the connection closes. */
+  private readonly untilClose: boolean;
+  private readonly keepAlive: boolean;
   private trailers: http2.IncomingHttpHeaders | undefined;
 
   constructor(
@@ -37,6 +41,8 @@ export class H2Bridge {
     endpoint: Endpoint,
     hasBody: boolean,
   ) {
+    this.untilClose = head.minor === 0;
+    this.keepAlive = head.keepAlive;
     const headers: http2.OutgoingHttpHeaders = { ':method': head.method, ':path': path, ':authority': action.hostRewrite ?? head.host, ':scheme': 'http' };
     const remove = new Set(route.requestHeadersToRemove);
     for (let i = 0; i < head.headers.length; i += 2) {
@@ -51,6 +57,7 @@ export class H2Bridge {
     this.up.on('response', (h) => this.onResponse(h, route, head.method));
     this.up.on('data', (chunk: Buffer) => {
       if (this.noBody || chunk.length === 0) return;
+      if (this.untilClose) return host.writeDownstream(chunk);
       host.writeDownstream(Buffer.from(chunk.length.toString(16) + '\r\n', 'latin1'));
       host.writeDownstream(chunk);
       host.writeDownstream(CRLF);
@@ -58,8 +65,8 @@ export class H2Bridge {
     this.up.on('trailers', (t) => (this.trailers = t));
     this.up.on('end', () => {
       if (!this.responded) return;
-      if (!this.noBody) host.writeDownstream(Buffer.from('0\r\n' + trailerLines(this.trailers) + '\r\n', 'latin1'));
-      host.bridgeDone(this.status);
+      if (!this.noBody && !this.untilClose) host.writeDownstream(Buffer.from('0\r\n' + trailerLines(this.trailers) + '\r\n', 'latin1'));
+      host.bridgeDone(this.status, this.untilClose && !this.noBody);
     });
     this.up.on('error', (err) => this.failed(`upstream stream failed: ${err.message}`));
     this.up.on('close', () => {
@@ -90,7 +97,13 @@ export class H2Bridge {
       for (const v of Array.isArray(value) ? value : [value]) out += `${name}: ${v}\r\n`;
     }
     for (const a of route.responseHeadersToAdd) out += `${a.name}: ${a.value}\r\n`;
-    if (!this.noBody) out += 'transfer-encoding: chunked\r\n';
+    if (!this.untilClose) {
+      if (!this.noBody) out += 'transfer-encoding: chunked\r\n';
+    } else if (!this.noBody) {
+      out += 'connection: close\r\n';
+    } else if (this.keepAlive) {
+      out += 'connection: keep-alive\r\n';
+    }
     this.host.writeDownstream(Buffer.from(out + '\r\n', 'latin1'));
   }
 

@@ -242,6 +242,20 @@ test('grpc: an HTTP/1.1 client to an http2 service (h1 → h2)', T, async () => 
   } finally {
     c.destroy();
   }
+  // An HTTP/1.0 client cannot read chunked framing: the body is delimited by the close.
+  for (const keepAlive of [false, true]) {
+    const old = await RawClient.connect(client.outboundPort);
+    try {
+      old.write(`GET /old HTTP/1.0\r\nHost: h2svc:8443\r\n${keepAlive ? 'Connection: keep-alive\r\n' : ''}\r\n`);
+      const res = await old.readResponse();
+      assert.equal(res.status, 201);
+      assert.equal(res.headers['transfer-encoding'], undefined, 'no chunked framing for HTTP/1.0');
+      assert.equal(res.body.toString(), 'GET /old h2svc:8443 body=');
+      assert.ok(old.ended);
+    } finally {
+      old.destroy();
+    }
+  }
 });
 
 test('grpc: an h2c client to an http service (h2 → h1)', T, async () => {
