@@ -133,8 +133,16 @@ before(async () => {
       serviceYaml({ name: 'web', port: 80, protocol: 'http', endpoints: [h1app.port] }),
       serviceYaml({ name: 'slow-grpc', port: 50054, protocol: 'grpc', endpoints: [app.port] }),
       serviceYaml({ name: 'slow-web', port: 80, protocol: 'http', endpoints: [h1hang.port] }),
+      serviceYaml({ name: 'drained', port: 50055, protocol: 'grpc' }),
     ),
     'routes.yaml': `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: drained }
+spec:
+  parentRefs: [{ kind: Service, name: drained, port: 50055 }]
+  rules: [{ backendRefs: [{ name: greeter, port: 50051, weight: 0 }] }]
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: { name: slow-grpc }
@@ -212,10 +220,15 @@ test('grpc: two hops — client sidecar → server sidecar (inbound) → app', T
   assert.ok(inbound.reduce((n, s) => n + s.requests, 0) >= 2, 'the server sidecar counted them on its inbound listener');
 });
 
-test('grpc: local replies to gRPC calls carry grpc-status: UNAVAILABLE for no endpoint, UNIMPLEMENTED for no route', T, async () => {
+test('grpc: local replies to gRPC calls carry grpc-status: UNAVAILABLE for no endpoint or no backend, UNIMPLEMENTED for no route', T, async () => {
   const noEndpoint = await call(greeterVia(client, 'nobody:50053'), 'Hello', {});
   assert.equal(noEndpoint.err?.code, grpc.status.UNAVAILABLE, noEndpoint.err?.message);
   assert.match(noEndpoint.err!.details, /UH/);
+  // A GRPCRoute rule with no usable backend answers 503 locally: UNAVAILABLE, and nothing reaches the app.
+  const calls = app.calls;
+  const direct = await call(greeterVia(client, 'drained:50055'), 'Hello', {});
+  assert.equal(direct.err?.code, grpc.status.UNAVAILABLE, direct.err?.message);
+  assert.equal(app.calls, calls);
   const noRoute = await call(greeterVia(client, 'nowhere:1234'), 'Hello', {});
   assert.equal(noRoute.err?.code, grpc.status.UNIMPLEMENTED, noRoute.err?.message);
   assert.match(noRoute.err!.details, /NR/);
