@@ -1,9 +1,11 @@
 // Virtual host selection by the request's authority, in Envoy's order:
 // exact domain, then the longest suffix wildcard ("*.foo.com", "*-bar.foo.com"),
 // then the longest prefix wildcard ("foo.*"), then "*". A wildcard never
-// matches the empty string. Each step tries the host as received, then the host
-// without its port, so "api.foo.com:8080" finds "*.foo.com" as well as
-// "*.foo.com:8080".
+// matches the empty string. Exact domains match the host as received, port
+// included (as Envoy does): "greeter:9999" must not reach the service's other
+// port through the bare "greeter" — the control plane lists every host:port a
+// service answers on. Wildcards try the host as received, then without its
+// port, so "api.foo.com:8080" finds "*.foo.com" as well as "*.foo.com:8080".
 
 /** What the index holds: anything with Envoy domains (a virtual host, or its compiled form). */
 export interface HasDomains {
@@ -65,7 +67,6 @@ export class VirtualHostIndex<T extends HasDomains> {
     const bare = stripPort(host);
     const other = bare === host ? undefined : bare;
     return (
-      (other !== undefined ? this.exact.get(other) : undefined) ??
       findWildcard(this.suffixes, host, other, suffixOf) ??
       findWildcard(this.prefixes, host, other, prefixOf) ??
       this.catchAll

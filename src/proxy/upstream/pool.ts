@@ -64,6 +64,8 @@ export class UpstreamPool {
   private open = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closedPool = false;
+  /** Endpoints still in the cluster (set by retainEndpoints); a connection to another is closed on release. */
+  private retained: Set<string> | undefined;
   readonly counters: PoolCounters = { connectionsTotal: 0, connectFailures: 0, pendingOverflow: 0 };
 
   constructor(readonly cluster: ClusterConfig) {
@@ -97,7 +99,8 @@ export class UpstreamPool {
   release(conn: UpstreamConnection, reusable: boolean): void {
     conn.handler = undefined;
     const max = this.cluster.maxRequestsPerConnection;
-    if (!reusable || conn.closed || this.closedPool || (max > 0 && conn.requests >= max)) {
+    const removed = this.retained !== undefined && !this.retained.has(conn.endpoint.key);
+    if (!reusable || removed || conn.closed || this.closedPool || (max > 0 && conn.requests >= max)) {
       conn.socket.destroy();
       return;
     }
@@ -127,6 +130,7 @@ export class UpstreamPool {
 
   /** Closes idle connections to endpoints no longer in `keep`, e.g. after an EDS update. */
   retainEndpoints(keep: Set<string>): void {
+    this.retained = keep;
     for (const [key, list] of this.idle) {
       if (keep.has(key)) continue;
       for (const conn of list.splice(0)) conn.socket.destroy();

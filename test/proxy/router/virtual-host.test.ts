@@ -24,7 +24,7 @@ const cases: [host: string, expected: string, why: string][] = [
   ['api.foo.com', 'exact', 'exact domain'],
   ['api.foo.com:8443', 'exact', 'exact domain with its port as given'],
   ['greeter:50051', 'exact', 'exact host:port'],
-  ['greeter:9999', 'bare', 'exact domain of the host without its port'],
+  ['greeter:9999', 'default', 'a wrong port is not the bare name: exact domains match the host as given'],
   ['greeter', 'bare', 'exact domain without port'],
   ['a.foo.com', 'suffix-short', 'suffix wildcard'],
   ['a.bar.foo.com', 'suffix-long', 'longest suffix wildcard wins'],
@@ -38,7 +38,8 @@ const cases: [host: string, expected: string, why: string][] = [
   ['web.internal.eu', 'prefix-long', 'longest prefix wildcard wins'],
   ['web', 'default', 'a prefix wildcard never matches the empty string'],
   ['api.bar.foo.com.web', 'default', 'neither suffix nor prefix'],
-  ['[::1]:8080', 'ipv6', 'an IPv6 literal keeps its brackets when the port goes'],
+  ['[::1]', 'ipv6', 'an IPv6 literal as exact domain'],
+  ['[::1]:8080', 'default', 'exact domains match with the port as given, IPv6 too'],
   ['other', 'default', 'catch-all'],
 ];
 
