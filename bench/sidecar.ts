@@ -162,7 +162,7 @@ async function startH2Upstream(dir: string, port: number): Promise<Peer> {
   const nginx = requireTool('nginx');
   const conf = `daemon off; master_process off; worker_processes 1; error_log ${dir}/h2-error.log warn; pid ${dir}/h2.pid;
 events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; http2_max_requests 10000000;
+http { access_log off; keepalive_requests 10000000;
   server { listen 127.0.0.1:${port} http2; location / { root ${dir}; try_files /body.txt =404; default_type text/plain; } } }`;
   fs.writeFileSync(path.join(dir, 'h2.conf'), conf);
   const child = spawn(nginx, ['-c', path.join(dir, 'h2.conf'), '-p', dir, '-e', `${dir}/h2-error.log`], { stdio: 'ignore' });

@@ -71,6 +71,7 @@ class H2Exchange implements RequestInfo {
   private endpoint: import('../config/types').Endpoint | undefined;
   private timer: NodeJS.Timeout | undefined;
   private done = false;
+  private retriedRefused = false;
   /** Cancels the upstream stream or request, when the proxy gives up on it (route timeout). */
   private abortUpstream: (() => void) | undefined;
 
@@ -131,14 +132,15 @@ class H2Exchange implements RequestInfo {
     for (const h of route.requestHeadersToAdd) out[h.name] = h.value;
     let up: http2.ClientHttp2Stream;
     try {
-      up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.readableEnded && this.stream.readableLength === 0 });
+      // A request whose HEADERS ended the stream (a GET) needs no body pipe.
+      up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.endAfterHeaders });
     } catch (err) {
       return this.reply(503, 'UF', `upstream connect failure: ${(err as Error).message}`, cluster.config.name);
     }
     let trailers: http2.OutgoingHttpHeaders | undefined;
     let responded = false;
     this.abortUpstream = () => up.close(NGHTTP2_CANCEL);
-    this.stream.pipe(up);
+    if (!this.stream.endAfterHeaders) this.stream.pipe(up);
     this.stream.on('close', () => {
       if (!this.done) {
         up.close(NGHTTP2_CANCEL);
@@ -158,10 +160,22 @@ class H2Exchange implements RequestInfo {
         this.stream.respond(res, { endStream: true });
         return this.finish(status, '');
       }
-      this.stream.respond(res, { waitForTrailers: true });
-      this.stream.on('wantTrailers', () => this.stream.sendTrailers(trailers ?? {}));
-      up.pipe(this.stream);
-      up.on('end', () => this.finish(status, ''));
+      // Only gRPC promises trailers; other responses end with their last DATA frame.
+      const expectTrailers = String(headers['content-type'] ?? '').startsWith('application/grpc') || headers.trailer !== undefined;
+      if (expectTrailers) {
+        this.stream.respond(res, { waitForTrailers: true });
+        this.stream.on('wantTrailers', () => this.stream.sendTrailers(trailers ?? {}));
+      } else {
+        this.stream.respond(res);
+      }
+      up.on('data', (chunk: Buffer) => {
+        if (!this.stream.write(chunk)) up.pause();
+      });
+      this.stream.on('drain', () => up.resume());
+      up.on('end', () => {
+        this.stream.end();
+        this.finish(status, '');
+      });
     });
     up.on('trailers', (t) => {
       trailers = {};
@@ -169,13 +183,21 @@ class H2Exchange implements RequestInfo {
     });
     up.on('error', (err) => {
       if (this.done) return;
-      if (!responded) return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, cluster.config.name);
+      if (!responded) {
+        if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) return; // 'close' retries
+        return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, cluster.config.name);
+      }
       this.stream.close(NGHTTP2_INTERNAL_ERROR);
       this.finish(0, 'UPE');
     });
     up.on('close', () => {
-      if (this.done) return;
-      if (!responded) this.reply(503, 'UC', `upstream reset the stream (code ${up.rstCode})`, cluster.config.name);
+      if (this.done || responded) return;
+      // REFUSED_STREAM: the upstream never processed it (e.g. it sent GOAWAY); a bodiless request may go again once.
+      if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) {
+        this.retriedRefused = true;
+        return this.toH2(route, action, cluster, endpoint);
+      }
+      this.reply(503, 'UC', `upstream reset the stream (code ${up.rstCode})`, cluster.config.name);
     });
   }
 
