@@ -1,23 +1,9 @@
 import { jsonLogger, type LogLevel } from '../../observe/log';
-import { runApp } from '../../run/run-app';
+import { runApp, type RunOptions } from '../../run/run-app';
 
-export async function runRun(
-  command: string[],
-  opts: {
-    service?: string;
-    namespace: string;
-    port?: number;
-    xds: string;
-    api: string;
-    address: string;
-    zone?: string;
-    outboundPort?: number;
-    inboundPort?: number;
-    adminPort?: number;
-    drainSeconds: number;
-    logLevel: LogLevel;
-  },
-): Promise<void> {
+type RunFlags = Omit<RunOptions, 'command' | 'drainMs' | 'stopGraceMs' | 'log'> & { drainSeconds: number; logLevel: LogLevel };
+
+export async function runRun(command: string[], opts: RunFlags): Promise<void> {
   const log = jsonLogger(opts.logLevel);
   const code = await runApp({ ...opts, command, drainMs: opts.drainSeconds * 1000, stopGraceMs: 10_000, log });
   process.exit(code);

@@ -1,17 +1,7 @@
 // Seeded random mutations of HTTP messages, aimed where parsers disagree:
 // line endings, separators, framing headers, digits of sizes, case.
 
-/** mulberry32: a small seeded PRNG, so every run tests the same cases. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded as prng } from '../../helpers/prng';
 
 const BYTES = ['\r', '\n', '\r\n', ' ', '\t', '\0', ':', ';', ',', '"', '\\', '=', '0', '1', '9', 'f', 'F', 'x', '-', '+', '\x0b', '\x0c', '\x7f', '\x80', '\xff', '#', '?', '/', '@', '[', ']', '%'];
 

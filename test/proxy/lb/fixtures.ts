@@ -1,17 +1,7 @@
 // Builders for load balancer tests, and a seeded PRNG so distributions are reproducible.
 import type { ClusterConfig, Endpoint, EndpointSet, LbPolicy, Locality } from '../../../src/proxy/config/types';
 
-/** mulberry32: a small, fast, well-mixed 32-bit PRNG; uniform in [0, 1). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded } from '../../helpers/prng';
 
 export function cluster(lbPolicy: LbPolicy, ringHash = { minRingSize: 1024, maxRingSize: 8_388_608 }): ClusterConfig {
   return {
