@@ -98,8 +98,8 @@ test('routing: every Host form of a service reaches it; another namespace needs 
     assert.equal(res.json().url, '/where');
     assert.equal(res.json().headers.host, host, 'the Host goes upstream as sent');
   }
-  // (The router falls back to the host without its port, so "beta:80" finds "beta": not a case here.)
-  for (const host of ['gamma', 'gamma:80', 'gamma.default', 'nope', 'nope:80', 'alpha.other', 'alpha.default.svc.cluster']) {
+  // A port the service does not have is no route: it must not reach the service's other port.
+  for (const host of ['gamma', 'gamma:80', 'gamma.default', 'nope', 'nope:80', 'alpha.other', 'alpha.default.svc.cluster', 'beta:80', 'beta.default:9999']) {
     const res = await get(host);
     assert.equal(res.status, 404, `Host ${host}`);
     assert.equal(res.headers['x-weft-response-flags'], 'NR', `Host ${host}`);
