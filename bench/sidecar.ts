@@ -4,7 +4,10 @@
 // HTTP/1.1 with wrk -t1 -c32; HTTP/2 (h2c) with h2load; TCP; two hops
 // (client sidecar → server sidecar → app); and the proxy's RSS.
 //
-//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop]
+//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries]
+//
+// --retries gives the upstream services a TrafficPolicy with retries (nothing fails, so
+// nothing is retried): what a retry policy costs a request that succeeds.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -32,6 +35,7 @@ function arg(name: string, fallback: string): string {
 const seconds = Number(arg('seconds', '10'));
 const connections = Number(arg('connections', '32'));
 const only = new Set(arg('only', 'http1,h2,tcp,twohop').split(','));
+const withRetries = process.argv.includes('--retries');
 const BODY_BYTES = 100;
 
 interface Row {
@@ -97,7 +101,20 @@ spec:
   endpoints: [{ address: 127.0.0.1, port: ${inPort} }]
   # It calls nothing: its sidecar binds no outbound TCP listener that would clash with the client's.
   dependsOn: []
-`;
+${
+  withRetries
+    ? ['upstream', 'upstream-h2']
+        .map((name) => `---
+apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: ${name} }
+spec:
+  targetRef: { name: ${name} }
+  retries: { attempts: 2, retryOn: [5xx, reset, connect-failure], perTryTimeout: 1s }
+`)
+        .join('')
+    : ''
+}`;
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
     const client = await startWeftProxy('weft-client', ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(outPort)], admin1);
     peers.push(client);

@@ -14,6 +14,8 @@ import { UpstreamPool } from './upstream/pool';
 export class ClusterLoad {
   /** For the maxRequests circuit breaker. */
   active = 0;
+  /** Requests retrying now, for max_retries and the retry budget. */
+  retries = 0;
   /** Per endpoint key, for LEAST_REQUEST. */
   readonly perEndpoint = new Map<string, number>();
 

@@ -29,6 +29,10 @@ export class RequestStats {
   readonly latency = new Histogram();
   bytesIn = 0;
   bytesOut = 0;
+  /** Attempts after the first. */
+  retries = 0;
+  /** Retries the policy wanted and max_retries or the retry budget refused. */
+  retryOverflow = 0;
 
   constructor(
     readonly direction: string,
@@ -88,6 +92,10 @@ export class ProxyStats {
     for (const s of this.requests) {
       for (const [flag, n] of s.flags) out.push(`weft_response_flags_total{${labels(s, `,flag="${flag}"`)}} ${n}`);
     }
+    family('weft_retries_total', 'counter', 'Retried attempts (after the first) by direction and cluster.');
+    for (const s of this.requests) if (s.retries > 0) out.push(`weft_retries_total{${labels(s)}} ${s.retries}`);
+    family('weft_retry_overflow_total', 'counter', 'Retries refused by max_retries or the retry budget.');
+    for (const s of this.requests) if (s.retryOverflow > 0) out.push(`weft_retry_overflow_total{${labels(s)}} ${s.retryOverflow}`);
     family('weft_request_duration_ms', 'histogram', 'Time from request head to response end, in milliseconds.');
     for (const s of this.requests) {
       let cumulative = 0;

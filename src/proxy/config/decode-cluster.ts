@@ -9,7 +9,8 @@
 //                      ring_hash_lb_config {minimum_ring_size, maximum_ring_size, XX_HASH},
 //                      connect_timeout (default 5 s), circuit_breakers.thresholds
 //                      {priority, max_connections, max_pending_requests, max_requests,
-//                      max_retries; track_remaining accepted}, typed_extension_protocol_options
+//                      max_retries, retry_budget {budget_percent (default 20), min_retry_concurrency
+//                      (default 3)}; track_remaining accepted}, typed_extension_protocol_options
 //                      (alt_stat_name, metadata accepted)
 //   circuit breakers   the DEFAULT priority's thresholds apply (Envoy's defaults: 1024 each,
 //                      3 retries); HIGH thresholds are accepted and unused, as weft routes
@@ -20,7 +21,7 @@
 //                      {idle_timeout (default 1 h; 0 never), max_requests_per_connection}
 //                      No protocol options: HTTP/1.1, as in Envoy.
 // Not supported (NACK): DNS and ORIGINAL_DST types, cluster_type, outlier_detection,
-// health_checks, transport_socket (TLS), retry_budget, per_host_thresholds,
+// health_checks, transport_socket (TLS), per_host_thresholds,
 // maglev/least_request/round_robin lb configs, load_balancing_policy,
 // common_lb_config, lb_subset_config, upstream_connection_options, HTTP/3, auto_config,
 // use_downstream_protocol_config, HTTP/1 and HTTP/2 codec options, …
@@ -82,7 +83,7 @@ export function decodeCluster(msg: Obj): DecodedCluster {
     lbPolicy: lbPolicy as LbPolicy,
     ringHash: ringHash(at.field('ring_hash_lb_config'), msg.ring_hash_lb_config),
     connectTimeoutMs,
-    limits: limits(at.field('circuit_breakers'), msg.circuit_breakers),
+    ...limits(at.field('circuit_breakers'), msg.circuit_breakers),
     ...protocolOptions(at.field('typed_extension_protocol_options'), msg.typed_extension_protocol_options ?? {}),
   };
   if (type === 'EDS') {
@@ -111,9 +112,10 @@ function ringHash(at: FieldPath, r: Obj | undefined): ClusterConfig['ringHash'] 
   return { minRingSize, maxRingSize };
 }
 
-function limits(at: FieldPath, cb: Obj | undefined): CircuitBreakerLimits {
-  const out = { ...CLUSTER_DEFAULTS.limits };
-  if (!cb) return out;
+function limits(at: FieldPath, cb: Obj | undefined): Pick<ClusterConfig, 'limits' | 'retryBudget'> {
+  const out: CircuitBreakerLimits = { ...CLUSTER_DEFAULTS.limits };
+  let budget: ClusterConfig['retryBudget'];
+  if (!cb) return { limits: out };
   onlyFields(at, 'envoy.config.cluster.v3.CircuitBreakers', cb, ['thresholds']);
   let applied = false;
   (cb.thresholds ?? []).forEach((t: Obj, i: number) => {
@@ -124,6 +126,7 @@ function limits(at: FieldPath, cb: Obj | undefined): CircuitBreakerLimits {
       'max_pending_requests',
       'max_requests',
       'max_retries',
+      'retry_budget',
       'track_remaining',
     ]);
     // As in Envoy, the first thresholds of a priority count.
@@ -133,8 +136,17 @@ function limits(at: FieldPath, cb: Obj | undefined): CircuitBreakerLimits {
     out.maxPendingRequests = u32(t.max_pending_requests, out.maxPendingRequests);
     out.maxRequests = u32(t.max_requests, out.maxRequests);
     out.maxRetries = u32(t.max_retries, out.maxRetries);
+    if (t.retry_budget) budget = retryBudget(here.field('retry_budget'), t.retry_budget);
   });
-  return out;
+  return budget ? { limits: out, retryBudget: budget } : { limits: out };
+}
+
+/** Envoy's defaults: 20 % of active requests, at least 3 retries in flight. */
+function retryBudget(at: FieldPath, b: Obj): { percent: number; minConcurrency: number } {
+  onlyFields(at, 'envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget', b, ['budget_percent', 'min_retry_concurrency']);
+  const percent = b.budget_percent ? (b.budget_percent.value ?? 0) : 20;
+  if (!(percent >= 0 && percent <= 100)) at.field('budget_percent').invalid(`must be 0-100, got ${percent}`);
+  return { percent, minConcurrency: u32(b.min_retry_concurrency, 3) };
 }
 
 type ProtocolFields = Pick<ClusterConfig, 'protocol' | 'idleTimeoutMs' | 'maxRequestsPerConnection'>;

@@ -19,14 +19,17 @@
 //                       .max_stream_duration (folded into the timeout: the smaller non-zero wins,
 //                       as weft's route timeout bounds the whole exchange), prefix_rewrite,
 //                       regex_rewrite, host_rewrite_literal, hash_policy {header.header_name,
-//                       cookie {name, ttl}, connection_properties.source_ip; terminal}
+//                       cookie {name, ttl}, connection_properties.source_ip; terminal},
+//                       retry_policy {retry_on (the tokens in RETRY_ON), num_retries (default 1),
+//                       per_try_timeout, retry_back_off {base_interval, max_interval},
+//                       retriable_status_codes}
 //   RedirectAction      https_redirect, scheme_redirect, host_redirect, port_redirect,
 //                       path_redirect, prefix_rewrite, regex_rewrite, response_code
 //   DirectResponseAction  status (200-599), body inline_string | inline_bytes
 //   HeaderValueOption   header {key, value}, append_action APPEND_IF_EXISTS_OR_ADD |
 //                       OVERWRITE_IF_EXISTS_OR_ADD, or the deprecated append; a value may use
 //                       "%%" for "%" but no other %FORMATTER%; pseudo-headers and host are refused
-// Not supported (NACK): retry_policy, request_mirror_policies, hedge_policy, cors,
+// Not supported (NACK): virtual-host retry_policy, request_mirror_policies, hedge_policy, cors,
 // rate_limits, typed_per_filter_config, virtual-host and table-level header
 // mutations, ignore_case, range_match, grpc/runtime_fraction matchers, …
 //
@@ -47,6 +50,7 @@ import type {
   RouteTable,
   VirtualHost,
   RedirectAction,
+  RetryPolicy,
   WeightedCluster,
 } from './types';
 
@@ -286,6 +290,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     'regex_rewrite',
     'host_rewrite_literal',
     'hash_policy',
+    'retry_policy',
   ]);
   let clusters: WeightedCluster[];
   let totalWeight: number;
@@ -305,6 +310,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     hashPolicies: (a.hash_policy ?? []).map((h: Obj, i: number) => hashPolicy(at.field('hash_policy').index(i), h)),
     mirrors: [],
   };
+  if (a.retry_policy) action.retry = retryPolicy(at.field('retry_policy'), a.retry_policy);
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) at.field('regex_rewrite').invalid('and prefix_rewrite are exclusive');
   if (a.prefix_rewrite) action.prefixRewrite = a.prefix_rewrite;
   if (a.regex_rewrite) action.regexRewrite = regexRewrite(at.field('regex_rewrite'), a.regex_rewrite);
@@ -378,6 +384,51 @@ function hashPolicy(at: FieldPath, h: Obj): HashPolicy {
     default:
       return at.invalid('needs header, cookie or connection_properties');
   }
+}
+
+/** The retry_on conditions the sidecar enforces (HTTP, and gRPC's from grpc-status). */
+export const RETRY_ON = new Set([
+  '5xx',
+  'gateway-error',
+  'reset',
+  'connect-failure',
+  'retriable-4xx',
+  'refused-stream',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+]);
+
+function retryPolicy(at: FieldPath, r: Obj): RetryPolicy {
+  onlyFields(at, `${T}RetryPolicy`, r, ['retry_on', 'num_retries', 'per_try_timeout', 'retry_back_off', 'retriable_status_codes']);
+  const retryOn = new Set<string>();
+  for (const raw of String(r.retry_on ?? '').split(',')) {
+    const token = raw.trim();
+    if (!token) continue;
+    if (!RETRY_ON.has(token)) at.field('retry_on').unsupported(`"${token}" is not supported by weft proxy yet`);
+    retryOn.add(token);
+  }
+  const numRetries = u32(r.num_retries, 1);
+  const perTryTimeoutMs = durationMs(at.field('per_try_timeout'), r.per_try_timeout, 0);
+  let baseMs = 25;
+  let maxMs = 250;
+  if (r.retry_back_off) {
+    const here = at.field('retry_back_off');
+    onlyFields(here, `${T}RetryPolicy.RetryBackOff`, r.retry_back_off, ['base_interval', 'max_interval']);
+    if (!r.retry_back_off.base_interval) here.field('base_interval').invalid('is required');
+    baseMs = durationMs(here.field('base_interval'), r.retry_back_off.base_interval, 25);
+    if (baseMs < 1) here.field('base_interval').invalid('must be at least 1 ms');
+    maxMs = durationMs(here.field('max_interval'), r.retry_back_off.max_interval, baseMs * 10);
+    if (maxMs < baseMs) here.field('max_interval').invalid(`must be at least base_interval (${baseMs} ms), got ${maxMs} ms`);
+  }
+  const retriableStatusCodes = ((r.retriable_status_codes ?? []) as number[]).map((code, i) => {
+    if (code < 100 || code > 599) at.field('retriable_status_codes').index(i).invalid(`must be an HTTP status 100-599, got ${code}`);
+    return code;
+  });
+  return { retryOn, numRetries, perTryTimeoutMs, backoff: { baseMs, maxMs }, retriableStatusCodes };
 }
 
 const REDIRECT_STATUS: Record<string, RedirectAction['status']> = {

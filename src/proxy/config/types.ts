@@ -134,6 +134,7 @@ export interface RetryPolicy {
   /** Conditions, as Envoy's retry_on tokens ("5xx", "reset", "unavailable", …). */
   retryOn: Set<string>;
   numRetries: number;
+  /** 0 = none (the route timeout bounds every attempt). */
   perTryTimeoutMs: number;
   backoff: { baseMs: number; maxMs: number };
   retriableStatusCodes: number[];
@@ -181,6 +182,8 @@ export interface ClusterConfig {
   maxRequestsPerConnection: number;
   /** Idle upstream connections are closed after this; 0 = never (Envoy's default is 1 h). */
   idleTimeoutMs: number;
+  /** circuit_breakers retry_budget: retries in flight ≤ percent % of active requests, at least minConcurrency. */
+  retryBudget?: { percent: number; minConcurrency: number };
 }
 
 /** Envoy's defaults: 1024 each, 3 retries. */

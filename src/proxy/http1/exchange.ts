@@ -2,12 +2,15 @@
 // upstream connection, then the response back. Bodies are forwarded as
 // slices with the framing they came with (Content-Length counted, chunked
 // scanned), with backpressure both ways. Every local reply carries a
-// response flag saying why.
-import type { Endpoint, Route, RouteAction } from '../config/types';
+// response flag saying why. A route's retry policy (HTTP/1.1 clusters) tries
+// again what failed before any response byte went downstream (see retry.ts);
+// without one, none of that code runs.
+import type { Endpoint, RetryPolicy, Route, RouteAction } from '../config/types';
 import type { RequestInfo, RouteMatchResult } from '../router/route-table';
 import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
+import { backoffMs, MAX_REPLAY_BODY, retryOnFailure, retryOnStatus, takeRetrySlot, type LocalFailure } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
@@ -52,6 +55,19 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
   private finished = false;
   /** A retry is allowed once, when a reused connection closes before any response byte. */
   private retried = false;
+
+  // ---- the route's retry policy (HTTP/1.1 clusters); all unset on the fast path ----
+  private retry: RetryPolicy | undefined;
+  /** 1 for the first try; sent upstream as x-envoy-attempt-count. */
+  private attempt = 1;
+  /** The request body so far, for a retry to send again; undefined once it outgrew MAX_REPLAY_BODY. */
+  private replay: Buffer[] | undefined;
+  private replayBytes = 0;
+  private tryTimer: NodeJS.Timeout | undefined;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  /** This request holds one of the cluster's retry slots (max_retries / retry budget). */
+  private retrySlot = false;
+  private hash: number | undefined;
 
   constructor(
     private readonly conn: Http1Connection,
@@ -103,13 +119,121 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
       return this.reply(503, 'UO', `cluster ${clusterName} is at its limit of ${cluster.config.limits.maxRequests} requests`, clusterName);
     }
     const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, sourceIp(this.conn.socket.remoteAddress)) : undefined;
+    this.hash = hash;
     const endpoint = cluster.lb.pick(hash === undefined ? undefined : { hash });
     if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${clusterName}`, clusterName);
     this.endpoint = endpoint;
     cluster.load.started(endpoint);
     if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
     if (cluster.config.protocol === 'http2') return this.startBridge(action, cluster, endpoint);
+    if (action.retry) this.startRetries(action.retry);
     this.acquire();
+  }
+
+  // ---- retries ----
+
+  private startRetries(retry: RetryPolicy): void {
+    this.retry = retry;
+    if (this.head.body.kind !== 'none' && !(this.head.body.kind === 'length' && this.head.body.length === 0)) {
+      // A body announced larger than the replay buffer (or one of unknown length, grown past it) is never retried.
+      if (this.head.body.kind !== 'length' || this.head.body.length <= MAX_REPLAY_BODY) {
+        // Body bytes that came with the head are queued already.
+        this.replay = this.queued ? this.queued.map((c) => Buffer.from(c)) : [];
+        this.replayBytes = this.queuedBytes;
+        if (this.replayBytes > MAX_REPLAY_BODY) this.replay = undefined;
+      }
+    }
+    if (retry.perTryTimeoutMs > 0) this.armTryTimer();
+  }
+
+  private armTryTimer(): void {
+    const ms = this.retry!.perTryTimeoutMs;
+    this.tryTimer = setTimeout(() => this.tryTimedOut(ms), ms);
+  }
+
+  private tryTimedOut(ms: number): void {
+    if (this.finished || this.responseStarted) return;
+    if (this.retryOn('timeout') && this.scheduleRetry('UT')) return;
+    this.bridge?.cancel();
+    this.failAttempt(504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
+  }
+
+  /** Whether the retry policy covers an outcome: a response status, or a local failure. */
+  private retryOn(outcome: number | LocalFailure): boolean {
+    const retry = this.retry;
+    if (!retry) return false;
+    return typeof outcome === 'number' ? retryOnStatus(retry, outcome) : retryOnFailure(retry, outcome);
+  }
+
+  /** Whether the request can be sent again: its body fully received and kept (or it has none). */
+  private replayable(): boolean {
+    if (this.reqFraming.kind !== 'none') return false;
+    return this.head.body.kind === 'none' || (this.head.body.kind === 'length' && this.head.body.length === 0) || this.replay !== undefined;
+  }
+
+  /**
+   * After a failed attempt whose outcome the policy covers: schedules the next
+   * one (true), or says why not by leaving `denied` set (URX: retries used up
+   * or the body cannot be replayed; UO: the cluster's retry limit or budget).
+   */
+  private denied = '';
+  private scheduleRetry(_outcome: string): boolean {
+    const retry = this.retry!;
+    const cluster = this.cluster!;
+    if (this.attempt > retry.numRetries || !this.replayable()) {
+      this.denied = 'URX';
+      return false;
+    }
+    if (!this.retrySlot) {
+      if (!takeRetrySlot(cluster, this.stats!)) {
+        this.denied = 'UO';
+        return false;
+      }
+      this.retrySlot = true;
+    }
+    this.stats!.retries++;
+    const up = this.upstream;
+    this.upstream = undefined;
+    if (up) cluster.pool.release(up, false);
+    clearTimeout(this.tryTimer);
+    this.tryTimer = undefined;
+    this.resBuf = undefined;
+    this.resHead = undefined;
+    this.resFraming = undefined;
+    this.headSent = false;
+    const delay = backoffMs(retry, this.attempt - 1);
+    this.attempt++;
+    this.backoffTimer = setTimeout(() => this.nextAttempt(), delay);
+    return true;
+  }
+
+  private nextAttempt(): void {
+    this.backoffTimer = undefined;
+    if (this.finished) return;
+    const cluster = this.cluster!;
+    const failed = this.endpoint!;
+    const opts = this.hash === undefined ? undefined : { hash: this.hash };
+    let endpoint = cluster.lb.pick(opts);
+    // Another endpoint than the one that failed, when the balancer has one to give.
+    for (let i = 0; i < 3 && endpoint && endpoint.key === failed.key; i++) endpoint = cluster.lb.pick(opts);
+    cluster.load.ended(failed);
+    this.endpoint = endpoint;
+    if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${cluster.config.name}`, cluster.config.name);
+    cluster.load.started(endpoint);
+    if (this.replay && this.replay.length > 0) {
+      this.queued = this.replay.slice();
+      this.queuedBytes = this.replayBytes;
+    }
+    if (this.retry!.perTryTimeoutMs > 0) this.armTryTimer();
+    this.acquire();
+  }
+
+  /** An attempt failed locally: retries are over or not allowed; answer with the failure. */
+  private failAttempt(status: number, flag: string, message: string): void {
+    const denied = this.denied;
+    if (denied === 'URX' && this.attempt > 1) return this.reply(status, 'URX', `${message} (after ${this.attempt} attempts; last: ${flag})`, this.cluster!.config.name);
+    if (denied === 'UO') return this.reply(status, 'UO', `${message} (retry not allowed: the cluster's retry limit is reached)`, this.cluster!.config.name);
+    return this.reply(status, flag, message, this.cluster!.config.name);
   }
 
   private startBridge(action: RouteAction, cluster: ClusterRuntime, endpoint: Endpoint): void {
@@ -156,14 +280,19 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
   }
 
   private acquire(): void {
+    const attempt = this.attempt;
     this.cluster!.pool.acquire(this.endpoint!, (err, upstream) => {
-      if (this.finished) {
+      if (this.finished || attempt !== this.attempt) {
         if (upstream) this.cluster!.pool.release(upstream, true);
         return;
       }
       if (err || !upstream) {
         if (err instanceof PoolOverflowError) return this.reply(503, 'UO', err.message, this.cluster!.config.name);
         const detail = err instanceof ConnectError ? err.message : String(err);
+        if (this.retry) {
+          if (this.retryOn('connect') && this.scheduleRetry('UF')) return;
+          return this.failAttempt(503, 'UF', `upstream connect failure: ${detail}`);
+        }
         return this.reply(503, 'UF', `upstream connect failure: ${detail}`, this.cluster!.config.name);
       }
       this.attach(upstream);
@@ -195,6 +324,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     const head = this.head;
     const route = this.route!;
     const action = route.action as RouteAction;
+    if (this.retry) return this.rebuiltHead(head, route, action);
     const unchanged =
       head.minor === 1 &&
       !head.absoluteForm &&
@@ -206,9 +336,14 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
       action.hostRewrite === undefined &&
       forwardableAsIs(head.headers, head.keepAlive);
     if (unchanged) return this.headBytes;
+    return this.rebuiltHead(head, route, action);
+  }
+
+  private rebuiltHead(head: RequestHead, route: Route, action: RouteAction): Buffer {
     const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(head.path, action, route.match) : head.path;
     const changes: HeadChanges = {
-      add: route.requestHeadersToAdd,
+      // With a retry policy the upstream learns which attempt this is.
+      add: this.retry ? [...route.requestHeadersToAdd, { name: 'x-envoy-attempt-count', value: String(this.attempt), append: false }] : route.requestHeadersToAdd,
       remove: route.requestHeadersToRemove,
       host: action.hostRewrite ?? (head.absoluteForm ? head.host : undefined),
     };
@@ -253,6 +388,11 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
 
   private forwardRequestBytes(chunk: Buffer): void {
     if (this.finished) return;
+    if (this.replay) {
+      this.replayBytes += chunk.length;
+      if (this.replayBytes > MAX_REPLAY_BODY) this.replay = undefined;
+      else this.replay.push(Buffer.from(chunk));
+    }
     if (this.bridge) return this.bridge.write(chunk);
     if (this.upstream && this.headSent) {
       if (!this.upstream.socket.write(chunk)) this.conn.socket.pause();
@@ -287,8 +427,26 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
 
   onClose(error: Error | undefined): void {
     if (this.finished) return;
+    const reused = (this.upstream?.requests ?? 0) > 1;
     this.upstream = undefined;
     if (this.resFraming?.kind === 'eof') return this.complete(false);
+    if (this.retry && !this.responseStarted) {
+      if (this.retryOn('reset') && this.scheduleRetry('UC')) return;
+      // A reused keep-alive connection closed as we sent, and the policy does not cover resets:
+      // once more on a new connection, as without a policy.
+      if (reused && !this.resBuf && !this.retried && this.denied === '' && this.replayable()) {
+        this.retried = true;
+        this.headSent = false;
+        if (this.replay && this.replay.length > 0) {
+          this.queued = this.replay.slice();
+          this.queuedBytes = this.replayBytes;
+        }
+        return this.acquire();
+      }
+      const message = `upstream connection closed before a response${error ? ` (${error.message})` : ''}`;
+      if (this.resBuf) return this.failAttempt(502, 'UPE', 'upstream closed in the middle of the response head');
+      return this.failAttempt(503, 'UC', message);
+    }
     if (!this.responseStarted && !this.resBuf) {
       // A reused keep-alive connection the server closed as we sent: safe to try once more
       // when nothing of a body went out.
@@ -338,9 +496,11 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
       if (rest) this.responseHeadBytes(rest);
       return;
     }
+    if (this.retry && !head.upgrade && this.retryOn(head.status) && this.scheduleRetry(String(head.status))) return;
     this.resHead = head;
     if (head.upgrade) return this.tunnel(buf.subarray(0, head.headLength), rest);
     this.responseStarted = true;
+    if (this.tryTimer) clearTimeout(this.tryTimer);
     const keepOpen = this.keepDownstreamOpen(head);
     const route = this.route!;
     // An HTTP/1.0 client keeps the connection only when told so: its responses are rebuilt to say keep-alive.
@@ -461,6 +621,12 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
   private finish(flag: string, status: number): void {
     this.finished = true;
     clearTimeout(this.timer);
+    if (this.retry) {
+      clearTimeout(this.tryTimer);
+      clearTimeout(this.backoffTimer);
+      if (this.retrySlot) this.cluster!.load.retries--;
+      this.retrySlot = false;
+    }
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
     this.endpoint = undefined;
     this.stats?.response(status, performance.now() - this.started, flag || undefined);

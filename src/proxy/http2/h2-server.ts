@@ -5,13 +5,14 @@
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import type { Route, RouteAction } from '../config/types';
+import type { RetryPolicy, Route, RouteAction } from '../config/types';
 import type { HttpChainContext } from '../http1/connection';
 import { RESPONSE_FLAGS_HEADER } from '../http1/head-writer';
 import { requestHash, sourceIp } from '../router/hash';
 import type { RequestInfo } from '../router/route-table';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
+import { backoffMs, MAX_REPLAY_BODY, retryOnFailure, retryOnGrpc, retryOnStatus, takeRetrySlot, type LocalFailure } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
@@ -75,6 +76,21 @@ class H2Exchange implements RequestInfo {
   /** Cancels the upstream stream or request, when the proxy gives up on it (route timeout). */
   private abortUpstream: (() => void) | undefined;
 
+  // ---- the route's retry policy (HTTP/2 clusters) ----
+  private retry: RetryPolicy | undefined;
+  private attempt = 1;
+  /** The upstream stream of the current attempt; the others' events are ignored. */
+  private currentUp: http2.ClientHttp2Stream | undefined;
+  /** The request body so far, for a retry; undefined once it outgrew MAX_REPLAY_BODY. */
+  private replay: Buffer[] | undefined;
+  private replayBytes = 0;
+  private bodyEnded = false;
+  private tryTimer: NodeJS.Timeout | undefined;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private retrySlot = false;
+  private denied = '';
+  private hash: number | undefined;
+
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     private readonly headers: http2.IncomingHttpHeaders,
@@ -106,14 +122,109 @@ class H2Exchange implements RequestInfo {
     if (!cluster) return this.reply(503, 'NC', `cluster ${name} is not configured`, name);
     if (cluster.load.active >= cluster.config.limits.maxRequests) return this.reply(503, 'UO', `cluster ${name} is at its request limit`, name);
     const hash = action.hashPolicies.length > 0 ? requestHash(action.hashPolicies, this, sourceIp(this.stream.session?.socket?.remoteAddress)) : undefined;
+    this.hash = hash;
     const endpoint = cluster.lb.pick(hash === undefined ? undefined : { hash });
     if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${name}`, name);
     this.cluster = cluster;
     this.endpoint = endpoint;
     cluster.load.started(endpoint);
     if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
-    if (cluster.config.protocol === 'http2') this.toH2(match.route, action, cluster, endpoint);
-    else this.toH1(match.route, action, cluster, endpoint);
+    if (cluster.config.protocol === 'http2') {
+      if (action.retry) this.startRetries(action.retry);
+      this.toH2(match.route, action, cluster, endpoint);
+    } else {
+      this.toH1(match.route, action, cluster, endpoint);
+    }
+  }
+
+  // ---- retries (HTTP/2 upstreams) ----
+
+  private startRetries(retry: RetryPolicy): void {
+    this.retry = retry;
+    this.stream.on('close', () => {
+      if (!this.done) {
+        this.currentUp?.close(NGHTTP2_CANCEL);
+        this.finish(0, 'DC');
+      }
+    });
+    if (this.stream.endAfterHeaders) {
+      this.bodyEnded = true;
+      return;
+    }
+    // One reader for the whole exchange: the body goes to the current attempt and is kept for the next.
+    this.replay = [];
+    this.stream.on('data', (chunk: Buffer) => {
+      if (this.replay) {
+        this.replayBytes += chunk.length;
+        if (this.replayBytes > MAX_REPLAY_BODY) this.replay = undefined;
+        else this.replay.push(chunk);
+      }
+      const up = this.currentUp;
+      if (up && !up.destroyed && !up.write(chunk)) {
+        this.stream.pause();
+        up.once('drain', () => this.stream.resume());
+      }
+    });
+    this.stream.on('end', () => {
+      this.bodyEnded = true;
+      const up = this.currentUp;
+      if (up && !up.destroyed) up.end();
+    });
+  }
+
+  private replayable(): boolean {
+    return this.bodyEnded && (this.stream.endAfterHeaders || this.replay !== undefined);
+  }
+
+  /** After a failed attempt the policy covers: schedules the next one, or sets `denied` (URX, UO) and returns false. */
+  private scheduleRetry(route: Route, action: RouteAction): boolean {
+    const retry = this.retry!;
+    const cluster = this.cluster!;
+    if (this.attempt > retry.numRetries || !this.replayable()) {
+      this.denied = 'URX';
+      return false;
+    }
+    if (!this.retrySlot) {
+      if (!takeRetrySlot(cluster, this.stats!)) {
+        this.denied = 'UO';
+        return false;
+      }
+      this.retrySlot = true;
+    }
+    this.stats!.retries++;
+    const up = this.currentUp;
+    this.currentUp = undefined;
+    if (up && !up.destroyed) up.close(NGHTTP2_CANCEL);
+    clearTimeout(this.tryTimer);
+    const delay = backoffMs(retry, this.attempt - 1);
+    this.attempt++;
+    this.backoffTimer = setTimeout(() => {
+      if (this.done) return;
+      const failed = this.endpoint!;
+      const opts = this.hash === undefined ? undefined : { hash: this.hash };
+      let endpoint = cluster.lb.pick(opts);
+      for (let i = 0; i < 3 && endpoint && endpoint.key === failed.key; i++) endpoint = cluster.lb.pick(opts);
+      cluster.load.ended(failed);
+      this.endpoint = endpoint;
+      if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${cluster.config.name}`, cluster.config.name);
+      cluster.load.started(endpoint);
+      this.toH2(route, action, cluster, endpoint);
+    }, delay);
+    return true;
+  }
+
+  /** An attempt failed locally and is not retried: the local reply says why. */
+  private failAttempt(status: number, flag: string, message: string): void {
+    const name = this.cluster!.config.name;
+    if (this.denied === 'URX' && this.attempt > 1) return this.reply(status, 'URX', `${message} (after ${this.attempt} attempts; last: ${flag})`, name);
+    if (this.denied === 'UO') return this.reply(status, 'UO', `${message} (retry not allowed: the cluster's retry limit is reached)`, name);
+    this.reply(status, flag, message, name);
+  }
+
+  /** A failed attempt with no response: retried when the policy covers it, else answered locally. */
+  private attemptFailed(route: Route, action: RouteAction, failure: LocalFailure, status: number, flag: string, message: string): void {
+    if (retryOnFailure(this.retry!, failure) && this.scheduleRetry(route, action)) return;
+    this.failAttempt(status, flag, message);
   }
 
   private upstreamPath(route: Route, action: RouteAction): string {
@@ -130,32 +241,60 @@ class H2Exchange implements RequestInfo {
     copyHeaders(this.headers, out, route.requestHeadersToRemove);
     if (this.headers.te === 'trailers') out.te = 'trailers'; // gRPC needs it end to end
     for (const h of route.requestHeadersToAdd) out[h.name] = h.value;
+    const retry = this.retry;
+    if (retry) out['x-envoy-attempt-count'] = String(this.attempt);
     let up: http2.ClientHttp2Stream;
     try {
       // A request whose HEADERS ended the stream (a GET) needs no body pipe.
       up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.endAfterHeaders });
     } catch (err) {
+      if (retry) return this.attemptFailed(route, action, 'connect', 503, 'UF', `upstream connect failure: ${(err as Error).message}`);
       return this.reply(503, 'UF', `upstream connect failure: ${(err as Error).message}`, cluster.config.name);
     }
     let trailers: http2.OutgoingHttpHeaders | undefined;
     let responded = false;
-    this.abortUpstream = () => up.close(NGHTTP2_CANCEL);
-    if (!this.stream.endAfterHeaders) this.stream.pipe(up);
-    this.stream.on('close', () => {
-      if (!this.done) {
-        up.close(NGHTTP2_CANCEL);
-        this.finish(0, 'DC');
+    /** An earlier attempt's stream, given up on: its events do nothing. */
+    const stale = () => this.done || (retry !== undefined && up !== this.currentUp);
+    if (retry) {
+      this.currentUp = up;
+      this.abortUpstream = () => this.currentUp?.close(NGHTTP2_CANCEL);
+      if (!this.stream.endAfterHeaders && this.attempt > 1) {
+        for (const chunk of this.replay ?? []) up.write(chunk);
+        if (this.bodyEnded) up.end();
       }
-    });
+      if (retry.perTryTimeoutMs > 0) {
+        const ms = retry.perTryTimeoutMs;
+        this.tryTimer = setTimeout(() => {
+          if (stale() || responded) return;
+          this.attemptFailed(route, action, 'timeout', 504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
+          if (this.done) up.close(NGHTTP2_CANCEL);
+        }, ms);
+      }
+    } else {
+      this.abortUpstream = () => up.close(NGHTTP2_CANCEL);
+      if (!this.stream.endAfterHeaders) this.stream.pipe(up);
+      this.stream.on('close', () => {
+        if (!this.done) {
+          up.close(NGHTTP2_CANCEL);
+          this.finish(0, 'DC');
+        }
+      });
+    }
     up.on('response', (headers, flags) => {
-      if (this.done) return;
-      responded = true;
+      if (stale()) return;
       const status = Number(headers[':status']);
+      const trailersOnly = up.endAfterHeaders || (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+      if (retry) {
+        const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
+        if ((retryOnStatus(retry, status) || (grpcStatus !== undefined && retryOnGrpc(retry, grpcStatus))) && this.scheduleRetry(route, action)) return;
+        clearTimeout(this.tryTimer);
+      }
+      responded = true;
       const res: http2.OutgoingHttpHeaders = { ':status': status };
       copyHeaders(headers, res, route.responseHeadersToRemove);
       for (const h of route.responseHeadersToAdd) res[h.name] = h.value;
       // Node sets endAfterHeaders only after 'response': the frame's END_STREAM flag says it now.
-      if (up.endAfterHeaders || (flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+      if (trailersOnly) {
         // Trailers-only (a gRPC error): the status travels in these headers.
         this.stream.respond(res, { endStream: true });
         return this.finish(status, '');
@@ -182,7 +321,13 @@ class H2Exchange implements RequestInfo {
       copyHeaders(t, trailers, []);
     });
     up.on('error', (err) => {
-      if (this.done) return;
+      if (stale()) return;
+      if (retry && !responded) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        const connect = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || /connect/i.test(err.message);
+        const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : connect ? 'connect' : 'reset';
+        return this.attemptFailed(route, action, failure, 503, connect ? 'UF' : 'UC', `upstream stream failed: ${err.message}`);
+      }
       if (!responded) {
         if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) return; // 'close' retries
         return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, cluster.config.name);
@@ -191,7 +336,11 @@ class H2Exchange implements RequestInfo {
       this.finish(0, 'UPE');
     });
     up.on('close', () => {
-      if (this.done || responded) return;
+      if (stale() || responded) return;
+      if (retry) {
+        const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset';
+        return this.attemptFailed(route, action, failure, 503, 'UC', `upstream reset the stream (code ${up.rstCode})`);
+      }
       // REFUSED_STREAM: the upstream never processed it (e.g. it sent GOAWAY); a bodiless request may go again once.
       if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) {
         this.retriedRefused = true;
@@ -284,6 +433,12 @@ class H2Exchange implements RequestInfo {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
+    if (this.retry) {
+      clearTimeout(this.tryTimer);
+      clearTimeout(this.backoffTimer);
+      if (this.retrySlot) this.cluster!.load.retries--;
+      this.retrySlot = false;
+    }
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
     this.stats?.response(status, performance.now() - this.started, flag || undefined);
   }

@@ -101,16 +101,20 @@ test('cluster: translator output — the STATIC inbound cluster carries its endp
   });
 });
 
-test('cluster: outlier detection and retry budgets from a TrafficPolicy are NACKed by name', () => {
+test('cluster: outlier detection from a TrafficPolicy is NACKed by name; a retry budget is decoded', () => {
   const outlier = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  outlierDetection: { consecutive5xx: 5 }');
   assert.equal(
     nack(() => cluster('outbound|8080||web.default', outlier)),
     'Cluster "outbound|8080||web.default": outlier_detection is not supported by weft proxy yet',
   );
   const budget = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  retries: { attempts: 0, budget: { percent: 20 } }');
+  assert.deepEqual(cluster('outbound|8080||web.default', budget).cluster.retryBudget, { percent: 20, minConcurrency: 3 });
+  assert.equal(cluster('outbound|8080||web.default').cluster.retryBudget, undefined);
+  const floor = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  retries: { attempts: 2, budget: { percent: 5, minRetriesPerSecond: 1 } }');
+  assert.deepEqual(cluster('outbound|8080||web.default', floor).cluster.retryBudget, { percent: 5, minConcurrency: 1 });
   assert.equal(
-    nack(() => cluster('outbound|8080||web.default', budget)),
-    'Cluster "outbound|8080||web.default": circuit_breakers.thresholds[0].retry_budget is not supported by weft proxy yet',
+    nack(() => decode(eds({ circuit_breakers: { thresholds: [{ retry_budget: { budget_percent: { value: 150 } } }] } })), 'E_CONFIG_INVALID'),
+    'Cluster "c": circuit_breakers.thresholds[0].retry_budget.budget_percent must be 0-100, got 150',
   );
 });
 

@@ -297,10 +297,42 @@ test('route: defaults and the rest of the subset (deprecated matchers, case, has
 const AT = 'RouteConfiguration "rc": ';
 const ROUTE = `${AT}virtual_hosts[0].routes[0]`;
 
+test('route: retry_policy → RouteAction.retry (tokens, retries, per-try timeout, back-off, codes; Envoy defaults)', () => {
+  const full = decode(
+    table({
+      route: {
+        cluster: 'c',
+        retry_policy: {
+          retry_on: '5xx, gateway-error,reset,connect-failure,retriable-4xx,refused-stream,retriable-status-codes,cancelled,deadline-exceeded,internal,resource-exhausted,unavailable',
+          num_retries: { value: 4 },
+          per_try_timeout: { nanos: 100_000_000 },
+          retry_back_off: { base_interval: { nanos: 10_000_000 }, max_interval: { seconds: 1 } },
+          retriable_status_codes: [409, 429],
+        },
+      },
+    }),
+  );
+  const retry = (full.virtualHosts[0].routes[0].action as RouteAction).retry!;
+  assert.deepEqual([...retry.retryOn].sort(), ['5xx', 'cancelled', 'connect-failure', 'deadline-exceeded', 'gateway-error', 'internal', 'refused-stream', 'reset', 'resource-exhausted', 'retriable-4xx', 'retriable-status-codes', 'unavailable']);
+  assert.equal(retry.numRetries, 4);
+  assert.equal(retry.perTryTimeoutMs, 100);
+  assert.deepEqual(retry.backoff, { baseMs: 10, maxMs: 1000 });
+  assert.deepEqual(retry.retriableStatusCodes, [409, 429]);
+  const defaults = (decode(table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx' } } })).virtualHosts[0].routes[0].action as RouteAction).retry!;
+  assert.deepEqual(defaults, { retryOn: new Set(['5xx']), numRetries: 1, perTryTimeoutMs: 0, backoff: { baseMs: 25, maxMs: 250 }, retriableStatusCodes: [] });
+  const baseOnly = (decode(table({ route: { cluster: 'c', retry_policy: { retry_on: 'reset', retry_back_off: { base_interval: { nanos: 40_000_000 } } } } })).virtualHosts[0].routes[0].action as RouteAction).retry!;
+  assert.deepEqual(baseOnly.backoff, { baseMs: 40, maxMs: 400 });
+  assert.equal((decode(table({ route: { cluster: 'c' } })).virtualHosts[0].routes[0].action as RouteAction).retry, undefined);
+  assert.match(nack(() => decode(table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', retry_back_off: { base_interval: { nanos: 50_000_000 }, max_interval: { nanos: 10_000_000 } } } } })), 'E_CONFIG_INVALID'), /retry_back_off\.max_interval must be at least base_interval/);
+  assert.match(nack(() => decode(table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', retriable_status_codes: [42] } } })), 'E_CONFIG_INVALID'), /retriable_status_codes\[0\] must be an HTTP status/);
+});
+
 test('route: NACK for every field outside the subset, naming it', () => {
   const fault = anyOf(TYPE_URL.HttpFault, {});
   const cases: [Obj, string][] = [
-    [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx' } } }), `${ROUTE}.route.retry_policy`],
+    [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', retry_host_predicate: [{ name: 'x' }] } } }), `${ROUTE}.route.retry_policy.retry_host_predicate`],
+    [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', rate_limited_retry_back_off: { reset_headers: [{ name: 'retry-after' }] } } } }), `${ROUTE}.route.retry_policy.rate_limited_retry_back_off`],
+    [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx,envoy-ratelimited' } } }), `${ROUTE}.route.retry_policy.retry_on`],
     [table({ route: { cluster: 'c', request_mirror_policies: [{ cluster: 'm' }] } }), `${ROUTE}.route.request_mirror_policies`],
     [table({ route: { cluster: 'c', hedge_policy: {} } }), `${ROUTE}.route.hedge_policy`],
     [table({ route: { cluster: 'c', idle_timeout: { seconds: 1 } } }), `${ROUTE}.route.idle_timeout`],

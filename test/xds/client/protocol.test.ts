@@ -294,9 +294,9 @@ test('client: a route table rejected before one was held does not hold the confi
     s.push(LDS, [resource(LDS, 'l1', listener('l1', 'r1'))]);
     await s.next((m) => m.type_url === RDS && m.resource_names_subscribe.length > 0);
     const bad = routes('r1', 'c1');
-    (bad.virtual_hosts[0].routes[0].route as Obj).retry_policy = { retry_on: '5xx' };
+    (bad.virtual_hosts[0].routes[0].route as Obj).hedge_policy = { hedge_on_per_try_timeout: true };
     s.push(RDS, [resource(RDS, 'r1', bad)]);
-    assert.match((await s.next(ofType(RDS))).error_detail.message, /retry_policy is not supported/);
+    assert.match((await s.next(ofType(RDS))).error_detail.message, /hedge_policy is not supported/);
     await waitFor(() => configs.length === 1, 1000, 'a config without r1, long before the warming timeout');
     assert.equal(configs[0].routeTables.size, 0);
     s.push(RDS, [resource(RDS, 'r1', routes('r1', 'c1'), '2')]);

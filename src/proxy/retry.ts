@@ -1,0 +1,64 @@
+// A route's retry policy, the parts HTTP/1.1 and HTTP/2 downstreams share:
+// which outcomes retry_on covers, the cluster's retry circuit breaker
+// (max_retries, or the retry budget that replaces it, as in Envoy), and the
+// back-off with full jitter.
+import type { RetryPolicy } from './config/types';
+import type { ClusterRuntime } from './runtime';
+import type { RequestStats } from './stats';
+
+/** Request bodies up to this size are kept for a retry to send again; a larger one is not retried. */
+export const MAX_REPLAY_BODY = 64 * 1024;
+
+/** What a failed attempt came to, short of a response: no connection, a reset, or the per-try timeout. */
+export type LocalFailure = 'connect' | 'reset' | 'refused' | 'timeout';
+
+/** Whether retry_on covers a response status. */
+export function retryOnStatus(retry: RetryPolicy, status: number): boolean {
+  const on = retry.retryOn;
+  return (
+    (status >= 500 && on.has('5xx')) ||
+    ((status === 502 || status === 503 || status === 504) && on.has('gateway-error')) ||
+    (status === 409 && on.has('retriable-4xx')) ||
+    (on.has('retriable-status-codes') && retry.retriableStatusCodes.includes(status))
+  );
+}
+
+/** Whether retry_on covers a local failure (5xx and gateway-error cover them all, as in Envoy). */
+export function retryOnFailure(retry: RetryPolicy, failure: LocalFailure): boolean {
+  const on = retry.retryOn;
+  if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return true;
+  if (failure === 'connect') return on.has('connect-failure');
+  if (failure === 'refused') return on.has('refused-stream');
+  return false;
+}
+
+const GRPC_RETRY_ON: Record<number, string> = { 1: 'cancelled', 4: 'deadline-exceeded', 8: 'resource-exhausted', 13: 'internal', 14: 'unavailable' };
+
+/** Whether retry_on covers a grpc-status (of a trailers-only response). */
+export function retryOnGrpc(retry: RetryPolicy, grpcStatus: number): boolean {
+  const token = GRPC_RETRY_ON[grpcStatus];
+  return token !== undefined && retry.retryOn.has(token);
+}
+
+/**
+ * Takes one of the cluster's retry slots for a request that retries (held
+ * until the request ends). Refused beyond max_retries, or, when the cluster
+ * has a retry budget, beyond percent % of its active requests (at least
+ * minConcurrency). A refusal is counted.
+ */
+export function takeRetrySlot(cluster: ClusterRuntime, stats: RequestStats): boolean {
+  const load = cluster.load;
+  const budget = cluster.config.retryBudget;
+  const cap = budget ? Math.max(budget.minConcurrency, (budget.percent / 100) * load.active) : cluster.config.limits.maxRetries;
+  if (load.retries >= cap) {
+    stats.retryOverflow++;
+    return false;
+  }
+  load.retries++;
+  return true;
+}
+
+/** Full jitter: uniform in [0, min(max, base × 2^retry)), retry counting from 0. */
+export function backoffMs(retry: RetryPolicy, retryIndex: number): number {
+  return Math.random() * Math.min(retry.backoff.maxMs, retry.backoff.baseMs * 2 ** retryIndex);
+}
