@@ -10,7 +10,7 @@ import type { RequestInfo, RouteMatchResult } from '../router/route-table';
 import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
-import { backoffMs, MAX_REPLAY_BODY, retryOnFailure, retryOnStatus, takeRetrySlot, type LocalFailure } from '../retry';
+import { backoffMs, MAX_REPLAY_BODY, retryOnFailure, retryOnGrpc, retryOnStatus, takeRetrySlot, type LocalFailure } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
@@ -192,6 +192,8 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
       this.retrySlot = true;
     }
     this.stats!.retries++;
+    this.bridge?.abandon();
+    this.bridge = undefined;
     const up = this.upstream;
     this.upstream = undefined;
     if (up) cluster.pool.release(up, false);
@@ -225,15 +227,30 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
       this.queuedBytes = this.replayBytes;
     }
     if (this.retry!.perTryTimeoutMs > 0) this.armTryTimer();
+    if (cluster.config.protocol === 'http2') {
+      const route = this.route!;
+      const action = route.action as RouteAction;
+      const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(this.head.path, action, route.match) : this.head.path;
+      const hasBody = this.head.body.kind === 'length' && this.head.body.length > 0;
+      this.queued = undefined;
+      this.queuedBytes = 0;
+      this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody, this.attempt);
+      if (hasBody) {
+        for (const chunk of this.replay ?? []) this.bridge.write(chunk);
+        this.bridge.end();
+      }
+      return;
+    }
     this.acquire();
   }
 
   /** An attempt failed locally: retries are over or not allowed; answer with the failure. */
-  private failAttempt(status: number, flag: string, message: string): void {
+  private failAttempt(status: number, flag: string, message: string, forceClose = false): void {
     const denied = this.denied;
-    if (denied === 'URX' && this.attempt > 1) return this.reply(status, 'URX', `${message} (after ${this.attempt} attempts; last: ${flag})`, this.cluster!.config.name);
-    if (denied === 'UO') return this.reply(status, 'UO', `${message} (retry not allowed: the cluster's retry limit is reached)`, this.cluster!.config.name);
-    return this.reply(status, flag, message, this.cluster!.config.name);
+    const name = this.cluster!.config.name;
+    if (denied === 'URX' && this.attempt > 1) return this.reply(status, 'URX', `${message} (after ${this.attempt} attempts; last: ${flag})`, name, forceClose);
+    if (denied === 'UO') return this.reply(status, 'UO', `${message} (retry not allowed: the cluster's retry limit is reached)`, name, forceClose);
+    return this.reply(status, flag, message, name, forceClose);
   }
 
   private startBridge(action: RouteAction, cluster: ClusterRuntime, endpoint: Endpoint): void {
@@ -243,7 +260,8 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     const route = this.route!;
     const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(this.head.path, action, route.match) : this.head.path;
     const hasBody = this.head.body.kind === 'length' && this.head.body.length > 0;
-    this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody);
+    if (action.retry) this.startRetries(action.retry);
+    this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody, this.retry ? this.attempt : undefined);
     if (this.queued) for (const chunk of this.queued.splice(0)) this.bridge.write(chunk);
     this.queuedBytes = 0;
     // The whole body may have come with the head, before the bridge existed.
@@ -271,8 +289,21 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     this.conn.exchangeDone(this, !close && this.head.keepAlive && this.reqFraming.kind === 'none');
   }
 
-  bridgeFailed(status: number, flag: string, message: string): void {
+  bridgeFailed(status: number, flag: string, message: string, failure: LocalFailure): void {
+    if (this.retry && !this.responseStarted) {
+      if (this.retryOn(failure) && this.scheduleRetry(flag)) return;
+      return this.failAttempt(status, flag, message, true);
+    }
     this.reply(status, flag, message, this.cluster?.config.name ?? '', true);
+  }
+
+  bridgeRetries(status: number, headers: Record<string, string | string[] | undefined>, trailersOnly: boolean): boolean {
+    const retry = this.retry;
+    if (!retry) return false;
+    const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
+    if ((retryOnStatus(retry, status) || (grpcStatus !== undefined && retryOnGrpc(retry, grpcStatus))) && this.scheduleRetry(String(status))) return true;
+    clearTimeout(this.tryTimer);
+    return false;
   }
 
   bridgeAborted(): void {

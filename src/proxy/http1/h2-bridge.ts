@@ -2,8 +2,9 @@
 // stream, the response comes back as HTTP/1.1 with chunked framing so that
 // trailers (grpc-status among them) reach the client as trailer fields. An
 // HTTP/1.0 client cannot read chunked framing: its body ends with the connection.
-import type * as http2 from 'node:http2';
+import * as http2 from 'node:http2';
 import type { Endpoint, Route, RouteAction } from '../config/types';
+import type { LocalFailure } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import { isH2Forbidden } from '../http2/session-pool';
 import type { RequestHead } from './head-parser';
@@ -15,8 +16,10 @@ export interface BridgeHost {
   resumeDownstream(): void;
   /** The response was written whole; `close`: its body was delimited by closing the connection. */
   bridgeDone(status: number, close: boolean): void;
-  /** Nothing was written yet: answer locally. */
-  bridgeFailed(status: number, flag: string, message: string): void;
+  /** Nothing was written yet: answer locally (or retry). */
+  bridgeFailed(status: number, flag: string, message: string, failure: LocalFailure): void;
+  /** The response head arrived, nothing written yet: true when the host retries instead (the bridge then goes quiet). */
+  bridgeRetries(status: number, headers: http2.IncomingHttpHeaders, trailersOnly: boolean): boolean;
   /** The response was cut after it started. */
   bridgeAborted(): void;
 }
@@ -30,6 +33,8 @@ export class H2Bridge {
   private readonly untilClose: boolean;
   private readonly keepAlive: boolean;
   private trailers: http2.IncomingHttpHeaders | undefined;
+  /** Given up on (a retry replaced it): its events do nothing. */
+  private dead = false;
 
   constructor(
     private readonly host: BridgeHost,
@@ -40,6 +45,8 @@ export class H2Bridge {
     cluster: ClusterRuntime,
     endpoint: Endpoint,
     hasBody: boolean,
+    /** With a retry policy: x-envoy-attempt-count. */
+    attempt?: number,
   ) {
     this.untilClose = head.minor === 0;
     this.keepAlive = head.keepAlive;
@@ -52,11 +59,17 @@ export class H2Bridge {
       headers[name] = prev === undefined ? head.headers[i + 1] : `${prev}, ${head.headers[i + 1]}`;
     }
     for (const h of route.requestHeadersToAdd) headers[h.name.toLowerCase()] = h.value;
+    if (attempt !== undefined) headers['x-envoy-attempt-count'] = String(attempt);
     this.up = cluster.h2Pool().session(endpoint).request(headers, { endStream: !hasBody });
-    this.up.on('drain', () => host.resumeDownstream());
-    this.up.on('response', (h) => this.onResponse(h, route, head.method));
+    this.up.on('drain', () => !this.dead && host.resumeDownstream());
+    this.up.on('response', (h, flags) => {
+      if (this.dead) return;
+      const trailersOnly = this.up.endAfterHeaders || (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      if (host.bridgeRetries(Number(h[':status']), h, trailersOnly)) return;
+      this.onResponse(h, route, head.method);
+    });
     this.up.on('data', (chunk: Buffer) => {
-      if (this.noBody || chunk.length === 0) return;
+      if (this.dead || this.noBody || chunk.length === 0) return;
       if (this.untilClose) return host.writeDownstream(chunk);
       host.writeDownstream(Buffer.from(chunk.length.toString(16) + '\r\n', 'latin1'));
       host.writeDownstream(chunk);
@@ -64,13 +77,13 @@ export class H2Bridge {
     });
     this.up.on('trailers', (t) => (this.trailers = t));
     this.up.on('end', () => {
-      if (!this.responded) return;
+      if (this.dead || !this.responded) return;
       if (!this.noBody && !this.untilClose) host.writeDownstream(Buffer.from('0\r\n' + trailerLines(this.trailers) + '\r\n', 'latin1'));
       host.bridgeDone(this.status, this.untilClose && !this.noBody);
     });
-    this.up.on('error', (err) => this.failed(`upstream stream failed: ${err.message}`));
+    this.up.on('error', (err) => this.failed(`upstream stream failed: ${err.message}`, /connect|ECONNREFUSED/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`)));
     this.up.on('close', () => {
-      if (!this.responded) this.failed(`upstream reset the stream (code ${this.up.rstCode})`);
+      if (!this.responded) this.failed(`upstream reset the stream (code ${this.up.rstCode})`, false);
     });
   }
 
@@ -84,6 +97,12 @@ export class H2Bridge {
 
   cancel(): void {
     this.up.close();
+  }
+
+  /** A retry replaces this attempt: cancel it and ignore what it still says. */
+  abandon(): void {
+    this.dead = true;
+    this.up.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   private onResponse(h: http2.IncomingHttpHeaders, route: Route, method: string): void {
@@ -107,10 +126,12 @@ export class H2Bridge {
     this.host.writeDownstream(Buffer.from(out + '\r\n', 'latin1'));
   }
 
-  private failed(message: string): void {
+  private failed(message: string, connect: boolean): void {
+    if (this.dead) return;
     if (this.responded) return this.host.bridgeAborted();
     this.responded = true; // once
-    this.host.bridgeFailed(503, 'UC', message);
+    const failure: LocalFailure = this.up.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? 'refused' : connect ? 'connect' : 'reset';
+    this.host.bridgeFailed(503, connect ? 'UF' : 'UC', message, failure);
   }
 }
 

@@ -10,6 +10,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, RawUpstream, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 import type { RouteAction } from '../../../src/proxy/config/types';
 import * as grpc from '@grpc/grpc-js';
@@ -23,6 +25,7 @@ let budgeted: HttpUpstream;
 let raw: RawUpstream;
 let refusedPort: number;
 let echo: EchoServer;
+let h2up: http2.Http2Server;
 
 const FLAG = 'x-weft-response-flags';
 /** Attempts seen per request id, with their x-envoy-attempt-count and arrival time. */
@@ -85,6 +88,26 @@ before(async () => {
   );
   refusedPort = await freePort();
   echo = await startEchoServer('echo', 3);
+  // An h2c upstream: /?id=…&fail=N answers 503 to the first N attempts of each id.
+  h2up = http2.createServer();
+  h2up.on('stream', (stream, headers) => {
+    const q = new URL(String(headers[':path']), 'http://x').searchParams;
+    const r = q.get('id') ?? '';
+    const seen = attempts.get(r) ?? [];
+    attempts.set(r, seen);
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      seen.push({ count: String(headers['x-envoy-attempt-count']), at: performance.now(), body: Buffer.concat(chunks).length });
+      if (seen.length <= Number(q.get('fail') ?? 0)) stream.respond({ ':status': 503 }, { endStream: true });
+      else {
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      }
+    });
+    stream.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => h2up.listen(0, '127.0.0.1', () => resolve()));
   mesh = await Mesh.start({
     'services.yaml': docs(
       serviceYaml({ name: 'flaky', endpoints: [flaky.port] }),
@@ -93,6 +116,7 @@ before(async () => {
       serviceYaml({ name: 'budgeted', endpoints: [budgeted.port] }),
       serviceYaml({ name: 'pertry', endpoints: [flaky.port] }),
       serviceYaml({ name: 'echo', port: 50051, protocol: 'grpc', endpoints: [echo.port] }),
+      serviceYaml({ name: 'h2flaky', port: 81, protocol: 'http2', endpoints: [(h2up.address() as AddressInfo).port] }),
     ),
     'policies.yaml': docs(
       policy('flaky', '{ attempts: 3, retryOn: [5xx, reset, connect-failure], backoff: { baseInterval: 20ms, maxInterval: 40ms } }'),
@@ -101,6 +125,7 @@ before(async () => {
       policy('budgeted', '{ attempts: 3, retryOn: [5xx], backoff: { baseInterval: 5ms, maxInterval: 10ms }, budget: { percent: 10, minRetriesPerSecond: 2 } }'),
       policy('pertry', '{ attempts: 2, retryOn: [5xx], perTryTimeout: 100ms, backoff: { baseInterval: 5ms } }'),
       policy('echo', '{ attempts: 3, retryOn: [unavailable], backoff: { baseInterval: 5ms } }'),
+      policy('h2flaky', '{ attempts: 3, retryOn: [5xx], backoff: { baseInterval: 5ms } }'),
     ),
   });
   sc = await mesh.sidecar();
@@ -110,7 +135,7 @@ before(async () => {
 after(async () => {
   exitGuard();
   await mesh.close();
-  await Promise.all([flaky.close(), good.close(), budgeted.close(), raw.close(), echo.close()]);
+  await Promise.all([flaky.close(), good.close(), budgeted.close(), raw.close(), echo.close(), new Promise<void>((r) => h2up.close(() => r()))]);
 });
 
 let nextId = 0;
@@ -257,5 +282,28 @@ test('gRPC over HTTP/2: UNAVAILABLE in a trailers-only response is retried; the 
     assert.equal(echo.flakyAttempts.get('g2'), -96);
   } finally {
     client.close();
+  }
+});
+
+test('HTTP/2 upstream: 503 twice then 200, from an HTTP/1.1 client (bridged, with a body) and from an h2c client', T, async () => {
+  const r = id();
+  const res = await request(sc.outboundPort, { host: 'h2flaky:81', method: 'POST', path: `/?id=${r}&fail=2`, body: 'payload', headers: { 'content-length': 7 } });
+  assert.equal(res.status, 200);
+  assert.equal(res.text, 'ok');
+  assert.deepEqual(attempts.get(r)!.map((a) => [a.count, a.body]), [['1', 7], ['2', 7], ['3', 7]]);
+  const r2 = id();
+  const session = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+  try {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = session.request({ ':path': `/?id=${r2}&fail=2`, ':authority': 'h2flaky:81' });
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.on('error', reject);
+      req.resume();
+      req.end();
+    });
+    assert.equal(status, 200);
+    assert.deepEqual(attempts.get(r2)!.map((a) => a.count), ['1', '2', '3']);
+  } finally {
+    session.close();
   }
 });
