@@ -81,6 +81,8 @@ class H2Exchange implements RequestInfo {
   private attempt = 1;
   /** The upstream stream of the current attempt; the others' events are ignored. */
   private currentUp: http2.ClientHttp2Stream | undefined;
+  /** The same for an HTTP/1.1 upstream. */
+  private currentReq: http.ClientRequest | undefined;
   /** The request body so far, for a retry; undefined once it outgrew MAX_REPLAY_BODY. */
   private replay: Buffer[] | undefined;
   private replayBytes = 0;
@@ -133,6 +135,7 @@ class H2Exchange implements RequestInfo {
       if (action.retry) this.startRetries(action.retry);
       this.toH2(match.route, action, cluster, endpoint);
     } else {
+      if (action.retry) this.startRetries(action.retry);
       this.toH1(match.route, action, cluster, endpoint);
     }
   }
@@ -144,6 +147,7 @@ class H2Exchange implements RequestInfo {
     this.stream.on('close', () => {
       if (!this.done) {
         this.currentUp?.close(NGHTTP2_CANCEL);
+        this.currentReq?.destroy();
         this.finish(0, 'DC');
       }
     });
@@ -159,7 +163,7 @@ class H2Exchange implements RequestInfo {
         if (this.replayBytes > MAX_REPLAY_BODY) this.replay = undefined;
         else this.replay.push(chunk);
       }
-      const up = this.currentUp;
+      const up = this.currentUp ?? this.currentReq;
       if (up && !up.destroyed && !up.write(chunk)) {
         this.stream.pause();
         up.once('drain', () => this.stream.resume());
@@ -167,7 +171,7 @@ class H2Exchange implements RequestInfo {
     });
     this.stream.on('end', () => {
       this.bodyEnded = true;
-      const up = this.currentUp;
+      const up = this.currentUp ?? this.currentReq;
       if (up && !up.destroyed) up.end();
     });
   }
@@ -195,6 +199,8 @@ class H2Exchange implements RequestInfo {
     const up = this.currentUp;
     this.currentUp = undefined;
     if (up && !up.destroyed) up.close(NGHTTP2_CANCEL);
+    this.currentReq?.destroy();
+    this.currentReq = undefined;
     clearTimeout(this.tryTimer);
     const delay = backoffMs(retry, this.attempt - 1);
     this.attempt++;
@@ -208,7 +214,8 @@ class H2Exchange implements RequestInfo {
       this.endpoint = endpoint;
       if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${cluster.config.name}`, cluster.config.name);
       cluster.load.started(endpoint);
-      this.toH2(route, action, cluster, endpoint);
+      if (cluster.config.protocol === 'http2') this.toH2(route, action, cluster, endpoint);
+      else this.toH1(route, action, cluster, endpoint);
     }, delay);
     return true;
   }
@@ -355,6 +362,8 @@ class H2Exchange implements RequestInfo {
     copyHeaders(this.headers, headers, route.requestHeadersToRemove);
     headers.host = action.hostRewrite ?? this.host;
     for (const h of route.requestHeadersToAdd) headers[h.name] = h.value;
+    const retry = this.retry;
+    if (retry) headers['x-envoy-attempt-count'] = String(this.attempt);
     const req = http.request({
       host: endpoint.address,
       port: endpoint.port,
@@ -363,17 +372,39 @@ class H2Exchange implements RequestInfo {
       headers,
       agent: cluster.h1Agent(),
     });
-    this.abortUpstream = () => req.destroy();
-    this.stream.pipe(req);
-    this.stream.on('close', () => {
-      if (!this.done) {
-        req.destroy();
-        this.finish(0, 'DC');
+    let responded = false;
+    const stale = () => this.done || (retry !== undefined && req !== this.currentReq);
+    if (retry) {
+      this.currentReq = req;
+      this.abortUpstream = () => this.currentReq?.destroy();
+      if (this.attempt > 1) for (const chunk of this.replay ?? []) req.write(chunk);
+      if (this.bodyEnded) req.end();
+      if (retry.perTryTimeoutMs > 0) {
+        const ms = retry.perTryTimeoutMs;
+        this.tryTimer = setTimeout(() => {
+          if (stale() || responded) return;
+          this.attemptFailed(route, action, 'timeout', 504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
+          if (this.done) req.destroy();
+        }, ms);
       }
-    });
+    } else {
+      this.abortUpstream = () => req.destroy();
+      this.stream.pipe(req);
+      this.stream.on('close', () => {
+        if (!this.done) {
+          req.destroy();
+          this.finish(0, 'DC');
+        }
+      });
+    }
     req.on('response', (res) => {
-      if (this.done) return res.resume();
+      if (stale()) return res.resume();
       const status = res.statusCode ?? 502;
+      if (retry) {
+        if (retryOnStatus(retry, status) && this.scheduleRetry(route, action)) return res.resume();
+        clearTimeout(this.tryTimer);
+      }
+      responded = true;
       const out: http2.OutgoingHttpHeaders = { ':status': status };
       copyHeaders(res.headers, out, route.responseHeadersToRemove);
       for (const h of route.responseHeadersToAdd) out[h.name] = h.value;
@@ -387,7 +418,12 @@ class H2Exchange implements RequestInfo {
       res.on('end', () => this.finish(status, ''));
     });
     req.on('error', (err) => {
-      if (this.done) return;
+      if (stale()) return;
+      if (retry && !responded) {
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        const connect = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH';
+        return this.attemptFailed(route, action, connect ? 'connect' : 'reset', 503, connect ? 'UF' : 'UC', `upstream failure: ${err.message}`);
+      }
       if (!this.stream.headersSent) return this.reply(503, 'UF', `upstream failure: ${err.message}`, cluster.config.name);
       this.stream.close(NGHTTP2_INTERNAL_ERROR);
       this.finish(0, 'UPE');

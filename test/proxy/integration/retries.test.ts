@@ -307,3 +307,25 @@ test('HTTP/2 upstream: 503 twice then 200, from an HTTP/1.1 client (bridged, wit
     session.close();
   }
 });
+
+test('h2c client to an HTTP/1.1 upstream: 503, then a reset, then 200', T, async () => {
+  const session = http2.connect(`http://127.0.0.1:${sc.outboundPort}`);
+  const get = (p: string, body?: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = session.request({ ':path': p, ':authority': 'flaky', ':method': body ? 'POST' : 'GET' });
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.on('error', reject);
+      req.resume();
+      req.end(body);
+    });
+  try {
+    const r = id();
+    assert.equal(await get(`/?id=${r}&fail=2&mode=503`), 200);
+    assert.deepEqual(attempts.get(r)!.map((a) => a.count), ['1', '2', '3']);
+    const r2 = id();
+    assert.equal(await get(`/?id=${r2}&fail=1&mode=reset`, 'abc'), 200);
+    assert.deepEqual(attempts.get(r2)!.map((a) => [a.count, a.body]), [['1', 3], ['2', 3]]);
+  } finally {
+    session.close();
+  }
+});
