@@ -91,9 +91,12 @@ test("a batch job's exit code is weft run's exit code, and nothing stays registe
 
 test('an app that exits on its own deregisters at once', async () => {
   const port = await freePort();
-  const app = `require('node:http').createServer((q, s) => s.end()).listen(${port}, '127.0.0.1', () => setTimeout(() => process.exit(0), 1500));`;
+  // It exits when asked (through its sidecar), so the test does not race the registration.
+  const app = `require('node:http').createServer((q, s) => { s.end('bye'); if (q.url === '/exit') setImmediate(() => process.exit(0)); }).listen(${port}, '127.0.0.1');`;
   const run = weftRun(['--service', 'web', '--port', String(port)], [process.execPath, '-e', app]);
   await waitFor(() => (cp.registry.endpoints().get('default/web') ?? []).length === 1, 10_000, 'registered');
+  const [endpoint] = cp.registry.endpoints().get('default/web')!;
+  assert.equal(await fetch(`http://127.0.0.1:${endpoint.ports.p}/exit`).then((r) => r.text()), 'bye');
   assert.equal(await run.exited, 0);
   assert.deepEqual(cp.registry.endpoints().get('default/web'), []);
 });

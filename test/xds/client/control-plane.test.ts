@@ -117,22 +117,24 @@ test('control plane: the initial config carries listeners, routes, clusters and 
   }
 });
 
-test('control plane: an edit of the config directory reaches the client within 1 s; a deletion removes it', async () => {
+// The store applies an edit within 1 s (its own test); through translation, xDS and
+// decoding on a loaded CI machine, the bound is the 2 s users are promised.
+test('control plane: an edit of the config directory reaches the client within 2 s; a deletion removes it', async () => {
   const t = await setup();
   try {
     const file = path.join(t.configDir, 'search.yaml');
     const started = Date.now();
     fs.writeFileSync(file, serviceYaml('search', 9200, 19200));
     const has = () => t.client.current()!.clusters.has('outbound|9200||search.default');
-    await waitFor(has, 1000, 'the new service');
+    await waitFor(has, 2000, 'the new service');
     const c = t.client.current()!;
     assert.equal(c.endpoints.get('outbound|9200||search.default')?.localities[0].endpoints[0].port, 19200);
     assert.ok(c.routeTables.get('outbound')!.virtualHosts.some((v) => v.name === 'search.default:9200'));
     const elapsed = Date.now() - started;
-    assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+    assert.ok(elapsed < 2000, `took ${elapsed} ms`);
 
     fs.rmSync(file);
-    await waitFor(() => !has(), 1000, 'the service removed');
+    await waitFor(() => !has(), 2000, 'the service removed');
     const after = t.client.current()!;
     assert.equal(after.endpoints.has('outbound|9200||search.default'), false);
     assert.ok(!after.routeTables.get('outbound')!.virtualHosts.some((v) => v.name === 'search.default:9200'));
