@@ -3,6 +3,7 @@
 // (references, duplicates) live in validate.ts; this file checks one document.
 import { z } from 'zod';
 import { DURATION_PATTERN } from './duration';
+import { RETRY_ON } from './retry-on';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
@@ -204,20 +205,7 @@ export const tcpRouteSpecSchema = z.strictObject({
 
 // ---- TrafficPolicy (weft.dev/v1): what a client does when calling a Service ----
 
-export const RETRY_ON = [
-  '5xx',
-  'gateway-error',
-  'reset',
-  'connect-failure',
-  'retriable-4xx',
-  'refused-stream',
-  'retriable-status-codes',
-  'cancelled',
-  'deadline-exceeded',
-  'internal',
-  'resource-exhausted',
-  'unavailable',
-] as const;
+export { RETRY_ON } from './retry-on';
 
 const percent = z.number().min(0).max(100);
 

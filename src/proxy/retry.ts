@@ -2,7 +2,7 @@
 // which outcomes retry_on covers, the cluster's retry circuit breaker
 // (max_retries, or the retry budget that replaces it, as in Envoy), and the
 // back-off with full jitter.
-import type { RetryPolicy } from './config/types';
+import type { Endpoint, RetryPolicy } from './config/types';
 import type { ClusterRuntime } from './runtime';
 import type { RequestStats } from './stats';
 
@@ -56,6 +56,45 @@ export function takeRetrySlot(cluster: ClusterRuntime, stats: RequestStats): boo
   }
   load.retries++;
   return true;
+}
+
+/** Why a failed attempt gets no retry: URX, retries used up or the body cannot be sent again; UO, the cluster's retry limit or budget. */
+export type RetryDenial = '' | 'URX' | 'UO';
+
+/**
+ * Whether attempt number `attempt` may be followed by another. '' when it may:
+ * the request then holds a retry slot (taken now unless `holdsSlot`) and the
+ * retry is counted.
+ */
+export function admitRetry(
+  retry: RetryPolicy,
+  attempt: number,
+  replayable: boolean,
+  holdsSlot: boolean,
+  cluster: ClusterRuntime,
+  stats: RequestStats,
+): RetryDenial {
+  if (attempt > retry.numRetries || !replayable) return 'URX';
+  if (!holdsSlot && !takeRetrySlot(cluster, stats)) return 'UO';
+  stats.retries++;
+  return '';
+}
+
+/** The next attempt's endpoint: another than the one that failed when the balancer has one; the in-flight count moves with it. */
+export function repickEndpoint(cluster: ClusterRuntime, failed: Endpoint, hash: number | undefined): Endpoint | undefined {
+  const opts = hash === undefined ? undefined : { hash };
+  let endpoint = cluster.lb.pick(opts);
+  for (let i = 0; i < 3 && endpoint && endpoint.key === failed.key; i++) endpoint = cluster.lb.pick(opts);
+  cluster.load.ended(failed);
+  if (endpoint) cluster.load.started(endpoint);
+  return endpoint;
+}
+
+/** The flag and text of the local reply to a failed attempt that is not retried: its own, or URX/UO saying why no retry went. */
+export function failedAttemptReply(denial: RetryDenial, attempt: number, flag: string, message: string): [flag: string, message: string] {
+  if (denial === 'URX' && attempt > 1) return ['URX', `${message} (after ${attempt} attempts; last: ${flag})`];
+  if (denial === 'UO') return ['UO', `${message} (retry not allowed: the cluster's retry limit is reached)`];
+  return [flag, message];
 }
 
 /** Full jitter: uniform in [0, min(max, base × 2^retry)), retry counting from 0. */

@@ -37,6 +37,7 @@
 // replaces every match and its substitution is converted to replace() syntax.
 import { FieldPath, onlyFields } from './nack';
 import { bool, durationMs, regexMatcher, u32, type Obj } from './read-proto';
+import { RETRY_ON as RETRY_ON_TOKENS } from '../../config/retry-on';
 import { re2Substitution, Re2SyntaxError } from './re2';
 import type {
   DirectResponseAction,
@@ -387,20 +388,7 @@ function hashPolicy(at: FieldPath, h: Obj): HashPolicy {
 }
 
 /** The retry_on conditions the sidecar enforces (HTTP, and gRPC's from grpc-status). */
-export const RETRY_ON = new Set([
-  '5xx',
-  'gateway-error',
-  'reset',
-  'connect-failure',
-  'retriable-4xx',
-  'refused-stream',
-  'retriable-status-codes',
-  'cancelled',
-  'deadline-exceeded',
-  'internal',
-  'resource-exhausted',
-  'unavailable',
-]);
+export const RETRY_ON: ReadonlySet<string> = new Set(RETRY_ON_TOKENS);
 
 function retryPolicy(at: FieldPath, r: Obj): RetryPolicy {
   onlyFields(at, `${T}RetryPolicy`, r, ['retry_on', 'num_retries', 'per_try_timeout', 'retry_back_off', 'retriable_status_codes']);

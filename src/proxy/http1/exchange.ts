@@ -10,7 +10,7 @@ import type { RequestInfo, RouteMatchResult } from '../router/route-table';
 import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
-import { backoffMs, MAX_REPLAY_BODY, retryOnFailure, retryOnGrpc, retryOnStatus, takeRetrySlot, type LocalFailure } from '../retry';
+import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
@@ -176,22 +176,13 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
    * one (true), or says why not by leaving `denied` set (URX: retries used up
    * or the body cannot be replayed; UO: the cluster's retry limit or budget).
    */
-  private denied = '';
+  private denied: RetryDenial = '';
   private scheduleRetry(_outcome: string): boolean {
     const retry = this.retry!;
     const cluster = this.cluster!;
-    if (this.attempt > retry.numRetries || !this.replayable()) {
-      this.denied = 'URX';
-      return false;
-    }
-    if (!this.retrySlot) {
-      if (!takeRetrySlot(cluster, this.stats!)) {
-        this.denied = 'UO';
-        return false;
-      }
-      this.retrySlot = true;
-    }
-    this.stats!.retries++;
+    this.denied = admitRetry(retry, this.attempt, this.replayable(), this.retrySlot, cluster, this.stats!);
+    if (this.denied) return false;
+    this.retrySlot = true;
     this.bridge?.abandon();
     this.bridge = undefined;
     const up = this.upstream;
@@ -213,15 +204,9 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     this.backoffTimer = undefined;
     if (this.finished) return;
     const cluster = this.cluster!;
-    const failed = this.endpoint!;
-    const opts = this.hash === undefined ? undefined : { hash: this.hash };
-    let endpoint = cluster.lb.pick(opts);
-    // Another endpoint than the one that failed, when the balancer has one to give.
-    for (let i = 0; i < 3 && endpoint && endpoint.key === failed.key; i++) endpoint = cluster.lb.pick(opts);
-    cluster.load.ended(failed);
+    const endpoint = repickEndpoint(cluster, this.endpoint!, this.hash);
     this.endpoint = endpoint;
     if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${cluster.config.name}`, cluster.config.name);
-    cluster.load.started(endpoint);
     if (this.replay && this.replay.length > 0) {
       this.queued = this.replay.slice();
       this.queuedBytes = this.replayBytes;
@@ -246,11 +231,8 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
 
   /** An attempt failed locally: retries are over or not allowed; answer with the failure. */
   private failAttempt(status: number, flag: string, message: string, forceClose = false): void {
-    const denied = this.denied;
-    const name = this.cluster!.config.name;
-    if (denied === 'URX' && this.attempt > 1) return this.reply(status, 'URX', `${message} (after ${this.attempt} attempts; last: ${flag})`, name, forceClose);
-    if (denied === 'UO') return this.reply(status, 'UO', `${message} (retry not allowed: the cluster's retry limit is reached)`, name, forceClose);
-    return this.reply(status, flag, message, name, forceClose);
+    const [replyFlag, text] = failedAttemptReply(this.denied, this.attempt, flag, message);
+    return this.reply(status, replyFlag, text, this.cluster!.config.name, forceClose);
   }
 
   private startBridge(action: RouteAction, cluster: ClusterRuntime, endpoint: Endpoint): void {

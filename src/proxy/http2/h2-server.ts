@@ -12,7 +12,7 @@ import { requestHash, sourceIp } from '../router/hash';
 import type { RequestInfo } from '../router/route-table';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
-import { backoffMs, MAX_REPLAY_BODY, retryOnFailure, retryOnGrpc, retryOnStatus, takeRetrySlot, type LocalFailure } from '../retry';
+import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
@@ -90,7 +90,7 @@ class H2Exchange implements RequestInfo {
   private tryTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private retrySlot = false;
-  private denied = '';
+  private denied: RetryDenial = '';
   private hash: number | undefined;
 
   constructor(
@@ -184,18 +184,9 @@ class H2Exchange implements RequestInfo {
   private scheduleRetry(route: Route, action: RouteAction): boolean {
     const retry = this.retry!;
     const cluster = this.cluster!;
-    if (this.attempt > retry.numRetries || !this.replayable()) {
-      this.denied = 'URX';
-      return false;
-    }
-    if (!this.retrySlot) {
-      if (!takeRetrySlot(cluster, this.stats!)) {
-        this.denied = 'UO';
-        return false;
-      }
-      this.retrySlot = true;
-    }
-    this.stats!.retries++;
+    this.denied = admitRetry(retry, this.attempt, this.replayable(), this.retrySlot, cluster, this.stats!);
+    if (this.denied) return false;
+    this.retrySlot = true;
     const up = this.currentUp;
     this.currentUp = undefined;
     if (up && !up.destroyed) up.close(NGHTTP2_CANCEL);
@@ -206,14 +197,9 @@ class H2Exchange implements RequestInfo {
     this.attempt++;
     this.backoffTimer = setTimeout(() => {
       if (this.done) return;
-      const failed = this.endpoint!;
-      const opts = this.hash === undefined ? undefined : { hash: this.hash };
-      let endpoint = cluster.lb.pick(opts);
-      for (let i = 0; i < 3 && endpoint && endpoint.key === failed.key; i++) endpoint = cluster.lb.pick(opts);
-      cluster.load.ended(failed);
+      const endpoint = repickEndpoint(cluster, this.endpoint!, this.hash);
       this.endpoint = endpoint;
       if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${cluster.config.name}`, cluster.config.name);
-      cluster.load.started(endpoint);
       if (cluster.config.protocol === 'http2') this.toH2(route, action, cluster, endpoint);
       else this.toH1(route, action, cluster, endpoint);
     }, delay);
@@ -222,10 +208,8 @@ class H2Exchange implements RequestInfo {
 
   /** An attempt failed locally and is not retried: the local reply says why. */
   private failAttempt(status: number, flag: string, message: string): void {
-    const name = this.cluster!.config.name;
-    if (this.denied === 'URX' && this.attempt > 1) return this.reply(status, 'URX', `${message} (after ${this.attempt} attempts; last: ${flag})`, name);
-    if (this.denied === 'UO') return this.reply(status, 'UO', `${message} (retry not allowed: the cluster's retry limit is reached)`, name);
-    this.reply(status, flag, message, name);
+    const [replyFlag, text] = failedAttemptReply(this.denied, this.attempt, flag, message);
+    this.reply(status, replyFlag, text, this.cluster!.config.name);
   }
 
   /** A failed attempt with no response: retried when the policy covers it, else answered locally. */
