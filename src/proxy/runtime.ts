@@ -5,7 +5,10 @@
 // config change drops no connection.
 import * as http from 'node:http';
 import { H2SessionPool } from './http2/session-pool';
-import type { ClusterConfig, Endpoint, EndpointSet, ProxyConfig, RouteTable } from './config/types';
+import type { ClusterConfig, Endpoint, EndpointSet, HttpNetworkFilter, ProxyConfig, RouteTable } from './config/types';
+import { filterTypeFor, type FilterState } from './filters/catalog';
+import type { HttpFilter } from './filters/http-filter';
+import type { LocalFailure } from './retry';
 import { CompiledRouteTable } from './router/route-table';
 import { createLoadBalancer, type LoadBalancer } from './upstream/lb/load-balancer';
 import { UpstreamPool } from './upstream/pool';
@@ -62,9 +65,21 @@ export class ClusterUpstreams {
   }
 }
 
+/**
+ * What became of each request sent to an endpoint, for outlier detection.
+ * The exchanges report every attempt: a final response status (gRPC
+ * trailers-only statuses as their HTTP equivalent), or a local failure.
+ */
+export interface EndpointOutcomes {
+  response(endpoint: Endpoint, status: number): void;
+  failure(endpoint: Endpoint, failure: LocalFailure): void;
+}
+
 export class ClusterRuntime {
   readonly lb: LoadBalancer;
   readonly pool: UpstreamPool;
+  /** Set when the cluster watches its endpoints' outcomes (outlier detection); unset, nothing is reported. */
+  outcomes: EndpointOutcomes | undefined;
 
   constructor(
     readonly config: ClusterConfig,
@@ -88,12 +103,16 @@ export class ClusterRuntime {
 export class Runtime {
   private readonly tables = new Map<string, CompiledRouteTable>();
   private readonly inlineTables = new WeakMap<RouteTable, CompiledRouteTable>();
+  private readonly filterChains = new WeakMap<HttpNetworkFilter, HttpFilter[]>();
   readonly clusters = new Map<string, ClusterRuntime>();
+  /** HTTP filters' state, shared with the next config's runtime. */
+  readonly filterState: FilterState;
 
   constructor(
     readonly config: ProxyConfig,
     previous?: Runtime,
   ) {
+    this.filterState = previous?.filterState ?? new Map();
     for (const [name, table] of config.routeTables) this.tables.set(name, new CompiledRouteTable(table));
     for (const [name, cluster] of config.clusters) {
       const set = config.endpoints.get(cluster.edsName) ?? { clusterName: cluster.edsName, localities: [] };
@@ -119,6 +138,16 @@ export class Runtime {
     let compiled = this.inlineTables.get(table);
     if (!compiled) this.inlineTables.set(table, (compiled = new CompiledRouteTable(table)));
     return compiled;
+  }
+
+  /** A chain's HTTP filters, built once per config object. */
+  httpFilters(network: HttpNetworkFilter): HttpFilter[] {
+    let filters = this.filterChains.get(network);
+    if (!filters) {
+      filters = network.httpFilters.map((f) => filterTypeFor(f.typeUrl)!.create(f.name, f.config, this.filterState));
+      this.filterChains.set(network, filters);
+    }
+    return filters;
   }
 
   cluster(name: string): ClusterRuntime | undefined {

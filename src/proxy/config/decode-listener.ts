@@ -8,9 +8,9 @@
 //   filters           exactly one network filter, by typed_config type URL:
 //     HttpConnectionManager  stat_prefix, rds {config_source ads|self, route_config_name}
 //                     or an inline route_config (see decode-route.ts), http_filters ending in
-//                     envoy.filters.http.router (Router's stats/tracing knobs accepted); another
-//                     HTTP filter is a NACK unless is_optional, in which case it is skipped as
-//                     Envoy skips an optional filter it does not know
+//                     envoy.filters.http.router (Router's stats/tracing knobs accepted), before it
+//                     the filters of filters/catalog.ts; another HTTP filter is a NACK unless
+//                     is_optional, in which case it is skipped as Envoy skips one it does not know
 //     TcpProxy        stat_prefix, cluster | weighted_clusters {name, weight}, idle_timeout
 //                     (absent: the proxy's default; 0: none)
 // Not supported (NACK): api_listener (proxyless gRPC), listener_filters, transport_socket
@@ -20,7 +20,8 @@ import { TYPE_URL } from '../../xds/type-urls';
 import { decodeRouteTable } from './decode-route';
 import { FieldPath, onlyFields } from './nack';
 import { durationMs, ipSocketAddress, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
-import type { FilterChain, HttpNetworkFilter, ListenerConfig, TcpNetworkFilter, WeightedCluster } from './types';
+import { filterTypeFor, HTTP_FILTER_TYPES } from '../filters/catalog';
+import type { FilterChain, HttpFilterConfig, HttpNetworkFilter, ListenerConfig, TcpNetworkFilter, WeightedCluster } from './types';
 
 const ROUTER_FILTER = 'envoy.filters.http.router';
 
@@ -113,11 +114,11 @@ function httpConnectionManager(at: FieldPath, hcm: Obj): HttpNetworkFilter {
 }
 
 /**
- * The HTTP filters before the router, by name. Only the router is supported
- * yet, so the list is empty; an optional filter weft does not know is skipped.
+ * The HTTP filters before the router, decoded by their type (filters/catalog.ts).
+ * An optional filter weft does not know is skipped, as Envoy skips one it lacks.
  */
-function httpFilters(at: FieldPath, filters: Obj[]): string[] {
-  const out: string[] = [];
+function httpFilters(at: FieldPath, filters: Obj[]): HttpFilterConfig[] {
+  const out: HttpFilterConfig[] = [];
   let router = false;
   filters.forEach((f, i) => {
     const here = at.index(i);
@@ -125,9 +126,19 @@ function httpFilters(at: FieldPath, filters: Obj[]): string[] {
     const named = here.note(f.name || f.typed_config?.type_url || 'unnamed');
     if (router) named.invalid(`comes after ${ROUTER_FILTER}, which must be the last HTTP filter`);
     if (!f.typed_config) here.field('typed_config').invalid('is required');
-    if (f.typed_config.type_url !== TYPE_URL.Router) {
-      if (f.is_optional) return;
-      named.unsupported(`is not supported by weft proxy yet (supported: ${ROUTER_FILTER})`);
+    const typeUrl: string = f.typed_config.type_url;
+    if (typeUrl !== TYPE_URL.Router) {
+      const type = filterTypeFor(typeUrl);
+      if (!type) {
+        if (f.is_optional) return;
+        const known = [ROUTER_FILTER, ...HTTP_FILTER_TYPES.map((t) => t.typeUrl.slice(t.typeUrl.lastIndexOf('/') + 1))];
+        return named.unsupported(`is not supported by weft proxy yet (supported: ${known.join(', ')})`);
+      }
+      if (!f.name) here.field('name').invalid('is required');
+      if (out.some((o) => o.name === f.name)) here.field('name').invalid(`"${f.name}" names another filter of this chain`);
+      const { msg } = unpackAny(here.field('typed_config'), f.typed_config, [typeUrl]);
+      out.push({ name: f.name, typeUrl, config: type.decode(here.field('typed_config'), msg) });
+      return;
     }
     const { msg } = unpackAny(here.field('typed_config'), f.typed_config, [TYPE_URL.Router]);
     // Stats and tracing knobs do not change how requests are handled.

@@ -5,7 +5,8 @@
 //   VirtualHost         name, domains (lower-cased; unique across the table;
 //                       "*", "*.suffix", "prefix*" or exact), routes (metadata accepted)
 //   Route               name, match, one of route | redirect | direct_response,
-//                       request/response_headers_to_add, request/response_headers_to_remove
+//                       request/response_headers_to_add, request/response_headers_to_remove,
+//                       typed_per_filter_config (the per-route types of filters/catalog.ts)
 //                       (metadata, stat_prefix accepted)
 //   RouteMatch          prefix | path | path_separated_prefix | safe_regex (whole path),
 //                       case_sensitive, headers, query_parameters
@@ -30,13 +31,14 @@
 //                       OVERWRITE_IF_EXISTS_OR_ADD, or the deprecated append; a value may use
 //                       "%%" for "%" but no other %FORMATTER%; pseudo-headers and host are refused
 // Not supported (NACK): virtual-host retry_policy, request_mirror_policies, hedge_policy, cors,
-// rate_limits, typed_per_filter_config, virtual-host and table-level header
+// rate_limits, virtual-host typed_per_filter_config, virtual-host and table-level header
 // mutations, ignore_case, range_match, grpc/runtime_fraction matchers, …
 //
 // Regexes are RE2 (see re2.ts); matchers match the whole value, regex_rewrite
 // replaces every match and its substitution is converted to replace() syntax.
 import { FieldPath, onlyFields } from './nack';
-import { bool, durationMs, regexMatcher, u32, type Obj } from './read-proto';
+import { bool, durationMs, regexMatcher, u32, unpackAny, type Obj } from './read-proto';
+import { perRouteFilterTypeFor } from '../filters/catalog';
 import { RETRY_ON as RETRY_ON_TOKENS } from '../../config/retry-on';
 import { re2Substitution, Re2SyntaxError } from './re2';
 import type {
@@ -113,6 +115,7 @@ function route(at: FieldPath, r: Obj): Route {
     'request_headers_to_remove',
     'response_headers_to_add',
     'response_headers_to_remove',
+    'typed_per_filter_config',
   ]);
   if (!r.match) at.field('match').invalid('is required');
   const match = routeMatch(at.field('match'), r.match);
@@ -138,7 +141,21 @@ function route(at: FieldPath, r: Obj): Route {
     requestHeadersToRemove: headersToRemove(at.field('request_headers_to_remove'), r.request_headers_to_remove),
     responseHeadersToAdd: headersToAdd(at.field('response_headers_to_add'), r.response_headers_to_add),
     responseHeadersToRemove: headersToRemove(at.field('response_headers_to_remove'), r.response_headers_to_remove),
+    ...perFilterConfig(at.field('typed_per_filter_config'), r.typed_per_filter_config),
   };
+}
+
+/** typed_per_filter_config: each entry decoded by the filter type its Any names (filters/catalog.ts). */
+function perFilterConfig(at: FieldPath, configs: Record<string, Obj> | undefined): Pick<Route, 'perFilterConfig'> {
+  if (!configs || Object.keys(configs).length === 0) return {};
+  const out: Record<string, unknown> = {};
+  for (const [name, any] of Object.entries(configs)) {
+    const here = new FieldPath(at.kind, at.resourceName, `${at.path}["${name}"]`);
+    const type = perRouteFilterTypeFor(any?.type_url ?? '') ?? here.note(any?.type_url || 'no type_url').unsupported();
+    const { msg } = unpackAny(here, any, [type.perRoute!.typeUrl]);
+    out[name] = type.perRoute!.decode(here, msg);
+  }
+  return { perFilterConfig: out };
 }
 
 // ---- match ----

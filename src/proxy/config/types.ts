@@ -39,8 +39,17 @@ export interface HttpNetworkFilter {
   /** RDS name, or the inline table (inbound listeners carry theirs inline). */
   routeTableName?: string;
   routeTable?: RouteTable;
-  /** HTTP filters before the router, by extension name, in order. */
-  httpFilters: string[];
+  /** HTTP filters before the router, in order (the router itself is implied). */
+  httpFilters: HttpFilterConfig[];
+}
+
+export interface HttpFilterConfig {
+  /** The HttpFilter's name: the key of its per-route configs. */
+  name: string;
+  /** Type URL of its typed_config: which filter it is (see filters/catalog.ts). */
+  typeUrl: string;
+  /** What that filter type's decoder made of it. */
+  config: unknown;
 }
 
 export interface TcpNetworkFilter {
@@ -73,6 +82,8 @@ export interface Route {
   requestHeadersToRemove: string[];
   responseHeadersToAdd: HeaderToAdd[];
   responseHeadersToRemove: string[];
+  /** typed_per_filter_config, decoded, by HTTP filter name; absent when the route has none. */
+  perFilterConfig?: Record<string, unknown>;
 }
 
 export interface RouteMatch {

@@ -5,6 +5,7 @@
 // before a byte of it reaches an upstream.
 import type * as net from 'node:net';
 import type { Logger } from '../../observe/log';
+import type { HttpFilter } from '../filters/http-filter';
 import type { CompiledRouteTable } from '../router/route-table';
 import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
@@ -13,11 +14,18 @@ import { Exchange } from './exchange';
 import { parseRequestHead } from './head-parser';
 import { localReply } from './head-writer';
 
+export interface ResolvedChain {
+  runtime: Runtime;
+  table: CompiledRouteTable | undefined;
+  /** HTTP filters before the router; empty on the fast path. */
+  filters: readonly HttpFilter[];
+}
+
 export interface HttpChainContext {
   /** "inbound" or "outbound": a label for stats and logs. */
   direction: string;
-  /** The runtime and this chain's route table as of now (a config change swaps them). */
-  resolve(): { runtime: Runtime; table: CompiledRouteTable | undefined };
+  /** The runtime, this chain's route table and HTTP filters as of now (a config change swaps them). */
+  resolve(): ResolvedChain;
   stats: ProxyStats;
   log: Logger;
   /** Takes over a connection that opened with the HTTP/2 preface. */

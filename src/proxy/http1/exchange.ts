@@ -6,12 +6,13 @@
 // again what failed before any response byte went downstream (see retry.ts);
 // without one, none of that code runs.
 import type { Endpoint, RetryPolicy, Route, RouteAction } from '../config/types';
-import type { RequestInfo, RouteMatchResult } from '../router/route-table';
+import type { RouteMatchResult } from '../router/route-table';
 import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
-import type { ClusterRuntime } from '../runtime';
+import { runRequestFilters, type FilterRequest, type FilterRun } from '../filters/http-filter';
+import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { ChunkedScanner } from './chunked';
@@ -26,7 +27,7 @@ const MAX_QUEUED_BODY = 256 * 1024;
 
 type Framing = { kind: 'none' } | { kind: 'length'; remaining: number } | { kind: 'chunked'; scanner: ChunkedScanner } | { kind: 'eof' };
 
-export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
+export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   readonly method: string;
   readonly host: string;
   readonly path: string;
@@ -68,6 +69,10 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
   /** This request holds one of the cluster's retry slots (max_retries / retry budget). */
   private retrySlot = false;
   private hash: number | undefined;
+  /** The HTTP filters' run of this request (cancelled if the client leaves during a delay); unset when none runs. */
+  private filterRun: FilterRun | undefined;
+  /** Flags the filters noted without answering (FI for an injected delay). */
+  private filterFlags = '';
 
   constructor(
     private readonly conn: Http1Connection,
@@ -97,15 +102,26 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
 
   start(): void {
     if (this.finished) return; // the body bytes that came with the head were malformed: refused already
-    const { runtime, table } = this.conn.ctx.resolve();
-    const direction = this.conn.ctx.direction;
+    const { runtime, table, filters } = this.conn.ctx.resolve();
     if (this.head.method === 'CONNECT') {
       return this.reply(501, 'NR', 'CONNECT tunnels are not supported by this listener', '');
     }
     const match: RouteMatchResult | undefined = table?.match(this);
     if (!match) return this.reply(404, 'NR', `no route for ${this.head.host}${this.head.path}`, '');
     this.route = match.route;
-    const action = match.route.action;
+    if (filters.length === 0) return this.routeRequest(runtime, match.route);
+    this.filterRun = runRequestFilters(filters, this, match.route, (reply, run) => {
+      this.filterFlags = run.flags;
+      if (this.finished) return;
+      if (reply) return this.reply(reply.status, reply.flag, reply.detail, '', false, reply.headers);
+      this.routeRequest(runtime, match.route);
+    });
+  }
+
+  /** The router: the route's action, then cluster, circuit breaker, endpoint. */
+  private routeRequest(runtime: Runtime, route: Route): void {
+    const direction = this.conn.ctx.direction;
+    const action = route.action;
     if (action.kind === 'direct') return this.reply(action.status, '', action.body ?? '', '');
     if (action.kind === 'redirect') return this.redirect(action);
 
@@ -128,6 +144,15 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     if (cluster.config.protocol === 'http2') return this.startBridge(action, cluster, endpoint);
     if (action.retry) this.startRetries(action.retry);
     this.acquire();
+  }
+
+  /** FilterRequest: the peer's address, for per-source limits. */
+  get sourceAddress(): string | undefined {
+    return sourceIp(this.conn.socket.remoteAddress);
+  }
+
+  get grpc(): boolean {
+    return (this.header('content-type') ?? '').startsWith('application/grpc');
   }
 
   // ---- retries ----
@@ -479,6 +504,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
   }
 
   downstreamClosed(): void {
+    this.filterRun?.cancel();
     this.bridge?.cancel();
     if (this.finished) return;
     this.finish('DC', 0);
@@ -642,11 +668,12 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     }
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
     this.endpoint = undefined;
+    if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     this.stats?.response(status, performance.now() - this.started, flag || undefined);
   }
 
   /** Answers locally. The connection stays open only when no request body is pending and nothing was sent. */
-  private reply(status: number, flag: string, body: string, cluster: string, forceClose = false): void {
+  private reply(status: number, flag: string, body: string, cluster: string, forceClose = false, extraHeaders?: string[]): void {
     if (this.finished) return;
     if (!this.stats) {
       this.stats = this.conn.ctx.stats.forCluster(this.conn.ctx.direction, cluster);
@@ -654,7 +681,7 @@ export class Exchange implements UpstreamHandler, RequestInfo, BridgeHost {
     }
     if (this.upstream) this.unusable();
     const keepOpen = !forceClose && this.head.keepAlive && this.reqFraming.kind === 'none';
-    this.conn.socket.write(localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD', keepAlive: this.head.minor === 0 }));
+    this.conn.socket.write(localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD', keepAlive: this.head.minor === 0, extraHeaders }));
     this.finish(flag, status);
     this.conn.exchangeDone(this, keepOpen);
   }

@@ -9,11 +9,11 @@ import type { RetryPolicy, Route, RouteAction } from '../config/types';
 import type { HttpChainContext } from '../http1/connection';
 import { RESPONSE_FLAGS_HEADER } from '../http1/head-writer';
 import { requestHash, sourceIp } from '../router/hash';
-import type { RequestInfo } from '../router/route-table';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
-import type { ClusterRuntime } from '../runtime';
+import { runRequestFilters, type FilterRequest, type FilterRun } from '../filters/http-filter';
+import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
 
@@ -61,11 +61,11 @@ export class H2Downstream {
   }
 }
 
-class H2Exchange implements RequestInfo {
+class H2Exchange implements FilterRequest {
   readonly method: string;
   readonly host: string;
   readonly path: string;
-  private readonly grpc: boolean;
+  readonly grpc: boolean;
   private readonly started = performance.now();
   private stats: RequestStats | undefined;
   private cluster: ClusterRuntime | undefined;
@@ -92,6 +92,9 @@ class H2Exchange implements RequestInfo {
   private retrySlot = false;
   private denied: RetryDenial = '';
   private hash: number | undefined;
+  /** The HTTP filters' run of this request (cancelled if the client leaves during a delay); unset when none runs. */
+  private filterRun: FilterRun | undefined;
+  private filterFlags = '';
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -111,10 +114,28 @@ class H2Exchange implements RequestInfo {
   }
 
   start(): void {
-    const { runtime, table } = this.ctx.resolve();
+    const { runtime, table, filters } = this.ctx.resolve();
     const match = table?.match(this);
     if (!match) return this.reply(404, 'NR', `no route for ${this.host}${this.path}`, '');
-    const action = match.route.action;
+    if (filters.length === 0) return this.routeRequest(runtime, match.route);
+    this.filterRun = runRequestFilters(filters, this, match.route, (reply, run) => {
+      this.filterFlags = run.flags;
+      if (this.done || this.stream.destroyed) return;
+      if (reply) return this.reply(reply.status, reply.flag, reply.detail, '', reply.headers ?? [], reply.grpcStatus);
+      this.routeRequest(runtime, match.route);
+    });
+    // The client may go away while a filter holds the request.
+    if (!this.done) this.stream.once('close', () => this.filterRun?.cancel());
+  }
+
+  get sourceAddress(): string | undefined {
+    return sourceIp(this.stream.session?.socket?.remoteAddress);
+  }
+
+  /** The router: the route's action, then cluster, circuit breaker, endpoint. */
+  private routeRequest(runtime: Runtime, route: Route): void {
+    const match = { route };
+    const action = route.action;
     if (action.kind === 'direct') return this.reply(action.status, '', action.body ?? '', '');
     if (action.kind === 'redirect') return this.reply(action.status, '', 'redirect', '', ['location', `${action.scheme ?? 'http'}://${action.host ?? this.host}${action.path ?? this.path}`]);
     const name = action.clusters.length === 1 ? action.clusters[0].name : pickWeightedCluster(action.clusters, action.totalWeight, Math.random);
@@ -425,7 +446,7 @@ class H2Exchange implements RequestInfo {
   }
 
   /** A local answer; for gRPC, HTTP 200 with grpc-status so the client sees a proper status. */
-  private reply(status: number, flag: string, message: string, cluster: string, extra: string[] = []): void {
+  private reply(status: number, flag: string, message: string, cluster: string, extra: string[] = [], grpcStatus?: number): void {
     if (this.done || this.stream.destroyed) return;
     if (!this.stats) {
       this.stats = this.ctx.stats.forCluster(this.ctx.direction, cluster);
@@ -437,7 +458,7 @@ class H2Exchange implements RequestInfo {
     if (this.grpc) {
       headers[':status'] = 200;
       headers['content-type'] = 'application/grpc';
-      headers['grpc-status'] = String(grpcStatusFor(status));
+      headers['grpc-status'] = String(grpcStatus ?? grpcStatusFor(status));
       headers['grpc-message'] = grpcPercentEncode(`${flag ? `${flag}: ` : ''}${message}`);
       this.stream.respond(headers, { endStream: true });
     } else {
@@ -460,6 +481,7 @@ class H2Exchange implements RequestInfo {
       this.retrySlot = false;
     }
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
+    if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     this.stats?.response(status, performance.now() - this.started, flag || undefined);
   }
 }

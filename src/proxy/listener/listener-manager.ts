@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import type { Logger } from '../../observe/log';
 import type { FilterChain, HttpNetworkFilter, ListenerConfig } from '../config/types';
 import type { CompiledRouteTable } from '../router/route-table';
-import { Http1Connection, type HttpChainContext } from '../http1/connection';
+import { Http1Connection, type HttpChainContext, type ResolvedChain } from '../http1/connection';
 import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
 import { proxyTcp } from '../tcp/tcp-proxy';
@@ -130,7 +130,7 @@ export class ListenerManager {
     if (ctx) return ctx;
     const network = chain.network as HttpNetworkFilter;
     const deps = this.deps;
-    let resolved: { runtime: Runtime; table: CompiledRouteTable | undefined } | undefined;
+    let resolved: ResolvedChain | undefined;
     ctx = {
       direction: config.direction,
       stats: deps.stats,
@@ -138,7 +138,11 @@ export class ListenerManager {
       resolve() {
         const rt = deps.runtime();
         if (resolved?.runtime !== rt) {
-          resolved = { runtime: rt, table: network.routeTable ? rt.inlineTable(network.routeTable) : rt.routeTable(network.routeTableName ?? '') };
+          resolved = {
+            runtime: rt,
+            table: network.routeTable ? rt.inlineTable(network.routeTable) : rt.routeTable(network.routeTableName ?? ''),
+            filters: rt.httpFilters(network),
+          };
         }
         return resolved;
       },

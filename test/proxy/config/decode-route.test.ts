@@ -328,7 +328,7 @@ test('route: retry_policy → RouteAction.retry (tokens, retries, per-try timeou
 });
 
 test('route: NACK for every field outside the subset, naming it', () => {
-  const fault = anyOf(TYPE_URL.HttpFault, {});
+  const router = anyOf(TYPE_URL.Router, {});
   const cases: [Obj, string][] = [
     [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', retry_host_predicate: [{ name: 'x' }] } } }), `${ROUTE}.route.retry_policy.retry_host_predicate`],
     [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', rate_limited_retry_back_off: { reset_headers: [{ name: 'retry-after' }] } } } }), `${ROUTE}.route.retry_policy.rate_limited_retry_back_off`],
@@ -342,7 +342,8 @@ test('route: NACK for every field outside the subset, naming it', () => {
     [table({ route: { cluster: 'c', hash_policy: [{ cookie: { name: 'k', path: '/' } }] } }), `${ROUTE}.route.hash_policy[0].cookie.path`],
     [table({ route: { cluster: 'c', max_stream_duration: { grpc_timeout_header_max: { seconds: 1 } } } }), `${ROUTE}.route.max_stream_duration.grpc_timeout_header_max`],
     [table({ route: { weighted_clusters: { clusters: [{ name: 'a', weight: { value: 1 }, request_headers_to_add: [{ header: { key: 'a', value: 'b' } }] }] } } }), `${ROUTE}.route.weighted_clusters.clusters[0].request_headers_to_add`],
-    [table({ route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.fault': fault } }), `${ROUTE}.typed_per_filter_config`],
+    // A per-route config of a type no weft filter takes.
+    [table({ route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.router': router } }), `${ROUTE}.typed_per_filter_config["envoy.filters.http.router"]`],
     [table({ route: { cluster: 'c' }, match: { prefix: '/', grpc: {} } }), `${ROUTE}.match.grpc`],
     [table({ route: { cluster: 'c' }, match: { prefix: '/', runtime_fraction: { default_value: { numerator: 1 } } } }), `${ROUTE}.match.runtime_fraction`],
     [table({ route: { cluster: 'c' }, match: { prefix: '/', headers: [{ name: 'a', string_match: { exact: 'x', ignore_case: true } }] } }), `${ROUTE}.match.headers[0].string_match.ignore_case`],

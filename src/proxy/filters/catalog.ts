@@ -1,0 +1,37 @@
+// The HTTP filters weft proxy knows, by the type URL of their typed_config.
+// decode-listener.ts decodes an HttpConnectionManager's http_filters with
+// these, decode-route.ts a route's typed_per_filter_config, and the runtime
+// builds each listener chain's filters with `create`. Adding a filter: write
+// it in this folder and list its type here.
+import type { FieldPath } from '../config/nack';
+import type { Obj } from '../config/read-proto';
+import type { HttpFilter } from './http-filter';
+
+/**
+ * State a filter keeps across config changes (token buckets, counters),
+ * keyed by what the filter chooses (e.g. its name and listener). The runtime
+ * hands the same map to every config's filters.
+ */
+export type FilterState = Map<string, unknown>;
+
+export interface HttpFilterType {
+  /** Type URL of the listener-level typed_config. */
+  typeUrl: string;
+  /** Decodes (and validates, NACKing by field) the listener-level config. */
+  decode(at: FieldPath, msg: Obj): unknown;
+  /** Per-route config (typed_per_filter_config): its type URL and decoder; absent = not supported on routes. */
+  perRoute?: { typeUrl: string; decode(at: FieldPath, msg: Obj): unknown };
+  /** A filter for one listener chain of one config. `name` is the HttpFilter name, the key of per-route configs. */
+  create(name: string, config: unknown, state: FilterState): HttpFilter;
+}
+
+/** Every HTTP filter weft proxy supports besides the router. */
+export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [];
+
+export function filterTypeFor(typeUrl: string): HttpFilterType | undefined {
+  return HTTP_FILTER_TYPES.find((t) => t.typeUrl === typeUrl);
+}
+
+export function perRouteFilterTypeFor(typeUrl: string): HttpFilterType | undefined {
+  return HTTP_FILTER_TYPES.find((t) => t.perRoute?.typeUrl === typeUrl);
+}

@@ -1,0 +1,85 @@
+// The HTTP filter seam (Envoy's decodeHeaders): filters run in listener
+// order after the route is matched and before a cluster is chosen. A filter
+// lets the request go on, answers it locally (rate limit, fault abort), or
+// holds it for a while first (fault delay). Filters are built once per
+// config by their factory (see catalog.ts); state that must outlive a config
+// change (token buckets) lives in the FilterState the runtime carries over.
+// With no filter configured none of this runs.
+import type { Route } from '../config/types';
+import type { RequestInfo } from '../router/route-table';
+
+/** What a filter can read of a request. */
+export interface FilterRequest extends RequestInfo {
+  /** The downstream peer's IP address (no port). */
+  readonly sourceAddress: string | undefined;
+  /** A gRPC request: a local reply is sent as a grpc-status. */
+  readonly grpc: boolean;
+}
+
+/** A local answer a filter asks for. `headers` are extra response headers, flat name/value pairs. */
+export interface LocalReplySpec {
+  status: number;
+  /** Envoy response flag: RL, FI, … */
+  flag: string;
+  detail: string;
+  headers?: string[];
+  /** For gRPC requests, the grpc-status to answer with (else derived from `status`). */
+  grpcStatus?: number;
+}
+
+/**
+ * A filter's verdict at request-head time: undefined to go on now, a local
+ * reply to answer, or a delay after which the next filter runs.
+ */
+export type FilterVerdict = undefined | { kind: 'reply'; reply: LocalReplySpec } | { kind: 'delay'; ms: number; flag: string };
+
+export interface HttpFilter {
+  readonly name: string;
+  decodeHeaders(req: FilterRequest, route: Route): FilterVerdict;
+}
+
+/** Where a request is in the chain: cancel() stops a pending delay (the client went away). */
+export interface FilterRun {
+  cancel(): void;
+  /** Response flags the filters added without answering (FI for an injected delay). */
+  flags: string;
+}
+
+/**
+ * Runs `filters` from the first. `done(undefined)` means the request goes on
+ * to the router; `done(reply)` means it is answered locally. Synchronous when
+ * no filter delays.
+ */
+export function runRequestFilters(
+  filters: readonly HttpFilter[],
+  req: FilterRequest,
+  route: Route,
+  done: (reply: LocalReplySpec | undefined, run: FilterRun) => void,
+): FilterRun {
+  let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
+  const run: FilterRun = {
+    flags: '',
+    cancel() {
+      cancelled = true;
+      clearTimeout(timer);
+    },
+  };
+  const step = (i: number): void => {
+    for (; i < filters.length; i++) {
+      const verdict = filters[i].decodeHeaders(req, route);
+      if (!verdict) continue;
+      if (verdict.kind === 'reply') return done(verdict.reply, run);
+      run.flags = run.flags ? `${run.flags},${verdict.flag}` : verdict.flag;
+      const next = i + 1;
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (!cancelled) step(next);
+      }, verdict.ms);
+      return;
+    }
+    done(undefined, run);
+  };
+  step(0);
+  return run;
+}
