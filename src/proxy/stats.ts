@@ -46,7 +46,29 @@ export class RequestStats {
   }
 }
 
+/** What a mirror policy sent or dropped, per mirror cluster, for /stats/prometheus. */
+export class MirrorStats {
+  readonly sent = new Map<string, number>();
+  readonly dropped = new Map<string, number>();
+
+  count(map: Map<string, number>, cluster: string): void {
+    map.set(cluster, (map.get(cluster) ?? 0) + 1);
+  }
+
+  render(): string[] {
+    const out = [
+      '# HELP weft_mirror_requests_total Shadow requests sent to mirror clusters.',
+      '# TYPE weft_mirror_requests_total counter',
+    ];
+    for (const [c, n] of this.sent) out.push(`weft_mirror_requests_total{cluster="${c}"} ${n}`);
+    out.push('# HELP weft_mirror_dropped_total Shadow requests dropped (no endpoint, limit, too slow, failed).', '# TYPE weft_mirror_dropped_total counter');
+    for (const [c, n] of this.dropped) out.push(`weft_mirror_dropped_total{cluster="${c}"} ${n}`);
+    return out;
+  }
+}
+
 export class ProxyStats {
+  readonly mirrors = new MirrorStats();
   /** direction → cluster → stats: two lookups and no string building per request. */
   private readonly byDirection = new Map<string, Map<string, RequestStats>>();
   downstreamConnectionsTotal = 0;
@@ -110,6 +132,7 @@ export class ProxyStats {
     out.push(`weft_tcp_connections_total ${this.tcpConnectionsTotal}`);
     family('weft_tcp_bytes_total', 'counter', 'Bytes proxied by TCP listeners.');
     out.push(`weft_tcp_bytes_total{direction="received"} ${this.tcpBytesIn}`, `weft_tcp_bytes_total{direction="sent"} ${this.tcpBytesOut}`);
+    out.push(...this.mirrors.render());
     return [...out, ...extra].join('\n') + '\n';
   }
 }

@@ -23,14 +23,15 @@
 //                       cookie {name, ttl}, connection_properties.source_ip; terminal},
 //                       retry_policy {retry_on (the tokens in RETRY_ON), num_retries (default 1),
 //                       per_try_timeout, retry_back_off {base_interval, max_interval},
-//                       retriable_status_codes}
+//                       retriable_status_codes}, request_mirror_policies {cluster,
+//                       runtime_fraction.default_value (runtime_key accepted: weft has no runtime)}
 //   RedirectAction      https_redirect, scheme_redirect, host_redirect, port_redirect,
 //                       path_redirect, prefix_rewrite, regex_rewrite, response_code
 //   DirectResponseAction  status (200-599), body inline_string | inline_bytes
 //   HeaderValueOption   header {key, value}, append_action APPEND_IF_EXISTS_OR_ADD |
 //                       OVERWRITE_IF_EXISTS_OR_ADD, or the deprecated append; a value may use
 //                       "%%" for "%" but no other %FORMATTER%; pseudo-headers and host are refused
-// Not supported (NACK): virtual-host retry_policy, request_mirror_policies, hedge_policy, cors,
+// Not supported (NACK): virtual-host retry_policy, hedge_policy, cors,
 // rate_limits, virtual-host typed_per_filter_config, virtual-host and table-level header
 // mutations, ignore_case, range_match, grpc/runtime_fraction matchers, …
 //
@@ -298,6 +299,31 @@ function queryMatcher(at: FieldPath, q: Obj): QueryMatcher {
 
 // ---- actions ----
 
+/** A RequestMirrorPolicy: the cluster and the share of requests (runtime_fraction's default; weft has no runtime). */
+function mirrorPolicy(at: FieldPath, m: Obj): RouteAction['mirrors'][number] {
+  onlyFields(at, `${T}RouteAction.RequestMirrorPolicy`, m, ['cluster', 'runtime_fraction', 'disable_shadow_host_suffix_append']);
+  if (m.disable_shadow_host_suffix_append) at.field('disable_shadow_host_suffix_append').unsupported('true is not supported by weft proxy yet: shadows always get "-shadow"');
+  const cluster = nonEmpty(at.field('cluster'), m.cluster);
+  let percent = 100;
+  if (m.runtime_fraction) {
+    const here = at.field('runtime_fraction');
+    onlyFields(here, 'envoy.config.core.v3.RuntimeFractionalPercent', m.runtime_fraction, ['default_value', 'runtime_key']);
+    percent = fractionalPercent(here.field('default_value'), m.runtime_fraction.default_value);
+  }
+  return { cluster, percent };
+}
+
+const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+/** A FractionalPercent as a percentage (0-100); absent: 0, as in Envoy. */
+export function fractionalPercent(at: FieldPath, f: Obj | undefined): number {
+  if (!f) return 0;
+  onlyFields(at, 'envoy.type.v3.FractionalPercent', f, ['numerator', 'denominator']);
+  const denominator = DENOMINATORS[f.denominator ?? 'HUNDRED'];
+  if (!denominator) at.field('denominator').invalid(`${f.denominator} is not a denominator`);
+  return Math.min(100, ((f.numerator ?? 0) / denominator) * 100);
+}
+
 function routeAction(at: FieldPath, a: Obj): RouteAction {
   onlyFields(at, `${T}RouteAction`, a, [
     'cluster',
@@ -309,6 +335,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     'host_rewrite_literal',
     'hash_policy',
     'retry_policy',
+    'request_mirror_policies',
   ]);
   let clusters: WeightedCluster[];
   let totalWeight: number;
@@ -326,7 +353,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     totalWeight,
     timeoutMs: routeTimeout(at, a),
     hashPolicies: (a.hash_policy ?? []).map((h: Obj, i: number) => hashPolicy(at.field('hash_policy').index(i), h)),
-    mirrors: [],
+    mirrors: (a.request_mirror_policies ?? []).map((m: Obj, i: number) => mirrorPolicy(at.field('request_mirror_policies').index(i), m)),
   };
   if (a.retry_policy) action.retry = retryPolicy(at.field('retry_policy'), a.retry_policy);
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) at.field('regex_rewrite').invalid('and prefix_rewrite are exclusive');

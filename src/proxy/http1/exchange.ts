@@ -12,6 +12,7 @@ import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
 import { runRequestFilters, type FilterRequest, type FilterRun } from '../filters/http-filter';
+import { startShadows, type Shadow } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
@@ -71,6 +72,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   private hash: number | undefined;
   /** The HTTP filters' run of this request (cancelled if the client leaves during a delay); unset when none runs. */
   private filterRun: FilterRun | undefined;
+  /** Mirror copies still receiving the request body. */
+  private shadows: Shadow[] | undefined;
   /** Flags the filters noted without answering (FI for an injected delay). */
   private filterFlags = '';
 
@@ -140,10 +143,23 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     if (!endpoint) return this.reply(503, 'UH', `no healthy endpoint in cluster ${clusterName}`, clusterName);
     this.endpoint = endpoint;
     cluster.load.started(endpoint);
+    if (action.mirrors.length > 0) this.startShadows(runtime, route, action);
     if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
     if (cluster.config.protocol === 'http2') return this.startBridge(action, cluster, endpoint);
     if (action.retry) this.startRetries(action.retry);
     this.acquire();
+  }
+
+  /** Copies of the request for the route's mirror clusters (see mirror.ts), fed the body as it comes. */
+  private startShadows(runtime: Runtime, route: Route, action: RouteAction): void {
+    const h = this.head;
+    const body = h.body.kind === 'chunked' ? 'raw-chunked' : h.body.kind === 'length' && h.body.length > 0 ? 'length' : 'none';
+    const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(h.path, action, route.match) : h.path;
+    const shadows = startShadows(runtime, action.mirrors, { method: h.method, path, host: action.hostRewrite ?? h.host, headers: h.headers, body }, this.conn.ctx.stats.mirrors);
+    if (!shadows) return;
+    for (const chunk of this.queued ?? []) for (const s of shadows) s.write(chunk);
+    if (this.reqFraming.kind === 'none') for (const s of shadows) s.end();
+    else this.shadows = shadows;
   }
 
   /** FilterRequest: the peer's address, for per-source limits. */
@@ -421,10 +437,15 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     if (end > start) this.forwardRequestBytes(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     if (this.reqFraming.kind !== 'none') return -1;
     this.bridge?.end();
+    if (this.shadows) {
+      for (const s of this.shadows) s.end();
+      this.shadows = undefined;
+    }
     return end;
   }
 
   private forwardRequestBytes(chunk: Buffer): void {
+    if (this.shadows) for (const s of this.shadows) s.write(chunk);
     if (this.finished) return;
     if (this.replay) {
       this.replayBytes += chunk.length;
@@ -505,6 +526,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
 
   downstreamClosed(): void {
     this.filterRun?.cancel();
+    if (this.shadows) for (const s of this.shadows) s.abort();
     this.bridge?.cancel();
     if (this.finished) return;
     this.finish('DC', 0);

@@ -13,6 +13,7 @@ import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
 import { runRequestFilters, type FilterRequest, type FilterRun } from '../filters/http-filter';
+import { startShadows } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
@@ -151,6 +152,7 @@ class H2Exchange implements FilterRequest {
     this.cluster = cluster;
     this.endpoint = endpoint;
     cluster.load.started(endpoint);
+    if (action.mirrors.length > 0) this.startShadows(runtime, route, action);
     if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
     if (cluster.config.protocol === 'http2') {
       if (action.retry) this.startRetries(action.retry);
@@ -159,6 +161,28 @@ class H2Exchange implements FilterRequest {
       if (action.retry) this.startRetries(action.retry);
       this.toH1(match.route, action, cluster, endpoint);
     }
+  }
+
+  /** Copies of the request for the route's mirror clusters (see mirror.ts), fed the body as it comes. */
+  private startShadows(runtime: Runtime, route: Route, action: RouteAction): void {
+    const headers: string[] = [];
+    for (const [name, value] of Object.entries(this.headers)) {
+      if (name.charCodeAt(0) === 0x3a || value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) headers.push(name, v);
+    }
+    const length = this.headers['content-length'];
+    const body = this.stream.endAfterHeaders ? 'none' : length !== undefined ? 'length' : 'stream';
+    const req = { method: this.method, path: this.upstreamPath(route, action), host: action.hostRewrite ?? this.host, headers, body, contentLength: length === undefined ? undefined : Number(length) } as const;
+    const shadows = startShadows(runtime, action.mirrors, req, this.ctx.stats.mirrors);
+    if (!shadows) return;
+    if (body === 'none') return shadows.forEach((s) => s.end());
+    let ended = false;
+    this.stream.on('data', (chunk: Buffer) => shadows.forEach((s) => s.write(chunk)));
+    this.stream.on('end', () => {
+      ended = true;
+      shadows.forEach((s) => s.end());
+    });
+    this.stream.on('close', () => ended || shadows.forEach((s) => s.abort()));
   }
 
   // ---- retries (HTTP/2 upstreams) ----

@@ -333,7 +333,7 @@ test('route: NACK for every field outside the subset, naming it', () => {
     [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', retry_host_predicate: [{ name: 'x' }] } } }), `${ROUTE}.route.retry_policy.retry_host_predicate`],
     [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', rate_limited_retry_back_off: { reset_headers: [{ name: 'retry-after' }] } } } }), `${ROUTE}.route.retry_policy.rate_limited_retry_back_off`],
     [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx,envoy-ratelimited' } } }), `${ROUTE}.route.retry_policy.retry_on`],
-    [table({ route: { cluster: 'c', request_mirror_policies: [{ cluster: 'm' }] } }), `${ROUTE}.route.request_mirror_policies`],
+    [table({ route: { cluster: 'c', request_mirror_policies: [{ cluster: 'm', disable_shadow_host_suffix_append: true }] } }), `${ROUTE}.route.request_mirror_policies[0].disable_shadow_host_suffix_append`],
     [table({ route: { cluster: 'c', hedge_policy: {} } }), `${ROUTE}.route.hedge_policy`],
     [table({ route: { cluster: 'c', idle_timeout: { seconds: 1 } } }), `${ROUTE}.route.idle_timeout`],
     [table({ route: { cluster_header: 'x-cluster' } }), `${ROUTE}.route.cluster_header`],
