@@ -274,7 +274,10 @@ export const trafficPolicySpecSchema = z.strictObject({
   timeouts: z
     .strictObject({
       request: duration.optional(),
+      /** Connections to the service idle this long are closed (callers' pools and the service's inbound side). */
       idle: duration.optional(),
+      /** A request with no bytes either way for this long ends: 408 SI, or a reset once answered (Envoy route idle_timeout). */
+      streamIdle: duration.optional(),
     })
     .optional(),
 });

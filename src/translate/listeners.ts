@@ -2,6 +2,7 @@
 // gRPC client (see names.ts for every name and address).
 import { anyOf } from '../xds/protos';
 import type { NodeInfo } from './types';
+import type { TrafficPolicySpec } from '../config/kinds';
 import { TYPE_URL } from '../xds/type-urls';
 import { attachedTcpRoute, resolveBackend } from './attach';
 import type { Service, ServicePort, TranslateContext } from './context';
@@ -115,7 +116,7 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
  * port, chosen by the connection's original destination port (after
  * interception); a connection made to the listener itself goes to the lowest port.
  */
-export function inboundListener(own: Service, node: NodeInfo): Obj {
+export function inboundListener(own: Service, node: NodeInfo, ownPolicy?: TrafficPolicySpec): Obj {
   const ports = sortedPorts(own);
   return {
     name: INBOUND_LISTENER.name,
@@ -124,17 +125,20 @@ export function inboundListener(own: Service, node: NodeInfo): Obj {
     filter_chains: ports.map((port) => ({
       name: inboundRouteConfigName(port.port),
       filter_chain_match: { destination_port: { value: port.port } },
-      filters: [inboundFilter(port)],
+      filters: [inboundFilter(port, ownPolicy)],
     })),
-    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0])] },
+    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], ownPolicy)] },
   };
 }
 
-function inboundFilter(port: ServicePort): Obj {
+function inboundFilter(port: ServicePort, ownPolicy: TrafficPolicySpec | undefined): Obj {
   const cluster = inboundClusterName(port.port);
   const name = inboundRouteConfigName(port.port);
   if (!isHttpPort(port)) return tcpProxyFilter({ stat_prefix: name, cluster });
+  // The service's own idle timeout closes its callers' idle connections on this side too.
+  const idle = ownPolicy?.timeouts?.idle;
   return hcmFilter({
+    ...(idle ? { common_http_protocol_options: { idle_timeout: duration(idle) } } : {}),
     stat_prefix: name,
     route_config: {
       name,

@@ -11,6 +11,8 @@
 //   outlierDetection               cluster outlier_detection, enforcing_* = 100 for what is configured, 0 otherwise
 //   retries                        route retry_policy; retries.budget → circuit_breakers.thresholds[DEFAULT].retry_budget
 //   timeouts.request               route timeout and max_stream_duration (the default when the rule sets none)
+//   timeouts.streamIdle            route idle_timeout (the stream idle timeout)
+//   timeouts.idle (own service)    the inbound listener's HCM common_http_protocol_options.idle_timeout
 import type { TrafficPolicySpec } from '../config/kinds';
 import type { NodeRole } from './types';
 import { duration, ENUM, wrap, ZERO_DURATION } from './proto-values';
@@ -153,6 +155,7 @@ export function routeActionPolicy(
   } else {
     out.timeout = ZERO_DURATION;
   }
+  if (policy?.timeouts?.streamIdle) out.idle_timeout = duration(policy.timeouts.streamIdle);
   const retry = retryPolicy(policy?.retries, ruleTimeouts?.backendRequest);
   if (retry) out.retry_policy = retry;
   if (hashOn.length) out.hash_policy = hashPolicies(hashOn);

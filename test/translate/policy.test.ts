@@ -249,6 +249,26 @@ describe('timeouts', () => {
     assertSubset(protocol.common_http_protocol_options, { idle_timeout: { seconds: 300 } });
   });
 
+  test('streamIdle → route idle_timeout', () => {
+    const { route } = withPolicy('timeouts: { streamIdle: 90s }');
+    assertSubset(route, { idle_timeout: { seconds: 90 } });
+  });
+
+  test("the service's own idle → its inbound listener's common_http_protocol_options.idle_timeout", () => {
+    const yaml =
+      service('web', 8080, 'http') +
+      `apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: web }
+spec:
+  targetRef: { name: web }
+  timeouts: { idle: 2m }
+`;
+    const d = resourcesFor(meshView(yaml), sidecar({ service: 'web' }));
+    const hcm = unpack(d.listener('inbound').filter_chains[0].filters[0].typed_config);
+    assertSubset(hcm.common_http_protocol_options, { idle_timeout: { seconds: 120 } });
+  });
+
   test('idle on a TCP service → tcp_proxy idle_timeout', () => {
     const yaml =
       service('db', 5432, 'tcp') +

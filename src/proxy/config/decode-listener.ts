@@ -6,7 +6,9 @@
 //   FilterChain       name, filter_chain_match.destination_port, filters (metadata accepted);
 //                     chains must differ in their match
 //   filters           exactly one network filter, by typed_config type URL:
-//     HttpConnectionManager  stat_prefix, rds {config_source ads|self, route_config_name}
+//     HttpConnectionManager  stat_prefix, rds {config_source ads|self, route_config_name},
+//                     stream_idle_timeout (default 5 min), common_http_protocol_options.idle_timeout
+//                     (downstream connections; default 1 h)
 //                     or an inline route_config (see decode-route.ts), http_filters ending in
 //                     envoy.filters.http.router (Router's stats/tracing knobs accepted), before it
 //                     the filters of filters/catalog.ts; another HTTP filter is a NACK unless
@@ -24,6 +26,9 @@ import { filterTypeFor, HTTP_FILTER_TYPES } from '../filters/catalog';
 import type { FilterChain, HttpFilterConfig, HttpNetworkFilter, ListenerConfig, TcpNetworkFilter, WeightedCluster } from './types';
 
 const ROUTER_FILTER = 'envoy.filters.http.router';
+
+/** Envoy's defaults: a request idle 5 minutes ends; a connection idle an hour closes. */
+export const HCM_DEFAULTS = { streamIdleTimeoutMs: 300_000, idleTimeoutMs: 3_600_000 } as const;
 
 const DIRECTION: Record<string, ListenerConfig['direction']> = {
   INBOUND: 'inbound',
@@ -97,8 +102,22 @@ function httpConnectionManager(at: FieldPath, hcm: Obj): HttpNetworkFilter {
     'rds',
     'route_config',
     'http_filters',
+    'stream_idle_timeout',
+    'common_http_protocol_options',
   ]);
-  const out: HttpNetworkFilter = { kind: 'http', statPrefix: hcm.stat_prefix ?? '', httpFilters: httpFilters(at.field('http_filters'), hcm.http_filters ?? []) };
+  const out: HttpNetworkFilter = {
+    kind: 'http',
+    statPrefix: hcm.stat_prefix ?? '',
+    httpFilters: httpFilters(at.field('http_filters'), hcm.http_filters ?? []),
+    streamIdleTimeoutMs: durationMs(at.field('stream_idle_timeout'), hcm.stream_idle_timeout, HCM_DEFAULTS.streamIdleTimeoutMs),
+    idleTimeoutMs: HCM_DEFAULTS.idleTimeoutMs,
+  };
+  const common = hcm.common_http_protocol_options;
+  if (common) {
+    const here = at.field('common_http_protocol_options');
+    onlyFields(here, 'envoy.config.core.v3.HttpProtocolOptions', common, ['idle_timeout']);
+    out.idleTimeoutMs = durationMs(here.field('idle_timeout'), common.idle_timeout, HCM_DEFAULTS.idleTimeoutMs);
+  }
   if (hcm.route_specifier === 'rds') {
     const here = at.field('rds');
     onlyFields(here, 'envoy.extensions.filters.network.http_connection_manager.v3.Rds', hcm.rds, ['config_source', 'route_config_name']);

@@ -23,7 +23,8 @@
 //                       cookie {name, ttl}, connection_properties.source_ip; terminal},
 //                       retry_policy {retry_on (the tokens in RETRY_ON), num_retries (default 1),
 //                       per_try_timeout, retry_back_off {base_interval, max_interval},
-//                       retriable_status_codes}, request_mirror_policies {cluster,
+//                       retriable_status_codes}, idle_timeout (the stream idle timeout),
+//                       request_mirror_policies {cluster,
 //                       runtime_fraction.default_value (runtime_key accepted: weft has no runtime)}
 //   RedirectAction      https_redirect, scheme_redirect, host_redirect, port_redirect,
 //                       path_redirect, prefix_rewrite, regex_rewrite, response_code
@@ -336,6 +337,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     'hash_policy',
     'retry_policy',
     'request_mirror_policies',
+    'idle_timeout',
   ]);
   let clusters: WeightedCluster[];
   let totalWeight: number;
@@ -356,6 +358,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     mirrors: (a.request_mirror_policies ?? []).map((m: Obj, i: number) => mirrorPolicy(at.field('request_mirror_policies').index(i), m)),
   };
   if (a.retry_policy) action.retry = retryPolicy(at.field('retry_policy'), a.retry_policy);
+  if (a.idle_timeout) action.idleTimeoutMs = durationMs(at.field('idle_timeout'), a.idle_timeout, 0);
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) at.field('regex_rewrite').invalid('and prefix_rewrite are exclusive');
   if (a.prefix_rewrite) action.prefixRewrite = a.prefix_rewrite;
   if (a.regex_rewrite) action.regexRewrite = regexRewrite(at.field('regex_rewrite'), a.regex_rewrite);

@@ -41,6 +41,10 @@ export interface HttpNetworkFilter {
   routeTable?: RouteTable;
   /** HTTP filters before the router, in order (the router itself is implied). */
   httpFilters: HttpFilterConfig[];
+  /** A request with no activity either way for this long ends (408 SI, or a reset once answered); 0 = never. */
+  streamIdleTimeoutMs: number;
+  /** A downstream connection with no request in flight and no bytes for this long is closed; 0 = never. */
+  idleTimeoutMs: number;
 }
 
 export interface HttpFilterConfig {
@@ -132,6 +136,8 @@ export interface RouteAction {
   totalWeight: number;
   /** 0 = no timeout. */
   timeoutMs: number;
+  /** The route's stream idle timeout (idle_timeout), overriding the listener's; 0 = none. */
+  idleTimeoutMs?: number;
   retry?: RetryPolicy;
   hashPolicies: HashPolicy[];
   prefixRewrite?: string;

@@ -9,6 +9,7 @@ import type { HttpFilter } from '../filters/http-filter';
 import type { CompiledRouteTable } from '../router/route-table';
 import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
+import { activityClock, idleFor } from '../listener/activity-clock';
 import { HttpParseError } from './errors';
 import { Exchange } from './exchange';
 import { parseRequestHead } from './head-parser';
@@ -30,6 +31,9 @@ export interface HttpChainContext {
   log: Logger;
   /** Takes over a connection that opened with the HTTP/2 preface. */
   h2?: (socket: net.Socket, firstBytes: Buffer) => void;
+  /** The listener's stream idle timeout (a route may override it) and downstream connection idle timeout; 0 = never. */
+  streamIdleTimeoutMs: number;
+  idleTimeoutMs: number;
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -45,6 +49,8 @@ export class Http1Connection {
   closed = false;
   /** The proxy is stopping: the connection closes after the exchange in flight. */
   draining = false;
+  /** Last bytes from the client (activity-clock.ts). */
+  private lastActivity = activityClock.now;
 
   constructor(
     readonly socket: net.Socket,
@@ -74,6 +80,7 @@ export class Http1Connection {
     // Closing: what the client still sends (the rest of a refused body, a request after
     // "connection: close") is never read as a request.
     if (this.closed) return;
+    this.lastActivity = activityClock.now;
     if (!this.sawFirstBytes && this.ctx.h2) {
       const data = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
       const n = Math.min(data.length, H2_PREFACE.length);
@@ -154,6 +161,24 @@ export class Http1Connection {
     this.closed = true;
     this.buf = undefined;
     this.socket.end();
+  }
+
+  /**
+   * The sweep: a request idle past its stream idle timeout ends; a connection
+   * with no request in flight (or half a head) idle past the idle timeout closes.
+   */
+  sweepIdle(now: number): void {
+    if (this.closed) return;
+    const ex = this.exchange;
+    if (ex) {
+      if (idleFor(now, Math.max(this.lastActivity, ex.lastActivity), ex.streamIdleTimeoutMs)) ex.streamIdleTimedOut();
+      return;
+    }
+    if (!idleFor(now, this.lastActivity, this.ctx.idleTimeoutMs)) return;
+    this.closed = true;
+    this.buf = undefined;
+    this.socket.end();
+    this.socket.destroySoon();
   }
 
   /** Replaces the socket's listeners with a raw tunnel (after 101 Switching Protocols). */

@@ -16,6 +16,7 @@ import { startShadows, type Shadow } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
+import { activityClock } from '../listener/activity-clock';
 import { ChunkedScanner } from './chunked';
 import { H2Bridge, type BridgeHost } from './h2-bridge';
 import type { Http1Connection } from './connection';
@@ -72,6 +73,10 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   private hash: number | undefined;
   /** The HTTP filters' run of this request (cancelled if the client leaves during a delay); unset when none runs. */
   private filterRun: FilterRun | undefined;
+  /** Last bytes either way (activity-clock.ts), for the stream idle timeout. */
+  lastActivity = activityClock.now;
+  /** The route's stream idle timeout, else the listener's; until a route matched, the listener's. */
+  streamIdleTimeoutMs: number;
   /** Mirror copies still receiving the request body. */
   private shadows: Shadow[] | undefined;
   /** Flags the filters noted without answering (FI for an injected delay). */
@@ -86,6 +91,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     this.host = head.host;
     this.path = head.path;
     this.reqFraming = toFraming(head.body);
+    this.streamIdleTimeoutMs = conn.ctx.streamIdleTimeoutMs;
   }
 
   /** RequestInfo for the router and hash policies. */
@@ -127,6 +133,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     const action = route.action;
     if (action.kind === 'direct') return this.reply(action.status, '', action.body ?? '', '');
     if (action.kind === 'redirect') return this.redirect(action);
+    if (action.idleTimeoutMs !== undefined) this.streamIdleTimeoutMs = action.idleTimeoutMs;
+    this.lastActivity = activityClock.now; // a filter may have held the request
 
     const clusterName = action.clusters.length === 1 ? action.clusters[0].name : pickWeightedCluster(action.clusters, action.totalWeight, Math.random);
     this.stats = this.conn.ctx.stats.forCluster(direction, clusterName);
@@ -295,6 +303,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
 
   writeDownstream(chunk: Buffer): void {
     this.responseStarted = true;
+    this.lastActivity = activityClock.now;
     if (!this.conn.socket.write(chunk)) this.upstream?.socket.pause();
   }
 
@@ -445,6 +454,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   }
 
   private forwardRequestBytes(chunk: Buffer): void {
+    this.lastActivity = activityClock.now;
     if (this.shadows) for (const s of this.shadows) s.write(chunk);
     if (this.finished) return;
     if (this.replay) {
@@ -476,6 +486,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
 
   onData(chunk: Buffer): void {
     if (this.finished) return;
+    this.lastActivity = activityClock.now;
     if (!this.resFraming) return this.responseHeadBytes(chunk);
     this.responseBody(chunk, 0);
   }
@@ -654,6 +665,21 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     down.pipe(up.socket);
     up.socket.on('close', () => down.destroy());
     down.on('close', () => up.socket.destroy());
+  }
+
+  /** Nothing moved either way for the stream idle timeout: 408 SI before the response, else the connection is cut. */
+  streamIdleTimedOut(): void {
+    if (this.finished) return;
+    this.filterRun?.cancel();
+    this.unusable();
+    this.bridge?.cancel();
+    if (this.shadows) for (const s of this.shadows) s.abort();
+    const ms = this.streamIdleTimeoutMs;
+    if (!this.responseStarted) this.reply(408, 'SI', `no activity on the request for ${ms} ms (stream idle timeout)`, this.cluster?.config.name ?? '', true);
+    else {
+      this.finish('SI', this.resHead?.status ?? 0);
+      this.conn.socket.destroy();
+    }
   }
 
   private timedOut(ms: number): void {

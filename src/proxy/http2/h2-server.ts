@@ -29,8 +29,18 @@ export class H2Downstream {
   constructor() {
     // 'session' is emitted synchronously inside emit('connection'): that is how a session learns its chain.
     this.server.on('session', (session) => {
-      if (this.handing) this.contexts.set(session, this.handing);
+      const ctx = this.handing;
+      if (ctx) this.contexts.set(session, ctx);
       this.sessions.add(session);
+      // The downstream idle timeout: a session with no stream open and no frames for that long gets GOAWAY.
+      if (ctx && ctx.idleTimeoutMs > 0) {
+        let open = 0;
+        session.on('stream', (stream) => {
+          open++;
+          stream.once('close', () => open--);
+        });
+        session.setTimeout(ctx.idleTimeoutMs, () => open === 0 && session.close());
+      }
       session.once('close', () => this.sessions.delete(session));
       session.on('error', () => {});
     });
@@ -139,6 +149,8 @@ class H2Exchange implements FilterRequest {
     const action = route.action;
     if (action.kind === 'direct') return this.reply(action.status, '', action.body ?? '', '');
     if (action.kind === 'redirect') return this.reply(action.status, '', 'redirect', '', ['location', `${action.scheme ?? 'http'}://${action.host ?? this.host}${action.path ?? this.path}`]);
+    const idleMs = action.idleTimeoutMs ?? this.ctx.streamIdleTimeoutMs;
+    if (idleMs > 0) this.stream.setTimeout(idleMs, () => this.streamIdleTimedOut(idleMs));
     const name = action.clusters.length === 1 ? action.clusters[0].name : pickWeightedCluster(action.clusters, action.totalWeight, Math.random);
     this.stats = this.ctx.stats.forCluster(this.ctx.direction, name);
     this.stats.requests++;
@@ -457,6 +469,15 @@ class H2Exchange implements FilterRequest {
       this.stream.close(NGHTTP2_INTERNAL_ERROR);
       this.finish(0, 'UPE');
     });
+  }
+
+  /** No frames either way for the stream idle timeout: 408 SI (gRPC: UNAVAILABLE) before the response, else a reset. */
+  private streamIdleTimedOut(ms: number): void {
+    if (this.done) return;
+    this.abortUpstream?.();
+    if (!this.stream.headersSent) return this.reply(408, 'SI', `no activity on the request for ${ms} ms (stream idle timeout)`, this.cluster?.config.name ?? '');
+    this.finish(0, 'SI');
+    this.stream.close(NGHTTP2_CANCEL);
   }
 
   private timedOut(ms: number): void {

@@ -10,6 +10,7 @@ import { Http1Connection, type HttpChainContext, type ResolvedChain } from '../h
 import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
 import { proxyTcp } from '../tcp/tcp-proxy';
+import { activityClock, SWEEP_MS } from './activity-clock';
 
 export interface ListenerDeps {
   runtime(): Runtime;
@@ -36,7 +37,15 @@ export class ListenerManager {
   private readonly http = new Set<Http1Connection>();
   private readonly contexts = new WeakMap<FilterChain, HttpChainContext>();
 
-  constructor(private readonly deps: ListenerDeps) {}
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(private readonly deps: ListenerDeps) {
+    this.sweep = setInterval(() => {
+      const now = (activityClock.now = performance.now());
+      for (const conn of this.http) conn.sweepIdle(now);
+    }, SWEEP_MS);
+    this.sweep.unref();
+  }
 
   /** Makes the bound listeners match `configs`. Resolves when every new bind has succeeded or failed. */
   async apply(configs: Map<string, ListenerConfig>): Promise<void> {
@@ -73,6 +82,7 @@ export class ListenerManager {
    * ends, TCP, HTTP/2) is cut, so this always resolves.
    */
   async close(drainMs = DEFAULT_DRAIN_MS): Promise<void> {
+    clearInterval(this.sweep);
     const closing = [...this.listeners.values()].map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     this.listeners.clear();
     for (const conn of this.http) conn.drain();
@@ -135,6 +145,8 @@ export class ListenerManager {
       direction: config.direction,
       stats: deps.stats,
       log: deps.log,
+      streamIdleTimeoutMs: network.streamIdleTimeoutMs,
+      idleTimeoutMs: network.idleTimeoutMs,
       resolve() {
         const rt = deps.runtime();
         if (resolved?.runtime !== rt) {

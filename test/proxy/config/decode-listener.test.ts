@@ -46,7 +46,7 @@ test('listener: translator output — outbound HTTP listener reading RDS', () =>
     address: '127.0.0.1',
     port: 15101,
     direction: 'outbound',
-    chains: [{ name: '', network: { kind: 'http', statPrefix: 'outbound', httpFilters: [], routeTableName: 'outbound' } }],
+    chains: [{ name: '', network: { kind: 'http', statPrefix: 'outbound', httpFilters: [], routeTableName: 'outbound', streamIdleTimeoutMs: 300_000, idleTimeoutMs: 3_600_000 } }],
   });
 });
 
@@ -143,7 +143,10 @@ test('listener: hand-written — optional unknown filters skipped, accepted no-o
     ),
   );
   assert.deepEqual([l.address, l.port, l.direction], ['::1', 0, 'unspecified']);
-  assert.deepEqual(l.chains[0].network, { kind: 'http', statPrefix: 'l', httpFilters: [], routeTableName: 'r' });
+  assert.deepEqual(l.chains[0].network, { kind: 'http', statPrefix: 'l', httpFilters: [], routeTableName: 'r', streamIdleTimeoutMs: 300_000, idleTimeoutMs: 3_600_000 });
+  const timeouts = decode(L({ filters: [hcm({ stream_idle_timeout: { seconds: 2 }, common_http_protocol_options: { idle_timeout: { seconds: 0 } } })] }));
+  assert.equal((timeouts.chains[0].network as HttpNetworkFilter).streamIdleTimeoutMs, 2000);
+  assert.equal((timeouts.chains[0].network as HttpNetworkFilter).idleTimeoutMs, 0, 'idle_timeout 0 disables it');
   const self = decode(L({ filters: [hcm({ rds: { config_source: { self: {} }, route_config_name: 'r' } })] }));
   assert.equal((self.chains[0].network as HttpNetworkFilter).routeTableName, 'r');
   const noIdle = decode(L({ filters: [tcpProxy({ cluster: 'c', idle_timeout: { seconds: 0 } })] }));
@@ -173,7 +176,8 @@ test('listener: NACK for every field outside the subset, naming it', () => {
     [L({ filters: [hcm({ tracing: {} })] }), `${F}.typed_config.tracing is not supported`],
     [L({ filters: [hcm({ codec_type: 'HTTP2' })] }), `${F}.typed_config.codec_type is not supported`],
     [L({ filters: [hcm({ use_remote_address: { value: true } })] }), `${F}.typed_config.use_remote_address is not supported`],
-    [L({ filters: [hcm({ stream_idle_timeout: { seconds: 1 } })] }), `${F}.typed_config.stream_idle_timeout is not supported`],
+    [L({ filters: [hcm({ request_timeout: { seconds: 1 } })] }), `${F}.typed_config.request_timeout is not supported`],
+    [L({ filters: [hcm({ common_http_protocol_options: { max_connection_duration: { seconds: 1 } } })] }), `${F}.typed_config.common_http_protocol_options.max_connection_duration is not supported`],
     [L({ filters: [hcm({ rds: undefined, scoped_routes: { name: 's' } })] }), `${F}.typed_config.scoped_routes is not supported`],
     [L({ filters: [hcm({ rds: { config_source: { api_config_source: {} }, route_config_name: 'r' } })] }), `${F}.typed_config.rds.config_source.api_config_source is not supported`],
     [L({ filters: [hcm({ http_filters: [{ ...router, typed_config: anyOf(TYPE_URL.Router, { suppress_envoy_headers: true }) }] })] }), `${F}.typed_config.http_filters[0].typed_config.suppress_envoy_headers is not supported`],

@@ -335,7 +335,7 @@ test('route: NACK for every field outside the subset, naming it', () => {
     [table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx,envoy-ratelimited' } } }), `${ROUTE}.route.retry_policy.retry_on`],
     [table({ route: { cluster: 'c', request_mirror_policies: [{ cluster: 'm', disable_shadow_host_suffix_append: true }] } }), `${ROUTE}.route.request_mirror_policies[0].disable_shadow_host_suffix_append`],
     [table({ route: { cluster: 'c', hedge_policy: {} } }), `${ROUTE}.route.hedge_policy`],
-    [table({ route: { cluster: 'c', idle_timeout: { seconds: 1 } } }), `${ROUTE}.route.idle_timeout`],
+    [table({ route: { cluster: 'c', early_data_policy: { name: 'x' } } }), `${ROUTE}.route.early_data_policy`],
     [table({ route: { cluster_header: 'x-cluster' } }), `${ROUTE}.route.cluster_header`],
     [table({ route: { cluster: 'c', auto_host_rewrite: { value: true } } }), `${ROUTE}.route.auto_host_rewrite`],
     [table({ route: { cluster: 'c', hash_policy: [{ query_parameter: { name: 'q' } }] } }), `${ROUTE}.route.hash_policy[0].query_parameter`],
