@@ -209,6 +209,23 @@ export { RETRY_ON } from './retry-on';
 
 const percent = z.number().min(0).max(100);
 
+/**
+ * Delay and/or abort a share of the requests (percent, default 100), only
+ * those carrying every listed header when `headers` is set. Cross-field rules
+ * (delay > 0, one of httpStatus / grpcStatus) are in resource-rules.ts.
+ */
+const faultSchema = z.strictObject({
+  delay: z.strictObject({ fixed: duration, percent: percent.default(100) }).optional(),
+  abort: z
+    .strictObject({
+      httpStatus: z.number().int().min(200).max(599).optional(),
+      grpcStatus: z.number().int().min(1).max(16).optional(),
+      percent: percent.default(100),
+    })
+    .optional(),
+  headers: z.array(stringMatch).min(1).optional(),
+});
+
 export const trafficPolicySpecSchema = z.strictObject({
   targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name, namespace: name.optional() }),
   loadBalancer: z
@@ -257,6 +274,14 @@ export const trafficPolicySpecSchema = z.strictObject({
           stdevFactor: z.number().min(0.1).max(100).optional(),
         })
         .optional(),
+      /** Eject hosts whose share of failed requests is above `threshold` percent. */
+      failurePercentage: z
+        .strictObject({
+          threshold: z.number().int().min(0).max(100).optional(),
+          minimumHosts: z.number().int().min(1).optional(),
+          requestVolume: z.number().int().min(1).optional(),
+        })
+        .optional(),
     })
     .optional(),
   retries: z
@@ -280,6 +305,8 @@ export const trafficPolicySpecSchema = z.strictObject({
       streamIdle: duration.optional(),
     })
     .optional(),
+  /** Fault injection on every route to the service (Envoy's HTTPFault, applied by the caller). */
+  fault: faultSchema.optional(),
 });
 
 // ---- Zero trust (weft.dev/v1) ----

@@ -128,6 +128,23 @@ function grpcRouteRules(spec: GRPCRouteSpec): Problem[] {
 const RING_MIN_DEFAULT = 1024;
 const RING_MAX_DEFAULT = 8_388_608;
 
+function faultRules(fault: TrafficPolicySpec['fault']): Problem[] {
+  if (!fault) return [];
+  const at: Path = ['spec', 'fault'];
+  const out: Problem[] = [];
+  if (!fault.delay && !fault.abort) out.push(invalid(at, 'a fault needs a delay or an abort', 'delay and/or abort'));
+  if (fault.delay && durationToMs(fault.delay.fixed) === 0) {
+    out.push(invalid([...at, 'delay', 'fixed'], 'fixed must be longer than 0', 'a duration > 0'));
+  }
+  const abort = fault.abort;
+  if (abort && (abort.httpStatus === undefined) === (abort.grpcStatus === undefined)) {
+    const both = abort.httpStatus !== undefined;
+    out.push(invalid([...at, 'abort', both ? 'grpcStatus' : 'httpStatus'], both ? 'set httpStatus or grpcStatus, not both' : 'an abort needs httpStatus or grpcStatus', 'exactly one of httpStatus, grpcStatus'));
+  }
+  (fault.headers ?? []).forEach((h, i) => out.push(...regexRule([...at, 'headers', i, 'value'], h.type, h.value)));
+  return out;
+}
+
 function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
   const out: Problem[] = [];
   const lb = spec.loadBalancer;
@@ -158,6 +175,7 @@ function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
       out.push(invalid(path, `${String(path.at(-1))} must be longer than 0`, 'a duration > 0'));
     }
   }
+  out.push(...faultRules(spec.fault));
   const backoff = spec.retries?.backoff;
   if (backoff) {
     const base = durationToMs(backoff.baseInterval);

@@ -45,7 +45,7 @@ function tcpProxyFilter(tcpProxy: Obj): Obj {
 }
 
 /** The sidecar's HTTP listener for everything its app calls; routes come from RDS `outbound`. */
-export function outboundListener(node: NodeInfo): Obj {
+export function outboundListener(node: NodeInfo, opts: { fault?: boolean } = {}): Obj {
   return {
     name: OUTBOUND_LISTENER.name,
     address: socketAddress(OUTBOUND_LISTENER.address, node.outboundPort ?? OUTBOUND_LISTENER.port),
@@ -56,7 +56,8 @@ export function outboundListener(node: NodeInfo): Obj {
           hcmFilter({
             stat_prefix: OUTBOUND_LISTENER.name,
             rds: { config_source: adsConfigSource(), route_config_name: OUTBOUND_ROUTE_CONFIG },
-            http_filters: [routerFilter()],
+            // The fault filter only when a route overrides it (fault.ts): no filter, no per-request cost.
+            http_filters: opts.fault ? [faultFilter(), routerFilter()] : [routerFilter()],
           }),
         ],
       },

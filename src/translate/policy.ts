@@ -9,6 +9,9 @@
 //   connectionPool.maxRequestsPerConnection, timeouts.idle
 //                                  HttpProtocolOptions.common_http_protocol_options (TCP ports: tcp_proxy idle_timeout)
 //   outlierDetection               cluster outlier_detection, enforcing_* = 100 for what is configured, 0 otherwise
+//                                  (failurePercentage → failure_percentage_*, off unless configured)
+//   fault                          route typed_per_filter_config["envoy.filters.http.fault"] (see fault.ts);
+//                                  the sidecar's outbound listener gets the fault filter when a route uses it
 //   retries                        route retry_policy; retries.budget → circuit_breakers.thresholds[DEFAULT].retry_budget
 //   timeouts.request               route timeout and max_stream_duration (the default when the rule sets none)
 //   timeouts.streamIdle            route idle_timeout (the stream idle timeout)
@@ -105,6 +108,13 @@ function outlierDetection(od: NonNullable<TrafficPolicySpec['outlierDetection']>
   if (sr?.requestVolume !== undefined) out.success_rate_request_volume = wrap(sr.requestVolume);
   // Envoy and gRPC read the factor in thousandths: 1.9 is 1900.
   if (sr?.stdevFactor !== undefined) out.success_rate_stdev_factor = wrap(Math.round(sr.stdevFactor * 1000));
+  const fp = od.failurePercentage;
+  if (fp) {
+    out.enforcing_failure_percentage = wrap(100);
+    if (fp.threshold !== undefined) out.failure_percentage_threshold = wrap(fp.threshold);
+    if (fp.minimumHosts !== undefined) out.failure_percentage_minimum_hosts = wrap(fp.minimumHosts);
+    if (fp.requestVolume !== undefined) out.failure_percentage_request_volume = wrap(fp.requestVolume);
+  }
   return out;
 }
 

@@ -3,7 +3,8 @@
 // and a proxyless client's route config per service port.
 import { attachedHttpRoutes } from './attach';
 import type { Service, ServicePort, TranslateContext } from './context';
-import { isHttpPort, sortedPorts } from './context';
+import { isHttpPort, keyOf, sortedPorts } from './context';
+import { withFault } from './fault';
 import { comparePrecedence, fromGrpcMatch, fromHttpMatch, routeMatch, type NormalMatch } from './matches';
 import {
   DEFAULT_ROUTE_NAME,
@@ -45,7 +46,7 @@ export function servicePortRoutes(ctx: TranslateContext, service: Service, port:
   const parent: Parent = { service, port };
   const { http, grpc } = attachedHttpRoutes(ctx, service, port);
   if (http.length === 0 && grpc.length === 0) {
-    return [{ name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, ...defaultRoute(ctx, parent) }];
+    return withFault([{ name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, ...defaultRoute(ctx, parent) }], faultOf(ctx, service), ctx.node.role);
   }
   const sources: { kind: 'HTTPRoute' | 'GRPCRoute'; meta: { name: string; namespace: string }; rules: RuleWithMatches[] }[] = [
     ...http.map((r) => ({
@@ -79,7 +80,12 @@ export function servicePortRoutes(ctx: TranslateContext, service: Service, port:
       });
     });
   }
-  return entries.sort(compareEntries).map((e) => e.route);
+  return withFault(entries.sort(compareEntries).map((e) => e.route), faultOf(ctx, service), ctx.node.role);
+}
+
+/** The fault of the called service's TrafficPolicy: it applies to every route of its virtual hosts. */
+function faultOf(ctx: TranslateContext, service: Service) {
+  return ctx.policies.get(keyOf(service))?.fault;
 }
 
 /** Hostnames of the routes attached to a service port (extra virtual host domains on a sidecar). */

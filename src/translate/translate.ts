@@ -7,6 +7,7 @@
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
 import { inboundCluster, outboundCluster } from './clusters';
 import { buildContext, keyOf, sortedPorts } from './context';
+import { anyFault } from './fault';
 import { loadAssignment } from './endpoints';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
 import { compareStrings } from './proto-values';
@@ -32,7 +33,8 @@ export function translate(view: MeshView, node: NodeInfo): ResourceSet {
   }
 
   if (node.role === 'sidecar') {
-    listeners.push(outboundListener(node), ...tcpListeners(ctx, scope.callable, scope.own));
+    const fault = anyFault(scope.callable.map((s) => ctx.policies.get(keyOf(s))));
+    listeners.push(outboundListener(node, { fault }), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
       listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own))));

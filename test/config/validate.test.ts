@@ -321,3 +321,20 @@ for (const [field, yaml] of [
     await expectBad(p, 'E_INVALID', field, /must be longer than 0/);
   });
 }
+
+test('fault: bad input is an error naming the field', async () => {
+  const p = (fault: string) => policy('TrafficPolicy', 'p', `  targetRef: { name: web }\n  fault: ${fault}`);
+  await expectBad(p('{ abort: { httpStatus: 503, percent: 101 } }'), 'E_SCHEMA', 'spec.fault.abort.percent');
+  await expectBad(p('{ delay: { fixed: 1s, percent: -1 } }'), 'E_SCHEMA', 'spec.fault.delay.percent');
+  await expectBad(p('{ abort: { httpStatus: 600 } }'), 'E_SCHEMA', 'spec.fault.abort.httpStatus');
+  await expectBad(p('{ abort: { httpStatus: 199 } }'), 'E_SCHEMA', 'spec.fault.abort.httpStatus');
+  await expectBad(p('{ abort: { grpcStatus: 17 } }'), 'E_SCHEMA', 'spec.fault.abort.grpcStatus');
+  await expectBad(p('{ delay: { fixed: -5ms } }'), 'E_SCHEMA', 'spec.fault.delay.fixed');
+  await expectBad(p('{ delay: { fixed: 0ms } }'), 'E_INVALID', 'spec.fault.delay.fixed', /longer than 0/);
+  await expectBad(p('{ abort: { httpStatus: 503, grpcStatus: 14 } }'), 'E_INVALID', 'spec.fault.abort.grpcStatus', /not both/);
+  await expectBad(p('{ abort: { percent: 10 } }'), 'E_INVALID', 'spec.fault.abort.httpStatus', /needs httpStatus or grpcStatus/);
+  await expectBad(p('{ headers: [{ name: x-fault, value: "on" }] }'), 'E_INVALID', 'spec.fault', /needs a delay or an abort/);
+  await expectBad(p('{ abort: { httpStatus: 503 }, headers: [{ type: RegularExpression, name: x, value: "(" }] }'), 'E_INVALID', 'spec.fault.headers[0].value');
+  await expectBad(p('{ abort: { httpStatus: 503 }, delai: { fixed: 1s } }'), 'E_SCHEMA', 'spec.fault.delai');
+  await expectGood(p('{ delay: { fixed: 200ms, percent: 12.5 }, abort: { grpcStatus: 14, percent: 1 }, headers: [{ name: x-fault, value: "on" }] }'));
+});

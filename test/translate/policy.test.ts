@@ -302,3 +302,67 @@ spec: { targetRef: { name: pay }, loadBalancer: { type: Maglev } }
 `;
   assert.equal(resourcesFor(meshView(yaml), sidecar()).cluster(CLUSTER).lb_policy, 'MAGLEV');
 });
+
+describe('outlierDetection.failurePercentage', () => {
+  test('→ failure_percentage_* with enforcement; off when not asked', () => {
+    const { cluster } = withPolicy('outlierDetection: { failurePercentage: { threshold: 50, minimumHosts: 3, requestVolume: 10 }, interval: 1s }');
+    assertSubset(cluster.outlier_detection, {
+      enforcing_failure_percentage: { value: 100 },
+      failure_percentage_threshold: { value: 50 },
+      failure_percentage_minimum_hosts: { value: 3 },
+      failure_percentage_request_volume: { value: 10 },
+    });
+    assert.equal(withPolicy('outlierDetection: { consecutive5xx: 5 }').cluster.outlier_detection.enforcing_failure_percentage, undefined);
+  });
+});
+
+describe('fault', () => {
+  const FAULT = 'envoy.filters.http.fault';
+  const routesOf = (spec: string, node: NodeInfo) => {
+    const yaml = `${service('pay', 50052, 'grpc')}apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: pay }
+spec:
+  targetRef: { kind: Service, name: pay }
+  ${spec}
+`;
+    const d = resourcesFor(meshView(yaml), node);
+    return { d, routes: node.role === 'sidecar' ? d.routes('outbound', 'pay.default:50052') : d.routes('pay.default:50052', 'pay.default:50052') };
+  };
+
+  test('delay, abort and headers → a per-route HTTPFault; the outbound listener gets the fault filter', () => {
+    const { d, routes } = routesOf(
+      'fault: { delay: { fixed: 200ms, percent: 12.5 }, abort: { grpcStatus: 14 }, headers: [{ name: X-Fault, value: "on" }] }',
+      sidecar(),
+    );
+    const fault = unpack(routes[0].typed_per_filter_config[FAULT]);
+    assertSubset(fault, {
+      delay: { fixed_delay: { seconds: 0, nanos: 200_000_000 }, percentage: { numerator: 125_000, denominator: 'MILLION' } },
+      abort: { grpc_status: 14, percentage: { numerator: 100, denominator: 'HUNDRED' } },
+      headers: [{ name: 'x-fault', string_match: { exact: 'on' } }],
+    });
+    assert.equal(fault.abort.http_status, undefined);
+    const hcm = unpack(d.listener('outbound').filter_chains[0].filters[0].typed_config);
+    assert.deepEqual(hcm.http_filters.map((f: Obj) => f.name), [FAULT, 'envoy.filters.http.router']);
+  });
+
+  test('no fault anywhere: no fault filter on the outbound listener', () => {
+    const { d, routes } = routesOf('timeouts: { request: 1s }', sidecar());
+    assert.equal(routes[0].typed_per_filter_config, undefined);
+    const hcm = unpack(d.listener('outbound').filter_chains[0].filters[0].typed_config);
+    assert.deepEqual(hcm.http_filters.map((f: Obj) => f.name), ['envoy.filters.http.router']);
+  });
+
+  test('proxyless: grpc-js ignores HTTPFault.headers, so the headers move into a route match ahead of a fault-free copy', () => {
+    const { routes } = routesOf('fault: { abort: { httpStatus: 503, percent: 50 }, headers: [{ name: x-fault, value: "on" }] }', proxyless());
+    assert.deepEqual(routes.map((r) => r.name), ['default|fault', 'default']);
+    assertSubset(routes[0].match.headers, [{ name: 'x-fault', string_match: { exact: 'on' } }]);
+    const fault = unpack(routes[0].typed_per_filter_config[FAULT]);
+    assertSubset(fault, { abort: { http_status: 503, percentage: { numerator: 50 } } });
+    assert.equal(fault.headers, undefined);
+    assert.equal(routes[1].typed_per_filter_config, undefined);
+    const plain = routesOf('fault: { abort: { httpStatus: 503 } }', proxyless()).routes;
+    assert.deepEqual(plain.map((r) => r.name), ['default']);
+    assert.ok(plain[0].typed_per_filter_config[FAULT]);
+  });
+});

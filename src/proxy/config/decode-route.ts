@@ -241,7 +241,7 @@ function matcherHeaderName(at: FieldPath, name: string | undefined): string {
   return lower;
 }
 
-function headerMatcher(at: FieldPath, h: Obj): HeaderMatcher {
+export function headerMatcher(at: FieldPath, h: Obj): HeaderMatcher {
   onlyFields(at, `${T}HeaderMatcher`, h, [
     'name',
     'exact_match',

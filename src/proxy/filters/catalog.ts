@@ -6,6 +6,7 @@
 import type { FieldPath } from '../config/nack';
 import type { Obj } from '../config/read-proto';
 import type { HttpFilter } from './http-filter';
+import { FAULT_FILTER } from './fault';
 
 /**
  * State a filter keeps across config changes (token buckets, counters),
@@ -26,7 +27,7 @@ export interface HttpFilterType {
 }
 
 /** Every HTTP filter weft proxy supports besides the router. */
-export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [];
+export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER];
 
 export function filterTypeFor(typeUrl: string): HttpFilterType | undefined {
   return HTTP_FILTER_TYPES.find((t) => t.typeUrl === typeUrl);

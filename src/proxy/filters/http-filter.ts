@@ -31,7 +31,11 @@ export interface LocalReplySpec {
  * A filter's verdict at request-head time: undefined to go on now, a local
  * reply to answer, or a delay after which the next filter runs.
  */
-export type FilterVerdict = undefined | { kind: 'reply'; reply: LocalReplySpec } | { kind: 'delay'; ms: number; flag: string };
+export type FilterVerdict =
+  | undefined
+  | { kind: 'reply'; reply: LocalReplySpec }
+  /** `then`: the answer after the delay (a fault that both delays and aborts). */
+  | { kind: 'delay'; ms: number; flag: string; then?: LocalReplySpec };
 
 export interface HttpFilter {
   readonly name: string;
@@ -74,7 +78,9 @@ export function runRequestFilters(
       const next = i + 1;
       timer = setTimeout(() => {
         timer = undefined;
-        if (!cancelled) step(next);
+        if (cancelled) return;
+        if (verdict.then) return done(verdict.then, run);
+        step(next);
       }, verdict.ms);
       return;
     }

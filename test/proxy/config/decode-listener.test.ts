@@ -113,6 +113,8 @@ test('listener: a proxyless API listener is NACKed (weft proxy is a socket proxy
 
 const router = { name: 'envoy.filters.http.router', typed_config: anyOf(TYPE_URL.Router, {}) };
 const fault = { name: 'envoy.filters.http.fault', typed_config: anyOf(TYPE_URL.HttpFault, {}) };
+const CORS = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors';
+const cors = { name: 'envoy.filters.http.cors', typed_config: { type_url: CORS, value: Buffer.alloc(0) } };
 const hcm = (extra: Obj = {}) => ({
   name: 'envoy.filters.network.http_connection_manager',
   typed_config: anyOf(TYPE_URL.HttpConnectionManager, {
@@ -130,6 +132,41 @@ const L = (chain: Obj = { filters: [hcm()] }, extra: Obj = {}): Obj => ({
   ...extra,
 });
 const decode = (l: Obj) => decodeListener(wire(TYPE_URL.Listener, l));
+const faultWith = (config: Obj) => ({ name: 'envoy.filters.http.fault', typed_config: anyOf(TYPE_URL.HttpFault, config) });
+
+test('listener: the fault filter — delay, abort, headers, percentages, max_active_faults', () => {
+  const l = decode(
+    L({
+      filters: [
+        hcm({
+          http_filters: [
+            faultWith({
+              delay: { fixed_delay: { seconds: 1, nanos: 500_000_000 }, percentage: { numerator: 25, denominator: 'TEN_THOUSAND' } },
+              abort: { grpc_status: 14, percentage: { numerator: 2_000_000, denominator: 'MILLION' } },
+              headers: [{ name: 'X-Fault', string_match: { exact: 'on' } }],
+              max_active_faults: { value: 3 },
+            }),
+            faultWith({ abort: { http_status: 503 } }),
+            router,
+          ].map((f, i) => (i === 1 ? { ...f, name: 'second' } : f)),
+        }),
+      ],
+    }),
+  );
+  assert.deepEqual((l.chains[0].network as HttpNetworkFilter).httpFilters, [
+    {
+      name: 'envoy.filters.http.fault',
+      typeUrl: TYPE_URL.HttpFault,
+      config: {
+        delay: { ms: 1500, percentage: { numerator: 25, denominator: 10_000 } },
+        abort: { grpcStatus: 14, percentage: { numerator: 1_000_000, denominator: 1_000_000 } },
+        headers: [{ name: 'x-fault', kind: 'exact', value: 'on', invert: false }],
+        maxActiveFaults: 3,
+      },
+    },
+    { name: 'second', typeUrl: TYPE_URL.HttpFault, config: { abort: { httpStatus: 503, percentage: { numerator: 0, denominator: 100 } }, headers: [] } },
+  ]);
+});
 
 test('listener: hand-written — optional unknown filters skipped, accepted no-ops, IPv6, port 0', () => {
   const l = decode(
@@ -137,7 +174,7 @@ test('listener: hand-written — optional unknown filters skipped, accepted no-o
       {
         name: 'c',
         metadata: {},
-        filters: [hcm({ http_filters: [{ ...fault, is_optional: true }, { ...router, typed_config: anyOf(TYPE_URL.Router, { dynamic_stats: { value: false }, start_child_span: true }) }] })],
+        filters: [hcm({ http_filters: [{ ...cors, is_optional: true }, { ...router, typed_config: anyOf(TYPE_URL.Router, { dynamic_stats: { value: false }, start_child_span: true }) }] })],
       },
       { stat_prefix: 's', metadata: {}, address: { socket_address: { address: '::1', port_value: 0 } } },
     ),
@@ -172,7 +209,12 @@ test('listener: NACK for every field outside the subset, naming it', () => {
     [L({ filters: [hcm()], filter_chain_match: { server_names: ['a'] } }), 'filter_chains[0].filter_chain_match.server_names is not supported'],
     [L({ filters: [hcm()], filter_chain_match: { transport_protocol: 'tls' } }), 'filter_chains[0].filter_chain_match.transport_protocol is not supported'],
     [L({ filters: [{ name: 'envoy.filters.network.rbac', typed_config: { type_url: RBAC, value: Buffer.alloc(0) } }, hcm()] }), `${F} (envoy.filters.network.rbac) (${RBAC}) is not supported`],
-    [L({ filters: [hcm({ http_filters: [fault, router] })] }), `${F}.typed_config.http_filters[0] (envoy.filters.http.fault) is not supported by weft proxy yet (supported: envoy.filters.http.router)`],
+    [L({ filters: [hcm({ http_filters: [cors, router] })] }), `${F}.typed_config.http_filters[0] (envoy.filters.http.cors) is not supported by weft proxy yet (supported: envoy.filters.http.router, envoy.extensions.filters.http.fault.v3.HTTPFault)`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ delay: { header_delay: {}, percentage: { numerator: 1 } } }), router] })] }), `${F}.typed_config.http_filters[0].typed_config.delay.header_delay is not supported`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ abort: { header_abort: {} } }), router] })] }), `${F}.typed_config.http_filters[0].typed_config.abort.header_abort is not supported`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ downstream_nodes: ['a'] }), router] })] }), `${F}.typed_config.http_filters[0].typed_config.downstream_nodes is not supported`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ upstream_cluster: 'c' }), router] })] }), `${F}.typed_config.http_filters[0].typed_config.upstream_cluster is not supported`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ response_rate_limit: { fixed_limit: { limit_kbps: 1 } } }), router] })] }), `${F}.typed_config.http_filters[0].typed_config.response_rate_limit is not supported`],
     [L({ filters: [hcm({ tracing: {} })] }), `${F}.typed_config.tracing is not supported`],
     [L({ filters: [hcm({ codec_type: 'HTTP2' })] }), `${F}.typed_config.codec_type is not supported`],
     [L({ filters: [hcm({ use_remote_address: { value: true } })] }), `${F}.typed_config.use_remote_address is not supported`],
@@ -199,6 +241,9 @@ test('listener: NACK for invalid values', () => {
     [L({ filters: [tcpProxy({ cluster: 'c' }), hcm()] }), `${F}[0] (envoy.filters.network.tcp_proxy) is a terminal filter and must be the last one`],
     [L({ filters: [hcm({ http_filters: [] })] }), `${F}[0].typed_config.http_filters must end with envoy.filters.http.router`],
     [L({ filters: [hcm({ http_filters: [router, { ...fault, is_optional: true }] })] }), `${F}[0].typed_config.http_filters[1] (envoy.filters.http.fault) comes after envoy.filters.http.router`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ abort: { http_status: 700 } }), router] })] }), `${F}[0].typed_config.http_filters[0].typed_config.abort.http_status must be 200-599, got 700`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ abort: { percentage: { numerator: 1 } } }), router] })] }), `${F}[0].typed_config.http_filters[0].typed_config.abort needs http_status or grpc_status`],
+    [L({ filters: [hcm({ http_filters: [faultWith({ delay: { percentage: { numerator: 1 } } }), router] })] }), `${F}[0].typed_config.http_filters[0].typed_config.delay.fixed_delay is required`],
     [L({ filters: [hcm({ http_filters: [{ name: 'envoy.filters.http.router' }] })] }), `${F}[0].typed_config.http_filters[0].typed_config is required`],
     [L({ filters: [hcm({ rds: undefined })] }), `${F}[0].typed_config needs rds or route_config`],
     [L({ filters: [hcm({ rds: { config_source: ADS } })] }), `${F}[0].typed_config.rds.route_config_name is required`],

@@ -327,6 +327,17 @@ test('route: retry_policy → RouteAction.retry (tokens, retries, per-try timeou
   assert.match(nack(() => decode(table({ route: { cluster: 'c', retry_policy: { retry_on: '5xx', retriable_status_codes: [42] } } })), 'E_CONFIG_INVALID'), /retriable_status_codes\[0\] must be an HTTP status/);
 });
 
+test('route: a per-route fault override (typed_per_filter_config) decodes by the filter name', () => {
+  const fault = anyOf(TYPE_URL.HttpFault, { abort: { http_status: 503, percentage: { numerator: 50 } } });
+  const r = decode(table({ route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.fault': fault } })).virtualHosts[0].routes[0];
+  assert.deepEqual(plain(r.perFilterConfig), { 'envoy.filters.http.fault': { abort: { httpStatus: 503, percentage: { numerator: 50, denominator: 100 } }, headers: [] } });
+  const headerAbort = anyOf(TYPE_URL.HttpFault, { abort: { header_abort: {} } });
+  assert.match(
+    nack(() => decode(table({ route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.fault': headerAbort } }))),
+    /typed_per_filter_config\["envoy.filters.http.fault"\].abort.header_abort is not supported/,
+  );
+});
+
 test('route: NACK for every field outside the subset, naming it', () => {
   const router = anyOf(TYPE_URL.Router, {});
   const cases: [Obj, string][] = [
