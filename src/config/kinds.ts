@@ -209,6 +209,11 @@ export { RETRY_ON } from './retry-on';
 
 const percent = z.number().min(0).max(100);
 
+const rateLimitCount = z.number().int().min(1).max(1_000_000_000);
+/** What a rate limit counts separately: every caller address, or every value of a header. Absent: all requests together. */
+const rateLimitBy = z.union([z.literal('source'), z.strictObject({ header: headerName })]);
+const rateLimitBucket = z.strictObject({ requests: rateLimitCount, per: duration, by: rateLimitBy.optional() });
+
 export const trafficPolicySpecSchema = z.strictObject({
   targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name, namespace: name.optional() }),
   loadBalancer: z
@@ -275,6 +280,15 @@ export const trafficPolicySpecSchema = z.strictObject({
     .strictObject({
       request: duration.optional(),
       idle: duration.optional(),
+    })
+    .optional(),
+  /** Limits on requests *to* the target service, enforced by its own (inbound) sidecars. */
+  rateLimit: z
+    .strictObject({
+      /** A token bucket in each replica's sidecar: each replica admits this much. */
+      local: rateLimitBucket.extend({ burst: rateLimitCount.optional() }).optional(),
+      /** One fixed-window counter per key in the control plane, shared by every replica. */
+      global: rateLimitBucket.optional(),
     })
     .optional(),
 });

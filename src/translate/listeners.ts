@@ -28,6 +28,8 @@ import {
   ZERO_DURATION,
 } from './proto-values';
 import { httpPorts } from './routes';
+import type { TrafficPolicySpec } from '../config/kinds';
+import { inboundRateLimit } from './rate-limit';
 
 type Obj = Record<string, unknown>;
 
@@ -115,7 +117,7 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
  * port, chosen by the connection's original destination port (after
  * interception); a connection made to the listener itself goes to the lowest port.
  */
-export function inboundListener(own: Service, node: NodeInfo): Obj {
+export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec): Obj {
   const ports = sortedPorts(own);
   return {
     name: INBOUND_LISTENER.name,
@@ -124,26 +126,30 @@ export function inboundListener(own: Service, node: NodeInfo): Obj {
     filter_chains: ports.map((port) => ({
       name: inboundRouteConfigName(port.port),
       filter_chain_match: { destination_port: { value: port.port } },
-      filters: [inboundFilter(port)],
+      filters: [inboundFilter(port, own, policy)],
     })),
-    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0])] },
+    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], own, policy)] },
   };
 }
 
-function inboundFilter(port: ServicePort): Obj {
+function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined): Obj {
   const cluster = inboundClusterName(port.port);
   const name = inboundRouteConfigName(port.port);
   if (!isHttpPort(port)) return tcpProxyFilter({ stat_prefix: name, cluster });
+  // Rate limits protect this service: every caller's request is counted here.
+  const limits = inboundRateLimit(policy?.rateLimit, own.metadata, name);
+  const action: Obj = { cluster, timeout: ZERO_DURATION };
+  if (limits?.rateLimits.length) action.rate_limits = limits.rateLimits;
   return hcmFilter({
     stat_prefix: name,
     route_config: {
       name,
       virtual_hosts: [
         // The caller's sidecar applied the timeouts already; this hop adds none.
-        { name, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: ZERO_DURATION } }] },
+        { name, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: action }] },
       ],
     },
-    http_filters: [routerFilter()],
+    http_filters: [...(limits?.httpFilters ?? []), routerFilter()],
   });
 }
 

@@ -11,6 +11,8 @@
 //   outlierDetection               cluster outlier_detection, enforcing_* = 100 for what is configured, 0 otherwise
 //   retries                        route retry_policy; retries.budget → circuit_breakers.thresholds[DEFAULT].retry_budget
 //   timeouts.request               route timeout and max_stream_duration (the default when the rule sets none)
+//   rateLimit.local / .global      the callee's inbound HCM: local_ratelimit / ratelimit filters and the
+//                                  inbound route's rate_limits (see rate-limit.ts)
 import type { TrafficPolicySpec } from '../config/kinds';
 import type { NodeRole } from './types';
 import { duration, ENUM, wrap, ZERO_DURATION } from './proto-values';

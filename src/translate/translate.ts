@@ -6,7 +6,7 @@
 // MeshTLS and AuthorizationPolicy are not translated yet; they are ignored.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
 import { inboundCluster, outboundCluster } from './clusters';
-import { buildContext, sortedPorts } from './context';
+import { buildContext, keyOf, sortedPorts } from './context';
 import { loadAssignment } from './endpoints';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
 import { compareStrings } from './proto-values';
@@ -35,7 +35,7 @@ export function translate(view: MeshView, node: NodeInfo): ResourceSet {
     listeners.push(outboundListener(node), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
-      listeners.push(inboundListener(scope.own, node));
+      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own))));
       const lowest = sortedPorts(scope.own)[0].port;
       clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
     }

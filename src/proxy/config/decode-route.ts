@@ -23,7 +23,7 @@
 //                       cookie {name, ttl}, connection_properties.source_ip; terminal},
 //                       retry_policy {retry_on (the tokens in RETRY_ON), num_retries (default 1),
 //                       per_try_timeout, retry_back_off {base_interval, max_interval},
-//                       retriable_status_codes}
+//                       retriable_status_codes}, rate_limits (see filters/rate-limit-actions.ts)
 //   RedirectAction      https_redirect, scheme_redirect, host_redirect, port_redirect,
 //                       path_redirect, prefix_rewrite, regex_rewrite, response_code
 //   DirectResponseAction  status (200-599), body inline_string | inline_bytes
@@ -31,7 +31,7 @@
 //                       OVERWRITE_IF_EXISTS_OR_ADD, or the deprecated append; a value may use
 //                       "%%" for "%" but no other %FORMATTER%; pseudo-headers and host are refused
 // Not supported (NACK): virtual-host retry_policy, request_mirror_policies, hedge_policy, cors,
-// rate_limits, virtual-host typed_per_filter_config, virtual-host and table-level header
+// virtual-host rate_limits, virtual-host typed_per_filter_config, virtual-host and table-level header
 // mutations, ignore_case, range_match, grpc/runtime_fraction matchers, …
 //
 // Regexes are RE2 (see re2.ts); matchers match the whole value, regex_rewrite
@@ -39,6 +39,7 @@
 import { FieldPath, onlyFields } from './nack';
 import { bool, durationMs, regexMatcher, u32, unpackAny, type Obj } from './read-proto';
 import { perRouteFilterTypeFor } from '../filters/catalog';
+import { decodeRouteRateLimits } from '../filters/rate-limit-actions';
 import { RETRY_ON as RETRY_ON_TOKENS } from '../../config/retry-on';
 import { re2Substitution, Re2SyntaxError } from './re2';
 import type {
@@ -309,6 +310,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     'host_rewrite_literal',
     'hash_policy',
     'retry_policy',
+    'rate_limits',
   ]);
   let clusters: WeightedCluster[];
   let totalWeight: number;
@@ -329,6 +331,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     mirrors: [],
   };
   if (a.retry_policy) action.retry = retryPolicy(at.field('retry_policy'), a.retry_policy);
+  if (a.rate_limits?.length) action.rateLimits = decodeRouteRateLimits(at.field('rate_limits'), a.rate_limits);
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) at.field('regex_rewrite').invalid('and prefix_rewrite are exclusive');
   if (a.prefix_rewrite) action.prefixRewrite = a.prefix_rewrite;
   if (a.regex_rewrite) action.regexRewrite = regexRewrite(at.field('regex_rewrite'), a.regex_rewrite);

@@ -6,6 +6,8 @@
 import type { FieldPath } from '../config/nack';
 import type { Obj } from '../config/read-proto';
 import type { HttpFilter } from './http-filter';
+import { GLOBAL_RATE_LIMIT_TYPE } from './global-rate-limit';
+import { LOCAL_RATE_LIMIT_TYPE } from './local-rate-limit';
 
 /**
  * State a filter keeps across config changes (token buckets, counters),
@@ -26,7 +28,7 @@ export interface HttpFilterType {
 }
 
 /** Every HTTP filter weft proxy supports besides the router. */
-export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [];
+export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE];
 
 export function filterTypeFor(typeUrl: string): HttpFilterType | undefined {
   return HTTP_FILTER_TYPES.find((t) => t.typeUrl === typeUrl);

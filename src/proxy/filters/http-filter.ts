@@ -31,7 +31,12 @@ export interface LocalReplySpec {
  * A filter's verdict at request-head time: undefined to go on now, a local
  * reply to answer, or a delay after which the next filter runs.
  */
-export type FilterVerdict = undefined | { kind: 'reply'; reply: LocalReplySpec } | { kind: 'delay'; ms: number; flag: string };
+export type FilterVerdict =
+  | undefined
+  | { kind: 'reply'; reply: LocalReplySpec }
+  | { kind: 'delay'; ms: number; flag: string }
+  /** An answer from elsewhere (the global rate limit service): a reply, or undefined to go on. Must not reject. */
+  | { kind: 'wait'; until: Promise<LocalReplySpec | undefined> };
 
 export interface HttpFilter {
   readonly name: string;
@@ -70,6 +75,15 @@ export function runRequestFilters(
       const verdict = filters[i].decodeHeaders(req, route);
       if (!verdict) continue;
       if (verdict.kind === 'reply') return done(verdict.reply, run);
+      if (verdict.kind === 'wait') {
+        const next = i + 1;
+        verdict.until.then((reply) => {
+          if (cancelled) return;
+          if (reply) done(reply, run);
+          else step(next);
+        });
+        return;
+      }
       run.flags = run.flags ? `${run.flags},${verdict.flag}` : verdict.flag;
       const next = i + 1;
       timer = setTimeout(() => {
