@@ -169,7 +169,7 @@ test('listener: NACK for every field outside the subset, naming it', () => {
     [L({ filters: [hcm()], filter_chain_match: { server_names: ['a'] } }), 'filter_chains[0].filter_chain_match.server_names is not supported'],
     [L({ filters: [hcm()], filter_chain_match: { transport_protocol: 'tls' } }), 'filter_chains[0].filter_chain_match.transport_protocol is not supported'],
     [L({ filters: [{ name: 'envoy.filters.network.rbac', typed_config: { type_url: RBAC, value: Buffer.alloc(0) } }, hcm()] }), `${F} (envoy.filters.network.rbac) (${RBAC}) is not supported`],
-    [L({ filters: [hcm({ http_filters: [fault, router] })] }), `${F}.typed_config.http_filters[0] (envoy.filters.http.fault) is not supported by weft proxy yet (supported: envoy.filters.http.router)`],
+    [L({ filters: [hcm({ http_filters: [fault, router] })] }), `${F}.typed_config.http_filters[0] (envoy.filters.http.fault) is not supported by weft proxy yet (supported: envoy.filters.http.router, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, envoy.extensions.filters.http.ratelimit.v3.RateLimit)`],
     [L({ filters: [hcm({ tracing: {} })] }), `${F}.typed_config.tracing is not supported`],
     [L({ filters: [hcm({ codec_type: 'HTTP2' })] }), `${F}.typed_config.codec_type is not supported`],
     [L({ filters: [hcm({ use_remote_address: { value: true } })] }), `${F}.typed_config.use_remote_address is not supported`],
