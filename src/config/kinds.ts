@@ -225,6 +225,10 @@ const faultSchema = z.strictObject({
     .optional(),
   headers: z.array(stringMatch).min(1).optional(),
 });
+const rateLimitCount = z.number().int().min(1).max(1_000_000_000);
+/** What a rate limit counts separately: every caller address, or every value of a header. Absent: all requests together. */
+const rateLimitBy = z.union([z.literal('source'), z.strictObject({ header: headerName })]);
+const rateLimitBucket = z.strictObject({ requests: rateLimitCount, per: duration, by: rateLimitBy.optional() });
 
 export const trafficPolicySpecSchema = z.strictObject({
   targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name, namespace: name.optional() }),
@@ -307,6 +311,15 @@ export const trafficPolicySpecSchema = z.strictObject({
     .optional(),
   /** Fault injection on every route to the service (Envoy's HTTPFault, applied by the caller). */
   fault: faultSchema.optional(),
+  /** Limits on requests *to* the target service, enforced by its own (inbound) sidecars. */
+  rateLimit: z
+    .strictObject({
+      /** A token bucket in each replica's sidecar: each replica admits this much. */
+      local: rateLimitBucket.extend({ burst: rateLimitCount.optional() }).optional(),
+      /** One fixed-window counter per key in the control plane, shared by every replica. */
+      global: rateLimitBucket.optional(),
+    })
+    .optional(),
 });
 
 // ---- Zero trust (weft.dev/v1) ----

@@ -169,6 +169,8 @@ function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
     [['spec', 'outlierDetection', 'interval'], spec.outlierDetection?.interval],
     [['spec', 'outlierDetection', 'baseEjectionTime'], spec.outlierDetection?.baseEjectionTime],
     [['spec', 'connectionPool', 'connectTimeout'], spec.connectionPool?.connectTimeout],
+    [['spec', 'rateLimit', 'local', 'per'], spec.rateLimit?.local?.per],
+    [['spec', 'rateLimit', 'global', 'per'], spec.rateLimit?.global?.per],
   ];
   for (const [path, value] of positive) {
     if (value !== undefined && durationToMs(value) === 0) {
@@ -176,6 +178,7 @@ function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
     }
   }
   out.push(...faultRules(spec.fault));
+  out.push(...rateLimitRules(spec.rateLimit));
   const backoff = spec.retries?.backoff;
   if (backoff) {
     const base = durationToMs(backoff.baseInterval);
@@ -188,6 +191,30 @@ function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
         ),
       );
     }
+  }
+  return out;
+}
+
+/** A rate-limit period is at most a day: counters and buckets are not meant to span longer. */
+const RATE_LIMIT_MAX_PERIOD_MS = 86_400_000;
+
+function rateLimitRules(rl: TrafficPolicySpec['rateLimit']): Problem[] {
+  const out: Problem[] = [];
+  for (const which of ['local', 'global'] as const) {
+    const per = rl?.[which]?.per;
+    if (per !== undefined && durationToMs(per) > RATE_LIMIT_MAX_PERIOD_MS) {
+      out.push(invalid(['spec', 'rateLimit', which, 'per'], `per ${per} is longer than a day`, 'a duration <= 24h'));
+    }
+  }
+  const local = rl?.local;
+  // Envoy refuses a local bucket refilled more often than every 50 ms.
+  if (local && durationToMs(local.per) > 0 && durationToMs(local.per) < 50) {
+    out.push(invalid(['spec', 'rateLimit', 'local', 'per'], `per ${local.per} is shorter than 50ms`, 'a duration >= 50ms'));
+  }
+  if (local?.burst !== undefined && local.burst < local.requests) {
+    out.push(
+      invalid(['spec', 'rateLimit', 'local', 'burst'], `burst ${local.burst} is smaller than requests ${local.requests}: the bucket could never hold a period's tokens`, `at least ${local.requests}`),
+    );
   }
   return out;
 }

@@ -12,6 +12,7 @@ import type { MeshView, NodeInfo } from '../translate/types';
 import { SnapshotCache } from '../xds/cache/snapshot-cache';
 import { XdsServer } from '../xds/server/ads-server';
 import { buildMeshView } from './mesh-view';
+import { GlobalRateLimiter } from './rate-limit-service';
 
 export interface ControlPlaneOptions {
   /** YAML config directory, loaded and watched. */
@@ -36,6 +37,7 @@ export interface ControlPlane {
   cache: SnapshotCache;
   xds: XdsServer;
   api: ApiServer;
+  rateLimiter: GlobalRateLimiter;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const stopRegistry = registry.onChange(invalidate);
 
   const xds = new XdsServer({ cache, log });
+  // Global rate limits: sidecars ask here, on the port they already reach for xDS.
+  const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies);
+  const rls = rateLimiter.service();
+  xds.addService(rls.definition, rls.handlers);
   const api = new ApiServer({
     store,
     registry,
@@ -86,6 +92,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     cache,
     xds,
     api,
+    rateLimiter,
     async close() {
       stopWatch();
       stopRegistry();

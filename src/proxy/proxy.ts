@@ -10,6 +10,7 @@ import { startAdminServer } from './admin/admin-server';
 import type { ProxyConfig } from './config/types';
 import { H2Downstream } from './http2/h2-server';
 import { ListenerManager } from './listener/listener-manager';
+import { closeFilterEnv, filterEnv } from './filters/filter-env';
 import { Runtime } from './runtime';
 import { ProxyStats } from './stats';
 
@@ -56,6 +57,7 @@ export class Proxy {
       log: opts.log,
       h2: (socket, firstBytes, chain) => h2.take(socket, firstBytes, chain),
     });
+    Object.assign(filterEnv(this.runtime.filterState), { controlPlane: opts.xds, stats: this.stats, log: opts.log });
     xds.onConfig((config) => {
       // Serialised: binds of one config finish before the next is applied.
       this.applying = this.applying.then(() => this.apply(config)).catch((err) => opts.log('error', 'applying config failed', { error: String(err) }));
@@ -126,6 +128,7 @@ export class Proxy {
     this.h2.drain();
     await this.listeners.close(drainMs);
     this.runtime.close();
+    closeFilterEnv(this.runtime.filterState);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
   }
 }

@@ -77,6 +77,20 @@ export class ProxyStats {
   tcpConnectionsTotal = 0;
   tcpBytesIn = 0;
   tcpBytesOut = 0;
+  /** Rate-limited requests by filter, stat_prefix and enforced (NUL-separated: prefixes hold '|'). */
+  private readonly rateLimits = new Map<string, number>();
+  /** Rate limit service failures by stat_prefix and allowed/denied. */
+  private readonly rateLimitFailures = new Map<string, number>();
+
+  rateLimited(filter: string, statPrefix: string, enforced: boolean): void {
+    const key = `${filter}\u0000${statPrefix}\u0000${enforced}`;
+    this.rateLimits.set(key, (this.rateLimits.get(key) ?? 0) + 1);
+  }
+
+  rateLimitFailure(statPrefix: string, denied: boolean): void {
+    const key = `${statPrefix}\u0000${denied ? 'denied' : 'allowed'}`;
+    this.rateLimitFailures.set(key, (this.rateLimitFailures.get(key) ?? 0) + 1);
+  }
 
   /** Stats of one (direction, cluster); cluster "" for requests no cluster took (no route, local replies). */
   forCluster(direction: string, cluster: string): RequestStats {
@@ -118,6 +132,16 @@ export class ProxyStats {
     for (const s of this.requests) if (s.retries > 0) out.push(`weft_retries_total{${labels(s)}} ${s.retries}`);
     family('weft_retry_overflow_total', 'counter', 'Retries refused by max_retries or the retry budget.');
     for (const s of this.requests) if (s.retryOverflow > 0) out.push(`weft_retry_overflow_total{${labels(s)}} ${s.retryOverflow}`);
+    family('weft_ratelimited_total', 'counter', 'Requests over a rate limit, by filter (local, global) and stat_prefix; enforced="false" were let through.');
+    for (const [key, n] of this.rateLimits) {
+      const [filter, prefix, enforced] = key.split('\u0000');
+      out.push(`weft_ratelimited_total{filter="${filter}",stat_prefix="${escapeLabel(prefix)}",enforced="${enforced}"} ${n}`);
+    }
+    family('weft_ratelimit_service_errors_total', 'counter', 'Calls to the rate limit service that failed or timed out, by what the request got (allowed: failure_mode_deny false).');
+    for (const [key, n] of this.rateLimitFailures) {
+      const [prefix, mode] = key.split('\u0000');
+      out.push(`weft_ratelimit_service_errors_total{stat_prefix="${escapeLabel(prefix)}",mode="${mode}"} ${n}`);
+    }
     family('weft_request_duration_ms', 'histogram', 'Time from request head to response end, in milliseconds.');
     for (const s of this.requests) {
       let cumulative = 0;

@@ -2,7 +2,6 @@
 // gRPC client (see names.ts for every name and address).
 import { anyOf } from '../xds/protos';
 import type { NodeInfo } from './types';
-import type { TrafficPolicySpec } from '../config/kinds';
 import { TYPE_URL } from '../xds/type-urls';
 import { attachedTcpRoute, resolveBackend } from './attach';
 import type { Service, ServicePort, TranslateContext } from './context';
@@ -29,6 +28,8 @@ import {
   ZERO_DURATION,
 } from './proto-values';
 import { httpPorts } from './routes';
+import type { TrafficPolicySpec } from '../config/kinds';
+import { inboundRateLimit } from './rate-limit';
 
 type Obj = Record<string, unknown>;
 
@@ -117,7 +118,7 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
  * port, chosen by the connection's original destination port (after
  * interception); a connection made to the listener itself goes to the lowest port.
  */
-export function inboundListener(own: Service, node: NodeInfo, ownPolicy?: TrafficPolicySpec): Obj {
+export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec): Obj {
   const ports = sortedPorts(own);
   return {
     name: INBOUND_LISTENER.name,
@@ -126,18 +127,22 @@ export function inboundListener(own: Service, node: NodeInfo, ownPolicy?: Traffi
     filter_chains: ports.map((port) => ({
       name: inboundRouteConfigName(port.port),
       filter_chain_match: { destination_port: { value: port.port } },
-      filters: [inboundFilter(port, ownPolicy)],
+      filters: [inboundFilter(port, own, policy)],
     })),
-    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], ownPolicy)] },
+    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], own, policy)] },
   };
 }
 
-function inboundFilter(port: ServicePort, ownPolicy: TrafficPolicySpec | undefined): Obj {
+function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined): Obj {
   const cluster = inboundClusterName(port.port);
   const name = inboundRouteConfigName(port.port);
   if (!isHttpPort(port)) return tcpProxyFilter({ stat_prefix: name, cluster });
+  // Rate limits protect this service: every caller's request is counted here.
+  const limits = inboundRateLimit(policy?.rateLimit, own.metadata, name);
+  const action: Obj = { cluster, timeout: ZERO_DURATION };
+  if (limits?.rateLimits.length) action.rate_limits = limits.rateLimits;
   // The service's own idle timeout closes its callers' idle connections on this side too.
-  const idle = ownPolicy?.timeouts?.idle;
+  const idle = policy?.timeouts?.idle;
   return hcmFilter({
     ...(idle ? { common_http_protocol_options: { idle_timeout: duration(idle) } } : {}),
     stat_prefix: name,
@@ -145,10 +150,10 @@ function inboundFilter(port: ServicePort, ownPolicy: TrafficPolicySpec | undefin
       name,
       virtual_hosts: [
         // The caller's sidecar applied the timeouts already; this hop adds none.
-        { name, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: ZERO_DURATION } }] },
+        { name, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: action }] },
       ],
     },
-    http_filters: [routerFilter()],
+    http_filters: [...(limits?.httpFilters ?? []), routerFilter()],
   });
 }
 

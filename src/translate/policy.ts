@@ -16,6 +16,8 @@
 //   timeouts.request               route timeout and max_stream_duration (the default when the rule sets none)
 //   timeouts.streamIdle            route idle_timeout (the stream idle timeout)
 //   timeouts.idle (own service)    the inbound listener's HCM common_http_protocol_options.idle_timeout
+//   rateLimit.local / .global      the callee's inbound HCM: local_ratelimit / ratelimit filters and the
+//                                  inbound route's rate_limits (see rate-limit.ts)
 import type { TrafficPolicySpec } from '../config/kinds';
 import type { NodeRole } from './types';
 import { duration, ENUM, wrap, ZERO_DURATION } from './proto-values';

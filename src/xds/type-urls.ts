@@ -10,6 +10,8 @@ export const TYPE_URL = {
   TcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   Router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   HttpFault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+  LocalRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+  RateLimit: 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit',
   HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;
 

@@ -338,3 +338,32 @@ test('fault: bad input is an error naming the field', async () => {
   await expectBad(p('{ abort: { httpStatus: 503 }, delai: { fixed: 1s } }'), 'E_SCHEMA', 'spec.fault.delai');
   await expectGood(p('{ delay: { fixed: 200ms, percent: 12.5 }, abort: { grpcStatus: 14, percent: 1 }, headers: [{ name: x-fault, value: "on" }] }'));
 });
+
+// ---- rateLimit: every bad value is an error naming its field ----
+
+for (const [code, field, yaml, detail] of [
+  ['E_SCHEMA', 'spec.rateLimit.local.requests', 'rateLimit: { local: { requests: 0, per: 1s } }', /expected an integer >= 1, got 0/],
+  ['E_SCHEMA', 'spec.rateLimit.local.requests', 'rateLimit: { local: { requests: -3, per: 1s } }', /got -3/],
+  ['E_SCHEMA', 'spec.rateLimit.local.requests', 'rateLimit: { local: { requests: 1.5, per: 1s } }', /integer/],
+  ['E_SCHEMA', 'spec.rateLimit.global.requests', 'rateLimit: { global: { requests: 2000000000, per: 1s } }', /<= 1000000000/],
+  ['E_SCHEMA', 'spec.rateLimit.local.burst', 'rateLimit: { local: { requests: 1, per: 1s, burst: 0 } }', /got 0/],
+  ['E_SCHEMA', 'spec.rateLimit.local.per', 'rateLimit: { local: { requests: 1, per: soon } }', /duration/],
+  ['E_SCHEMA', 'spec.rateLimit.local.by', 'rateLimit: { local: { requests: 1, per: 1s, by: route } }', undefined],
+  ['E_SCHEMA', 'spec.rateLimit.global.by.header', 'rateLimit: { global: { requests: 1, per: 1s, by: { header: "bad header" } } }', /header name/],
+  ['E_SCHEMA', 'spec.rateLimit.local.window', 'rateLimit: { local: { requests: 1, per: 1s, window: 2 } }', undefined],
+  ['E_SCHEMA', 'spec.rateLimit.global.burst', 'rateLimit: { global: { requests: 1, per: 1s, burst: 2 } }', undefined],
+  ['E_INVALID', 'spec.rateLimit.local.per', 'rateLimit: { local: { requests: 1, per: 0s } }', /must be longer than 0/],
+  ['E_INVALID', 'spec.rateLimit.global.per', 'rateLimit: { global: { requests: 1, per: 0ms } }', /must be longer than 0/],
+  ['E_INVALID', 'spec.rateLimit.local.per', 'rateLimit: { local: { requests: 1, per: 20ms } }', /shorter than 50ms/],
+  ['E_INVALID', 'spec.rateLimit.global.per', 'rateLimit: { global: { requests: 1, per: 25h } }', /longer than a day/],
+  ['E_INVALID', 'spec.rateLimit.local.burst', 'rateLimit: { local: { requests: 10, per: 1s, burst: 5 } }', /burst 5 is smaller than requests 10/],
+] as const) {
+  test(`rateLimit: ${yaml} is an error at ${field}`, async () => {
+    const p = policy('TrafficPolicy', 'p', `  targetRef: { name: web }\n  ${yaml}`);
+    await expectBad(p, code, field, detail);
+  });
+}
+
+test('rateLimit: a good policy with both limits', async () => {
+  await expectGood(policy('TrafficPolicy', 'p', '  targetRef: { name: web }\n  rateLimit: { local: { requests: 100, per: 1s, burst: 200, by: source }, global: { requests: 1000, per: 1m, by: { header: x-user-id } } }'));
+});

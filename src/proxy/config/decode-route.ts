@@ -25,7 +25,8 @@
 //                       per_try_timeout, retry_back_off {base_interval, max_interval},
 //                       retriable_status_codes}, idle_timeout (the stream idle timeout),
 //                       request_mirror_policies {cluster,
-//                       runtime_fraction.default_value (runtime_key accepted: weft has no runtime)}
+//                       runtime_fraction.default_value (runtime_key accepted: weft has no runtime)},
+//                       rate_limits (see filters/rate-limit-actions.ts)
 //   RedirectAction      https_redirect, scheme_redirect, host_redirect, port_redirect,
 //                       path_redirect, prefix_rewrite, regex_rewrite, response_code
 //   DirectResponseAction  status (200-599), body inline_string | inline_bytes
@@ -33,7 +34,7 @@
 //                       OVERWRITE_IF_EXISTS_OR_ADD, or the deprecated append; a value may use
 //                       "%%" for "%" but no other %FORMATTER%; pseudo-headers and host are refused
 // Not supported (NACK): virtual-host retry_policy, hedge_policy, cors,
-// rate_limits, virtual-host typed_per_filter_config, virtual-host and table-level header
+// virtual-host rate_limits, virtual-host typed_per_filter_config, virtual-host and table-level header
 // mutations, ignore_case, range_match, grpc/runtime_fraction matchers, …
 //
 // Regexes are RE2 (see re2.ts); matchers match the whole value, regex_rewrite
@@ -41,6 +42,7 @@
 import { FieldPath, onlyFields } from './nack';
 import { bool, durationMs, regexMatcher, u32, unpackAny, type Obj } from './read-proto';
 import { perRouteFilterTypeFor } from '../filters/catalog';
+import { decodeRouteRateLimits } from '../filters/rate-limit-actions';
 import { RETRY_ON as RETRY_ON_TOKENS } from '../../config/retry-on';
 import { re2Substitution, Re2SyntaxError } from './re2';
 import type {
@@ -338,6 +340,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
     'retry_policy',
     'request_mirror_policies',
     'idle_timeout',
+    'rate_limits',
   ]);
   let clusters: WeightedCluster[];
   let totalWeight: number;
@@ -359,6 +362,7 @@ function routeAction(at: FieldPath, a: Obj): RouteAction {
   };
   if (a.retry_policy) action.retry = retryPolicy(at.field('retry_policy'), a.retry_policy);
   if (a.idle_timeout) action.idleTimeoutMs = durationMs(at.field('idle_timeout'), a.idle_timeout, 0);
+  if (a.rate_limits?.length) action.rateLimits = decodeRouteRateLimits(at.field('rate_limits'), a.rate_limits);
   if (a.prefix_rewrite !== undefined && a.regex_rewrite) at.field('regex_rewrite').invalid('and prefix_rewrite are exclusive');
   if (a.prefix_rewrite) action.prefixRewrite = a.prefix_rewrite;
   if (a.regex_rewrite) action.regexRewrite = regexRewrite(at.field('regex_rewrite'), a.regex_rewrite);

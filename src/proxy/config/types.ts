@@ -4,6 +4,8 @@
 // An Envoy field that would change behaviour and is not listed here is not
 // supported: the decoder NACKs it by name.
 
+import type { RouteRateLimit } from '../filters/rate-limit-actions';
+
 export interface ProxyConfig {
   listeners: Map<string, ListenerConfig>;
   routeTables: Map<string, RouteTable>;
@@ -145,6 +147,8 @@ export interface RouteAction {
   regexRewrite?: { regex: RegExp; substitution: string };
   hostRewrite?: string;
   mirrors: { cluster: string; percent: number }[];
+  /** rate_limits: descriptor actions for the rate limit filters (filters/rate-limit-actions.ts). */
+  rateLimits?: RouteRateLimit[];
 }
 
 export interface RetryPolicy {

@@ -6,7 +6,9 @@
 import type { FieldPath } from '../config/nack';
 import type { Obj } from '../config/read-proto';
 import type { HttpFilter } from './http-filter';
-import { FAULT_FILTER } from './fault';
+import { FAULT_FILTER_TYPE } from './fault';
+import { GLOBAL_RATE_LIMIT_TYPE } from './global-rate-limit';
+import { LOCAL_RATE_LIMIT_TYPE } from './local-rate-limit';
 
 /**
  * State a filter keeps across config changes (token buckets, counters),
@@ -27,7 +29,7 @@ export interface HttpFilterType {
 }
 
 /** Every HTTP filter weft proxy supports besides the router. */
-export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER];
+export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER_TYPE, LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE];
 
 export function filterTypeFor(typeUrl: string): HttpFilterType | undefined {
   return HTTP_FILTER_TYPES.find((t) => t.typeUrl === typeUrl);

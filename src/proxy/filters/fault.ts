@@ -126,7 +126,7 @@ class FaultFilter implements HttpFilter {
   }
 }
 
-export const FAULT_FILTER: HttpFilterType = {
+export const FAULT_FILTER_TYPE: HttpFilterType = {
   typeUrl: TYPE_URL.HttpFault,
   decode: decodeFault,
   perRoute: { typeUrl: TYPE_URL.HttpFault, decode: decodeFault },

@@ -29,13 +29,16 @@ export interface LocalReplySpec {
 
 /**
  * A filter's verdict at request-head time: undefined to go on now, a local
- * reply to answer, or a delay after which the next filter runs.
+ * reply to answer, a delay after which the next filter runs, or a wait for
+ * an answer from elsewhere.
  */
 export type FilterVerdict =
   | undefined
   | { kind: 'reply'; reply: LocalReplySpec }
   /** `then`: the answer after the delay (a fault that both delays and aborts). */
-  | { kind: 'delay'; ms: number; flag: string; then?: LocalReplySpec };
+  | { kind: 'delay'; ms: number; flag: string; then?: LocalReplySpec }
+  /** An answer from elsewhere (the global rate limit service): a reply, or undefined to go on. Must not reject. */
+  | { kind: 'wait'; until: Promise<LocalReplySpec | undefined> };
 
 export interface HttpFilter {
   readonly name: string;
@@ -74,6 +77,15 @@ export function runRequestFilters(
       const verdict = filters[i].decodeHeaders(req, route);
       if (!verdict) continue;
       if (verdict.kind === 'reply') return done(verdict.reply, run);
+      if (verdict.kind === 'wait') {
+        const next = i + 1;
+        verdict.until.then((reply) => {
+          if (cancelled) return;
+          if (reply) done(reply, run);
+          else step(next);
+        });
+        return;
+      }
       run.flags = run.flags ? `${run.flags},${verdict.flag}` : verdict.flag;
       const next = i + 1;
       timer = setTimeout(() => {

@@ -55,6 +55,11 @@ export class XdsServer {
     });
   }
 
+  /** Serves another gRPC service on the same port (the rate limit service); call before listen(). */
+  addService(definition: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
+    this.server.addService(definition, handlers);
+  }
+
   /** Binds host:port (0 for an ephemeral port) and resolves with the bound port. */
   listen(port: number, host = '127.0.0.1'): Promise<number> {
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

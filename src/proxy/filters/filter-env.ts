@@ -1,0 +1,29 @@
+// What filters may need of the proxy around them (its control plane, stats,
+// log), kept in the FilterState under one key so the filter factory's
+// signature stays (name, config, state). Absent in unit tests: filters then
+// count nothing and have no control plane to call.
+import type { Logger } from '../../observe/log';
+import type { ProxyStats } from '../stats';
+import type { FilterState } from './catalog';
+
+export interface FilterEnv {
+  /** The control plane's gRPC address, host:port (the xDS server). */
+  controlPlane?: string;
+  stats?: ProxyStats;
+  log?: Logger;
+  /** Called by the proxy's close(): clients filters opened (the rate limit service channel). */
+  closers: (() => void)[];
+}
+
+const KEY = 'weft.filter-env';
+
+export function filterEnv(state: FilterState): FilterEnv {
+  let env = state.get(KEY) as FilterEnv | undefined;
+  if (!env) state.set(KEY, (env = { closers: [] }));
+  return env;
+}
+
+export function closeFilterEnv(state: FilterState): void {
+  const env = state.get(KEY) as FilterEnv | undefined;
+  for (const close of env?.closers.splice(0) ?? []) close();
+}
