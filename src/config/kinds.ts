@@ -209,6 +209,9 @@ export { RETRY_ON } from './retry-on';
 
 const percent = z.number().min(0).max(100);
 
+/** healthCheck fields left out (Kubernetes probe defaults, which users know). */
+export const HEALTH_CHECK_DEFAULTS = { interval: '10s', timeout: '1s', unhealthyThreshold: 3, healthyThreshold: 1 } as const;
+
 export const trafficPolicySpecSchema = z.strictObject({
   targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name, namespace: name.optional() }),
   loadBalancer: z
@@ -257,6 +260,23 @@ export const trafficPolicySpecSchema = z.strictObject({
           stdevFactor: z.number().min(0.1).max(100).optional(),
         })
         .optional(),
+    })
+    .optional(),
+  /** Active health checks run by every sidecar calling the service (not by proxyless clients). */
+  healthCheck: z
+    .strictObject({
+      type: z.enum(['http', 'tcp', 'grpc']),
+      /** http: the path to GET (required). */
+      path: z.string().regex(/^\/[\x21-\x7e]*$/, 'an absolute path without spaces, e.g. /healthz').optional(),
+      /** Defaults: every 10s, 1s timeout, 3 failures to take out, 1 pass to bring back. */
+      interval: duration.optional(),
+      timeout: duration.optional(),
+      unhealthyThreshold: z.number().int().min(1).max(1000).optional(),
+      healthyThreshold: z.number().int().min(1).max(1000).optional(),
+      /** http: statuses that pass (default [200]). */
+      expectedStatuses: z.array(z.number().int().min(100).max(599)).min(1).optional(),
+      /** grpc: the service name asked about (default "": the server as a whole). */
+      grpcService: z.string().optional(),
     })
     .optional(),
   retries: z

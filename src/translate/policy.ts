@@ -9,9 +9,11 @@
 //   connectionPool.maxRequestsPerConnection, timeouts.idle
 //                                  HttpProtocolOptions.common_http_protocol_options (TCP ports: tcp_proxy idle_timeout)
 //   outlierDetection               cluster outlier_detection, enforcing_* = 100 for what is configured, 0 otherwise
+//   healthCheck                    cluster health_checks[0] (http/tcp/grpc_health_check), sidecars only:
+//                                  proxyless gRPC clients do not run active checks
 //   retries                        route retry_policy; retries.budget → circuit_breakers.thresholds[DEFAULT].retry_budget
 //   timeouts.request               route timeout and max_stream_duration (the default when the rule sets none)
-import type { TrafficPolicySpec } from '../config/kinds';
+import { HEALTH_CHECK_DEFAULTS, type TrafficPolicySpec } from '../config/kinds';
 import type { NodeRole } from './types';
 import { duration, ENUM, wrap, ZERO_DURATION } from './proto-values';
 
@@ -60,6 +62,7 @@ export function clusterPolicyFields(policy: TrafficPolicySpec | undefined, role:
   const breakers = circuitBreakers(policy);
   if (breakers) fields.circuit_breakers = breakers;
   if (policy?.outlierDetection) fields.outlier_detection = outlierDetection(policy.outlierDetection);
+  if (policy?.healthCheck && role === 'sidecar') fields.health_checks = [healthCheck(policy.healthCheck)];
   return fields;
 }
 
@@ -103,6 +106,27 @@ function outlierDetection(od: NonNullable<TrafficPolicySpec['outlierDetection']>
   if (sr?.requestVolume !== undefined) out.success_rate_request_volume = wrap(sr.requestVolume);
   // Envoy and gRPC read the factor in thousandths: 1.9 is 1900.
   if (sr?.stdevFactor !== undefined) out.success_rate_stdev_factor = wrap(Math.round(sr.stdevFactor * 1000));
+  return out;
+}
+
+/** One envoy.config.core.v3.HealthCheck; expected statuses as [s, s+1) ranges. */
+function healthCheck(hc: NonNullable<TrafficPolicySpec['healthCheck']>): Obj {
+  const D = HEALTH_CHECK_DEFAULTS;
+  const out: Obj = {
+    timeout: duration(hc.timeout ?? D.timeout),
+    interval: duration(hc.interval ?? D.interval),
+    unhealthy_threshold: wrap(hc.unhealthyThreshold ?? D.unhealthyThreshold),
+    healthy_threshold: wrap(hc.healthyThreshold ?? D.healthyThreshold),
+  };
+  if (hc.type === 'http') {
+    const http: Obj = { path: hc.path };
+    if (hc.expectedStatuses) http.expected_statuses = hc.expectedStatuses.map((s) => ({ start: s, end: s + 1 }));
+    out.http_health_check = http;
+  } else if (hc.type === 'tcp') {
+    out.tcp_health_check = {};
+  } else {
+    out.grpc_health_check = hc.grpcService ? { service_name: hc.grpcService } : {};
+  }
   return out;
 }
 

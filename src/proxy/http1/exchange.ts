@@ -14,6 +14,7 @@ import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpo
 import { runRequestFilters, type FilterRequest, type FilterRun } from '../filters/http-filter';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
+import { effectiveStatus } from '../upstream/outlier-detector';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { ChunkedScanner } from './chunked';
 import { H2Bridge, type BridgeHost } from './h2-bridge';
@@ -178,6 +179,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
 
   private tryTimedOut(ms: number): void {
     if (this.finished || this.responseStarted) return;
+    this.failed('timeout');
     if (this.retryOn('timeout') && this.scheduleRetry('UT')) return;
     this.bridge?.cancel();
     this.failAttempt(504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
@@ -297,6 +299,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   }
 
   bridgeFailed(status: number, flag: string, message: string, failure: LocalFailure): void {
+    if (!this.finished) this.failed(failure);
     if (this.retry && !this.responseStarted) {
       if (this.retryOn(failure) && this.scheduleRetry(flag)) return;
       return this.failAttempt(status, flag, message, true);
@@ -305,6 +308,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   }
 
   bridgeRetries(status: number, headers: Record<string, string | string[] | undefined>, trailersOnly: boolean): boolean {
+    const outcomes = this.cluster!.outcomes;
+    if (outcomes !== undefined) outcomes.response(this.endpoint!, trailersOnly ? effectiveStatus(status, headers['grpc-status']) : status);
     const retry = this.retry;
     if (!retry) return false;
     const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
@@ -327,6 +332,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
       if (err || !upstream) {
         if (err instanceof PoolOverflowError) return this.reply(503, 'UO', err.message, this.cluster!.config.name);
         const detail = err instanceof ConnectError ? err.message : String(err);
+        this.failed('connect');
         if (this.retry) {
           if (this.retryOn('connect') && this.scheduleRetry('UF')) return;
           return this.failAttempt(503, 'UF', `upstream connect failure: ${detail}`);
@@ -468,6 +474,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     const reused = (this.upstream?.requests ?? 0) > 1;
     this.upstream = undefined;
     if (this.resFraming?.kind === 'eof') return this.complete(false);
+    if (!this.responseStarted) this.failed('reset');
     if (this.retry && !this.responseStarted) {
       if (this.retryOn('reset') && this.scheduleRetry('UC')) return;
       // A reused keep-alive connection closed as we sent, and the policy does not cover resets:
@@ -521,6 +528,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
       this.upstream?.socket.destroy();
       this.upstream = undefined;
       const message = err instanceof HttpParseError ? err.message : String(err);
+      this.failed('reset');
       return this.reply(502, 'UPE', `upstream sent a malformed response: ${message}`, this.cluster!.config.name);
     }
     if (!head) {
@@ -535,6 +543,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
       if (rest) this.responseHeadBytes(rest);
       return;
     }
+    const outcomes = this.cluster!.outcomes;
+    if (outcomes !== undefined) outcomes.response(this.endpoint!, head.status);
     if (this.retry && !head.upgrade && this.retryOn(head.status) && this.scheduleRetry(String(head.status))) return;
     this.resHead = head;
     if (head.upgrade) return this.tunnel(buf.subarray(0, head.headLength), rest);
@@ -636,10 +646,17 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
 
   private timedOut(ms: number): void {
     if (this.finished) return;
+    if (!this.responseStarted) this.failed('timeout');
     this.unusable();
     this.bridge?.cancel();
     if (!this.responseStarted) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '', true);
     else this.abortDownstream();
+  }
+
+  /** Outlier detection hears of an attempt that failed locally. */
+  private failed(failure: LocalFailure): void {
+    const outcomes = this.cluster?.outcomes;
+    if (outcomes !== undefined && this.endpoint !== undefined) outcomes.failure(this.endpoint, failure);
   }
 
   // ---- endings ----
