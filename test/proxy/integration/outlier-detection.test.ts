@@ -8,6 +8,8 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, RawUpstream, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 import { EchoClient, startEchoServer, unary, type EchoServer } from '../../helpers/grpc-echo';
@@ -47,6 +49,8 @@ let resetter: RawUpstream;
 let refusedPort: number;
 let grpcGood: EchoServer;
 let grpcBad: EchoServer;
+/** h2c upstreams: the first answers 503, the second 200; requests counted. */
+const h2ups: { server: http2.Http2Server; port: number; requests: number }[] = [];
 const healthServers: { server: grpc.Server; port: number; serving: boolean }[] = [];
 
 const policy = (name: string, spec: string) => `apiVersion: weft.dev/v1
@@ -98,12 +102,24 @@ before(async () => {
   grpcBad = await startEchoServer('bad', 1e9);
   await startHealthServer();
   await startHealthServer();
+  for (const status of [503, 200]) {
+    const entry = { server: http2.createServer(), port: 0, requests: 0 };
+    entry.server.on('stream', (stream) => {
+      entry.requests++;
+      stream.respond({ ':status': status, 'content-length': 0 }, { endStream: true });
+      stream.on('error', () => {});
+    });
+    await new Promise<void>((r) => entry.server.listen(0, '127.0.0.1', () => r()));
+    entry.port = (entry.server.address() as AddressInfo).port;
+    h2ups.push(entry);
+  }
   const svc = (name: string, endpoints = ups[name].map((u) => u.port)) => serviceYaml({ name, endpoints });
   services = [
     ...['plain', 'c5xx', 'rate', 'cap', 'capdefault', 'grow', 'hchttp', 'hctcp'].map((n) => svc(n)),
     svc('gw', [refusedPort, ...ups.gw.map((u) => u.port)]),
     svc('reset', [resetter.port, ...ups.reset.map((u) => u.port)]),
     serviceYaml({ name: 'grpcod', port: 50051, protocol: 'grpc', endpoints: [grpcGood.port, grpcBad.port] }),
+    serviceYaml({ name: 'h2od', protocol: 'http2', endpoints: h2ups.map((h) => h.port) }),
     serviceYaml({ name: 'hcgrpc', port: 50051, protocol: 'grpc', endpoints: healthServers.map((h) => h.port) }),
   ];
   policies = [
@@ -114,6 +130,7 @@ before(async () => {
     policy('cap', OD('consecutive5xx: 2, baseEjectionTime: 10s, maxEjectionPercent: 34')),
     policy('capdefault', OD('consecutive5xx: 2, baseEjectionTime: 10s')),
     policy('grow', 'outlierDetection: { interval: 200ms, consecutive5xx: 2, baseEjectionTime: 600ms, maxEjectionPercent: 50 }'),
+    policy('h2od', OD('consecutive5xx: 2, baseEjectionTime: 10s, maxEjectionPercent: 50')),
     policy('grpcod', OD('consecutive5xx: 2, baseEjectionTime: 10s, maxEjectionPercent: 50')),
     policy('hchttp', 'healthCheck: { type: http, path: /healthz, interval: 100ms, timeout: 80ms, unhealthyThreshold: 2, healthyThreshold: 2 }'),
     policy('hctcp', 'healthCheck: { type: tcp, interval: 100ms, timeout: 80ms, unhealthyThreshold: 2, healthyThreshold: 1 }'),
@@ -121,7 +138,7 @@ before(async () => {
   ];
   mesh = await Mesh.start({ 'services.yaml': docs(...services), 'policies.yaml': docs(...policies) });
   sc = await mesh.sidecar();
-  await sc.waitConfig((c) => [...c.clusters.values()].filter((x) => x.outlierDetection || x.healthCheck).length === 11, 3000, 'clusters with outlier detection and health checks');
+  await sc.waitConfig((c) => [...c.clusters.values()].filter((x) => x.outlierDetection || x.healthCheck).length === 12, 3000, 'clusters with outlier detection and health checks');
 }, T);
 
 after(async () => {
@@ -133,6 +150,7 @@ after(async () => {
     grpcGood.close(),
     grpcBad.close(),
     ...healthServers.map((h) => new Promise<void>((r) => h.server.tryShutdown(() => r()))),
+    ...h2ups.map((h) => new Promise<void>((r) => h.server.close(() => r()))),
   ]);
 });
 
@@ -157,14 +175,12 @@ async function metric(name: string, clusterName: string): Promise<number | undef
   return samples.find((m) => m.name === name && m.labels.cluster === clusterName)?.value;
 }
 
-test('without outlier detection an endpoint answering 503 keeps about a third of the traffic', T, async () => {
-  const [bad] = ups.plain;
-  bad.mode = '503';
-  for (let i = 0; i < 60; i++) await get('plain');
-  assert.ok(bad.count >= 14 && bad.count <= 26, `the failing endpoint got ${bad.count} of 60`);
-});
-
 test('consecutive5xx: 3 → ejected after 3 503s, no traffic while ejected, back after the ejection time, ejected again', T, async () => {
+  // Without outlier detection, an endpoint answering 503 keeps about a third of the traffic.
+  const [plainBad] = ups.plain;
+  plainBad.mode = '503';
+  for (let i = 0; i < 60; i++) await get('plain');
+  assert.ok(plainBad.count >= 14 && plainBad.count <= 26, `without detection the failing endpoint got ${plainBad.count} of 60`);
   const [bad, ...good] = ups.c5xx;
   bad.mode = '503';
   const started = performance.now();
@@ -268,6 +284,13 @@ test('gRPC: trailers-only UNAVAILABLE counts as a 503; the failing endpoint is e
   } finally {
     client.close();
   }
+});
+
+test('HTTP/1.1 clients of an HTTP/2 upstream: its 503s eject it too', T, async () => {
+  const statuses: number[] = [];
+  for (let i = 0; i < 20; i++) statuses.push((await get('h2od')).status);
+  assert.equal(h2ups[0].requests, 2, `statuses ${statuses.join(' ')}`);
+  assert.deepEqual(statuses.filter((s) => s === 503).length, 2);
 });
 
 test('HTTP health check: a failing /healthz takes the endpoint out, passing brings it back', T, async () => {
