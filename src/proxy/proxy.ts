@@ -170,6 +170,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log });
   const proxy = new Proxy(opts, xds);
   await proxy.startAdmin();
+  // Read when the stream opens: `weft status` finds the sidecar's /clusters with it.
+  metadata[NODE_METADATA.adminPort] = String(proxy.adminPort);
   xds.start();
   return proxy;
 }

@@ -12,6 +12,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, RawUpstream, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
+import { runStatus } from '../../../src/cli/commands/status';
 import { EchoClient, startEchoServer, unary, type EchoServer } from '../../helpers/grpc-echo';
 
 const FLAG = 'x-weft-response-flags';
@@ -338,6 +339,22 @@ test('gRPC health check: NOT_SERVING takes the endpoint out, SERVING brings it b
   h0.serving = true;
   await waitFor(async () => (await state(h0.port)) === 'healthy', 3000, 'SERVING again');
   assert.equal(sc.runtime().cluster(name)!.lb.size, 2);
+});
+
+test('weft status lists the endpoints each sidecar took out, read from its admin /clusters', T, async () => {
+  const node = mesh.cp!.xds.status().find((n) => n.nodeId === 'sidecar-1')!;
+  assert.equal(node.node.adminPort, sc.adminPort, 'the sidecar announced its admin port');
+  let out = '';
+  const write = process.stdout.write;
+  process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
+  try {
+    await runStatus({ api: `http://127.0.0.1:${mesh.cp!.apiPort}` });
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.match(out, /Endpoints the sidecars took out of load balancing/);
+  assert.match(out, new RegExp(`sidecar-1  outbound\\|80\\|\\|gw\\.default  127\\.0\\.0\\.1:${refusedPort}  ejected until \\S+ \\(1× ejected\\)`));
+  assert.doesNotMatch(out, new RegExp(`127\\.0\\.0\\.1:${ups.gw[0].port}`), 'healthy endpoints are not listed');
 });
 
 test('state carries over a config change of the cluster; endpoints that leave are forgotten', T, async () => {
