@@ -64,6 +64,11 @@ function run(name: string, cmd: string, args: string[], opts: { cwd?: string; en
   return { child, peer };
 }
 
+/** Any other process a bench needs (e.g. a scripted upstream). */
+export function startProcess(name: string, cmd: string, args: string[]): Peer {
+  return run(name, cmd, args).peer;
+}
+
 /** nginx answering every request with a small body: the upstream of every case. */
 export async function startNginxUpstream(dir: string, port: number, bodyBytes: number): Promise<Peer> {
   const nginx = requireTool('nginx');
@@ -140,6 +145,8 @@ export async function startWeftProxy(name: string, args: string[], adminPort: nu
 }
 
 export interface LoadResult {
+  /** Requests completed (wrk only). */
+  requests?: number;
   rps: number;
   p50ms: number;
   p99ms: number;
@@ -156,7 +163,8 @@ export function wrk(url: string, connections: number, seconds: number, headers: 
   const pct = (p: string) => toMs(new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out));
   const errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors:.*?timeout (\d+)/.exec(out)?.[1] ?? 0);
   if (!rps) throw new Error(`wrk gave no result for ${url}: ${out} ${res.stderr}`);
-  return { rps, p50ms: pct('50'), p99ms: pct('99'), errors };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  return { requests, rps, p50ms: pct('50'), p99ms: pct('99'), errors };
 }
 
 /** h2load over h2c with prior knowledge. */

@@ -4,10 +4,13 @@
 // HTTP/1.1 with wrk -t1 -c32; HTTP/2 (h2c) with h2load; TCP; two hops
 // (client sidecar → server sidecar → app); and the proxy's RSS.
 //
-//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries]
+//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries | --resilience]
 //
 // --retries gives the upstream services a TrafficPolicy with retries (nothing fails, so
 // nothing is retried): what a retry policy costs a request that succeeds.
+// --resilience gives them every resilience policy at once, none of which fires: retries
+// with a budget, circuit breakers, outlier detection, a stream idle timeout, a fault
+// filter at 0 %, and (on the two-hop server) a local rate limit that never trips.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -36,6 +39,7 @@ const seconds = Number(arg('seconds', '10'));
 const connections = Number(arg('connections', '32'));
 const only = new Set(arg('only', 'http1,h2,tcp,twohop').split(','));
 const withRetries = process.argv.includes('--retries');
+const withResilience = process.argv.includes('--resilience');
 const BODY_BYTES = 100;
 
 interface Row {
@@ -49,6 +53,26 @@ function line(r: Row, peer?: Row): string {
   const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : '-');
   const rel = peer ? ` | ${ratio(r.result.rps, peer.result.rps)}× rps, ${ratio(r.result.p50ms, peer.result.p50ms)}× p50, ${ratio(r.result.p99ms, peer.result.p99ms)}× p99 vs ${peer.name}` : '';
   return `${r.group.padEnd(7)} ${r.name.padEnd(22)} ${r.result.rps.toFixed(0).padStart(8)} req/s  p50 ${r.result.p50ms.toFixed(3)} ms  p99 ${Number.isNaN(r.result.p99ms) ? '  -  ' : r.result.p99ms.toFixed(3)} ms  errors ${r.result.errors}${r.rssMiB ? `  rss ${r.rssMiB.toFixed(0)} MiB` : ''}${rel}`;
+}
+
+/** TrafficPolicies for --retries or --resilience. */
+function policies(): string {
+  const policy = (name: string, spec: string) => `---
+apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: ${name} }
+spec:
+  targetRef: { name: ${name} }
+${spec}`;
+  const retries = '  retries: { attempts: 2, retryOn: [5xx, reset, connect-failure], perTryTimeout: 1s }\n';
+  if (!withResilience) return ['upstream', 'upstream-h2'].map((n) => policy(n, retries)).join('');
+  const all =
+    retries.replace(' }\n', ', budget: { percent: 20, minRetriesPerSecond: 10 } }\n') +
+    '  connectionPool: { maxConnections: 4096, maxPendingRequests: 4096, maxRequests: 4096 }\n' +
+    '  outlierDetection: { consecutive5xx: 5, interval: 10s, baseEjectionTime: 30s }\n' +
+    '  timeouts: { request: 10s, streamIdle: 60s }\n' +
+    '  fault: { abort: { httpStatus: 503, percent: 0 } }\n';
+  return ['upstream', 'upstream-h2'].map((n) => policy(n, all)).join('') + policy('server', '  rateLimit: { local: { requests: 1000000000, per: 1s } }\n');
 }
 
 async function main(): Promise<void> {
@@ -101,20 +125,7 @@ spec:
   endpoints: [{ address: 127.0.0.1, port: ${inPort} }]
   # It calls nothing: its sidecar binds no outbound TCP listener that would clash with the client's.
   dependsOn: []
-${
-  withRetries
-    ? ['upstream', 'upstream-h2']
-        .map((name) => `---
-apiVersion: weft.dev/v1
-kind: TrafficPolicy
-metadata: { name: ${name} }
-spec:
-  targetRef: { name: ${name} }
-  retries: { attempts: 2, retryOn: [5xx, reset, connect-failure], perTryTimeout: 1s }
-`)
-        .join('')
-    : ''
-}`;
+${withRetries || withResilience ? policies() : ''}}`;
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
     const client = await startWeftProxy('weft-client', ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(outPort)], admin1);
     peers.push(client);

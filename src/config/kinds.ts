@@ -229,6 +229,8 @@ const rateLimitCount = z.number().int().min(1).max(1_000_000_000);
 /** What a rate limit counts separately: every caller address, or every value of a header. Absent: all requests together. */
 const rateLimitBy = z.union([z.literal('source'), z.strictObject({ header: headerName })]);
 const rateLimitBucket = z.strictObject({ requests: rateLimitCount, per: duration, by: rateLimitBy.optional() });
+/** healthCheck fields left out (Kubernetes probe defaults, which users know). */
+export const HEALTH_CHECK_DEFAULTS = { interval: '10s', timeout: '1s', unhealthyThreshold: 3, healthyThreshold: 1 } as const;
 
 export const trafficPolicySpecSchema = z.strictObject({
   targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name, namespace: name.optional() }),
@@ -286,6 +288,23 @@ export const trafficPolicySpecSchema = z.strictObject({
           requestVolume: z.number().int().min(1).optional(),
         })
         .optional(),
+    })
+    .optional(),
+  /** Active health checks run by every sidecar calling the service (not by proxyless clients). */
+  healthCheck: z
+    .strictObject({
+      type: z.enum(['http', 'tcp', 'grpc']),
+      /** http: the path to GET (required). */
+      path: z.string().regex(/^\/[\x21-\x7e]*$/, 'an absolute path without spaces, e.g. /healthz').optional(),
+      /** Defaults: every 10s, 1s timeout, 3 failures to take out, 1 pass to bring back. */
+      interval: duration.optional(),
+      timeout: duration.optional(),
+      unhealthyThreshold: z.number().int().min(1).max(1000).optional(),
+      healthyThreshold: z.number().int().min(1).max(1000).optional(),
+      /** http: statuses that pass (default [200]). */
+      expectedStatuses: z.array(z.number().int().min(100).max(599)).min(1).optional(),
+      /** grpc: the service name asked about (default "": the server as a whole). */
+      grpcService: z.string().optional(),
     })
     .optional(),
   retries: z

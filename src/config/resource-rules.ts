@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import type { Problem } from './errors';
 import { durationToMs } from './duration';
-import type { GRPCRouteSpec, HTTPRouteSpec, Resource, ServiceSpec, TrafficPolicySpec } from './kinds';
+import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
 
 type Path = PropertyKey[];
 
@@ -145,6 +145,27 @@ function faultRules(fault: TrafficPolicySpec['fault']): Problem[] {
   return out;
 }
 
+/** healthCheck: fields that belong to one type, durations above 0, a timeout within the interval. */
+function healthCheckRules(hc: TrafficPolicySpec['healthCheck']): Problem[] {
+  if (!hc) return [];
+  const out: Problem[] = [];
+  const at = (field: string): Path => ['spec', 'healthCheck', field];
+  if (hc.type === 'http' && hc.path === undefined) out.push(invalid(at('path'), 'an http health check needs a path', 'a path such as /healthz'));
+  if (hc.type !== 'http' && hc.path !== undefined) out.push(invalid(at('path'), `path is for http health checks, not ${hc.type}`, 'type http'));
+  if (hc.type !== 'http' && hc.expectedStatuses !== undefined) out.push(invalid(at('expectedStatuses'), `expectedStatuses is for http health checks, not ${hc.type}`, 'type http'));
+  if (hc.type !== 'grpc' && hc.grpcService !== undefined) out.push(invalid(at('grpcService'), `grpcService is for grpc health checks, not ${hc.type}`, 'type grpc'));
+  for (const field of ['interval', 'timeout'] as const) {
+    const value = hc[field];
+    if (value !== undefined && durationToMs(value) === 0) out.push(invalid(at(field), `${field} must be longer than 0`, 'a duration > 0'));
+  }
+  const interval = durationToMs(hc.interval ?? HEALTH_CHECK_DEFAULTS.interval);
+  const timeout = durationToMs(hc.timeout ?? HEALTH_CHECK_DEFAULTS.timeout);
+  if (interval > 0 && timeout > interval) {
+    out.push(invalid(at('timeout'), `timeout ${hc.timeout ?? HEALTH_CHECK_DEFAULTS.timeout} is longer than interval ${hc.interval ?? HEALTH_CHECK_DEFAULTS.interval}`, `a duration <= the interval`));
+  }
+  return out;
+}
+
 function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
   const out: Problem[] = [];
   const lb = spec.loadBalancer;
@@ -179,6 +200,7 @@ function trafficPolicyRules(spec: TrafficPolicySpec): Problem[] {
   }
   out.push(...faultRules(spec.fault));
   out.push(...rateLimitRules(spec.rateLimit));
+  out.push(...healthCheckRules(spec.healthCheck));
   const backoff = spec.retries?.backoff;
   if (backoff) {
     const base = durationToMs(backoff.baseInterval);

@@ -12,7 +12,8 @@ import { H2Downstream } from './http2/h2-server';
 import { ListenerManager } from './listener/listener-manager';
 import { closeFilterEnv, filterEnv } from './filters/filter-env';
 import { Runtime } from './runtime';
-import { ProxyStats } from './stats';
+import type { EndpointHealth } from './upstream/endpoint-health';
+import { escapeLabel, ProxyStats } from './stats';
 
 export interface ProxyOptions {
   /** The control plane's xDS address, host:port. */
@@ -103,7 +104,15 @@ export class Proxy {
       activeRequests: c.load.active,
       connections: { open: c.pool.openConnections, pending: c.pool.pendingRequests, ...c.pool.counters },
       endpoints: (this.runtime.config.endpoints.get(c.config.edsName)?.localities ?? []).flatMap((l) =>
-        l.endpoints.map((e) => ({ address: e.key, zone: l.zone, priority: l.priority, weight: e.weight, health: e.health, activeRequests: c.load.perEndpoint.get(e.key) ?? 0 })),
+        l.endpoints.map((e) => ({
+          address: e.key,
+          zone: l.zone,
+          priority: l.priority,
+          weight: e.weight,
+          health: e.health,
+          activeRequests: c.load.perEndpoint.get(e.key) ?? 0,
+          ...c.health?.view(e.key),
+        })),
       ),
     }));
   }
@@ -112,6 +121,7 @@ export class Proxy {
   extraMetrics(): string[] {
     const out = ['# HELP weft_upstream_connections_open Open upstream connections by cluster.', '# TYPE weft_upstream_connections_open gauge'];
     for (const c of this.runtime.clusters.values()) out.push(`weft_upstream_connections_open{cluster="${c.config.name}"} ${c.pool.openConnections}`);
+    out.push(...endpointHealthMetrics(this.runtime));
     out.push('# HELP weft_xds_connected Whether the xDS stream to the control plane is up.', '# TYPE weft_xds_connected gauge');
     out.push(`weft_xds_connected ${this.xds.status().connected ? 1 : 0}`);
     return out;
@@ -133,6 +143,27 @@ export class Proxy {
   }
 }
 
+/** Outlier detection and health check metrics of the clusters that have them. */
+function endpointHealthMetrics(runtime: Runtime): string[] {
+  const series: [name: string, type: string, help: string, value: (h: EndpointHealth) => number | undefined][] = [
+    ['weft_outlier_ejections_total', 'counter', 'Endpoints ejected by outlier detection.', (h) => h.detector?.ejectionsTotal],
+    ['weft_outlier_ejected', 'gauge', 'Endpoints ejected by outlier detection now.', (h) => h.detector?.ejected],
+    ['weft_health_checks_total', 'counter', 'Active health checks run.', (h) => h.checker?.checks],
+    ['weft_health_check_failures_total', 'counter', 'Active health checks failed.', (h) => h.checker?.failures],
+    ['weft_health_check_unhealthy', 'gauge', 'Endpoints failing (or not yet passing) active health checks now.', (h) => h.checker?.unhealthy],
+  ];
+  const out: string[] = [];
+  for (const [name, type, help, value] of series) {
+    const lines: string[] = [];
+    for (const c of runtime.clusters.values()) {
+      const v = c.health ? value(c.health) : undefined;
+      if (v !== undefined) lines.push(`${name}{cluster="${escapeLabel(c.config.name)}"} ${v}`);
+    }
+    if (lines.length) out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
+  }
+  return out;
+}
+
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace };
   if (opts.service) metadata[NODE_METADATA.service] = opts.service;
@@ -142,6 +173,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log });
   const proxy = new Proxy(opts, xds);
   await proxy.startAdmin();
+  // Read when the stream opens: `weft status` finds the sidecar's /clusters with it.
+  metadata[NODE_METADATA.adminPort] = String(proxy.adminPort);
   xds.start();
   return proxy;
 }

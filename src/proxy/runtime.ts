@@ -10,6 +10,7 @@ import { filterTypeFor, type FilterState } from './filters/catalog';
 import type { HttpFilter } from './filters/http-filter';
 import type { LocalFailure } from './retry';
 import { CompiledRouteTable } from './router/route-table';
+import { EndpointHealth } from './upstream/endpoint-health';
 import { createLoadBalancer, type LoadBalancer } from './upstream/lb/load-balancer';
 import { UpstreamPool } from './upstream/pool';
 
@@ -76,7 +77,8 @@ export interface EndpointOutcomes {
 }
 
 export class ClusterRuntime {
-  readonly lb: LoadBalancer;
+  /** Rebuilt (newest runtime only) when outlier detection or health checks change what may be picked. */
+  lb: LoadBalancer;
   readonly pool: UpstreamPool;
   /** Set when the cluster watches its endpoints' outcomes (outlier detection); unset, nothing is reported. */
   outcomes: EndpointOutcomes | undefined;
@@ -85,10 +87,22 @@ export class ClusterRuntime {
     readonly config: ClusterConfig,
     readonly upstreams: ClusterUpstreams,
     readonly load: ClusterLoad,
-    set: EndpointSet,
+    readonly set: EndpointSet,
+    /** Ejections and health check verdicts, when the cluster has outlier detection or health checks. */
+    readonly health?: EndpointHealth,
   ) {
     this.pool = upstreams.pool;
-    this.lb = createLoadBalancer(config, set, { activeRequests: (e) => load.perEndpoint.get(e.key) ?? 0 });
+    this.outcomes = health?.detector;
+    this.lb = this.buildLb();
+    health?.onChange(() => (this.lb = this.buildLb()));
+  }
+
+  private buildLb(): LoadBalancer {
+    const opts = { activeRequests: (e: Endpoint) => this.load.perEndpoint.get(e.key) ?? 0 };
+    const usable = this.health ? this.health.filter(this.set) : this.set;
+    const lb = createLoadBalancer(this.config, usable, opts);
+    // Panic (see endpoint-health.ts): nothing left to pick, so the verdicts are ignored.
+    return lb.size === 0 && usable !== this.set ? createLoadBalancer(this.config, this.set, opts) : lb;
   }
 
   h2Pool(): H2SessionPool {
@@ -120,11 +134,14 @@ export class Runtime {
       // Keep the pool (and its warm connections) when the cluster's settings are unchanged.
       const upstreams = old && sameCluster(old.config, cluster) ? old.upstreams : new ClusterUpstreams(cluster);
       upstreams.retainEndpoints(new Set(set.localities.flatMap((l) => l.endpoints.map((e) => e.key))));
-      this.clusters.set(name, new ClusterRuntime(cluster, upstreams, old?.load ?? new ClusterLoad(), set));
+      const health = EndpointHealth.wanted(cluster) ? (old?.health ?? new EndpointHealth(name)) : undefined;
+      health?.configure(cluster, set);
+      this.clusters.set(name, new ClusterRuntime(cluster, upstreams, old?.load ?? new ClusterLoad(), set, health));
     }
     if (previous) {
       for (const [name, old] of previous.clusters) {
         if (this.clusters.get(name)?.upstreams !== old.upstreams) old.upstreams.close();
+        if (old.health && this.clusters.get(name)?.health !== old.health) old.health.stop();
       }
     }
   }
@@ -155,7 +172,10 @@ export class Runtime {
   }
 
   close(): void {
-    for (const c of this.clusters.values()) c.upstreams.close();
+    for (const c of this.clusters.values()) {
+      c.upstreams.close();
+      c.health?.stop();
+    }
   }
 }
 

@@ -18,7 +18,9 @@
 //   timeouts.idle (own service)    the inbound listener's HCM common_http_protocol_options.idle_timeout
 //   rateLimit.local / .global      the callee's inbound HCM: local_ratelimit / ratelimit filters and the
 //                                  inbound route's rate_limits (see rate-limit.ts)
-import type { TrafficPolicySpec } from '../config/kinds';
+//   healthCheck                    cluster health_checks[0] (http/tcp/grpc_health_check), sidecars only:
+//                                  proxyless gRPC clients do not run active checks
+import { HEALTH_CHECK_DEFAULTS, type TrafficPolicySpec } from '../config/kinds';
 import type { NodeRole } from './types';
 import { duration, ENUM, wrap, ZERO_DURATION } from './proto-values';
 
@@ -67,6 +69,7 @@ export function clusterPolicyFields(policy: TrafficPolicySpec | undefined, role:
   const breakers = circuitBreakers(policy);
   if (breakers) fields.circuit_breakers = breakers;
   if (policy?.outlierDetection) fields.outlier_detection = outlierDetection(policy.outlierDetection);
+  if (policy?.healthCheck && role === 'sidecar') fields.health_checks = [healthCheck(policy.healthCheck)];
   return fields;
 }
 
@@ -116,6 +119,27 @@ function outlierDetection(od: NonNullable<TrafficPolicySpec['outlierDetection']>
     if (fp.threshold !== undefined) out.failure_percentage_threshold = wrap(fp.threshold);
     if (fp.minimumHosts !== undefined) out.failure_percentage_minimum_hosts = wrap(fp.minimumHosts);
     if (fp.requestVolume !== undefined) out.failure_percentage_request_volume = wrap(fp.requestVolume);
+  }
+  return out;
+}
+
+/** One envoy.config.core.v3.HealthCheck; expected statuses as [s, s+1) ranges. */
+function healthCheck(hc: NonNullable<TrafficPolicySpec['healthCheck']>): Obj {
+  const D = HEALTH_CHECK_DEFAULTS;
+  const out: Obj = {
+    timeout: duration(hc.timeout ?? D.timeout),
+    interval: duration(hc.interval ?? D.interval),
+    unhealthy_threshold: wrap(hc.unhealthyThreshold ?? D.unhealthyThreshold),
+    healthy_threshold: wrap(hc.healthyThreshold ?? D.healthyThreshold),
+  };
+  if (hc.type === 'http') {
+    const http: Obj = { path: hc.path };
+    if (hc.expectedStatuses) http.expected_statuses = hc.expectedStatuses.map((s) => ({ start: s, end: s + 1 }));
+    out.http_health_check = http;
+  } else if (hc.type === 'tcp') {
+    out.tcp_health_check = {};
+  } else {
+    out.grpc_health_check = hc.grpcService ? { service_name: hc.grpcService } : {};
   }
   return out;
 }

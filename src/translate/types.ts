@@ -53,6 +53,8 @@ export interface NodeInfo {
   outboundPort?: number;
   inboundPort?: number;
   appPort?: number;
+  /** A sidecar's admin port on its host's loopback (not translated: `weft status` reads /clusters there). */
+  adminPort?: number;
 }
 
 /** One Envoy resource, a plain object that protobufjs `fromObject` accepts for its type. */

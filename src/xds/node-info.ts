@@ -10,6 +10,8 @@ export const NODE_METADATA = {
   outboundPort: 'WEFT_OUTBOUND_PORT',
   inboundPort: 'WEFT_INBOUND_PORT',
   appPort: 'WEFT_APP_PORT',
+  /** A sidecar's admin port (on its host's loopback), for `weft status` to read its /clusters. */
+  adminPort: 'WEFT_ADMIN_PORT',
 } as const;
 
 /** Thrown when a Node cannot describe a weft node (no id, an unknown role). */
@@ -59,7 +61,7 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
   if (service !== undefined) info.service = service;
   const zone = node.locality?.zone;
   if (zone) info.zone = zone;
-  for (const key of ['outboundPort', 'inboundPort', 'appPort'] as const) {
+  for (const key of ['outboundPort', 'inboundPort', 'appPort', 'adminPort'] as const) {
     const text = metadataString(node, NODE_METADATA[key]);
     if (text === undefined) continue;
     const port = Number(text);

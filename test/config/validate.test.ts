@@ -367,3 +367,26 @@ for (const [code, field, yaml, detail] of [
 test('rateLimit: a good policy with both limits', async () => {
   await expectGood(policy('TrafficPolicy', 'p', '  targetRef: { name: web }\n  rateLimit: { local: { requests: 100, per: 1s, burst: 200, by: source }, global: { requests: 1000, per: 1m, by: { header: x-user-id } } }'));
 });
+
+for (const [field, yaml, detail] of [
+  ['spec.healthCheck.path', 'healthCheck: { type: http }', /needs a path/],
+  ['spec.healthCheck.path', 'healthCheck: { type: tcp, path: /x }', /for http health checks/],
+  ['spec.healthCheck.grpcService', 'healthCheck: { type: http, path: /x, grpcService: a }', /for grpc health checks/],
+  ['spec.healthCheck.expectedStatuses', 'healthCheck: { type: grpc, expectedStatuses: [200] }', /for http health checks/],
+  ['spec.healthCheck.interval', 'healthCheck: { type: tcp, interval: 0s }', /must be longer than 0/],
+  ['spec.healthCheck.timeout', 'healthCheck: { type: tcp, interval: 1s, timeout: 2s }', /longer than interval 1s/],
+  ['spec.healthCheck.timeout', 'healthCheck: { type: tcp, interval: 500ms }', /timeout 1s is longer than interval 500ms/],
+] as const) {
+  test(`healthCheck: ${yaml} is an error at ${field}`, async () => {
+    const p = policy('TrafficPolicy', 'p', `  targetRef: { name: web }\n  ${yaml}`);
+    await expectBad(p, 'E_INVALID', field, detail);
+  });
+}
+
+test('healthCheck: a threshold of 0 is an error naming it; a full one is valid', async () => {
+  const bad = policy('TrafficPolicy', 'p', '  targetRef: { name: web }\n  healthCheck: { type: tcp, unhealthyThreshold: 0 }');
+  const { errors } = await loadYaml(withBase(bad, ROUTE_OK));
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].path, 'spec.healthCheck.unhealthyThreshold');
+  await expectGood(policy('TrafficPolicy', 'p', '  targetRef: { name: web }\n  healthCheck: { type: http, path: /healthz, interval: 5s, timeout: 1s, unhealthyThreshold: 2, healthyThreshold: 2, expectedStatuses: [200, 204] }'));
+});

@@ -366,3 +366,25 @@ spec:
     assert.ok(plain[0].typed_per_filter_config[FAULT]);
   });
 });
+
+describe('healthCheck', () => {
+  test('http → health_checks[0].http_health_check with defaults, statuses as ranges; sidecars only', () => {
+    const { cluster } = withPolicy('healthCheck: { type: http, path: /healthz, expectedStatuses: [200, 204] }');
+    assertSubset(cluster.health_checks, [
+      {
+        timeout: { seconds: 1, nanos: 0 },
+        interval: { seconds: 10, nanos: 0 },
+        unhealthy_threshold: { value: 3 },
+        healthy_threshold: { value: 1 },
+        http_health_check: { path: '/healthz', expected_statuses: [{ start: 200, end: 201 }, { start: 204, end: 205 }] },
+      },
+    ]);
+    assert.equal(withPolicy('healthCheck: { type: http, path: /healthz }', proxyless()).cluster.health_checks, undefined);
+  });
+
+  test('tcp and grpc', () => {
+    const tcp = withPolicy('healthCheck: { type: tcp, interval: 2s, timeout: 500ms, unhealthyThreshold: 2, healthyThreshold: 3 }').cluster.health_checks[0];
+    assertSubset(tcp, { timeout: { seconds: 0, nanos: 500_000_000 }, interval: { seconds: 2 }, unhealthy_threshold: { value: 2 }, healthy_threshold: { value: 3 }, tcp_health_check: {} });
+    assert.deepEqual(withPolicy('healthCheck: { type: grpc, grpcService: pay.Pay }').cluster.health_checks[0].grpc_health_check, { service_name: 'pay.Pay' });
+  });
+});

@@ -20,12 +20,13 @@
 //                      http2_protocol_options {} → http2; common_http_protocol_options
 //                      {idle_timeout (default 1 h; 0 never), max_requests_per_connection}
 //                      No protocol options: HTTP/1.1, as in Envoy.
-// Not supported (NACK): DNS and ORIGINAL_DST types, cluster_type, outlier_detection,
-// health_checks, transport_socket (TLS), per_host_thresholds,
+//   outlier_detection, health_checks   see decode-endpoint-health.ts
+// Not supported (NACK): DNS and ORIGINAL_DST types, cluster_type, transport_socket (TLS), per_host_thresholds,
 // maglev/least_request/round_robin lb configs, load_balancing_policy,
 // common_lb_config, lb_subset_config, upstream_connection_options, HTTP/3, auto_config,
 // use_downstream_protocol_config, HTTP/1 and HTTP/2 codec options, …
 import { decodeLoadAssignment } from './decode-endpoints';
+import { decodeHealthChecks, decodeOutlierDetection } from './decode-endpoint-health';
 import { TYPE_URL } from '../../xds/type-urls';
 import { FieldPath, onlyFields } from './nack';
 import { durationMs, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
@@ -66,6 +67,8 @@ export function decodeCluster(msg: Obj): DecodedCluster {
     'circuit_breakers',
     'typed_extension_protocol_options',
     'metadata',
+    'outlier_detection',
+    'health_checks',
   ]);
   if (!name) at.field('name').invalid('is required');
   const type: string = msg.type ?? 'STATIC';
@@ -86,6 +89,9 @@ export function decodeCluster(msg: Obj): DecodedCluster {
     ...limits(at.field('circuit_breakers'), msg.circuit_breakers),
     ...protocolOptions(at.field('typed_extension_protocol_options'), msg.typed_extension_protocol_options ?? {}),
   };
+  if (msg.outlier_detection) cluster.outlierDetection = decodeOutlierDetection(at.field('outlier_detection'), msg.outlier_detection);
+  const healthCheck = decodeHealthChecks(at.field('health_checks'), msg.health_checks ?? []);
+  if (healthCheck) cluster.healthCheck = healthCheck;
   if (type === 'EDS') {
     const here = at.field('eds_cluster_config');
     if (!msg.eds_cluster_config) here.invalid('is required for an EDS cluster');

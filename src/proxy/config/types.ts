@@ -205,6 +205,41 @@ export interface ClusterConfig {
   idleTimeoutMs: number;
   /** circuit_breakers retry_budget: retries in flight ≤ percent % of active requests, at least minConcurrency. */
   retryBudget?: { percent: number; minConcurrency: number };
+  /** outlier_detection: passive ejection of misbehaving endpoints (upstream/outlier-detector.ts). */
+  outlierDetection?: OutlierDetectionConfig;
+  /** health_checks[0]: active checks of every endpoint (upstream/health-checker.ts). */
+  healthCheck?: HealthCheckConfig;
+}
+
+/** Envoy's outlier_detection; percentages 0-100, times in ms. */
+export interface OutlierDetectionConfig {
+  consecutive5xx: number;
+  enforcingConsecutive5xx: number;
+  consecutiveGatewayFailure: number;
+  enforcingConsecutiveGatewayFailure: number;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  maxEjectionTimeMs: number;
+  maxEjectionPercent: number;
+  alwaysEjectOneHost: boolean;
+  successRate: { enforcing: number; minimumHosts: number; requestVolume: number; stdevFactor: number };
+  /** Eject a host whose share of failed requests in an interval is at least `threshold` %. */
+  failurePercentage: { enforcing: number; minimumHosts: number; requestVolume: number; threshold: number };
+}
+
+export interface HealthCheckConfig {
+  kind: 'http' | 'tcp' | 'grpc';
+  intervalMs: number;
+  timeoutMs: number;
+  unhealthyThreshold: number;
+  healthyThreshold: number;
+  /** http: the GET path and Host; statuses accepted, as [start, end) ranges (default [200, 201)). */
+  path?: string;
+  host?: string;
+  expectedStatuses?: [number, number][];
+  /** grpc: the service name asked about ('' = the server as a whole), and the :authority. */
+  serviceName?: string;
+  authority?: string;
 }
 
 /** Envoy's defaults: 1024 each, 3 retries. */

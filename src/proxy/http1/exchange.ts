@@ -15,6 +15,7 @@ import { runRequestFilters, type FilterRequest, type FilterRun } from '../filter
 import { startShadows, type Shadow } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
+import { effectiveStatus } from '../upstream/outlier-detector';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { activityClock } from '../listener/activity-clock';
 import { ChunkedScanner } from './chunked';
@@ -202,6 +203,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
 
   private tryTimedOut(ms: number): void {
     if (this.finished || this.responseStarted) return;
+    this.failed('timeout');
     if (this.retryOn('timeout') && this.scheduleRetry('UT')) return;
     this.bridge?.cancel();
     this.failAttempt(504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
@@ -322,6 +324,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   }
 
   bridgeFailed(status: number, flag: string, message: string, failure: LocalFailure): void {
+    if (!this.finished) this.failed(failure);
     if (this.retry && !this.responseStarted) {
       if (this.retryOn(failure) && this.scheduleRetry(flag)) return;
       return this.failAttempt(status, flag, message, true);
@@ -330,6 +333,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   }
 
   bridgeRetries(status: number, headers: Record<string, string | string[] | undefined>, trailersOnly: boolean): boolean {
+    const outcomes = this.cluster!.outcomes;
+    if (outcomes !== undefined) outcomes.response(this.endpoint!, trailersOnly ? effectiveStatus(status, headers['grpc-status']) : status);
     const retry = this.retry;
     if (!retry) return false;
     const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
@@ -352,6 +357,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
       if (err || !upstream) {
         if (err instanceof PoolOverflowError) return this.reply(503, 'UO', err.message, this.cluster!.config.name);
         const detail = err instanceof ConnectError ? err.message : String(err);
+        this.failed('connect');
         if (this.retry) {
           if (this.retryOn('connect') && this.scheduleRetry('UF')) return;
           return this.failAttempt(503, 'UF', `upstream connect failure: ${detail}`);
@@ -500,6 +506,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     const reused = (this.upstream?.requests ?? 0) > 1;
     this.upstream = undefined;
     if (this.resFraming?.kind === 'eof') return this.complete(false);
+    if (!this.responseStarted) this.failed('reset');
     if (this.retry && !this.responseStarted) {
       if (this.retryOn('reset') && this.scheduleRetry('UC')) return;
       // A reused keep-alive connection closed as we sent, and the policy does not cover resets:
@@ -554,6 +561,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
       this.upstream?.socket.destroy();
       this.upstream = undefined;
       const message = err instanceof HttpParseError ? err.message : String(err);
+      this.failed('reset');
       return this.reply(502, 'UPE', `upstream sent a malformed response: ${message}`, this.cluster!.config.name);
     }
     if (!head) {
@@ -568,6 +576,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
       if (rest) this.responseHeadBytes(rest);
       return;
     }
+    const outcomes = this.cluster!.outcomes;
+    if (outcomes !== undefined) outcomes.response(this.endpoint!, head.status);
     if (this.retry && !head.upgrade && this.retryOn(head.status) && this.scheduleRetry(String(head.status))) return;
     this.resHead = head;
     if (head.upgrade) return this.tunnel(buf.subarray(0, head.headLength), rest);
@@ -684,10 +694,17 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
 
   private timedOut(ms: number): void {
     if (this.finished) return;
+    if (!this.responseStarted) this.failed('timeout');
     this.unusable();
     this.bridge?.cancel();
     if (!this.responseStarted) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '', true);
     else this.abortDownstream();
+  }
+
+  /** Outlier detection hears of an attempt that failed locally. */
+  private failed(failure: LocalFailure): void {
+    const outcomes = this.cluster?.outcomes;
+    if (outcomes !== undefined && this.endpoint !== undefined) outcomes.failure(this.endpoint, failure);
   }
 
   // ---- endings ----

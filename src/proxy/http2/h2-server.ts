@@ -5,7 +5,7 @@
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import type { RetryPolicy, Route, RouteAction } from '../config/types';
+import type { Endpoint, RetryPolicy, Route, RouteAction } from '../config/types';
 import type { HttpChainContext } from '../http1/connection';
 import { RESPONSE_FLAGS_HEADER } from '../http1/head-writer';
 import { requestHash, sourceIp } from '../router/hash';
@@ -16,6 +16,7 @@ import { runRequestFilters, type FilterRequest, type FilterRun } from '../filter
 import { startShadows } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
+import { effectiveStatus } from '../upstream/outlier-detector';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -296,6 +297,7 @@ class H2Exchange implements FilterRequest {
       // A request whose HEADERS ended the stream (a GET) needs no body pipe.
       up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.endAfterHeaders });
     } catch (err) {
+      this.failed(endpoint, 'connect');
       if (retry) return this.attemptFailed(route, action, 'connect', 503, 'UF', `upstream connect failure: ${(err as Error).message}`);
       return this.reply(503, 'UF', `upstream connect failure: ${(err as Error).message}`, cluster.config.name);
     }
@@ -314,6 +316,7 @@ class H2Exchange implements FilterRequest {
         const ms = retry.perTryTimeoutMs;
         this.tryTimer = setTimeout(() => {
           if (stale() || responded) return;
+          this.failed(endpoint, 'timeout');
           this.attemptFailed(route, action, 'timeout', 504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
           if (this.done) up.close(NGHTTP2_CANCEL);
         }, ms);
@@ -332,6 +335,8 @@ class H2Exchange implements FilterRequest {
       if (stale()) return;
       const status = Number(headers[':status']);
       const trailersOnly = up.endAfterHeaders || (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+      const outcomes = cluster.outcomes;
+      if (outcomes !== undefined) outcomes.response(endpoint, trailersOnly ? effectiveStatus(status, headers['grpc-status']) : status);
       if (retry) {
         const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
         if ((retryOnStatus(retry, status) || (grpcStatus !== undefined && retryOnGrpc(retry, grpcStatus))) && this.scheduleRetry(route, action)) return;
@@ -374,10 +379,12 @@ class H2Exchange implements FilterRequest {
         const code = (err as NodeJS.ErrnoException).code ?? '';
         const connect = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || /connect/i.test(err.message);
         const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : connect ? 'connect' : 'reset';
+        this.failed(endpoint, failure);
         return this.attemptFailed(route, action, failure, 503, connect ? 'UF' : 'UC', `upstream stream failed: ${err.message}`);
       }
       if (!responded) {
         if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) return; // 'close' retries
+        this.failed(endpoint, up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset');
         return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, cluster.config.name);
       }
       this.stream.close(NGHTTP2_INTERNAL_ERROR);
@@ -385,6 +392,7 @@ class H2Exchange implements FilterRequest {
     });
     up.on('close', () => {
       if (stale() || responded) return;
+      this.failed(endpoint, up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset');
       if (retry) {
         const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset';
         return this.attemptFailed(route, action, failure, 503, 'UC', `upstream reset the stream (code ${up.rstCode})`);
@@ -424,6 +432,7 @@ class H2Exchange implements FilterRequest {
         const ms = retry.perTryTimeoutMs;
         this.tryTimer = setTimeout(() => {
           if (stale() || responded) return;
+          this.failed(endpoint, 'timeout');
           this.attemptFailed(route, action, 'timeout', 504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
           if (this.done) req.destroy();
         }, ms);
@@ -441,6 +450,8 @@ class H2Exchange implements FilterRequest {
     req.on('response', (res) => {
       if (stale()) return res.resume();
       const status = res.statusCode ?? 502;
+      const outcomes = cluster.outcomes;
+      if (outcomes !== undefined) outcomes.response(endpoint, status);
       if (retry) {
         if (retryOnStatus(retry, status) && this.scheduleRetry(route, action)) return res.resume();
         clearTimeout(this.tryTimer);
@@ -463,9 +474,13 @@ class H2Exchange implements FilterRequest {
       if (retry && !responded) {
         const code = (err as NodeJS.ErrnoException).code ?? '';
         const connect = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH';
+        this.failed(endpoint, connect ? 'connect' : 'reset');
         return this.attemptFailed(route, action, connect ? 'connect' : 'reset', 503, connect ? 'UF' : 'UC', `upstream failure: ${err.message}`);
       }
-      if (!this.stream.headersSent) return this.reply(503, 'UF', `upstream failure: ${err.message}`, cluster.config.name);
+      if (!this.stream.headersSent) {
+        this.failed(endpoint, (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'connect' : 'reset');
+        return this.reply(503, 'UF', `upstream failure: ${err.message}`, cluster.config.name);
+      }
       this.stream.close(NGHTTP2_INTERNAL_ERROR);
       this.finish(0, 'UPE');
     });
@@ -480,8 +495,15 @@ class H2Exchange implements FilterRequest {
     this.stream.close(NGHTTP2_CANCEL);
   }
 
+  /** Outlier detection hears of an attempt that failed locally. */
+  private failed(endpoint: Endpoint, failure: LocalFailure): void {
+    const outcomes = this.cluster?.outcomes;
+    if (outcomes !== undefined) outcomes.failure(endpoint, failure);
+  }
+
   private timedOut(ms: number): void {
     if (this.done) return;
+    if (!this.stream.headersSent && this.endpoint) this.failed(this.endpoint, 'timeout');
     this.abortUpstream?.();
     if (!this.stream.headersSent) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '');
     else {

@@ -101,12 +101,32 @@ test('cluster: translator output — the STATIC inbound cluster carries its endp
   });
 });
 
-test('cluster: outlier detection from a TrafficPolicy is NACKed by name; a retry budget is decoded', () => {
-  const outlier = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  outlierDetection: { consecutive5xx: 5 }');
-  assert.equal(
-    nack(() => cluster('outbound|8080||web.default', outlier)),
-    'Cluster "outbound|8080||web.default": outlier_detection is not supported by weft proxy yet',
-  );
+test('cluster: outlier detection from a TrafficPolicy is decoded with Envoy defaults for what it leaves out; a retry budget is decoded', () => {
+  const outlier = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  outlierDetection: { consecutive5xx: 3, interval: 2s, maxEjectionPercent: 50 }');
+  assert.deepEqual(cluster('outbound|8080||web.default', outlier).cluster.outlierDetection, {
+    consecutive5xx: 3,
+    enforcingConsecutive5xx: 100,
+    consecutiveGatewayFailure: 5,
+    enforcingConsecutiveGatewayFailure: 0,
+    intervalMs: 2000,
+    baseEjectionTimeMs: 30_000,
+    maxEjectionTimeMs: 300_000,
+    maxEjectionPercent: 50,
+    alwaysEjectOneHost: false,
+    successRate: { enforcing: 0, minimumHosts: 5, requestVolume: 100, stdevFactor: 1900 },
+    failurePercentage: { enforcing: 0, minimumHosts: 5, requestVolume: 50, threshold: 85 },
+  });
+  const hc = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  healthCheck: { type: http, path: /healthz, expectedStatuses: [200, 204] }');
+  assert.deepEqual(cluster('outbound|8080||web.default', hc).cluster.healthCheck, {
+    kind: 'http',
+    intervalMs: 10_000,
+    timeoutMs: 1000,
+    unhealthyThreshold: 3,
+    healthyThreshold: 1,
+    path: '/healthz',
+    host: undefined,
+    expectedStatuses: [[200, 201], [204, 205]],
+  });
   const budget = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  retries: { attempts: 0, budget: { percent: 20 } }');
   assert.deepEqual(cluster('outbound|8080||web.default', budget).cluster.retryBudget, { percent: 20, minConcurrency: 3 });
   assert.equal(cluster('outbound|8080||web.default').cluster.retryBudget, undefined);
@@ -122,6 +142,7 @@ const HPO_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const hpo = (options: Obj) => ({ [HPO_KEY]: anyOf(TYPE_URL.HttpProtocolOptions, options) });
 const eds = (extra: Obj = {}): Obj => ({ name: 'c', type: 'EDS', eds_cluster_config: { eds_config: ADS }, ...extra });
 const decode = (c: Obj) => decodeCluster(wire(TYPE_URL.Cluster, c));
+const HC: Obj = { timeout: { seconds: 1 }, interval: { seconds: 5 }, unhealthy_threshold: { value: 2 }, healthy_threshold: { value: 1 }, tcp_health_check: {} };
 
 test('cluster: hand-written — defaults, service_name, self config source, HIGH thresholds, accepted no-ops', () => {
   const c = decode(eds({ alt_stat_name: 'x', metadata: {} })).cluster;
@@ -162,8 +183,12 @@ test('cluster: hand-written — defaults, service_name, self config source, HIGH
 test('cluster: NACK for every field outside the subset, naming it', () => {
   const tls = { name: 'envoy.transport_sockets.tls', typed_config: anyOf(TYPE_URL.Secret, {}) };
   const cases: [Obj, string][] = [
-    [eds({ outlier_detection: {} }), 'outlier_detection'],
-    [eds({ health_checks: [{ timeout: { seconds: 1 } }] }), 'health_checks'],
+    [eds({ outlier_detection: { consecutive_local_origin_failure: { value: 10 } } }), 'outlier_detection.consecutive_local_origin_failure'],
+    [eds({ outlier_detection: { split_external_local_origin_errors: true } }), 'outlier_detection.split_external_local_origin_errors'],
+    [eds({ health_checks: [{ ...HC, no_traffic_interval: { seconds: 1 } }] }), 'health_checks[0].no_traffic_interval'],
+    [eds({ health_checks: [HC, HC] }), 'health_checks[1]'],
+    [eds({ health_checks: [{ ...HC, tcp_health_check: { send: { text: '00' } } }] }), 'health_checks[0].tcp_health_check.send'],
+    [eds({ health_checks: [{ ...HC, tcp_health_check: undefined, http_health_check: { path: '/', method: 'POST' } }] }), 'health_checks[0].http_health_check.method POST'],
     [eds({ transport_socket: tls }), 'transport_socket'],
     [eds({ maglev_lb_config: { table_size: { value: 7 } } }), 'maglev_lb_config'],
     [eds({ least_request_lb_config: { choice_count: { value: 3 } } }), 'least_request_lb_config'],
@@ -205,6 +230,16 @@ test('cluster: NACK for invalid values', () => {
     [eds({ ring_hash_lb_config: { minimum_ring_size: { value: 10 }, maximum_ring_size: { value: 5 } } }), 'ring_hash_lb_config.minimum_ring_size must be 1-5, got 10'],
     [eds({ ring_hash_lb_config: { maximum_ring_size: { value: 8_388_609 } } }), 'ring_hash_lb_config.maximum_ring_size must be at most 8388608'],
     [{ name: 'c', type: 'EDS' }, 'eds_cluster_config is required for an EDS cluster'],
+    [eds({ outlier_detection: { interval: { seconds: 0 } } }), 'outlier_detection.interval must be above 0'],
+    [eds({ outlier_detection: { max_ejection_percent: { value: 101 } } }), 'outlier_detection.max_ejection_percent must be 0-100, got 101'],
+    [eds({ outlier_detection: { enforcing_success_rate: { value: 200 } } }), 'outlier_detection.enforcing_success_rate must be 0-100, got 200'],
+    [eds({ outlier_detection: { base_ejection_time: { seconds: 60 }, max_ejection_time: { seconds: 30 } } }), 'outlier_detection.max_ejection_time must be at least base_ejection_time'],
+    [eds({ health_checks: [{ ...HC, interval: { seconds: 0 } }] }), 'health_checks[0].interval must be above 0'],
+    [eds({ health_checks: [{ ...HC, timeout: undefined }] }), 'health_checks[0].timeout is required'],
+    [eds({ health_checks: [{ ...HC, unhealthy_threshold: { value: 0 } }] }), 'health_checks[0].unhealthy_threshold must be above 0'],
+    [eds({ health_checks: [{ ...HC, tcp_health_check: undefined }] }), 'health_checks[0].health_checker needs'],
+    [eds({ health_checks: [{ ...HC, tcp_health_check: undefined, http_health_check: { path: 'x' } }] }), 'health_checks[0].http_health_check.path must be an absolute path'],
+    [eds({ health_checks: [{ ...HC, tcp_health_check: undefined, http_health_check: { path: '/', expected_statuses: [{ start: 300, end: 200 }] } }] }), 'health_checks[0].http_health_check.expected_statuses[0] must be a range'],
     [eds({ typed_extension_protocol_options: hpo({}) }), `typed_extension_protocol_options["${HPO_KEY}"] needs explicit_http_config`],
     [eds({ typed_extension_protocol_options: { [HPO_KEY]: anyOf(TYPE_URL.Router, {}) } }), `typed_extension_protocol_options["${HPO_KEY}"] (${TYPE_URL.Router}) is not supported`],
   ];

@@ -173,7 +173,7 @@ test('client: a partly invalid update applies what is valid, NACKs the rest, kee
     const tls = { name: 'tls', typed_config: anyOf(TYPE_URL.Secret, {}) };
     const nonce = s.push(CDS, [
       resource(CDS, 'c2', cluster('c2')),
-      resource(CDS, 'c3', cluster('c3', { outlier_detection: {} })),
+      resource(CDS, 'c3', cluster('c3', { lb_subset_config: {} })),
       resource(CDS, 'c1', cluster('c1', { transport_socket: tls }), '2'),
     ]);
     const nack = await s.next(ofType(CDS));
@@ -181,7 +181,7 @@ test('client: a partly invalid update applies what is valid, NACKs the rest, kee
     assert.equal(nack.error_detail.code, 3);
     assert.equal(
       nack.error_detail.message,
-      'Cluster "c3": outlier_detection is not supported by weft proxy yet; Cluster "c1": transport_socket is not supported by weft proxy yet',
+      'Cluster "c3": lb_subset_config is not supported by weft proxy yet; Cluster "c1": transport_socket is not supported by weft proxy yet',
     );
     assert.deepEqual((await s.next(ofType(EDS))).resource_names_subscribe, ['c2'], 'the valid cluster was applied');
     s.push(EDS, [resource(EDS, 'c2', cla('c2', 9002))]);
@@ -193,7 +193,7 @@ test('client: a partly invalid update applies what is valid, NACKs the rest, kee
     assert.equal(before.clusters.has('c2'), false, 'snapshots are not mutated');
     const cdsStatus = client.status().types.CDS;
     assert.equal(cdsStatus.nacked, true);
-    assert.match(cdsStatus.lastNack!.message, /outlier_detection/);
+    assert.match(cdsStatus.lastNack!.message, /lb_subset_config/);
     assert.equal(cdsStatus.version, before.versions.CDS, 'the version stays the last fully applied one');
 
     // A removal: the cluster and its endpoints leave, EDS unsubscribes.
