@@ -125,7 +125,7 @@ spec:
   endpoints: [{ address: 127.0.0.1, port: ${inPort} }]
   # It calls nothing: its sidecar binds no outbound TCP listener that would clash with the client's.
   dependsOn: []
-${withRetries || withResilience ? policies() : ''}}`;
+${withRetries || withResilience ? policies() : ''}`;
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
     const client = await startWeftProxy('weft-client', ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(outPort)], admin1);
     peers.push(client);

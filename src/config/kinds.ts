@@ -313,6 +313,8 @@ export const trafficPolicySpecSchema = z.strictObject({
       retryOn: z.array(z.enum(RETRY_ON)).min(1).optional(),
       retriableStatusCodes: z.array(z.number().int().min(100).max(599)).optional(),
       perTryTimeout: duration.optional(),
+      /** Retry POST, PATCH and CONNECT on every condition too (default: only when the request never reached the upstream). */
+      nonIdempotent: z.boolean().optional(),
       backoff: z.strictObject({ baseInterval: duration, maxInterval: duration.optional() }).optional(),
       budget: z
         .strictObject({ percent: percent, minRetriesPerSecond: z.number().int().min(0).optional() })

@@ -12,7 +12,8 @@
 //                                  (failurePercentage → failure_percentage_*, off unless configured)
 //   fault                          route typed_per_filter_config["envoy.filters.http.fault"] (see fault.ts);
 //                                  the sidecar's outbound listener gets the fault filter when a route uses it
-//   retries                        route retry_policy; retries.budget → circuit_breakers.thresholds[DEFAULT].retry_budget
+//   retries                        route retry_policy; retries.budget → circuit_breakers.thresholds[DEFAULT].retry_budget;
+//                                  non-idempotent methods get a route of their own (see retry-methods.ts)
 //   timeouts.request               route timeout and max_stream_duration (the default when the rule sets none)
 //   timeouts.streamIdle            route idle_timeout (the stream idle timeout)
 //   timeouts.idle (own service)    the inbound listener's HCM common_http_protocol_options.idle_timeout

@@ -5,6 +5,7 @@ import { attachedHttpRoutes } from './attach';
 import type { Service, ServicePort, TranslateContext } from './context';
 import { isHttpPort, keyOf, sortedPorts } from './context';
 import { withFault } from './fault';
+import { withIdempotentRetries } from './retry-methods';
 import { comparePrecedence, fromGrpcMatch, fromHttpMatch, routeMatch, type NormalMatch } from './matches';
 import {
   DEFAULT_ROUTE_NAME,
@@ -46,7 +47,8 @@ export function servicePortRoutes(ctx: TranslateContext, service: Service, port:
   const parent: Parent = { service, port };
   const { http, grpc } = attachedHttpRoutes(ctx, service, port);
   if (http.length === 0 && grpc.length === 0) {
-    return withFault([{ name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, ...defaultRoute(ctx, parent) }], faultOf(ctx, service), ctx.node.role);
+    const routes = [{ name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, ...defaultRoute(ctx, parent) }];
+    return withFault(withIdempotentRetries(routes, ctx.policies.get(keyOf(service)), port), faultOf(ctx, service), ctx.node.role);
   }
   const sources: { kind: 'HTTPRoute' | 'GRPCRoute'; meta: { name: string; namespace: string }; rules: RuleWithMatches[] }[] = [
     ...http.map((r) => ({
@@ -80,7 +82,8 @@ export function servicePortRoutes(ctx: TranslateContext, service: Service, port:
       });
     });
   }
-  return withFault(entries.sort(compareEntries).map((e) => e.route), faultOf(ctx, service), ctx.node.role);
+  const routes = entries.sort(compareEntries).map((e) => e.route);
+  return withFault(withIdempotentRetries(routes, ctx.policies.get(keyOf(service)), port), faultOf(ctx, service), ctx.node.role);
 }
 
 /** The fault of the called service's TrafficPolicy: it applies to every route of its virtual hosts. */

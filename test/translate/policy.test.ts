@@ -192,6 +192,36 @@ describe('retries', () => {
     assert.equal(route.retry_policy, undefined);
   });
 
+  test('non-idempotent methods get a route of their own that retries only what never reached the upstream', () => {
+    const d = resourcesFor(meshView(service('web', 8080, 'http') + `apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: web }
+spec:
+  targetRef: { name: web }
+  retries: { attempts: 2, retryOn: [5xx, connect-failure], retriableStatusCodes: [409], perTryTimeout: 1s }
+`), sidecar());
+    const routes = d.routes('outbound', 'web.default:8080');
+    assert.deepEqual(routes.map((r: Obj) => r.name), ['default|non-idempotent', 'default']);
+    assertSubset(routes[0].match.headers, [{ name: ':method', string_match: { safe_regex: { regex: '^(POST|PATCH|CONNECT)$' } } }]);
+    assertSubset(routes[0].route.retry_policy, { retry_on: 'connect-failure', num_retries: { value: 2 }, per_try_timeout: { seconds: 1 } });
+    assert.equal(routes[0].route.retry_policy.retriable_status_codes, undefined);
+    assertSubset(routes[1].route.retry_policy, { retry_on: '5xx,connect-failure,retriable-status-codes' });
+  });
+
+  test('nonIdempotent: true, gRPC ports, and safe-only conditions: one route', () => {
+    const one = (yaml: string, svc: string, port: number) => resourcesFor(meshView(yaml), sidecar()).routes('outbound', `${svc}.default:${port}`).map((r: Obj) => r.name);
+    const pol = (name: string, retries: string) => `apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: ${name} }
+spec:
+  targetRef: { name: ${name} }
+  retries: ${retries}
+`;
+    assert.deepEqual(one(service('web', 8080, 'http') + pol('web', '{ attempts: 2, retryOn: [5xx], nonIdempotent: true }'), 'web', 8080), ['default']);
+    assert.deepEqual(one(service('web', 8080, 'http') + pol('web', '{ attempts: 2, retryOn: [connect-failure] }'), 'web', 8080), ['default']);
+    assert.deepEqual(one(service('pay', 50052, 'grpc') + pol('pay', '{ attempts: 2, retryOn: [unavailable] }'), 'pay', 50052), ['default']);
+  });
+
   test('budget → circuit_breakers retry_budget', () => {
     const { cluster } = withPolicy('retries: { attempts: 2, budget: { percent: 20, minRetriesPerSecond: 5 } }');
     assertSubset(cluster.circuit_breakers.thresholds[0].retry_budget, {

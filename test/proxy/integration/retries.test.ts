@@ -115,17 +115,21 @@ before(async () => {
       serviceYaml({ name: 'raw', endpoints: [raw.port] }),
       serviceYaml({ name: 'budgeted', endpoints: [budgeted.port] }),
       serviceYaml({ name: 'pertry', endpoints: [flaky.port] }),
+      serviceYaml({ name: 'idem', endpoints: [flaky.port] }),
+      serviceYaml({ name: 'idemrefuse', endpoints: [refusedPort, good.port] }),
       serviceYaml({ name: 'echo', port: 50051, protocol: 'grpc', endpoints: [echo.port] }),
       serviceYaml({ name: 'h2flaky', port: 81, protocol: 'http2', endpoints: [(h2up.address() as AddressInfo).port] }),
     ),
     'policies.yaml': docs(
-      policy('flaky', '{ attempts: 3, retryOn: [5xx, reset, connect-failure], backoff: { baseInterval: 20ms, maxInterval: 40ms } }'),
+      policy('flaky', '{ attempts: 3, retryOn: [5xx, reset, connect-failure], nonIdempotent: true, backoff: { baseInterval: 20ms, maxInterval: 40ms } }'),
+      policy('idem', '{ attempts: 2, retryOn: [5xx, connect-failure], backoff: { baseInterval: 5ms } }'),
+      policy('idemrefuse', '{ attempts: 2, retryOn: [5xx, connect-failure], backoff: { baseInterval: 5ms } }'),
       policy('norefuse', '{ attempts: 2, retryOn: [connect-failure], backoff: { baseInterval: 5ms } }'),
       policy('raw', '{ attempts: 2, retryOn: [reset], backoff: { baseInterval: 5ms } }'),
       policy('budgeted', '{ attempts: 3, retryOn: [5xx], backoff: { baseInterval: 5ms, maxInterval: 10ms }, budget: { percent: 10, minRetriesPerSecond: 2 } }'),
       policy('pertry', '{ attempts: 2, retryOn: [5xx], perTryTimeout: 100ms, backoff: { baseInterval: 5ms } }'),
       policy('echo', '{ attempts: 3, retryOn: [unavailable], backoff: { baseInterval: 5ms } }'),
-      policy('h2flaky', '{ attempts: 3, retryOn: [5xx], backoff: { baseInterval: 5ms } }'),
+      policy('h2flaky', '{ attempts: 3, retryOn: [5xx], nonIdempotent: true, backoff: { baseInterval: 5ms } }'),
     ),
   });
   sc = await mesh.sidecar();
@@ -195,6 +199,20 @@ test('a POST body is replayed when buffered (small); a large body is not retried
   const large = await request(sc.outboundPort, { host: 'flaky', method: 'POST', path: `/?id=${big}&fail=1&mode=503`, body: Buffer.alloc(100 * 1024, 1) });
   assert.equal(large.status, 503);
   assert.equal(attempts.get(big)!.length, 1, 'a body over 64 KiB is not retried');
+});
+
+test('idempotent methods only: a POST is not retried on 503 unless nonIdempotent, but is on a refused connection; GET, PUT and DELETE are', T, async () => {
+  const post = id();
+  const res = await request(sc.outboundPort, { host: 'idem', method: 'POST', path: `/?id=${post}&fail=1&mode=503`, body: 'order' });
+  assert.equal(res.status, 503, 'the POST got the upstream answer');
+  assert.equal(attempts.get(post)!.length, 1, 'a POST reached the upstream once');
+  for (const method of ['GET', 'PUT', 'DELETE']) {
+    const r = id();
+    assert.equal((await request(sc.outboundPort, { host: 'idem', method, path: `/?id=${r}&fail=1&mode=503` })).status, 200, method);
+    assert.equal(attempts.get(r)!.length, 2, `${method} retried`);
+  }
+  // Nothing reached the refused endpoint: safe to try another, POST or not.
+  for (let i = 0; i < 6; i++) assert.equal((await request(sc.outboundPort, { host: 'idemrefuse', method: 'POST', path: '/', body: 'x' })).status, 200);
 });
 
 test('no retry once the response started; a reset before it is retried', T, async () => {
