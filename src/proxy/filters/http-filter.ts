@@ -52,16 +52,41 @@ export interface FilterRun {
   flags: string;
 }
 
+/** Who runs the chain: told once whether the request goes on (undefined) or is answered (a reply). */
+export interface FilterHost {
+  filtersDone(reply: LocalReplySpec | undefined, run: FilterRun): void;
+}
+
+/** The run of a chain that finished synchronously: nothing to cancel, no flags. */
+const SYNC_RUN: FilterRun = Object.freeze({ flags: '', cancel() {} });
+
 /**
- * Runs `filters` from the first. `done(undefined)` means the request goes on
- * to the router; `done(reply)` means it is answered locally. Synchronous when
- * no filter delays.
+ * Runs `filters` from the first and tells `host` the outcome. A chain whose
+ * filters all answer at once (the common case) allocates nothing; only a
+ * delay or a wait makes a run that can be cancelled.
  */
-export function runRequestFilters(
+export function runRequestFilters(filters: readonly HttpFilter[], req: FilterRequest, route: Route, host: FilterHost): FilterRun {
+  for (let i = 0; i < filters.length; i++) {
+    const verdict = filters[i].decodeHeaders(req, route);
+    if (verdict === undefined) continue;
+    if (verdict.kind === 'reply') {
+      host.filtersDone(verdict.reply, SYNC_RUN);
+      return SYNC_RUN;
+    }
+    return runAsync(filters, i, verdict, req, route, host);
+  }
+  host.filtersDone(undefined, SYNC_RUN);
+  return SYNC_RUN;
+}
+
+/** The rest of a chain after filter `at` asked to delay or wait. */
+function runAsync(
   filters: readonly HttpFilter[],
+  at: number,
+  first: Exclude<FilterVerdict, undefined | { kind: 'reply' }>,
   req: FilterRequest,
   route: Route,
-  done: (reply: LocalReplySpec | undefined, run: FilterRun) => void,
+  host: FilterHost,
 ): FilterRun {
   let timer: NodeJS.Timeout | undefined;
   let cancelled = false;
@@ -72,32 +97,33 @@ export function runRequestFilters(
       clearTimeout(timer);
     },
   };
+  const hold = (i: number, verdict: typeof first): void => {
+    const next = i + 1;
+    if (verdict.kind === 'wait') {
+      verdict.until.then((reply) => {
+        if (cancelled) return;
+        if (reply) host.filtersDone(reply, run);
+        else step(next);
+      });
+      return;
+    }
+    run.flags = run.flags ? `${run.flags},${verdict.flag}` : verdict.flag;
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (cancelled) return;
+      if (verdict.then) return host.filtersDone(verdict.then, run);
+      step(next);
+    }, verdict.ms);
+  };
   const step = (i: number): void => {
     for (; i < filters.length; i++) {
       const verdict = filters[i].decodeHeaders(req, route);
       if (!verdict) continue;
-      if (verdict.kind === 'reply') return done(verdict.reply, run);
-      if (verdict.kind === 'wait') {
-        const next = i + 1;
-        verdict.until.then((reply) => {
-          if (cancelled) return;
-          if (reply) done(reply, run);
-          else step(next);
-        });
-        return;
-      }
-      run.flags = run.flags ? `${run.flags},${verdict.flag}` : verdict.flag;
-      const next = i + 1;
-      timer = setTimeout(() => {
-        timer = undefined;
-        if (cancelled) return;
-        if (verdict.then) return done(verdict.then, run);
-        step(next);
-      }, verdict.ms);
-      return;
+      if (verdict.kind === 'reply') return host.filtersDone(verdict.reply, run);
+      return hold(i, verdict);
     }
-    done(undefined, run);
+    host.filtersDone(undefined, run);
   };
-  step(0);
+  hold(at, first);
   return run;
 }

@@ -11,7 +11,7 @@ import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
-import { runRequestFilters, type FilterRequest, type FilterRun } from '../filters/http-filter';
+import { runRequestFilters, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
 import { startShadows, type Shadow } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
@@ -30,7 +30,7 @@ const MAX_QUEUED_BODY = 256 * 1024;
 
 type Framing = { kind: 'none' } | { kind: 'length'; remaining: number } | { kind: 'chunked'; scanner: ChunkedScanner } | { kind: 'eof' };
 
-export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
+export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, BridgeHost {
   readonly method: string;
   readonly host: string;
   readonly path: string;
@@ -80,6 +80,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
   streamIdleTimeoutMs: number;
   /** Mirror copies still receiving the request body. */
   private shadows: Shadow[] | undefined;
+  /** The runtime the request started on, kept while filters hold it. */
+  private runtime: Runtime | undefined;
   /** Flags the filters noted without answering (FI for an injected delay). */
   private filterFlags = '';
 
@@ -120,12 +122,16 @@ export class Exchange implements UpstreamHandler, FilterRequest, BridgeHost {
     if (!match) return this.reply(404, 'NR', `no route for ${this.head.host}${this.head.path}`, '');
     this.route = match.route;
     if (filters.length === 0) return this.routeRequest(runtime, match.route);
-    this.filterRun = runRequestFilters(filters, this, match.route, (reply, run) => {
-      this.filterFlags = run.flags;
-      if (this.finished) return;
-      if (reply) return this.reply(reply.status, reply.flag, reply.detail, '', false, reply.headers);
-      this.routeRequest(runtime, match.route);
-    });
+    this.runtime = runtime;
+    this.filterRun = runRequestFilters(filters, this, match.route, this);
+  }
+
+  /** FilterHost: the filters let the request go on, or answered it. */
+  filtersDone(reply: LocalReplySpec | undefined, run: FilterRun): void {
+    this.filterFlags = run.flags;
+    if (this.finished) return;
+    if (reply) return this.reply(reply.status, reply.flag, reply.detail, '', false, reply.headers);
+    this.routeRequest(this.runtime!, this.route!);
   }
 
   /** The router: the route's action, then cluster, circuit breaker, endpoint. */

@@ -12,7 +12,7 @@ import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
-import { runRequestFilters, type FilterRequest, type FilterRun } from '../filters/http-filter';
+import { runRequestFilters, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
 import { startShadows } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
@@ -73,7 +73,7 @@ export class H2Downstream {
   }
 }
 
-class H2Exchange implements FilterRequest {
+class H2Exchange implements FilterRequest, FilterHost {
   readonly method: string;
   readonly host: string;
   readonly path: string;
@@ -107,6 +107,8 @@ class H2Exchange implements FilterRequest {
   /** The HTTP filters' run of this request (cancelled if the client leaves during a delay); unset when none runs. */
   private filterRun: FilterRun | undefined;
   private filterFlags = '';
+  /** What the router needs once the filters let the request go on. */
+  private held: { runtime: Runtime; route: Route } | undefined;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -130,14 +132,18 @@ class H2Exchange implements FilterRequest {
     const match = table?.match(this);
     if (!match) return this.reply(404, 'NR', `no route for ${this.host}${this.path}`, '');
     if (filters.length === 0) return this.routeRequest(runtime, match.route);
-    this.filterRun = runRequestFilters(filters, this, match.route, (reply, run) => {
-      this.filterFlags = run.flags;
-      if (this.done || this.stream.destroyed) return;
-      if (reply) return this.reply(reply.status, reply.flag, reply.detail, '', reply.headers ?? [], reply.grpcStatus);
-      this.routeRequest(runtime, match.route);
-    });
+    this.held = { runtime, route: match.route };
+    this.filterRun = runRequestFilters(filters, this, match.route, this);
     // The client may go away while a filter holds the request.
     if (!this.done) this.stream.once('close', () => this.filterRun?.cancel());
+  }
+
+  /** FilterHost: the filters let the request go on, or answered it. */
+  filtersDone(reply: LocalReplySpec | undefined, run: FilterRun): void {
+    this.filterFlags = run.flags;
+    if (this.done || this.stream.destroyed) return;
+    if (reply) return this.reply(reply.status, reply.flag, reply.detail, '', reply.headers ?? [], reply.grpcStatus);
+    this.routeRequest(this.held!.runtime, this.held!.route);
   }
 
   get sourceAddress(): string | undefined {

@@ -13,8 +13,8 @@ function filter(name: string, verdict: FilterVerdict, seen: string[]): HttpFilte
 test('filters run in order; the first local reply stops the chain, synchronously', () => {
   const seen: string[] = [];
   let answer: unknown = 'not called';
-  runRequestFilters([filter('a', undefined, seen), filter('b', { kind: 'reply', reply: { status: 429, flag: 'RL', detail: 'x' } }, seen), filter('c', undefined, seen)], req, route, (reply) => {
-    answer = reply;
+  runRequestFilters([filter('a', undefined, seen), filter('b', { kind: 'reply', reply: { status: 429, flag: 'RL', detail: 'x' } }, seen), filter('c', undefined, seen)], req, route, {
+    filtersDone: (reply) => (answer = reply),
   });
   assert.deepEqual(seen, ['a', 'b']);
   assert.deepEqual(answer, { status: 429, flag: 'RL', detail: 'x' });
@@ -24,9 +24,11 @@ test('a delay holds the request, notes its flag, then the next filters run', asy
   const seen: string[] = [];
   const t0 = performance.now();
   const flags = await new Promise<string>((resolve) => {
-    runRequestFilters([filter('delay', { kind: 'delay', ms: 30, flag: 'DI' }, seen), filter('after', undefined, seen)], req, route, (reply, run) => {
-      assert.equal(reply, undefined);
-      resolve(run.flags);
+    runRequestFilters([filter('delay', { kind: 'delay', ms: 30, flag: 'DI' }, seen), filter('after', undefined, seen)], req, route, {
+      filtersDone(reply, run) {
+        assert.equal(reply, undefined);
+        resolve(run.flags);
+      },
     });
   });
   assert.ok(performance.now() - t0 >= 29);
@@ -37,8 +39,8 @@ test('a delay holds the request, notes its flag, then the next filters run', asy
 test('cancel during a delay: the chain never continues', async () => {
   const seen: string[] = [];
   let called = false;
-  const run = runRequestFilters([filter('delay', { kind: 'delay', ms: 10, flag: 'DI' }, seen), filter('after', undefined, seen)], req, route, () => {
-    called = true;
+  const run = runRequestFilters([filter('delay', { kind: 'delay', ms: 10, flag: 'DI' }, seen), filter('after', undefined, seen)], req, route, {
+    filtersDone: () => (called = true),
   });
   run.cancel();
   await new Promise((r) => setTimeout(r, 30));
