@@ -17,7 +17,7 @@
 // gRPC request gets the grpc-status (the configured one, else gRPC's mapping
 // of the HTTP status). Both dice are rolled at request-head time.
 import { TYPE_URL } from '../../xds/type-urls';
-import { headerMatcher } from '../config/decode-route';
+import { headerMatcher } from '../config/decode-matchers';
 import { onlyFields, type FieldPath } from '../config/nack';
 import { durationMs, u32, type Obj } from '../config/read-proto';
 import type { HeaderMatcher, Route } from '../config/types';
