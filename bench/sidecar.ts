@@ -4,13 +4,16 @@
 // HTTP/1.1 with wrk -t1 -c32; HTTP/2 (h2c) with h2load; TCP; two hops
 // (client sidecar → server sidecar → app); and the proxy's RSS.
 //
-//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries | --resilience]
+//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries | --resilience] [--tracing <ratio>]
 //
 // --retries gives the upstream services a TrafficPolicy with retries (nothing fails, so
 // nothing is retried): what a retry policy costs a request that succeeds.
 // --resilience gives them every resilience policy at once, none of which fires: retries
 // with a budget, circuit breakers, outlier detection, a stream idle timeout, a fault
 // filter at 0 %, and (on the two-hop server) a local rate limit that never trips.
+// --tracing <ratio> adds a second client sidecar with tracing on (`--otlp-endpoint` to a
+// local sink that accepts OTLP and discards it, `--trace-sample <ratio>`); the http1 case
+// then runs only the plain client sidecar and the tracing one (a warm-up and a run each).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -40,6 +43,7 @@ const connections = Number(arg('connections', '32'));
 const only = new Set(arg('only', 'http1,h2,tcp,twohop').split(','));
 const withRetries = process.argv.includes('--retries');
 const withResilience = process.argv.includes('--resilience');
+const tracingRatio = process.argv.includes('--tracing') ? Number(arg('tracing', '1')) : undefined;
 const BODY_BYTES = 100;
 
 interface Row {
@@ -54,6 +58,16 @@ function line(r: Row, peer?: Row): string {
   const rel = peer ? ` | ${ratio(r.result.rps, peer.result.rps)}× rps, ${ratio(r.result.p50ms, peer.result.p50ms)}× p50, ${ratio(r.result.p99ms, peer.result.p99ms)}× p99 vs ${peer.name}` : '';
   return `${r.group.padEnd(7)} ${r.name.padEnd(22)} ${r.result.rps.toFixed(0).padStart(8)} req/s  p50 ${r.result.p50ms.toFixed(3)} ms  p99 ${Number.isNaN(r.result.p99ms) ? '  -  ' : r.result.p99ms.toFixed(3)} ms  errors ${r.result.errors}${r.rssMiB ? `  rss ${r.rssMiB.toFixed(0)} MiB` : ''}${rel}`;
 }
+
+/** The tracing client (--tracing) calls only \`upstream\`: no TCP listener that would clash with the plain client's. */
+const TRACED_SERVICE = `---
+apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: bench-traced }
+spec:
+  ports: [{ name: http, port: 80, protocol: http }]
+  dependsOn: [{ name: upstream }]
+`;
 
 /** TrafficPolicies for --retries or --resilience. */
 function policies(): string {
@@ -125,7 +139,7 @@ spec:
   endpoints: [{ address: 127.0.0.1, port: ${inPort} }]
   # It calls nothing: its sidecar binds no outbound TCP listener that would clash with the client's.
   dependsOn: []
-${withRetries || withResilience ? policies() : ''}`;
+${withRetries || withResilience ? policies() : ''}${tracingRatio !== undefined ? TRACED_SERVICE : ''}`;
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
     const client = await startWeftProxy('weft-client', ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(outPort)], admin1);
     peers.push(client);
@@ -135,6 +149,19 @@ ${withRetries || withResilience ? policies() : ''}`;
       admin2,
     );
     peers.push(server);
+    let traced: Peer | undefined;
+    let tracedPort = 0;
+    if (tracingRatio !== undefined) {
+      const [sinkPort, admin3] = await Promise.all([freePort(), freePort()]);
+      tracedPort = await freePort();
+      peers.push(await startOtlpSink(sinkPort));
+      traced = await startWeftProxy(
+        'weft-traced',
+        ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-traced', '--outbound-port', String(tracedPort), '--otlp-endpoint', `http://127.0.0.1:${sinkPort}/v1/traces`, '--trace-sample', String(tracingRatio)],
+        admin3,
+      );
+      peers.push(traced);
+    }
     await waitForPort(tcpPort);
     const idleRss = rssMiB(client.pid);
 
@@ -148,7 +175,11 @@ ${withRetries || withResilience ? policies() : ''}`;
     };
     const w = (url: string, headers: string[] = []) => () => wrk(url, connections, seconds, headers);
 
-    if (only.has('http1')) {
+    if (only.has('http1') && traced) {
+      const plain = run('http1', 'weft', w(`http://127.0.0.1:${outPort}/`, ['Host: upstream']), client.pid);
+      const withTracing = run('http1', `weft tracing ${tracingRatio}`, w(`http://127.0.0.1:${tracedPort}/`, ['Host: upstream']), traced.pid);
+      console.log('\n' + line(withTracing, plain) + '\n');
+    } else if (only.has('http1')) {
       const direct = run('http1', 'direct', w(`http://127.0.0.1:${upPort}/`));
       const ha = run('http1', 'haproxy', w(`http://127.0.0.1:${haPort}/`));
       const ngx = run('http1', 'nginx proxy_pass', w(`http://127.0.0.1:${ngxPort}/`));
@@ -183,6 +214,19 @@ ${withRetries || withResilience ? policies() : ''}`;
     await stopAll();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** An OTLP/HTTP collector that accepts every export and keeps nothing, in its own process (wrk blocks this one). */
+async function startOtlpSink(port: number): Promise<Peer> {
+  const { spawn } = await import('node:child_process');
+  const code = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => s.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 }).end()); }).listen(${port}, '127.0.0.1');`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+  await waitForPort(port);
+  return {
+    name: 'otlp-sink',
+    pid: child.pid!,
+    stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM')))),
+  };
 }
 
 async function startH2Upstream(dir: string, port: number): Promise<Peer> {

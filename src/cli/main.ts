@@ -9,6 +9,23 @@ function portNumber(value: string): number {
   return n;
 }
 
+function sampleRatio(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('expected a ratio between 0 and 1 (e.g. 0.1)');
+  return n;
+}
+
+function otlpEndpoint(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('expected a URL, e.g. http://127.0.0.1:4318/v1/traces');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('expected an http:// or https:// URL');
+  return value;
+}
+
 /** An action that loads its command module on first use. */
 function lazy(module: string, fn: string) {
   return (...args: unknown[]) => require(`./commands/${module}`)[fn](...args);
@@ -56,6 +73,8 @@ export function buildProgram(): Command {
     .option('--inbound-port <port>', 'where callers reach this instance (default 15006)', portNumber)
     .option('--app-port <port>', 'where the local app listens', portNumber)
     .option('--admin-port <port>', 'admin port: /ready /stats/prometheus /config_dump /clusters', portNumber, 15020)
+    .option('--otlp-endpoint <url>', 'tracing: send spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318/v1/traces); off without it', otlpEndpoint)
+    .option('--trace-sample <ratio>', 'tracing: share of new traces recorded, 0-1 (callers\' decisions are followed)', sampleRatio, 1)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('proxy', 'runProxy'));
 
@@ -74,6 +93,8 @@ export function buildProgram(): Command {
     .option('--inbound-port <port>', "the sidecar's port for callers (default: a free port)", portNumber)
     .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
+    .option('--otlp-endpoint <url>', "tracing: the sidecar's OTLP/HTTP collector (e.g. http://127.0.0.1:4318/v1/traces); off without it", otlpEndpoint)
+    .option('--trace-sample <ratio>', 'tracing: share of new traces recorded, 0-1', sampleRatio, 1)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('run', 'runRun'));
 

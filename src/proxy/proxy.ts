@@ -4,6 +4,7 @@
 // the runtime they started with.
 import type * as http from 'node:http';
 import type { Logger } from '../observe/log';
+import { ProxyTracer, type TracingOptions } from '../observe/tracing/proxy-tracer';
 import { XdsClient } from '../xds/client/ads-client';
 import { NODE_METADATA } from '../xds/node-info';
 import { startAdminServer } from './admin/admin-server';
@@ -27,6 +28,8 @@ export interface ProxyOptions {
   appPort?: number;
   adminPort: number;
   log: Logger;
+  /** Tracing: spans exported to an OTLP/HTTP collector; off when absent. */
+  tracing?: TracingOptions;
 }
 
 const EMPTY_CONFIG: ProxyConfig = {
@@ -46,13 +49,16 @@ export class Proxy {
   adminPort = 0;
   private applying: Promise<void> = Promise.resolve();
   private readonly h2 = new H2Downstream();
+  readonly tracer: ProxyTracer | undefined;
 
   constructor(
     readonly opts: ProxyOptions,
     readonly xds: XdsClient,
   ) {
     const h2 = this.h2;
+    if (opts.tracing) this.tracer = new ProxyTracer(opts.tracing, { service: opts.service, namespace: opts.namespace, nodeId: opts.nodeId });
     this.listeners = new ListenerManager({
+      tracer: this.tracer,
       runtime: () => this.runtime,
       stats: this.stats,
       log: opts.log,
@@ -124,6 +130,7 @@ export class Proxy {
     out.push(...endpointHealthMetrics(this.runtime));
     out.push('# HELP weft_xds_connected Whether the xDS stream to the control plane is up.', '# TYPE weft_xds_connected gauge');
     out.push(`weft_xds_connected ${this.xds.status().connected ? 1 : 0}`);
+    if (this.tracer) out.push(...this.tracer.metrics());
     return out;
   }
 
@@ -139,6 +146,7 @@ export class Proxy {
     await this.listeners.close(drainMs);
     this.runtime.close();
     closeFilterEnv(this.runtime.filterState);
+    await this.tracer?.close();
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
   }
 }

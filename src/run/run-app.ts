@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import type { Logger } from '../observe/log';
+import type { TracingOptions } from '../observe/tracing/proxy-tracer';
 import { startProxy } from '../proxy/proxy';
 import { RegistrationClient } from './registration-client';
 
@@ -28,6 +29,8 @@ export interface RunOptions {
   stopGraceMs: number;
   command: string[];
   log: Logger;
+  /** The sidecar's tracing (weft run --otlp-endpoint / --trace-sample). */
+  tracing?: TracingOptions;
 }
 
 export async function runApp(opts: RunOptions): Promise<number> {
@@ -45,6 +48,7 @@ export async function runApp(opts: RunOptions): Promise<number> {
     appPort: opts.port,
     adminPort: opts.adminPort ?? 0,
     log,
+    tracing: opts.tracing,
   });
   try {
     await proxy.waitReady(30_000);

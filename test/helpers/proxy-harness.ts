@@ -13,6 +13,7 @@ import { startControlPlane, type ControlPlane } from '../../src/control/control-
 import { silentLogger, type Logger } from '../../src/observe/log';
 import type { ProxyConfig } from '../../src/proxy/config/types';
 import { startProxy, type Proxy } from '../../src/proxy/proxy';
+import type { TracingOptions } from '../../src/observe/tracing/proxy-tracer';
 import type { Runtime } from '../../src/proxy/runtime';
 import { tempDir, waitFor } from './tmp';
 
@@ -85,6 +86,8 @@ export interface SidecarOptions {
   inboundPort?: number;
   appPort?: number;
   log?: Logger;
+  /** Tracing on, to this collector. */
+  tracing?: TracingOptions;
 }
 
 export class Sidecar {
@@ -188,6 +191,7 @@ export class Mesh {
       appPort: opts.appPort,
       adminPort: 0,
       log: opts.log ?? silentLogger,
+      tracing: opts.tracing,
     });
     const sc = new Sidecar(proxy, outboundPort, inboundPort);
     this.sidecars.push(sc);

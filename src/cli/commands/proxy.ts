@@ -14,12 +14,15 @@ export interface ProxyCommandOptions {
   appPort?: number;
   adminPort: number;
   logLevel: LogLevel;
+  otlpEndpoint?: string;
+  traceSample: number;
 }
 
 export async function runProxy(opts: ProxyCommandOptions): Promise<void> {
   const log = jsonLogger(opts.logLevel);
   const nodeId = opts.nodeId ?? `${opts.service ?? 'proxy'}~${os.hostname()}~${crypto.randomBytes(3).toString('hex')}`;
-  const proxy = await startProxy({ ...opts, nodeId, log });
+  const tracing = opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSample } : undefined;
+  const proxy = await startProxy({ ...opts, nodeId, log, tracing });
   process.stdout.write(`weft proxy ${nodeId}: xDS ${opts.xds}, admin http://127.0.0.1:${proxy.adminPort}/\n`);
   let stopping = false;
   const stop = (signal: string) => {

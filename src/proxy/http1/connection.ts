@@ -5,6 +5,7 @@
 // before a byte of it reaches an upstream.
 import type * as net from 'node:net';
 import type { Logger } from '../../observe/log';
+import type { ProxyTracer } from '../../observe/tracing/proxy-tracer';
 import type { HttpFilter } from '../filters/http-filter';
 import type { CompiledRouteTable } from '../router/route-table';
 import type { Runtime } from '../runtime';
@@ -34,6 +35,8 @@ export interface HttpChainContext {
   /** The listener's stream idle timeout (a route may override it) and downstream connection idle timeout; 0 = never. */
   streamIdleTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Set when tracing is on (a collector was given); unset, requests pass with their heads untouched. */
+  tracer?: ProxyTracer;
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');

@@ -13,6 +13,8 @@ import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
 import { runRequestFilters, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
 import { startShadows, type Shadow } from '../mirror';
+import { PROPAGATION_FIELDS } from '../../observe/tracing/propagation';
+import type { RequestTrace } from '../../observe/tracing/proxy-tracer';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { effectiveStatus } from '../upstream/outlier-detector';
@@ -84,6 +86,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   private runtime: Runtime | undefined;
   /** Flags the filters noted without answering (FI for an injected delay). */
   private filterFlags = '';
+  /** This request's span and the context for the next hop; unset when tracing is off. */
+  trace: RequestTrace | undefined;
 
   constructor(
     private readonly conn: Http1Connection,
@@ -114,6 +118,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
 
   start(): void {
     if (this.finished) return; // the body bytes that came with the head were malformed: refused already
+    const tracer = this.conn.ctx.tracer;
+    if (tracer) this.trace = tracer.start(this.conn.ctx.direction, this, `1.${this.head.minor}`, this.sourceAddress);
     const { runtime, table, filters } = this.conn.ctx.resolve();
     if (this.head.method === 'CONNECT') {
       return this.reply(501, 'NR', 'CONNECT tunnels are not supported by this listener', '');
@@ -276,7 +282,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       const hasBody = this.head.body.kind === 'length' && this.head.body.length > 0;
       this.queued = undefined;
       this.queuedBytes = 0;
-      this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody, this.attempt);
+      this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody, this.attempt, this.trace);
       if (hasBody) {
         for (const chunk of this.replay ?? []) this.bridge.write(chunk);
         this.bridge.end();
@@ -300,7 +306,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const path = action.prefixRewrite !== undefined || action.regexRewrite ? rewritePath(this.head.path, action, route.match) : this.head.path;
     const hasBody = this.head.body.kind === 'length' && this.head.body.length > 0;
     if (action.retry) this.startRetries(action.retry);
-    this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody, this.retry ? this.attempt : undefined);
+    this.bridge = new H2Bridge(this, this.head, path, route, action, cluster, endpoint, hasBody, this.retry ? this.attempt : undefined, this.trace);
     if (this.queued) for (const chunk of this.queued.splice(0)) this.bridge.write(chunk);
     this.queuedBytes = 0;
     // The whole body may have come with the head, before the bridge existed.
@@ -399,7 +405,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const head = this.head;
     const route = this.route!;
     const action = route.action as RouteAction;
-    if (this.retry) return this.rebuiltHead(head, route, action);
+    if (this.retry || this.trace) return this.rebuiltHead(head, route, action);
     const unchanged =
       head.minor === 1 &&
       !head.absoluteForm &&
@@ -422,6 +428,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       remove: route.requestHeadersToRemove,
       host: action.hostRewrite ?? (head.absoluteForm ? head.host : undefined),
     };
+    // Tracing: the received context gives way to the one whose parent is this sidecar's span.
+    if (this.trace) traceChanges(changes, this.trace);
     return buildHead(`${head.method} ${path} HTTP/1.${head.minor}`, head.headers, {
       changes,
       chunked: head.body.kind === 'chunked',
@@ -670,6 +678,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.finished = true;
     clearTimeout(this.timer);
     this.stats?.response(101, performance.now() - this.started);
+    if (this.trace) this.endTrace(101, '');
     this.cluster?.load.ended(this.endpoint!);
     up.handler = undefined;
     this.conn.detach();
@@ -737,10 +746,16 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       if (this.retrySlot) this.cluster!.load.retries--;
       this.retrySlot = false;
     }
+    if (this.trace) this.endTrace(status, flag);
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
     this.endpoint = undefined;
     if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     this.stats?.response(status, performance.now() - this.started, flag || undefined);
+  }
+
+  private endTrace(status: number, flag: string): void {
+    if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
+    this.conn.ctx.tracer!.end(this.trace!, { status, flag, cluster: this.cluster?.config.name, endpoint: this.endpoint?.key, route: this.route?.name });
   }
 
   /** Answers locally. The connection stays open only when no request body is pending and nothing was sent. */
@@ -793,6 +808,14 @@ function toFraming(body: RequestHead['body'] | ResponseHead['body']): Framing {
     default:
       return body;
   }
+}
+
+/** The propagation fields a request came with are replaced by the trace's. */
+function traceChanges(changes: HeadChanges, trace: RequestTrace): void {
+  const add = changes.add.slice();
+  for (let i = 0; i < trace.headers.length; i += 2) add.push({ name: trace.headers[i], value: trace.headers[i + 1], append: false });
+  changes.add = add;
+  changes.remove = [...changes.remove, ...PROPAGATION_FIELDS];
 }
 
 function splitQuery(path: string): [string, string] {

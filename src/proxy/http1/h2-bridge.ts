@@ -4,6 +4,7 @@
 // HTTP/1.0 client cannot read chunked framing: its body ends with the connection.
 import * as http2 from 'node:http2';
 import type { Endpoint, Route, RouteAction } from '../config/types';
+import { setTraceHeaders, type RequestTrace } from '../../observe/tracing/proxy-tracer';
 import type { LocalFailure } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import { isH2Forbidden } from '../http2/session-pool';
@@ -47,6 +48,8 @@ export class H2Bridge {
     hasBody: boolean,
     /** With a retry policy: x-envoy-attempt-count. */
     attempt?: number,
+    /** With tracing: the context for the next hop. */
+    trace?: RequestTrace,
   ) {
     this.untilClose = head.minor === 0;
     this.keepAlive = head.keepAlive;
@@ -60,6 +63,7 @@ export class H2Bridge {
     }
     for (const h of route.requestHeadersToAdd) headers[h.name.toLowerCase()] = h.value;
     if (attempt !== undefined) headers['x-envoy-attempt-count'] = String(attempt);
+    if (trace) setTraceHeaders(headers, trace);
     this.up = cluster.h2Pool().session(endpoint).request(headers, { endStream: !hasBody });
     this.up.on('drain', () => !this.dead && host.resumeDownstream());
     this.up.on('response', (h, flags) => {

@@ -14,6 +14,7 @@ import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
 import { runRequestFilters, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
 import { startShadows } from '../mirror';
+import { setTraceHeaders, type RequestTrace } from '../../observe/tracing/proxy-tracer';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
 import { effectiveStatus } from '../upstream/outlier-detector';
@@ -109,6 +110,9 @@ class H2Exchange implements FilterRequest, FilterHost {
   private filterFlags = '';
   /** What the router needs once the filters let the request go on. */
   private held: { runtime: Runtime; route: Route } | undefined;
+  /** This request's span and the context for the next hop; unset when tracing is off. */
+  trace: RequestTrace | undefined;
+  private route: Route | undefined;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -128,9 +132,11 @@ class H2Exchange implements FilterRequest, FilterHost {
   }
 
   start(): void {
+    if (this.ctx.tracer) this.trace = this.ctx.tracer.start(this.ctx.direction, this, '2', this.sourceAddress);
     const { runtime, table, filters } = this.ctx.resolve();
     const match = table?.match(this);
     if (!match) return this.reply(404, 'NR', `no route for ${this.host}${this.path}`, '');
+    this.route = match.route;
     if (filters.length === 0) return this.routeRequest(runtime, match.route);
     this.held = { runtime, route: match.route };
     this.filterRun = runRequestFilters(filters, this, match.route, this);
@@ -298,6 +304,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     for (const h of route.requestHeadersToAdd) out[h.name] = h.value;
     const retry = this.retry;
     if (retry) out['x-envoy-attempt-count'] = String(this.attempt);
+    if (this.trace) setTraceHeaders(out, this.trace);
     let up: http2.ClientHttp2Stream;
     try {
       // A request whose HEADERS ended the stream (a GET) needs no body pipe.
@@ -354,6 +361,7 @@ class H2Exchange implements FilterRequest, FilterHost {
       for (const h of route.responseHeadersToAdd) res[h.name] = h.value;
       // Node sets endAfterHeaders only after 'response': the frame's END_STREAM flag says it now.
       if (trailersOnly) {
+        if (this.trace && headers['grpc-status'] !== undefined) this.trace.grpcStatus = Number(headers['grpc-status']);
         // Trailers-only (a gRPC error): the status travels in these headers.
         this.stream.respond(res, { endStream: true });
         return this.finish(status, '');
@@ -376,6 +384,7 @@ class H2Exchange implements FilterRequest, FilterHost {
       });
     });
     up.on('trailers', (t) => {
+      if (this.trace && t['grpc-status'] !== undefined) this.trace.grpcStatus = Number(t['grpc-status']);
       trailers = {};
       copyHeaders(t, trailers, []);
     });
@@ -419,6 +428,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     for (const h of route.requestHeadersToAdd) headers[h.name] = h.value;
     const retry = this.retry;
     if (retry) headers['x-envoy-attempt-count'] = String(this.attempt);
+    if (this.trace) setTraceHeaders(headers, this.trace);
     const req = http.request({
       host: endpoint.address,
       port: endpoint.port,
@@ -555,6 +565,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     }
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
     if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
+    if (this.trace) this.ctx.tracer!.end(this.trace, { status, flag, cluster: this.cluster?.config.name, endpoint: this.endpoint?.key, route: this.route?.name });
     this.stats?.response(status, performance.now() - this.started, flag || undefined);
   }
 }

@@ -4,6 +4,7 @@
 // old), a removed one stops accepting and lets its connections drain.
 import * as net from 'node:net';
 import type { Logger } from '../../observe/log';
+import type { ProxyTracer } from '../../observe/tracing/proxy-tracer';
 import type { FilterChain, HttpNetworkFilter, ListenerConfig } from '../config/types';
 import type { CompiledRouteTable } from '../router/route-table';
 import { Http1Connection, type HttpChainContext, type ResolvedChain } from '../http1/connection';
@@ -18,6 +19,7 @@ export interface ListenerDeps {
   log: Logger;
   /** Takes over a downstream connection that opened with the HTTP/2 preface. */
   h2?: (socket: net.Socket, firstBytes: Buffer, chain: HttpChainContext) => void;
+  tracer?: ProxyTracer;
 }
 
 interface BoundListener {
@@ -147,6 +149,7 @@ export class ListenerManager {
       log: deps.log,
       streamIdleTimeoutMs: network.streamIdleTimeoutMs,
       idleTimeoutMs: network.idleTimeoutMs,
+      tracer: deps.tracer,
       resolve() {
         const rt = deps.runtime();
         if (resolved?.runtime !== rt) {
