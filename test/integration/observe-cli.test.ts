@@ -49,7 +49,6 @@ function collect(): { out: { write(t: string): boolean }; text: () => string } {
 }
 
 before(async () => {
-  exitGuard();
   v1 = await HttpUpstream.start('v1');
   v2 = await HttpUpstream.start('v2');
   orders = await HttpUpstream.start('orders');
@@ -68,6 +67,7 @@ before(async () => {
 });
 
 after(async () => {
+  exitGuard();
   await mesh?.close();
   await Promise.all([v1, v2, orders].map((u) => u?.close()));
 });
