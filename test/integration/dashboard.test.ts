@@ -67,6 +67,14 @@ test('the dashboard shows the demo mesh live: services, calls with their rates, 
     const label = await page.locator('#topology [data-edge="storefront.default->product.default"] .edge-label').textContent();
     assert.match(label ?? '', /rps · \d+(\.\d)?% · p99 \d/);
 
+    // A service's page: its endpoints (registered by weft run) and the policy that targets it.
+    await page.locator('#topology [data-service="payment.default"]').click();
+    await page.locator('#endpoints-table tbody tr').first().waitFor({ timeout: 10_000 });
+    const servicePage = (await page.locator('main').textContent()) ?? '';
+    assert.match(servicePage, /TrafficPolicy default\/payment/);
+    assert.match(servicePage, /outlierDetection/);
+    await page.goto(`http://127.0.0.1:${demo.apiPort}/#/`);
+
     // A broken resource in the watched directory: the error shows on the page, no reload.
     fs.writeFileSync(
       path.join(configDir, 'broken.yaml'),
