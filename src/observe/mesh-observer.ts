@@ -54,6 +54,9 @@ export interface ObserverDeps {
   windowMs?: number;
 }
 
+/** With no subscriber, scraping stops this long after the last topology read. */
+const IDLE_MS = 60_000;
+
 interface Scrape {
   at: number;
   edges: EdgeCounters[];
@@ -93,6 +96,8 @@ export class MeshObserver {
   private lastErrors = '';
   private lastNodes = '';
   private scraping = false;
+  private stopped = true;
+  private lastDemand = 0;
 
   constructor(private readonly deps: ObserverDeps) {
     this.intervalMs = deps.intervalMs ?? 2000;
@@ -100,28 +105,61 @@ export class MeshObserver {
     this.latest = this.compute([]);
   }
 
+  /**
+   * Scrapes only while someone looks: an event-stream subscriber, or a
+   * topology read in the last minute (`weft top`). An idle control plane
+   * (and every test's) costs its sidecars nothing.
+   */
   start(): void {
-    this.timer = setInterval(() => void this.tick(), this.intervalMs);
-    this.timer.unref();
-    // Errors and sync state are cheap to read: checked often so a bad config shows at once.
-    this.watchTimer = setInterval(() => this.watch(), 500);
-    this.watchTimer.unref();
-    void this.tick();
+    this.stopped = false;
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    clearInterval(this.watchTimer);
+    this.stopped = true;
+    this.pause();
     this.listeners.clear();
   }
 
+  private demand(): void {
+    this.lastDemand = Date.now();
+    if (this.stopped || this.timer) return;
+    this.timer = setInterval(() => {
+      if (this.listeners.size === 0 && Date.now() - this.lastDemand > IDLE_MS) return this.pause();
+      void this.tick();
+    }, this.intervalMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  private pause(): void {
+    clearInterval(this.timer);
+    clearInterval(this.watchTimer);
+    this.timer = this.watchTimer = undefined;
+    this.history.clear();
+  }
+
   topology(): Topology {
+    this.demand();
     return this.latest;
   }
 
   subscribe(fn: (e: ObserverEvent) => void): () => void {
     this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    this.demand();
+    // Errors and sync state are cheap to read: checked often so a bad config shows at once.
+    if (!this.watchTimer && !this.stopped) {
+      this.lastErrors = JSON.stringify(this.deps.errors());
+      this.lastNodes = this.nodesKey(this.deps.nodes());
+      this.watchTimer = setInterval(() => this.watch(), 500);
+      this.watchTimer.unref();
+    }
+    return () => {
+      this.listeners.delete(fn);
+      if (this.listeners.size === 0) {
+        clearInterval(this.watchTimer);
+        this.watchTimer = undefined;
+      }
+    };
   }
 
   private emit(e: ObserverEvent): void {
@@ -142,12 +180,16 @@ export class MeshObserver {
       this.emit({ type: 'errors', data: errors });
     }
     const nodes = this.deps.nodes();
-    // Only what changes the sync state (not timestamps of each push).
-    const nodesJson = JSON.stringify(nodes.map((n) => [n.nodeId, n.types.map((t) => [t.type, t.state, t.ackedVersion])]));
+    const nodesJson = this.nodesKey(nodes);
     if (nodesJson !== this.lastNodes) {
       this.lastNodes = nodesJson;
       this.emit({ type: 'nodes', data: { items: nodes } });
     }
+  }
+
+  /** Only what changes the sync state (not timestamps of each push). */
+  private nodesKey(nodes: NodeStatus[]): string {
+    return JSON.stringify(nodes.map((n) => [n.nodeId, n.types.map((t) => [t.type, t.state, t.ackedVersion])]));
   }
 
   /** One scrape of every sidecar, then new signals for subscribers. */
