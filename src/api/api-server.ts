@@ -13,6 +13,7 @@
 //   DELETE /api/v1/registrations/:id
 //   GET    /api/v1/nodes                            connected xDS clients and their sync state
 //   GET    /api/v1/errors                           rejected config (the last good keeps serving)
+//   (src/observe/dashboard-api.ts adds /api/v1/topology, /services, /events, /explain and the dashboard at /)
 import * as http from 'node:http';
 import { resourceKey, type Resource } from '../config/kinds';
 import { ConfigError } from '../config/errors';
@@ -34,7 +35,7 @@ export interface ApiDeps {
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -45,10 +46,12 @@ class HttpError extends Error {
 }
 
 type Handler = (req: http.IncomingMessage, params: string[], url: URL) => Promise<unknown> | unknown;
+/** A handler that writes the response itself (event streams, static files). */
+export type RawHandler = (req: http.IncomingMessage, res: http.ServerResponse, params: string[], url: URL) => void;
 
 export class ApiServer {
   private readonly server: http.Server;
-  private readonly routes: { method: string; pattern: RegExp; handler: Handler }[] = [];
+  private readonly routes: { method: string; pattern: RegExp; handler: Handler; raw?: RawHandler }[] = [];
   private readonly log: Logger;
 
   constructor(private readonly deps: ApiDeps) {
@@ -78,6 +81,11 @@ export class ApiServer {
   /** Lets other modules (e.g. the dashboard) add routes on the same port. */
   route(method: string, pattern: RegExp, handler: Handler): void {
     this.routes.push({ method, pattern, handler });
+  }
+
+  /** A route whose handler writes the response itself. */
+  rawRoute(method: string, pattern: RegExp, raw: RawHandler): void {
+    this.routes.push({ method, pattern, handler: () => undefined, raw });
   }
 
   private defineRoutes(): void {
@@ -150,6 +158,7 @@ export class ApiServer {
       const route = matches.find((r) => r.method === req.method);
       if (!route) throw new HttpError(405, `${req.method} not allowed on ${url.pathname}`);
       const params = route.pattern.exec(url.pathname)!.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p)));
+      if (route.raw) return route.raw(req, res, params as string[], url);
       body = await route.handler(req, params as string[], url);
       if (req.method === 'POST' && url.pathname.endsWith('/registrations')) status = 201;
     } catch (err) {

@@ -144,6 +144,25 @@ export function buildProgram(): Command {
     .action(lazy('status', 'runStatus'));
 
   program
+    .command('top')
+    .description('live request rate, success rate, p50/p99 per service and per call between services')
+    .option('--once', 'print one snapshot and exit')
+    .option('--interval <seconds>', 'refresh interval', Number, 2)
+    .addOption(apiOption())
+    .action(lazy('top', 'runTop'));
+
+  program
+    .command('explain')
+    .description("what the source service's sidecar does with a request: listener, route and why, clusters, endpoints, policies, recent similar requests")
+    .argument('<method>', 'e.g. GET')
+    .argument('<url>', 'as the app calls it, e.g. http://product/items')
+    .requiredOption('--from <service>', 'the calling service (name, name.namespace or namespace/name)')
+    .option('-H, --header <header>', "a request header, 'name: value' (repeatable)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(apiOption())
+    .action(lazy('explain', 'runExplain'));
+
+  program
     .command('bootstrap')
     .description('print a bootstrap file for an xDS client of this mesh')
     .requiredOption('--grpc', 'a bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP)')

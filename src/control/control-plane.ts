@@ -3,7 +3,9 @@
 // rebuilds the mesh view and asks the cache to refresh the live node groups.
 import * as path from 'node:path';
 import { ApiServer } from '../api/api-server';
+import { installDashboard } from '../observe/dashboard-api';
 import { jsonLogger, type Logger } from '../observe/log';
+import type { MeshObserver } from '../observe/mesh-observer';
 import { Registry } from '../registry/registry';
 import { EmbeddedStore } from '../store/embedded-store';
 import type { Store } from '../store/store';
@@ -27,6 +29,8 @@ export interface ControlPlaneOptions {
   log?: Logger;
   /** Interval of the registry's lease sweep. */
   sweepIntervalMs?: number;
+  /** How often the dashboard's aggregator scrapes the sidecars' metrics (default 2 s). */
+  observeIntervalMs?: number;
 }
 
 export interface ControlPlane {
@@ -38,6 +42,7 @@ export interface ControlPlane {
   xds: XdsServer;
   api: ApiServer;
   rateLimiter: GlobalRateLimiter;
+  observer: MeshObserver;
   close(): Promise<void>;
 }
 
@@ -71,12 +76,21 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     snapshotErrors: () => cache.errors(),
     log,
   });
+  const observer = installDashboard(api, {
+    store,
+    registry,
+    nodes: () => xds.status(),
+    errors: () => ({ config: store.configErrors().map((e) => e.toJSON()), snapshots: cache.errors() }),
+    view: currentView,
+    intervalMs: opts.observeIntervalMs,
+  });
   let xdsPort: number;
   let apiPort: number;
   try {
     xdsPort = await xds.listen(opts.xdsPort ?? 15010, host);
     apiPort = await api.listen(opts.apiPort ?? 15000, host);
   } catch (err) {
+    observer.stop();
     await xds.close().catch(() => {});
     await registry.close();
     await store.close();
@@ -93,7 +107,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     xds,
     api,
     rateLimiter,
+    observer,
     async close() {
+      observer.stop();
       stopWatch();
       stopRegistry();
       await Promise.all([api.close(), xds.close()]);

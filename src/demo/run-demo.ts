@@ -17,6 +17,10 @@ export interface DemoOptions {
   log: Logger;
   /** Where the apps' and sidecars' output goes (prefixed by service). */
   out: NodeJS.WritableStream;
+  /** The config directory (default: examples/mesh; a test passes a copy it may break). */
+  configDir?: string;
+  /** Ports of the apps other than the storefront, by service (default: 18081…), e.g. free ports for a test. */
+  appPorts?: Partial<Record<'payment' | 'product' | 'product-v2' | 'order', number>>;
 }
 
 interface DemoApp {
@@ -34,7 +38,7 @@ export interface Demo {
 
 export async function startDemo(opts: DemoOptions): Promise<Demo> {
   const cp = await startControlPlane({
-    configDir: path.join(opts.root, 'examples/mesh'),
+    configDir: opts.configDir ?? path.join(opts.root, 'examples/mesh'),
     dataDir: opts.dataDir,
     apiPort: opts.apiPort,
     xdsPort: opts.xdsPort,
@@ -42,10 +46,10 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   });
   const apps = path.join(opts.root, 'examples/apps');
   const demoApps: DemoApp[] = [
-    { service: 'payment', port: 18083, command: ['python3', path.join(apps, 'payment.py')] },
-    { service: 'product', port: 18081, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v1' } },
-    { service: 'product-v2', port: 18181, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v2' } },
-    { service: 'order', port: 18082, command: [process.execPath, path.join(apps, 'order.js')] },
+    { service: 'payment', port: opts.appPorts?.['payment'] ?? 18083, command: ['python3', path.join(apps, 'payment.py')] },
+    { service: 'product', port: opts.appPorts?.['product'] ?? 18081, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v1' } },
+    { service: 'product-v2', port: opts.appPorts?.['product-v2'] ?? 18181, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v2' } },
+    { service: 'order', port: opts.appPorts?.['order'] ?? 18082, command: [process.execPath, path.join(apps, 'order.js')] },
     { service: 'storefront', port: opts.storefrontPort, command: [process.execPath, path.join(apps, 'storefront.js')] },
   ];
   const children: ChildProcess[] = [];

@@ -1,0 +1,134 @@
+// The one place that knows the sidecars' metric names: reads a sidecar's
+// /stats/prometheus text and returns cumulative counters per edge
+// (direction, source, destination). Two generations are understood:
+//   new: weft_requests_total{direction,source,destination,route,code,flags}
+//        weft_request_duration_seconds_bucket{direction,source,destination,route,le}
+//   old: weft_requests_total{direction,cluster}, weft_responses_total{…,class},
+//        weft_request_duration_ms_bucket{direction,cluster,le}
+// (old: the destination is the cluster's service; the source of an inbound
+// request is unknown, "-"). A missing family is no data, never an error.
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Prometheus text exposition → samples (comments and malformed lines skipped). */
+export function parsePrometheus(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    if (m[2]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+      let l: RegExpExecArray | null;
+      while ((l = re.exec(m[2]))) labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+    }
+    const value = m[3] === '+Inf' ? Infinity : Number(m[3]);
+    if (!Number.isNaN(value)) out.push({ name: m[1], labels, value });
+  }
+  return out;
+}
+
+/** Cumulative counters of one edge as one sidecar saw them. */
+export interface EdgeCounters {
+  direction: string;
+  source: string;
+  destination: string;
+  requests: number;
+  /** Requests answered 5xx (or with no status: a reset). */
+  errors: number;
+  /** Latency histogram: upper bound in ms → cumulative count. */
+  buckets: Map<number, number>;
+}
+
+/** "outbound|8081||product.default" → "product.default"; inbound clusters → the sidecar's own service. */
+export function serviceOfCluster(cluster: string, self: string): string {
+  const m = /^outbound\|\d+\|[^|]*\|(.+)$/.exec(cluster);
+  if (m) return m[1];
+  if (cluster.startsWith('inbound|')) return self;
+  return cluster || '-';
+}
+
+/** A service name with its namespace: "product" → "product.default". */
+function qualify(name: string | undefined, namespace: string): string {
+  if (!name || name === '-' || name === 'unknown') return '-';
+  return name.includes('.') ? name : `${name}.${namespace}`;
+}
+
+/**
+ * The edges in one sidecar's metrics. `self`: the sidecar's service as
+ * "<name>.<namespace>" (the source of its outbound requests, the destination
+ * of its inbound ones).
+ */
+export function edgeCounters(text: string, self: string): EdgeCounters[] {
+  const namespace = self.split('.').slice(1).join('.') || 'default';
+  const samples = parsePrometheus(text);
+  const edges = new Map<string, EdgeCounters>();
+  const edge = (direction: string, source: string, destination: string) => {
+    const key = `${direction}\u0000${source}\u0000${destination}`;
+    let e = edges.get(key);
+    if (!e) edges.set(key, (e = { direction, source, destination, requests: 0, errors: 0, buckets: new Map() }));
+    return e;
+  };
+  const ends = (l: Record<string, string>) => {
+    const direction = l.direction ?? 'outbound';
+    if ('source' in l || 'destination' in l) {
+      return {
+        direction,
+        source: direction === 'outbound' ? self : qualify(l.source, namespace),
+        destination: direction === 'inbound' ? self : qualify(l.destination, namespace),
+      };
+    }
+    const destination = direction === 'inbound' ? self : serviceOfCluster(l.cluster ?? '', self);
+    return { direction, source: direction === 'inbound' ? '-' : self, destination };
+  };
+  const newStyle = samples.some((s) => s.name === 'weft_requests_total' && ('destination' in s.labels || 'code' in s.labels));
+  for (const s of samples) {
+    const l = s.labels;
+    if (s.name === 'weft_requests_total') {
+      const { direction, source, destination } = ends(l);
+      if (destination === '-' && !newStyle) continue; // no cluster: a local reply counted under its flag
+      const e = edge(direction, source, destination);
+      e.requests += s.value;
+      if (newStyle) {
+        const code = Number(l.code);
+        if (!(code >= 100 && code < 500)) e.errors += s.value;
+      }
+    } else if (s.name === 'weft_responses_total' && !newStyle) {
+      const { direction, source, destination } = ends(l);
+      if (l.class === '5xx') edge(direction, source, destination).errors += s.value;
+    } else if (s.name === 'weft_request_duration_seconds_bucket' || s.name === 'weft_request_duration_ms_bucket') {
+      const { direction, source, destination } = ends(l);
+      if (destination === '-' && !newStyle) continue;
+      const scale = s.name.includes('seconds') ? 1000 : 1;
+      const le = l.le === '+Inf' ? Infinity : Number(l.le) * scale;
+      const b = edge(direction, source, destination).buckets;
+      b.set(le, (b.get(le) ?? 0) + s.value);
+    }
+  }
+  return [...edges.values()];
+}
+
+/** The q-quantile (0..1) of a histogram of bucket deltas, interpolated within its bucket, in ms. */
+export function quantile(q: number, buckets: Map<number, number>): number | undefined {
+  const bounds = [...buckets.keys()].sort((a, b) => a - b);
+  const total = bounds.length ? buckets.get(bounds[bounds.length - 1])! : 0;
+  if (!(total > 0)) return undefined;
+  const rank = q * total;
+  let prevBound = 0;
+  let prevCount = 0;
+  for (const b of bounds) {
+    const c = buckets.get(b)!;
+    if (c >= rank) {
+      if (b === Infinity) return prevBound;
+      return prevBound + ((b - prevBound) * (rank - prevCount)) / Math.max(c - prevCount, 1e-9);
+    }
+    prevBound = b;
+    prevCount = c;
+  }
+  return prevBound;
+}

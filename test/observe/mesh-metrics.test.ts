@@ -1,0 +1,48 @@
+// The metrics adapter reads both generations of the sidecar's metric names
+// (see src/observe/mesh-metrics.ts), and quantiles come from bucket counts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { edgeCounters, quantile } from '../../src/observe/mesh-metrics';
+
+test('old names: edges by cluster, 5xx by class, latency in ms; local replies without a cluster left out', () => {
+  const text = [
+    'weft_requests_total{direction="outbound",cluster="outbound|80||product.default"} 10',
+    'weft_requests_total{direction="outbound",cluster=""} 3',
+    'weft_requests_total{direction="inbound",cluster="inbound|80||"} 4',
+    'weft_responses_total{direction="outbound",cluster="outbound|80||product.default",class="2xx"} 8',
+    'weft_responses_total{direction="outbound",cluster="outbound|80||product.default",class="5xx"} 2',
+    'weft_request_duration_ms_bucket{direction="outbound",cluster="outbound|80||product.default",le="5"} 6',
+    'weft_request_duration_ms_bucket{direction="outbound",cluster="outbound|80||product.default",le="+Inf"} 10',
+  ].join('\n');
+  const edges = edgeCounters(text, 'web.default');
+  const out = edges.find((e) => e.direction === 'outbound')!;
+  assert.deepEqual([out.source, out.destination, out.requests, out.errors], ['web.default', 'product.default', 10, 2]);
+  assert.deepEqual([...out.buckets], [[5, 6], [Infinity, 10]]);
+  const inbound = edges.find((e) => e.direction === 'inbound')!;
+  assert.deepEqual([inbound.source, inbound.destination, inbound.requests], ['-', 'web.default', 4]);
+  assert.equal(edges.length, 2);
+});
+
+test('new names: source and destination labels, errors by code, latency in seconds', () => {
+  const text = [
+    'weft_requests_total{direction="outbound",source="web",destination="order",route="r",code="200",flags="-"} 7',
+    'weft_requests_total{direction="outbound",source="web",destination="order",route="r",code="503",flags="UF"} 3',
+    'weft_requests_total{direction="inbound",source="storefront",destination="web",route="r",code="200",flags="-"} 5',
+    'weft_request_duration_seconds_bucket{direction="outbound",source="web",destination="order",route="r",le="0.01"} 10',
+    'weft_request_duration_seconds_bucket{direction="outbound",source="web",destination="order",route="r",le="+Inf"} 10',
+  ].join('\n');
+  const edges = edgeCounters(text, 'web.default');
+  const out = edges.find((e) => e.direction === 'outbound')!;
+  assert.deepEqual([out.source, out.destination, out.requests, out.errors], ['web.default', 'order.default', 10, 3]);
+  assert.deepEqual([...out.buckets], [[10, 10], [Infinity, 10]]);
+  const inbound = edges.find((e) => e.direction === 'inbound')!;
+  assert.deepEqual([inbound.source, inbound.destination, inbound.requests], ['storefront.default', 'web.default', 5]);
+});
+
+test('quantiles interpolate within the bucket; none without requests; a missing family is no data', () => {
+  const b = new Map([[10, 50], [20, 100], [Infinity, 100]]);
+  assert.equal(quantile(0.5, b), 10);
+  assert.equal(quantile(0.75, b), 15);
+  assert.equal(quantile(0.5, new Map([[10, 0], [Infinity, 0]])), undefined);
+  assert.deepEqual(edgeCounters('# nothing here\nweft_xds_connected 1\n', 'web.default'), []);
+});

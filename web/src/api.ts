@@ -1,0 +1,83 @@
+// The control plane's API as the dashboard reads it, and its live channel.
+
+export interface Signals {
+  rps: number;
+  successRate?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  requests: number;
+}
+export interface EdgeSignals extends Signals {
+  source: string;
+  destination: string;
+}
+export interface ServiceSignals extends Signals {
+  name: string;
+  namespace: string;
+  proxies: number;
+}
+export interface Topology {
+  at: string;
+  windowSeconds: number;
+  services: ServiceSignals[];
+  edges: EdgeSignals[];
+  unreachable: { nodeId: string; reason: string }[];
+}
+export interface ConfigErrorView {
+  code?: string;
+  message?: string;
+  file?: string;
+  document?: number;
+  path?: string;
+  [k: string]: unknown;
+}
+export interface Errors {
+  config: ConfigErrorView[];
+  snapshots: { message?: string; [k: string]: unknown }[];
+}
+export interface TypeStatus {
+  type: string;
+  state: string;
+  sentVersion?: string;
+  ackedVersion?: string;
+  lastNack?: { version: string; message: string };
+}
+export interface NodeStatus {
+  nodeId: string;
+  node: { service?: string; namespace: string; role: string; zone?: string; adminPort?: number };
+  peer: string;
+  connectedAt: string;
+  mode: string;
+  types: TypeStatus[];
+}
+
+export async function getJson<T>(path: string): Promise<T> {
+  const res = await fetch(path);
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+export interface LiveState {
+  topology?: Topology;
+  errors?: Errors;
+  nodes?: NodeStatus[];
+}
+
+/** Subscribes to /api/v1/events; EventSource reconnects by itself. */
+export function connectLive(state: LiveState, onChange: (what: keyof LiveState) => void, onStatus: (ok: boolean) => void): void {
+  const es = new EventSource('api/v1/events');
+  es.onopen = () => onStatus(true);
+  es.onerror = () => onStatus(false);
+  es.addEventListener('topology', (e) => {
+    state.topology = JSON.parse((e as MessageEvent).data);
+    onChange('topology');
+  });
+  es.addEventListener('errors', (e) => {
+    state.errors = JSON.parse((e as MessageEvent).data);
+    onChange('errors');
+  });
+  es.addEventListener('nodes', (e) => {
+    state.nodes = JSON.parse((e as MessageEvent).data).items;
+    onChange('nodes');
+  });
+}
