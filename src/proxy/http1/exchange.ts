@@ -15,6 +15,7 @@ import { runRequestFilters, type FilterHost, type FilterRequest, type FilterRun,
 import { startShadows, type Shadow } from '../mirror';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
+import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { activityClock } from '../listener/activity-clock';
@@ -84,6 +85,11 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   private runtime: Runtime | undefined;
   /** Flags the filters noted without answering (FI for an injected delay). */
   private filterFlags = '';
+  /** Bytes from and to downstream, heads included (metrics and records). */
+  private requestBytes: number;
+  private responseBytes = 0;
+  /** Set by tracing when the request is part of a trace; copied into the RequestRecord. */
+  traceId: string | undefined;
 
   constructor(
     private readonly conn: Http1Connection,
@@ -95,6 +101,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.path = head.path;
     this.reqFraming = toFraming(head.body);
     this.streamIdleTimeoutMs = conn.ctx.streamIdleTimeoutMs;
+    this.requestBytes = headBytes.length;
   }
 
   /** RequestInfo for the router and hash policies. */
@@ -311,6 +318,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
 
   writeDownstream(chunk: Buffer): void {
     this.responseStarted = true;
+    this.responseBytes += chunk.length;
     this.lastActivity = activityClock.now;
     if (!this.conn.socket.write(chunk)) this.upstream?.socket.pause();
   }
@@ -467,6 +475,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
 
   private forwardRequestBytes(chunk: Buffer): void {
     this.lastActivity = activityClock.now;
+    this.requestBytes += chunk.length;
     if (this.shadows) for (const s of this.shadows) s.write(chunk);
     if (this.finished) return;
     if (this.replay) {
@@ -737,10 +746,43 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       if (this.retrySlot) this.cluster!.load.retries--;
       this.retrySlot = false;
     }
-    if (this.endpoint) this.cluster!.load.ended(this.endpoint);
+    const endpoint = this.endpoint;
+    if (endpoint) this.cluster!.load.ended(endpoint);
     this.endpoint = undefined;
     if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
-    this.stats?.response(status, performance.now() - this.started, flag || undefined);
+    const ms = performance.now() - this.started;
+    this.stats?.response(status, ms, flag || undefined, this.route?.name, -1, this.requestBytes, this.responseBytes);
+    const records = this.conn.ctx.stats.records;
+    if (records.active) records.emit(this.record(status, flag, ms, endpoint));
+  }
+
+  /** The RequestRecord of this exchange (built only when an observer wants it). */
+  private record(status: number, flags: string, durationMs: number, endpoint: Endpoint | undefined): RequestRecord {
+    const ctx = this.conn.ctx;
+    const cluster = this.cluster?.config.name ?? this.stats?.cluster ?? '';
+    const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster);
+    const socket = this.conn.socket;
+    return {
+      time: performance.timeOrigin + this.started,
+      durationMs,
+      direction: ctx.direction,
+      protocol: 'http1',
+      method: this.method,
+      authority: this.host,
+      path: this.path,
+      route: this.route?.name ?? '',
+      cluster,
+      upstream: endpoint?.key ?? '',
+      status,
+      flags,
+      requestBytes: this.requestBytes,
+      responseBytes: this.responseBytes,
+      sourceAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+      source: stats.source,
+      destination: stats.destination,
+      attempts: this.attempt,
+      ...(this.traceId ? { traceId: this.traceId } : {}),
+    };
   }
 
   /** Answers locally. The connection stays open only when no request body is pending and nothing was sent. */
@@ -752,7 +794,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     }
     if (this.upstream) this.unusable();
     const keepOpen = !forceClose && this.head.keepAlive && this.reqFraming.kind === 'none';
-    this.conn.socket.write(localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD', keepAlive: this.head.minor === 0, extraHeaders }));
+    const bytes = localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD', keepAlive: this.head.minor === 0, extraHeaders });
+    this.responseBytes += bytes.length;
+    this.conn.socket.write(bytes);
     this.finish(flag, status);
     this.conn.exchangeDone(this, keepOpen);
   }
@@ -772,7 +816,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       this.stats.requests++;
     }
     const keepOpen = this.head.keepAlive && this.reqFraming.kind === 'none';
-    this.conn.socket.write(localReply(action.status, '', `redirect to ${location}`, { close: !keepOpen, extraHeaders: ['location', location], keepAlive: this.head.minor === 0 }));
+    const bytes = localReply(action.status, '', `redirect to ${location}`, { close: !keepOpen, extraHeaders: ['location', location], keepAlive: this.head.minor === 0 });
+    this.responseBytes += bytes.length;
+    this.conn.socket.write(bytes);
     this.finish('', action.status);
     this.conn.exchangeDone(this, keepOpen);
   }
