@@ -3,6 +3,18 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_API } from './api-client';
 
+function fraction(value: string): number {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a fraction between 0 and 1');
+  return n;
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
 function portNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
@@ -56,6 +68,10 @@ export function buildProgram(): Command {
     .option('--inbound-port <port>', 'where callers reach this instance (default 15006)', portNumber)
     .option('--app-port <port>', 'where the local app listens', portNumber)
     .option('--admin-port <port>', 'admin port: /ready /stats/prometheus /config_dump /clusters', portNumber, 15020)
+    .option('--access-log <path>', 'one JSON line per request: a file, or - for stdout')
+    .option('--access-log-sample <fraction>', 'fraction of requests the access log keeps', fraction)
+    .option('--recent-requests <n>', 'requests kept for /requests and weft tap --since', count)
+    .option('--no-metrics', 'do not count requests (to measure what metrics cost)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('proxy', 'runProxy'));
 
@@ -74,6 +90,8 @@ export function buildProgram(): Command {
     .option('--inbound-port <port>', "the sidecar's port for callers (default: a free port)", portNumber)
     .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
+    .option('--access-log <path>', "the sidecar's access log: a file, or - for stdout")
+    .option('--access-log-sample <fraction>', 'fraction of requests the access log keeps', fraction)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('run', 'runRun'));
 
@@ -121,6 +139,21 @@ export function buildProgram(): Command {
     .description('connected xDS nodes and whether each has ACKed the latest config of each type')
     .addOption(apiOption())
     .action(lazy('status', 'runStatus'));
+
+  program
+    .command('tap')
+    .description("live requests passing the sidecars of a service, one line each (from their admin /tap)")
+    .argument('<service>', 'name or namespace/name')
+    .option('--method <method>', 'only this method')
+    .option('--path <prefix>', 'only paths starting with this')
+    .option('--status <code|class>', 'only this status (503) or class (5xx)')
+    .option('--flag <flag>', 'only requests with this response flag (UH, UO, UT, …)')
+    .option('--direction <dir>', 'only inbound or outbound')
+    .option('--since <seconds>', 'first the recent requests of the last seconds', Number)
+    .option('--duration <seconds>', 'stop after this long (default: until interrupted)', Number)
+    .option('--json', 'print the records as NDJSON')
+    .addOption(apiOption())
+    .action(lazy('tap', 'runTap'));
 
   program
     .command('bootstrap')

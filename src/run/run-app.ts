@@ -28,6 +28,9 @@ export interface RunOptions {
   stopGraceMs: number;
   command: string[];
   log: Logger;
+  /** The sidecar's access log (a path, or '-' for stdout) and its sampling. */
+  accessLog?: string;
+  accessLogSample?: number;
 }
 
 export async function runApp(opts: RunOptions): Promise<number> {
@@ -45,6 +48,8 @@ export async function runApp(opts: RunOptions): Promise<number> {
     appPort: opts.port,
     adminPort: opts.adminPort ?? 0,
     log,
+    accessLog: opts.accessLog,
+    accessLogSample: opts.accessLogSample,
   });
   try {
     await proxy.waitReady(30_000);

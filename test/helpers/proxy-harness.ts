@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger, type Logger } from '../../src/observe/log';
 import type { ProxyConfig } from '../../src/proxy/config/types';
-import { startProxy, type Proxy } from '../../src/proxy/proxy';
+import { startProxy, type Proxy, type ProxyOptions } from '../../src/proxy/proxy';
 import type { Runtime } from '../../src/proxy/runtime';
 import { tempDir, waitFor } from './tmp';
 
@@ -85,6 +85,8 @@ export interface SidecarOptions {
   inboundPort?: number;
   appPort?: number;
   log?: Logger;
+  /** More ProxyOptions (access log, recent requests, metrics). */
+  proxy?: Partial<ProxyOptions>;
 }
 
 export class Sidecar {
@@ -188,6 +190,7 @@ export class Mesh {
       appPort: opts.appPort,
       adminPort: 0,
       log: opts.log ?? silentLogger,
+      ...opts.proxy,
     });
     const sc = new Sidecar(proxy, outboundPort, inboundPort);
     this.sidecars.push(sc);

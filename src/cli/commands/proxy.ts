@@ -14,6 +14,11 @@ export interface ProxyCommandOptions {
   appPort?: number;
   adminPort: number;
   logLevel: LogLevel;
+  accessLog?: string;
+  accessLogSample?: number;
+  recentRequests?: number;
+  /** --no-metrics sets it false. */
+  metrics?: boolean;
 }
 
 export async function runProxy(opts: ProxyCommandOptions): Promise<void> {
