@@ -16,10 +16,13 @@ import { tempDir } from '../../helpers/tmp';
 import { AccessLog } from '../../../src/observe/access-log';
 import type { RequestRecord } from '../../../src/observe/request-record';
 import { runTap } from '../../../src/cli/commands/tap';
+import * as grpc from '@grpc/grpc-js';
+import { EchoClient, startEchoServer, unary, type EchoServer } from '../../helpers/grpc-echo';
 
 let mesh: Mesh;
 let app: HttpUpstream;
 let echo: net.Server;
+let rpc: EchoServer;
 let shop: Sidecar;
 let api: Sidecar;
 let logged: Sidecar;
@@ -30,6 +33,7 @@ const unsampledPath = path.join(dir, 'unsampled.log');
 
 before(async () => {
   app = await HttpUpstream.start('api-app');
+  rpc = await startEchoServer('rpc', 99); // Flaky always fails: UNAVAILABLE
   echo = net.createServer((s) => s.pipe(s));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
   const apiInbound = await freePort();
@@ -39,7 +43,8 @@ before(async () => {
       serviceYaml({ name: 'api', endpoints: [apiInbound], dependsOn: [] }),
       serviceYaml({ name: 'empty' }),
       serviceYaml({ name: 'db', port: await freePort(), protocol: 'tcp', endpoints: [(echo.address() as net.AddressInfo).port] }),
-      serviceYaml({ name: 'shop', dependsOn: ['api', 'empty', 'db'] }),
+      serviceYaml({ name: 'rpc', port: 50051, protocol: 'grpc', endpoints: [rpc.port] }),
+      serviceYaml({ name: 'shop', dependsOn: ['api', 'empty', 'db', 'rpc'] }),
       serviceYaml({ name: 'web', dependsOn: ['api', 'empty'] }),
     ),
   });
@@ -53,6 +58,7 @@ after(async () => {
   exitGuard();
   await mesh.close();
   await app.close();
+  await rpc.close();
   echo.close();
 }, T);
 
@@ -83,6 +89,24 @@ test('metrics: requests by source, destination, route, code and flags on both en
   assert.equal(inb('weft_requests_total', { direction: 'inbound', source: 'unknown', destination: 'api.default', code: '200' }), 5);
   const routes = parsePrometheus((await admin(api, '/stats/prometheus')).text).filter((s) => s.name === 'weft_requests_total' && s.labels.direction === 'inbound');
   assert.ok(routes.every((s) => s.labels.route !== undefined), 'every series has a route label');
+});
+
+test('metrics: gRPC calls are counted with their grpc-status (grpc_code) and recorded', T, async () => {
+  const c = new EchoClient(`127.0.0.1:${shop.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'rpc:50051' });
+  try {
+    await unary(c, 'Hello', { n: 1 });
+    await unary(c, 'Hello', { n: 2 });
+    await assert.rejects(unary(c, 'Flaky', { id: 'x' }), (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE);
+  } finally {
+    c.close();
+  }
+  const m = await metrics(shop);
+  const toRpc = { direction: 'outbound', source: 'shop.default', destination: 'rpc.default', code: '200' };
+  assert.equal(m('weft_requests_total', { ...toRpc, grpc_code: '0' }), 2);
+  assert.equal(m('weft_requests_total', { ...toRpc, grpc_code: '14' }), 1);
+  const recs = (await admin(shop, '/requests?protocol=grpc')).json().items as RequestRecord[];
+  assert.deepEqual(recs.map((r) => [r.path, r.grpcStatus]), [['/test.Echo/Hello', 0], ['/test.Echo/Hello', 0], ['/test.Echo/Flaky', 14]]);
+  assert.ok(recs.every((r) => r.requestBytes > 0 && r.responseBytes >= 0 && r.upstream === `127.0.0.1:${rpc.port}`));
 });
 
 test('metrics: --no-metrics counts nothing (the bench baseline)', T, async () => {
