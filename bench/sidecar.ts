@@ -14,6 +14,13 @@
 // --tracing <ratio> adds a second client sidecar with tracing on (`--otlp-endpoint` to a
 // local sink that accepts OTLP and discards it, `--trace-sample <ratio>`); the http1 case
 // then runs only the plain client sidecar and the tracing one (a warm-up and a run each).
+//
+//   node dist/bench/sidecar.js --observe [--seconds 8]
+//
+// --observe measures what observability costs on the HTTP/1.1 hot path instead: four
+// sidecar processes side by side — --no-metrics --recent-requests 0 (nothing), metrics
+// only (--recent-requests 0), metrics and the ring of recent requests (the default), and
+// those plus --access-log /dev/null — run interleaved, twice each, after a short warm-up.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -89,7 +96,60 @@ ${spec}`;
   return ['upstream', 'upstream-h2'].map((n) => policy(n, all)).join('') + policy('server', '  rateLimit: { local: { requests: 1000000000, per: 1s } }\n');
 }
 
+async function observeBench(): Promise<void> {
+  for (const tool of ['nginx', 'wrk']) requireTool(tool);
+  const dir = tempDir('weft-bench-');
+  const peers: Peer[] = [];
+  try {
+    const [upPort, xdsPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    peers.push(await startNginxUpstream(dir, upPort, BODY_BYTES));
+    const mesh = `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: upstream }
+spec:
+  ports: [{ name: http, port: 80, protocol: http }]
+  endpoints: [{ address: 127.0.0.1, port: ${upPort} }]
+`;
+    peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
+    const variants: [name: string, flags: string[]][] = [
+      ['no metrics', ['--no-metrics', '--recent-requests', '0']],
+      ['metrics', ['--recent-requests', '0']],
+      ['metrics + recent ring', []],
+      ['metrics + ring + access log', ['--access-log', '/dev/null']],
+    ];
+    const proxies: { name: string; port: number }[] = [];
+    for (const [name, flags] of variants) {
+      const [port, adminPort] = [await freePort(), await freePort()];
+      peers.push(await startWeftProxy(`weft-${proxies.length}`, ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(port), ...flags], adminPort));
+      proxies.push({ name, port });
+    }
+    const load = (port: number, secs: number) => wrk(`http://127.0.0.1:${port}/`, connections, secs, ['Host: upstream']);
+    for (const p of proxies) load(p.port, 2); // warm-up: connections made, JIT warm
+    const results = new Map<string, LoadResult[]>(proxies.map((p) => [p.name, []]));
+    for (let round = 1; round <= 2; round++) {
+      for (const p of proxies) {
+        const r = load(p.port, seconds);
+        results.get(p.name)!.push(r);
+        console.log(line({ group: `round ${round}`, name: p.name, result: r }));
+      }
+    }
+    const mean = (rs: LoadResult[], k: 'rps' | 'p50ms' | 'p99ms') => rs.reduce((n, r) => n + r[k], 0) / rs.length;
+    const base = results.get(proxies[0].name)!;
+    console.log('\nmean of 2 runs; ratios against no metrics:');
+    for (const p of proxies) {
+      const rs = results.get(p.name)!;
+      console.log(
+        `${p.name.padEnd(30)} ${mean(rs, 'rps').toFixed(0).padStart(7)} req/s  p50 ${mean(rs, 'p50ms').toFixed(3)} ms  p99 ${mean(rs, 'p99ms').toFixed(3)} ms  | ${(mean(rs, 'rps') / mean(base, 'rps')).toFixed(3)}× rps, ${(mean(rs, 'p99ms') / mean(base, 'p99ms')).toFixed(2)}× p99`,
+      );
+    }
+  } finally {
+    for (const p of peers.reverse()) await p.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--observe')) return observeBench();
   for (const tool of ['nginx', 'haproxy', 'wrk', 'h2load']) requireTool(tool);
   const dir = tempDir('weft-bench-');
   const peers: Peer[] = [];

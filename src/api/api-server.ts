@@ -14,6 +14,7 @@
 //   GET    /api/v1/nodes                            connected xDS clients and their sync state
 //   GET    /api/v1/errors                           rejected config (the last good keeps serving)
 //   (src/observe/dashboard-api.ts adds /api/v1/topology, /services, /events, /explain and the dashboard at /)
+//   GET    /metrics                                 the control plane's own metrics, Prometheus text (control-metrics.ts)
 import * as http from 'node:http';
 import { resourceKey, type Resource } from '../config/kinds';
 import { ConfigError } from '../config/errors';
@@ -31,6 +32,14 @@ export interface ApiDeps {
   /** Errors of snapshots that could not be published (the previous keeps serving). */
   snapshotErrors(): unknown[];
   log?: Logger;
+}
+
+/** A handler's answer that is not JSON: sent as is with its content type. */
+export class TypedBody {
+  constructor(
+    readonly contentType: string,
+    readonly body: string | Buffer,
+  ) {}
 }
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -166,6 +175,10 @@ export class ApiServer {
       if (status >= 500) this.log('error', 'api request failed', { path: url.pathname, error: String(err) });
     }
     if (res.headersSent) return;
+    if (body instanceof TypedBody) {
+      res.writeHead(status, { 'content-type': body.contentType, 'content-length': Buffer.byteLength(body.body) }).end(body.body);
+      return;
+    }
     if (body instanceof Buffer || typeof body === 'string') {
       res.writeHead(status).end(body);
       return;

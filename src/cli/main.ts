@@ -3,6 +3,18 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_API } from './api-client';
 
+function fraction(value: string): number {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('expected a fraction between 0 and 1');
+  return n;
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
 function portNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
@@ -75,6 +87,10 @@ export function buildProgram(): Command {
     .option('--admin-port <port>', 'admin port: /ready /stats/prometheus /config_dump /clusters', portNumber, 15020)
     .option('--otlp-endpoint <url>', 'tracing: send spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318/v1/traces); off without it', otlpEndpoint)
     .option('--trace-sample <ratio>', 'tracing: share of new traces recorded, 0-1 (callers\' decisions are followed)', sampleRatio, 1)
+    .option('--access-log <path>', 'one JSON line per request: a file, or - for stdout')
+    .option('--access-log-sample <fraction>', 'fraction of requests the access log keeps', fraction)
+    .option('--recent-requests <n>', 'requests kept for /requests and weft tap --since', count)
+    .option('--no-metrics', 'do not count requests (to measure what metrics cost)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('proxy', 'runProxy'));
 
@@ -95,6 +111,8 @@ export function buildProgram(): Command {
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
     .option('--otlp-endpoint <url>', "tracing: the sidecar's OTLP/HTTP collector (e.g. http://127.0.0.1:4318/v1/traces); off without it", otlpEndpoint)
     .option('--trace-sample <ratio>', 'tracing: share of new traces recorded, 0-1', sampleRatio, 1)
+    .option('--access-log <path>', "the sidecar's access log: a file, or - for stdout")
+    .option('--access-log-sample <fraction>', 'fraction of requests the access log keeps', fraction)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('run', 'runRun'));
 
@@ -161,6 +179,21 @@ export function buildProgram(): Command {
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(apiOption())
     .action(lazy('explain', 'runExplain'));
+
+  program
+    .command('tap')
+    .description("live requests passing the sidecars of a service, one line each (from their admin /tap)")
+    .argument('<service>', 'name or namespace/name')
+    .option('--method <method>', 'only this method')
+    .option('--path <prefix>', 'only paths starting with this')
+    .option('--status <code|class>', 'only this status (503) or class (5xx)')
+    .option('--flag <flag>', 'only requests with this response flag (UH, UO, UT, …)')
+    .option('--direction <dir>', 'only inbound or outbound')
+    .option('--since <seconds>', 'first the recent requests of the last seconds', Number)
+    .option('--duration <seconds>', 'stop after this long (default: until interrupted)', Number)
+    .option('--json', 'print the records as NDJSON')
+    .addOption(apiOption())
+    .action(lazy('tap', 'runTap'));
 
   program
     .command('bootstrap')

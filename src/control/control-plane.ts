@@ -2,8 +2,9 @@
 // cache → xDS server, plus the admin API. Every store or registry change
 // rebuilds the mesh view and asks the cache to refresh the live node groups.
 import * as path from 'node:path';
-import { ApiServer } from '../api/api-server';
+import { ApiServer, TypedBody } from '../api/api-server';
 import { installDashboard } from '../observe/dashboard-api';
+import { ControlMetrics } from './control-metrics';
 import { jsonLogger, type Logger } from '../observe/log';
 import type { MeshObserver } from '../observe/mesh-observer';
 import { Registry } from '../registry/registry';
@@ -56,7 +57,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   // The view is rebuilt at most once per change burst and shared by every node group.
   let view: MeshView | undefined;
   const currentView = () => (view ??= buildMeshView(store, registry));
-  const cache = new SnapshotCache({ generate: (node: NodeInfo) => translate(currentView(), node), log });
+  const metrics = new ControlMetrics();
+  const cache = new SnapshotCache({ generate: metrics.timed((node: NodeInfo) => translate(currentView(), node)), log });
   const invalidate = () => {
     view = undefined;
     cache.refresh();
@@ -64,7 +66,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const stopWatch = store.watch('*', invalidate);
   const stopRegistry = registry.onChange(invalidate);
 
-  const xds = new XdsServer({ cache, log });
+  const xds = new XdsServer({ cache, log, onStatusChange: metrics.statusChanged, onNack: metrics.nacked });
   // Global rate limits: sidecars ask here, on the port they already reach for xDS.
   const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies);
   const rls = rateLimiter.service();
@@ -84,6 +86,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     view: currentView,
     intervalMs: opts.observeIntervalMs,
   });
+  api.route('GET', /^\/metrics$/, () => new TypedBody('text/plain; version=0.0.4; charset=utf-8', metrics.render({ nodes: xds.status(), store, cache })));
   let xdsPort: number;
   let apiPort: number;
   try {

@@ -78,7 +78,7 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
   });
 
   const root = deps.webRoot ?? path.resolve(__dirname, '../../../web/dist');
-  api.rawRoute('GET', /^\/(?!api\/|healthz$)(.*)$/, (_req, res, [rel]) => {
+  api.rawRoute('GET', /^\/(?!api\/|healthz$|metrics$)(.*)$/, (_req, res, [rel]) => {
     const file = path.resolve(root, rel || 'index.html');
     if (!file.startsWith(root + path.sep)) return void res.writeHead(404).end();
     // Unknown paths are the single-page app's own (#/service/…): its index.
@@ -139,7 +139,7 @@ async function serviceDetail(deps: DashboardDeps, observer: MeshObserver, ns: st
         try {
           const body = JSON.parse(await getText(`${url}/requests?limit=200`)) as unknown;
           const items = (Array.isArray(body) ? body : ((body as { items?: unknown[] }).items ?? [])) as Record<string, unknown>[];
-          return items.filter((r) => Number(r.status) >= 500 || !r.status || (r.flags && r.flags !== '-')).map((r) => ({ node: n.nodeId, ...r }));
+          return items.filter((r) => r.protocol !== 'tcp' && (Number(r.status) >= 500 || !r.status || (r.flags && r.flags !== '-'))).map((r) => ({ node: n.nodeId, ...r }));
         } catch {
           return []; // a sidecar without /requests: no recent requests to show
         }

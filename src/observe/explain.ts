@@ -268,9 +268,9 @@ async function withLive(result: Obj, sidecars: NodeStatus[], host: string, path:
   const similar = live
     .flatMap((l) => l.requests)
     .filter((r) => r.direction !== 'inbound' && String(r.authority ?? '').replace(/:\d+$/, '').toLowerCase() === bare && String(r.path ?? '').split('?')[0] === path)
-    .sort((a, b) => String(a.time).localeCompare(String(b.time)))
+    .sort((a, b) => Number(a.time) - Number(b.time))
     .slice(-10);
-  result.recentRequests = similar.map((r) => ({ time: r.time, node: r.node, method: r.method, path: r.path, route: r.route, cluster: r.cluster, endpoint: r.endpoint, status: r.status, flags: r.flags, durationMs: r.durationMs }));
+  result.recentRequests = similar.map((r) => ({ time: r.time, node: r.node, method: r.method, path: r.path, route: r.route, cluster: r.cluster, endpoint: r.upstream ?? r.endpoint, status: r.status, flags: r.flags, durationMs: r.durationMs }));
   return result;
 }
 

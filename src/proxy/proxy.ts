@@ -15,6 +15,7 @@ import { closeFilterEnv, filterEnv } from './filters/filter-env';
 import { Runtime } from './runtime';
 import type { EndpointHealth } from './upstream/endpoint-health';
 import { escapeLabel, ProxyStats } from './stats';
+import { AccessLog } from '../observe/access-log';
 
 export interface ProxyOptions {
   /** The control plane's xDS address, host:port. */
@@ -30,6 +31,14 @@ export interface ProxyOptions {
   log: Logger;
   /** Tracing: spans exported to an OTLP/HTTP collector; off when absent. */
   tracing?: TracingOptions;
+  /** false: requests are not counted (the bench's measure of what metrics cost). Default true. */
+  metrics?: boolean;
+  /** Size of the ring of recent requests behind admin /requests and `weft tap --since` (default 1000; 0: none). */
+  recentRequests?: number;
+  /** Access log: a file path, or '-' for stdout; none by default. */
+  accessLog?: string;
+  /** Fraction of requests the access log keeps (default 1). */
+  accessLogSample?: number;
 }
 
 const EMPTY_CONFIG: ProxyConfig = {
@@ -40,8 +49,14 @@ const EMPTY_CONFIG: ProxyConfig = {
   versions: { LDS: '', RDS: '', CDS: '', EDS: '' },
 };
 
+/** Default size of the ring of recent requests. */
+export const RECENT_REQUESTS = 1000;
+
 export class Proxy {
-  readonly stats = new ProxyStats();
+  readonly stats: ProxyStats;
+  private readonly accessLog: AccessLog | undefined;
+  /** When the last config was applied (epoch ms; 0: never). */
+  private configAppliedAt = 0;
   readonly listeners: ListenerManager;
   private runtime = new Runtime(EMPTY_CONFIG);
   private configured = false;
@@ -55,6 +70,14 @@ export class Proxy {
     readonly opts: ProxyOptions,
     readonly xds: XdsClient,
   ) {
+    this.stats = new ProxyStats(opts.recentRequests ?? RECENT_REQUESTS);
+    this.stats.identify(opts.service, opts.namespace);
+    this.stats.enabled = opts.metrics ?? true;
+    if (opts.accessLog) {
+      const stats = this.stats;
+      this.accessLog = new AccessLog({ path: opts.accessLog, sample: opts.accessLogSample, onDrop: () => stats.accessLogDropped++ });
+      stats.records.add(this.accessLog.observe);
+    }
     const h2 = this.h2;
     if (opts.tracing) this.tracer = new ProxyTracer(opts.tracing, { service: opts.service, namespace: opts.namespace, nodeId: opts.nodeId });
     this.listeners = new ListenerManager({
@@ -75,6 +98,7 @@ export class Proxy {
     this.runtime = new Runtime(config, this.runtime);
     await this.listeners.apply(config.listeners);
     this.configured = true;
+    this.configAppliedAt = Date.now();
     this.opts.log('info', 'config applied', { versions: config.versions, listeners: config.listeners.size, clusters: config.clusters.size });
   }
 
@@ -129,7 +153,15 @@ export class Proxy {
     for (const c of this.runtime.clusters.values()) out.push(`weft_upstream_connections_open{cluster="${c.config.name}"} ${c.pool.openConnections}`);
     out.push(...endpointHealthMetrics(this.runtime));
     out.push('# HELP weft_xds_connected Whether the xDS stream to the control plane is up.', '# TYPE weft_xds_connected gauge');
-    out.push(`weft_xds_connected ${this.xds.status().connected ? 1 : 0}`);
+    const xds = this.xds.status();
+    out.push(`weft_xds_connected ${xds.connected ? 1 : 0}`);
+    out.push('# HELP weft_xds_config_version_info The version_info of the config applied, by xDS type (value 1).', '# TYPE weft_xds_config_version_info gauge');
+    for (const [type, t] of Object.entries(xds.types)) if (t.version !== undefined) out.push(`weft_xds_config_version_info{type="${type}",version="${escapeLabel(t.version)}"} 1`);
+    out.push('# HELP weft_xds_config_rejected Whether the latest response of an xDS type was rejected (NACK).', '# TYPE weft_xds_config_rejected gauge');
+    for (const [type, t] of Object.entries(xds.types)) out.push(`weft_xds_config_rejected{type="${type}"} ${t.nacked ? 1 : 0}`);
+    out.push('# HELP weft_xds_last_update_timestamp_seconds When the sidecar last applied a config from the control plane.', '# TYPE weft_xds_last_update_timestamp_seconds gauge');
+    out.push(`weft_xds_last_update_timestamp_seconds ${this.configAppliedAt / 1000}`);
+    out.push(...circuitBreakerMetrics(this.runtime));
     if (this.tracer) out.push(...this.tracer.metrics());
     return out;
   }
@@ -147,8 +179,44 @@ export class Proxy {
     this.runtime.close();
     closeFilterEnv(this.runtime.filterState);
     await this.tracer?.close();
-    await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
+    await this.accessLog?.close();
+    await new Promise<void>((resolve) => {
+      if (!this.admin) return resolve();
+      this.admin.close(() => resolve());
+      this.admin.closeAllConnections(); // tap streams never end on their own
+    });
   }
+}
+
+/** Circuit breakers at their limit now, and the requests the pools refused. */
+function circuitBreakerMetrics(runtime: Runtime): string[] {
+  const open: string[] = [];
+  const overflow: string[] = [];
+  const failures: string[] = [];
+  for (const c of runtime.clusters.values()) {
+    const l = c.config.limits;
+    const cluster = `cluster="${escapeLabel(c.config.name)}"`;
+    const kinds: [string, boolean][] = [
+      ['requests', c.load.active >= l.maxRequests],
+      ['pending', c.pool.pendingRequests >= l.maxPendingRequests],
+      ['connections', c.pool.openConnections >= l.maxConnections],
+      ['retries', c.load.retries >= l.maxRetries],
+    ];
+    for (const [kind, full] of kinds) open.push(`weft_circuit_breaker_open{${cluster},kind="${kind}"} ${full ? 1 : 0}`);
+    overflow.push(`weft_upstream_pending_overflow_total{${cluster}} ${c.pool.counters.pendingOverflow}`);
+    failures.push(`weft_upstream_connect_failures_total{${cluster}} ${c.pool.counters.connectFailures}`);
+  }
+  return [
+    '# HELP weft_circuit_breaker_open Whether a cluster is at a circuit breaker limit now (requests, pending, connections, retries).',
+    '# TYPE weft_circuit_breaker_open gauge',
+    ...open,
+    '# HELP weft_upstream_pending_overflow_total Requests refused because the pending queue was full (UO).',
+    '# TYPE weft_upstream_pending_overflow_total counter',
+    ...overflow,
+    '# HELP weft_upstream_connect_failures_total Upstream connections that could not be made.',
+    '# TYPE weft_upstream_connect_failures_total counter',
+    ...failures,
+  ];
 }
 
 /** Outlier detection and health check metrics of the clusters that have them. */

@@ -1,10 +1,16 @@
 // The proxy's counters, kept as plain numbers on the hot path and rendered
 // in Prometheus text format by the admin port. One RequestStats per
-// (listener direction, cluster): a request costs a few increments and one
-// histogram bucket search.
+// (listener direction, cluster), found once per request by the router; its
+// source and destination services and escaped labels are computed when it
+// is created. A finished request then costs one lookup by route name, one by
+// (status, grpc-status) number, a few increments and one bucket search: no
+// string is built per request. Label sets are rendered only at scrape time.
 
-/** Latency bucket bounds, in milliseconds. */
+import { clusterService, RequestObservers } from '../observe/request-record';
+
+/** Latency bucket bounds, in milliseconds (rendered in seconds: 0.5 ms … 10 s). */
 const LATENCY_BOUNDS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+export const LE_SECONDS = LATENCY_BOUNDS_MS.map((ms) => String(ms / 1000)).concat('+Inf');
 
 export class Histogram {
   readonly counts = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
@@ -20,29 +26,91 @@ export class Histogram {
   }
 }
 
-export class RequestStats {
-  requests = 0;
-  /** Responses by status class: index 1..5 for 1xx..5xx. */
-  readonly byClass = [0, 0, 0, 0, 0, 0];
-  /** Local replies by response flag (UF, UO, NR, UT, …). */
-  readonly flags = new Map<string, number>();
+/** Responses of one (status, grpc-status): those without response flags, and the others by their flags. */
+class CodeCell {
+  plain = 0;
+  flagged: Map<string, number> | undefined;
+
+  constructor(
+    readonly status: number,
+    /** -1: not gRPC or no grpc-status seen. */
+    readonly grpc: number,
+  ) {}
+}
+
+/** The series of one route of one (direction, cluster). */
+export class RouteSeries {
   readonly latency = new Histogram();
-  bytesIn = 0;
-  bytesOut = 0;
+  /** Key: status * 32 + grpc-status + 1 (grpc-status is -1…16). */
+  readonly codes = new Map<number, CodeCell>();
+}
+
+/** Who this sidecar is, for the source/destination labels. */
+export interface StatsIdentity {
+  /** <service>.<namespace>, or 'unknown'. */
+  service: string;
+  /** false: a finished request is not counted (bench: the cost of metrics). */
+  enabled: boolean;
+}
+
+export class RequestStats {
+  /** Requests that reached the router or a local reply (counted when they start). */
+  requests = 0;
   /** Attempts after the first. */
   retries = 0;
   /** Retries the policy wanted and max_retries or the retry budget refused. */
   retryOverflow = 0;
+  requestBytes = 0;
+  responseBytes = 0;
+  /** Route name → series. */
+  readonly routes = new Map<string, RouteSeries>();
+  readonly source: string;
+  readonly destination: string;
+  /** direction, source, destination and cluster, escaped once. */
+  readonly labels: string;
 
   constructor(
     readonly direction: string,
     readonly cluster: string,
-  ) {}
+    private readonly identity: StatsIdentity,
+  ) {
+    const own = identity.service;
+    const remote = clusterService(cluster) || 'unknown';
+    this.source = direction === 'inbound' ? 'unknown' : own;
+    this.destination = direction === 'inbound' ? own : remote;
+    this.labels = `direction="${escapeLabel(direction)}",source="${escapeLabel(this.source)}",destination="${escapeLabel(this.destination)}",cluster="${escapeLabel(cluster)}"`;
+  }
 
-  response(status: number, ms: number, flag?: string): void {
-    this.byClass[(status / 100) | 0]++;
-    this.latency.observe(ms);
-    if (flag) this.flags.set(flag, (this.flags.get(flag) ?? 0) + 1);
+  /** A finished request: its status (0: none sent), time, response flags, route, grpc-status (-1: none) and bytes. */
+  response(status: number, ms: number, flag?: string, route = '', grpc = -1, requestBytes = 0, responseBytes = 0): void {
+    if (!this.identity.enabled) return;
+    let series = this.routes.get(route);
+    if (series === undefined) this.routes.set(route, (series = new RouteSeries()));
+    series.latency.observe(ms);
+    const key = status * 32 + grpc + 1;
+    let cell = series.codes.get(key);
+    if (cell === undefined) series.codes.set(key, (cell = new CodeCell(status, grpc)));
+    if (flag) (cell.flagged ??= new Map()).set(flag, (cell.flagged.get(flag) ?? 0) + 1);
+    else cell.plain++;
+    this.requestBytes += requestBytes;
+    this.responseBytes += responseBytes;
+  }
+}
+
+/** TCP connections of one (direction, cluster). */
+export class TcpStats {
+  connections = 0;
+  active = 0;
+  received = 0;
+  sent = 0;
+  readonly labels: string;
+  readonly source: string;
+  readonly destination: string;
+
+  constructor(direction: string, cluster: string, identity: StatsIdentity) {
+    this.source = direction === 'inbound' ? 'unknown' : identity.service;
+    this.destination = direction === 'inbound' ? identity.service : clusterService(cluster) || 'unknown';
+    this.labels = `direction="${escapeLabel(direction)}",source="${escapeLabel(this.source)}",destination="${escapeLabel(this.destination)}",cluster="${escapeLabel(cluster)}"`;
   }
 }
 
@@ -67,20 +135,36 @@ export class MirrorStats {
   }
 }
 
-export class ProxyStats {
+export class ProxyStats implements StatsIdentity {
   readonly mirrors = new MirrorStats();
+  /** Finished requests for the access log, tap clients and the ring of recent requests. */
+  readonly records: RequestObservers;
+  service = 'unknown';
+  enabled = true;
   /** direction → cluster → stats: two lookups and no string building per request. */
   private readonly byDirection = new Map<string, Map<string, RequestStats>>();
+  private readonly tcp = new Map<string, Map<string, TcpStats>>();
   downstreamConnectionsTotal = 0;
   downstreamConnectionsActive = 0;
   downstreamProtocolErrors = 0;
-  tcpConnectionsTotal = 0;
-  tcpBytesIn = 0;
-  tcpBytesOut = 0;
+  /** Access log lines dropped because the sink was slow. */
+  accessLogDropped = 0;
+  /** Records dropped for tap clients that did not read fast enough. */
+  tapDropped = 0;
   /** Rate-limited requests by filter, stat_prefix and enforced (NUL-separated: prefixes hold '|'). */
   private readonly rateLimits = new Map<string, number>();
   /** Rate limit service failures by stat_prefix and allowed/denied. */
   private readonly rateLimitFailures = new Map<string, number>();
+
+  /** `recentRequests`: size of the ring of recent requests (0: none). */
+  constructor(recentRequests = 0) {
+    this.records = new RequestObservers(recentRequests);
+  }
+
+  /** The sidecar's own service, the source of outbound and destination of inbound requests. */
+  identify(service: string | undefined, namespace: string): void {
+    this.service = service ? `${service}.${namespace}` : 'unknown';
+  }
 
   rateLimited(filter: string, statPrefix: string, enforced: boolean): void {
     const key = `${filter}\u0000${statPrefix}\u0000${enforced}`;
@@ -97,8 +181,24 @@ export class ProxyStats {
     let clusters = this.byDirection.get(direction);
     if (!clusters) this.byDirection.set(direction, (clusters = new Map()));
     let s = clusters.get(cluster);
-    if (!s) clusters.set(cluster, (s = new RequestStats(direction, cluster)));
+    if (!s) clusters.set(cluster, (s = new RequestStats(direction, cluster, this)));
     return s;
+  }
+
+  /** TCP stats of one (direction, cluster). */
+  forTcp(direction: string, cluster: string): TcpStats {
+    let clusters = this.tcp.get(direction);
+    if (!clusters) this.tcp.set(direction, (clusters = new Map()));
+    let s = clusters.get(cluster);
+    if (!s) clusters.set(cluster, (s = new TcpStats(direction, cluster, this)));
+    return s;
+  }
+
+  /** TCP connections of every listener so far. */
+  get tcpConnectionsTotal(): number {
+    let n = 0;
+    for (const m of this.tcp.values()) for (const t of m.values()) n += t.connections;
+    return n;
   }
 
   /** Every (direction, cluster) seen so far. */
@@ -110,7 +210,7 @@ export class ProxyStats {
   render(extra: string[] = []): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    const labels = (s: RequestStats, more = '') => `direction="${s.direction}",cluster="${escapeLabel(s.cluster)}"${more}`;
+    const all = this.requests;
 
     family('weft_downstream_connections_total', 'counter', 'Connections accepted by HTTP listeners.');
     out.push(`weft_downstream_connections_total ${this.downstreamConnectionsTotal}`);
@@ -118,20 +218,57 @@ export class ProxyStats {
     out.push(`weft_downstream_connections_active ${this.downstreamConnectionsActive}`);
     family('weft_downstream_protocol_errors_total', 'counter', 'Malformed requests answered 400 and closed.');
     out.push(`weft_downstream_protocol_errors_total ${this.downstreamProtocolErrors}`);
-    family('weft_requests_total', 'counter', 'Requests by direction and cluster.');
-    for (const s of this.requests) out.push(`weft_requests_total{${labels(s)}} ${s.requests}`);
-    family('weft_responses_total', 'counter', 'Responses by status class.');
-    for (const s of this.requests) {
-      s.byClass.forEach((n, i) => n > 0 && out.push(`weft_responses_total{${labels(s, `,class="${i}xx"`)}} ${n}`));
+
+    family('weft_requests_total', 'counter', 'Finished requests by direction, source, destination, cluster, route, status code (0: none sent), response flags and grpc-status.');
+    const classes = new Map<string, number>();
+    const flagTotals = new Map<string, number>();
+    const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n);
+    for (const s of all) {
+      for (const [route, series] of s.routes) {
+        const base = `${s.labels},route="${escapeLabel(route)}"`;
+        for (const cell of series.codes.values()) {
+          const code = `${base},code="${cell.status}"${cell.grpc >= 0 ? `,grpc_code="${cell.grpc}"` : ''}`;
+          const cls = `${s.labels},class="${(cell.status / 100) | 0}xx"`;
+          if (cell.plain > 0) {
+            out.push(`weft_requests_total{${code},flags=""} ${cell.plain}`);
+            add(classes, cls, cell.plain);
+          }
+          for (const [flags, n] of cell.flagged ?? []) {
+            out.push(`weft_requests_total{${code},flags="${escapeLabel(flags)}"} ${n}`);
+            add(classes, cls, n);
+            add(flagTotals, `${s.labels},flag="${escapeLabel(flags)}"`, n);
+          }
+        }
+      }
     }
-    family('weft_response_flags_total', 'counter', 'Local replies by response flag.');
-    for (const s of this.requests) {
-      for (const [flag, n] of s.flags) out.push(`weft_response_flags_total{${labels(s, `,flag="${flag}"`)}} ${n}`);
+    family('weft_requests_started_total', 'counter', 'Requests that reached the router or got a local reply, counted when they start.');
+    for (const s of all) out.push(`weft_requests_started_total{${s.labels}} ${s.requests}`);
+    family('weft_responses_total', 'counter', 'Finished requests by status class (0xx: the client left before a response).');
+    for (const [labels, n] of classes) out.push(`weft_responses_total{${labels}} ${n}`);
+    family('weft_response_flags_total', 'counter', 'Finished requests by response flags (local replies and notes such as DI).');
+    for (const [labels, n] of flagTotals) out.push(`weft_response_flags_total{${labels}} ${n}`);
+
+    family('weft_request_duration_seconds', 'histogram', 'Time from request head to response end.');
+    for (const s of all) {
+      for (const [route, series] of s.routes) {
+        const labels = `${s.labels},route="${escapeLabel(route)}"`;
+        let cumulative = 0;
+        series.latency.counts.forEach((n, i) => {
+          cumulative += n;
+          out.push(`weft_request_duration_seconds_bucket{${labels},le="${LE_SECONDS[i]}"} ${cumulative}`);
+        });
+        out.push(`weft_request_duration_seconds_sum{${labels}} ${series.latency.sum / 1000}`, `weft_request_duration_seconds_count{${labels}} ${series.latency.count}`);
+      }
     }
+    family('weft_request_bytes_total', 'counter', 'Bytes received from downstream (HTTP/1: heads and framing included; HTTP/2: DATA).');
+    for (const s of all) if (s.routes.size > 0) out.push(`weft_request_bytes_total{${s.labels}} ${s.requestBytes}`);
+    family('weft_response_bytes_total', 'counter', 'Bytes sent back downstream (HTTP/1: heads and framing included; HTTP/2: DATA).');
+    for (const s of all) if (s.routes.size > 0) out.push(`weft_response_bytes_total{${s.labels}} ${s.responseBytes}`);
+
     family('weft_retries_total', 'counter', 'Retried attempts (after the first) by direction and cluster.');
-    for (const s of this.requests) if (s.retries > 0) out.push(`weft_retries_total{${labels(s)}} ${s.retries}`);
+    for (const s of all) if (s.retries > 0) out.push(`weft_retries_total{${s.labels}} ${s.retries}`);
     family('weft_retry_overflow_total', 'counter', 'Retries refused by max_retries or the retry budget.');
-    for (const s of this.requests) if (s.retryOverflow > 0) out.push(`weft_retry_overflow_total{${labels(s)}} ${s.retryOverflow}`);
+    for (const s of all) if (s.retryOverflow > 0) out.push(`weft_retry_overflow_total{${s.labels}} ${s.retryOverflow}`);
     family('weft_ratelimited_total', 'counter', 'Requests over a rate limit, by filter (local, global) and stat_prefix; enforced="false" were let through.');
     for (const [key, n] of this.rateLimits) {
       const [filter, prefix, enforced] = key.split('\u0000');
@@ -142,20 +279,21 @@ export class ProxyStats {
       const [prefix, mode] = key.split('\u0000');
       out.push(`weft_ratelimit_service_errors_total{stat_prefix="${escapeLabel(prefix)}",mode="${mode}"} ${n}`);
     }
-    family('weft_request_duration_ms', 'histogram', 'Time from request head to response end, in milliseconds.');
-    for (const s of this.requests) {
-      let cumulative = 0;
-      s.latency.counts.forEach((n, i) => {
-        cumulative += n;
-        const le = i < LATENCY_BOUNDS_MS.length ? String(LATENCY_BOUNDS_MS[i]) : '+Inf';
-        out.push(`weft_request_duration_ms_bucket{${labels(s, `,le="${le}"`)}} ${cumulative}`);
-      });
-      out.push(`weft_request_duration_ms_sum{${labels(s)}} ${s.latency.sum}`, `weft_request_duration_ms_count{${labels(s)}} ${s.latency.count}`);
-    }
+
+    const tcp = [...this.tcp.values()].flatMap((m) => [...m.values()]);
     family('weft_tcp_connections_total', 'counter', 'Connections proxied by TCP listeners.');
-    out.push(`weft_tcp_connections_total ${this.tcpConnectionsTotal}`);
-    family('weft_tcp_bytes_total', 'counter', 'Bytes proxied by TCP listeners.');
-    out.push(`weft_tcp_bytes_total{direction="received"} ${this.tcpBytesIn}`, `weft_tcp_bytes_total{direction="sent"} ${this.tcpBytesOut}`);
+    for (const t of tcp) out.push(`weft_tcp_connections_total{${t.labels}} ${t.connections}`);
+    family('weft_tcp_connections_active', 'gauge', 'Open connections of TCP listeners.');
+    for (const t of tcp) out.push(`weft_tcp_connections_active{${t.labels}} ${t.active}`);
+    family('weft_tcp_received_bytes_total', 'counter', 'Bytes TCP listeners received from downstream.');
+    for (const t of tcp) out.push(`weft_tcp_received_bytes_total{${t.labels}} ${t.received}`);
+    family('weft_tcp_sent_bytes_total', 'counter', 'Bytes TCP listeners sent back downstream.');
+    for (const t of tcp) out.push(`weft_tcp_sent_bytes_total{${t.labels}} ${t.sent}`);
+
+    family('weft_access_log_dropped_total', 'counter', 'Access log lines dropped because the sink was slow.');
+    out.push(`weft_access_log_dropped_total ${this.accessLogDropped}`);
+    family('weft_tap_dropped_total', 'counter', 'Records not sent to tap clients that read too slowly.');
+    out.push(`weft_tap_dropped_total ${this.tapDropped}`);
     out.push(...this.mirrors.render());
     return [...out, ...extra].join('\n') + '\n';
   }

@@ -31,6 +31,9 @@ export interface RunOptions {
   log: Logger;
   /** The sidecar's tracing (weft run --otlp-endpoint / --trace-sample). */
   tracing?: TracingOptions;
+  /** The sidecar's access log (a path, or '-' for stdout) and its sampling. */
+  accessLog?: string;
+  accessLogSample?: number;
 }
 
 export async function runApp(opts: RunOptions): Promise<number> {
@@ -49,6 +52,8 @@ export async function runApp(opts: RunOptions): Promise<number> {
     adminPort: opts.adminPort ?? 0,
     log,
     tracing: opts.tracing,
+    accessLog: opts.accessLog,
+    accessLogSample: opts.accessLogSample,
   });
   try {
     await proxy.waitReady(30_000);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger, type Logger } from '../../src/observe/log';
 import type { ProxyConfig } from '../../src/proxy/config/types';
-import { startProxy, type Proxy } from '../../src/proxy/proxy';
+import { startProxy, type Proxy, type ProxyOptions } from '../../src/proxy/proxy';
 import type { TracingOptions } from '../../src/observe/tracing/proxy-tracer';
 import type { Runtime } from '../../src/proxy/runtime';
 import { tempDir, waitFor } from './tmp';
@@ -88,6 +88,8 @@ export interface SidecarOptions {
   log?: Logger;
   /** Tracing on, to this collector. */
   tracing?: TracingOptions;
+  /** More ProxyOptions (access log, recent requests, metrics). */
+  proxy?: Partial<ProxyOptions>;
 }
 
 export class Sidecar {
@@ -192,6 +194,7 @@ export class Mesh {
       adminPort: 0,
       log: opts.log ?? silentLogger,
       tracing: opts.tracing,
+      ...opts.proxy,
     });
     const sc = new Sidecar(proxy, outboundPort, inboundPort);
     this.sidecars.push(sc);

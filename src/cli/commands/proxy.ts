@@ -16,6 +16,11 @@ export interface ProxyCommandOptions {
   logLevel: LogLevel;
   otlpEndpoint?: string;
   traceSample: number;
+  accessLog?: string;
+  accessLogSample?: number;
+  recentRequests?: number;
+  /** --no-metrics sets it false. */
+  metrics?: boolean;
 }
 
 export async function runProxy(opts: ProxyCommandOptions): Promise<void> {

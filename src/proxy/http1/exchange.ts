@@ -17,6 +17,7 @@ import { PROPAGATION_FIELDS } from '../../observe/tracing/propagation';
 import type { RequestTrace } from '../../observe/tracing/proxy-tracer';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
+import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { activityClock } from '../listener/activity-clock';
@@ -88,6 +89,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   private filterFlags = '';
   /** This request's span and the context for the next hop; unset when tracing is off. */
   trace: RequestTrace | undefined;
+  /** Bytes from and to downstream, heads included (metrics and records). */
+  private requestBytes: number;
+  private responseBytes = 0;
 
   constructor(
     private readonly conn: Http1Connection,
@@ -99,6 +103,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.path = head.path;
     this.reqFraming = toFraming(head.body);
     this.streamIdleTimeoutMs = conn.ctx.streamIdleTimeoutMs;
+    this.requestBytes = headBytes.length;
   }
 
   /** RequestInfo for the router and hash policies. */
@@ -317,6 +322,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
 
   writeDownstream(chunk: Buffer): void {
     this.responseStarted = true;
+    this.responseBytes += chunk.length;
     this.lastActivity = activityClock.now;
     if (!this.conn.socket.write(chunk)) this.upstream?.socket.pause();
   }
@@ -475,6 +481,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
 
   private forwardRequestBytes(chunk: Buffer): void {
     this.lastActivity = activityClock.now;
+    this.requestBytes += chunk.length;
     if (this.shadows) for (const s of this.shadows) s.write(chunk);
     if (this.finished) return;
     if (this.replay) {
@@ -747,10 +754,43 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       this.retrySlot = false;
     }
     if (this.trace) this.endTrace(status, flag);
-    if (this.endpoint) this.cluster!.load.ended(this.endpoint);
+    const endpoint = this.endpoint;
+    if (endpoint) this.cluster!.load.ended(endpoint);
     this.endpoint = undefined;
     if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
-    this.stats?.response(status, performance.now() - this.started, flag || undefined);
+    const ms = performance.now() - this.started;
+    this.stats?.response(status, ms, flag || undefined, this.route?.name, -1, this.requestBytes, this.responseBytes);
+    const records = this.conn.ctx.stats.records;
+    if (records.active) records.emit(this.record(status, flag, ms, endpoint));
+  }
+
+  /** The RequestRecord of this exchange (built only when an observer wants it). */
+  private record(status: number, flags: string, durationMs: number, endpoint: Endpoint | undefined): RequestRecord {
+    const ctx = this.conn.ctx;
+    const cluster = this.cluster?.config.name ?? this.stats?.cluster ?? '';
+    const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster);
+    const socket = this.conn.socket;
+    return {
+      time: performance.timeOrigin + this.started,
+      durationMs,
+      direction: ctx.direction,
+      protocol: 'http1',
+      method: this.method,
+      authority: this.host,
+      path: this.path,
+      route: this.route?.name ?? '',
+      cluster,
+      upstream: endpoint?.key ?? '',
+      status,
+      flags,
+      requestBytes: this.requestBytes,
+      responseBytes: this.responseBytes,
+      sourceAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+      source: stats.source,
+      destination: stats.destination,
+      attempts: this.attempt,
+      ...(this.trace ? { traceId: this.trace.traceId } : {}),
+    };
   }
 
   private endTrace(status: number, flag: string): void {
@@ -767,7 +807,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     }
     if (this.upstream) this.unusable();
     const keepOpen = !forceClose && this.head.keepAlive && this.reqFraming.kind === 'none';
-    this.conn.socket.write(localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD', keepAlive: this.head.minor === 0, extraHeaders }));
+    const bytes = localReply(status, flag, body, { close: !keepOpen, headOnly: this.head.method === 'HEAD', keepAlive: this.head.minor === 0, extraHeaders });
+    this.responseBytes += bytes.length;
+    this.conn.socket.write(bytes);
     this.finish(flag, status);
     this.conn.exchangeDone(this, keepOpen);
   }
@@ -787,7 +829,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       this.stats.requests++;
     }
     const keepOpen = this.head.keepAlive && this.reqFraming.kind === 'none';
-    this.conn.socket.write(localReply(action.status, '', `redirect to ${location}`, { close: !keepOpen, extraHeaders: ['location', location], keepAlive: this.head.minor === 0 }));
+    const bytes = localReply(action.status, '', `redirect to ${location}`, { close: !keepOpen, extraHeaders: ['location', location], keepAlive: this.head.minor === 0 });
+    this.responseBytes += bytes.length;
+    this.conn.socket.write(bytes);
     this.finish('', action.status);
     this.conn.exchangeDone(this, keepOpen);
   }

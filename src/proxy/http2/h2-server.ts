@@ -17,6 +17,7 @@ import { startShadows } from '../mirror';
 import { setTraceHeaders, type RequestTrace } from '../../observe/tracing/proxy-tracer';
 import type { ClusterRuntime, Runtime } from '../runtime';
 import type { RequestStats } from '../stats';
+import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
 
@@ -113,6 +114,10 @@ class H2Exchange implements FilterRequest, FilterHost {
   /** This request's span and the context for the next hop; unset when tracing is off. */
   trace: RequestTrace | undefined;
   private route: Route | undefined;
+  /** DATA bytes either way, and the grpc-status seen (-1: none), for metrics and records. */
+  private requestBytes = 0;
+  private responseBytes = 0;
+  private grpcStatus = -1;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -228,6 +233,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     // One reader for the whole exchange: the body goes to the current attempt and is kept for the next.
     this.replay = [];
     this.stream.on('data', (chunk: Buffer) => {
+      this.requestBytes += chunk.length;
       if (this.replay) {
         this.replayBytes += chunk.length;
         if (this.replayBytes > MAX_REPLAY_BODY) this.replay = undefined;
@@ -336,7 +342,10 @@ class H2Exchange implements FilterRequest, FilterHost {
       }
     } else {
       this.abortUpstream = () => up.close(NGHTTP2_CANCEL);
-      if (!this.stream.endAfterHeaders) this.stream.pipe(up);
+      if (!this.stream.endAfterHeaders) {
+        this.stream.pipe(up);
+        this.stream.on('data', (chunk: Buffer) => (this.requestBytes += chunk.length));
+      }
       this.stream.on('close', () => {
         if (!this.done) {
           up.close(NGHTTP2_CANCEL);
@@ -363,6 +372,7 @@ class H2Exchange implements FilterRequest, FilterHost {
       if (trailersOnly) {
         if (this.trace && headers['grpc-status'] !== undefined) this.trace.grpcStatus = Number(headers['grpc-status']);
         // Trailers-only (a gRPC error): the status travels in these headers.
+        if (headers['grpc-status'] !== undefined) this.grpcStatus = Number(headers['grpc-status']);
         this.stream.respond(res, { endStream: true });
         return this.finish(status, '');
       }
@@ -375,6 +385,7 @@ class H2Exchange implements FilterRequest, FilterHost {
         this.stream.respond(res);
       }
       up.on('data', (chunk: Buffer) => {
+        this.responseBytes += chunk.length;
         if (!this.stream.write(chunk)) up.pause();
       });
       this.stream.on('drain', () => up.resume());
@@ -384,7 +395,10 @@ class H2Exchange implements FilterRequest, FilterHost {
       });
     });
     up.on('trailers', (t) => {
-      if (this.trace && t['grpc-status'] !== undefined) this.trace.grpcStatus = Number(t['grpc-status']);
+      if (t['grpc-status'] !== undefined) {
+        this.grpcStatus = Number(t['grpc-status']);
+        if (this.trace) this.trace.grpcStatus = this.grpcStatus;
+      }
       trailers = {};
       copyHeaders(t, trailers, []);
     });
@@ -456,6 +470,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     } else {
       this.abortUpstream = () => req.destroy();
       this.stream.pipe(req);
+      this.stream.on('data', (chunk: Buffer) => (this.requestBytes += chunk.length));
       this.stream.on('close', () => {
         if (!this.done) {
           req.destroy();
@@ -482,6 +497,7 @@ class H2Exchange implements FilterRequest, FilterHost {
         copyHeaders(res.trailers, t, []);
         this.stream.sendTrailers(t);
       });
+      res.on('data', (chunk: Buffer) => (this.responseBytes += chunk.length));
       res.pipe(this.stream);
       res.on('end', () => this.finish(status, ''));
     });
@@ -541,7 +557,8 @@ class H2Exchange implements FilterRequest, FilterHost {
     if (this.grpc) {
       headers[':status'] = 200;
       headers['content-type'] = 'application/grpc';
-      headers['grpc-status'] = String(grpcStatus ?? grpcStatusFor(status));
+      this.grpcStatus = grpcStatus ?? grpcStatusFor(status);
+      headers['grpc-status'] = String(this.grpcStatus);
       headers['grpc-message'] = grpcPercentEncode(`${flag ? `${flag}: ` : ''}${message}`);
       this.stream.respond(headers, { endStream: true });
     } else {
@@ -549,6 +566,7 @@ class H2Exchange implements FilterRequest, FilterHost {
       headers['content-type'] = 'text/plain; charset=utf-8';
       this.stream.respond(headers);
       this.stream.end(message + '\n');
+      this.responseBytes += Buffer.byteLength(message) + 1;
     }
     this.finish(status, flag);
   }
@@ -566,7 +584,40 @@ class H2Exchange implements FilterRequest, FilterHost {
     if (this.endpoint) this.cluster!.load.ended(this.endpoint);
     if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     if (this.trace) this.ctx.tracer!.end(this.trace, { status, flag, cluster: this.cluster?.config.name, endpoint: this.endpoint?.key, route: this.route?.name });
-    this.stats?.response(status, performance.now() - this.started, flag || undefined);
+    const ms = performance.now() - this.started;
+    this.stats?.response(status, ms, flag || undefined, this.route?.name, this.grpc ? this.grpcStatus : -1, this.requestBytes, this.responseBytes);
+    const records = this.ctx.stats.records;
+    if (records.active) records.emit(this.record(status, flag, ms));
+  }
+
+  /** The RequestRecord of this exchange (built only when an observer wants it). */
+  private record(status: number, flags: string, durationMs: number): RequestRecord {
+    const ctx = this.ctx;
+    const cluster = this.cluster?.config.name ?? this.stats?.cluster ?? '';
+    const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster);
+    const socket = this.stream.session?.socket;
+    return {
+      time: performance.timeOrigin + this.started,
+      durationMs,
+      direction: ctx.direction,
+      protocol: this.grpc ? 'grpc' : 'http2',
+      method: this.method,
+      authority: this.host,
+      path: this.path,
+      route: this.route?.name ?? '',
+      cluster,
+      upstream: this.endpoint?.key ?? '',
+      status,
+      ...(this.grpc && this.grpcStatus >= 0 ? { grpcStatus: this.grpcStatus } : {}),
+      flags,
+      requestBytes: this.requestBytes,
+      responseBytes: this.responseBytes,
+      sourceAddress: socket ? `${socket.remoteAddress}:${socket.remotePort}` : '',
+      source: stats.source,
+      destination: stats.destination,
+      attempts: this.attempt,
+      ...(this.trace ? { traceId: this.trace.traceId } : {}),
+    };
   }
 }
 

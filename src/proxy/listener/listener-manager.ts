@@ -126,7 +126,7 @@ export class ListenerManager {
     socket.on('error', () => {});
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, this.deps.runtime(), this.deps.stats, this.deps.log);
+    if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, this.deps.runtime(), this.deps.stats, this.deps.log, config.direction);
     const conn = new Http1Connection(socket, this.chainContext(config, chain));
     this.http.add(conn);
     socket.once('close', () => this.http.delete(conn));

@@ -3,21 +3,30 @@
 // weighted choice of cluster per connection.
 import * as net from 'node:net';
 import type { Logger } from '../../observe/log';
+import type { RequestRecord } from '../../observe/request-record';
 import type { TcpNetworkFilter } from '../config/types';
 import { pickWeightedCluster } from '../router/weighted';
 import type { Runtime } from '../runtime';
-import type { ProxyStats } from '../stats';
+import type { ProxyStats, TcpStats } from '../stats';
 
-export function proxyTcp(downstream: net.Socket, filter: TcpNetworkFilter, runtime: Runtime, stats: ProxyStats, log: Logger): void {
-  stats.tcpConnectionsTotal++;
+export function proxyTcp(downstream: net.Socket, filter: TcpNetworkFilter, runtime: Runtime, stats: ProxyStats, log: Logger, direction = 'outbound'): void {
+  const started = performance.now();
   const name = filter.clusters.length === 1 ? filter.clusters[0].name : pickWeightedCluster(filter.clusters, filter.totalWeight, Math.random);
+  const tcp = stats.forTcp(direction, name);
+  tcp.connections++;
   const cluster = runtime.cluster(name);
   const endpoint = cluster?.lb.pick();
   if (!cluster || !endpoint) {
-    log('debug', 'tcp connection refused', { cluster: name, flag: cluster ? 'UH' : 'NC' });
+    const flag = cluster ? 'UH' : 'NC';
+    log('debug', 'tcp connection refused', { cluster: name, flag });
+    if (stats.records.active) stats.records.emit(tcpRecord(downstream, stats, tcp, direction, name, '', flag, started));
     downstream.destroy();
     return;
   }
+  tcp.active++;
+  let received = 0;
+  let sent = 0;
+  let upstreamFailed = false;
   cluster.load.started(endpoint);
   const upstream = net.connect({ host: endpoint.address, port: endpoint.port, allowHalfOpen: true, noDelay: true });
   upstream.setTimeout(cluster.config.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
@@ -25,11 +34,13 @@ export function proxyTcp(downstream: net.Socket, filter: TcpNetworkFilter, runti
   if (filter.idleTimeoutMs) downstream.setTimeout(filter.idleTimeoutMs, () => downstream.destroy());
 
   downstream.on('data', (chunk: Buffer) => {
-    stats.tcpBytesIn += chunk.length;
+    tcp.received += chunk.length;
+    received += chunk.length;
     if (!upstream.write(chunk)) downstream.pause();
   });
   upstream.on('data', (chunk: Buffer) => {
-    stats.tcpBytesOut += chunk.length;
+    tcp.sent += chunk.length;
+    sent += chunk.length;
     if (!downstream.write(chunk)) upstream.pause();
   });
   upstream.on('drain', () => downstream.resume());
@@ -41,16 +52,46 @@ export function proxyTcp(downstream: net.Socket, filter: TcpNetworkFilter, runti
   const destroyBoth = () => {
     if (done) return;
     done = true;
+    tcp.active--;
     cluster.load.ended(endpoint);
+    if (stats.records.active) {
+      const flag = upstreamFailed ? (sent === 0 ? 'UF' : 'UC') : '';
+      stats.records.emit({ ...tcpRecord(downstream, stats, tcp, direction, name, endpoint.key, flag, started), requestBytes: received, responseBytes: sent });
+    }
     downstream.destroy();
     upstream.destroy();
   };
   downstream.on('error', destroyBoth);
   upstream.on('error', (err) => {
     log('debug', 'tcp upstream error', { cluster: name, endpoint: endpoint.key, error: err.message });
+    upstreamFailed = true;
     destroyBoth();
   });
   // A side closed in both directions: finish the other gracefully (end() flushes what is queued).
   downstream.on('close', () => (upstream.destroyed ? destroyBoth() : upstream.end(() => destroyBoth())));
   upstream.on('close', () => (downstream.destroyed ? destroyBoth() : downstream.end(() => destroyBoth())));
+}
+
+/** The RequestRecord of a TCP connection, at its end. */
+function tcpRecord(downstream: net.Socket, stats: ProxyStats, tcp: TcpStats, direction: string, cluster: string, upstream: string, flags: string, started: number): RequestRecord {
+  return {
+    time: performance.timeOrigin + started,
+    durationMs: performance.now() - started,
+    direction,
+    protocol: 'tcp',
+    method: '',
+    authority: '',
+    path: '',
+    route: '',
+    cluster,
+    upstream,
+    status: 0,
+    flags,
+    requestBytes: 0,
+    responseBytes: 0,
+    sourceAddress: `${downstream.remoteAddress}:${downstream.remotePort}`,
+    source: tcp.source,
+    destination: tcp.destination,
+    attempts: 1,
+  };
 }

@@ -71,8 +71,8 @@ test('admin: /stats/prometheus parses and counts requests by cluster and respons
   assert.equal(value('weft_requests_total', { direction: 'outbound', cluster: EMPTY }), 2);
   assert.equal(value('weft_response_flags_total', { cluster: EMPTY, flag: 'UH' }), 2);
   assert.equal(value('weft_response_flags_total', { flag: 'NR' }), 3);
-  assert.equal(value('weft_request_duration_ms_count', { cluster: ALPHA }), 7);
-  const inf = samples.find((s) => s.name === 'weft_request_duration_ms_bucket' && s.labels.cluster === ALPHA && s.labels.le === '+Inf');
+  assert.equal(value('weft_request_duration_seconds_count', { cluster: ALPHA }), 7);
+  const inf = samples.find((s) => s.name === 'weft_request_duration_seconds_bucket' && s.labels.cluster === ALPHA && s.labels.le === '+Inf');
   assert.equal(inf?.value, 7);
   assert.ok(value('weft_downstream_connections_total', {}) >= 12);
   assert.equal(value('weft_xds_connected', {}), 1);
