@@ -1,15 +1,18 @@
 // A fake OTLP/HTTP collector on loopback: accepts POST /v1/traces
 // (application/x-protobuf), decodes each ExportTraceServiceRequest and keeps
-// the spans. The installed @opentelemetry/otlp-transformer (0.223) ships no
-// .proto files nor a generated protobuf root — it writes OTLP with a
-// hand-rolled writer — so the decoding walks the messages with that
-// package's own wire reader (ProtobufReader) by the field numbers its
-// serializer documents; otlp-decode.test.ts checks this walk against the
-// package's serializer (ProtobufTraceSerializer, what the exporter sends).
+// the spans. Decoding uses OpenTelemetry's own OTLP definitions: the
+// protobufjs root generated from opentelemetry-proto that
+// @opentelemetry/otlp-transformer shipped up to 0.57 (installed as the dev
+// dependency `otlp-proto-definitions`; today's otlp-transformer writes OTLP
+// with a hand-rolled writer and has no decoder). otlp-decode.test.ts checks
+// it against today's serializer (ProtobufTraceSerializer, what the exporter sends).
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type * as net from 'node:net';
-import { ProtobufReader } from '@opentelemetry/otlp-transformer/build/src/common/protobuf/protobuf-reader';
+
+// The generated root has no typings worth importing here: read it as plain objects.
+const root = require('otlp-proto-definitions/build/src/generated/root');
+const ExportTraceServiceRequest = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
 
 export type AttrValue = string | number | boolean | AttrValue[] | undefined;
 
@@ -30,110 +33,54 @@ export interface DecodedSpan {
   scope: string;
 }
 
-const WIRE_VARINT = 0;
-const WIRE_FIXED64 = 1;
-const WIRE_LEN = 2;
+type Pb = Record<string, any>;
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const hex = (b: Uint8Array | undefined) => (b && b.length ? Buffer.from(b).toString('hex') : '');
+/** A uint64/int64 as protobufjs decodes it (a Long, or a number) → bigint. */
+const big = (v: unknown): bigint => (v === undefined || v === null ? 0n : BigInt(String(v)));
 
-/** Walks a message: `on(field, wireType)` reads the field or returns false to skip it. */
-function walk(data: Uint8Array, on: (r: ProtobufReader, field: number, wire: number) => boolean): void {
-  const r = new ProtobufReader(data);
-  while (!r.isAtEnd()) {
-    const { fieldNumber, wireType } = r.readTag();
-    if (!on(r, fieldNumber, wireType)) r.skip(wireType);
-  }
+function anyValue(v: Pb | undefined): AttrValue {
+  if (!v) return undefined;
+  if (v.stringValue !== undefined && v.stringValue !== null) return v.stringValue;
+  if (v.boolValue !== undefined && v.boolValue !== null) return v.boolValue;
+  if (v.intValue !== undefined && v.intValue !== null) return Number(v.intValue);
+  if (v.doubleValue !== undefined && v.doubleValue !== null) return v.doubleValue;
+  if (v.arrayValue) return (v.arrayValue.values ?? []).map(anyValue);
+  return undefined;
 }
 
-function fixed64(r: ProtobufReader, data: Uint8Array): bigint {
-  const v = Buffer.from(data.buffer, data.byteOffset + r.pos, 8).readBigUInt64LE(0);
-  r.pos += 8;
-  return v;
-}
-
-function anyValue(data: Uint8Array): AttrValue {
-  let out: AttrValue;
-  walk(data, (r, f, w) => {
-    if (f === 1 && w === WIRE_LEN) out = r.readString();
-    else if (f === 2 && w === WIRE_VARINT) out = r.readVarint() !== 0;
-    else if (f === 3 && w === WIRE_VARINT) out = r.readVarint();
-    else if (f === 4 && w === WIRE_FIXED64) {
-      const b = r.pos;
-      out = Buffer.from(data.buffer, data.byteOffset + b, 8).readDoubleLE(0);
-      r.pos += 8;
-    } else if (f === 5 && w === WIRE_LEN) {
-      const values: AttrValue[] = [];
-      walk(r.readBytes(), (rr, ff, ww) => ff === 1 && ww === WIRE_LEN && values.push(anyValue(rr.readBytes())) > 0);
-      out = values;
-    } else return false;
-    return true;
-  });
+function keyValues(list: Pb[] | undefined): Record<string, AttrValue> {
+  const out: Record<string, AttrValue> = {};
+  for (const kv of list ?? []) out[kv.key] = anyValue(kv.value);
   return out;
-}
-
-function keyValues(into: Record<string, AttrValue>, data: Uint8Array): void {
-  let key = '';
-  let value: AttrValue;
-  walk(data, (r, f, w) => {
-    if (f === 1 && w === WIRE_LEN) key = r.readString();
-    else if (f === 2 && w === WIRE_LEN) value = anyValue(r.readBytes());
-    else return false;
-    return true;
-  });
-  into[key] = value;
-}
-
-function decodeSpan(data: Uint8Array, resource: Record<string, AttrValue>, scope: string): DecodedSpan {
-  const s: DecodedSpan = { traceId: '', spanId: '', parentSpanId: '', traceState: '', name: '', kind: 0, startTimeUnixNano: 0n, endTimeUnixNano: 0n, attributes: {}, status: { code: 0, message: '' }, resource, scope };
-  walk(data, (r, f, w) => {
-    if (f === 1 && w === WIRE_LEN) s.traceId = hex(r.readBytes());
-    else if (f === 2 && w === WIRE_LEN) s.spanId = hex(r.readBytes());
-    else if (f === 3 && w === WIRE_LEN) s.traceState = r.readString();
-    else if (f === 4 && w === WIRE_LEN) s.parentSpanId = hex(r.readBytes());
-    else if (f === 5 && w === WIRE_LEN) s.name = r.readString();
-    else if (f === 6 && w === WIRE_VARINT) s.kind = r.readVarint();
-    else if (f === 7 && w === WIRE_FIXED64) s.startTimeUnixNano = fixed64(r, data);
-    else if (f === 8 && w === WIRE_FIXED64) s.endTimeUnixNano = fixed64(r, data);
-    else if (f === 9 && w === WIRE_LEN) keyValues(s.attributes, r.readBytes());
-    else if (f === 15 && w === WIRE_LEN) {
-      walk(r.readBytes(), (rr, ff, ww) => {
-        if (ff === 2 && ww === WIRE_LEN) s.status.message = rr.readString();
-        else if (ff === 3 && ww === WIRE_VARINT) s.status.code = rr.readVarint();
-        else return false;
-        return true;
-      });
-    } else return false;
-    return true;
-  });
-  return s;
 }
 
 /** ExportTraceServiceRequest → its spans, each with its resource's attributes and scope name. */
 export function decodeExportTraceServiceRequest(body: Uint8Array): DecodedSpan[] {
+  const request = ExportTraceServiceRequest.decode(body) as Pb;
   const spans: DecodedSpan[] = [];
-  walk(body, (r, f, w) => {
-    if (f !== 1 || w !== WIRE_LEN) return false; // resource_spans
-    const resource: Record<string, AttrValue> = {};
-    const scopeSpans: Uint8Array[] = [];
-    walk(r.readBytes(), (rr, ff, ww) => {
-      if (ff === 1 && ww === WIRE_LEN) walk(rr.readBytes(), (r3, f3, w3) => f3 === 1 && w3 === WIRE_LEN && (keyValues(resource, r3.readBytes()), true));
-      else if (ff === 2 && ww === WIRE_LEN) scopeSpans.push(rr.readBytes());
-      else return false;
-      return true;
-    });
-    for (const ss of scopeSpans) {
-      let scope = '';
-      const raw: Uint8Array[] = [];
-      walk(ss, (rr, ff, ww) => {
-        if (ff === 1 && ww === WIRE_LEN) walk(rr.readBytes(), (r3, f3, w3) => f3 === 1 && w3 === WIRE_LEN && ((scope = r3.readString()), true));
-        else if (ff === 2 && ww === WIRE_LEN) raw.push(rr.readBytes());
-        else return false;
-        return true;
-      });
-      for (const sp of raw) spans.push(decodeSpan(sp, resource, scope));
+  for (const rs of request.resourceSpans ?? []) {
+    const resource = keyValues(rs.resource?.attributes);
+    for (const ss of rs.scopeSpans ?? []) {
+      const scope: string = ss.scope?.name ?? '';
+      for (const s of ss.spans ?? []) {
+        spans.push({
+          traceId: hex(s.traceId),
+          spanId: hex(s.spanId),
+          parentSpanId: hex(s.parentSpanId),
+          traceState: s.traceState ?? '',
+          name: s.name ?? '',
+          kind: s.kind ?? 0,
+          startTimeUnixNano: big(s.startTimeUnixNano),
+          endTimeUnixNano: big(s.endTimeUnixNano),
+          attributes: keyValues(s.attributes),
+          status: { code: s.status?.code ?? 0, message: s.status?.message ?? '' },
+          resource,
+          scope,
+        });
+      }
     }
-    return true;
-  });
+  }
   return spans;
 }
 

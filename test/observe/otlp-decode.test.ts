@@ -1,7 +1,8 @@
-// The test collector's decoder (test/helpers/otlp-collector.ts) against the
-// OpenTelemetry package's own OTLP protobuf serializer — the code the
-// exporter sends with: spans made by the SDK, serialized by
-// ProtobufTraceSerializer, decoded, and every field the tests read compared.
+// The test collector's decoder (OpenTelemetry's generated OTLP definitions,
+// see test/helpers/otlp-collector.ts) against today's OTLP protobuf
+// serializer — the code the exporter sends with: spans made by the SDK,
+// serialized by ProtobufTraceSerializer, decoded, and every field the tests
+// read compared.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
