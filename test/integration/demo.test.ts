@@ -19,6 +19,8 @@ test('the demo mesh serves its storefront through the mesh, places orders paid b
     apiPort: 0,
     xdsPort: 0,
     storefrontPort: await freePort(),
+    // Free ports for the apps too: a demo already running on this machine (npm start) must not collide.
+    appPorts: { payment: await freePort(), product: await freePort(), 'product-v2': await freePort(), order: await freePort() },
     loadRate: 0,
     log: silentLogger,
     out,
