@@ -52,6 +52,13 @@ export class Http1Connection {
   closed = false;
   /** The proxy is stopping: the connection closes after the exchange in flight. */
   draining = false;
+  private peerText: string | undefined;
+
+  /** The client's address:port, for request records (made once per connection). */
+  get peer(): string {
+    return (this.peerText ??= `${this.socket.remoteAddress}:${this.socket.remotePort}`);
+  }
+
   /** Last bytes from the client (activity-clock.ts). */
   private lastActivity = activityClock.now;
 

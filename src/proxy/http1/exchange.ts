@@ -769,7 +769,6 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const ctx = this.conn.ctx;
     const cluster = this.cluster?.config.name ?? this.stats?.cluster ?? '';
     const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster);
-    const socket = this.conn.socket;
     return {
       time: performance.timeOrigin + this.started,
       durationMs,
@@ -785,11 +784,12 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       flags,
       requestBytes: this.requestBytes,
       responseBytes: this.responseBytes,
-      sourceAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+      sourceAddress: this.conn.peer,
       source: stats.source,
       destination: stats.destination,
       attempts: this.attempt,
-      ...(this.trace ? { traceId: this.trace.traceId } : {}),
+      // Always present (undefined without a trace): one object shape for every record.
+      traceId: this.trace?.traceId,
     };
   }
 

@@ -608,7 +608,7 @@ class H2Exchange implements FilterRequest, FilterHost {
       cluster,
       upstream: this.endpoint?.key ?? '',
       status,
-      ...(this.grpc && this.grpcStatus >= 0 ? { grpcStatus: this.grpcStatus } : {}),
+      grpcStatus: this.grpc && this.grpcStatus >= 0 ? this.grpcStatus : undefined,
       flags,
       requestBytes: this.requestBytes,
       responseBytes: this.responseBytes,
@@ -616,7 +616,7 @@ class H2Exchange implements FilterRequest, FilterHost {
       source: stats.source,
       destination: stats.destination,
       attempts: this.attempt,
-      ...(this.trace ? { traceId: this.trace.traceId } : {}),
+      traceId: this.trace?.traceId,
     };
   }
 }
