@@ -9,7 +9,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_HTTP_REQUEST_METHOD,
@@ -43,7 +43,8 @@ export interface TracerIdentity {
 
 /** What a request needs to know of its trace. */
 export interface RequestTrace {
-  span: Span;
+  /** The SDK span; absent when the request is not sampled (no span is made for it). */
+  span: Span | undefined;
   traceId: string;
   /** Fields to write on the request to the next hop, flat [name, value, …]. */
   headers: string[];
@@ -78,6 +79,7 @@ export class ProxyTracer {
   private readonly provider: BasicTracerProvider;
   private readonly tracer;
   private readonly root: TraceIdRatioBasedSampler;
+  private readonly ids: RandomIdGenerator;
   readonly queue: SpanQueue;
 
   constructor(
@@ -86,6 +88,7 @@ export class ProxyTracer {
     exporter: SpanExporter = new OTLPTraceExporter({ url: opts.endpoint, timeoutMillis: opts.exportTimeoutMs ?? 10_000 }),
   ) {
     this.root = new TraceIdRatioBasedSampler(opts.sampleRatio);
+    this.ids = new RandomIdGenerator();
     this.queue = new SpanQueue(exporter, { ...DEFAULT_SPAN_QUEUE, ...opts.queue });
     this.provider = new BasicTracerProvider({
       resource: resourceFromAttributes({
@@ -93,7 +96,9 @@ export class ProxyTracer {
         'service.namespace': id.namespace,
         'service.instance.id': id.nodeId,
       }),
-      sampler: new ParentBasedSampler({ root: this.root }),
+      // New roots are decided in start() by the ratio before any span exists (so an unsampled
+      // request costs no SDK span); a span is made only for what is sampled.
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
       spanProcessors: [this.queue],
     });
     this.tracer = this.provider.getTracer('weft-proxy');
@@ -106,7 +111,15 @@ export class ProxyTracer {
     if (parent) {
       // A deferred B3 decision is taken here, by the ratio: the trace id decides, so every hop agrees.
       const sampled = parent.sampled ?? this.root.shouldSample(ROOT_CONTEXT, parent.traceId).decision === 2;
-      ctx = trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: sampled ? 1 : 0, isRemote: true });
+      // Not sampled: no span, and the caller's context goes on untouched (the head too).
+      if (!sampled) return { span: undefined, traceId: parent.traceId, headers: parent.sampled === undefined ? inject(format, parent.traceId, parent.spanId, undefined, false, parent.shortTraceId) : [] };
+      ctx = trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: 1, isRemote: true });
+    } else {
+      const traceId = this.ids.generateTraceId();
+      if (this.root.shouldSample(ROOT_CONTEXT, traceId).decision !== 2) {
+        // A new trace that is not sampled: the next hops learn the decision (flag 0), no span is made.
+        return { span: undefined, traceId, headers: inject(format, traceId, this.ids.generateSpanId(), undefined, false, false) };
+      }
     }
     const server = direction === 'inbound';
     const attributes: Attributes = {
@@ -139,7 +152,7 @@ export class ProxyTracer {
   /** Ends a request's span with its outcome; 5xx, local failures (status 0) and gRPC errors are errors. */
   end(t: RequestTrace, e: TraceEnd): void {
     const span = t.span;
-    if (!span.isRecording()) return;
+    if (!span || !span.isRecording()) return;
     if (e.status > 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, e.status);
     if (e.flag) span.setAttribute('weft.response_flags', e.flag);
     if (e.cluster) span.setAttribute('weft.upstream.cluster', e.cluster);
@@ -180,6 +193,7 @@ export class ProxyTracer {
  * for HTTP/2 and node:http header objects (lower-case names).
  */
 export function setTraceHeaders(headers: Record<string, unknown>, t: RequestTrace): void {
+  if (t.headers.length === 0) return; // an unsampled request whose context passes as it came
   for (const name of PROPAGATION_FIELDS) delete headers[name];
   for (let i = 0; i < t.headers.length; i += 2) headers[t.headers[i]] = t.headers[i + 1];
 }

@@ -411,7 +411,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const head = this.head;
     const route = this.route!;
     const action = route.action as RouteAction;
-    if (this.retry || this.trace) return this.rebuiltHead(head, route, action);
+    if (this.retry || (this.trace && this.trace.headers.length > 0)) return this.rebuiltHead(head, route, action);
     const unchanged =
       head.minor === 1 &&
       !head.absoluteForm &&
@@ -435,7 +435,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       host: action.hostRewrite ?? (head.absoluteForm ? head.host : undefined),
     };
     // Tracing: the received context gives way to the one whose parent is this sidecar's span.
-    if (this.trace) traceChanges(changes, this.trace);
+    if (this.trace && this.trace.headers.length > 0) traceChanges(changes, this.trace);
     return buildHead(`${head.method} ${path} HTTP/1.${head.minor}`, head.headers, {
       changes,
       chunked: head.body.kind === 'chunked',

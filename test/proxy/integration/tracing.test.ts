@@ -135,13 +135,13 @@ test('a local failure is an error span with its response flag', T, async () => {
   assert.equal(span.attributes['http.response.status_code'], 503);
 });
 
-test('a caller’s sampled=0 is honoured: the context goes on unsampled and nothing is exported', T, async () => {
+test('a caller’s sampled=0 is honoured: the context goes on untouched (no span is made) and nothing is exported', T, async () => {
   const trace = '11112222333344445555666677778888';
   const seen = await call({ traceparent: `00-${trace}-${CALLER}-00` });
-  assert.match(String(seen.traceparent), new RegExp(`^00-${trace}-[0-9a-f]{16}-00$`), 'still propagated, not sampled');
+  assert.equal(seen.traceparent, `00-${trace}-${CALLER}-00`, 'propagated as it came, not sampled');
   const b3 = '99990000aaaabbbbccccddddeeeeffff';
   const seenB3 = await call({ b3: `${b3}-${CALLER}-0` });
-  assert.match(String(seenB3.b3), new RegExp(`^${b3}-[0-9a-f]{16}-0-[0-9a-f]{16}$`));
+  assert.equal(seenB3.b3, `${b3}-${CALLER}-0`);
   // A sampled request after them: once its spans are in, the unsampled ones would have been too.
   await call({ traceparent: `00-${'12'.repeat(16)}-${CALLER}-01` });
   await spansOf('12'.repeat(16));
