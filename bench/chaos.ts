@@ -8,12 +8,7 @@
 // Each case runs on a fresh control plane, sidecar and upstream, so ejections
 // and budgets start from zero. wrk counts the non-2xx answers.
 import * as path from 'node:path';
-import { freePort, startProcess, startWeftControl, startWeftProxy, tempDir, waitForPort, wrk, type Peer } from './peers';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
+import { arg, freePort, startProcess, startWeftControl, startWeftProxy, tempDir, waitForPort, wrk, type Peer } from './peers';
 
 const seconds = Number(arg('seconds', '12'));
 const connections = Number(arg('connections', '16'));

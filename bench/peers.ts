@@ -9,6 +9,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 export { freePort } from '../src/run/run-app';
 
+/** A `--name value` command-line argument, or the fallback. */
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
 export const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'bin/weft.js');
 

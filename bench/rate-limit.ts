@@ -7,6 +7,7 @@
 //
 //   node dist/bench/rate-limit.js [--seconds 5] [--connections 32] [--rounds 2]
 import {
+  arg,
   freePort,
   startNginxUpstream,
   startWeftControl,
@@ -17,11 +18,6 @@ import {
   type LoadResult,
   type Peer,
 } from './peers';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
 
 const seconds = Number(arg('seconds', '5'));
 const connections = Number(arg('connections', '32'));

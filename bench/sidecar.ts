@@ -24,6 +24,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
+  arg,
   freePort,
   h2load,
   rssMiB,
@@ -39,11 +40,6 @@ import {
   type LoadResult,
   type Peer,
 } from './peers';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
 
 const seconds = Number(arg('seconds', '10'));
 const connections = Number(arg('connections', '32'));

@@ -8,39 +8,9 @@
 import * as http from 'node:http';
 import type { NodeStatus } from '../xds/server/node-status';
 import { edgeCounters, quantile, type EdgeCounters } from './mesh-metrics';
+import type { EdgeSignals, ServiceSignals, Signals, Topology } from './topology';
 
-export interface Signals {
-  /** Requests per second over the window. */
-  rps: number;
-  /** Share of requests not answered 5xx, 0..1; absent without requests. */
-  successRate?: number;
-  p50Ms?: number;
-  p99Ms?: number;
-  /** Requests in the window. */
-  requests: number;
-}
-
-export interface EdgeSignals extends Signals {
-  source: string;
-  destination: string;
-}
-
-export interface ServiceSignals extends Signals {
-  /** "<name>.<namespace>" */
-  name: string;
-  namespace: string;
-  /** Connected sidecars of the service. */
-  proxies: number;
-}
-
-export interface Topology {
-  at: string;
-  windowSeconds: number;
-  services: ServiceSignals[];
-  edges: EdgeSignals[];
-  /** Sidecars whose admin port could not be read, and why. */
-  unreachable: { nodeId: string; reason: string }[];
-}
+export type { EdgeSignals, ServiceSignals, Signals, Topology } from './topology';
 
 export type ObserverEvent = { type: 'topology'; data: Topology } | { type: 'errors'; data: unknown } | { type: 'nodes'; data: unknown };
 

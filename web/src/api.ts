@@ -1,28 +1,7 @@
 // The control plane's API as the dashboard reads it, and its live channel.
 
-export interface Signals {
-  rps: number;
-  successRate?: number;
-  p50Ms?: number;
-  p99Ms?: number;
-  requests: number;
-}
-export interface EdgeSignals extends Signals {
-  source: string;
-  destination: string;
-}
-export interface ServiceSignals extends Signals {
-  name: string;
-  namespace: string;
-  proxies: number;
-}
-export interface Topology {
-  at: string;
-  windowSeconds: number;
-  services: ServiceSignals[];
-  edges: EdgeSignals[];
-  unreachable: { nodeId: string; reason: string }[];
-}
+import type { Topology } from '../../src/observe/topology';
+export type { EdgeSignals, ServiceSignals, Signals, Topology } from '../../src/observe/topology';
 export interface ConfigErrorView {
   code?: string;
   message?: string;
