@@ -43,6 +43,12 @@ function lazy(module: string, fn: string) {
   return (...args: unknown[]) => require(`./commands/${module}`)[fn](...args);
 }
 
+// Sidecar observability options, the same on `weft proxy` and `weft run`.
+const OTLP_HELP = "tracing: send the sidecar's spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318/v1/traces); off without it";
+const TRACE_SAMPLE_HELP = "tracing: share of new traces recorded, 0-1 (callers' decisions are followed)";
+const ACCESS_LOG_HELP = "the sidecar's access log, one JSON line per request: a file, or - for stdout";
+const ACCESS_LOG_SAMPLE_HELP = 'fraction of requests the access log keeps';
+
 export function buildProgram(): Command {
   const program = new Command('weft')
     .description('weft: a service mesh. Control plane (xDS) and its tools.')
@@ -85,10 +91,10 @@ export function buildProgram(): Command {
     .option('--inbound-port <port>', 'where callers reach this instance (default 15006)', portNumber)
     .option('--app-port <port>', 'where the local app listens', portNumber)
     .option('--admin-port <port>', 'admin port: /ready /stats/prometheus /config_dump /clusters', portNumber, 15020)
-    .option('--otlp-endpoint <url>', 'tracing: send spans to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318/v1/traces); off without it', otlpEndpoint)
-    .option('--trace-sample <ratio>', 'tracing: share of new traces recorded, 0-1 (callers\' decisions are followed)', sampleRatio, 1)
-    .option('--access-log <path>', 'one JSON line per request: a file, or - for stdout')
-    .option('--access-log-sample <fraction>', 'fraction of requests the access log keeps', fraction)
+    .addOption(new Option('--otlp-endpoint <url>', OTLP_HELP).argParser(otlpEndpoint))
+    .addOption(new Option('--trace-sample <ratio>', TRACE_SAMPLE_HELP).argParser(sampleRatio).default(1))
+    .option('--access-log <path>', ACCESS_LOG_HELP)
+    .addOption(new Option('--access-log-sample <fraction>', ACCESS_LOG_SAMPLE_HELP).argParser(fraction))
     .option('--recent-requests <n>', 'requests kept for /requests and weft tap --since', count)
     .option('--no-metrics', 'do not count requests (to measure what metrics cost)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -109,10 +115,10 @@ export function buildProgram(): Command {
     .option('--inbound-port <port>', "the sidecar's port for callers (default: a free port)", portNumber)
     .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
-    .option('--otlp-endpoint <url>', "tracing: the sidecar's OTLP/HTTP collector (e.g. http://127.0.0.1:4318/v1/traces); off without it", otlpEndpoint)
-    .option('--trace-sample <ratio>', 'tracing: share of new traces recorded, 0-1', sampleRatio, 1)
-    .option('--access-log <path>', "the sidecar's access log: a file, or - for stdout")
-    .option('--access-log-sample <fraction>', 'fraction of requests the access log keeps', fraction)
+    .addOption(new Option('--otlp-endpoint <url>', OTLP_HELP).argParser(otlpEndpoint))
+    .addOption(new Option('--trace-sample <ratio>', TRACE_SAMPLE_HELP).argParser(sampleRatio).default(1))
+    .option('--access-log <path>', ACCESS_LOG_HELP)
+    .addOption(new Option('--access-log-sample <fraction>', ACCESS_LOG_SAMPLE_HELP).argParser(fraction))
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('run', 'runRun'));
 
