@@ -685,7 +685,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.finished = true;
     clearTimeout(this.timer);
     this.stats?.response(101, performance.now() - this.started);
-    if (this.trace) this.endTrace(101, '');
+    if (this.trace) this.endTrace(101, this.filterFlags);
     this.cluster?.load.ended(this.endpoint!);
     up.handler = undefined;
     this.conn.detach();
@@ -753,11 +753,11 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       if (this.retrySlot) this.cluster!.load.retries--;
       this.retrySlot = false;
     }
+    if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     if (this.trace) this.endTrace(status, flag);
     const endpoint = this.endpoint;
     if (endpoint) this.cluster!.load.ended(endpoint);
     this.endpoint = undefined;
-    if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     const ms = performance.now() - this.started;
     this.stats?.response(status, ms, flag || undefined, this.route?.name, -1, this.requestBytes, this.responseBytes);
     const records = this.conn.ctx.stats.records;
@@ -793,8 +793,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     };
   }
 
+  /** `flag`: every response flag of the request, the filters' included. */
   private endTrace(status: number, flag: string): void {
-    if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     this.conn.ctx.tracer!.end(this.trace!, { status, flag, cluster: this.cluster?.config.name, endpoint: this.endpoint?.key, route: this.route?.name });
   }
 
