@@ -14,6 +14,14 @@ export interface FilterRequest extends RequestInfo {
   readonly sourceAddress: string | undefined;
   /** A gRPC request: a local reply is sent as a grpc-status. */
   readonly grpc: boolean;
+  /** The caller's SPIFFE ID, from the certificate it presented over mTLS; undefined over plaintext. */
+  readonly peerPrincipal: string | undefined;
+  /**
+   * Envoy's dynamic metadata: what a filter leaves for the filters after it,
+   * by filter name (jwt_authn's verified payload, read by RBAC). Undefined
+   * until a filter writes it.
+   */
+  filterMetadata: Record<string, Record<string, unknown>> | undefined;
 }
 
 /** A local answer a filter asks for. `headers` are extra response headers, flat name/value pairs. */

@@ -53,6 +53,8 @@ export class Http1Connection {
   /** The proxy is stopping: the connection closes after the exchange in flight. */
   draining = false;
   private peerText: string | undefined;
+  /** The caller's SPIFFE ID when the connection is mTLS (set once, at accept). */
+  peerPrincipal: string | undefined = undefined;
 
   /** The client's address:port, for request records (made once per connection). */
   get peer(): string {

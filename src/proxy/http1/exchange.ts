@@ -39,6 +39,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   readonly path: string;
   private readonly started = performance.now();
   private stats: RequestStats | undefined;
+  /** FilterRequest: dynamic metadata the filters leave for each other. */
+  filterMetadata: Record<string, Record<string, unknown>> | undefined = undefined;
   private route: Route | undefined;
   private cluster: ClusterRuntime | undefined;
   private endpoint: Endpoint | undefined;
@@ -191,6 +193,11 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   /** FilterRequest: the peer's address, for per-source limits. */
   get sourceAddress(): string | undefined {
     return sourceIp(this.conn.socket.remoteAddress);
+  }
+
+  /** FilterRequest: the mTLS caller's identity (one per connection). */
+  get peerPrincipal(): string | undefined {
+    return this.conn.peerPrincipal;
   }
 
   get grpc(): boolean {

@@ -82,6 +82,8 @@ class H2Exchange implements FilterRequest, FilterHost {
   readonly grpc: boolean;
   private readonly started = performance.now();
   private stats: RequestStats | undefined;
+  /** FilterRequest: dynamic metadata the filters leave for each other. */
+  filterMetadata: Record<string, Record<string, unknown>> | undefined = undefined;
   private cluster: ClusterRuntime | undefined;
   private endpoint: import('../config/types').Endpoint | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -159,6 +161,11 @@ class H2Exchange implements FilterRequest, FilterHost {
 
   get sourceAddress(): string | undefined {
     return sourceIp(this.stream.session?.socket?.remoteAddress);
+  }
+
+  /** FilterRequest: the mTLS caller's identity (none yet over h2). */
+  get peerPrincipal(): string | undefined {
+    return undefined;
   }
 
   /** The router: the route's action, then cluster, circuit breaker, endpoint. */
