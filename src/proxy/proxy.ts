@@ -15,6 +15,7 @@ import { closeFilterEnv, filterEnv } from './filters/filter-env';
 import { Runtime } from './runtime';
 import type { EndpointHealth } from './upstream/endpoint-health';
 import { escapeLabel, ProxyStats } from './stats';
+import { SecretStore } from './tls/secret-store';
 import { AccessLog } from '../observe/access-log';
 
 export interface ProxyOptions {
@@ -65,6 +66,8 @@ export class Proxy {
   private applying: Promise<void> = Promise.resolve();
   private readonly h2 = new H2Downstream();
   readonly tracer: ProxyTracer | undefined;
+  /** The workload certificate and trust bundle (filled by the certificate agent and SDS, read by TLS contexts). */
+  readonly secrets = new SecretStore();
 
   constructor(
     readonly opts: ProxyOptions,
