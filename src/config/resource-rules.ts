@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import type { Problem } from './errors';
 import { durationToMs } from './duration';
+import { jwksProblem } from './jwks';
 import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, type RequestAuthenticationSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
 
 type Path = PropertyKey[];
@@ -274,21 +275,6 @@ function requestAuthenticationRules(spec: RequestAuthenticationSpec): Problem[] 
     }
   });
   return out;
-}
-
-/** Why `text` is not a JSON Web Key Set, or undefined when it is one. */
-export function jwksProblem(text: string): string | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    return `invalid JSON (${(e as Error).message})`;
-  }
-  const keys = (doc as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys)) return 'no "keys" array';
-  const bad = keys.findIndex((k) => typeof k !== 'object' || k === null || typeof (k as { kty?: unknown }).kty !== 'string');
-  if (bad >= 0) return `keys[${bad}] is not a JSON Web Key (no "kty")`;
-  return undefined;
 }
 
 /** Problems of one resource on its own, with paths from the document root. */
