@@ -211,7 +211,7 @@ function view(item: StoredResource) {
 }
 
 function countByKind(store: Store): Record<string, number> {
-  const kinds = ['Service', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TrafficPolicy', 'MeshTLS', 'AuthorizationPolicy'] as const;
+  const kinds = ['Service', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TrafficPolicy', 'MeshTLS', 'AuthorizationPolicy', 'RequestAuthentication'] as const;
   return Object.fromEntries(kinds.map((k) => [k, store.list(k).length]));
 }
 

@@ -7,6 +7,7 @@ const ALIASES: Record<string, Kind> = {
   tp: 'TrafficPolicy',
   authz: 'AuthorizationPolicy',
   mtls: 'MeshTLS',
+  authn: 'RequestAuthentication',
 };
 
 export function kindFromName(text: string): Kind | undefined {

@@ -370,6 +370,41 @@ export const authorizationPolicySpecSchema = z.strictObject({
   rules: z.array(z.strictObject({ from: z.array(authzSource).optional(), to: z.array(authzOperation).optional() })).default([]),
 });
 
+/**
+ * Where a JWT rule's signing keys come from: exactly one of a JWKS file on the
+ * callee's host, an inline JWKS document, or a mesh Service serving one over
+ * HTTP (fetched through the callee's sidecar). "Exactly one" is in resource-rules.ts.
+ */
+const jwksSource = z.strictObject({
+  file: z.string().min(1).optional(),
+  inline: z.string().min(1).optional(),
+  service: name.optional(),
+  namespace: name.optional(),
+  port: port.optional(),
+  path: z.string().regex(/^\/[\x21-\x7e]*$/, 'an absolute path without spaces, e.g. /.well-known/jwks.json').optional(),
+  /** How long fetched keys are kept before they are fetched again (default 5m). */
+  cacheDuration: duration.optional(),
+});
+
+const jwtRule = z.strictObject({
+  issuer: z.string().min(1),
+  /** Accepted `aud` values, any one of them; absent: the audience is not checked. */
+  audiences: z.array(z.string().min(1)).optional(),
+  jwks: jwksSource,
+  /** Leeway on exp and nbf. */
+  clockSkew: duration.default('60s'),
+  /** Where the token is; default the Authorization header after "Bearer ". */
+  fromHeaders: z.array(z.strictObject({ name: headerName, prefix: z.string().optional() })).min(1).optional(),
+  /** Pass the token on to the app (default); false removes it from the request. */
+  forwardOriginalToken: z.boolean().default(true),
+});
+
+/** Verifies JWTs on requests to a Service (or every Service of the namespace) in its inbound sidecar. */
+export const requestAuthenticationSpecSchema = z.strictObject({
+  targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name }).optional(),
+  jwtRules: z.array(jwtRule).min(1),
+});
+
 // ---- The registry of kinds ----
 
 export const KINDS = {
@@ -380,6 +415,7 @@ export const KINDS = {
   TrafficPolicy: { apiVersion: 'weft.dev/v1', spec: trafficPolicySpecSchema },
   MeshTLS: { apiVersion: 'weft.dev/v1', spec: meshTlsSpecSchema },
   AuthorizationPolicy: { apiVersion: 'weft.dev/v1', spec: authorizationPolicySpecSchema },
+  RequestAuthentication: { apiVersion: 'weft.dev/v1', spec: requestAuthenticationSpecSchema },
 } as const;
 
 export type Kind = keyof typeof KINDS;
@@ -394,6 +430,7 @@ export type TCPRouteSpec = z.output<typeof tcpRouteSpecSchema>;
 export type TrafficPolicySpec = z.output<typeof trafficPolicySpecSchema>;
 export type MeshTLSSpec = z.output<typeof meshTlsSpecSchema>;
 export type AuthorizationPolicySpec = z.output<typeof authorizationPolicySpecSchema>;
+export type RequestAuthenticationSpec = z.output<typeof requestAuthenticationSpecSchema>;
 
 export interface SpecByKind {
   Service: ServiceSpec;
@@ -403,6 +440,7 @@ export interface SpecByKind {
   TrafficPolicy: TrafficPolicySpec;
   MeshTLS: MeshTLSSpec;
   AuthorizationPolicy: AuthorizationPolicySpec;
+  RequestAuthentication: RequestAuthenticationSpec;
 }
 
 /** A validated resource, defaults applied. */

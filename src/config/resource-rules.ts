@@ -4,7 +4,8 @@
 import { isIP } from 'node:net';
 import type { Problem } from './errors';
 import { durationToMs } from './duration';
-import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
+import { jwksProblem } from './jwks';
+import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, type RequestAuthenticationSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
 
 type Path = PropertyKey[];
 
@@ -241,6 +242,41 @@ function rateLimitRules(rl: TrafficPolicySpec['rateLimit']): Problem[] {
   return out;
 }
 
+const JWKS_SOURCES = ['file', 'inline', 'service'] as const;
+const JWKS_SERVICE_FIELDS = ['namespace', 'port', 'path', 'cacheDuration'] as const;
+
+// A JWT rule's keys come from exactly one place, and a Service source says where on it.
+function requestAuthenticationRules(spec: RequestAuthenticationSpec): Problem[] {
+  const out: Problem[] = [];
+  spec.jwtRules.forEach((rule, i) => {
+    const at: Path = ['spec', 'jwtRules', i, 'jwks'];
+    const jwks = rule.jwks;
+    const set = JWKS_SOURCES.filter((k) => jwks[k] !== undefined);
+    const expected = 'exactly one of file, inline or service';
+    if (set.length !== 1) {
+      const detail = set.length === 0 ? `no key source: expected ${expected}` : `${set.join(' and ')} are both set: expected ${expected}`;
+      out.push(invalid(set.length === 0 ? at : [...at, set[1]], detail, expected));
+      return;
+    }
+    if (jwks.service !== undefined) {
+      if (jwks.port === undefined) out.push(invalid([...at, 'port'], 'a JWKS service needs the port to fetch the keys from', 'a port of the Service'));
+      if (jwks.path === undefined) out.push(invalid([...at, 'path'], 'a JWKS service needs the path of its JWKS document', 'an absolute path, e.g. /.well-known/jwks.json'));
+    } else {
+      for (const f of JWKS_SERVICE_FIELDS) {
+        if (jwks[f] !== undefined) out.push(invalid([...at, f], `only applies to a JWKS served by a service (jwks.service)`));
+      }
+    }
+    if (jwks.file !== undefined && !jwks.file.startsWith('/')) {
+      out.push(invalid([...at, 'file'], `expected an absolute path, got ${JSON.stringify(jwks.file)}`, 'an absolute path on the callee\'s host'));
+    }
+    if (jwks.inline !== undefined) {
+      const problem = jwksProblem(jwks.inline);
+      if (problem) out.push(invalid([...at, 'inline'], `not a JWKS document: ${problem}`, 'a JSON Web Key Set, {"keys": [...]}'));
+    }
+  });
+  return out;
+}
+
 /** Problems of one resource on its own, with paths from the document root. */
 export function resourceRules(r: Resource): Problem[] {
   switch (r.kind) {
@@ -252,6 +288,8 @@ export function resourceRules(r: Resource): Problem[] {
       return grpcRouteRules((r as Resource<'GRPCRoute'>).spec);
     case 'TrafficPolicy':
       return trafficPolicyRules((r as Resource<'TrafficPolicy'>).spec);
+    case 'RequestAuthentication':
+      return requestAuthenticationRules((r as Resource<'RequestAuthentication'>).spec);
     default:
       return [];
   }

@@ -125,6 +125,20 @@ class ReferenceChecker {
         if (target) this.service(r, target, ['spec', 'targetRef'], out);
         break;
       }
+      case 'RequestAuthentication': {
+        const spec = (r as Resource<'RequestAuthentication'>).spec;
+        if (spec.targetRef) this.service(r, spec.targetRef, ['spec', 'targetRef'], out);
+        spec.jwtRules.forEach((rule, i) => {
+          const { service, namespace, port } = rule.jwks;
+          if (service === undefined) return;
+          const path = ['spec', 'jwtRules', i, 'jwks'];
+          const id = `${namespace ?? r.metadata.namespace}/${service}`;
+          const svc = this.services.get(id);
+          if (!svc) out.push({ code: 'E_REFERENCE', path: [...path, 'service'], detail: `Service ${id} does not exist`, expected: 'the name of a Service serving the JWKS' });
+          else if (port !== undefined) this.port(svc, port, path, out);
+        });
+        break;
+      }
     }
     return out;
   }

@@ -13,6 +13,7 @@ export function buildMeshView(store: Store, registry: Registry): MeshView {
     trafficPolicies: resources('TrafficPolicy'),
     meshTls: resources('MeshTLS'),
     authorizationPolicies: resources('AuthorizationPolicy'),
+    requestAuthentications: resources('RequestAuthentication'),
     endpoints: registry.endpoints(),
   };
 }

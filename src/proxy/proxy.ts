@@ -90,7 +90,12 @@ export class Proxy {
       log: opts.log,
       h2: (socket, firstBytes, chain) => h2.take(socket, firstBytes, chain),
     });
-    Object.assign(filterEnv(this.runtime.filterState), { controlPlane: opts.xds, stats: this.stats, log: opts.log });
+    Object.assign(filterEnv(this.runtime.filterState), {
+      controlPlane: opts.xds,
+      stats: this.stats,
+      log: opts.log,
+      clusterEndpoint: (name: string) => this.runtime.cluster(name)?.lb.pick(),
+    });
     xds.onConfig((config) => {
       // Serialised: binds of one config finish before the next is applied.
       this.applying = this.applying.then(() => this.apply(config)).catch((err) => opts.log('error', 'applying config failed', { error: String(err) }));

@@ -118,7 +118,7 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
  * port, chosen by the connection's original destination port (after
  * interception); a connection made to the listener itself goes to the lowest port.
  */
-export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec): Obj {
+export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec, jwtAuthn?: Obj): Obj {
   const ports = sortedPorts(own);
   return {
     name: INBOUND_LISTENER.name,
@@ -127,13 +127,13 @@ export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPo
     filter_chains: ports.map((port) => ({
       name: inboundRouteConfigName(port.port),
       filter_chain_match: { destination_port: { value: port.port } },
-      filters: [inboundFilter(port, own, policy)],
+      filters: [inboundFilter(port, own, policy, jwtAuthn)],
     })),
-    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], own, policy)] },
+    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], own, policy, jwtAuthn)] },
   };
 }
 
-function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined): Obj {
+function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined, jwtAuthn: Obj | undefined): Obj {
   const cluster = inboundClusterName(port.port);
   const name = inboundRouteConfigName(port.port);
   if (!isHttpPort(port)) return tcpProxyFilter({ stat_prefix: name, cluster });
@@ -153,7 +153,8 @@ function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpe
         { name, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: action }] },
       ],
     },
-    http_filters: [...(limits?.httpFilters ?? []), routerFilter()],
+    // jwt_authn first: the filters after it read the verified claims (jwt-authn.ts).
+    http_filters: [...(jwtAuthn ? [jwtAuthn] : []), ...(limits?.httpFilters ?? []), routerFilter()],
   });
 }
 

@@ -7,6 +7,7 @@
 // v2, a mirror target), but not their virtual hosts or listeners: traffic
 // sent to a backend cluster does not pass through the backend's own routes.
 import { routeBackends } from './attach';
+import { jwksServices } from './jwt-authn';
 import type { Service, TranslateContext } from './context';
 import { keyOf } from './context';
 import { serviceKey } from './names';
@@ -38,6 +39,8 @@ export function computeScope(ctx: TranslateContext): Scope {
       for (const backend of routeBackends(ctx, service, port)) clusters.set(keyOf(backend.service), backend.service);
     }
   }
+  // A sidecar fetches its RequestAuthentications' JWKS through the serving services' clusters.
+  for (const s of jwksServices(ctx, own)) clusters.set(keyOf(s), s);
   const scope: Scope = { callable, withClusters: uniqueSorted([...clusters.values()]) };
   if (own) scope.own = own;
   return scope;

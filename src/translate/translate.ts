@@ -4,11 +4,13 @@
 // them and skip pushes that change nothing.
 //
 // MeshTLS and AuthorizationPolicy are not translated yet; they are ignored.
+// RequestAuthentication: jwt-authn.ts.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
 import { inboundCluster, outboundCluster } from './clusters';
 import { buildContext, keyOf, sortedPorts } from './context';
 import { anyFault } from './fault';
 import { loadAssignment } from './endpoints';
+import { jwtAuthnFilter } from './jwt-authn';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
 import { compareStrings } from './proto-values';
 import { httpPorts, outboundRouteConfig, proxylessRouteConfig } from './routes';
@@ -37,7 +39,7 @@ export function translate(view: MeshView, node: NodeInfo): ResourceSet {
     listeners.push(outboundListener(node, { fault }), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
-      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own))));
+      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), jwtAuthnFilter(ctx, scope.own)));
       const lowest = sortedPorts(scope.own)[0].port;
       clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
     }

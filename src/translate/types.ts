@@ -25,6 +25,7 @@ export interface MeshView {
   trafficPolicies: Resource<'TrafficPolicy'>[];
   meshTls: Resource<'MeshTLS'>[];
   authorizationPolicies: Resource<'AuthorizationPolicy'>[];
+  requestAuthentications: Resource<'RequestAuthentication'>[];
   /** "namespace/name" of a Service → its endpoints */
   endpoints: Map<string, Endpoint[]>;
 }

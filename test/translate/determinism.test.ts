@@ -26,6 +26,7 @@ function reversed(view: MeshView): MeshView {
     trafficPolicies: [...view.trafficPolicies].reverse(),
     meshTls: [...view.meshTls].reverse(),
     authorizationPolicies: [...view.authorizationPolicies].reverse(),
+    requestAuthentications: [...view.requestAuthentications].reverse(),
     endpoints: new Map([...view.endpoints].reverse().map(([k, v]) => [k, [...v].reverse()])),
   };
 }

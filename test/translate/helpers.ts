@@ -75,6 +75,7 @@ export function meshView(yamlText: string, endpoints: Record<string, EndpointSpe
     trafficPolicies: of('TrafficPolicy'),
     meshTls: of('MeshTLS'),
     authorizationPolicies: of('AuthorizationPolicy'),
+    requestAuthentications: of('RequestAuthentication'),
     endpoints: eps,
   };
 }

@@ -8,6 +8,7 @@ import type { Obj } from '../config/read-proto';
 import type { HttpFilter } from './http-filter';
 import { FAULT_FILTER_TYPE } from './fault';
 import { GLOBAL_RATE_LIMIT_TYPE } from './global-rate-limit';
+import { JWT_AUTHN_TYPE } from './jwt-authn';
 import { LOCAL_RATE_LIMIT_TYPE } from './local-rate-limit';
 
 /**
@@ -29,7 +30,7 @@ export interface HttpFilterType {
 }
 
 /** Every HTTP filter weft proxy supports besides the router. */
-export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER_TYPE, LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE];
+export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER_TYPE, LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE, JWT_AUTHN_TYPE];
 
 export function filterTypeFor(typeUrl: string): HttpFilterType | undefined {
   return HTTP_FILTER_TYPES.find((t) => t.typeUrl === typeUrl);

@@ -11,6 +11,8 @@ export interface FilterEnv {
   controlPlane?: string;
   stats?: ProxyStats;
   log?: Logger;
+  /** An endpoint of a cluster of the current config, picked by its load balancer (jwt_authn fetches remote JWKS there). */
+  clusterEndpoint?: (cluster: string) => { address: string; port: number } | undefined;
   /** Called by the proxy's close(): clients filters opened (the rate limit service channel). */
   closers: (() => void)[];
 }

@@ -22,6 +22,8 @@ export interface FilterRequest extends RequestInfo {
    * until a filter writes it.
    */
   filterMetadata: Record<string, Record<string, unknown>> | undefined;
+  /** Removes every field `lowerName` from the request sent upstream (jwt_authn with forward false). */
+  removeRequestHeader?(lowerName: string): void;
 }
 
 /** A local answer a filter asks for. `headers` are extra response headers, flat name/value pairs. */

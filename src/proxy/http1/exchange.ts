@@ -89,6 +89,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   private runtime: Runtime | undefined;
   /** Flags the filters noted without answering (FI for an injected delay). */
   private filterFlags = '';
+  /** A filter changed the request's headers: its received head bytes cannot be sent as they are. */
+  private headersEdited = false;
   /** This request's span and the context for the next hop; unset when tracing is off. */
   trace: RequestTrace | undefined;
   /** Bytes from and to downstream, heads included (metrics and records). */
@@ -115,6 +117,15 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       if (h[i].length === lowerName.length && h[i].toLowerCase() === lowerName) return h[i + 1];
     }
     return undefined;
+  }
+
+  /** FilterRequest: a filter removed a header (the head is rebuilt without it). */
+  removeRequestHeader(lowerName: string): void {
+    const h = this.head.headers;
+    for (let i = h.length - 2; i >= 0; i -= 2) {
+      if (h[i].toLowerCase() === lowerName) h.splice(i, 2);
+    }
+    this.headersEdited = true;
   }
 
   get wantsRequestBody(): boolean {
@@ -420,6 +431,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const action = route.action as RouteAction;
     if (this.retry || (this.trace && this.trace.headers.length > 0)) return this.rebuiltHead(head, route, action);
     const unchanged =
+      !this.headersEdited &&
       head.minor === 1 &&
       !head.absoluteForm &&
       head.upgrade === undefined &&

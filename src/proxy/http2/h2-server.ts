@@ -138,6 +138,11 @@ class H2Exchange implements FilterRequest, FilterHost {
     return Array.isArray(v) ? v[0] : v;
   }
 
+  /** FilterRequest: a filter removed a header from what goes upstream. */
+  removeRequestHeader(lowerName: string): void {
+    delete this.headers[lowerName];
+  }
+
   start(): void {
     if (this.ctx.tracer) this.trace = this.ctx.tracer.start(this.ctx.direction, this, '2', this.sourceAddress);
     const { runtime, table, filters } = this.ctx.resolve();
