@@ -168,7 +168,7 @@ export class Mesh {
 
   /** Starts the control plane (again), on the port it had before if it ran already. */
   async startControlPlane(): Promise<ControlPlane> {
-    this.cp = await startControlPlane({ configDir: this.configDir, dataDir: this.dataDir, xdsPort: this.xdsPort, apiPort: 0, log: silentLogger });
+    this.cp = await startControlPlane({ configDir: this.configDir, dataDir: this.dataDir, xdsPort: this.xdsPort, apiPort: 0, log: silentLogger, dev: true });
     this.xdsPort = this.cp.xdsPort;
     return this.cp;
   }
