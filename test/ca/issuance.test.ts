@@ -179,3 +179,44 @@ test('admin /certs and weft certs: identity, expiry, remaining, the trust bundle
   assert.match(text, /client-1\s+- \(no service\)/);
   assert.match(text, /Trust bundle \(1 root\):\n  \* O=cluster\.local, CN=weft root CA/);
 });
+
+test('the control plane down: the agent keeps its certificate and retries with backoff, then renews', T, async () => {
+  const ttl = 3000;
+  const mesh = await Mesh.start({}, { certTtlMs: ttl });
+  closers.push(() => mesh.close());
+  const sc = await mesh.sidecar({ service: 'orders', proxy: { certificateRetry: { initialMs: 100, maxMs: 400 } } });
+  const agent = sc.proxy.certificateAgent!;
+  await agent.waitForCertificate(5000);
+  const held = sc.proxy.secrets.certificate('default')!;
+  await mesh.stopControlPlane();
+  await waitFor(() => agent.status().failures >= 2, ttl * 2, 'failed renewals');
+  assert.equal(agent.status().state, 'retrying');
+  assert.match(agent.status().lastError!, /UNAVAILABLE/);
+  const issuedBefore = agent.status().issued;
+  assert.ok(sc.proxy.secrets.certificate('default') !== undefined, 'the old certificate is kept');
+  assert.equal(sc.proxy.secrets.certificate('default')!.certificateChainPem, held.certificateChainPem);
+  await mesh.startControlPlane();
+  await waitFor(() => agent.status().issued > issuedBefore, 5000, 'a renewal once the control plane is back');
+  assert.equal(agent.status().state, 'ready');
+});
+
+test('weft token create / list / revoke over the API', T, async () => {
+  const { runTokenCreate, runTokenList, runTokenRevoke } = await import('../../src/cli/commands/certs');
+  const cp = await securePlane();
+  const api = `http://127.0.0.1:${cp.apiPort}`;
+  let text = '';
+  const out = { write: (s: string) => (text += s) };
+  await runTokenCreate({ service: 'orders', namespace: 'shop', ttl: 3600, api, out });
+  const token = text.trim();
+  assert.match(token, /^weft\.[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$/);
+  assert.deepEqual(cp.tokens.verify(token), { namespace: 'shop', service: 'orders' });
+  text = '';
+  await runTokenList({ api, out });
+  const id = token.split('.')[1];
+  assert.match(text, new RegExp(`${id}\\s+shop\\s+orders\\s+\\S+\\s+20`));
+  assert.ok(!text.includes(token.split('.')[2]), 'list never shows the secret');
+  await assert.rejects(runTokenCreate({ service: 'Not_Valid', namespace: 'default', api, out }), /service: "Not_Valid" is not a valid service name/);
+  await runTokenRevoke(id, { api, out });
+  assert.throws(() => cp.tokens.verify(token), /unknown or revoked/);
+  await assert.rejects(runTokenRevoke(id, { api, out }), /no join token/);
+});
