@@ -17,6 +17,8 @@ import { startProxy, type Proxy } from '../../src/proxy/proxy';
 import { decodeMessage } from '../../src/xds/protos';
 import { freePort, Mesh, waitFor } from '../helpers/proxy-harness';
 import { tempDir } from '../helpers/tmp';
+import { ack, resourcesOf, TestStream } from '../xds/fixtures';
+import { TYPE_URL } from '../../src/xds/type-urls';
 
 const T = { timeout: 30_000 };
 const closers: (() => Promise<unknown> | unknown)[] = [];
@@ -219,4 +221,27 @@ test('weft token create / list / revoke over the API', T, async () => {
   await runTokenRevoke(id, { api, out });
   assert.throws(() => cp.tokens.verify(token), /unknown or revoked/);
   await assert.rejects(runTokenRevoke(id, { api, out }), /no join token/);
+});
+
+test('SotW ADS: a node subscribing to Secret ROOTCA gets the bundle and the new one after a rotation; CDS alone brings no Secret', T, async () => {
+  const mesh = await Mesh.start();
+  closers.push(() => mesh.close());
+  const node = { id: 'sotw-1', metadata: { fields: { WEFT_ROLE: { stringValue: 'sidecar' }, WEFT_SERVICE: { stringValue: 'orders' } } } };
+  const s = new TestStream(mesh.cp!.xdsPort, 'sotw');
+  closers.push(() => s.close());
+  s.send({ node, type_url: TYPE_URL.Cluster });
+  const cds = await s.next();
+  assert.equal(cds.type_url, TYPE_URL.Cluster);
+  s.send(ack(cds));
+  assert.ok(await s.quiet(300), 'nothing but what was asked for');
+  s.send({ type_url: TYPE_URL.Secret, resource_names: ['ROOTCA'] });
+  const first = await s.next();
+  const [secret] = resourcesOf(first);
+  assert.equal(secret.name, 'ROOTCA');
+  assert.equal(secret.validation_context.trusted_ca.inline_string, mesh.cp!.ca.bundlePem());
+  s.send(ack(first, ['ROOTCA']));
+  await mesh.cp!.ca.rotateRoot();
+  const second = await s.next(3000);
+  assert.equal(second.type_url, TYPE_URL.Secret);
+  assert.equal(splitPemCertificates(resourcesOf(second)[0].validation_context.trusted_ca.inline_string).length, 2);
 });
