@@ -133,7 +133,7 @@ backend be
 export async function startWeftControl(dir: string, configYaml: string, xdsPort: number, apiPort: number): Promise<Peer> {
   fs.mkdirSync(path.join(dir, 'config'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'config/mesh.yaml'), configYaml);
-  const { peer } = run('weft-control', process.execPath, [BIN, 'control', '--config', path.join(dir, 'config'), '--data-dir', path.join(dir, 'data'), '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn']);
+  const { peer } = run('weft-control', process.execPath, [BIN, 'control', '--config', path.join(dir, 'config'), '--data-dir', path.join(dir, 'data'), '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn', '--dev']);
   await waitForPort(apiPort);
   return peer;
 }

@@ -123,7 +123,7 @@ async function startWeftControl(opts: Options, tmp: string): Promise<ControlPlan
   const child = spawn(
     process.execPath,
     [...nodeArgs(opts), path.join(root, 'bin/weft.js'), 'control', '--config', configDir, '--data-dir', dataDir,
-      '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn'],
+      '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn', '--dev'],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   await waitForPort(xdsPort, child, 20_000);

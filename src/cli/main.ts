@@ -27,6 +27,30 @@ function sampleRatio(value: string): number {
   return n;
 }
 
+function certTtl(value: string): number {
+  const { durationToMs } = require('../config/duration') as typeof import('../config/duration');
+  let ms: number;
+  try {
+    ms = durationToMs(value);
+  } catch {
+    throw new InvalidArgumentError('expected a duration such as 24h, 90m or 10m');
+  }
+  if (ms < 60_000) throw new InvalidArgumentError('must be at least 1m');
+  if (ms > 365 * 24 * 3_600_000) throw new InvalidArgumentError('must be at most 8760h (a year)');
+  return ms;
+}
+
+function ttlSeconds(value: string): number {
+  const { durationToMs } = require('../config/duration') as typeof import('../config/duration');
+  try {
+    const ms = durationToMs(value);
+    if (ms < 1000) throw new Error();
+    return ms / 1000;
+  } catch {
+    throw new InvalidArgumentError('expected a duration of at least 1s, such as 1h or 30m');
+  }
+}
+
 function otlpEndpoint(value: string): string {
   let url: URL;
   try {
@@ -48,6 +72,10 @@ const OTLP_HELP = "tracing: send the sidecar's spans to this OTLP/HTTP collector
 const TRACE_SAMPLE_HELP = "tracing: share of new traces recorded, 0-1 (callers' decisions are followed)";
 const ACCESS_LOG_HELP = "the sidecar's access log, one JSON line per request: a file, or - for stdout";
 const ACCESS_LOG_SAMPLE_HELP = 'fraction of requests the access log keeps';
+// Zero trust options of the sidecar, the same on `weft proxy` and `weft run`.
+const CA_FILE_HELP = "the mesh's root bundle (the control plane's <data-dir>/ca/trust-bundle.pem): xDS over TLS verified with it; omit against a --dev control plane";
+const JOIN_TOKEN_HELP = 'join token for this service\'s certificate (`weft token create`); default $WEFT_JOIN_TOKEN; not needed against a --dev control plane';
+const TRUST_DOMAIN_HELP = 'SPIFFE trust domain of the mesh';
 
 export function buildProgram(): Command {
   const program = new Command('weft')
@@ -76,6 +104,11 @@ export function buildProgram(): Command {
     .option('--xds-port <port>', 'xDS (ADS) gRPC port', portNumber, 15010)
     .option('--api-port <port>', 'admin API port', portNumber, 15000)
     .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--dev', 'development mode: plaintext xDS, certificates issued without join tokens')
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', 'cluster.local')
+    .addOption(new Option('--cert-ttl <duration>', 'lifetime of workload certificates, at least 1m (e.g. 24h, 30m)').argParser(certTtl))
+    .option('--root-cert <file>', 'bring your own root CA: its certificate (PEM); weft makes its intermediate under it')
+    .option('--root-key <file>', "bring your own root CA: its private key (PEM)")
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('control', 'runControl'));
 
@@ -97,6 +130,9 @@ export function buildProgram(): Command {
     .addOption(new Option('--access-log-sample <fraction>', ACCESS_LOG_SAMPLE_HELP).argParser(fraction))
     .option('--recent-requests <n>', 'requests kept for /requests and weft tap --since', count)
     .option('--no-metrics', 'do not count requests (to measure what metrics cost)')
+    .option('--ca-file <file>', CA_FILE_HELP)
+    .option('--join-token <token>', JOIN_TOKEN_HELP)
+    .option('--trust-domain <domain>', TRUST_DOMAIN_HELP, 'cluster.local')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('proxy', 'runProxy'));
 
@@ -119,6 +155,9 @@ export function buildProgram(): Command {
     .addOption(new Option('--trace-sample <ratio>', TRACE_SAMPLE_HELP).argParser(sampleRatio).default(1))
     .option('--access-log <path>', ACCESS_LOG_HELP)
     .addOption(new Option('--access-log-sample <fraction>', ACCESS_LOG_SAMPLE_HELP).argParser(fraction))
+    .option('--ca-file <file>', CA_FILE_HELP)
+    .option('--join-token <token>', JOIN_TOKEN_HELP)
+    .option('--trust-domain <domain>', TRUST_DOMAIN_HELP, 'cluster.local')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('run', 'runRun'));
 
@@ -200,6 +239,41 @@ export function buildProgram(): Command {
     .option('--json', 'print the records as NDJSON')
     .addOption(apiOption())
     .action(lazy('tap', 'runTap'));
+
+  const token = program.command('token').description('join tokens: the credential a sidecar presents to obtain its service\'s certificate');
+  token
+    .command('create')
+    .description('a token for one service identity (shown once; stored hashed)')
+    .requiredOption('--service <name>', 'the service whose identity the token grants')
+    .option('-n, --namespace <ns>', 'its namespace', 'default')
+    .addOption(new Option('--ttl <duration>', 'expires after this long (default: until revoked), e.g. 24h').argParser(ttlSeconds))
+    .addOption(apiOption())
+    .action(lazy('certs', 'runTokenCreate'));
+  token.command('list').description('join tokens (ids, identities, expiry; never the secrets)').addOption(apiOption()).action(lazy('certs', 'runTokenList'));
+  token
+    .command('revoke')
+    .description('revoke a token: new certificates are refused to it (issued ones live until they expire)')
+    .argument('<id>', 'the token id (or the token itself)')
+    .addOption(apiOption())
+    .action(lazy('certs', 'runTokenRevoke'));
+
+  program
+    .command('certs')
+    .description('workload certificates per node (identity, expiry, time left) and the trust bundle')
+    .addOption(apiOption())
+    .action(lazy('certs', 'runCerts'));
+
+  const caCmd = program.command('ca').description("the mesh's certificate authority");
+  caCmd
+    .command('rotate-root')
+    .description('a new root and intermediate; the old root stays in the trust bundle until retire-roots')
+    .addOption(apiOption())
+    .action(lazy('certs', 'runRotateRoot'));
+  caCmd
+    .command('retire-roots')
+    .description('drop the previous roots from the trust bundle (once every certificate was renewed)')
+    .addOption(apiOption())
+    .action(lazy('certs', 'runRetireRoots'));
 
   program
     .command('bootstrap')

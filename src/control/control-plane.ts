@@ -16,6 +16,13 @@ import { SnapshotCache } from '../xds/cache/snapshot-cache';
 import { XdsServer } from '../xds/server/ads-server';
 import { buildMeshView } from './mesh-view';
 import { GlobalRateLimiter } from './rate-limit-service';
+import * as grpc from '@grpc/grpc-js';
+import { installCaApi } from '../ca/ca-api';
+import { CertificateAuthority } from '../ca/certificate-authority';
+import { JoinTokenStore } from '../ca/join-tokens';
+import { TRUST_BUNDLE_SECRET_NAME, trustBundleSecret } from '../ca/sds-protocol';
+import { sdsService } from '../ca/sds-service';
+import { TYPE_URL } from '../xds/type-urls';
 
 export interface ControlPlaneOptions {
   /** YAML config directory, loaded and watched. */
@@ -32,6 +39,19 @@ export interface ControlPlaneOptions {
   sweepIntervalMs?: number;
   /** How often the dashboard's aggregator scrapes the sidecars' metrics (default 2 s). */
   observeIntervalMs?: number;
+  /**
+   * Development mode: xDS in plaintext and certificates issued without a join
+   * token (for the identity a node declares). Otherwise xDS runs over TLS with
+   * a certificate from the mesh CA, and issuance needs a token.
+   */
+  dev?: boolean;
+  /** SPIFFE trust domain (default cluster.local). */
+  trustDomain?: string;
+  /** Lifetime of workload certificates in ms (default 24 h). */
+  certTtlMs?: number;
+  /** Bring your own root CA: certificate and key PEM files (weft makes its intermediate under it). */
+  rootCertFile?: string;
+  rootKeyFile?: string;
 }
 
 export interface ControlPlane {
@@ -44,6 +64,8 @@ export interface ControlPlane {
   api: ApiServer;
   rateLimiter: GlobalRateLimiter;
   observer: MeshObserver;
+  ca: CertificateAuthority;
+  tokens: JoinTokenStore;
   close(): Promise<void>;
 }
 
@@ -53,20 +75,44 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const dataDir = path.resolve(opts.dataDir ?? '.weft');
   const store = await EmbeddedStore.open({ configDir: opts.configDir, dataDir, log });
   const registry = new Registry({ store, dataDir, log, sweepIntervalMs: opts.sweepIntervalMs });
+  const dev = opts.dev ?? false;
+  let ca: CertificateAuthority;
+  try {
+    ca = await CertificateAuthority.open({ dataDir, trustDomain: opts.trustDomain, leafTtlMs: opts.certTtlMs, rootCertFile: opts.rootCertFile, rootKeyFile: opts.rootKeyFile, log });
+  } catch (err) {
+    await registry.close();
+    await store.close();
+    throw err;
+  }
+  const tokens = new JoinTokenStore(dataDir);
 
   // The view is rebuilt at most once per change burst and shared by every node group.
   let view: MeshView | undefined;
   const currentView = () => (view ??= buildMeshView(store, registry));
   const metrics = new ControlMetrics();
-  const cache = new SnapshotCache({ generate: metrics.timed((node: NodeInfo) => translate(currentView(), node)), log });
+  // Every node's snapshot carries the trust bundle (SDS Secret "ROOTCA"); a client that does not subscribe to Secrets never sees it.
+  const generate = (node: NodeInfo) => {
+    const set = translate(currentView(), node);
+    set.get(TYPE_URL.Secret)?.set(TRUST_BUNDLE_SECRET_NAME, { name: TRUST_BUNDLE_SECRET_NAME, resource: trustBundleSecret(TRUST_BUNDLE_SECRET_NAME, ca.bundlePem()) });
+    return set;
+  };
+  const cache = new SnapshotCache({ generate: metrics.timed(generate), log });
   const invalidate = () => {
     view = undefined;
     cache.refresh();
   };
   const stopWatch = store.watch('*', invalidate);
   const stopRegistry = registry.onChange(invalidate);
+  const stopCa = ca.onChange(invalidate);
 
-  const xds = new XdsServer({ cache, log, onStatusChange: metrics.statusChanged, onNack: metrics.nacked });
+  let credentials: grpc.ServerCredentials | undefined;
+  if (!dev) {
+    const serving = await ca.serverCertificate([host]);
+    credentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(serving.chainPem), private_key: Buffer.from(serving.keyPem) }], false);
+  }
+  const xds = new XdsServer({ cache, log, onStatusChange: metrics.statusChanged, onNack: metrics.nacked, credentials });
+  const sds = sdsService({ ca, tokens, dev, log });
+  xds.addService(sds.definition, sds.handlers);
   // Global rate limits: sidecars ask here, on the port they already reach for xDS.
   const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies);
   const rls = rateLimiter.service();
@@ -86,6 +132,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     view: currentView,
     intervalMs: opts.observeIntervalMs,
   });
+  installCaApi(api, { ca, tokens, dev });
   api.route('GET', /^\/metrics$/, () => new TypedBody('text/plain; version=0.0.4; charset=utf-8', metrics.render({ nodes: xds.status(), store, cache })));
   let xdsPort: number;
   let apiPort: number;
@@ -99,7 +146,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     await store.close();
     throw err;
   }
-  log('info', 'control plane started', { xds: `${host}:${xdsPort}`, api: `http://${host}:${apiPort}`, configDir: opts.configDir, dataDir });
+  log('info', 'control plane started', { xds: `${host}:${xdsPort}`, xdsTls: !dev, api: `http://${host}:${apiPort}`, configDir: opts.configDir, dataDir, trustDomain: ca.trustDomain });
 
   return {
     xdsPort,
@@ -111,11 +158,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     api,
     rateLimiter,
     observer,
+    ca,
+    tokens,
     async close() {
       observer.stop();
       stopWatch();
       stopRegistry();
+      stopCa();
       await Promise.all([api.close(), xds.close()]);
+      await tokens.flush();
       await registry.close();
       await store.close();
     },

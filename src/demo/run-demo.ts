@@ -43,6 +43,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     apiPort: opts.apiPort,
     xdsPort: opts.xdsPort,
     log: opts.log,
+    // The demo runs on one laptop: plaintext xDS and token-less certificates.
+    dev: true,
   });
   const apps = path.join(opts.root, 'examples/apps');
   const demoApps: DemoApp[] = [

@@ -17,6 +17,11 @@ import type { EndpointHealth } from './upstream/endpoint-health';
 import { escapeLabel, ProxyStats } from './stats';
 import { SecretStore } from './tls/secret-store';
 import { AccessLog } from '../observe/access-log';
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { spiffeId } from '../ca/spiffe-id';
+import { CertificateAgent } from './tls/certificate-agent';
+import { certsView } from './tls/certs-view';
 
 export interface ProxyOptions {
   /** The control plane's xDS address, host:port. */
@@ -40,6 +45,14 @@ export interface ProxyOptions {
   accessLog?: string;
   /** Fraction of requests the access log keeps (default 1). */
   accessLogSample?: number;
+  /** The mesh's root bundle (PEM file): xDS runs over TLS verified with it. Absent: plaintext xDS (dev mode). */
+  caFile?: string;
+  /** The join token that entitles this sidecar to its service's certificate (dev mode: none needed). */
+  joinToken?: string;
+  /** SPIFFE trust domain of the mesh (default cluster.local). */
+  trustDomain?: string;
+  /** Retry backoff of the certificate agent (tests shorten it). */
+  certificateRetry?: { initialMs: number; maxMs: number };
 }
 
 const EMPTY_CONFIG: ProxyConfig = {
@@ -68,6 +81,8 @@ export class Proxy {
   readonly tracer: ProxyTracer | undefined;
   /** The workload certificate and trust bundle (filled by the certificate agent and SDS, read by TLS contexts). */
   readonly secrets = new SecretStore();
+  /** Obtains and renews the workload certificate (absent for a sidecar without a service). */
+  certificateAgent: CertificateAgent | undefined;
 
   constructor(
     readonly opts: ProxyOptions,
@@ -92,6 +107,7 @@ export class Proxy {
     });
     Object.assign(filterEnv(this.runtime.filterState), {
       controlPlane: opts.xds,
+      controlPlaneCredentials: controlPlaneCredentials(opts.caFile),
       stats: this.stats,
       log: opts.log,
       clusterEndpoint: (name: string) => this.runtime.cluster(name)?.lb.pick(),
@@ -127,6 +143,11 @@ export class Proxy {
       if (Date.now() > deadline) throw new Error(`proxy not ready after ${timeoutMs} ms: ${this.notReadyReason()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** Admin /certs: the workload certificate and the trust bundle. */
+  certsView(): unknown {
+    return certsView(this.secrets, this.certificateAgent?.status());
   }
 
   configDump(): unknown {
@@ -182,6 +203,7 @@ export class Proxy {
   /** Stops: no new connections, open ones drain for up to `drainMs` (see ListenerManager.close). */
   async close(drainMs?: number): Promise<void> {
     this.xds.stop();
+    this.certificateAgent?.stop();
     this.h2.drain();
     await this.listeners.close(drainMs);
     this.runtime.close();
@@ -254,11 +276,40 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
   if (opts.inboundPort !== undefined) metadata[NODE_METADATA.inboundPort] = String(opts.inboundPort);
   if (opts.appPort !== undefined) metadata[NODE_METADATA.appPort] = String(opts.appPort);
-  const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log });
+  const credentials = controlPlaneCredentials(opts.caFile);
+  const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log, credentials, secretNames: ['ROOTCA'] });
   const proxy = new Proxy(opts, xds);
+  xds.onSecret((secret) => proxy.secrets.setTrustBundle(secret.name, secret.trustBundle));
+  if (opts.service) {
+    proxy.certificateAgent = new CertificateAgent({
+      server: opts.xds,
+      credentials,
+      nodeId: opts.nodeId,
+      metadata,
+      spiffeId: spiffeId(opts.trustDomain ?? 'cluster.local', opts.namespace, opts.service),
+      joinToken: opts.joinToken,
+      secrets: proxy.secrets,
+      log: opts.log,
+      backoff: opts.certificateRetry,
+    });
+  }
   await proxy.startAdmin();
   // Read when the stream opens: `weft status` finds the sidecar's /clusters with it.
   metadata[NODE_METADATA.adminPort] = String(proxy.adminPort);
   xds.start();
+  proxy.certificateAgent?.start();
   return proxy;
+}
+
+/** TLS verified with the bundle in `caFile`, or plaintext (dev mode) without one. */
+export function controlPlaneCredentials(caFile: string | undefined): grpc.ChannelCredentials | undefined {
+  if (!caFile) return undefined;
+  let pem: Buffer;
+  try {
+    pem = fs.readFileSync(caFile);
+  } catch (err) {
+    throw new Error(`--ca-file ${caFile}: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--ca-file ${caFile}: holds no PEM certificate`);
+  return grpc.credentials.createSsl(pem);
 }

@@ -34,6 +34,10 @@ export interface RunOptions {
   /** The sidecar's access log (a path, or '-' for stdout) and its sampling. */
   accessLog?: string;
   accessLogSample?: number;
+  /** xDS over TLS verified with this root bundle; the join token for the service's certificate (see ProxyOptions). */
+  caFile?: string;
+  joinToken?: string;
+  trustDomain?: string;
 }
 
 export async function runApp(opts: RunOptions): Promise<number> {
@@ -54,6 +58,9 @@ export async function runApp(opts: RunOptions): Promise<number> {
     tracing: opts.tracing,
     accessLog: opts.accessLog,
     accessLogSample: opts.accessLogSample,
+    caFile: opts.caFile,
+    joinToken: opts.joinToken ?? process.env.WEFT_JOIN_TOKEN,
+    trustDomain: opts.trustDomain,
   });
   try {
     await proxy.waitReady(30_000);

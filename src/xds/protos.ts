@@ -20,6 +20,7 @@ const PROTO_FILES = [
   'envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto',
   'envoy/service/ratelimit/v3/rls.proto',
   'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
+  'envoy/service/secret/v3/sds.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/control/control-plane';
 import { silentLogger, type Logger } from '../../src/observe/log';
 import type { ProxyConfig } from '../../src/proxy/config/types';
 import { startProxy, type Proxy, type ProxyOptions } from '../../src/proxy/proxy';
@@ -134,17 +134,19 @@ export class Mesh {
     readonly configDir: string,
     readonly dataDir: string,
     public cp: ControlPlane | undefined,
+    /** Extra control plane options (e.g. a short certificate TTL); dev mode unless they say otherwise. */
+    readonly cpOptions: Partial<ControlPlaneOptions> = {},
   ) {
     this.xdsPort = cp?.xdsPort ?? 0;
   }
 
   /** A control plane on a new config directory holding `files` (name → YAML). */
-  static async start(files: Record<string, string> = {}): Promise<Mesh> {
+  static async start(files: Record<string, string> = {}, cpOptions: Partial<ControlPlaneOptions> = {}): Promise<Mesh> {
     const dir = tempDir(undefined, 'weft-proxy-it-');
     const configDir = path.join(dir, 'config');
     const dataDir = path.join(dir, 'data');
     fs.mkdirSync(configDir);
-    const mesh = new Mesh(configDir, dataDir, undefined);
+    const mesh = new Mesh(configDir, dataDir, undefined, cpOptions);
     for (const [name, yaml] of Object.entries(files)) mesh.write(name, yaml);
     await mesh.startControlPlane();
     return mesh;
@@ -168,7 +170,7 @@ export class Mesh {
 
   /** Starts the control plane (again), on the port it had before if it ran already. */
   async startControlPlane(): Promise<ControlPlane> {
-    this.cp = await startControlPlane({ configDir: this.configDir, dataDir: this.dataDir, xdsPort: this.xdsPort, apiPort: 0, log: silentLogger });
+    this.cp = await startControlPlane({ configDir: this.configDir, dataDir: this.dataDir, xdsPort: this.xdsPort, apiPort: 0, log: silentLogger, dev: true, ...this.cpOptions });
     this.xdsPort = this.cp.xdsPort;
     return this.cp;
   }

@@ -88,7 +88,7 @@ before(async () => {
   );
   fs.writeFileSync(path.join(configDir, 'route.yaml'), canary(80, 20));
   fs.writeFileSync(path.join(configDir, 'policies.yaml'), POLICIES);
-  cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger });
+  cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
   // grpc-js-xds reads its bootstrap once per process, on first use.
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(
     grpcBootstrap({ xdsServer: `127.0.0.1:${cp.xdsPort}`, nodeId: 'proxyless-test', service: 'tester', namespace: 'default' }),

@@ -82,7 +82,7 @@ before(async () => {
       policy('od-failure', 'outlierDetection: { interval: 300ms, baseEjectionTime: 30s, maxEjectionPercent: 50, failurePercentage: { threshold: 50, minimumHosts: 3, requestVolume: 5 } }') +
       policy('od-success', 'outlierDetection: { interval: 300ms, baseEjectionTime: 30s, maxEjectionPercent: 50, successRate: { minimumHosts: 3, requestVolume: 5, stdevFactor: 1 } }'),
   );
-  cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger });
+  cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(
     grpcBootstrap({ xdsServer: `127.0.0.1:${cp.xdsPort}`, nodeId: 'proxyless-resilience', service: 'tester', namespace: 'default' }),
   );

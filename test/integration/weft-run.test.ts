@@ -27,7 +27,7 @@ before(async () => {
     path.join(config, 'mesh.yaml'),
     serviceYaml('web', 8080) + '---\n' + serviceYaml('backend', 9000, 'http', `  endpoints: [{ address: 127.0.0.1, port: ${backendPort} }]\n`),
   );
-  cp = await startControlPlane({ configDir: config, dataDir: tempDir(), xdsPort: 0, apiPort: 0, log: silentLogger });
+  cp = await startControlPlane({ configDir: config, dataDir: tempDir(), xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
 });
 
 after(async () => {

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { startControlPlane } from '../../control/control-plane';
 import { jsonLogger, type LogLevel } from '../../observe/log';
 
@@ -8,6 +9,11 @@ export async function runControl(opts: {
   apiPort: number;
   host: string;
   logLevel: LogLevel;
+  dev?: boolean;
+  trustDomain?: string;
+  certTtl?: number;
+  rootCert?: string;
+  rootKey?: string;
 }): Promise<void> {
   const log = jsonLogger(opts.logLevel);
   const cp = await startControlPlane({
@@ -17,8 +23,14 @@ export async function runControl(opts: {
     apiPort: opts.apiPort,
     host: opts.host,
     log,
+    dev: opts.dev,
+    trustDomain: opts.trustDomain,
+    certTtlMs: opts.certTtl,
+    rootCertFile: opts.rootCert,
+    rootKeyFile: opts.rootKey,
   });
-  process.stdout.write(`weft control plane: xDS on ${opts.host}:${cp.xdsPort}, API on http://${opts.host}:${cp.apiPort}/api/v1/\n`);
+  const tls = opts.dev ? 'plaintext, dev mode: certificates without join tokens' : `TLS; sidecars verify it with --ca-file ${path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem')}`;
+  process.stdout.write(`weft control plane: xDS on ${opts.host}:${cp.xdsPort} (${tls}), API on http://${opts.host}:${cp.apiPort}/api/v1/\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -21,13 +21,16 @@ export interface ProxyCommandOptions {
   recentRequests?: number;
   /** --no-metrics sets it false. */
   metrics?: boolean;
+  caFile?: string;
+  joinToken?: string;
+  trustDomain?: string;
 }
 
 export async function runProxy(opts: ProxyCommandOptions): Promise<void> {
   const log = jsonLogger(opts.logLevel);
   const nodeId = opts.nodeId ?? `${opts.service ?? 'proxy'}~${os.hostname()}~${crypto.randomBytes(3).toString('hex')}`;
   const tracing = opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSample } : undefined;
-  const proxy = await startProxy({ ...opts, nodeId, log, tracing });
+  const proxy = await startProxy({ ...opts, joinToken: opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, nodeId, log, tracing });
   process.stdout.write(`weft proxy ${nodeId}: xDS ${opts.xds}, admin http://127.0.0.1:${proxy.adminPort}/\n`);
   let stopping = false;
   const stop = (signal: string) => {

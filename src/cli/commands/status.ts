@@ -69,7 +69,7 @@ interface ClusterView {
   }[];
 }
 
-function getText(url: string): Promise<string> {
+export function getText(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { timeout: 2000 }, (res) => {
       let body = '';

@@ -65,12 +65,14 @@ export function startAdminServer(proxy: Proxy, port: number, host = '127.0.0.1')
           return json(proxy.clustersView());
         case '/listeners':
           return json(proxy.listeners.status());
+        case '/certs':
+          return json(proxy.certsView());
         case '/requests':
           return recentRequests(proxy, url, json);
         case '/tap':
           return tap(proxy, url, req, res);
         default:
-          return send(404, 'endpoints: /ready /stats/prometheus /config_dump /clusters /listeners /requests /tap\n');
+          return send(404, 'endpoints: /ready /stats/prometheus /config_dump /clusters /listeners /certs /requests /tap\n');
       }
     } catch (err) {
       if (res.headersSent) return void res.destroy();

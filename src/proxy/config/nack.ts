@@ -6,7 +6,7 @@ import type * as protobuf from 'protobufjs';
 import { messageType } from '../../xds/protos';
 
 /** The Envoy resource kinds the proxy decodes. */
-export type ResourceKind = 'Listener' | 'RouteConfiguration' | 'Cluster' | 'ClusterLoadAssignment';
+export type ResourceKind = 'Listener' | 'RouteConfiguration' | 'Cluster' | 'ClusterLoadAssignment' | 'Secret';
 
 /**
  * E_CONFIG_UNSUPPORTED: a field that changes behaviour and weft does not implement.

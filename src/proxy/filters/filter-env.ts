@@ -2,6 +2,7 @@
 // log), kept in the FilterState under one key so the filter factory's
 // signature stays (name, config, state). Absent in unit tests: filters then
 // count nothing and have no control plane to call.
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../../observe/log';
 import type { ProxyStats } from '../stats';
 import type { FilterState } from './catalog';
@@ -9,6 +10,8 @@ import type { FilterState } from './catalog';
 export interface FilterEnv {
   /** The control plane's gRPC address, host:port (the xDS server). */
   controlPlane?: string;
+  /** TLS to it (outside dev mode); plaintext when absent. */
+  controlPlaneCredentials?: ChannelCredentials;
   stats?: ProxyStats;
   log?: Logger;
   /** An endpoint of a cluster of the current config, picked by its load balancer (jwt_authn fetches remote JWKS there). */

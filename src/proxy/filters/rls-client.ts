@@ -19,8 +19,11 @@ export class RlsClient {
   private readonly encode: (req: object) => Buffer;
   private readonly decode: (b: Buffer) => Record<string, any>;
 
-  constructor(readonly address: string) {
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.enable_channelz': 0 });
+  constructor(
+    readonly address: string,
+    credentials?: grpc.ChannelCredentials,
+  ) {
+    this.client = new grpc.Client(address, credentials ?? grpc.credentials.createInsecure(), { 'grpc.enable_channelz': 0 });
     // Connect now: the first limited request should not pay for the handshake within its timeout.
     this.client.getChannel().getConnectivityState(true);
     const req = messageType('envoy.service.ratelimit.v3.RateLimitRequest');
@@ -58,7 +61,7 @@ export function rlsClient(state: FilterState, env: FilterEnv, address: string): 
   const key = `rls-client|${address}`;
   let client = state.get(key) as RlsClient | undefined;
   if (!client) {
-    const made = new RlsClient(address);
+    const made = new RlsClient(address, env.controlPlaneCredentials);
     state.set(key, (client = made));
     env.closers.push(() => {
       made.close();

@@ -32,7 +32,8 @@ import {
 import { configDump, type ConfigDump } from './config-dump';
 import { XdsClientError, XdsResourceError } from './errors';
 import { TypeState, type NackRecord } from './resource-state';
-import { kindOfTypeUrl, REQUEST_ORDER, RESOURCE_TYPES, type ResourceType, type XdsKind } from './resource-types';
+import { kindOfTypeUrl, REQUEST_ORDER, RESOURCE_TYPES, SECRET_RESOURCE_TYPE, type ResourceType, type XdsKind } from './resource-types';
+import type { DecodedSecret } from '../../proxy/config/decode-secret';
 
 export interface XdsClientNode {
   id: string;
@@ -51,6 +52,10 @@ export interface XdsClientOptions {
   backoff?: BackoffOptions;
   /** How long a config waits for missing RDS/EDS resources before it is emitted anyway (Envoy's initial_fetch_timeout: 15 s). */
   warmingTimeoutMs?: number;
+  /** TLS to the control plane (outside dev mode); plaintext when absent. */
+  credentials?: grpc.ChannelCredentials;
+  /** Secrets to subscribe to over ADS (the sidecar: ["ROOTCA"]); they reach onSecret(), not the config. */
+  secretNames?: string[];
 }
 
 export interface XdsTypeStatus {
@@ -127,6 +132,8 @@ export class XdsClient {
     CDS: new TypeState(RESOURCE_TYPES.CDS),
     EDS: new TypeState(RESOURCE_TYPES.EDS),
   };
+  private readonly secretState = new TypeState(SECRET_RESOURCE_TYPE);
+  private readonly secretListeners = new Set<(secret: DecodedSecret) => void>();
   private readonly log: Logger;
   private readonly backoff: Backoff;
   private readonly backoffOptions: BackoffOptions;
@@ -151,6 +158,13 @@ export class XdsClient {
     this.backoffOptions = options.backoff ?? DEFAULT_BACKOFF;
     this.backoff = new Backoff(this.backoffOptions);
     this.warmingTimeoutMs = options.warmingTimeoutMs ?? DEFAULT_WARMING_TIMEOUT_MS;
+    this.secretState.subscribed = new Set(options.secretNames ?? []);
+  }
+
+  /** Called with every Secret received (and accepted); returns a function that unsubscribes. */
+  onSecret(cb: (secret: DecodedSecret) => void): () => void {
+    this.secretListeners.add(cb);
+    return () => this.secretListeners.delete(cb);
   }
 
   /** Opens the stream; reconnects by itself until stop(). */
@@ -215,7 +229,7 @@ export class XdsClient {
     const Ctor = adsClientConstructor();
     // A channel of its own per attempt: grpc-js would otherwise apply its own
     // (much longer) reconnect backoff to a shared subchannel.
-    const client = new Ctor(this.options.server, grpc.credentials.createInsecure(), {
+    const client = new Ctor(this.options.server, this.options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.initial_reconnect_backoff_ms': this.backoffOptions.initialMs,
       'grpc.max_reconnect_backoff_ms': this.backoffOptions.maxMs,
@@ -233,11 +247,12 @@ export class XdsClient {
     call.on('error', () => {});
     call.on('status', (status: grpc.StatusObject) => this.onStreamEnd(call, status));
     for (const kind of REQUEST_ORDER) this.sendInitial(kind);
+    this.sendInitial('SDS');
   }
 
   /** The first request of a type on a stream: the subscription and what is already held. */
-  private sendInitial(kind: XdsKind): void {
-    const state = this.states[kind];
+  private sendInitial(kind: XdsKind | 'SDS'): void {
+    const state: TypeState<unknown> = kind === 'SDS' ? this.secretState : this.states[kind];
     const request: Record<string, unknown> = { type_url: state.type.typeUrl, initial_resource_versions: state.initialVersions() };
     if (!state.type.wildcard) {
       // Nothing named yet: the first subscription change opens this type.
@@ -327,6 +342,10 @@ export class XdsClient {
     // The server answers: the stream works.
     this.backoff.reset();
     const kind = kindOfTypeUrl(response.type_url);
+    if (!kind && response.type_url === SECRET_RESOURCE_TYPE.typeUrl && this.secretState.subscribed.size > 0) {
+      this.onSecretResponse(response);
+      return;
+    }
     if (!kind) {
       this.nack(response, `weft proxy did not subscribe to ${response.type_url}`);
       return;
@@ -348,6 +367,35 @@ export class XdsClient {
     }
     const dropped = kind === 'LDS' || kind === 'CDS' ? this.updateSubscriptions() : false;
     if (changed || dropped || firstResponse) this.rebuild();
+  }
+
+  /** Secrets go to onSecret listeners; the data plane's config does not wait for them. */
+  private onSecretResponse(response: DeltaResponse): void {
+    const state = this.secretState;
+    state.received = true;
+    const before = new Map([...state.resources].map(([n, r]) => [n, r.value]));
+    const { errors } = this.apply(state, response);
+    if (errors.length > 0) {
+      const message = errors.join('; ');
+      state.nacked = true;
+      state.lastNack = { version: response.system_version_info, message, at: new Date() };
+      this.log('warn', 'xds secret rejected (NACK)', { version: response.system_version_info, error: message });
+      this.nack(response, message);
+    } else {
+      state.nacked = false;
+      state.version = response.system_version_info;
+      this.send({ type_url: response.type_url, response_nonce: response.nonce });
+    }
+    for (const [name, r] of state.resources) {
+      if (before.get(name) === r.value) continue;
+      for (const cb of this.secretListeners) {
+        try {
+          cb(r.value);
+        } catch (err) {
+          this.log('error', 'xds secret listener failed', { error: (err as Error).message });
+        }
+      }
+    }
   }
 
   private nack(response: DeltaResponse, message: string): void {

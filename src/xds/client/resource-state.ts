@@ -1,7 +1,7 @@
 // What the client holds per resource type: the accepted resources (raw and
 // decoded) with their versions, the names it subscribes to, the names the
 // server said do not exist, and the outcome of the last response.
-import type { ResourceType, XdsKind } from './resource-types';
+import type { ResourceType } from './resource-types';
 
 export interface HeldResource<T> {
   name: string;
@@ -39,7 +39,7 @@ export class TypeState<T> {
 
   constructor(readonly type: ResourceType<T>) {}
 
-  get kind(): XdsKind {
+  get kind(): ResourceType<T>['kind'] {
     return this.type.kind;
   }
 

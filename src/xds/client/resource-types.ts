@@ -8,13 +8,14 @@ import { decodeRouteConfiguration } from '../../proxy/config/decode-route';
 import type { ResourceKind } from '../../proxy/config/nack';
 import type { EndpointSet, ListenerConfig, RouteTable } from '../../proxy/config/types';
 import { TYPE_URL } from '../type-urls';
+import { decodeSecret, type DecodedSecret } from '../../proxy/config/decode-secret';
 
 export type XdsKind = 'LDS' | 'RDS' | 'CDS' | 'EDS';
 
 type Obj = Record<string, any>;
 
 export interface ResourceType<T> {
-  kind: XdsKind;
+  kind: XdsKind | 'SDS';
   /** The message name, as NACK messages name resources. */
   resourceKind: ResourceKind;
   typeUrl: string;
@@ -74,3 +75,13 @@ export const REQUEST_ORDER: readonly XdsKind[] = ['CDS', 'EDS', 'LDS', 'RDS'];
 export function kindOfTypeUrl(typeUrl: string): XdsKind | undefined {
   return REQUEST_ORDER.find((k) => RESOURCE_TYPES[k].typeUrl === typeUrl);
 }
+
+/** Secrets over ADS (the trust bundle "ROOTCA"): subscribed by name, handed to the proxy's SecretStore, not part of the ProxyConfig. */
+export const SECRET_RESOURCE_TYPE: ResourceType<DecodedSecret> = {
+  kind: 'SDS',
+  resourceKind: 'Secret',
+  typeUrl: TYPE_URL.Secret,
+  wildcard: false,
+  nameOf: (m) => m.name ?? '',
+  decode: decodeSecret,
+};

@@ -17,6 +17,8 @@ export interface XdsServerOptions {
   onNack?: (event: NackEvent) => void;
   /** Called when a stream connects, sends, is acknowledged or rejected, or disconnects. */
   onStatusChange?: (status: NodeStatus, change: StatusChange) => void;
+  /** TLS for the port (outside dev mode); plaintext when absent. */
+  credentials?: grpc.ServerCredentials;
   /** Extra @grpc/grpc-js server options. */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -31,6 +33,7 @@ export class XdsServer {
   private readonly streams = new Set<AdsStream<any, any>>();
   private readonly ctx: StreamContext;
   private nextStreamId = 1;
+  private readonly credentials: grpc.ServerCredentials;
 
   constructor(options: XdsServerOptions) {
     this.ctx = {
@@ -40,6 +43,7 @@ export class XdsServer {
       onStatusChange: options.onStatusChange,
       onClosed: (stream) => this.streams.delete(stream),
     };
+    this.credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
     this.server = new grpc.Server({
       // Channelz bookkeeping per connection costs memory and CPU that thousands of proxies multiply.
       'grpc.enable_channelz': 0,
@@ -64,7 +68,7 @@ export class XdsServer {
   listen(port: number, host = '127.0.0.1'): Promise<number> {
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      this.server.bindAsync(address, this.credentials, (err, bound) => {
         if (err) reject(new XdsListenError(`xDS server cannot listen on ${address}: ${err.message}`));
         else {
           this.ctx.log('info', 'xds server listening', { address: host, port: bound });

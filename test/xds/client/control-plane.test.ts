@@ -59,7 +59,7 @@ async function setup(): Promise<Setup> {
   const dataDir = path.join(dir, 'data');
   fs.mkdirSync(configDir);
   fs.writeFileSync(path.join(configDir, 'services.yaml'), SERVICES);
-  const cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger });
+  const cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
   const client = new XdsClient({
     server: `127.0.0.1:${cp.xdsPort}`,
     node: {
@@ -134,7 +134,9 @@ test('control plane: an edit of the config directory reaches the client within 2
     assert.ok(elapsed < 2000, `took ${elapsed} ms`);
 
     fs.rmSync(file);
-    await waitFor(() => !has(), 2000, 'the service removed');
+    // CDS and RDS are separate responses: wait for the removal to reach both.
+    const inRoutes = () => t.client.current()!.routeTables.get('outbound')!.virtualHosts.some((v) => v.name === 'search.default:9200');
+    await waitFor(() => !has() && !inRoutes(), 2000, 'the service removed');
     const after = t.client.current()!;
     assert.equal(after.endpoints.has('outbound|9200||search.default'), false);
     assert.ok(!after.routeTables.get('outbound')!.virtualHosts.some((v) => v.name === 'search.default:9200'));
@@ -170,7 +172,7 @@ test('control plane: an outage keeps the config; a restart on the same port reco
 
     // Changed while the control plane was away.
     fs.writeFileSync(path.join(t.configDir, 'late.yaml'), serviceYaml('late', 7000, 17000));
-    t.cp = await startControlPlane({ configDir: t.configDir, dataDir: t.dataDir, xdsPort: port, apiPort: 0, log: silentLogger });
+    t.cp = await startControlPlane({ configDir: t.configDir, dataDir: t.dataDir, xdsPort: port, apiPort: 0, log: silentLogger, dev: true });
     await waitFor(() => t.client.current()!.clusters.has('outbound|7000||late.default'), 3000, 'the change made during the outage');
     await waitFor(() => allSynced(t.cp) && t.client.status().connected, 2000, 'synced again');
     const after = t.client.current()!;

@@ -1,0 +1,324 @@
+// The control plane's certificate authority. A root (generated on first start
+// and kept in <dataDir>/ca/, or brought by the user as cert + key files), an
+// intermediate under it that signs every workload leaf, and the trust bundle
+// sidecars verify peers with. Without a data directory everything lives in
+// memory (tests, throwaway meshes).
+//
+// Root rotation makes a new root and intermediate; the old root stays in the
+// bundle (so certificates it signed keep verifying) until it is retired, and
+// new leaves come from the new intermediate at once.
+//
+// Files in <dataDir>/ca/ (keys 0600, the directory 0700):
+//   root-cert.pem, root-key.pem    the generated root (absent when brought)
+//   ca-cert.pem, ca-key.pem        the intermediate
+//   previous-roots.pem             roots still trusted after a rotation
+//   trust-bundle.pem               every trusted root: what sidecars pass as --ca-file
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { silentLogger, type Logger } from '../observe/log';
+import { writeFileAtomic } from '../store/atomic-file';
+import { certificateInfo, isSignedBy, splitPemCertificates, type CertificateInfo } from './cert-info';
+import { createIntermediate, createRoot, issueKeyedLeaf, issueLeaf, parseCsr, PkiError, spiffeId, type KeyedCertificate } from './pki';
+
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+export const DEFAULT_LEAF_TTL_MS = 24 * 3_600_000;
+/** Shortest leaf lifetime accepted (tests use seconds; the CLI asks for at least a minute). */
+export const MIN_LEAF_TTL_MS = 1000;
+const ROOT_TTL_MS = 10 * 365 * 24 * 3_600_000;
+const INTERMEDIATE_TTL_MS = 365 * 24 * 3_600_000;
+/** Issuance records kept for `weft certs`. */
+const MAX_RECORDS = 10_000;
+
+export interface CaOptions {
+  /** Where the CA's files live (<dataDir>/ca/); in memory when absent. */
+  dataDir?: string;
+  trustDomain?: string;
+  /** Lifetime of workload certificates (default 24 h). */
+  leafTtlMs?: number;
+  /** Bring your own root: its certificate and private key (PEM files). weft makes its intermediate under it. */
+  rootCertFile?: string;
+  rootKeyFile?: string;
+  log?: Logger;
+}
+
+export type CaErrorCode = 'CA_OPTIONS' | 'CA_FILES' | 'CSR_MALFORMED' | 'CSR_SIGNATURE' | 'CSR_KEY' | 'CSR_SANS' | 'CSR_IDENTITY' | 'CA_ROTATION';
+
+export class CaError extends Error {
+  constructor(
+    readonly code: CaErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CaError';
+  }
+}
+
+/** The identity a caller has the right to: its token's, or (dev mode) the one its node declares. */
+export interface WorkloadIdentity {
+  namespace: string;
+  service: string;
+}
+
+export interface IssuanceRecord {
+  nodeId: string;
+  spiffeId: string;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  issuedAt: string;
+}
+
+export interface IssuedCertificate {
+  /** Leaf then intermediate, PEM. */
+  chainPem: string;
+  record: IssuanceRecord;
+}
+
+export interface RootView extends Omit<CertificateInfo, 'notBefore' | 'notAfter'> {
+  notBefore: string;
+  notAfter: string;
+  /** The root new leaves chain to. */
+  active: boolean;
+}
+
+export class CertificateAuthority {
+  readonly trustDomain: string;
+  readonly leafTtlMs: number;
+  private readonly dir: string | undefined;
+  private readonly log: Logger;
+  private readonly records: IssuanceRecord[] = [];
+  private readonly listeners = new Set<() => void>();
+
+  private constructor(
+    opts: CaOptions,
+    private root: KeyedCertificate,
+    private intermediate: KeyedCertificate,
+    private previousRoots: string[],
+    private readonly broughtRoot: boolean,
+  ) {
+    this.trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    this.leafTtlMs = opts.leafTtlMs ?? DEFAULT_LEAF_TTL_MS;
+    this.dir = opts.dataDir ? caDir(opts.dataDir) : undefined;
+    this.log = opts.log ?? silentLogger;
+  }
+
+  static async open(opts: CaOptions = {}): Promise<CertificateAuthority> {
+    validateOptions(opts);
+    const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    const log = opts.log ?? silentLogger;
+    const dir = opts.dataDir ? caDir(opts.dataDir) : undefined;
+    if (dir) await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    const broughtRoot = Boolean(opts.rootCertFile);
+    let root: KeyedCertificate | undefined;
+    if (opts.rootCertFile && opts.rootKeyFile) {
+      root = { certPem: readPem(opts.rootCertFile, 'root certificate'), keyPem: readPem(opts.rootKeyFile, 'root key') };
+    } else if (dir) {
+      root = readPair(dir, 'root');
+    }
+    if (!root) {
+      root = await createRoot({ commonName: 'weft root CA', organization: td, ttlMs: ROOT_TTL_MS });
+      if (dir) await writePair(dir, 'root', root);
+      log('info', 'ca root created', { trustDomain: td, dir: dir ?? '(memory)' });
+    }
+    let intermediate = dir ? readPair(dir, 'ca') : undefined;
+    if (intermediate && !isSignedBy(intermediate.certPem, root.certPem)) {
+      log('warn', 'ca intermediate is not signed by the root; making a new one', { dir });
+      intermediate = undefined;
+    }
+    if (!intermediate) {
+      try {
+        intermediate = await createIntermediate(root, { commonName: 'weft intermediate CA', organization: td, ttlMs: INTERMEDIATE_TTL_MS });
+      } catch (err) {
+        throw new CaError('CA_FILES', `cannot sign with the root key: ${(err as Error).message}`);
+      }
+      if (!isSignedBy(intermediate.certPem, root.certPem)) {
+        throw new CaError('CA_FILES', `the root key ${opts.rootKeyFile ?? ''} does not belong to the root certificate ${opts.rootCertFile ?? ''}`.replace(/ +/g, ' '));
+      }
+      if (dir) await writePair(dir, 'ca', intermediate);
+    }
+    const previous = dir ? splitPemCertificates(readOptional(path.join(dir, 'previous-roots.pem')) ?? '') : [];
+    const ca = new CertificateAuthority(opts, root, intermediate, previous, broughtRoot);
+    await ca.writeBundle();
+    return ca;
+  }
+
+  spiffeIdOf(identity: WorkloadIdentity): string {
+    return spiffeId(this.trustDomain, identity.namespace, identity.service);
+  }
+
+  /** Every trusted root, PEM, the active one first: what sidecars verify peers with. */
+  bundlePem(): string {
+    return [this.root.certPem, ...this.previousRoots].join('');
+  }
+
+  roots(): RootView[] {
+    return [this.root.certPem, ...this.previousRoots].map((pem, i) => {
+      const info = certificateInfo(pem);
+      return { ...info, notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString(), active: i === 0 };
+    });
+  }
+
+  /**
+   * Signs a workload's CSR for `identity`. Refused (CaError) unless the CSR
+   * verifies, holds an ECDSA P-256 key and asks for exactly one SAN: the URI
+   * of `identity`.
+   */
+  async sign(csrPem: string, identity: WorkloadIdentity, nodeId = ''): Promise<IssuedCertificate> {
+    if (typeof csrPem !== 'string' || !csrPem.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
+      throw new CaError('CSR_MALFORMED', 'CSR is missing or not a PEM "CERTIFICATE REQUEST"');
+    }
+    let csr;
+    try {
+      csr = await parseCsr(csrPem);
+    } catch (err) {
+      if (err instanceof PkiError) throw new CaError(err.code === 'PEM_MALFORMED' || err.code === 'CSR_IDENTITY' ? 'CSR_MALFORMED' : err.code, err.message);
+      throw new CaError('CSR_MALFORMED', `CSR does not parse: ${(err as Error).message}`);
+    }
+    if (csr.otherNames.length > 0) throw new CaError('CSR_SANS', `CSR may carry only a URI SAN; it also asks for ${csr.otherNames.join(', ')}`);
+    if (csr.uris.length !== 1) throw new CaError('CSR_SANS', `CSR must ask for exactly one URI SAN (the SPIFFE ID), it asks for ${csr.uris.length}`);
+    const allowed = this.spiffeIdOf(identity);
+    if (csr.uris[0] !== allowed) throw new CaError('CSR_IDENTITY', `CSR asks for ${csr.uris[0]}, but this caller may only obtain ${allowed}`);
+    const intermediate = this.intermediate;
+    const leafPem = await issueLeaf(intermediate, csr.publicKey, { uri: allowed, ttlMs: this.leafTtlMs });
+    const info = certificateInfo(leafPem);
+    const record: IssuanceRecord = {
+      nodeId,
+      spiffeId: allowed,
+      serial: info.serial,
+      notBefore: info.notBefore.toISOString(),
+      notAfter: info.notAfter.toISOString(),
+      issuedAt: new Date().toISOString(),
+    };
+    this.records.push(record);
+    if (this.records.length > MAX_RECORDS) this.records.splice(0, this.records.length - MAX_RECORDS);
+    this.log('info', 'certificate issued', { ...record });
+    return { chainPem: leafPem + intermediate.certPem, record };
+  }
+
+  /** Every issuance, oldest first (the last MAX_RECORDS). */
+  issuances(): IssuanceRecord[] {
+    return [...this.records];
+  }
+
+  /** The xDS server's certificate: the control plane's SPIFFE ID plus the names sidecars dial it by. */
+  async serverCertificate(hosts: string[]): Promise<{ chainPem: string; keyPem: string }> {
+    const ips = new Set(['127.0.0.1']);
+    const dns = new Set(['localhost']);
+    for (const h of hosts) {
+      if (h === '0.0.0.0' || h === '::' || h === '') continue;
+      if (/^[\d.]+$/.test(h) || h.includes(':')) ips.add(h);
+      else dns.add(h);
+    }
+    const leaf = await issueKeyedLeaf(this.intermediate, {
+      uri: spiffeId(this.trustDomain, 'weft-system', 'control-plane'),
+      ttlMs: INTERMEDIATE_TTL_MS,
+      dnsNames: [...dns],
+      ipAddresses: [...ips],
+    });
+    return { chainPem: leaf.certPem + this.intermediate.certPem, keyPem: leaf.keyPem };
+  }
+
+  /**
+   * A new root and intermediate: new leaves chain to them at once, the old
+   * root stays in the bundle until retireRoots(). A root brought from files is
+   * rotated by restarting with the new files instead.
+   */
+  async rotateRoot(): Promise<RootView[]> {
+    if (this.broughtRoot) throw new CaError('CA_ROTATION', 'this CA uses a root brought from files: rotate it by restarting with the new root files');
+    const root = await createRoot({ commonName: 'weft root CA', organization: this.trustDomain, ttlMs: ROOT_TTL_MS });
+    const intermediate = await createIntermediate(root, { commonName: 'weft intermediate CA', organization: this.trustDomain, ttlMs: INTERMEDIATE_TTL_MS });
+    const previous = [this.root.certPem, ...this.previousRoots];
+    if (this.dir) {
+      // Previous roots first: a crash between writes leaves the old root trusted.
+      await writeFileAtomic(path.join(this.dir, 'previous-roots.pem'), previous.join(''), 0o644);
+      await writePair(this.dir, 'root', root);
+      await writePair(this.dir, 'ca', intermediate);
+    }
+    this.root = root;
+    this.intermediate = intermediate;
+    this.previousRoots = previous;
+    await this.writeBundle();
+    this.log('info', 'ca root rotated', { trustedRoots: previous.length + 1 });
+    this.changed();
+    return this.roots();
+  }
+
+  /** Drops every root but the active one from the trust bundle (after every leaf was re-issued). */
+  async retireRoots(): Promise<RootView[]> {
+    if (this.previousRoots.length === 0) return this.roots();
+    if (this.dir) await fs.promises.rm(path.join(this.dir, 'previous-roots.pem'), { force: true });
+    this.previousRoots = [];
+    await this.writeBundle();
+    this.log('info', 'ca previous roots retired', {});
+    this.changed();
+    return this.roots();
+  }
+
+  /** Called when the trust bundle changes; returns a function that stops the calls. */
+  onChange(cb: () => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  /** Where sidecars find the trust bundle (--ca-file), when the CA has a directory. */
+  bundleFile(): string | undefined {
+    return this.dir ? path.join(this.dir, 'trust-bundle.pem') : undefined;
+  }
+
+  private async writeBundle(): Promise<void> {
+    const file = this.bundleFile();
+    if (file) await writeFileAtomic(file, this.bundlePem(), 0o644);
+  }
+
+  private changed(): void {
+    for (const cb of this.listeners) cb();
+  }
+}
+
+export function caDir(dataDir: string): string {
+  return path.join(dataDir, 'ca');
+}
+
+function validateOptions(opts: CaOptions): void {
+  const ttl = opts.leafTtlMs;
+  if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= MIN_LEAF_TTL_MS && ttl <= INTERMEDIATE_TTL_MS)) {
+    throw new CaError('CA_OPTIONS', `leaf TTL must be between ${MIN_LEAF_TTL_MS} ms and 365 days, got ${ttl}`);
+  }
+  if (opts.trustDomain !== undefined && !/^[a-z0-9._-]+$/.test(opts.trustDomain)) {
+    throw new CaError('CA_OPTIONS', `trust domain "${opts.trustDomain}" must be lower-case letters, digits, ".", "_" or "-"`);
+  }
+  if (Boolean(opts.rootCertFile) !== Boolean(opts.rootKeyFile)) {
+    throw new CaError('CA_OPTIONS', 'a brought root needs both its certificate and its key file');
+  }
+}
+
+function readPem(file: string, what: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CaError('CA_FILES', `cannot read the ${what} ${file}: ${(err as Error).message}`);
+  }
+  if (!/-----BEGIN [A-Z ]+-----/.test(text)) throw new CaError('CA_FILES', `${file}: the ${what} is not PEM`);
+  return text;
+}
+
+function readOptional(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function readPair(dir: string, name: string): KeyedCertificate | undefined {
+  const certPem = readOptional(path.join(dir, `${name}-cert.pem`));
+  const keyPem = readOptional(path.join(dir, `${name}-key.pem`));
+  return certPem && keyPem ? { certPem, keyPem } : undefined;
+}
+
+async function writePair(dir: string, name: string, pair: KeyedCertificate): Promise<void> {
+  await writeFileAtomic(path.join(dir, `${name}-key.pem`), pair.keyPem, 0o600);
+  await writeFileAtomic(path.join(dir, `${name}-cert.pem`), pair.certPem, 0o644);
+}

@@ -1,0 +1,116 @@
+// `weft certs`, `weft token …`, `weft ca …`: the CA over the admin API. `weft
+// certs` lists per node the certificate its sidecar holds (read from the
+// sidecar's admin /certs, as `weft status` reads /clusters) or, for a node
+// whose admin port is not reachable from here, the CA's latest issuance
+// record; then the trust bundle.
+import { apiRequest } from '../api-client';
+import { table } from '../format';
+import type { NodeStatus } from '../../xds/server/node-status';
+import type { IssuanceRecord, RootView } from '../../ca/certificate-authority';
+import type { JoinTokenInfo } from '../../ca/join-tokens';
+import type { CertsView } from '../../proxy/tls/certs-view';
+import { getText } from './status';
+
+type Out = { write(text: string): unknown };
+
+export async function runCerts(opts: { api: string; out?: Out; now?: number }): Promise<void> {
+  const out = opts.out ?? process.stdout;
+  const now = opts.now ?? Date.now();
+  const [certs, nodes] = await Promise.all([apiRequest(opts.api, 'GET', '/api/v1/certs'), apiRequest(opts.api, 'GET', '/api/v1/nodes')]);
+  const issued = new Map<string, IssuanceRecord>((certs.issued as IssuanceRecord[]).map((r) => [r.nodeId, r]));
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  const bundleRoots = new Set((certs.roots as RootView[]).map((r) => r.fingerprint256));
+  const seen = new Set<string>();
+  for (const n of nodes.items as NodeStatus[]) {
+    seen.add(n.nodeId);
+    const view = await sidecarCerts(n);
+    const cert = view && typeof view !== 'string' ? view.certificates.find((c) => c.name === 'default') : undefined;
+    if (typeof view === 'string') notes.push(view);
+    if (view && typeof view !== 'string') {
+      const held = view.trustBundles.find((b) => b.name === 'ROOTCA');
+      const stale = held && (held.roots.length !== bundleRoots.size || held.roots.some((r) => !bundleRoots.has(r.fingerprint256)));
+      if (stale) notes.push(`${n.nodeId}: its trust bundle (${held.roots.length} root(s)) differs from the CA's (${bundleRoots.size}); it has not received the latest yet`);
+      if (!cert && view.agent?.lastError) notes.push(`${n.nodeId}: no certificate: ${view.agent.lastError}`);
+    }
+    if (cert) {
+      rows.push([n.nodeId, cert.spiffeId, cert.serial, cert.notAfter, remaining(Date.parse(cert.notAfter) - now), 'sidecar']);
+      continue;
+    }
+    const r = issued.get(n.nodeId);
+    if (r) rows.push([n.nodeId, r.spiffeId, r.serial, r.notAfter, remaining(Date.parse(r.notAfter) - now), 'issued']);
+    else rows.push([n.nodeId, n.node.role === 'proxyless' ? '- (proxyless)' : n.node.service ? '- (none yet)' : '- (no service)', '', '', '', '']);
+  }
+  // Certificates issued to nodes that are not connected now.
+  for (const r of issued.values()) {
+    if (seen.has(r.nodeId)) continue;
+    rows.push([r.nodeId || '-', r.spiffeId, r.serial, r.notAfter, remaining(Date.parse(r.notAfter) - now), 'issued (not connected)']);
+  }
+  out.write(`Trust domain ${certs.trustDomain}; workload certificates live ${duration(certs.leafTtlSeconds * 1000)}${certs.dev ? ' (dev mode: issued without join tokens)' : ''}\n\n`);
+  out.write(table(['NODE', 'IDENTITY', 'SERIAL', 'NOT AFTER', 'REMAINING', 'SOURCE'], rows));
+  out.write(`\nTrust bundle (${certs.roots.length} root${certs.roots.length === 1 ? '' : 's'}):\n`);
+  for (const root of certs.roots as RootView[]) {
+    out.write(`  ${root.active ? '*' : ' '} ${root.subject}  serial ${root.serial}  expires ${root.notAfter}${root.active ? '  (active: signs new certificates)' : '  (previous: trusted until retired)'}\n`);
+  }
+  if (notes.length > 0) {
+    out.write('\n');
+    for (const n of notes) out.write(`  ${n}\n`);
+  }
+}
+
+/** A sidecar's /certs, a note when it cannot be read from here, or undefined for a node without an admin port. */
+async function sidecarCerts(n: NodeStatus): Promise<CertsView | string | undefined> {
+  if (n.node.role !== 'sidecar' || !n.node.adminPort) return undefined;
+  const host = n.peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  if (!/^(127\.|::1$|::ffff:127\.|localhost$)/.test(host)) return undefined;
+  try {
+    return JSON.parse(await getText(`http://127.0.0.1:${n.node.adminPort}/certs`)) as CertsView;
+  } catch (err) {
+    return `${n.nodeId}: admin port ${n.node.adminPort} not readable (${(err as Error).message})`;
+  }
+}
+
+function remaining(ms: number): string {
+  return ms <= 0 ? 'EXPIRED' : duration(ms);
+}
+
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 2 * 3600) return `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return `${h}h${m ? `${m}m` : ''}`;
+}
+
+export async function runTokenCreate(opts: { service: string; namespace: string; ttl?: number; api: string; out?: Out }): Promise<void> {
+  const out = opts.out ?? process.stdout;
+  const t = await apiRequest(opts.api, 'POST', '/api/v1/tokens', JSON.stringify({ service: opts.service, namespace: opts.namespace, ttlSeconds: opts.ttl }), 'application/json');
+  out.write(`${t.token}\n`);
+  process.stderr.write(`join token ${t.id} for ${t.service}.${t.namespace}${t.expiresAt ? `, expires ${t.expiresAt}` : ', valid until revoked'}; shown once (only its hash is kept)\n`);
+}
+
+export async function runTokenList(opts: { api: string; out?: Out }): Promise<void> {
+  const out = opts.out ?? process.stdout;
+  const res = await apiRequest(opts.api, 'GET', '/api/v1/tokens');
+  const rows = (res.items as JoinTokenInfo[]).map((t) => [t.id, t.namespace, t.service, t.createdAt, t.expiresAt ?? 'never']);
+  out.write(table(['ID', 'NAMESPACE', 'SERVICE', 'CREATED', 'EXPIRES'], rows));
+}
+
+export async function runTokenRevoke(id: string, opts: { api: string; out?: Out }): Promise<void> {
+  const out = opts.out ?? process.stdout;
+  await apiRequest(opts.api, 'DELETE', `/api/v1/tokens/${encodeURIComponent(id)}`);
+  out.write(`join token ${id} revoked\n`);
+}
+
+export async function runRotateRoot(opts: { api: string; out?: Out }): Promise<void> {
+  const out = opts.out ?? process.stdout;
+  const res = await apiRequest(opts.api, 'POST', '/api/v1/ca/rotate-root');
+  out.write(`root rotated; the trust bundle holds ${res.roots.length} roots. New certificates chain to the new root;\nrun \`weft ca retire-roots\` once every sidecar renewed (see \`weft certs\`).\n`);
+}
+
+export async function runRetireRoots(opts: { api: string; out?: Out }): Promise<void> {
+  const out = opts.out ?? process.stdout;
+  const res = await apiRequest(opts.api, 'POST', '/api/v1/ca/retire-roots');
+  out.write(`the trust bundle holds ${res.roots.length} root(s)\n`);
+}

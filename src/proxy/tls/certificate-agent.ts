@@ -1,0 +1,201 @@
+// The sidecar's certificate agent: it makes an ECDSA P-256 key in this
+// process (the key never leaves it), sends a CSR for the sidecar's SPIFFE ID
+// to the control plane's CA (unary SDS FetchSecrets, with the join token when
+// there is one) and puts the answer in the SecretStore as "default".
+//
+// Renewal at about half life, drawn in [45%, 50%] of the lifetime so a fleet
+// started together does not renew in lockstep. The lifetime is counted from
+// when the certificate arrived (or its notBefore, if later): the CA backdates
+// notBefore a few minutes for clock skew, which would otherwise eat a
+// short-lived certificate's first half. Each renewal makes a new key. When the
+// control plane cannot be reached (or refuses), the agent retries with
+// jittered exponential backoff and the current certificate keeps serving.
+import * as grpc from '@grpc/grpc-js';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import type { Logger } from '../../observe/log';
+import { decodeMessage } from '../../xds/protos';
+import { Backoff, type BackoffOptions } from '../../xds/client/backoff';
+import {
+  CSR_METADATA,
+  decodeDiscoveryResponse,
+  encodeDiscoveryRequest,
+  FETCH_SECRETS_PATH,
+  SECRET_TYPE_URL,
+  WORKLOAD_SECRET_NAME,
+} from '../../ca/sds-protocol';
+import { WORKLOAD_CERT_SECRET, type SecretStore } from './secret-store';
+
+export interface CertificateAgentOptions {
+  /** The control plane's xDS address, host:port. */
+  server: string;
+  /** TLS to the control plane; plaintext (dev mode) when absent. */
+  credentials?: grpc.ChannelCredentials;
+  nodeId: string;
+  /** The node metadata the sidecar's xDS client sends (WEFT_SERVICE, WEFT_NAMESPACE…): dev mode issues for it. */
+  metadata: Record<string, string>;
+  /** The SPIFFE ID the CSR asks for. */
+  spiffeId: string;
+  joinToken?: string;
+  secrets: SecretStore;
+  log: Logger;
+  /** Retry backoff after a failed request (default 500 ms doubling to 30 s, jittered). */
+  backoff?: BackoffOptions;
+  /** Deadline of one request (default 10 s). */
+  requestTimeoutMs?: number;
+  random?: () => number;
+}
+
+export interface CertificateAgentStatus {
+  spiffeId: string;
+  state: 'starting' | 'ready' | 'retrying' | 'stopped';
+  issued: number;
+  failures: number;
+  lastError?: string;
+  nextRenewalAt?: string;
+}
+
+const DEFAULT_RETRY: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+
+export class CertificateAgent {
+  private readonly client: grpc.Client;
+  private readonly backoff: Backoff;
+  private readonly random: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private state: CertificateAgentStatus['state'] = 'starting';
+  private issued = 0;
+  private failures = 0;
+  private lastError: string | undefined;
+  private nextRenewalAt: Date | undefined;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(private readonly opts: CertificateAgentOptions) {
+    this.client = new grpc.Client(opts.server, opts.credentials ?? grpc.credentials.createInsecure(), { 'grpc.enable_channelz': 0 });
+    this.random = opts.random ?? Math.random;
+    this.backoff = new Backoff(opts.backoff ?? DEFAULT_RETRY, this.random);
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.state = 'stopped';
+    clearTimeout(this.timer);
+    this.client.close();
+  }
+
+  status(): CertificateAgentStatus {
+    return {
+      spiffeId: this.opts.spiffeId,
+      state: this.state,
+      issued: this.issued,
+      failures: this.failures,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.nextRenewalAt ? { nextRenewalAt: this.nextRenewalAt.toISOString() } : {}),
+    };
+  }
+
+  /** Resolves once a certificate is held (for tests and readiness); rejects after timeoutMs. */
+  waitForCertificate(timeoutMs: number): Promise<void> {
+    if (this.opts.secrets.certificate(WORKLOAD_CERT_SECRET)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no certificate after ${timeoutMs} ms${this.lastError ? `: ${this.lastError}` : ''}`)), timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.nextRenewalAt = new Date(Date.now() + delayMs);
+    this.timer = setTimeout(() => void this.renew(), delayMs);
+    this.timer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const { generateKeyPem, createCsr } = await import('../../ca/pki');
+      const keyPem = await generateKeyPem();
+      const csr = await createCsr(keyPem, this.opts.spiffeId);
+      const chainPem = await this.fetch(csr);
+      if (this.stopped) return;
+      const leaf = new X509Certificate(chainPem);
+      checkLeaf(leaf, keyPem, this.opts.spiffeId);
+      const receivedAt = Date.now();
+      const notBefore = new Date(leaf.validFrom);
+      const notAfter = new Date(leaf.validTo);
+      this.opts.secrets.setCertificate(WORKLOAD_CERT_SECRET, { certificateChainPem: chainPem, privateKeyPem: keyPem, spiffeId: this.opts.spiffeId, notBefore, notAfter });
+      this.issued++;
+      this.state = 'ready';
+      this.lastError = undefined;
+      this.backoff.reset();
+      const start = Math.max(receivedAt, notBefore.getTime());
+      const fraction = 0.5 - 0.05 * this.random();
+      const delay = Math.max(0, start + (notAfter.getTime() - start) * fraction - receivedAt);
+      this.opts.log('info', 'workload certificate issued', { spiffeId: this.opts.spiffeId, serial: leaf.serialNumber, notAfter: notAfter.toISOString(), renewInMs: Math.round(delay) });
+      for (const w of this.waiters.splice(0)) w();
+      this.schedule(delay);
+    } catch (err) {
+      if (this.stopped) return;
+      this.failures++;
+      this.state = 'retrying';
+      this.lastError = err instanceof Error ? err.message : String(err);
+      const delay = this.backoff.next();
+      const held = this.opts.secrets.certificate(WORKLOAD_CERT_SECRET);
+      // Loud on the first failure of a run; the retries after it are debug.
+      this.opts.log(this.backoff.attempts === 1 ? 'warn' : 'debug', 'workload certificate not obtained; retrying', {
+        spiffeId: this.opts.spiffeId,
+        error: this.lastError,
+        retryInMs: delay,
+        serving: held ? `certificate valid until ${held.notAfter.toISOString()}` : 'no certificate yet',
+      });
+      this.schedule(delay);
+    }
+  }
+
+  private fetch(csrPem: string): Promise<string> {
+    const metadata = { ...this.opts.metadata, [CSR_METADATA]: csrPem };
+    const request = {
+      type_url: SECRET_TYPE_URL,
+      resource_names: [WORKLOAD_SECRET_NAME],
+      node: { id: this.opts.nodeId, user_agent_name: 'weft-proxy', metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) } },
+    };
+    const md = new grpc.Metadata();
+    if (this.opts.joinToken) md.set('authorization', `Bearer ${this.opts.joinToken}`);
+    const deadline = Date.now() + (this.opts.requestTimeoutMs ?? 10_000);
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(FETCH_SECRETS_PATH, encodeDiscoveryRequest, decodeDiscoveryResponse, request, md, { deadline }, (err, res) => {
+        if (err) return reject(new Error(`FetchSecrets ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+        try {
+          resolve(chainOf(res));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  }
+}
+
+/** The certificate chain of the "default" Secret in a FetchSecrets answer. */
+function chainOf(res: Record<string, any> | undefined): string {
+  const any = (res?.resources ?? [])[0];
+  if (!any || any.type_url !== SECRET_TYPE_URL) throw new Error('FetchSecrets answered without a Secret');
+  const secret = decodeMessage(SECRET_TYPE_URL, any.value);
+  const chain = secret.tls_certificate?.certificate_chain?.inline_string;
+  if (secret.name !== WORKLOAD_SECRET_NAME || typeof chain !== 'string' || !chain) throw new Error(`FetchSecrets answered a Secret "${secret.name}" without a certificate chain`);
+  return chain;
+}
+
+/** The leaf must carry our key and the identity we asked for. */
+function checkLeaf(leaf: X509Certificate, keyPem: string, spiffeId: string): void {
+  const ours = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+  const theirs = leaf.publicKey.export({ type: 'spki', format: 'der' });
+  if (!ours.equals(theirs)) throw new Error('the issued certificate does not hold the key this sidecar made');
+  if (!(leaf.subjectAltName ?? '').split(/,\s*/).includes(`URI:${spiffeId}`)) throw new Error(`the issued certificate is not for ${spiffeId}`);
+}
