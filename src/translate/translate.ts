@@ -3,8 +3,9 @@
 // resources (every list is built in a sorted order), so the cache can hash
 // them and skip pushes that change nothing.
 //
-// MeshTLS and AuthorizationPolicy are not translated yet; they are ignored.
+// MeshTLS is not translated yet; it is ignored.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
+import { DEFAULT_TRUST_DOMAIN, inboundRbac, policiesFor } from './authz';
 import { inboundCluster, outboundCluster } from './clusters';
 import { buildContext, keyOf, sortedPorts } from './context';
 import { anyFault } from './fault';
@@ -17,7 +18,12 @@ import type { MeshView, NodeInfo, ResourceSet, XdsResource } from './types';
 
 type Obj = Record<string, unknown>;
 
-export function translate(view: MeshView, node: NodeInfo): ResourceSet {
+export interface TranslateOptions {
+  /** The SPIFFE trust domain of workload identities (AuthorizationPolicy principals); default cluster.local. */
+  trustDomain?: string;
+}
+
+export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions = {}): ResourceSet {
   const ctx = buildContext(view, node);
   const scope = computeScope(ctx);
   const clusters: Obj[] = [];
@@ -37,7 +43,10 @@ export function translate(view: MeshView, node: NodeInfo): ResourceSet {
     listeners.push(outboundListener(node, { fault }), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
-      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own))));
+      const authz = policiesFor(ctx, scope.own);
+      const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, td) : undefined;
+      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), rbac));
       const lowest = sortedPorts(scope.own)[0].port;
       clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
     }
