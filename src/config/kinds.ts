@@ -410,8 +410,11 @@ const authzOperation = z.strictObject({
   notHosts: z.array(z.string().min(1)).min(1).optional(),
 });
 
-/** `request.headers[<name>]`, `request.auth.claims[<name>]` (nested: `[a][b]`), or a bare header name. */
-export const AUTHZ_CONDITION_KEY = /^(request\.headers\[[A-Za-z0-9!#$%&'*+\-.^_`|~]+\]|request\.auth\.claims(\[[^\[\]]+\])+|[A-Za-z0-9!#$%&'*+\-.^_`|~]+)$/;
+/**
+ * `request.headers[<name>]`, `request.auth.claims[<name>]` (nested: `[a][b]`), or a bare header
+ * name; other Istio attributes (source.ip, …) are not taken for header names.
+ */
+export const AUTHZ_CONDITION_KEY = /^(?!(request|source|destination|connection|experimental)\.(?!headers\[|auth\.claims\[))(request\.headers\[[A-Za-z0-9!#$%&'*+\-.^_`|~]+\]|request\.auth\.claims(\[[^\[\]]+\])+|[A-Za-z0-9!#$%&'*+\-.^_`|~]+)$/;
 
 const authzCondition = z
   .strictObject({

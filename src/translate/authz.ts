@@ -232,7 +232,9 @@ function requestPrincipal(v: string): Obj {
   return andIds([part('iss', iss), part('sub', sub)]) as Obj;
 }
 
-function combine(items: M[], key: string, setKey: string, shortCircuit: 'and' | 'or'): M {
+function combine(nested: M[], key: string, setKey: string, shortCircuit: 'and' | 'or'): M {
+  // and(and(a, b), c) = and(a, b, c): flat sets read better and match faster.
+  const items = nested.flatMap((i) => (i && i[key] ? ((i[key] as Obj)[setKey] as Obj[]) : [i]));
   if (shortCircuit === 'and') {
     if (items.some((i) => i === NEVER)) return NEVER;
     const rest = items.filter((i) => i !== ANY && !(i as Obj).any) as Obj[];
