@@ -22,7 +22,9 @@
 //   not* fields              not_id / not_rule of the same matchers
 // HTTP-only fields (requestPrincipals, paths, methods, hosts, when) on a TCP port fail closed, as
 // Istio: an ALLOW rule that uses one is left out (it never matches), a DENY rule drops them (it
-// matches more).
+// matches more). Proxyless gRPC servers (grpc-js-xds, gRFC A41) cannot read dynamic metadata (its
+// metadata matchers never match, negated or not): JWT conditions (requestPrincipals,
+// request.auth.claims) fail closed the same way for them.
 import type { AuthorizationPolicySpec, Resource } from '../config/kinds';
 import { splitRequestPrincipal } from '../config/kinds';
 import { anyOf } from '../xds/protos';
@@ -63,14 +65,14 @@ export interface PortRbac {
   network: Obj[];
 }
 
-/** The RBAC filters of one inbound port (empty when no policy applies). */
-export function inboundRbac(policies: readonly Policy[], port: ServicePort, trustDomain: string): PortRbac {
+/** The RBAC filters of one inbound port (empty when no policy applies); `proxyless`: for a gRPC server. */
+export function inboundRbac(policies: readonly Policy[], port: ServicePort, trustDomain: string, opts: { proxyless?: boolean } = {}): PortRbac {
   const out: PortRbac = { http: [], network: [] };
   const http = isHttpPort(port);
   for (const action of ['DENY', 'ALLOW'] as const) {
     const mine = policies.filter((p) => p.spec.action === action);
     if (mine.length === 0) continue;
-    const rules = rbacRules(mine, port, trustDomain, http);
+    const rules = rbacRules(mine, port, trustDomain, http, opts.proxyless);
     // A DENY filter with nothing to deny would only cost time.
     if (action === 'DENY' && Object.keys(rules.policies as Obj).length === 0) continue;
     if (http) {
@@ -85,12 +87,12 @@ export function inboundRbac(policies: readonly Policy[], port: ServicePort, trus
 }
 
 /** The envoy.config.rbac.v3.RBAC of the policies of one action, for one port. */
-export function rbacRules(policies: readonly Policy[], port: ServicePort, trustDomain: string, http = isHttpPort(port)): Obj {
+export function rbacRules(policies: readonly Policy[], port: ServicePort, trustDomain: string, http = isHttpPort(port), proxyless = false): Obj {
   const action = policies[0]?.spec.action ?? 'ALLOW';
   const out: Record<string, Obj> = {};
   for (const p of policies) {
     p.spec.rules.forEach((rule, i) => {
-      const b = new RuleBuilder(p, trustDomain, port.port, http, action === 'DENY');
+      const b = new RuleBuilder(p, trustDomain, port.port, http, action === 'DENY', proxyless);
       const policy = b.rule(rule);
       if (policy) out[`${p.metadata.namespace}/${p.metadata.name}[${i}]`] = policy;
     });
@@ -110,6 +112,8 @@ class RuleBuilder {
     private readonly http: boolean,
     /** HTTP-only conditions on a TCP port: a DENY rule drops them, an ALLOW rule never matches. */
     private readonly deny: boolean,
+    /** A proxyless gRPC server: JWT (metadata) conditions fail closed like HTTP-only ones on TCP. */
+    private readonly proxyless = false,
   ) {}
 
   rule(rule: Rule): Obj | undefined {
@@ -126,6 +130,12 @@ class RuleBuilder {
   private httpOnly(build: () => M): M {
     if (this.http) return build();
     return this.deny ? ANY : NEVER;
+  }
+
+  /** A condition on the verified JWT: HTTP-only, and not readable by a proxyless server. */
+  private jwtOnly(build: () => M): M {
+    if (this.proxyless) return this.deny ? ANY : NEVER;
+    return this.httpOnly(build);
   }
 
   private source(s: Source): M {
@@ -146,8 +156,8 @@ class RuleBuilder {
     either(s.notNamespaces, true, namespace);
     either(s.services, false, service);
     either(s.notServices, true, service);
-    if (s.requestPrincipals) ids.push(this.httpOnly(() => orIds(s.requestPrincipals!.map(requestPrincipal))));
-    if (s.notRequestPrincipals) ids.push(this.httpOnly(() => notId(orIds(s.notRequestPrincipals!.map(requestPrincipal)))));
+    if (s.requestPrincipals) ids.push(this.jwtOnly(() => orIds(s.requestPrincipals!.map(requestPrincipal))));
+    if (s.notRequestPrincipals) ids.push(this.jwtOnly(() => notId(orIds(s.notRequestPrincipals!.map(requestPrincipal)))));
     return andIds(ids);
   }
 
@@ -168,8 +178,8 @@ class RuleBuilder {
   }
 
   private condition(c: Condition): M {
-    return this.httpOnly(() => {
-      const claim = /^request\.auth\.claims((\[[^[\]]+\])+)$/.exec(c.key);
+    const claim = /^request\.auth\.claims((\[[^[\]]+\])+)$/.exec(c.key);
+    return (claim ? this.jwtOnly.bind(this) : this.httpOnly.bind(this))(() => {
       const one = claim ? claimRule([...claim[1].matchAll(/\[([^[\]]+)\]/g)].map((m) => m[1])) : headerRuleFor(headerOf(c.key));
       const parts: M[] = [];
       if (c.values) parts.push(orRules(c.values.map(one)));

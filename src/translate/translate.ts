@@ -14,6 +14,7 @@ import { apiListeners, inboundListener, outboundListener, tcpListeners } from '.
 import { compareStrings } from './proto-values';
 import { httpPorts, outboundRouteConfig, proxylessRouteConfig } from './routes';
 import { computeScope } from './scope';
+import { serverListeners } from './server-listeners';
 import type { MeshView, NodeInfo, ResourceSet, XdsResource } from './types';
 
 type Obj = Record<string, unknown>;
@@ -52,6 +53,13 @@ export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions
     }
   } else {
     listeners.push(...apiListeners(ctx, scope.callable));
+    // A proxyless node with a service of its own may be its gRPC server (XdsServer).
+    if (scope.own) {
+      const authz = policiesFor(ctx, scope.own);
+      const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, td, { proxyless: true }) : undefined;
+      listeners.push(...serverListeners(scope.own, rbac));
+    }
     for (const service of scope.callable) {
       for (const port of httpPorts(service).ports) routeConfigs.push(proxylessRouteConfig(ctx, service, port));
     }

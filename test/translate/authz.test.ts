@@ -5,7 +5,7 @@ import { authorizationPolicySpecSchema } from '../../src/config/kinds';
 import { decodeListener } from '../../src/proxy/config/decode-listener';
 import { translate } from '../../src/translate/translate';
 import { TYPE_URL } from '../../src/xds/type-urls';
-import { assertSubset, meshView, resourcesFor, roundTrip, sidecar, unpack, type Obj } from './helpers';
+import { assertSubset, meshView, proxyless, resourcesFor, roundTrip, sidecar, unpack, type Obj } from './helpers';
 
 const APP = `apiVersion: weft.dev/v1
 kind: Service
@@ -203,6 +203,54 @@ describe('AuthorizationPolicy translation', () => {
     const d = resourcesFor(meshView(APP + yaml), sidecar({ service: 'app' }));
     const l = decodeListener(d.listener('inbound'));
     assert.equal(l.chains.length, 2);
+  });
+});
+
+describe('proxyless gRPC servers', () => {
+  const GREETER = `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: greeter }
+spec:
+  ports: [{ name: grpc, port: 50051, protocol: grpc, targetPort: 9000 }]
+---
+`;
+  const serverHcm = (yaml: string, host = '0.0.0.0') => {
+    const d = resourcesFor(meshView(GREETER + yaml), proxyless({ service: 'greeter' }));
+    const l = d.listener(`weft.dev/grpc/lds/inbound/${host}:9000`);
+    assertSubset(l.address, { socket_address: { address: host.replace(/[[\]]/g, ''), port_value: 9000 } });
+    return unpack(l.default_filter_chain.filters[0].typed_config);
+  };
+
+  test('a server Listener per bind address: inline route with non_forwarding_action, router', () => {
+    for (const host of ['0.0.0.0', '127.0.0.1', '[::]']) {
+      const hcm = serverHcm('', host);
+      assert.deepEqual(hcm.http_filters.map((f: Obj) => f.name), ['envoy.filters.http.router']);
+      assertSubset(hcm.route_config.virtual_hosts[0].routes[0], { match: { prefix: '' }, non_forwarding_action: {} });
+    }
+    // A client with no service of its own gets no server Listener.
+    const d = resourcesFor(meshView(GREETER), proxyless());
+    assert.ok(!d.names(TYPE_URL.Listener).some((n) => n.startsWith('weft.dev/grpc/lds/inbound/')));
+  });
+
+  test('RBAC filters before the router; JWT conditions fail closed (grpc-js cannot read metadata)', () => {
+    const hcm = serverHcm(
+      policy('d', '  action: DENY\n  rules: [{ from: [{ source: { requestPrincipals: ["*"], namespaces: [evil] } }] }]') +
+        policy(
+          'a',
+          `  action: ALLOW
+  rules:
+    - from: [{ source: { namespaces: [default] } }]
+    - when: [{ key: "request.auth.claims[role]", notValues: [guest] }]`,
+        ),
+    );
+    assert.deepEqual(
+      hcm.http_filters.map((f: Obj) => f.name),
+      ['envoy.filters.http.rbac.deny', 'envoy.filters.http.rbac.allow', 'envoy.filters.http.router'],
+    );
+    assertSubset(rbacOf(hcm.http_filters[0]).policies['default/d[0]'].principals, [
+      { authenticated: { principal_name: { prefix: 'spiffe://cluster.local/ns/evil/sa/' } } },
+    ]);
+    assert.deepEqual(Object.keys(rbacOf(hcm.http_filters[1]).policies), ['default/a[0]']);
   });
 });
 

@@ -95,14 +95,14 @@ function networkFilter(at: FieldPath, filters: Obj[]): FilterChain['network'] {
     const config = here.field('typed_config');
     if (typeUrl === TYPE_URL.NetworkRbac) {
       if (i === filters.length - 1) named.invalid('is not a terminal filter: tcp_proxy must follow it');
+      if (filters[filters.length - 1].typed_config?.type_url !== TYPE_URL.TcpProxy) {
+        named.note(typeUrl).unsupported('is not supported by weft proxy yet before http_connection_manager (use the HTTP RBAC filter)');
+      }
       rbac.push(decodeNetworkRbac(config, f.name ?? '', msg));
       return;
     }
     if (i < filters.length - 1) named.invalid('is a terminal filter and must be the last one');
     network = typeUrl === TYPE_URL.HttpConnectionManager ? httpConnectionManager(config, msg) : tcpProxy(config, msg);
-    if (rbac.length && network.kind === 'http') {
-      at.index(0).unsupported('network RBAC before http_connection_manager is not supported by weft proxy yet (use the HTTP RBAC filter)');
-    }
   });
   if (rbac.length) (network as TcpNetworkFilter).rbac = rbac;
   return network!;
