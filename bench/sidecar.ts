@@ -4,7 +4,10 @@
 // HTTP/1.1 with wrk -t1 -c32; HTTP/2 (h2c) with h2load; TCP; two hops
 // (client sidecar → server sidecar → app); and the proxy's RSS.
 //
-//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries | --resilience] [--tracing <ratio>]
+//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries | --resilience] [--tracing <ratio>] [--authz]
+//
+// --authz gives the two-hop server an AuthorizationPolicy its requests pass (a DENY rule on a
+// path and an ALLOW rule on path and method): what RBAC costs a request on the inbound.
 //
 // --retries gives the upstream services a TrafficPolicy with retries (nothing fails, so
 // nothing is retried): what a retry policy costs a request that succeeds.
@@ -46,6 +49,24 @@ const connections = Number(arg('connections', '32'));
 const only = new Set(arg('only', 'http1,h2,tcp,twohop').split(','));
 const withRetries = process.argv.includes('--retries');
 const withResilience = process.argv.includes('--resilience');
+const withAuthz = process.argv.includes('--authz');
+const AUTHZ = `---
+apiVersion: weft.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: server-deny }
+spec:
+  targetRef: { name: server }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: [/admin/*] } }] }]
+---
+apiVersion: weft.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: server-allow }
+spec:
+  targetRef: { name: server }
+  action: ALLOW
+  rules: [{ to: [{ operation: { methods: [GET, HEAD], paths: ["/*"] } }] }]
+`;
 const tracingRatio = process.argv.includes('--tracing') ? Number(arg('tracing', '1')) : undefined;
 const BODY_BYTES = 100;
 
@@ -195,7 +216,7 @@ spec:
   endpoints: [{ address: 127.0.0.1, port: ${inPort} }]
   # It calls nothing: its sidecar binds no outbound TCP listener that would clash with the client's.
   dependsOn: []
-${withRetries || withResilience ? policies() : ''}${tracingRatio !== undefined ? TRACED_SERVICE : ''}`;
+${withRetries || withResilience ? policies() : ''}${tracingRatio !== undefined ? TRACED_SERVICE : ''}${withAuthz ? AUTHZ : ''}`;
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
     const client = await startWeftProxy('weft-client', ['--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(outPort)], admin1);
     peers.push(client);

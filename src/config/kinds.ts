@@ -351,23 +351,93 @@ export const meshTlsSpecSchema = z.strictObject({
   mode: z.enum(['permissive', 'strict']),
 });
 
+// AuthorizationPolicy: Istio's shape and semantics (translate/authz.ts). A
+// list field matches when any value matches; fields of one source/operation
+// must all match; a `not*` field matches when none of its values does.
+
+/** A SPIFFE ID, or "*" (any authenticated caller), or a prefix "spiffe://td/ns/x/*", or a suffix "*\/sa/x". */
+const authzPrincipal = z
+  .string()
+  .min(1)
+  .refine((v) => v === '*' || (/^[^*]+\*?$/.test(v) && v.startsWith('spiffe://')) || /^\*[^*]+$/.test(v), {
+    message: 'a SPIFFE ID ("spiffe://…"), "*", a prefix ending in "*" or a suffix starting with "*"',
+  });
+/** "issuer/subject" of a verified JWT (split at the last "/"); either side may be "*", or the whole value "*". */
+const authzRequestPrincipal = z
+  .string()
+  .min(1)
+  .refine((v) => v === '*' || splitRequestPrincipal(v) !== undefined, {
+    message: '"issuer/subject" (split at the last "/"), where the issuer or the subject may be "*", or "*"',
+  });
+
+/** "iss/sub" split at the last "/": each side non-empty, "*" or free of "*". */
+export function splitRequestPrincipal(v: string): { iss: string; sub: string } | undefined {
+  const at = v.lastIndexOf('/');
+  const iss = v.slice(0, at);
+  const sub = v.slice(at + 1);
+  const ok = (p: string) => p === '*' || (p.length > 0 && !p.includes('*'));
+  return at > 0 && ok(iss) && ok(sub) ? { iss, sub } : undefined;
+}
+/** A Service "name" (in the policy's namespace) or "namespace/name". */
+const authzService = z.string().regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Service "name" or "namespace/name"');
+/** An exact path, a prefix "/x/*", a suffix "*.js", or "*". */
+const authzPath = z
+  .string()
+  .min(1)
+  .refine((v) => v === '*' || /^\/[^*]*\*?$/.test(v) || /^\*[^*]+$/.test(v), { message: 'an exact path "/x", a prefix "/x/*", a suffix "*.x" or "*"' });
+const authzMethod = z.string().regex(/^[A-Z]+$/, 'an HTTP method in upper case (GET, POST, …)');
+
 const authzSource = z.strictObject({
-  identities: z.array(z.string().startsWith('spiffe://')).optional(),
-  namespaces: z.array(name).optional(),
-  services: z.array(z.string().min(1)).optional(),
+  principals: z.array(authzPrincipal).min(1).optional(),
+  notPrincipals: z.array(authzPrincipal).min(1).optional(),
+  namespaces: z.array(name).min(1).optional(),
+  notNamespaces: z.array(name).min(1).optional(),
+  services: z.array(authzService).min(1).optional(),
+  notServices: z.array(authzService).min(1).optional(),
+  requestPrincipals: z.array(authzRequestPrincipal).min(1).optional(),
+  notRequestPrincipals: z.array(authzRequestPrincipal).min(1).optional(),
 });
 
 const authzOperation = z.strictObject({
-  ports: z.array(port).optional(),
-  paths: z.array(z.string().min(1)).optional(),
-  methods: z.array(z.string().min(1)).optional(),
-  headers: z.array(stringMatch).optional(),
+  ports: z.array(port).min(1).optional(),
+  notPorts: z.array(port).min(1).optional(),
+  paths: z.array(authzPath).min(1).optional(),
+  notPaths: z.array(authzPath).min(1).optional(),
+  methods: z.array(authzMethod).min(1).optional(),
+  notMethods: z.array(authzMethod).min(1).optional(),
+  /** The request's authority (Host), exact, or with a "*" prefix/suffix; ":port" is part of it. */
+  hosts: z.array(z.string().min(1)).min(1).optional(),
+  notHosts: z.array(z.string().min(1)).min(1).optional(),
 });
 
+/**
+ * `request.headers[<name>]`, `request.auth.claims[<name>]` (nested: `[a][b]`), or a bare header
+ * name; other Istio attributes (source.ip, …) are not taken for header names.
+ */
+export const AUTHZ_CONDITION_KEY = /^(?!(request|source|destination|connection|experimental)\.(?!headers\[|auth\.claims\[))(request\.headers\[[A-Za-z0-9!#$%&'*+\-.^_`|~]+\]|request\.auth\.claims(\[[^\[\]]+\])+|[A-Za-z0-9!#$%&'*+\-.^_`|~]+)$/;
+
+const authzCondition = z
+  .strictObject({
+    key: z.string().regex(AUTHZ_CONDITION_KEY, 'request.headers[<name>], request.auth.claims[<name>] or a header name'),
+    values: z.array(z.string()).min(1).optional(),
+    notValues: z.array(z.string()).min(1).optional(),
+  })
+  .refine((c) => c.values || c.notValues, { message: 'needs values or notValues' });
+
 export const authorizationPolicySpecSchema = z.strictObject({
+  /** A Service in this namespace; absent: every service of the namespace. */
   targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name }).optional(),
   action: z.enum(['ALLOW', 'DENY']),
-  rules: z.array(z.strictObject({ from: z.array(authzSource).optional(), to: z.array(authzOperation).optional() })).default([]),
+  /** A request matching any rule gets the action. ALLOW with no rules allows nothing: default deny. */
+  rules: z
+    .array(
+      z.strictObject({
+        from: z.array(z.strictObject({ source: authzSource })).min(1).optional(),
+        to: z.array(z.strictObject({ operation: authzOperation })).min(1).optional(),
+        when: z.array(authzCondition).min(1).optional(),
+      }),
+    )
+    .default([]),
 });
 
 /**

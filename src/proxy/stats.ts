@@ -153,6 +153,8 @@ export class ProxyStats implements StatsIdentity {
   tapDropped = 0;
   /** Rate-limited requests by filter, stat_prefix and enforced (NUL-separated: prefixes hold '|'). */
   private readonly rateLimits = new Map<string, number>();
+  /** RBAC denials by filter (http, network), action of the filter that denied, stat prefix. */
+  private readonly rbacDenials = new Map<string, number>();
   /** Rate limit service failures by stat_prefix and allowed/denied. */
   private readonly rateLimitFailures = new Map<string, number>();
 
@@ -169,6 +171,11 @@ export class ProxyStats implements StatsIdentity {
   rateLimited(filter: string, statPrefix: string, enforced: boolean): void {
     const key = `${filter}\u0000${statPrefix}\u0000${enforced}`;
     this.rateLimits.set(key, (this.rateLimits.get(key) ?? 0) + 1);
+  }
+
+  rbacDenied(filter: 'http' | 'network', action: string, statPrefix: string): void {
+    const key = `${filter}\u0000${action}\u0000${statPrefix}`;
+    this.rbacDenials.set(key, (this.rbacDenials.get(key) ?? 0) + 1);
   }
 
   rateLimitFailure(statPrefix: string, denied: boolean): void {
@@ -278,6 +285,12 @@ export class ProxyStats implements StatsIdentity {
     for (const [key, n] of this.rateLimitFailures) {
       const [prefix, mode] = key.split('\u0000');
       out.push(`weft_ratelimit_service_errors_total{stat_prefix="${escapeLabel(prefix)}",mode="${mode}"} ${n}`);
+    }
+
+    family('weft_rbac_denied_total', 'counter', 'Requests (filter="http") and connections (filter="network") RBAC denied, by the action of the filter that denied and its stat prefix.');
+    for (const [key, n] of this.rbacDenials) {
+      const [filter, action, prefix] = key.split('\u0000');
+      out.push(`weft_rbac_denied_total{filter="${filter}",action="${action}",stat_prefix="${escapeLabel(prefix)}"} ${n}`);
     }
 
     const tcp = [...this.tcp.values()].flatMap((m) => [...m.values()]);

@@ -30,6 +30,7 @@ import {
 import { httpPorts } from './routes';
 import type { TrafficPolicySpec } from '../config/kinds';
 import { inboundRateLimit } from './rate-limit';
+import type { PortRbac } from './authz';
 
 type Obj = Record<string, unknown>;
 
@@ -118,7 +119,7 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
  * port, chosen by the connection's original destination port (after
  * interception); a connection made to the listener itself goes to the lowest port.
  */
-export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec, jwtAuthn?: Obj): Obj {
+export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec, authz?: (port: ServicePort) => PortRbac, jwtAuthn?: Obj): Obj {
   const ports = sortedPorts(own);
   return {
     name: INBOUND_LISTENER.name,
@@ -127,13 +128,13 @@ export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPo
     filter_chains: ports.map((port) => ({
       name: inboundRouteConfigName(port.port),
       filter_chain_match: { destination_port: { value: port.port } },
-      filters: [inboundFilter(port, own, policy, jwtAuthn)],
+      filters: [...(authz?.(port).network ?? []), inboundFilter(port, own, policy, authz?.(port).http, jwtAuthn)],
     })),
-    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], own, policy, jwtAuthn)] },
+    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [...(authz?.(ports[0]).network ?? []), inboundFilter(ports[0], own, policy, authz?.(ports[0]).http, jwtAuthn)] },
   };
 }
 
-function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined, jwtAuthn: Obj | undefined): Obj {
+function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined, rbac: Obj[] = [], jwtAuthn?: Obj): Obj {
   const cluster = inboundClusterName(port.port);
   const name = inboundRouteConfigName(port.port);
   if (!isHttpPort(port)) return tcpProxyFilter({ stat_prefix: name, cluster });
@@ -153,8 +154,9 @@ function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpe
         { name, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: action }] },
       ],
     },
-    // jwt_authn first: the filters after it read the verified claims (jwt-authn.ts).
-    http_filters: [...(jwtAuthn ? [jwtAuthn] : []), ...(limits?.httpFilters ?? []), routerFilter()],
+    // jwt_authn first (the RBAC filters read the claims it verified), then RBAC
+    // (deny, then allow) before anything counts the request.
+    http_filters: [...(jwtAuthn ? [jwtAuthn] : []), ...rbac, ...(limits?.httpFilters ?? []), routerFilter()],
   });
 }
 

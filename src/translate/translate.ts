@@ -3,9 +3,10 @@
 // resources (every list is built in a sorted order), so the cache can hash
 // them and skip pushes that change nothing.
 //
-// MeshTLS and AuthorizationPolicy are not translated yet; they are ignored.
-// RequestAuthentication: jwt-authn.ts.
+// MeshTLS is not translated yet; it is ignored.
+// RequestAuthentication: jwt-authn.ts; AuthorizationPolicy: authz.ts.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
+import { DEFAULT_TRUST_DOMAIN, inboundRbac, policiesFor } from './authz';
 import { inboundCluster, outboundCluster } from './clusters';
 import { buildContext, keyOf, sortedPorts } from './context';
 import { anyFault } from './fault';
@@ -15,11 +16,17 @@ import { apiListeners, inboundListener, outboundListener, tcpListeners } from '.
 import { compareStrings } from './proto-values';
 import { httpPorts, outboundRouteConfig, proxylessRouteConfig } from './routes';
 import { computeScope } from './scope';
+import { serverListeners } from './server-listeners';
 import type { MeshView, NodeInfo, ResourceSet, XdsResource } from './types';
 
 type Obj = Record<string, unknown>;
 
-export function translate(view: MeshView, node: NodeInfo): ResourceSet {
+export interface TranslateOptions {
+  /** The SPIFFE trust domain of workload identities (AuthorizationPolicy principals); default cluster.local. */
+  trustDomain?: string;
+}
+
+export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions = {}): ResourceSet {
   const ctx = buildContext(view, node);
   const scope = computeScope(ctx);
   const clusters: Obj[] = [];
@@ -39,12 +46,22 @@ export function translate(view: MeshView, node: NodeInfo): ResourceSet {
     listeners.push(outboundListener(node, { fault }), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
-      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), jwtAuthnFilter(ctx, scope.own)));
+      const authz = policiesFor(ctx, scope.own);
+      const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, td) : undefined;
+      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), rbac, jwtAuthnFilter(ctx, scope.own)));
       const lowest = sortedPorts(scope.own)[0].port;
       clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
     }
   } else {
     listeners.push(...apiListeners(ctx, scope.callable));
+    // A proxyless node with a service of its own may be its gRPC server (XdsServer).
+    if (scope.own) {
+      const authz = policiesFor(ctx, scope.own);
+      const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, td, { proxyless: true }) : undefined;
+      listeners.push(...serverListeners(scope.own, rbac));
+    }
     for (const service of scope.callable) {
       for (const port of httpPorts(service).ports) routeConfigs.push(proxylessRouteConfig(ctx, service, port));
     }

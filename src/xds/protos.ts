@@ -18,6 +18,8 @@ const PROTO_FILES = [
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
   'envoy/service/ratelimit/v3/rls.proto',
   'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
   'envoy/service/secret/v3/sds.proto',

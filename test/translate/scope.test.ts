@@ -77,8 +77,8 @@ spec:
 `;
     const d = resourcesFor(meshView(yaml), proxyless({ service: 'teller', namespace: 'finance' }));
     assert.deepEqual(d.names(TYPE_URL.Cluster), ['outbound|50052||payment.default', 'outbound|50053||billing.finance']);
-    // The node's own namespace gets the short names.
-    assert.deepEqual(d.names(TYPE_URL.Listener), [
+    // The node's own namespace gets the short names (server Listeners of its own service aside).
+    assert.deepEqual(d.names(TYPE_URL.Listener).filter((n) => !n.startsWith('weft.dev/grpc/lds/inbound/')), [
       'billing',
       'billing.finance',
       'billing.finance:50053',
@@ -94,7 +94,7 @@ spec:
     assert.ok(d.names(TYPE_URL.Listener).includes('inbound'));
   });
 
-  test('MeshTLS and AuthorizationPolicy are ignored, without error', () => {
+  test('MeshTLS and an AuthorizationPolicy of another namespace are ignored, without error', () => {
     const yaml =
       MESH +
       `apiVersion: weft.dev/v1
@@ -104,8 +104,8 @@ spec: { mode: strict }
 ---
 apiVersion: weft.dev/v1
 kind: AuthorizationPolicy
-metadata: { name: deny }
-spec: { action: DENY, rules: [{ from: [{ namespaces: [evil] }] }] }
+metadata: { name: deny, namespace: elsewhere }
+spec: { action: DENY, rules: [{ from: [{ source: { namespaces: [evil] } }] }] }
 `;
     const withPolicies = resourcesFor(meshView(yaml), sidecar({ service: 'storefront' }));
     const without = resourcesFor(meshView(MESH), sidecar({ service: 'storefront' }));

@@ -5,7 +5,8 @@
 //                     default_filter_chain, traffic_direction (stat_prefix, metadata accepted)
 //   FilterChain       name, filter_chain_match.destination_port, filters (metadata accepted);
 //                     chains must differ in their match
-//   filters           exactly one network filter, by typed_config type URL:
+//   filters           one terminal network filter, by typed_config type URL (before tcp_proxy:
+//                     envoy.filters.network.rbac filters, see tcp/network-rbac.ts):
 //     HttpConnectionManager  stat_prefix, rds {config_source ads|self, route_config_name},
 //                     stream_idle_timeout (default 5 min), common_http_protocol_options.idle_timeout
 //                     (downstream connections; default 1 h)
@@ -23,6 +24,7 @@ import { decodeRouteTable } from './decode-route';
 import { FieldPath, onlyFields } from './nack';
 import { durationMs, ipSocketAddress, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
 import { filterTypeFor, HTTP_FILTER_TYPES } from '../filters/catalog';
+import { decodeNetworkRbac, type NetworkRbacConfig } from '../tcp/network-rbac';
 import type { FilterChain, HttpFilterConfig, HttpNetworkFilter, ListenerConfig, TcpNetworkFilter, WeightedCluster } from './types';
 
 const ROUTER_FILTER = 'envoy.filters.http.router';
@@ -79,20 +81,30 @@ function filterChain(at: FieldPath, c: Obj): FilterChain {
   return out;
 }
 
-/** The chain's one network filter: HttpConnectionManager or TcpProxy, and nothing before it. */
+/** The chain's terminal network filter (HttpConnectionManager or TcpProxy); before tcp_proxy, RBAC filters. */
 function networkFilter(at: FieldPath, filters: Obj[]): FilterChain['network'] {
   if (filters.length === 0) at.invalid('needs a network filter (http_connection_manager or tcp_proxy)');
   let network: FilterChain['network'] | undefined;
+  const rbac: NetworkRbacConfig[] = [];
   filters.forEach((f, i) => {
     const here = at.index(i);
     onlyFields(here, 'envoy.config.listener.v3.Filter', f, ['name', 'typed_config']);
     const named = f.name ? here.note(f.name) : here;
     if (!f.typed_config) here.field('typed_config').invalid('is required');
-    const { typeUrl, msg } = unpackAny(named, f.typed_config, [TYPE_URL.HttpConnectionManager, TYPE_URL.TcpProxy]);
-    if (i < filters.length - 1) named.invalid('is a terminal filter and must be the last one');
+    const { typeUrl, msg } = unpackAny(named, f.typed_config, [TYPE_URL.HttpConnectionManager, TYPE_URL.TcpProxy, TYPE_URL.NetworkRbac]);
     const config = here.field('typed_config');
+    if (typeUrl === TYPE_URL.NetworkRbac) {
+      if (i === filters.length - 1) named.invalid('is not a terminal filter: tcp_proxy must follow it');
+      if (filters[filters.length - 1].typed_config?.type_url !== TYPE_URL.TcpProxy) {
+        named.note(typeUrl).unsupported('is not supported by weft proxy yet before http_connection_manager (use the HTTP RBAC filter)');
+      }
+      rbac.push(decodeNetworkRbac(config, f.name ?? '', msg));
+      return;
+    }
+    if (i < filters.length - 1) named.invalid('is a terminal filter and must be the last one');
     network = typeUrl === TYPE_URL.HttpConnectionManager ? httpConnectionManager(config, msg) : tcpProxy(config, msg);
   });
+  if (rbac.length) (network as TcpNetworkFilter).rbac = rbac;
   return network!;
 }
 

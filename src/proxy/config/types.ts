@@ -5,6 +5,7 @@
 // supported: the decoder NACKs it by name.
 
 import type { RouteRateLimit } from '../filters/rate-limit-actions';
+import type { NetworkRbacConfig } from '../tcp/network-rbac';
 
 export interface ProxyConfig {
   listeners: Map<string, ListenerConfig>;
@@ -64,6 +65,8 @@ export interface TcpNetworkFilter {
   clusters: WeightedCluster[];
   totalWeight: number;
   idleTimeoutMs?: number;
+  /** envoy.filters.network.rbac filters before tcp_proxy, in order. */
+  rbac?: NetworkRbacConfig[];
 }
 
 // ---- routes ----

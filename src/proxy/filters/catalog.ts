@@ -10,6 +10,7 @@ import { FAULT_FILTER_TYPE } from './fault';
 import { GLOBAL_RATE_LIMIT_TYPE } from './global-rate-limit';
 import { JWT_AUTHN_TYPE } from './jwt-authn';
 import { LOCAL_RATE_LIMIT_TYPE } from './local-rate-limit';
+import { HTTP_RBAC_TYPE } from './rbac';
 
 /**
  * State a filter keeps across config changes (token buckets, counters),
@@ -30,7 +31,7 @@ export interface HttpFilterType {
 }
 
 /** Every HTTP filter weft proxy supports besides the router. */
-export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER_TYPE, LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE, JWT_AUTHN_TYPE];
+export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER_TYPE, LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE, JWT_AUTHN_TYPE, HTTP_RBAC_TYPE];
 
 export function filterTypeFor(typeUrl: string): HttpFilterType | undefined {
   return HTTP_FILTER_TYPES.find((t) => t.typeUrl === typeUrl);

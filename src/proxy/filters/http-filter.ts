@@ -16,6 +16,8 @@ export interface FilterRequest extends RequestInfo {
   readonly grpc: boolean;
   /** The caller's SPIFFE ID, from the certificate it presented over mTLS; undefined over plaintext. */
   readonly peerPrincipal: string | undefined;
+  /** The local port of the downstream connection (RBAC destination_port). */
+  readonly destinationPort: number | undefined;
   /**
    * Envoy's dynamic metadata: what a filter leaves for the filters after it,
    * by filter name (jwt_authn's verified payload, read by RBAC). Undefined

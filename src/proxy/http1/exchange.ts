@@ -206,6 +206,11 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     return sourceIp(this.conn.socket.remoteAddress);
   }
 
+  /** FilterRequest: the connection's local port. */
+  get destinationPort(): number | undefined {
+    return this.conn.socket.localPort;
+  }
+
   /** FilterRequest: the mTLS caller's identity (one per connection). */
   get peerPrincipal(): string | undefined {
     return this.conn.peerPrincipal;

@@ -168,6 +168,11 @@ class H2Exchange implements FilterRequest, FilterHost {
     return sourceIp(this.stream.session?.socket?.remoteAddress);
   }
 
+  /** FilterRequest: the connection's local port. */
+  get destinationPort(): number | undefined {
+    return this.stream.session?.socket?.localPort;
+  }
+
   /** FilterRequest: the mTLS caller's identity (none yet over h2). */
   get peerPrincipal(): string | undefined {
     return undefined;

@@ -8,12 +8,28 @@ import type { TcpNetworkFilter } from '../config/types';
 import { pickWeightedCluster } from '../router/weighted';
 import type { Runtime } from '../runtime';
 import type { ProxyStats, TcpStats } from '../stats';
+import { networkRbacAllows } from './network-rbac';
 
-export function proxyTcp(downstream: net.Socket, filter: TcpNetworkFilter, runtime: Runtime, stats: ProxyStats, log: Logger, direction = 'outbound'): void {
+export function proxyTcp(
+  downstream: net.Socket,
+  filter: TcpNetworkFilter,
+  runtime: Runtime,
+  stats: ProxyStats,
+  log: Logger,
+  direction = 'outbound',
+  /** The caller's SPIFFE ID when the connection came over mTLS (RBAC principals). */
+  peerPrincipal?: string,
+): void {
   const started = performance.now();
   const name = filter.clusters.length === 1 ? filter.clusters[0].name : pickWeightedCluster(filter.clusters, filter.totalWeight, Math.random);
   const tcp = stats.forTcp(direction, name);
   tcp.connections++;
+  // RBAC first: a denied connection is closed before anything is read or any upstream is dialled.
+  if (filter.rbac && !networkRbacAllows(filter.rbac, downstream, peerPrincipal, runtime)) {
+    if (stats.records.active) stats.records.emit(tcpRecord(downstream, stats, tcp, direction, name, '', 'RBAC', started));
+    downstream.destroy();
+    return;
+  }
   const cluster = runtime.cluster(name);
   const endpoint = cluster?.lb.pick();
   if (!cluster || !endpoint) {

@@ -4,7 +4,7 @@ import type { Route } from '../../../src/proxy/config/types';
 import { runRequestFilters, type FilterRequest, type FilterVerdict, type HttpFilter } from '../../../src/proxy/filters/http-filter';
 
 const route = { name: 'r' } as Route;
-const req: FilterRequest = { method: 'GET', host: 'a', path: '/', header: () => undefined, sourceAddress: '127.0.0.1', grpc: false, peerPrincipal: undefined, filterMetadata: undefined };
+const req: FilterRequest = { method: 'GET', host: 'a', path: '/', header: () => undefined, sourceAddress: '127.0.0.1', grpc: false, peerPrincipal: undefined, destinationPort: undefined, filterMetadata: undefined };
 
 function filter(name: string, verdict: FilterVerdict, seen: string[]): HttpFilter {
   return { name, decodeHeaders: () => (seen.push(name), verdict) };

@@ -69,6 +69,7 @@ class Req implements FilterRequest {
   method = 'GET';
   host = 'api.test';
   sourceAddress = '127.0.0.1';
+  destinationPort = 8080;
   grpc = false;
   peerPrincipal = undefined;
   filterMetadata: Record<string, Record<string, unknown>> | undefined = undefined;
