@@ -71,7 +71,7 @@ spec:
       `  rules: [{ when: [{ key: x-deny, values: ["yes"] }] }, { to: [{ operation: { paths: [/test.Echo/Flaky] } }] }]`,
     ),
   );
-  cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger });
+  cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
   // Read once per process, when grpc-js-xds is loaded: set before it is.
   process.env.GRPC_XDS_EXPERIMENTAL_RBAC = 'true';
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify(
