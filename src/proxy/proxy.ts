@@ -16,6 +16,7 @@ import { Runtime } from './runtime';
 import type { EndpointHealth } from './upstream/endpoint-health';
 import { escapeLabel, ProxyStats } from './stats';
 import { SecretStore } from './tls/secret-store';
+import { TlsContexts } from './tls/tls-contexts';
 import { AccessLog } from '../observe/access-log';
 
 export interface ProxyOptions {
@@ -68,6 +69,8 @@ export class Proxy {
   readonly tracer: ProxyTracer | undefined;
   /** The workload certificate and trust bundle (filled by the certificate agent and SDS, read by TLS contexts). */
   readonly secrets = new SecretStore();
+  /** mTLS contexts built from `secrets` (inbound termination, auto mTLS upstream). */
+  readonly tls: TlsContexts;
 
   constructor(
     readonly opts: ProxyOptions,
@@ -82,6 +85,8 @@ export class Proxy {
       stats.records.add(this.accessLog.observe);
     }
     const h2 = this.h2;
+    this.tls = new TlsContexts(this.secrets, this.stats, opts.log);
+    this.runtime = new Runtime(EMPTY_CONFIG, undefined, this.tls);
     if (opts.tracing) this.tracer = new ProxyTracer(opts.tracing, { service: opts.service, namespace: opts.namespace, nodeId: opts.nodeId });
     this.listeners = new ListenerManager({
       tracer: this.tracer,
@@ -89,6 +94,7 @@ export class Proxy {
       stats: this.stats,
       log: opts.log,
       h2: (socket, firstBytes, chain) => h2.take(socket, firstBytes, chain),
+      tls: this.tls,
     });
     Object.assign(filterEnv(this.runtime.filterState), { controlPlane: opts.xds, stats: this.stats, log: opts.log });
     xds.onConfig((config) => {

@@ -30,6 +30,7 @@ import {
 import { httpPorts } from './routes';
 import type { TrafficPolicySpec } from '../config/kinds';
 import { inboundRateLimit } from './rate-limit';
+import { downstreamTlsSocket, inspectorFields, type MeshTlsMode } from './mtls';
 
 type Obj = Record<string, unknown>;
 
@@ -117,19 +118,37 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
  * The sidecar's listener for traffic to its own service: a filter chain per
  * port, chosen by the connection's original destination port (after
  * interception); a connection made to the listener itself goes to the lowest port.
+ * Callers' mTLS (mtls.ts): tls_inspector picks, per port, the TLS chain for a
+ * ClientHello and (permissive only) the plaintext chain for anything else.
  */
-export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec): Obj {
+export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec, mode: MeshTlsMode = 'permissive'): Obj {
   const ports = sortedPorts(own);
+  const plaintext = mode === 'permissive';
+  const chains: Obj[] = [];
+  for (const port of ports) {
+    const name = inboundRouteConfigName(port.port);
+    chains.push({
+      name: `${name}|tls`,
+      filter_chain_match: { destination_port: { value: port.port }, transport_protocol: 'tls' },
+      filters: [inboundFilter(port, own, policy)],
+      transport_socket: downstreamTlsSocket(),
+    });
+    if (plaintext) chains.push({ name, filter_chain_match: { destination_port: { value: port.port } }, filters: [inboundFilter(port, own, policy)] });
+  }
+  // Connections to the listener's own port: the lowest service port, over TLS (and plaintext when permissive).
+  chains.push({
+    name: `${INBOUND_LISTENER.name}|default|tls`,
+    filter_chain_match: { transport_protocol: 'tls' },
+    filters: [inboundFilter(ports[0], own, policy)],
+    transport_socket: downstreamTlsSocket(),
+  });
   return {
     name: INBOUND_LISTENER.name,
     address: socketAddress(INBOUND_LISTENER.address, node.inboundPort ?? INBOUND_LISTENER.port),
     traffic_direction: ENUM.trafficDirection().INBOUND,
-    filter_chains: ports.map((port) => ({
-      name: inboundRouteConfigName(port.port),
-      filter_chain_match: { destination_port: { value: port.port } },
-      filters: [inboundFilter(port, own, policy)],
-    })),
-    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], own, policy)] },
+    ...inspectorFields(),
+    filter_chains: chains,
+    ...(plaintext ? { default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [inboundFilter(ports[0], own, policy)] } } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
 // resources (every list is built in a sorted order), so the cache can hash
 // them and skip pushes that change nothing.
 //
-// MeshTLS and AuthorizationPolicy are not translated yet; they are ignored.
+// MeshTLS: see mtls.ts. AuthorizationPolicy is not translated yet; it is ignored.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
 import { inboundCluster, outboundCluster } from './clusters';
 import { buildContext, keyOf, sortedPorts } from './context';
@@ -11,14 +11,15 @@ import { anyFault } from './fault';
 import { loadAssignment } from './endpoints';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
 import { compareStrings } from './proto-values';
+import { meshTlsMode } from './mtls';
 import { httpPorts, outboundRouteConfig, proxylessRouteConfig } from './routes';
 import { computeScope } from './scope';
-import type { MeshView, NodeInfo, ResourceSet, XdsResource } from './types';
+import type { MeshView, NodeInfo, ResourceSet, TranslateOptions, XdsResource } from './types';
 
 type Obj = Record<string, unknown>;
 
-export function translate(view: MeshView, node: NodeInfo): ResourceSet {
-  const ctx = buildContext(view, node);
+export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions = {}): ResourceSet {
+  const ctx = buildContext(view, node, opts);
   const scope = computeScope(ctx);
   const clusters: Obj[] = [];
   const loadAssignments: Obj[] = [];
@@ -37,7 +38,7 @@ export function translate(view: MeshView, node: NodeInfo): ResourceSet {
     listeners.push(outboundListener(node, { fault }), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
-      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own))));
+      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), meshTlsMode(ctx, scope.own)));
       const lowest = sortedPorts(scope.own)[0].port;
       clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
     }

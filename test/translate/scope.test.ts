@@ -94,15 +94,10 @@ spec:
     assert.ok(d.names(TYPE_URL.Listener).includes('inbound'));
   });
 
-  test('MeshTLS and AuthorizationPolicy are ignored, without error', () => {
+  test('AuthorizationPolicy is ignored, without error', () => {
     const yaml =
       MESH +
       `apiVersion: weft.dev/v1
-kind: MeshTLS
-metadata: { name: strict }
-spec: { mode: strict }
----
-apiVersion: weft.dev/v1
 kind: AuthorizationPolicy
 metadata: { name: deny }
 spec: { action: DENY, rules: [{ from: [{ namespaces: [evil] }] }] }
