@@ -64,6 +64,9 @@ export class TlsContexts {
       return;
     }
     this.pending.set(raw, { onSecure, cfg });
+    // A FIN during the handshake (a truncated ClientHello) must end it now, not at the handshake
+    // timeout: the TLS socket copies this flag; it is set back once the handshake is done.
+    raw.allowHalfOpen = false;
     entry.server.emit('connection', raw);
   }
 
@@ -114,6 +117,7 @@ export class TlsContexts {
       return void socket.destroy();
     }
     this.stats.tlsHandshakes++;
+    socket.allowHalfOpen = true; // as the listener's plaintext sockets: a client's FIN ends only its direction
     handler.onSecure(socket, peerIdentity(uris[0]));
   }
 
