@@ -177,9 +177,9 @@ test('HTTP/1.1 over mTLS: the inbound side sees the caller (metrics source, reco
 test('h2 over mTLS (ALPN h2): the inbound h2 server sees the caller', T, async () => {
   const client = http2.connect(`http://127.0.0.1:${shop.outboundPort}`);
   try {
-    for (let i = 0; i < 2; i++) {
-      const body = await new Promise<string>((resolve, reject) => {
-        const req = client.request({ ':path': `/h2/${i}`, ':authority': 'rpc:82' });
+    const get = (authority: string, path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const req = client.request({ ':path': path, ':authority': authority });
         let text = '';
         req.on('response', (h) => (h[':status'] === 200 ? undefined : reject(new Error(`status ${h[':status']} ${h['x-weft-response-flags']}`))));
         req.on('data', (c: Buffer) => (text += c));
@@ -187,8 +187,11 @@ test('h2 over mTLS (ALPN h2): the inbound h2 server sees the caller', T, async (
         req.on('error', reject);
         req.end();
       });
-      assert.equal(body, `rpc-app /h2/${i}`);
-    }
+    for (let i = 0; i < 2; i++) assert.equal(await get('rpc:82', `/h2/${i}`), `rpc-app /h2/${i}`);
+    // An h2 caller of an HTTP/1.1 service: the node:http agent's connections get mTLS too.
+    const before = (await metrics(api))('weft_requests_total', { direction: 'inbound', source: 'shop.default', code: '200' });
+    assert.equal(JSON.parse(await get('api:80', '/h2-to-h1')).url, '/h2-to-h1');
+    assert.equal((await metrics(api))('weft_requests_total', { direction: 'inbound', source: 'shop.default', code: '200' }) - before, 1);
   } finally {
     client.close();
   }
