@@ -134,7 +134,9 @@ test('control plane: an edit of the config directory reaches the client within 2
     assert.ok(elapsed < 2000, `took ${elapsed} ms`);
 
     fs.rmSync(file);
-    await waitFor(() => !has(), 2000, 'the service removed');
+    // Clusters and endpoints go first (CDS, EDS), the route table with the next RDS response.
+    const routed = () => t.client.current()!.routeTables.get('outbound')!.virtualHosts.some((v) => v.name === 'search.default:9200');
+    await waitFor(() => !has() && !routed(), 2000, 'the service removed');
     const after = t.client.current()!;
     assert.equal(after.endpoints.has('outbound|9200||search.default'), false);
     assert.ok(!after.routeTables.get('outbound')!.virtualHosts.some((v) => v.name === 'search.default:9200'));
