@@ -19,8 +19,9 @@ import { silentLogger, type Logger } from '../observe/log';
 import { writeFileAtomic } from '../store/atomic-file';
 import { certificateInfo, isSignedBy, splitPemCertificates, type CertificateInfo } from './cert-info';
 import { createIntermediate, createRoot, issueKeyedLeaf, issueLeaf, parseCsr, PkiError, spiffeId, type KeyedCertificate } from './pki';
+import { DEFAULT_TRUST_DOMAIN } from './spiffe-id';
 
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+
 export const DEFAULT_LEAF_TTL_MS = 24 * 3_600_000;
 /** Shortest leaf lifetime accepted (tests use seconds; the CLI asks for at least a minute). */
 export const MIN_LEAF_TTL_MS = 1000;

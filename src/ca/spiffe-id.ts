@@ -1,6 +1,9 @@
 // SPIFFE IDs of weft workloads: spiffe://<trust domain>/ns/<namespace>/sa/<service>.
 // Apart from pki.ts so the sidecar names its identity without loading the X.509 library.
 
+/** The trust domain when none is configured (Istio's and Kubernetes' default). */
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+
 export interface SpiffeIdentity {
   trustDomain: string;
   namespace: string;

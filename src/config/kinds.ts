@@ -348,7 +348,8 @@ export const trafficPolicySpecSchema = z.strictObject({
 export const meshTlsSpecSchema = z.strictObject({
   /** A Service in this namespace; absent: every service of the namespace. */
   targetRef: z.strictObject({ kind: z.literal('Service').default('Service'), name }).optional(),
-  mode: z.enum(['permissive', 'strict']),
+  /** permissive: mTLS and plaintext callers; strict: mTLS only. */
+  mode: z.enum(['permissive', 'strict']).default('permissive'),
 });
 
 // AuthorizationPolicy: Istio's shape and semantics (translate/authz.ts). A

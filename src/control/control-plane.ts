@@ -92,7 +92,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const metrics = new ControlMetrics();
   // Every node's snapshot carries the trust bundle (SDS Secret "ROOTCA"); a client that does not subscribe to Secrets never sees it.
   const generate = (node: NodeInfo) => {
-    const set = translate(currentView(), node);
+    const set = translate(currentView(), node, { trustDomain: ca.trustDomain });
     set.get(TYPE_URL.Secret)?.set(TRUST_BUNDLE_SECRET_NAME, { name: TRUST_BUNDLE_SECRET_NAME, resource: trustBundleSecret(TRUST_BUNDLE_SECRET_NAME, ca.bundlePem()) });
     return set;
   };

@@ -16,10 +16,11 @@ import { Runtime } from './runtime';
 import type { EndpointHealth } from './upstream/endpoint-health';
 import { escapeLabel, ProxyStats } from './stats';
 import { SecretStore } from './tls/secret-store';
+import { TlsContexts } from './tls/tls-contexts';
 import { AccessLog } from '../observe/access-log';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { spiffeId } from '../ca/spiffe-id';
+import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../ca/spiffe-id';
 import { CertificateAgent } from './tls/certificate-agent';
 import { certsView } from './tls/certs-view';
 
@@ -83,6 +84,8 @@ export class Proxy {
   readonly secrets = new SecretStore();
   /** Obtains and renews the workload certificate (absent for a sidecar without a service). */
   certificateAgent: CertificateAgent | undefined;
+  /** mTLS contexts built from `secrets` (inbound termination, auto mTLS upstream). */
+  readonly tls: TlsContexts;
 
   constructor(
     readonly opts: ProxyOptions,
@@ -97,6 +100,8 @@ export class Proxy {
       stats.records.add(this.accessLog.observe);
     }
     const h2 = this.h2;
+    this.tls = new TlsContexts(this.secrets, this.stats, opts.log);
+    this.runtime = new Runtime(EMPTY_CONFIG, undefined, this.tls);
     if (opts.tracing) this.tracer = new ProxyTracer(opts.tracing, { service: opts.service, namespace: opts.namespace, nodeId: opts.nodeId });
     this.listeners = new ListenerManager({
       tracer: this.tracer,
@@ -104,6 +109,7 @@ export class Proxy {
       stats: this.stats,
       log: opts.log,
       h2: (socket, firstBytes, chain) => h2.take(socket, firstBytes, chain),
+      tls: this.tls,
     });
     Object.assign(filterEnv(this.runtime.filterState), {
       controlPlane: opts.xds,
@@ -286,7 +292,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       credentials,
       nodeId: opts.nodeId,
       metadata,
-      spiffeId: spiffeId(opts.trustDomain ?? 'cluster.local', opts.namespace, opts.service),
+      spiffeId: spiffeId(opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, opts.namespace, opts.service),
       joinToken: opts.joinToken,
       secrets: proxy.secrets,
       log: opts.log,

@@ -4,6 +4,10 @@
 // and pools of clusters whose settings did not change carry over, so a
 // config change drops no connection.
 import * as http from 'node:http';
+import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import * as tls from 'node:tls';
+import type { TlsContexts } from './tls/tls-contexts';
 import { H2SessionPool } from './http2/session-pool';
 import type { ClusterConfig, Endpoint, EndpointSet, HttpNetworkFilter, ProxyConfig, RouteTable } from './config/types';
 import { filterTypeFor, type FilterState } from './filters/catalog';
@@ -40,21 +44,45 @@ export class ClusterUpstreams {
   private h2?: H2SessionPool;
   private agent?: http.Agent;
 
-  constructor(readonly config: ClusterConfig) {
-    this.pool = new UpstreamPool(config);
+  constructor(
+    readonly config: ClusterConfig,
+    /** Auto mTLS to endpoints with a sidecar, when the cluster has transport_socket_matches. */
+    readonly tls?: TlsContexts,
+  ) {
+    this.pool = new UpstreamPool(config, tls);
   }
 
   /** HTTP/2 sessions, for clusters whose protocol is http2. */
   h2Pool(): H2SessionPool {
-    return (this.h2 ??= new H2SessionPool(this.config));
+    return (this.h2 ??= new H2SessionPool(this.config, this.tls));
   }
 
   /** node:http agent, for HTTP/2 downstreams translated to HTTP/1.1 (off the HTTP/1 fast path). */
   h1Agent(): http.Agent {
-    return (this.agent ??= new http.Agent({ keepAlive: true, maxSockets: this.config.limits.maxConnections }));
+    if (this.agent) return this.agent;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: this.config.limits.maxConnections });
+    const tlsContexts = this.tls;
+    if (tlsContexts && this.config.transportSocketMatches) {
+      // Requests carry the endpoint's host and port: TLS for those whose transport socket match says so.
+      const plain = agent.createConnection.bind(agent);
+      const config = this.config;
+      const endpoints = this.endpoints;
+      agent.createConnection = ((opts: { host?: string; port?: number | string }, cb?: (err: Error | null, s: Duplex) => void) => {
+        const endpoint = endpoints.get(`${opts.host?.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`);
+        const tlsOptions = endpoint && tlsContexts.upstream(config, endpoint);
+        return tlsOptions ? tls.connect(tlsOptions) : plain(opts as net.NetConnectOpts, cb);
+      }) as typeof agent.createConnection;
+    }
+    return (this.agent = agent);
   }
 
-  retainEndpoints(keep: Set<string>): void {
+  /** The cluster's endpoints by key, as of the newest config (the HTTP/1.1 agent's TLS choice reads them). */
+  private readonly endpoints = new Map<string, Endpoint>();
+
+  retainEndpoints(set: EndpointSet): void {
+    this.endpoints.clear();
+    for (const l of set.localities) for (const e of l.endpoints) this.endpoints.set(e.key, e);
+    const keep = new Set(this.endpoints.keys());
     this.pool.retainEndpoints(keep);
     this.h2?.retainEndpoints(keep);
   }
@@ -122,18 +150,23 @@ export class Runtime {
   /** HTTP filters' state, shared with the next config's runtime. */
   readonly filterState: FilterState;
 
+  /** The sidecar's TLS contexts (auto mTLS); carried over from the previous runtime. */
+  readonly tls: TlsContexts | undefined;
+
   constructor(
     readonly config: ProxyConfig,
     previous?: Runtime,
+    tls?: TlsContexts,
   ) {
     this.filterState = previous?.filterState ?? new Map();
+    this.tls = tls ?? previous?.tls;
     for (const [name, table] of config.routeTables) this.tables.set(name, new CompiledRouteTable(table));
     for (const [name, cluster] of config.clusters) {
       const set = config.endpoints.get(cluster.edsName) ?? { clusterName: cluster.edsName, localities: [] };
       const old = previous?.clusters.get(name);
       // Keep the pool (and its warm connections) when the cluster's settings are unchanged.
-      const upstreams = old && sameCluster(old.config, cluster) ? old.upstreams : new ClusterUpstreams(cluster);
-      upstreams.retainEndpoints(new Set(set.localities.flatMap((l) => l.endpoints.map((e) => e.key))));
+      const upstreams = old && sameCluster(old.config, cluster) ? old.upstreams : new ClusterUpstreams(cluster, this.tls);
+      upstreams.retainEndpoints(set);
       const health = EndpointHealth.wanted(cluster) ? (old?.health ?? new EndpointHealth(name)) : undefined;
       health?.configure(cluster, set);
       this.clusters.set(name, new ClusterRuntime(cluster, upstreams, old?.load ?? new ClusterLoad(), set, health));

@@ -73,10 +73,12 @@ export class RequestStats {
     readonly direction: string,
     readonly cluster: string,
     private readonly identity: StatsIdentity,
+    /** The caller's service, known from its mTLS certificate (inbound). */
+    peerSource?: string,
   ) {
     const own = identity.service;
     const remote = clusterService(cluster) || 'unknown';
-    this.source = direction === 'inbound' ? 'unknown' : own;
+    this.source = peerSource ?? (direction === 'inbound' ? 'unknown' : own);
     this.destination = direction === 'inbound' ? own : remote;
     this.labels = `direction="${escapeLabel(direction)}",source="${escapeLabel(this.source)}",destination="${escapeLabel(this.destination)}",cluster="${escapeLabel(cluster)}"`;
   }
@@ -107,8 +109,8 @@ export class TcpStats {
   readonly source: string;
   readonly destination: string;
 
-  constructor(direction: string, cluster: string, identity: StatsIdentity) {
-    this.source = direction === 'inbound' ? 'unknown' : identity.service;
+  constructor(direction: string, cluster: string, identity: StatsIdentity, peerSource?: string) {
+    this.source = peerSource ?? (direction === 'inbound' ? 'unknown' : identity.service);
     this.destination = direction === 'inbound' ? identity.service : clusterService(cluster) || 'unknown';
     this.labels = `direction="${escapeLabel(direction)}",source="${escapeLabel(this.source)}",destination="${escapeLabel(this.destination)}",cluster="${escapeLabel(cluster)}"`;
   }
@@ -135,6 +137,12 @@ export class MirrorStats {
   }
 }
 
+function inner<V>(outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let m = outer.get(key);
+  if (!m) outer.set(key, (m = new Map()));
+  return m;
+}
+
 export class ProxyStats implements StatsIdentity {
   readonly mirrors = new MirrorStats();
   /** Finished requests for the access log, tap clients and the ring of recent requests. */
@@ -144,6 +152,9 @@ export class ProxyStats implements StatsIdentity {
   /** direction → cluster → stats: two lookups and no string building per request. */
   private readonly byDirection = new Map<string, Map<string, RequestStats>>();
   private readonly tcp = new Map<string, Map<string, TcpStats>>();
+  /** The same, per caller identified by mTLS: source → direction → cluster (plaintext stays on the maps above). */
+  private readonly bySource = new Map<string, Map<string, Map<string, RequestStats>>>();
+  private readonly tcpBySource = new Map<string, Map<string, Map<string, TcpStats>>>();
   downstreamConnectionsTotal = 0;
   downstreamConnectionsActive = 0;
   downstreamProtocolErrors = 0;
@@ -151,6 +162,9 @@ export class ProxyStats implements StatsIdentity {
   accessLogDropped = 0;
   /** Records dropped for tap clients that did not read fast enough. */
   tapDropped = 0;
+  /** Inbound mTLS handshakes completed, and connections refused before carrying anything, by reason (tls/tls-contexts.ts). */
+  tlsHandshakes = 0;
+  readonly tlsRefused = new Map<string, number>();
   /** Rate-limited requests by filter, stat_prefix and enforced (NUL-separated: prefixes hold '|'). */
   private readonly rateLimits = new Map<string, number>();
   /** RBAC denials by filter (http, network), action of the filter that denied, stat prefix. */
@@ -183,34 +197,44 @@ export class ProxyStats implements StatsIdentity {
     this.rateLimitFailures.set(key, (this.rateLimitFailures.get(key) ?? 0) + 1);
   }
 
-  /** Stats of one (direction, cluster); cluster "" for requests no cluster took (no route, local replies). */
-  forCluster(direction: string, cluster: string): RequestStats {
-    let clusters = this.byDirection.get(direction);
-    if (!clusters) this.byDirection.set(direction, (clusters = new Map()));
+  /**
+   * Stats of one (direction, cluster); cluster "" for requests no cluster took (no route, local
+   * replies). `source`: the caller's service when its mTLS certificate said it.
+   */
+  forCluster(direction: string, cluster: string, source?: string): RequestStats {
+    const byDirection = source === undefined ? this.byDirection : inner(this.bySource, source);
+    let clusters = byDirection.get(direction);
+    if (!clusters) byDirection.set(direction, (clusters = new Map()));
     let s = clusters.get(cluster);
-    if (!s) clusters.set(cluster, (s = new RequestStats(direction, cluster, this)));
+    if (!s) clusters.set(cluster, (s = new RequestStats(direction, cluster, this, source)));
     return s;
   }
 
-  /** TCP stats of one (direction, cluster). */
-  forTcp(direction: string, cluster: string): TcpStats {
-    let clusters = this.tcp.get(direction);
-    if (!clusters) this.tcp.set(direction, (clusters = new Map()));
+  /** TCP stats of one (direction, cluster), and caller when known from mTLS. */
+  forTcp(direction: string, cluster: string, source?: string): TcpStats {
+    const byDirection = source === undefined ? this.tcp : inner(this.tcpBySource, source);
+    let clusters = byDirection.get(direction);
+    if (!clusters) byDirection.set(direction, (clusters = new Map()));
     let s = clusters.get(cluster);
-    if (!s) clusters.set(cluster, (s = new TcpStats(direction, cluster, this)));
+    if (!s) clusters.set(cluster, (s = new TcpStats(direction, cluster, this, source)));
     return s;
+  }
+
+  /** Every TcpStats so far. */
+  private get tcpAll(): TcpStats[] {
+    return [this.tcp, ...this.tcpBySource.values()].flatMap((d) => [...d.values()].flatMap((m) => [...m.values()]));
   }
 
   /** TCP connections of every listener so far. */
   get tcpConnectionsTotal(): number {
     let n = 0;
-    for (const m of this.tcp.values()) for (const t of m.values()) n += t.connections;
+    for (const t of this.tcpAll) n += t.connections;
     return n;
   }
 
-  /** Every (direction, cluster) seen so far. */
+  /** Every (direction, cluster[, caller]) seen so far. */
   get requests(): RequestStats[] {
-    return [...this.byDirection.values()].flatMap((m) => [...m.values()]);
+    return [this.byDirection, ...this.bySource.values()].flatMap((d) => [...d.values()].flatMap((m) => [...m.values()]));
   }
 
   /** Prometheus text exposition (version 0.0.4). */
@@ -293,7 +317,7 @@ export class ProxyStats implements StatsIdentity {
       out.push(`weft_rbac_denied_total{filter="${filter}",action="${action}",stat_prefix="${escapeLabel(prefix)}"} ${n}`);
     }
 
-    const tcp = [...this.tcp.values()].flatMap((m) => [...m.values()]);
+    const tcp = this.tcpAll;
     family('weft_tcp_connections_total', 'counter', 'Connections proxied by TCP listeners.');
     for (const t of tcp) out.push(`weft_tcp_connections_total{${t.labels}} ${t.connections}`);
     family('weft_tcp_connections_active', 'gauge', 'Open connections of TCP listeners.');
@@ -307,6 +331,10 @@ export class ProxyStats implements StatsIdentity {
     out.push(`weft_access_log_dropped_total ${this.accessLogDropped}`);
     family('weft_tap_dropped_total', 'counter', 'Records not sent to tap clients that read too slowly.');
     out.push(`weft_tap_dropped_total ${this.tapDropped}`);
+    family('weft_downstream_tls_handshakes_total', 'counter', 'Inbound mTLS handshakes completed with a verified caller.');
+    out.push(`weft_downstream_tls_handshakes_total ${this.tlsHandshakes}`);
+    family('weft_downstream_tls_refused_total', 'counter', 'Inbound connections closed before carrying anything, by reason (plaintext on a strict port, failed handshake, caller certificate missing or rejected, no workload certificate yet).');
+    for (const [reason, n] of this.tlsRefused) out.push(`weft_downstream_tls_refused_total{reason="${reason}"} ${n}`);
     out.push(...this.mirrors.render());
     return [...out, ...extra].join('\n') + '\n';
   }

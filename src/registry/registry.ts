@@ -30,6 +30,8 @@ const registrationRequestSchema = z.strictObject({
   health: z.enum(['healthy', 'unhealthy', 'draining']).optional(),
   /** Lease length; the instance must renew before it runs out. */
   ttlSeconds: z.number().int().min(1).max(MAX_TTL_SECONDS).optional(),
+  /** A weft sidecar fronts the instance (`weft run`): callers' sidecars speak mTLS to it. */
+  sidecar: z.boolean().optional(),
 });
 
 export type RegistrationRequest = z.input<typeof registrationRequestSchema>;
@@ -45,6 +47,8 @@ export interface Registration {
   weight: number;
   health: Health;
   ttlSeconds: number;
+  /** A weft sidecar fronts the instance (absent in registrations saved before mTLS: false). */
+  sidecar?: boolean;
   registeredAt: number;
   expiresAt: number;
 }
@@ -125,6 +129,7 @@ export class Registry {
       weight,
       health,
       ttlSeconds,
+      ...(req.sidecar ? { sidecar: true } : {}),
       registeredAt: now,
       expiresAt: now + ttlSeconds * 1000,
     };
@@ -191,6 +196,7 @@ export class Registry {
         weight: reg.weight,
         health: reg.health,
         origin: reg.id,
+        ...(reg.sidecar ? { sidecar: true } : {}),
       });
     }
     return out;

@@ -20,7 +20,7 @@ export class RegistrationClient {
   ) {}
 
   async register(request: { service: string; namespace: string; address: string; port: number; zone?: string }): Promise<void> {
-    this.request = { ...request, ttlSeconds: 15 };
+    this.request = { ...request, ttlSeconds: 15, sidecar: true }; // weft run always has its sidecar in front
     await this.registerNow();
     this.timer = setInterval(() => void this.renew(), (this.current!.ttlSeconds * 1000) / 3);
     this.timer.unref();

@@ -40,7 +40,6 @@ type Source = NonNullable<Rule['from']>[number]['source'];
 type Operation = NonNullable<Rule['to']>[number]['operation'];
 type Condition = NonNullable<Rule['when']>[number];
 
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 export const JWT_FILTER = 'envoy.filters.http.jwt_authn';
 export const RBAC_FILTER_NAME = {
   httpDeny: 'envoy.filters.http.rbac.deny',

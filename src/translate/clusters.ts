@@ -8,6 +8,7 @@ import { isHttp2Port, isHttpPort, keyOf } from './context';
 import { inboundClusterName, outboundClusterName } from './names';
 import { clusterPolicyFields, commonHttpProtocolOptions } from './policy';
 import { adsConfigSource, ENUM, EXTENSION_NAME, wrap } from './proto-values';
+import { transportSocketMatches } from './mtls';
 
 type Obj = Record<string, unknown>;
 
@@ -25,6 +26,8 @@ export function outboundCluster(ctx: TranslateContext, service: Service, port: S
   };
   const protocol = protocolOptions(port, policy);
   if (protocol) cluster.typed_extension_protocol_options = protocol;
+  // Auto mTLS to endpoints with a sidecar (mtls.ts); proxyless gRPC stays plaintext.
+  if (ctx.node.role === 'sidecar') cluster.transport_socket_matches = transportSocketMatches(ctx, service, port);
   return cluster;
 }
 

@@ -1,7 +1,8 @@
 // The indexes one translation reads: services by key, the policy of each
 // service, every route list in a stable order. Built once per translate() call.
 import type { Resource, TrafficPolicySpec } from '../config/kinds';
-import type { MeshView, NodeInfo } from './types';
+import type { MeshView, NodeInfo, TranslateOptions } from './types';
+import { DEFAULT_TRUST_DOMAIN } from '../ca/spiffe-id';
 import { serviceKey } from './names';
 import { compareStrings } from './proto-values';
 
@@ -23,6 +24,8 @@ export interface TranslateContext {
   httpRoutes: HttpRoute[];
   grpcRoutes: GrpcRoute[];
   tcpRoutes: TcpRoute[];
+  /** The SPIFFE trust domain of workload identities (mtls.ts). */
+  trustDomain: string;
 }
 
 export function keyOf(r: { metadata: { name: string; namespace: string } }): string {
@@ -33,7 +36,7 @@ function byKey<T extends { metadata: { name: string; namespace: string } }>(item
   return [...items].sort((a, b) => compareStrings(keyOf(a), keyOf(b)));
 }
 
-export function buildContext(view: MeshView, node: NodeInfo): TranslateContext {
+export function buildContext(view: MeshView, node: NodeInfo, opts: TranslateOptions = {}): TranslateContext {
   const sortedServices = byKey(view.services);
   const services = new Map(sortedServices.map((s) => [keyOf(s), s]));
   const policies = new Map<string, TrafficPolicySpec>();
@@ -50,6 +53,7 @@ export function buildContext(view: MeshView, node: NodeInfo): TranslateContext {
     httpRoutes: byKey(view.httpRoutes),
     grpcRoutes: byKey(view.grpcRoutes),
     tcpRoutes: byKey(view.tcpRoutes),
+    trustDomain: opts.trustDomain ?? DEFAULT_TRUST_DOMAIN,
   };
 }
 

@@ -9,6 +9,7 @@ import type { Service, ServicePort, TranslateContext } from './context';
 import { outboundClusterName, serviceKey } from './names';
 import { compareStrings, ENUM, wrap } from './proto-values';
 import type { Endpoint } from './types';
+import { sidecarEndpointMetadata } from './mtls';
 
 type Obj = Record<string, unknown>;
 
@@ -79,11 +80,14 @@ export function loadAssignment(ctx: TranslateContext, service: Service, port: Se
 }
 
 function lbEndpoint(e: PortEndpoint): Obj {
-  return {
+  const out: Obj = {
     endpoint: { address: { socket_address: { address: e.endpoint.address, port_value: e.port } } },
     health_status: ENUM.healthStatus()[HEALTH_STATUS[e.endpoint.health]],
     load_balancing_weight: wrap(e.endpoint.weight),
   };
+  // A sidecar's endpoint: callers' sidecars pick the mTLS transport socket for it (mtls.ts).
+  if (e.endpoint.sidecar) out.metadata = sidecarEndpointMetadata();
+  return out;
 }
 
 /**

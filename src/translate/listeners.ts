@@ -31,6 +31,7 @@ import { httpPorts } from './routes';
 import type { TrafficPolicySpec } from '../config/kinds';
 import { inboundRateLimit } from './rate-limit';
 import type { PortRbac } from './authz';
+import { downstreamTlsSocket, inspectorFields, type MeshTlsMode } from './mtls';
 
 type Obj = Record<string, unknown>;
 
@@ -114,23 +115,54 @@ function tcpDestination(ctx: TranslateContext, service: Service, port: ServicePo
   return { weighted_clusters: { clusters: [...weights].map(([name, weight]) => ({ name, weight })) } };
 }
 
+/** What guards a service's inbound listener: callers' mTLS mode, authorization, JWT verification. */
+export interface InboundSecurity {
+  mode?: MeshTlsMode;
+  /** The RBAC filters of a port (authz.ts): network ones before tcp_proxy, HTTP ones in the HCM. */
+  rbac?: (port: ServicePort) => PortRbac;
+  /** The jwt_authn HTTP filter (jwt-authn.ts), first in every HCM. */
+  jwtAuthn?: Obj;
+}
+
 /**
  * The sidecar's listener for traffic to its own service: a filter chain per
  * port, chosen by the connection's original destination port (after
  * interception); a connection made to the listener itself goes to the lowest port.
+ * Callers' mTLS (mtls.ts): tls_inspector picks, per port, the TLS chain for a
+ * ClientHello and (permissive only) the plaintext chain for anything else.
  */
-export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec, authz?: (port: ServicePort) => PortRbac, jwtAuthn?: Obj): Obj {
+export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPolicySpec, security: InboundSecurity = {}): Obj {
   const ports = sortedPorts(own);
+  const plaintext = (security.mode ?? 'permissive') === 'permissive';
+  const portFilters = (port: ServicePort): Obj[] => {
+    const rbac = security.rbac?.(port);
+    return [...(rbac?.network ?? []), inboundFilter(port, own, policy, rbac?.http, security.jwtAuthn)];
+  };
+  const chains: Obj[] = [];
+  for (const port of ports) {
+    const name = inboundRouteConfigName(port.port);
+    chains.push({
+      name: `${name}|tls`,
+      filter_chain_match: { destination_port: { value: port.port }, transport_protocol: 'tls' },
+      filters: portFilters(port),
+      transport_socket: downstreamTlsSocket(),
+    });
+    if (plaintext) chains.push({ name, filter_chain_match: { destination_port: { value: port.port } }, filters: portFilters(port) });
+  }
+  // Connections to the listener's own port: the lowest service port, over TLS (and plaintext when permissive).
+  chains.push({
+    name: `${INBOUND_LISTENER.name}|default|tls`,
+    filter_chain_match: { transport_protocol: 'tls' },
+    filters: portFilters(ports[0]),
+    transport_socket: downstreamTlsSocket(),
+  });
   return {
     name: INBOUND_LISTENER.name,
     address: socketAddress(INBOUND_LISTENER.address, node.inboundPort ?? INBOUND_LISTENER.port),
     traffic_direction: ENUM.trafficDirection().INBOUND,
-    filter_chains: ports.map((port) => ({
-      name: inboundRouteConfigName(port.port),
-      filter_chain_match: { destination_port: { value: port.port } },
-      filters: [...(authz?.(port).network ?? []), inboundFilter(port, own, policy, authz?.(port).http, jwtAuthn)],
-    })),
-    default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: [...(authz?.(ports[0]).network ?? []), inboundFilter(ports[0], own, policy, authz?.(ports[0]).http, jwtAuthn)] },
+    ...inspectorFields(),
+    filter_chains: chains,
+    ...(plaintext ? { default_filter_chain: { name: `${INBOUND_LISTENER.name}|default`, filters: portFilters(ports[0]) } } : {}),
   };
 }
 

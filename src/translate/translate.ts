@@ -3,10 +3,9 @@
 // resources (every list is built in a sorted order), so the cache can hash
 // them and skip pushes that change nothing.
 //
-// MeshTLS is not translated yet; it is ignored.
-// RequestAuthentication: jwt-authn.ts; AuthorizationPolicy: authz.ts.
+// MeshTLS: mtls.ts; RequestAuthentication: jwt-authn.ts; AuthorizationPolicy: authz.ts.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
-import { DEFAULT_TRUST_DOMAIN, inboundRbac, policiesFor } from './authz';
+import { inboundRbac, policiesFor } from './authz';
 import { inboundCluster, outboundCluster } from './clusters';
 import { buildContext, keyOf, sortedPorts } from './context';
 import { anyFault } from './fault';
@@ -14,20 +13,16 @@ import { loadAssignment } from './endpoints';
 import { jwtAuthnFilter } from './jwt-authn';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
 import { compareStrings } from './proto-values';
+import { meshTlsMode } from './mtls';
 import { httpPorts, outboundRouteConfig, proxylessRouteConfig } from './routes';
 import { computeScope } from './scope';
 import { serverListeners } from './server-listeners';
-import type { MeshView, NodeInfo, ResourceSet, XdsResource } from './types';
+import type { MeshView, NodeInfo, ResourceSet, TranslateOptions, XdsResource } from './types';
 
 type Obj = Record<string, unknown>;
 
-export interface TranslateOptions {
-  /** The SPIFFE trust domain of workload identities (AuthorizationPolicy principals); default cluster.local. */
-  trustDomain?: string;
-}
-
 export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions = {}): ResourceSet {
-  const ctx = buildContext(view, node);
+  const ctx = buildContext(view, node, opts);
   const scope = computeScope(ctx);
   const clusters: Obj[] = [];
   const loadAssignments: Obj[] = [];
@@ -47,9 +42,8 @@ export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions
     routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
     if (scope.own) {
       const authz = policiesFor(ctx, scope.own);
-      const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, td) : undefined;
-      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), rbac, jwtAuthnFilter(ctx, scope.own)));
+      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, ctx.trustDomain) : undefined;
+      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), { mode: meshTlsMode(ctx, scope.own), rbac, jwtAuthn: jwtAuthnFilter(ctx, scope.own) }));
       const lowest = sortedPorts(scope.own)[0].port;
       clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
     }
@@ -58,8 +52,7 @@ export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions
     // A proxyless node with a service of its own may be its gRPC server (XdsServer).
     if (scope.own) {
       const authz = policiesFor(ctx, scope.own);
-      const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, td, { proxyless: true }) : undefined;
+      const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, ctx.trustDomain, { proxyless: true }) : undefined;
       listeners.push(...serverListeners(scope.own, rbac));
     }
     for (const service of scope.callable) {

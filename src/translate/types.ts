@@ -14,6 +14,14 @@ export interface Endpoint {
   health: 'healthy' | 'unhealthy' | 'draining';
   /** 'static' or the registration id */
   origin: string;
+  /** A weft sidecar fronts this endpoint (registered by `weft run`): callers' sidecars speak mTLS to it. */
+  sidecar?: boolean;
+}
+
+/** Mesh-wide settings of the translation (control plane options). */
+export interface TranslateOptions {
+  /** SPIFFE trust domain of workload identities; default cluster.local. */
+  trustDomain?: string;
 }
 
 /** Everything the translator may read: validated resources and live endpoints. */

@@ -16,6 +16,9 @@ export const TYPE_URL = {
   HttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   HttpRbac: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
   NetworkRbac: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
+  TlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  DownstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  UpstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
 } as const;
 
 /** The resource types of ADS, in the order a client should apply them (CDS before EDS, LDS before RDS). */

@@ -94,15 +94,10 @@ spec:
     assert.ok(d.names(TYPE_URL.Listener).includes('inbound'));
   });
 
-  test('MeshTLS and an AuthorizationPolicy of another namespace are ignored, without error', () => {
+  test('an AuthorizationPolicy of another namespace is ignored, without error', () => {
     const yaml =
       MESH +
       `apiVersion: weft.dev/v1
-kind: MeshTLS
-metadata: { name: strict }
-spec: { mode: strict }
----
-apiVersion: weft.dev/v1
 kind: AuthorizationPolicy
 metadata: { name: deny, namespace: elsewhere }
 spec: { action: DENY, rules: [{ from: [{ source: { namespaces: [evil] } }] }] }

@@ -21,7 +21,9 @@
 //                      {idle_timeout (default 1 h; 0 never), max_requests_per_connection}
 //                      No protocol options: HTTP/1.1, as in Envoy.
 //   outlier_detection, health_checks   see decode-endpoint-health.ts
-// Not supported (NACK): DNS and ORIGINAL_DST types, cluster_type, transport_socket (TLS), per_host_thresholds,
+//   transport_socket_matches           UpstreamTlsContext per endpoint metadata (auto mTLS), see decode-tls.ts
+// Not supported (NACK): DNS and ORIGINAL_DST types, cluster_type, transport_socket (the cluster-wide
+// socket; auto mTLS uses transport_socket_matches), per_host_thresholds,
 // maglev/least_request/round_robin lb configs, load_balancing_policy,
 // common_lb_config, lb_subset_config, upstream_connection_options, HTTP/3, auto_config,
 // use_downstream_protocol_config, HTTP/1 and HTTP/2 codec options, …
@@ -29,6 +31,7 @@ import { decodeLoadAssignment } from './decode-endpoints';
 import { decodeHealthChecks, decodeOutlierDetection } from './decode-endpoint-health';
 import { TYPE_URL } from '../../xds/type-urls';
 import { FieldPath, onlyFields } from './nack';
+import { decodeTransportSocketMatches } from './decode-tls';
 import { durationMs, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
 import type { CircuitBreakerLimits, ClusterConfig, EndpointSet, LbPolicy } from './types';
 
@@ -69,6 +72,7 @@ export function decodeCluster(msg: Obj): DecodedCluster {
     'metadata',
     'outlier_detection',
     'health_checks',
+    'transport_socket_matches',
   ]);
   if (!name) at.field('name').invalid('is required');
   const type: string = msg.type ?? 'STATIC';
@@ -92,6 +96,8 @@ export function decodeCluster(msg: Obj): DecodedCluster {
   if (msg.outlier_detection) cluster.outlierDetection = decodeOutlierDetection(at.field('outlier_detection'), msg.outlier_detection);
   const healthCheck = decodeHealthChecks(at.field('health_checks'), msg.health_checks ?? []);
   if (healthCheck) cluster.healthCheck = healthCheck;
+  const matches = decodeTransportSocketMatches(at.field('transport_socket_matches'), msg.transport_socket_matches ?? []);
+  if (matches.length) cluster.transportSocketMatches = matches;
   if (type === 'EDS') {
     const here = at.field('eds_cluster_config');
     if (!msg.eds_cluster_config) here.invalid('is required for an EDS cluster');

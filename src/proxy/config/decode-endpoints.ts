@@ -9,13 +9,16 @@
 //   LbEndpoint             endpoint.address.socket_address (TCP, IP literal, port 1-65535),
 //                          health_status UNKNOWN | HEALTHY | UNHEALTHY | DRAINING | TIMEOUT
 //                          (as unhealthy), load_balancing_weight (default 1)
-//                          (metadata, endpoint.health_check_config accepted: no active
-//                          health checking is configured, so they change nothing)
+//                          metadata.filter_metadata["envoy.transport_socket_match"] (string
+//                          values: the cluster's transport_socket_matches pick mTLS by them;
+//                          other metadata accepted), endpoint.health_check_config accepted (no
+//                          active health checking is configured, so it changes nothing)
 // Not supported (NACK): hostnames (endpoint.hostname or a non-IP address), DEGRADED,
 // named_endpoints, endpoint_name, additional_addresses, LEDS, proximity, drop_overloads,
 // overprovisioning_factor.
 import { isIPv6 } from 'node:net';
 import { FieldPath, onlyFields } from './nack';
+import { endpointSocketMatch } from './decode-tls';
 import { ipSocketAddress, u32, type Obj } from './read-proto';
 import type { Endpoint, EndpointSet, Locality } from './types';
 
@@ -72,5 +75,8 @@ function lbEndpoint(at: FieldPath, e: Obj, zone: string): Endpoint {
   const weight = u32(e.load_balancing_weight, 1);
   if (weight === 0) at.field('load_balancing_weight').invalid('must be at least 1');
   const key = isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
-  return { address, port, weight, health, zone, key };
+  const out: Endpoint = { address, port, weight, health, zone, key };
+  const socketMatch = endpointSocketMatch(at.field('metadata'), e.metadata);
+  if (socketMatch) out.socketMatch = socketMatch;
+  return out;
 }

@@ -2,8 +2,12 @@
 //
 // Supported subset (anything else that changes behaviour is a NACK naming it):
 //   Listener          name, address.socket_address (TCP, IP literal, port), filter_chains,
-//                     default_filter_chain, traffic_direction (stat_prefix, metadata accepted)
-//   FilterChain       name, filter_chain_match.destination_port, filters (metadata accepted);
+//                     default_filter_chain, traffic_direction (stat_prefix, metadata accepted),
+//                     listener_filters [tls_inspector], listener_filters_timeout,
+//                     continue_on_listener_filters_timeout (see decode-tls.ts)
+//   FilterChain       name, filter_chain_match {destination_port, transport_protocol tls |
+//                     raw_buffer (needs tls_inspector)}, filters, transport_socket
+//                     DownstreamTlsContext (mTLS, see decode-tls.ts) (metadata accepted);
 //                     chains must differ in their match
 //   filters           one terminal network filter, by typed_config type URL (before tcp_proxy:
 //                     envoy.filters.network.rbac filters, see tcp/network-rbac.ts):
@@ -16,12 +20,13 @@
 //                     is_optional, in which case it is skipped as Envoy skips one it does not know
 //     TcpProxy        stat_prefix, cluster | weighted_clusters {name, weight}, idle_timeout
 //                     (absent: the proxy's default; 0: none)
-// Not supported (NACK): api_listener (proxyless gRPC), listener_filters, transport_socket
-// (TLS), other filter_chain_match fields, other network filters, HCM options (tracing,
+// Not supported (NACK): api_listener (proxyless gRPC), listener filters other than
+// tls_inspector, other filter_chain_match fields, other network filters, HCM options (tracing,
 // access_log, timeouts, codec_type other than AUTO, …), other TcpProxy options.
 import { TYPE_URL } from '../../xds/type-urls';
 import { decodeRouteTable } from './decode-route';
 import { FieldPath, onlyFields } from './nack';
+import { decodeDownstreamTls, decodeListenerFilters } from './decode-tls';
 import { durationMs, ipSocketAddress, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
 import { filterTypeFor, HTTP_FILTER_TYPES } from '../filters/catalog';
 import { decodeNetworkRbac, type NetworkRbacConfig } from '../tcp/network-rbac';
@@ -48,30 +53,45 @@ export function decodeListener(msg: Obj): ListenerConfig {
     'default_filter_chain',
     'traffic_direction',
     'metadata',
+    'listener_filters',
+    'listener_filters_timeout',
+    'continue_on_listener_filters_timeout',
   ]);
   const { address, port } = ipSocketAddress(at.field('address'), msg.address, { allowPortZero: true });
   const chains: FilterChain[] = (msg.filter_chains ?? []).map((c: Obj, i: number) => filterChain(at.field('filter_chains').index(i), c));
-  const seen = new Map<number | undefined, number>();
+  const seen = new Map<string, number>();
   chains.forEach((c, i) => {
-    const first = seen.get(c.destinationPort);
+    const key = `${c.destinationPort}|${c.transportProtocol}`;
+    const first = seen.get(key);
     if (first !== undefined) at.field('filter_chains').index(i).invalid(`matches the same connections as filter_chains[${first}]`);
-    seen.set(c.destinationPort, i);
+    seen.set(key, i);
   });
+  const tlsInspector = decodeListenerFilters(at, msg);
   const direction = DIRECTION[msg.traffic_direction ?? 'UNSPECIFIED'];
   if (!direction) at.field('traffic_direction').unsupported(`${msg.traffic_direction} is not supported by weft proxy yet`);
   const out: ListenerConfig = { name: msg.name ?? '', address, port, direction, chains };
+  if (tlsInspector) out.tlsInspector = tlsInspector;
   if (msg.default_filter_chain) out.defaultChain = filterChain(at.field('default_filter_chain'), msg.default_filter_chain);
+  const sniffed = [...chains, ...(out.defaultChain ? [out.defaultChain] : [])].findIndex((c) => c.transportProtocol);
+  if (sniffed >= 0 && !tlsInspector) at.field('filter_chains').index(sniffed).field('filter_chain_match').field('transport_protocol').invalid('needs the tls_inspector listener filter');
   if (chains.length === 0 && !out.defaultChain) at.field('filter_chains').invalid('needs at least one filter chain or a default_filter_chain');
   return out;
 }
 
 function filterChain(at: FieldPath, c: Obj): FilterChain {
-  onlyFields(at, 'envoy.config.listener.v3.FilterChain', c, ['name', 'filter_chain_match', 'filters', 'metadata']);
+  onlyFields(at, 'envoy.config.listener.v3.FilterChain', c, ['name', 'filter_chain_match', 'filters', 'metadata', 'transport_socket']);
   const out: FilterChain = { name: c.name ?? '', network: networkFilter(at.field('filters'), c.filters ?? []) };
+  if (c.transport_socket) out.tls = decodeDownstreamTls(at.field('transport_socket'), c.transport_socket);
   const match = c.filter_chain_match;
   if (match) {
     const here = at.field('filter_chain_match');
-    onlyFields(here, 'envoy.config.listener.v3.FilterChainMatch', match, ['destination_port']);
+    onlyFields(here, 'envoy.config.listener.v3.FilterChainMatch', match, ['destination_port', 'transport_protocol']);
+    if (match.transport_protocol) {
+      if (match.transport_protocol !== 'tls' && match.transport_protocol !== 'raw_buffer') {
+        here.field('transport_protocol').unsupported(`"${match.transport_protocol}" is not supported by weft proxy yet (tls, raw_buffer)`);
+      }
+      out.transportProtocol = match.transport_protocol;
+    }
     if (match.destination_port) {
       const port = u32(match.destination_port, 0);
       if (port < 1 || port > 65535) here.field('destination_port').invalid(`must be a port 1-65535, got ${port}`);

@@ -27,13 +27,51 @@ export interface ListenerConfig {
   /** Filter chains chosen by the connection's original destination port; `defaultChain` otherwise. */
   chains: FilterChain[];
   defaultChain?: FilterChain;
+  /** listener_filters tls_inspector: the first byte says TLS (0x16) or plaintext, and chains match on it. */
+  tlsInspector?: { timeoutMs: number; continueOnTimeout: boolean };
 }
 
 export interface FilterChain {
   name: string;
   /** Match on the original destination port (interception); absent: any. */
   destinationPort?: number;
+  /** filter_chain_match.transport_protocol, as tls_inspector tells it; absent: any. */
+  transportProtocol?: 'tls' | 'raw_buffer';
+  /** transport_socket DownstreamTlsContext: the chain terminates mTLS. */
+  tls?: DownstreamTlsConfig;
   network: HttpNetworkFilter | TcpNetworkFilter;
+}
+
+/** Envoy's SAN matcher on the peer certificate's URI SANs (match_typed_subject_alt_names). */
+export interface SanMatcher {
+  kind: 'exact' | 'prefix';
+  value: string;
+}
+
+/** What both ends of an mTLS connection present and verify. */
+export interface TlsCommonConfig {
+  /** SDS names (tls/secret-store.ts): our certificate, and the trust bundle the peer's chain must end in. */
+  certificateSecret: string;
+  validationSecret: string;
+  /** The peer's URI SAN must match one of these; empty: any certificate of the trust bundle. */
+  sanMatchers: SanMatcher[];
+  alpn: string[];
+}
+
+export interface DownstreamTlsConfig extends TlsCommonConfig {
+  /** Always true: a caller without a certificate is refused. */
+  requireClientCertificate: true;
+}
+
+export interface UpstreamTlsConfig extends TlsCommonConfig {
+  sni: string;
+}
+
+/** One of a cluster's transport_socket_matches: endpoints whose metadata has every key of `match` use `tls`. */
+export interface TransportSocketMatch {
+  name: string;
+  match: Record<string, string>;
+  tls: UpstreamTlsConfig;
 }
 
 export interface HttpNetworkFilter {
@@ -212,6 +250,8 @@ export interface ClusterConfig {
   outlierDetection?: OutlierDetectionConfig;
   /** health_checks[0]: active checks of every endpoint (upstream/health-checker.ts). */
   healthCheck?: HealthCheckConfig;
+  /** transport_socket_matches (auto mTLS); an endpoint no entry matches is plaintext. */
+  transportSocketMatches?: TransportSocketMatch[];
 }
 
 /** Envoy's outlier_detection; percentages 0-100, times in ms. */
@@ -274,4 +314,6 @@ export interface Endpoint {
   zone: string;
   /** "address:port", the key of pools and stats. */
   key: string;
+  /** filter_metadata["envoy.transport_socket_match"] (string values), for the cluster's transport_socket_matches. */
+  socketMatch?: Record<string, string>;
 }

@@ -55,6 +55,8 @@ export class Http1Connection {
   private peerText: string | undefined;
   /** The caller's SPIFFE ID when the connection is mTLS (set once, at accept). */
   peerPrincipal: string | undefined = undefined;
+  /** The caller's "<service>.<namespace>" from that ID, for metrics and records (undefined: plaintext). */
+  peerSource: string | undefined = undefined;
 
   /** The client's address:port, for request records (made once per connection). */
   get peer(): string {

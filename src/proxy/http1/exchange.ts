@@ -168,7 +168,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.lastActivity = activityClock.now; // a filter may have held the request
 
     const clusterName = action.clusters.length === 1 ? action.clusters[0].name : pickWeightedCluster(action.clusters, action.totalWeight, Math.random);
-    this.stats = this.conn.ctx.stats.forCluster(direction, clusterName);
+    this.stats = this.conn.ctx.stats.forCluster(direction, clusterName, this.conn.peerSource);
     this.stats.requests++;
     const cluster = runtime.cluster(clusterName);
     if (!cluster) return this.reply(503, 'NC', `cluster ${clusterName} is not configured`, clusterName);
@@ -792,7 +792,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   private record(status: number, flags: string, durationMs: number, endpoint: Endpoint | undefined): RequestRecord {
     const ctx = this.conn.ctx;
     const cluster = this.cluster?.config.name ?? this.stats?.cluster ?? '';
-    const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster);
+    const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster, this.conn.peerSource);
     return {
       time: performance.timeOrigin + this.started,
       durationMs,
@@ -826,7 +826,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   private reply(status: number, flag: string, body: string, cluster: string, forceClose = false, extraHeaders?: string[]): void {
     if (this.finished) return;
     if (!this.stats) {
-      this.stats = this.conn.ctx.stats.forCluster(this.conn.ctx.direction, cluster);
+      this.stats = this.conn.ctx.stats.forCluster(this.conn.ctx.direction, cluster, this.conn.peerSource);
       this.stats.requests++;
     }
     if (this.upstream) this.unusable();
@@ -849,7 +849,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const host = (action.host ?? this.head.host.replace(/:\d+$/, '')) + (action.port ? `:${action.port}` : '');
     const location = `${action.scheme ?? 'http'}://${host}${path}${query}`;
     if (!this.stats) {
-      this.stats = this.conn.ctx.stats.forCluster(this.conn.ctx.direction, '');
+      this.stats = this.conn.ctx.stats.forCluster(this.conn.ctx.direction, '', this.conn.peerSource);
       this.stats.requests++;
     }
     const keepOpen = this.head.keepAlive && this.reqFraming.kind === 'none';

@@ -20,6 +20,7 @@ import type { RequestStats } from '../stats';
 import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
+import { peerOf, setPeer, type PeerIdentity } from '../tls/peer';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -28,12 +29,14 @@ export class H2Downstream {
   private readonly contexts = new WeakMap<http2.Http2Session, HttpChainContext>();
   private readonly sessions = new Set<http2.Http2Session>();
   private handing: HttpChainContext | undefined;
+  private handingPeer: PeerIdentity | undefined;
 
   constructor() {
     // 'session' is emitted synchronously inside emit('connection'): that is how a session learns its chain.
     this.server.on('session', (session) => {
       const ctx = this.handing;
       if (ctx) this.contexts.set(session, ctx);
+      if (this.handingPeer) setPeer(session, this.handingPeer);
       this.sessions.add(session);
       // The downstream idle timeout: a session with no stream open and no frames for that long gets GOAWAY.
       if (ctx && ctx.idleTimeoutMs > 0) {
@@ -67,10 +70,12 @@ export class H2Downstream {
     socket.pause();
     socket.unshift(firstBytes);
     this.handing = ctx;
+    this.handingPeer = peerOf(socket);
     try {
       this.server.emit('connection', socket);
     } finally {
       this.handing = undefined;
+      this.handingPeer = undefined;
     }
   }
 }
@@ -173,9 +178,14 @@ class H2Exchange implements FilterRequest, FilterHost {
     return this.stream.session?.socket?.localPort;
   }
 
-  /** FilterRequest: the mTLS caller's identity (none yet over h2). */
+  /** The mTLS caller (undefined over plaintext), kept per session. */
+  private get peer(): PeerIdentity | undefined {
+    return peerOf(this.stream.session);
+  }
+
+  /** FilterRequest: the mTLS caller's identity. */
   get peerPrincipal(): string | undefined {
-    return undefined;
+    return this.peer?.principal;
   }
 
   /** The router: the route's action, then cluster, circuit breaker, endpoint. */
@@ -187,7 +197,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     const idleMs = action.idleTimeoutMs ?? this.ctx.streamIdleTimeoutMs;
     if (idleMs > 0) this.stream.setTimeout(idleMs, () => this.streamIdleTimedOut(idleMs));
     const name = action.clusters.length === 1 ? action.clusters[0].name : pickWeightedCluster(action.clusters, action.totalWeight, Math.random);
-    this.stats = this.ctx.stats.forCluster(this.ctx.direction, name);
+    this.stats = this.ctx.stats.forCluster(this.ctx.direction, name, this.peer?.source);
     this.stats.requests++;
     const cluster = runtime.cluster(name);
     if (!cluster) return this.reply(503, 'NC', `cluster ${name} is not configured`, name);
@@ -565,7 +575,7 @@ class H2Exchange implements FilterRequest, FilterHost {
   private reply(status: number, flag: string, message: string, cluster: string, extra: string[] = [], grpcStatus?: number): void {
     if (this.done || this.stream.destroyed) return;
     if (!this.stats) {
-      this.stats = this.ctx.stats.forCluster(this.ctx.direction, cluster);
+      this.stats = this.ctx.stats.forCluster(this.ctx.direction, cluster, this.peer?.source);
       this.stats.requests++;
     }
     const headers: http2.OutgoingHttpHeaders = {};
@@ -611,7 +621,7 @@ class H2Exchange implements FilterRequest, FilterHost {
   private record(status: number, flags: string, durationMs: number): RequestRecord {
     const ctx = this.ctx;
     const cluster = this.cluster?.config.name ?? this.stats?.cluster ?? '';
-    const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster);
+    const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster, this.peer?.source);
     const socket = this.stream.session?.socket;
     return {
       time: performance.timeOrigin + this.started,

@@ -3,20 +3,27 @@
 // sends GOAWAY.
 import * as http2 from 'node:http2';
 import type { ClusterConfig, Endpoint } from '../config/types';
+import type { TlsContexts } from '../tls/tls-contexts';
 
 export class H2SessionPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
   private closed = false;
 
-  constructor(readonly cluster: ClusterConfig) {}
+  constructor(
+    readonly cluster: ClusterConfig,
+    /** Auto mTLS (transport_socket_matches): endpoints with a sidecar get h2 over TLS. */
+    private readonly tls?: TlsContexts,
+  ) {}
 
   /** An open session to the endpoint (connecting if needed); requests made on it queue until it connects. */
   session(endpoint: Endpoint): http2.ClientHttp2Session {
     const existing = this.sessions.get(endpoint.key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
-    const session = http2.connect(`http://${endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`, {
-      peerMaxConcurrentStreams: this.cluster.limits.maxRequests,
-    });
+    const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
+    const tlsOptions = this.cluster.transportSocketMatches && this.tls?.upstream(this.cluster, endpoint);
+    const session = tlsOptions
+      ? http2.connect(`https://${host}:${endpoint.port}`, { ...tlsOptions, ALPNProtocols: ['h2'], peerMaxConcurrentStreams: this.cluster.limits.maxRequests })
+      : http2.connect(`http://${host}:${endpoint.port}`, { peerMaxConcurrentStreams: this.cluster.limits.maxRequests });
     session.on('error', () => {}); // streams see their own errors; 'close' cleans up
     const forget = () => {
       if (this.sessions.get(endpoint.key) === session) this.sessions.delete(endpoint.key);

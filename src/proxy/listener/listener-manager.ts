@@ -12,6 +12,8 @@ import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
 import { proxyTcp } from '../tcp/tcp-proxy';
 import { activityClock, SWEEP_MS } from './activity-clock';
+import { setPeer, type PeerIdentity } from '../tls/peer';
+import type { TlsContexts } from '../tls/tls-contexts';
 
 export interface ListenerDeps {
   runtime(): Runtime;
@@ -20,6 +22,8 @@ export interface ListenerDeps {
   /** Takes over a downstream connection that opened with the HTTP/2 preface. */
   h2?: (socket: net.Socket, firstBytes: Buffer, chain: HttpChainContext) => void;
   tracer?: ProxyTracer;
+  /** mTLS termination for chains with a DownstreamTlsContext; absent: such connections are refused. */
+  tls?: TlsContexts;
 }
 
 interface BoundListener {
@@ -118,6 +122,7 @@ export class ListenerManager {
 
   private accept(bound: BoundListener, socket: net.Socket): void {
     const config = bound.config;
+    if (config.tlsInspector) return this.inspect(config, socket);
     const chain = selectChain(config, socket.localPort);
     if (!chain) {
       socket.destroy();
@@ -126,10 +131,71 @@ export class ListenerManager {
     socket.on('error', () => {});
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, this.deps.runtime(), this.deps.stats, this.deps.log, config.direction);
+    this.serve(config, chain, socket);
+  }
+
+  /** Hands an accepted (or TLS-terminated) connection to its chain's network filter. */
+  private serve(config: ListenerConfig, chain: FilterChain, socket: net.Socket, peer?: PeerIdentity): void {
+    if (chain.network.kind === 'tcp') return proxyTcp(socket, chain.network, this.deps.runtime(), this.deps.stats, this.deps.log, config.direction, peer?.source, peer?.principal);
     const conn = new Http1Connection(socket, this.chainContext(config, chain));
+    if (peer) {
+      conn.peerPrincipal = peer.principal;
+      conn.peerSource = peer.source;
+    }
     this.http.add(conn);
     socket.once('close', () => this.http.delete(conn));
+  }
+
+  /**
+   * tls_inspector: the first byte picks the chain (0x16, a TLS handshake
+   * record, or plaintext); a TLS chain terminates mTLS before the filter.
+   * The byte is put back, so the chain reads the connection from its start.
+   */
+  private inspect(config: ListenerConfig, socket: net.Socket): void {
+    socket.on('error', () => {});
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    const inspector = config.tlsInspector!;
+    const dispatch = (transport: 'tls' | 'raw_buffer') => {
+      const chain = selectChain(config, socket.localPort, transport);
+      if (!chain || (chain.tls && transport !== 'tls')) {
+        this.deps.tls?.refused(transport === 'tls' ? 'handshake_failed' : 'plaintext', `no ${transport} filter chain for port ${socket.localPort}`, socket.remoteAddress);
+        socket.destroy();
+        return;
+      }
+      if (!chain.tls) {
+        this.serve(config, chain, socket);
+        socket.resume();
+        return;
+      }
+      if (!this.deps.tls) {
+        socket.destroy();
+        return;
+      }
+      this.deps.tls.accept(socket, chain.tls, (secure, peer) => {
+        this.sockets.add(secure);
+        secure.once('close', () => this.sockets.delete(secure));
+        secure.on('error', () => {});
+        setPeer(secure, peer);
+        this.serve(config, chain, secure, peer);
+      });
+    };
+    const timer = setTimeout(() => {
+      socket.removeListener('data', first);
+      // A server-first protocol says nothing: plaintext, when the listener allows it.
+      if (inspector.continueOnTimeout) {
+        socket.pause();
+        dispatch('raw_buffer');
+      } else socket.destroy();
+    }, inspector.timeoutMs);
+    const first = (chunk: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.unshift(chunk);
+      dispatch(chunk[0] === 0x16 ? 'tls' : 'raw_buffer');
+    };
+    socket.once('data', first);
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /**
@@ -172,11 +238,19 @@ export class ListenerManager {
   }
 }
 
-/** The chain for a connection: by original destination port, else the default chain, else the only one. */
-function selectChain(config: ListenerConfig, destinationPort: number | undefined): FilterChain | undefined {
-  const byPort = config.chains.find((c) => c.destinationPort !== undefined && c.destinationPort === destinationPort);
-  if (byPort) return byPort;
-  if (config.defaultChain) return config.defaultChain;
-  const anyPort = config.chains.filter((c) => c.destinationPort === undefined);
-  return anyPort[0];
+/**
+ * The chain for a connection, as Envoy matches: the chains of its original
+ * destination port if any, else the port-less ones; among those, the one for
+ * its transport protocol (tls_inspector), else one for any; else the default chain.
+ */
+function selectChain(config: ListenerConfig, destinationPort: number | undefined, transport?: 'tls' | 'raw_buffer'): FilterChain | undefined {
+  let byPort = false;
+  for (const c of config.chains) if (c.destinationPort !== undefined && c.destinationPort === destinationPort) byPort = true;
+  let any: FilterChain | undefined;
+  for (const c of config.chains) {
+    if (byPort ? c.destinationPort !== destinationPort : c.destinationPort !== undefined) continue;
+    if (c.transportProtocol === undefined) any ??= c;
+    else if (c.transportProtocol === transport) return c;
+  }
+  return any ?? config.defaultChain;
 }

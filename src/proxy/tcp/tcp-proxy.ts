@@ -2,6 +2,7 @@
 // on while the other direction keeps flowing), an idle timeout, and a
 // weighted choice of cluster per connection.
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Logger } from '../../observe/log';
 import type { RequestRecord } from '../../observe/request-record';
 import type { TcpNetworkFilter } from '../config/types';
@@ -17,12 +18,14 @@ export function proxyTcp(
   stats: ProxyStats,
   log: Logger,
   direction = 'outbound',
+  /** The caller's service.namespace when the connection came over mTLS (the metrics' source). */
+  peerSource?: string,
   /** The caller's SPIFFE ID when the connection came over mTLS (RBAC principals). */
   peerPrincipal?: string,
 ): void {
   const started = performance.now();
   const name = filter.clusters.length === 1 ? filter.clusters[0].name : pickWeightedCluster(filter.clusters, filter.totalWeight, Math.random);
-  const tcp = stats.forTcp(direction, name);
+  const tcp = stats.forTcp(direction, name, peerSource);
   tcp.connections++;
   // RBAC first: a denied connection is closed before anything is read or any upstream is dialled.
   if (filter.rbac && !networkRbacAllows(filter.rbac, downstream, peerPrincipal, runtime)) {
@@ -44,9 +47,14 @@ export function proxyTcp(
   let sent = 0;
   let upstreamFailed = false;
   cluster.load.started(endpoint);
-  const upstream = net.connect({ host: endpoint.address, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+  // Auto mTLS: an endpoint with a sidecar gets TLS ('secureConnect' once the peer is verified).
+  const tlsOptions = runtime.tls?.upstream(cluster.config, endpoint);
+  const upstream: net.Socket = tlsOptions
+    ? tls.connect({ ...tlsOptions, allowHalfOpen: true } as tls.ConnectionOptions)
+    : net.connect({ host: endpoint.address, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+  if (tlsOptions) upstream.setNoDelay(true);
   upstream.setTimeout(cluster.config.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
-  upstream.once('connect', () => upstream.setTimeout(filter.idleTimeoutMs ?? 0));
+  upstream.once(tlsOptions ? 'secureConnect' : 'connect', () => upstream.setTimeout(filter.idleTimeoutMs ?? 0));
   if (filter.idleTimeoutMs) downstream.setTimeout(filter.idleTimeoutMs, () => downstream.destroy());
 
   downstream.on('data', (chunk: Buffer) => {
@@ -79,7 +87,7 @@ export function proxyTcp(
   };
   downstream.on('error', destroyBoth);
   upstream.on('error', (err) => {
-    log('debug', 'tcp upstream error', { cluster: name, endpoint: endpoint.key, error: err.message });
+    log((err as NodeJS.ErrnoException).code === 'ERR_TLS_PEER_IDENTITY' ? 'warn' : 'debug', 'tcp upstream error', { cluster: name, endpoint: endpoint.key, error: err.message });
     upstreamFailed = true;
     destroyBoth();
   });

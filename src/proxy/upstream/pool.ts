@@ -3,6 +3,8 @@
 // Envoy's circuit-breaker limits apply per cluster: connections beyond
 // maxConnections wait in a bounded pending queue; past that, overflow.
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { TlsContexts } from '../tls/tls-contexts';
 import type { ClusterConfig, Endpoint } from '../config/types';
 
 /** What the request currently using a connection receives from it. */
@@ -68,7 +70,11 @@ export class UpstreamPool {
   private retained: Set<string> | undefined;
   readonly counters: PoolCounters = { connectionsTotal: 0, connectFailures: 0, pendingOverflow: 0 };
 
-  constructor(readonly cluster: ClusterConfig) {
+  constructor(
+    readonly cluster: ClusterConfig,
+    /** Auto mTLS (transport_socket_matches): endpoints with a sidecar get TLS connections. */
+    private readonly tls?: TlsContexts,
+  ) {
     if (cluster.idleTimeoutMs > 0) {
       this.sweepTimer = setInterval(() => this.sweepIdle(), Math.min(1000, cluster.idleTimeoutMs));
       this.sweepTimer.unref();
@@ -157,7 +163,10 @@ export class UpstreamPool {
   private connect(endpoint: Endpoint, cb: (err: Error | undefined, conn?: UpstreamConnection) => void): void {
     this.open++;
     this.counters.connectionsTotal++;
-    const socket = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+    // Plaintext unless the cluster has transport_socket_matches and one picks this endpoint.
+    const tlsOptions = this.cluster.transportSocketMatches && this.tls?.upstream(this.cluster, endpoint);
+    const socket = tlsOptions ? tls.connect(tlsOptions) : net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+    if (tlsOptions) socket.setNoDelay(true);
     let settled = false;
     const fail = (reason: string) => {
       if (settled) return;
@@ -171,7 +180,8 @@ export class UpstreamPool {
     };
     socket.setTimeout(this.cluster.connectTimeoutMs, () => fail(`timed out after ${this.cluster.connectTimeoutMs} ms`));
     socket.once('error', (err) => fail(err.message));
-    socket.once('connect', () => {
+    // Over TLS the connection is usable once the handshake is done and the peer's identity checked.
+    socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
       if (settled) return;
       settled = true;
       socket.setTimeout(0);

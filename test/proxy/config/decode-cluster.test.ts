@@ -67,6 +67,20 @@ test('cluster: translator output — EDS clusters with policies, protocols and d
       protocol: 'http1',
       idleTimeoutMs: 30_000,
       maxRequestsPerConnection: 100,
+      // Auto mTLS (MeshTLS): endpoints registered with a sidecar get TLS to web's own identity.
+      transportSocketMatches: [
+        {
+          name: 'tlsMode-weft',
+          match: { tlsMode: 'weft' },
+          tls: {
+            certificateSecret: 'default',
+            validationSecret: 'ROOTCA',
+            sanMatchers: [{ kind: 'exact', value: 'spiffe://cluster.local/ns/default/sa/web' }],
+            alpn: ['http/1.1'],
+            sni: 'web.default',
+          },
+        },
+      ],
     },
   });
   const rpc = cluster('outbound|50051||rpc.default').cluster;
@@ -180,6 +194,18 @@ test('cluster: hand-written — defaults, service_name, self config source, HIGH
   assert.equal(decode(eds({ load_assignment: { cluster_name: 'c' } })).endpoints, undefined, 'an EDS cluster ignores load_assignment, as Envoy does');
 });
 
+const upstream = (extra: Obj, validation: Obj = {}) => ({
+  name: 'envoy.transport_sockets.tls',
+  typed_config: anyOf(TYPE_URL.UpstreamTlsContext, {
+    sni: 'x',
+    common_tls_context: {
+      tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: ADS }],
+      combined_validation_context: { default_validation_context: validation, validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: ADS } },
+    },
+    ...extra,
+  }),
+});
+
 test('cluster: NACK for every field outside the subset, naming it', () => {
   const tls = { name: 'envoy.transport_sockets.tls', typed_config: anyOf(TYPE_URL.Secret, {}) };
   const cases: [Obj, string][] = [
@@ -190,6 +216,12 @@ test('cluster: NACK for every field outside the subset, naming it', () => {
     [eds({ health_checks: [{ ...HC, tcp_health_check: { send: { text: '00' } } }] }), 'health_checks[0].tcp_health_check.send'],
     [eds({ health_checks: [{ ...HC, tcp_health_check: undefined, http_health_check: { path: '/', method: 'POST' } }] }), 'health_checks[0].http_health_check.method POST'],
     [eds({ transport_socket: tls }), 'transport_socket'],
+    [eds({ transport_socket_matches: [{ name: 'm', match: {}, transport_socket: tls }] }), `transport_socket_matches[0].transport_socket.typed_config (${TYPE_URL.Secret})`],
+    [eds({ transport_socket_matches: [{ name: 'm', transport_socket: upstream({ allow_renegotiation: true }) }] }), 'transport_socket_matches[0].transport_socket.typed_config.allow_renegotiation'],
+    [eds({ transport_socket_matches: [{ name: 'm', transport_socket: upstream({}, { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'a' } }] }) }] }), 'transport_socket_matches[0].transport_socket.typed_config.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].san_type DNS'],
+    [eds({ transport_socket_matches: [{ name: 'm', transport_socket: upstream({}, { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { suffix: 'a' } }] }) }] }), 'transport_socket_matches[0].transport_socket.typed_config.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].matcher.suffix'],
+    [eds({ transport_socket_matches: [{ name: 'm', transport_socket: upstream({}, { crl: { inline_string: 'x' } }) }] }), 'transport_socket_matches[0].transport_socket.typed_config.common_tls_context.combined_validation_context.default_validation_context.crl'],
+    [eds({ transport_socket_matches: [{ name: 'm', match: { fields: { n: { numberValue: 1 } } }, transport_socket: upstream({}) }] }), 'transport_socket_matches[0].match.n'],
     [eds({ maglev_lb_config: { table_size: { value: 7 } } }), 'maglev_lb_config'],
     [eds({ least_request_lb_config: { choice_count: { value: 3 } } }), 'least_request_lb_config'],
     [eds({ common_lb_config: { healthy_panic_threshold: { value: 10 } } }), 'common_lb_config'],

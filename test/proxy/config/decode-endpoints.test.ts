@@ -112,3 +112,11 @@ test('endpoints: NACK for invalid values (port 0, zero weights, priority gaps)',
     assert.equal(message, `ClusterLoadAssignment "c": ${expected}`);
   }
 });
+
+test('endpoints: the transport socket match of an endpoint with a sidecar (auto mTLS)', () => {
+  const match = { filter_metadata: { 'envoy.transport_socket_match': { fields: { tlsMode: { stringValue: 'weft' } } }, other: { fields: {} } } };
+  const set = decode(cla([{ lb_endpoints: [ep('10.0.0.1', 80, { metadata: match }), ep('10.0.0.2', 80)] }]));
+  assert.deepEqual(set.localities[0].endpoints.map((e) => e.socketMatch), [{ tlsMode: 'weft' }, undefined]);
+  const bad = { filter_metadata: { 'envoy.transport_socket_match': { fields: { tlsMode: { boolValue: true } } } } };
+  assert.match(nack(() => decode(cla([{ lb_endpoints: [ep('10.0.0.1', 80, { metadata: bad })] }]))), /lb_endpoints\[0\]\.metadata\.filter_metadata\.envoy\.transport_socket_match\.tlsMode is not a string/);
+});

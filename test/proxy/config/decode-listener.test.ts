@@ -53,11 +53,23 @@ test('listener: translator output — outbound HTTP listener reading RDS', () =>
 test('listener: translator output — inbound chains by destination port, inline routes, TCP, default chain', () => {
   const inbound = listener('inbound');
   assert.deepEqual([inbound.address, inbound.port, inbound.direction], ['0.0.0.0', 15106, 'inbound']);
-  assert.deepEqual(inbound.chains.map((c) => [c.name, c.destinationPort, c.network.kind]), [
-    ['inbound|8080', 8080, 'http'],
-    ['inbound|9000', 9000, 'tcp'],
+  // MeshTLS permissive (the default): per port a TLS chain and the plaintext one, a port-less TLS chain.
+  assert.deepEqual(inbound.chains.map((c) => [c.name, c.destinationPort, c.transportProtocol, c.network.kind, !!c.tls]), [
+    ['inbound|8080|tls', 8080, 'tls', 'http', true],
+    ['inbound|8080', 8080, undefined, 'http', false],
+    ['inbound|9000|tls', 9000, 'tls', 'tcp', true],
+    ['inbound|9000', 9000, undefined, 'tcp', false],
+    ['inbound|default|tls', undefined, 'tls', 'http', true],
   ]);
-  const http = inbound.chains[0].network as HttpNetworkFilter;
+  assert.deepEqual(inbound.tlsInspector, { timeoutMs: 5000, continueOnTimeout: true });
+  assert.deepEqual(inbound.chains[0].tls, {
+    certificateSecret: 'default',
+    validationSecret: 'ROOTCA',
+    sanMatchers: [],
+    alpn: ['h2', 'http/1.1'],
+    requireClientCertificate: true,
+  });
+  const http = inbound.chains[1].network as HttpNetworkFilter;
   assert.equal(http.routeTableName, undefined);
   assert.deepEqual(plain(http.routeTable), {
     name: 'inbound|8080',
@@ -79,7 +91,7 @@ test('listener: translator output — inbound chains by destination port, inline
       },
     ],
   });
-  assert.deepEqual(inbound.chains[1].network, {
+  assert.deepEqual(inbound.chains[3].network, {
     kind: 'tcp',
     statPrefix: 'inbound|9000',
     clusters: [{ name: 'inbound|9000||', weight: 1 }],
@@ -194,20 +206,36 @@ test('listener: hand-written — optional unknown filters skipped, accepted no-o
 
 const RBAC = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
 const TLS = { name: 'envoy.transport_sockets.tls', typed_config: anyOf(TYPE_URL.Secret, {}) };
+const HTTP_INSPECTOR = 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+const INSPECTOR = { name: 'envoy.filters.listener.tls_inspector', typed_config: anyOf(TYPE_URL.TlsInspector, {}) };
+const COMMON = {
+  tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: ADS }],
+  validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: ADS },
+};
+const downstream = (extra: Obj) => ({
+  name: 'envoy.transport_sockets.tls',
+  typed_config: anyOf(TYPE_URL.DownstreamTlsContext, { require_client_certificate: { value: true }, common_tls_context: COMMON, ...extra }),
+});
 
 test('listener: NACK for every field outside the subset, naming it', () => {
   const F = 'filter_chains[0].filters[0]';
   const cases: [Obj, string][] = [
-    [L(undefined, { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector' }] }), 'listener_filters is not supported'],
+    [L(undefined, { listener_filters: [{ name: 'envoy.filters.listener.http_inspector', typed_config: { type_url: HTTP_INSPECTOR, value: Buffer.alloc(0) } }] }), `listener_filters[0].typed_config (${HTTP_INSPECTOR}) is not supported`],
+    [L(undefined, { listener_filters: [INSPECTOR, INSPECTOR] }), 'listener_filters[1] is not supported by weft proxy yet (one listener filter'],
     [L(undefined, { use_original_dst: { value: true } }), 'use_original_dst is not supported'],
     [L(undefined, { access_log: [{ name: 'x' }] }), 'access_log is not supported'],
     [L(undefined, { per_connection_buffer_limit_bytes: { value: 1 } }), 'per_connection_buffer_limit_bytes is not supported'],
     [L(undefined, { address: { pipe: { path: '/tmp/s' } } }), 'address.pipe is not supported'],
     [L(undefined, { address: { socket_address: { address: 'localhost', port_value: 1 } } }), 'address.socket_address.address "localhost" is not an IP address'],
     [L(undefined, { address: { socket_address: { address: '0.0.0.0', port_value: 53, protocol: 'UDP' } } }), 'address.socket_address.protocol UDP is not supported'],
-    [L({ filters: [hcm()], transport_socket: TLS }), 'filter_chains[0].transport_socket is not supported'],
+    [L({ filters: [hcm()], transport_socket: TLS }), `filter_chains[0].transport_socket.typed_config (${TYPE_URL.Secret}) is not supported`],
+    [L({ filters: [hcm()], transport_socket: downstream({ require_client_certificate: { value: false } }) }), 'filter_chains[0].transport_socket.typed_config.require_client_certificate must be true'],
+    [L({ filters: [hcm()], transport_socket: downstream({ require_sni: { value: true } }) }), 'filter_chains[0].transport_socket.typed_config.require_sni is not supported'],
+    [L({ filters: [hcm()], transport_socket: downstream({ common_tls_context: { ...COMMON, tls_params: {} } }) }), 'filter_chains[0].transport_socket.typed_config.common_tls_context.tls_params is not supported'],
+    [L({ filters: [hcm()], transport_socket: downstream({ common_tls_context: { ...COMMON, tls_certificates: [{}] } }) }), 'filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificates is not supported'],
+    [L({ filters: [hcm()], transport_socket: downstream({ common_tls_context: { ...COMMON, alpn_protocols: ['h3'] } }) }), 'filter_chains[0].transport_socket.typed_config.common_tls_context.alpn_protocols[0] "h3" is not supported'],
+    [L({ filters: [hcm()], filter_chain_match: { transport_protocol: 'quic' } }, { listener_filters: [INSPECTOR] }), 'filter_chains[0].filter_chain_match.transport_protocol "quic" is not supported'],
     [L({ filters: [hcm()], filter_chain_match: { server_names: ['a'] } }), 'filter_chains[0].filter_chain_match.server_names is not supported'],
-    [L({ filters: [hcm()], filter_chain_match: { transport_protocol: 'tls' } }), 'filter_chains[0].filter_chain_match.transport_protocol is not supported'],
     [L({ filters: [{ name: 'envoy.filters.network.rbac', typed_config: { type_url: RBAC, value: Buffer.alloc(0) } }, hcm()] }), `${F} (envoy.filters.network.rbac) (${RBAC}) is not supported`],
     [L({ filters: [hcm({ http_filters: [cors, router] })] }), `${F}.typed_config.http_filters[0] (envoy.filters.http.cors) is not supported by weft proxy yet (supported: envoy.filters.http.router, envoy.extensions.filters.http.fault.v3.HTTPFault, envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, envoy.extensions.filters.http.ratelimit.v3.RateLimit, envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication, envoy.extensions.filters.http.rbac.v3.RBAC)`],
     [L({ filters: [hcm({ http_filters: [faultWith({ delay: { header_delay: {}, percentage: { numerator: 1 } } }), router] })] }), `${F}.typed_config.http_filters[0].typed_config.delay.header_delay is not supported`],
@@ -252,6 +280,9 @@ test('listener: NACK for invalid values', () => {
     [L({ filters: [hcm()], filter_chain_match: { destination_port: { value: 0 } } }), 'filter_chains[0].filter_chain_match.destination_port must be a port 1-65535, got 0'],
     [L(undefined, { filter_chains: [{ filters: [hcm()] }, { filters: [hcm()] }] }), 'filter_chains[1] matches the same connections as filter_chains[0]'],
     [L(undefined, { filter_chains: [] }), 'filter_chains needs at least one filter chain or a default_filter_chain'],
+    [L({ filters: [hcm()], filter_chain_match: { transport_protocol: 'tls' } }), 'filter_chains[0].filter_chain_match.transport_protocol needs the tls_inspector listener filter'],
+    [L({ filters: [hcm()], transport_socket: downstream({ common_tls_context: { tls_certificate_sds_secret_configs: [] } }) }), 'filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs needs exactly one SDS certificate, got 0'],
+    [L({ filters: [hcm()], transport_socket: downstream({ common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: ADS }] } }) }), 'filter_chains[0].transport_socket.typed_config.common_tls_context needs validation_context_sds_secret_config or combined_validation_context'],
     [L(undefined, { address: undefined }), 'address is required'],
     [L({ filters: [hcm({ route_config: { name: 'x', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { safe_regex: { regex: '(?!x)' } }, route: { cluster: 'c' } }] }] }, rds: undefined })] }), `${F}[0].typed_config.route_config.virtual_hosts[0].routes[0].match.safe_regex.regex "(?!x)" is not a valid RE2 regex`],
   ];
