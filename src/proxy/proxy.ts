@@ -54,6 +54,8 @@ export interface ProxyOptions {
   trustDomain?: string;
   /** Retry backoff of the certificate agent (tests shorten it). */
   certificateRetry?: { initialMs: number; maxMs: number };
+  /** false: no certificate from the control plane and no trust bundle over SDS; whoever embeds the proxy fills `secrets` (tests with their own PKI). Default true. */
+  sds?: boolean;
 }
 
 const EMPTY_CONFIG: ProxyConfig = {
@@ -283,10 +285,11 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.inboundPort !== undefined) metadata[NODE_METADATA.inboundPort] = String(opts.inboundPort);
   if (opts.appPort !== undefined) metadata[NODE_METADATA.appPort] = String(opts.appPort);
   const credentials = controlPlaneCredentials(opts.caFile);
-  const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log, credentials, secretNames: ['ROOTCA'] });
+  const sds = opts.sds ?? true;
+  const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log, credentials, secretNames: sds ? ['ROOTCA'] : [] });
   const proxy = new Proxy(opts, xds);
   xds.onSecret((secret) => proxy.secrets.setTrustBundle(secret.name, secret.trustBundle));
-  if (opts.service) {
+  if (opts.service && sds) {
     proxy.certificateAgent = new CertificateAgent({
       server: opts.xds,
       credentials,

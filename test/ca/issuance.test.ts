@@ -129,7 +129,8 @@ test('dev mode: a sidecar gets a certificate for its service and renews it at ab
     const gap = seen[i].at - seen[i - 1].at;
     // Renewed at 45-50% of the lifetime: before half life plus a margin, never at the last moment.
     assert.ok(gap <= ttl / 2 + 700, `renewed ${gap} ms after the previous certificate (TTL ${ttl})`);
-    assert.ok(gap >= ttl * 0.4 - 100, `renewed too early: ${gap} ms`);
+    // X.509 times have whole seconds, so a 4 s lifetime may come out up to 1 s shorter.
+    assert.ok(gap >= (ttl - 1000) * 0.45 - 100, `renewed too early: ${gap} ms`);
     assert.ok(seen[i - 1].notAfter.getTime() > seen[i].at, 'the previous certificate was still valid');
     assert.notEqual(seen[i].serial, seen[i - 1].serial);
   }

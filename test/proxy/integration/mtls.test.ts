@@ -98,12 +98,12 @@ spec: { targetRef: { name: api }, connectionPool: { maxRequestsPerConnection: 3 
   for (const name of ['api', 'secure', 'rpc', 'db', 'victim']) {
     mesh.cp!.registry.register({ service: name, address: '127.0.0.1', port: ports[name], sidecar: true, ttlSeconds: 3600 });
   }
-  shop = await mesh.sidecar({ nodeId: 'shop-1', service: 'shop' });
-  api = await mesh.sidecar({ nodeId: 'api-1', service: 'api', inboundPort: ports.api, appPort: apiApp.port });
-  secure = await mesh.sidecar({ nodeId: 'secure-1', service: 'secure', inboundPort: ports.secure, appPort: secureApp.port });
-  rpc = await mesh.sidecar({ nodeId: 'rpc-1', service: 'rpc', inboundPort: ports.rpc, appPort: (rpcApp.address() as net.AddressInfo).port });
-  db = await mesh.sidecar({ nodeId: 'db-1', service: 'db', inboundPort: ports.db, appPort: (echo.address() as net.AddressInfo).port });
-  victim = await mesh.sidecar({ nodeId: 'victim-1', service: 'victim', inboundPort: ports.victim, appPort: victimApp.port });
+  shop = await mesh.sidecar({ nodeId: 'shop-1', service: 'shop', proxy: { sds: false } });
+  api = await mesh.sidecar({ nodeId: 'api-1', service: 'api', proxy: { sds: false }, inboundPort: ports.api, appPort: apiApp.port });
+  secure = await mesh.sidecar({ nodeId: 'secure-1', service: 'secure', proxy: { sds: false }, inboundPort: ports.secure, appPort: secureApp.port });
+  rpc = await mesh.sidecar({ nodeId: 'rpc-1', service: 'rpc', proxy: { sds: false }, inboundPort: ports.rpc, appPort: (rpcApp.address() as net.AddressInfo).port });
+  db = await mesh.sidecar({ nodeId: 'db-1', service: 'db', proxy: { sds: false }, inboundPort: ports.db, appPort: (echo.address() as net.AddressInfo).port });
+  victim = await mesh.sidecar({ nodeId: 'victim-1', service: 'victim', proxy: { sds: false }, inboundPort: ports.victim, appPort: victimApp.port });
   for (const [sc, name] of [[shop, 'shop'], [api, 'api'], [secure, 'secure'], [rpc, 'rpc'], [db, 'db']] as const) await giveIdentity(sc, name);
   await giveIdentity(victim, 'evil'); // serves "victim" with another service's identity
   await shop.waitConfig((c) => ['api', 'secure', 'rpc', 'db', 'victim'].every((s) => (c.endpoints.get(`outbound|${s === 'db' ? dbPort : { api: 80, secure: 81, rpc: 82, victim: 83 }[s]}||${s}.default`)?.localities.length ?? 0) > 0));
@@ -333,7 +333,7 @@ test('certificates replaced under continuous load: no request fails, new handsha
 });
 
 test('a sidecar without a certificate yet: outbound to mTLS endpoints in plaintext, inbound TLS refused', T, async () => {
-  const bare = await mesh.sidecar({ nodeId: 'bare-1', service: 'bare' });
+  const bare = await mesh.sidecar({ nodeId: 'bare-1', service: 'bare', proxy: { sds: false } });
   try {
     const r = await request(bare.outboundPort, { host: 'api', path: '/from-bare' });
     assert.equal(r.status, 200, 'permissive api accepts the plaintext fallback');
