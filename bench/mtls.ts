@@ -3,9 +3,8 @@
 // mTLS, against HAProxy doing the same two hops, plaintext and with TLS
 // (the first HAProxy originates TLS with a client certificate, the second
 // terminates it and verifies the client). All four keep their connections
-// alive, so the figures are the steady-state cost of TLS records;
-// `--handshakes` adds a case where every request opens a new connection to
-// the client side (wrk -H 'Connection: close') — still pooled between hops.
+// alive (wrk -c32 into the first hop, pooled connections between hops), so
+// the figures are the steady-state cost of TLS records, not of handshakes.
 //
 //   npm run build && node dist/bench/mtls.js [--seconds 8] [--connections 32] [--rounds 2]
 //
@@ -16,6 +15,7 @@
 // sidecars get theirs from the control plane's CA over SDS; HAProxy's come
 // from the same PKI code (src/ca/pki.ts), P-256 leaves under an intermediate.
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { createIntermediate, createRoot, issueKeyedLeaf, spiffeId } from '../src/ca/pki';
 import { arg, freePort, requireTool, ROOT, startNginxUpstream, startProcess, startWeftControl, startWeftProxy, tempDir, waitForPort, wrk, type LoadResult, type Peer } from './peers';
@@ -23,7 +23,6 @@ import { arg, freePort, requireTool, ROOT, startNginxUpstream, startProcess, sta
 const seconds = Number(arg('seconds', '8'));
 const connections = Number(arg('connections', '32'));
 const rounds = Number(arg('rounds', '2'));
-const withHandshakes = process.argv.includes('--handshakes');
 const BODY_BYTES = 100;
 const HOUR = 3600_000;
 
@@ -95,9 +94,6 @@ spec:
       { name: 'weft → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-plain'], results: [] },
       { name: 'weft → mTLS → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-mtls'], results: [] },
     ];
-    if (withHandshakes) {
-      for (const c of cases.slice()) cases.push({ ...c, name: `${c.name} (close)`, headers: [...c.headers, 'Connection: close'], results: [] });
-    }
     for (const c of cases) wrk(c.url, connections, 2, c.headers); // warm-up: pools filled, JIT warm
     for (let round = 1; round <= rounds; round++) {
       for (const c of cases) {
@@ -115,14 +111,11 @@ spec:
     };
     console.log(`\nmeans of ${rounds} runs:`);
     for (const c of cases) console.log(`${c.name.padEnd(34)} ${mean(c, 'rps').toFixed(0).padStart(7)} req/s  p50 ${mean(c, 'p50ms').toFixed(3)} ms  p99 ${mean(c, 'p99ms').toFixed(3)} ms`);
-    const suffixes = withHandshakes ? ['', ' (close)'] : [''];
-    for (const s of suffixes) {
-      console.log('');
-      console.log(ratio(`weft → mTLS → weft${s}`, `weft → weft${s}`));
-      console.log(ratio(`weft → mTLS → weft${s}`, `haproxy → TLS → haproxy${s}`));
-      console.log(ratio(`haproxy → TLS → haproxy${s}`, `haproxy → haproxy${s}`));
-      console.log(ratio(`weft → weft${s}`, `haproxy → haproxy${s}`));
-    }
+    console.log('');
+    console.log(ratio('weft → mTLS → weft', 'weft → weft'));
+    console.log(ratio('weft → mTLS → weft', 'haproxy → TLS → haproxy'));
+    console.log(ratio('haproxy → TLS → haproxy', 'haproxy → haproxy'));
+    console.log(ratio('weft → weft', 'haproxy → haproxy'));
   } finally {
     await stopAll();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -133,9 +126,17 @@ spec:
 async function waitForMtlsRoute(port: number): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/`, { headers: { host: 'server-mtls' } }).then((r) => r.status === 200, () => false);
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error('server-mtls not reachable through the client sidecar after 20 s');
+    // node:http, not fetch: fetch does not let a caller set Host.
+    const last = await new Promise<string>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host: 'server-mtls' } }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(`${res.statusCode} ${res.headers['x-weft-response-flags'] ?? ''} ${body.slice(0, 200)}`));
+      });
+      req.on('error', (err) => resolve(err.message));
+    });
+    if (last.startsWith('200 ')) return;
+    if (Date.now() > deadline) throw new Error(`server-mtls not reachable through the client sidecar after 20 s: ${last}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
