@@ -48,6 +48,9 @@ test('the demo mesh serves its storefront through the mesh, places orders paid b
     );
     const summary = (await fetch(`${demo.storefrontUrl}api/summary`).then((r) => r.json())) as { orders: number };
     assert.ok(summary.orders >= 1);
+    // That call was mTLS under payment's strict MeshTLS: every demo sidecar holds a certificate from the control plane's CA.
+    const issued = (await fetch(`http://127.0.0.1:${demo.apiPort}/api/v1/certs/issued`).then((r) => r.json())) as { items: { spiffeId: string }[] };
+    for (const svc of ['order', 'payment']) assert.ok(issued.items.some((c) => c.spiffeId === `spiffe://cluster.local/ns/default/sa/${svc}`), `${svc} has a certificate`);
 
     // Every sidecar is connected and in sync with the control plane.
     const nodes = (await fetch(`http://127.0.0.1:${demo.apiPort}/api/v1/nodes`).then((r) => r.json())) as { items: any[] };
