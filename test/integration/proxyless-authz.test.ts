@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
 import { grpcBootstrap } from '../../src/xds/bootstrap';
-import { EchoClient, echoService, unary } from '../helpers/grpc-echo';
+import { EchoClient, echoService } from '../helpers/grpc-echo';
 import { freePort } from '../helpers/proxy-harness';
 import { waitFor } from '../helpers/tmp';
 

@@ -150,6 +150,12 @@ function pathTest(at: FieldPath, m: Obj | undefined): (path: string) => boolean 
   }
 }
 
+/** The members of an and/or set (a Permission.Set's `rules`, a Principal.Set's `ids`), each decoded; an empty set is invalid. */
+function members(at: FieldPath, items: Obj[] | undefined, list: 'rules' | 'ids', decode: (at: FieldPath, item: Obj) => Check): Check[] {
+  if (!items?.length) at.field(list).invalid(`needs at least one ${list === 'rules' ? 'rule' : 'id'}`);
+  return items!.map((item, i) => decode(at.field(list).index(i), item));
+}
+
 class Decoder {
   constructor(private readonly http: boolean) {}
 
@@ -159,11 +165,7 @@ class Decoder {
 
   permission(at: FieldPath, p: Obj): Check {
     onlyFields(at, `${P}Permission`, p, ['any', 'and_rules', 'or_rules', 'not_rule', 'destination_port', 'url_path', 'header', 'metadata']);
-    const set = (key: string): Check[] => {
-      const rules: Obj[] = p[key]?.rules ?? [];
-      if (rules.length === 0) at.field(key).field('rules').invalid('needs at least one rule');
-      return rules.map((r, i) => this.permission(at.field(key).field('rules').index(i), r));
-    };
+    const set = (key: string) => members(at.field(key), p[key]?.rules, 'rules', (here, r) => this.permission(here, r));
     switch (p.rule) {
       case 'any':
         if (p.any !== true) at.field('any').invalid('must be true');
@@ -197,11 +199,7 @@ class Decoder {
 
   principal(at: FieldPath, p: Obj): Check {
     onlyFields(at, `${P}Principal`, p, ['any', 'and_ids', 'or_ids', 'not_id', 'authenticated', 'url_path', 'header', 'metadata']);
-    const set = (key: string): Check[] => {
-      const ids: Obj[] = p[key]?.ids ?? [];
-      if (ids.length === 0) at.field(key).field('ids').invalid('needs at least one id');
-      return ids.map((r, i) => this.principal(at.field(key).field('ids').index(i), r));
-    };
+    const set = (key: string) => members(at.field(key), p[key]?.ids, 'ids', (here, r) => this.principal(here, r));
     switch (p.identifier) {
       case 'any':
         if (p.any !== true) at.field('any').invalid('must be true');

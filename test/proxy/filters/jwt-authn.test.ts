@@ -8,30 +8,20 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type KeyLike } from 'jose';
+import { SignJWT, UnsecuredJWT } from 'jose';
 import { FieldPath } from '../../../src/proxy/config/nack';
 import type { Route } from '../../../src/proxy/config/types';
 import type { FilterState } from '../../../src/proxy/filters/catalog';
 import { filterEnv } from '../../../src/proxy/filters/filter-env';
 import type { FilterRequest, HttpFilter, LocalReplySpec } from '../../../src/proxy/filters/http-filter';
 import { decodeJwtAuthn, JWT_AUTHN_TYPE, type JwtAuthnConfig } from '../../../src/proxy/filters/jwt-authn';
+import { jwks, signer, type Signer } from '../../helpers/jwt-signer';
 import { tempDir } from '../../helpers/tmp';
 import { nack, TYPE_URL, wire, type Obj } from '../config/helpers';
 
 const ISS = 'https://issuer.test';
 const AUD = 'api';
 const now = () => Math.floor(Date.now() / 1000);
-
-interface Signer {
-  key: KeyLike;
-  jwk: JWK;
-  alg: 'RS256' | 'ES256';
-}
-
-async function signer(alg: 'RS256' | 'ES256', kid: string): Promise<Signer> {
-  const { publicKey, privateKey } = await generateKeyPair(alg);
-  return { key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }, alg };
-}
 
 function sign(s: Signer, claims: Obj = {}, header: Obj = {}): Promise<string> {
   return new SignJWT({ sub: 'alice', ...claims })
@@ -42,8 +32,6 @@ function sign(s: Signer, claims: Obj = {}, header: Obj = {}): Promise<string> {
     .setExpirationTime(claims.exp ?? now() + 300)
     .sign(s.key);
 }
-
-const jwks = (...s: Signer[]) => JSON.stringify({ keys: s.map((x) => x.jwk) });
 
 function provider(source: Obj, extra: Obj = {}): Obj {
   return { issuer: ISS, audiences: [AUD], ...source, from_headers: [{ name: 'Authorization', value_prefix: 'Bearer ' }], payload_in_metadata: 'payload', clock_skew_seconds: 60, forward: true, ...extra };

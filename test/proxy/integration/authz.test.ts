@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, RawUpstream, T, waitFor } from '../../helpers/proxy-harness';
+import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, RawUpstream, request, T, waitFor } from '../../helpers/proxy-harness';
 import type { Logger } from '../../../src/observe/log';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -25,26 +25,8 @@ ${spec}
 `;
 }
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-function call(port: number, path: string, method = 'GET', headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, headers: { host: 'api', ...headers }, agent: false, timeout: 5000 });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.end();
-  });
-}
+/** One request to the sidecar listening on `port` (Host: api). */
+const call = (port: number, path: string, method = 'GET', headers: http.OutgoingHttpHeaders = {}) => request(port, { host: 'api', path, method, headers });
 
 /** Service `api` with two HTTP ports; a sidecar listening on each port (a chain per port), both in front of one app. */
 async function httpMesh(policies: string[]) {
@@ -87,7 +69,7 @@ test('HTTP: paths, methods and headers allow; DENY wins; denied requests never r
 
   const denied = await call(port, '/public/a', 'POST');
   assert.equal(denied.status, 403);
-  assert.equal(denied.body, 'RBAC: access denied\n');
+  assert.equal(denied.text, 'RBAC: access denied\n');
   assert.equal(denied.headers['x-weft-response-flags'], 'RBAC');
   assert.equal((await call(port, '/private')).status, 403);
   assert.equal((await call(port, '/private', 'DELETE', { 'x-api-key': 'let-me-in' })).status, 200, 'the header rule allows any request');

@@ -8,8 +8,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
-import { docs, exitGuard, HttpUpstream, Mesh, serviceYaml, sleep, T, type Sidecar } from '../../helpers/proxy-harness';
+import { SignJWT } from 'jose';
+import { jwks, signer, type Signer } from '../../helpers/jwt-signer';
+import { docs, exitGuard, HttpUpstream, Mesh, request, serviceYaml, sleep, T, type Sidecar } from '../../helpers/proxy-harness';
 import { tempDir } from '../../helpers/tmp';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -20,22 +21,9 @@ after(async () => {
 
 const ISS = 'https://issuer.test';
 
-interface Signer {
-  key: KeyLike;
-  jwk: JWK;
-  alg: 'RS256' | 'ES256';
-}
-
-async function signer(alg: 'RS256' | 'ES256', kid: string): Promise<Signer> {
-  const { publicKey, privateKey } = await generateKeyPair(alg);
-  return { key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg }, alg };
-}
-
 function sign(s: Signer, exp = Math.floor(Date.now() / 1000) + 300, claims: Record<string, unknown> = {}): Promise<string> {
   return new SignJWT({ sub: 'alice', ...claims }).setProtectedHeader({ alg: s.alg, kid: s.jwk.kid }).setIssuer(ISS).setAudience('api').setExpirationTime(exp).sign(s.key);
 }
-
-const jwks = (...s: Signer[]) => JSON.stringify({ keys: s.map((x) => x.jwk) });
 
 function raYaml(jwksSource: string, extra = ''): string {
   return `apiVersion: weft.dev/v1
@@ -50,27 +38,8 @@ spec:
 ${extra}`;
 }
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request to the sidecar's inbound listener, as a caller's sidecar sends it; `agent` keeps one connection. */
-function call(port: number, headers: http.OutgoingHttpHeaders = {}, agent: http.Agent | false = false): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/hello', headers: { host: 'api', ...headers }, agent, timeout: 5000 });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.end();
-  });
-}
+/** GET /hello through the sidecar on `port` (Host: api). */
+const call = (port: number, headers: http.OutgoingHttpHeaders = {}, agent: http.Agent | false = false) => request(port, { host: 'api', path: '/hello', headers, agent });
 
 async function meshWith(files: Record<string, string>): Promise<{ mesh: Mesh; sidecar: Sidecar; app: HttpUpstream }> {
   const mesh = await Mesh.start(files);
@@ -109,7 +78,7 @@ test('JWKS file: no token passes, a valid token reaches the app, an expired or g
     assert.equal(r.status, 401, what);
     assert.equal(r.headers['x-weft-response-flags'], 'JWT', what);
     assert.equal(r.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token"', what);
-    assert.match(r.body, reason, what);
+    assert.match(r.text, reason, what);
   }
   assert.equal(app.requests, seen, 'no refused request reached the app');
   assert.equal((await call(port, { authorization: `Bearer ${token}` }, agent)).status, 200, 'the same connection serves the next request');
@@ -137,7 +106,7 @@ test('JWKS from a mesh service: fetched through its cluster, fetched again for a
   const port = sidecar.inboundPort;
 
   const ok = await call(port, { authorization: `Bearer ${await sign(rs)}` });
-  assert.equal(ok.status, 200, ok.body);
+  assert.equal(ok.status, 200, ok.text);
   assert.equal(app.seen.at(-1)!.headers.authorization, undefined, 'the token is not forwarded');
   assert.equal(keys.seen[0].url, '/.well-known/jwks.json');
   assert.equal(keys.seen[0].headers.host, 'auth.default');
@@ -147,7 +116,7 @@ test('JWKS from a mesh service: fetched through its cluster, fetched again for a
   served = jwks(rs, es);
   await sleep(1100); // an unknown kid fetches again at most every second
   const rotated = await call(port, { authorization: `Bearer ${await sign(es)}` });
-  assert.equal(rotated.status, 200, rotated.body);
+  assert.equal(rotated.status, 200, rotated.text);
   assert.equal(fetches, 2);
   const bad = await call(port, { authorization: `Bearer ${await sign(rs, Math.floor(Date.now() / 1000) - 600)}` });
   assert.equal(bad.status, 401);
