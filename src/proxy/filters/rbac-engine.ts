@@ -156,6 +156,23 @@ function members(at: FieldPath, items: Obj[] | undefined, list: 'rules' | 'ids',
   return items!.map((item, i) => decode(at.field(list).index(i), item));
 }
 
+/** The names one of Envoy's two RBAC trees gives to the parts they share. */
+interface TreeShape {
+  message: string;
+  /** The oneof holding which field is set. */
+  oneof: 'rule' | 'identifier';
+  and: string;
+  or: string;
+  not: string;
+  list: 'rules' | 'ids';
+  /** The leaf only this tree has. */
+  own: string;
+  missing: string;
+}
+
+const PERMISSION: TreeShape = { message: `${P}Permission`, oneof: 'rule', and: 'and_rules', or: 'or_rules', not: 'not_rule', list: 'rules', own: 'destination_port', missing: 'needs a rule' };
+const PRINCIPAL: TreeShape = { message: `${P}Principal`, oneof: 'identifier', and: 'and_ids', or: 'or_ids', not: 'not_id', list: 'ids', own: 'authenticated', missing: 'needs an identifier' };
+
 class Decoder {
   constructor(private readonly http: boolean) {}
 
@@ -164,61 +181,47 @@ class Decoder {
   }
 
   permission(at: FieldPath, p: Obj): Check {
-    onlyFields(at, `${P}Permission`, p, ['any', 'and_rules', 'or_rules', 'not_rule', 'destination_port', 'url_path', 'header', 'metadata']);
-    const set = (key: string) => members(at.field(key), p[key]?.rules, 'rules', (here, r) => this.permission(here, r));
-    switch (p.rule) {
-      case 'any':
-        if (p.any !== true) at.field('any').invalid('must be true');
-        return ALWAYS;
-      case 'and_rules':
-        return allOf(set('and_rules'));
-      case 'or_rules':
-        return anyOf(set('or_rules'));
-      case 'not_rule': {
-        const inner = this.permission(at.field('not_rule'), p.not_rule);
-        return (s) => !inner(s);
-      }
-      case 'destination_port': {
-        const port: number = p.destination_port ?? 0;
-        if (port < 1 || port > 65535) at.field('destination_port').invalid(`must be a port 1-65535, got ${port}`);
-        return (s) => s.destinationPort === port;
-      }
-      case 'url_path':
-        this.httpOnly(at.field('url_path'));
-        return this.urlPath(at.field('url_path'), p.url_path);
-      case 'header':
-        this.httpOnly(at.field('header'));
-        return this.header(at.field('header'), p.header);
-      case 'metadata':
-        this.httpOnly(at.field('metadata'));
-        return metadata(at.field('metadata'), p.metadata);
-      default:
-        return at.invalid('needs a rule');
-    }
+    return this.tree(at, p, PERMISSION, (here, value) => {
+      // The only permission leaf the shared tree does not know: destination_port.
+      const port: number = value ?? 0;
+      if (port < 1 || port > 65535) here.invalid(`must be a port 1-65535, got ${port}`);
+      return (s) => s.destinationPort === port;
+    });
   }
 
   principal(at: FieldPath, p: Obj): Check {
-    onlyFields(at, `${P}Principal`, p, ['any', 'and_ids', 'or_ids', 'not_id', 'authenticated', 'url_path', 'header', 'metadata']);
-    const set = (key: string) => members(at.field(key), p[key]?.ids, 'ids', (here, r) => this.principal(here, r));
-    switch (p.identifier) {
+    return this.tree(at, p, PRINCIPAL, (here, value) => {
+      // The only principal leaf the shared tree does not know: authenticated.
+      onlyFields(here, `${P}Principal.Authenticated`, value, ['principal_name']);
+      if (!value.principal_name) return (s) => s.peerPrincipal !== undefined;
+      const test = stringTest(here.field('principal_name'), value.principal_name);
+      return (s) => s.peerPrincipal !== undefined && test(s.peerPrincipal);
+    });
+  }
+
+  /**
+   * Envoy's Permission and Principal are one tree under different names: any,
+   * and/or sets, a negation, the request leaves (url_path, header, metadata),
+   * and one leaf of their own, decoded by `own`.
+   */
+  private tree(at: FieldPath, p: Obj, shape: TreeShape, own: (at: FieldPath, value: any) => Check): Check {
+    onlyFields(at, shape.message, p, ['any', shape.and, shape.or, shape.not, shape.own, 'url_path', 'header', 'metadata']);
+    const recurse = (here: FieldPath, q: Obj) => this.tree(here, q, shape, own);
+    const field: string = p[shape.oneof];
+    switch (field) {
       case 'any':
         if (p.any !== true) at.field('any').invalid('must be true');
         return ALWAYS;
-      case 'and_ids':
-        return allOf(set('and_ids'));
-      case 'or_ids':
-        return anyOf(set('or_ids'));
-      case 'not_id': {
-        const inner = this.principal(at.field('not_id'), p.not_id);
+      case shape.and:
+        return allOf(members(at.field(field), p[field]?.[shape.list], shape.list, recurse));
+      case shape.or:
+        return anyOf(members(at.field(field), p[field]?.[shape.list], shape.list, recurse));
+      case shape.not: {
+        const inner = recurse(at.field(field), p[field]);
         return (s) => !inner(s);
       }
-      case 'authenticated': {
-        const here = at.field('authenticated');
-        onlyFields(here, `${P}Principal.Authenticated`, p.authenticated, ['principal_name']);
-        if (!p.authenticated.principal_name) return (s) => s.peerPrincipal !== undefined;
-        const test = stringTest(here.field('principal_name'), p.authenticated.principal_name);
-        return (s) => s.peerPrincipal !== undefined && test(s.peerPrincipal);
-      }
+      case shape.own:
+        return own(at.field(field), p[field]);
       case 'url_path':
         this.httpOnly(at.field('url_path'));
         return this.urlPath(at.field('url_path'), p.url_path);
@@ -229,7 +232,7 @@ class Decoder {
         this.httpOnly(at.field('metadata'));
         return metadata(at.field('metadata'), p.metadata);
       default:
-        return at.invalid('needs an identifier');
+        return at.invalid(shape.missing);
     }
   }
 

@@ -3,7 +3,7 @@
 // call it by. Kept per connection (socket or h2 session) in a WeakMap, so
 // plaintext connections carry nothing.
 import type { PeerCertificate } from 'node:tls';
-import { parseSpiffeId } from '../../ca/pki';
+import { parseSpiffeId } from '../../ca/spiffe-id';
 import type { SanMatcher } from '../config/types';
 
 export interface PeerIdentity {
