@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type { Problem } from './errors';
 import { durationToMs } from './duration';
 import { jwksProblem } from './jwks';
+import { compileRe2 } from './re2';
 import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, type RequestAuthenticationSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
 
 type Path = PropertyKey[];
@@ -45,13 +46,15 @@ function serviceRules(spec: ServiceSpec): Problem[] {
   return out;
 }
 
+// Envoy and gRPC match with RE2: a pattern only JavaScript accepts (a lookahead, a backreference)
+// would be NACKed by every xDS client, so it is checked against RE2's grammar here.
 function regexRule(path: Path, type: string | undefined, value: string | undefined): Problem[] {
   if (type !== 'RegularExpression' || value === undefined) return [];
   try {
-    new RegExp(value);
+    compileRe2(value, 'full');
     return [];
   } catch (e) {
-    return [invalid(path, `not a valid regular expression: ${(e as Error).message}`, 'a regular expression')];
+    return [invalid(path, `not a valid RE2 regular expression: ${(e as Error).message}`, 'an RE2 regular expression (no lookaround or backreferences)')];
   }
 }
 

@@ -157,7 +157,27 @@ test('ReplacePrefixMatch needs a single PathPrefix match', async () => {
 
 test('a regular expression that does not compile', async () => {
   const r = route('shop', '  parentRefs: [{ name: web }]\n  rules:\n    - matches: [{ path: { type: RegularExpression, value: "/a(" } }]\n      backendRefs: [{ name: web, port: 80 }]');
-  await expectBad(r, 'E_INVALID', 'spec.rules[0].matches[0].path.value', /not a valid regular expression/);
+  await expectBad(r, 'E_INVALID', 'spec.rules[0].matches[0].path.value', /not a valid RE2 regular expression/);
+});
+
+// JavaScript accepts these; RE2 (Envoy, gRPC) does not, and a client would NACK the whole RouteConfiguration.
+const RE2_REJECTS: [string, string, string, string][] = [
+  ['a lookahead in a path', HTTP, 'matches: [{ path: { type: RegularExpression, value: "(?=a)b" } }]', 'spec.rules[0].matches[0].path.value'],
+  ['a negative lookahead in a header', HTTP, 'matches: [{ headers: [{ type: RegularExpression, name: x-a, value: "(?!x).*" }] }]', 'spec.rules[0].matches[0].headers[0].value'],
+  ['a backreference in a query parameter', HTTP, 'matches: [{ queryParams: [{ type: RegularExpression, name: q, value: "(a)\\\\1" }] }]', 'spec.rules[0].matches[0].queryParams[0].value'],
+  ['a lookbehind in a gRPC method', GRPC, 'matches: [{ method: { type: RegularExpression, service: "(?<=a)b" } }]', 'spec.rules[0].matches[0].method.service'],
+];
+for (const [what, head, matches, at] of RE2_REJECTS) {
+  test(`RE2 refuses what JavaScript accepts: ${what}`, async () => {
+    const backend = head === GRPC ? '{ name: greeter }' : '{ name: web, port: 80 }';
+    const parent = head === GRPC ? '{ name: greeter }' : '{ name: web }';
+    const r = route('re', `  parentRefs: [${parent}]\n  rules:\n    - ${matches}\n      backendRefs: [${backend}]`, head);
+    await expectBad(r, 'E_INVALID', at, /not a valid RE2 regular expression/);
+  });
+}
+
+test('RE2-only syntax is accepted: named groups (?P<n>…), \\A and \\z, POSIX classes', async () => {
+  await expectGood(route('re2', '  parentRefs: [{ name: web }]\n  rules:\n    - matches: [{ path: { type: RegularExpression, value: "\\\\A/(?P<v>[[:alpha:]]+)/.*\\\\z" } }]\n      backendRefs: [{ name: web, port: 80 }]'));
 });
 
 test('a TrafficPolicy whose targetRef names a missing Service', async () => {

@@ -45,7 +45,7 @@ import { bool, durationMs, regexMatcher, u32, unpackAny, type Obj } from './read
 import { perRouteFilterTypeFor } from '../filters/catalog';
 import { decodeRouteRateLimits } from '../filters/rate-limit-actions';
 import { RETRY_ON as RETRY_ON_TOKENS } from '../../config/retry-on';
-import { re2Substitution, Re2SyntaxError } from './re2';
+import { re2Substitution, Re2SyntaxError } from '../../config/re2';
 import type {
   DirectResponseAction,
   HashPolicy,

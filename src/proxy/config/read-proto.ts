@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { decodeMessage } from '../../xds/protos';
 import { onlyFields, type FieldPath } from './nack';
-import { compileRe2, Re2SyntaxError, type Re2Mode } from './re2';
+import { compileRe2, Re2SyntaxError, type Re2Mode } from '../../config/re2';
 
 export type Obj = Record<string, any>;
 

@@ -1,7 +1,7 @@
 // RE2 patterns as JavaScript RegExps: same meaning, same rejections.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { compileRe2, re2Substitution, Re2SyntaxError } from '../../../src/proxy/config/re2';
+import { compileRe2, re2Substitution, Re2SyntaxError } from '../../src/config/re2';
 
 test('re2: full-match patterns match the whole input, with RE2 syntax rewritten', () => {
   const cases: [pattern: string, matches: string[], misses: string[]][] = [
