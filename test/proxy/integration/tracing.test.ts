@@ -200,7 +200,9 @@ test('collector down: requests unaffected, spans held stay within the queue, dro
   const ms = performance.now() - t0;
   assert.ok(ms < 5000, `100 requests took ${ms.toFixed(0)} ms`);
   assert.ok(maxHeld <= maxQueueSize, `held ${maxHeld} > ${maxQueueSize}`);
-  await waitFor(() => queue.exportFailures >= 2, 3000, 'failed exports');
+  // Every span ended is held, dropped or exported: wait until all 100 are accounted for.
+  const accounted = () => queue.held + queue.dropped + queue.exported;
+  await waitFor(() => accounted() === 100 && queue.exportFailures >= 2, 3000, 'every span accounted for, and failed exports');
   const stats = parsePrometheus((await admin(sc, '/stats/prometheus')).text);
   const value = (name: string) => stats.find((s) => s.name === name)?.value;
   assert.equal(value('weft_trace_spans_exported_total'), 0);
@@ -209,15 +211,23 @@ test('collector down: requests unaffected, spans held stay within the queue, dro
   assert.ok(value('weft_trace_spans_dropped_total')! >= 80);
   assert.ok(value('weft_trace_export_failures_total')! >= 2);
 
+  // Read while no export can succeed (nothing listens yet): once the collector is up, a batch may
+  // be delivered before any code here runs again.
+  const held = queue.held;
   const back = await OtlpCollector.start(downPort);
   try {
-    const held = queue.held;
-    await waitFor(() => back.spans.length >= held && queue.held === 0, 5000, `${held} held spans delivered once the collector is back`);
+    // The collector has the spans when the request reaches it; the queue counts them exported only
+    // once its answer is back at the sidecar: wait for both.
+    await waitFor(() => back.spans.length >= held && queue.held === 0 && queue.exported >= held, 5000, `${held} held spans delivered once the collector is back`);
     assert.equal(back.spans.length, held);
+    assert.equal(queue.exported, held);
+    assert.equal(accounted(), 100);
     assert.ok(back.spans.every((s) => s.resource['service.instance.id'] === 'down-1' && s.attributes['weft.response_flags'] === 'UH'));
     await request(sc.outboundPort, { host: 'nowhere' });
-    await waitFor(() => back.spans.length === held + 1, 3000, 'a new span');
+    await waitFor(() => back.spans.length >= held + 1 && queue.exported >= held + 1, 3000, 'a new span, exported');
+    assert.equal(back.spans.length, held + 1);
     assert.equal(queue.exported, held + 1);
+    assert.equal(accounted(), 101);
   } finally {
     await back.close();
   }
