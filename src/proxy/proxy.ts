@@ -10,6 +10,7 @@ import { NODE_METADATA } from '../xds/node-info';
 import { startAdminServer } from './admin/admin-server';
 import type { ProxyConfig } from './config/types';
 import { H2Downstream } from './http2/h2-server';
+import { installLastResortGuard } from './last-resort';
 import { ListenerManager } from './listener/listener-manager';
 import { closeFilterEnv, filterEnv } from './filters/filter-env';
 import { Runtime } from './runtime';
@@ -56,6 +57,8 @@ export interface ProxyOptions {
   certificateRetry?: { initialMs: number; maxMs: number };
   /** false: no certificate from the control plane and no trust bundle over SDS; whoever embeds the proxy fills `secrets` (tests with their own PKI). Default true. */
   sds?: boolean;
+  /** false: no process-wide guard against uncaught errors (an embedder that has its own). Default true. */
+  lastResortGuard?: boolean;
 }
 
 const EMPTY_CONFIG: ProxyConfig = {
@@ -279,6 +282,7 @@ function endpointHealthMetrics(runtime: Runtime): string[] {
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
   const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace };
   if (opts.service) metadata[NODE_METADATA.service] = opts.service;
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);

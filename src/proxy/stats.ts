@@ -7,6 +7,7 @@
 // string is built per request. Label sets are rendered only at scrape time.
 
 import { clusterService, RequestObservers } from '../observe/request-record';
+import { uncaughtErrors } from './last-resort';
 
 /** Latency bucket bounds, in milliseconds (rendered in seconds: 0.5 ms … 10 s). */
 const LATENCY_BOUNDS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -165,6 +166,8 @@ export class ProxyStats implements StatsIdentity {
   /** Inbound mTLS handshakes completed, and connections refused before carrying anything, by reason (tls/tls-contexts.ts). */
   tlsHandshakes = 0;
   readonly tlsRefused = new Map<string, number>();
+  /** Downstream HTTP/2 errors by scope (stream: RST_STREAM or a refused request; session: GOAWAY) and reason, NUL-separated. */
+  private readonly h2Errors = new Map<string, number>();
   /** Rate-limited requests by filter, stat_prefix and enforced (NUL-separated: prefixes hold '|'). */
   private readonly rateLimits = new Map<string, number>();
   /** RBAC denials by filter (http, network), action of the filter that denied, stat prefix. */
@@ -185,6 +188,11 @@ export class ProxyStats implements StatsIdentity {
   rateLimited(filter: string, statPrefix: string, enforced: boolean): void {
     const key = `${filter}\u0000${statPrefix}\u0000${enforced}`;
     this.rateLimits.set(key, (this.rateLimits.get(key) ?? 0) + 1);
+  }
+
+  h2Error(scope: 'stream' | 'session', reason: string): void {
+    const key = `${scope}\u0000${reason}`;
+    this.h2Errors.set(key, (this.h2Errors.get(key) ?? 0) + 1);
   }
 
   rbacDenied(filter: 'http' | 'network', action: string, statPrefix: string): void {
@@ -335,6 +343,13 @@ export class ProxyStats implements StatsIdentity {
     out.push(`weft_downstream_tls_handshakes_total ${this.tlsHandshakes}`);
     family('weft_downstream_tls_refused_total', 'counter', 'Inbound connections closed before carrying anything, by reason (plaintext on a strict port, failed handshake, caller certificate missing or rejected, no workload certificate yet).');
     for (const [reason, n] of this.tlsRefused) out.push(`weft_downstream_tls_refused_total{reason="${reason}"} ${n}`);
+    family('weft_proxy_uncaught_errors_total', 'counter', 'Errors no handler caught, kept from ending the process by the last-resort guard (each one is a bug).');
+    out.push(`weft_proxy_uncaught_errors_total ${uncaughtErrors()}`);
+    family('weft_downstream_h2_errors_total', 'counter', 'Downstream HTTP/2 streams ended in error (scope="stream": RST_STREAM code, or malformed_* for a request refused with 400) and sessions ended by a protocol error or flood (scope="session").');
+    for (const [key, n] of this.h2Errors) {
+      const [scope, reason] = key.split('\u0000');
+      out.push(`weft_downstream_h2_errors_total{scope="${scope}",reason="${escapeLabel(reason)}"} ${n}`);
+    }
     out.push(...this.mirrors.render());
     return [...out, ...extra].join('\n') + '\n';
   }

@@ -13,6 +13,7 @@ import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '
 import { silentLogger, type Logger } from '../../src/observe/log';
 import type { ProxyConfig } from '../../src/proxy/config/types';
 import { startProxy, type Proxy, type ProxyOptions } from '../../src/proxy/proxy';
+import { uncaughtErrors } from '../../src/proxy/last-resort';
 import type { TracingOptions } from '../../src/observe/tracing/proxy-tracer';
 import type { Runtime } from '../../src/proxy/runtime';
 import { tempDir, waitFor } from './tmp';
@@ -214,6 +215,8 @@ export class Mesh {
     for (const c of RawClient.open) c.reset(); // a FIN would read as a half-close and keep the sidecar's connection
     for (const sc of this.sidecars.splice(0)) await sc.close().catch(() => {});
     await this.stopControlPlane();
+    // The sidecars' last-resort guard kept the process alive through an error no handler caught: that is a bug.
+    assert.equal(uncaughtErrors(), 0, 'an error escaped every handler and reached the last-resort guard (see the error log line)');
   }
 }
 

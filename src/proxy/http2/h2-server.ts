@@ -21,12 +21,25 @@ import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
 import { peerOf, setPeer, type PeerIdentity } from '../tls/peer';
+import { TARGET_CHAR } from '../http1/tokens';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
+/**
+ * Limits of a downstream session, below Node's defaults where those invite abuse:
+ * HAProxy and nginx advertise 100 and 128 concurrent streams; Node advertises 2^32-1.
+ * nghttp2 itself bounds the rest (rapid reset, CONTINUATION floods, queued SETTINGS/PING acks).
+ */
+const SESSION_OPTIONS: http2.ServerOptions = {
+  maxSessionMemory: 64,
+  settings: { maxConcurrentStreams: 100, maxHeaderListSize: 65536 },
+  // A peer whose streams keep being refused, or which sends frames nghttp2 rejects, is cut off.
+  maxSessionRejectedStreams: 100,
+  maxSessionInvalidFrames: 100,
+};
+
 export class H2Downstream {
-  private readonly server = http2.createServer({ maxSessionMemory: 64 });
-  private readonly contexts = new WeakMap<http2.Http2Session, HttpChainContext>();
+  private readonly server = http2.createServer(SESSION_OPTIONS);
   private readonly sessions = new Set<http2.Http2Session>();
   private handing: HttpChainContext | undefined;
   private handingPeer: PeerIdentity | undefined;
@@ -35,11 +48,20 @@ export class H2Downstream {
     // 'session' is emitted synchronously inside emit('connection'): that is how a session learns its chain.
     this.server.on('session', (session) => {
       const ctx = this.handing;
-      if (ctx) this.contexts.set(session, ctx);
+      // Every emitter gets its error listener before anything can fail: an 'error' with no
+      // listener is thrown at the process's top level and would end every connection of the host.
+      session.on('error', (err) => ctx && h2Failure(ctx, 'session', errorReason(err)));
+      if (!ctx) return session.destroy();
       if (this.handingPeer) setPeer(session, this.handingPeer);
       this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      session.on('frameError', (_type: number, code: number) => h2Failure(ctx, 'session', `frame_error_${codeName(code)}`));
+      // The stream's session, not a lookup by stream.session: nghttp2 may already have reset the
+      // stream (a DATA length that contradicts content-length) when 'stream' is delivered, and a
+      // closed stream no longer knows its session.
+      session.on('stream', (stream, headers) => this.onStream(stream, headers, ctx));
       // The downstream idle timeout: a session with no stream open and no frames for that long gets GOAWAY.
-      if (ctx && ctx.idleTimeoutMs > 0) {
+      if (ctx.idleTimeoutMs > 0) {
         let open = 0;
         session.on('stream', (stream) => {
           open++;
@@ -47,15 +69,20 @@ export class H2Downstream {
         });
         session.setTimeout(ctx.idleTimeoutMs, () => open === 0 && session.close());
       }
-      session.once('close', () => this.sessions.delete(session));
-      session.on('error', () => {});
     });
-    this.server.on('stream', (stream, headers) => {
-      const ctx = this.contexts.get(stream.session!);
-      if (!ctx) return stream.close(NGHTTP2_REFUSED_STREAM);
-      stream.on('error', () => {});
-      new H2Exchange(stream, headers, ctx).start();
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ctx: HttpChainContext): void {
+    stream.on('error', () => {}); // 'close' follows, with rstCode
+    stream.once('close', () => {
+      const code = stream.rstCode;
+      // CANCEL is a client giving up (or the proxy cancelling); anything else ended the stream in error.
+      if (code !== undefined && code !== 0 && code !== NGHTTP2_CANCEL) h2Failure(ctx, 'stream', codeName(code));
     });
+    if (stream.destroyed || stream.closed) return; // reset before it could be routed: counted on 'close'
+    const problem = malformedRequest(headers);
+    if (problem) return refuseMalformed(stream, ctx, problem);
+    new H2Exchange(stream, headers, ctx).start();
   }
 
   /** The proxy is stopping: every session gets GOAWAY; streams in flight may finish. */
@@ -78,6 +105,68 @@ export class H2Downstream {
       this.handingPeer = undefined;
     }
   }
+}
+
+/** Counts an HTTP/2 error of the downstream side, by scope and reason (weft_downstream_h2_errors_total). */
+function h2Failure(ctx: HttpChainContext, scope: 'stream' | 'session', reason: string): void {
+  ctx.stats.h2Error(scope, reason);
+}
+
+/** The reason label of a session error: nghttp2's code name when it carries one. */
+function errorReason(err: NodeJS.ErrnoException & { errno?: number }): string {
+  const m = /code (\d+)/.exec(err.message);
+  if (err.code === 'ERR_HTTP2_SESSION_ERROR' && m) return codeName(Number(m[1]));
+  return (err.code ?? 'error').toLowerCase().replace(/^err_http2_/, '');
+}
+
+const ERROR_CODE_NAMES = ['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED', 'FRAME_SIZE_ERROR', 'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED'];
+
+/** RFC 9113 error code → its name (unknown codes by number). */
+export function codeName(code: number): string {
+  return ERROR_CODE_NAMES[code] ?? `code_${code}`;
+}
+
+/**
+ * What nghttp2 leaves to the application (it already refuses missing, duplicate, unknown and
+ * misplaced pseudo-headers, uppercase and connection-specific fields, bad characters, and DATA
+ * that contradicts content-length): a request weft would have to guess about. Returns the reason,
+ * or undefined for a well-formed request.
+ */
+export function malformedRequest(headers: http2.IncomingHttpHeaders): string | undefined {
+  const method = headers[':method'];
+  // weft does not tunnel: a CONNECT would otherwise be routed like a request without a path.
+  if (method === 'CONNECT') return 'connect';
+  const path = headers[':path'];
+  if (typeof path !== 'string' || path.length === 0) return 'path';
+  if (path === '*') return method === 'OPTIONS' ? undefined : 'path';
+  if (path.charCodeAt(0) !== 0x2f /* / */) return 'path';
+  for (let i = 1; i < path.length; i++) if (TARGET_CHAR[path.charCodeAt(i)] !== 1) return 'path';
+  // RFC 9113 8.3.1: a Host that names another authority than :authority is malformed; routing on
+  // one while the upstream reads the other is how requests are smuggled past route rules.
+  const host = headers.host;
+  const authority = headers[':authority'];
+  if (host !== undefined && authority !== undefined && String(host).toLowerCase() !== String(authority).toLowerCase()) return 'authority_mismatch';
+  return undefined;
+}
+
+const MALFORMED_TEXT: Record<string, string> = {
+  connect: 'CONNECT is not supported (weft does not tunnel)',
+  path: ':path must be an absolute path ("/…"), or "*" for OPTIONS',
+  authority_mismatch: 'the host header names another authority than :authority',
+};
+
+/**
+ * A malformed request: 400 (405 for CONNECT) with flag DPE, counted; the stream then ends,
+ * and a request body still on its way is cut off with RST_STREAM(NO_ERROR) (RFC 9113 8.1).
+ */
+function refuseMalformed(stream: http2.ServerHttp2Stream, ctx: HttpChainContext, problem: string): void {
+  h2Failure(ctx, 'stream', `malformed_${problem}`);
+  ctx.stats.downstreamProtocolErrors++;
+  const status = problem === 'connect' ? 405 : 400;
+  const text = `malformed request: ${MALFORMED_TEXT[problem]}\n`;
+  stream.respond({ ':status': status, [RESPONSE_FLAGS_HEADER]: 'DPE', 'content-type': 'text/plain; charset=utf-8' });
+  stream.end(text);
+  if (!stream.endAfterHeaders) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
 class H2Exchange implements FilterRequest, FilterHost {
@@ -125,6 +214,8 @@ class H2Exchange implements FilterRequest, FilterHost {
   private requestBytes = 0;
   private responseBytes = 0;
   private grpcStatus = -1;
+  /** The request's trailers (a HEADERS frame after its DATA), forwarded to every attempt. */
+  private requestTrailers: http2.OutgoingHttpHeaders | undefined;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -211,6 +302,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     cluster.load.started(endpoint);
     if (action.mirrors.length > 0) this.startShadows(runtime, route, action);
     if (action.timeoutMs > 0) this.timer = setTimeout(() => this.timedOut(action.timeoutMs), action.timeoutMs);
+    if (!this.stream.endAfterHeaders) this.stream.once('trailers', (t) => this.receivedTrailers(t));
     if (cluster.config.protocol === 'http2') {
       if (action.retry) this.startRetries(action.retry);
       this.toH2(match.route, action, cluster, endpoint);
@@ -309,6 +401,16 @@ class H2Exchange implements FilterRequest, FilterHost {
     return true;
   }
 
+  /** Request trailers arrived (before the body's end): kept for retries, and given to an HTTP/1.1 attempt now. */
+  private receivedTrailers(t: http2.IncomingHttpHeaders): void {
+    const trailers: http2.OutgoingHttpHeaders = {};
+    copyHeaders(t, trailers, []);
+    this.requestTrailers = trailers;
+    // HTTP/1.1 carries them in the last chunk, so only a chunked request body (no content-length) can.
+    const req = this.currentReq;
+    if (req && !req.destroyed) req.addTrailers(trailers as http.OutgoingHttpHeaders);
+  }
+
   /** An attempt failed locally and is not retried: the local reply says why. */
   private failAttempt(status: number, flag: string, message: string): void {
     const [replyFlag, text] = failedAttemptReply(this.denied, this.attempt, flag, message);
@@ -341,12 +443,14 @@ class H2Exchange implements FilterRequest, FilterHost {
     let up: http2.ClientHttp2Stream;
     try {
       // A request whose HEADERS ended the stream (a GET) needs no body pipe.
-      up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.endAfterHeaders });
+      // A request with a body may end with trailers: the upstream stream waits for them (forwardRequestTrailers).
+      up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.endAfterHeaders, waitForTrailers: !this.stream.endAfterHeaders });
     } catch (err) {
       this.failed(endpoint, 'connect');
       if (retry) return this.attemptFailed(route, action, 'connect', 503, 'UF', `upstream connect failure: ${(err as Error).message}`);
       return this.reply(503, 'UF', `upstream connect failure: ${(err as Error).message}`, cluster.config.name);
     }
+    if (!this.stream.endAfterHeaders) up.on('wantTrailers', () => up.sendTrailers(this.requestTrailers ?? {}));
     let trailers: http2.OutgoingHttpHeaders | undefined;
     let responded = false;
     /** An earlier attempt's stream, given up on: its events do nothing. */
@@ -403,14 +507,11 @@ class H2Exchange implements FilterRequest, FilterHost {
         this.stream.respond(res, { endStream: true });
         return this.finish(status, '');
       }
-      // Only gRPC promises trailers; other responses end with their last DATA frame.
-      const expectTrailers = String(headers['content-type'] ?? '').startsWith('application/grpc') || headers.trailer !== undefined;
-      if (expectTrailers) {
-        this.stream.respond(res, { waitForTrailers: true });
-        this.stream.on('wantTrailers', () => this.stream.sendTrailers(trailers ?? {}));
-      } else {
-        this.stream.respond(res);
-      }
+      // Any response may end with trailers, announced or not (RFC 9113 8.1): the stream stays open
+      // after the last DATA until the upstream's end says whether there were any. With none,
+      // sendTrailers({}) ends the stream with an empty DATA frame.
+      this.stream.respond(res, { waitForTrailers: true });
+      this.stream.on('wantTrailers', () => this.stream.sendTrailers(trailers ?? {}));
       up.on('data', (chunk: Buffer) => {
         this.responseBytes += chunk.length;
         if (!this.stream.write(chunk)) up.pause();
@@ -480,8 +581,9 @@ class H2Exchange implements FilterRequest, FilterHost {
     });
     let responded = false;
     const stale = () => this.done || (retry !== undefined && req !== this.currentReq);
+    this.currentReq = req;
+    if (this.requestTrailers) req.addTrailers(this.requestTrailers as http.OutgoingHttpHeaders);
     if (retry) {
-      this.currentReq = req;
       this.abortUpstream = () => this.currentReq?.destroy();
       if (this.attempt > 1) for (const chunk of this.replay ?? []) req.write(chunk);
       if (this.bodyEnded) req.end();
