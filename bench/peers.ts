@@ -151,7 +151,7 @@ export async function startWeftProxy(name: string, args: string[], adminPort: nu
 }
 
 export interface LoadResult {
-  /** Requests completed (wrk only). */
+  /** Requests completed. */
   requests?: number;
   rps: number;
   p50ms: number;
@@ -184,13 +184,22 @@ export function h2load(url: string, clients: number, streams: number, seconds: n
   // h2load prints "time for request: min max mean sd" — it has no percentiles; report the mean as p50.
   const mean = toMs(/time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(out));
   if (!rps) throw new Error(`h2load gave no result for ${url}: ${out} ${res.stderr}`);
-  return { rps, p50ms: mean, p99ms: NaN, errors: failed };
+  const requests = Number(/(\d+) done/.exec(out)?.[1]);
+  return { requests, rps, p50ms: mean, p99ms: NaN, errors: failed };
 }
 
 function toMs(m: RegExpExecArray | null): number {
   if (!m) return NaN;
   const v = Number(m[1]);
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+}
+
+/** user + system CPU time of a process so far, in ms (from /proc: the figure that holds on a shared machine). */
+export function procCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 /** Resident memory of a process, in MiB. */

@@ -30,6 +30,7 @@ import {
   arg,
   freePort,
   h2load,
+  procCpuMs,
   rssMiB,
   startHaproxy,
   startNginxProxy,
@@ -75,12 +76,16 @@ interface Row {
   name: string;
   result: LoadResult;
   rssMiB?: number;
+  /** CPU time (user + system, /proc) of the proxy process(es) under test per completed request, in µs. */
+  cpuUsPerRequest?: number;
 }
 
 function line(r: Row, peer?: Row): string {
   const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : '-');
   const rel = peer ? ` | ${ratio(r.result.rps, peer.result.rps)}× rps, ${ratio(r.result.p50ms, peer.result.p50ms)}× p50, ${ratio(r.result.p99ms, peer.result.p99ms)}× p99 vs ${peer.name}` : '';
-  return `${r.group.padEnd(7)} ${r.name.padEnd(22)} ${r.result.rps.toFixed(0).padStart(8)} req/s  p50 ${r.result.p50ms.toFixed(3)} ms  p99 ${Number.isNaN(r.result.p99ms) ? '  -  ' : r.result.p99ms.toFixed(3)} ms  errors ${r.result.errors}${r.rssMiB ? `  rss ${r.rssMiB.toFixed(0)} MiB` : ''}${rel}`;
+  const cpu = r.cpuUsPerRequest !== undefined ? `  cpu ${r.cpuUsPerRequest.toFixed(1)} µs/req` : '';
+  const cpuRel = peer?.cpuUsPerRequest && r.cpuUsPerRequest !== undefined ? `, ${ratio(r.cpuUsPerRequest, peer.cpuUsPerRequest)}× cpu/req` : '';
+  return `${r.group.padEnd(7)} ${r.name.padEnd(22)} ${r.result.rps.toFixed(0).padStart(8)} req/s  p50 ${r.result.p50ms.toFixed(3)} ms  p99 ${Number.isNaN(r.result.p99ms) ? '  -  ' : r.result.p99ms.toFixed(3)} ms  errors ${r.result.errors}${cpu}${r.rssMiB ? `  rss ${r.rssMiB.toFixed(0)} MiB` : ''}${rel}${cpuRel}`;
 }
 
 /** The tracing client (--tracing) calls only \`upstream\`: no TCP listener that would clash with the plain client's. */
@@ -182,10 +187,11 @@ async function main(): Promise<void> {
     peers.push(await startNginxUpstream(dir, upPort, BODY_BYTES));
     // An h2c upstream for the HTTP/2 case: the same nginx binary with `http2` on a second listener.
     peers.push(await startH2Upstream(dir, h2UpPort));
-    peers.push(await startHaproxy(dir, haPort, upPort, 'http'));
-    peers.push(await startHaproxy(dir, haTcpPort, upPort, 'tcp'));
-    peers.push(await startHaproxy(dir, haH2Port, h2UpPort, 'h2'));
-    peers.push(await startNginxProxy(dir, ngxPort, upPort));
+    const haHttp = await startHaproxy(dir, haPort, upPort, 'http');
+    const haTcp = await startHaproxy(dir, haTcpPort, upPort, 'tcp');
+    const haH2 = await startHaproxy(dir, haH2Port, h2UpPort, 'h2');
+    const ngxProxy = await startNginxProxy(dir, ngxPort, upPort);
+    peers.push(haHttp, haTcp, haH2, ngxProxy);
 
     const mesh = `apiVersion: weft.dev/v1
 kind: Service
@@ -242,10 +248,14 @@ ${withRetries || withResilience ? policies() : ''}${tracingRatio !== undefined ?
     await waitForPort(tcpPort);
     const idleRss = rssMiB(client.pid);
 
-    const run = (group: string, name: string, load: () => LoadResult, pid?: number): Row => {
+    /** One measured load (after a warm-up run); `proxyPids`: the proxy processes whose CPU per request is reported (the first one's RSS too, when it is weft). */
+    const run = (group: string, name: string, load: () => LoadResult, proxyPids: number[] = [], weftPid?: number): Row => {
       load(); // warm-up: connections made, JIT warm
+      const cpuBefore = proxyPids.reduce((n, pid) => n + procCpuMs(pid), 0);
       const result = load();
-      const row: Row = { group, name, result, rssMiB: pid ? rssMiB(pid) : undefined };
+      const cpuMs = proxyPids.reduce((n, pid) => n + procCpuMs(pid), 0) - cpuBefore;
+      const cpuUsPerRequest = proxyPids.length > 0 && result.requests ? (cpuMs * 1000) / result.requests : undefined;
+      const row: Row = { group, name, result, rssMiB: weftPid ? rssMiB(weftPid) : undefined, cpuUsPerRequest };
       rows.push(row);
       console.log(line(row));
       return row;
@@ -253,33 +263,33 @@ ${withRetries || withResilience ? policies() : ''}${tracingRatio !== undefined ?
     const w = (url: string, headers: string[] = []) => () => wrk(url, connections, seconds, headers);
 
     if (only.has('http1') && traced) {
-      const plain = run('http1', 'weft', w(`http://127.0.0.1:${outPort}/`, ['Host: upstream']), client.pid);
-      const withTracing = run('http1', `weft tracing ${tracingRatio}`, w(`http://127.0.0.1:${tracedPort}/`, ['Host: upstream']), traced.pid);
+      const plain = run('http1', 'weft', w(`http://127.0.0.1:${outPort}/`, ['Host: upstream']), [client.pid], client.pid);
+      const withTracing = run('http1', `weft tracing ${tracingRatio}`, w(`http://127.0.0.1:${tracedPort}/`, ['Host: upstream']), [traced.pid], traced.pid);
       console.log('\n' + line(withTracing, plain) + '\n');
     } else if (only.has('http1')) {
       const direct = run('http1', 'direct', w(`http://127.0.0.1:${upPort}/`));
-      const ha = run('http1', 'haproxy', w(`http://127.0.0.1:${haPort}/`));
-      const ngx = run('http1', 'nginx proxy_pass', w(`http://127.0.0.1:${ngxPort}/`));
-      const weft = run('http1', 'weft', w(`http://127.0.0.1:${outPort}/`, ['Host: upstream']), client.pid);
+      const ha = run('http1', 'haproxy', w(`http://127.0.0.1:${haPort}/`), [haHttp.pid]);
+      const ngx = run('http1', 'nginx proxy_pass', w(`http://127.0.0.1:${ngxPort}/`), [ngxProxy.pid]);
+      const weft = run('http1', 'weft', w(`http://127.0.0.1:${outPort}/`, ['Host: upstream']), [client.pid], client.pid);
       console.log('\n' + [line(ha, direct), line(ngx, ha), line(weft, ha)].join('\n') + '\n');
     }
     if (only.has('twohop')) {
       const direct = rows.find((r) => r.name === 'direct') ?? run('http1', 'direct', w(`http://127.0.0.1:${upPort}/`));
-      const two = run('twohop', 'weft → weft → app', w(`http://127.0.0.1:${outPort}/`, ['Host: server']), client.pid);
+      const two = run('twohop', 'weft → weft → app', w(`http://127.0.0.1:${outPort}/`, ['Host: server']), [client.pid, server.pid], client.pid);
       console.log(line(two, direct) + '\n');
     }
     if (only.has('tcp')) {
       const direct = run('tcp', 'direct', w(`http://127.0.0.1:${upPort}/`));
-      const ha = run('tcp', 'haproxy (tcp mode)', w(`http://127.0.0.1:${haTcpPort}/`));
-      const weft = run('tcp', 'weft (tcp listener)', w(`http://127.0.0.1:${tcpPort}/`), client.pid);
+      const ha = run('tcp', 'haproxy (tcp mode)', w(`http://127.0.0.1:${haTcpPort}/`), [haTcp.pid]);
+      const weft = run('tcp', 'weft (tcp listener)', w(`http://127.0.0.1:${tcpPort}/`), [client.pid], client.pid);
       console.log('\n' + [line(ha, direct), line(weft, ha)].join('\n') + '\n');
     }
     if (only.has('h2')) {
       const h = (url: string, headers: string[] = []) => () => h2load(url, connections, 10, seconds, headers);
       const direct = run('h2', 'direct', h(`http://127.0.0.1:${h2UpPort}/`));
-      const ha = run('h2', 'haproxy', h(`http://127.0.0.1:${haH2Port}/`));
+      const ha = run('h2', 'haproxy', h(`http://127.0.0.1:${haH2Port}/`), [haH2.pid]);
       // h2load sends :authority from the URL; the weft listener routes by it, so name the service.
-      const weft = run('h2', 'weft', h(`http://127.0.0.1:${outPort}/`, [':authority: upstream-h2']), client.pid);
+      const weft = run('h2', 'weft', h(`http://127.0.0.1:${outPort}/`, [':authority: upstream-h2']), [client.pid], client.pid);
       console.log('\n' + [line(ha, direct), line(weft, ha)].join('\n') + '\n');
     }
     const summary = { seconds, connections, bodyBytes: BODY_BYTES, weftRssIdleMiB: idleRss, weftRssAfterMiB: rssMiB(client.pid), rows };

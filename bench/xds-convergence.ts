@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { procCpuMs } from './peers';
 import { nowMs, type FromClients, type SimClientsConfig, type ToClients } from './xds-bench-protocol';
 
 interface Options {
@@ -154,14 +155,6 @@ async function startSynthetic(opts: Options): Promise<ControlPlaneUnderTest> {
 function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
   return m ? Number(m[1]) : NaN;
-}
-
-/** user + system CPU time of a process, in ms. */
-function procCpuMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
-  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
