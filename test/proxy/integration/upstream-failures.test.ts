@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type * as net from 'node:net';
-import { docs, exitGuard, freePort, HttpUpstream, Mesh, RawClient, RawUpstream, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
+import { docs, exitGuard, freePort, HttpUpstream, Mesh, RawClient, RawUpstream, request, serviceYaml, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 
 let mesh: Mesh;
 let sc: Sidecar;
@@ -151,7 +151,8 @@ test('failures: maxConnections 1 + maxPendingRequests 1 with a hanging upstream 
     first.write('GET /1 HTTP/1.1\r\nHost: limited\r\n\r\n');
     await waitFor(() => held.length === 1, 2000, 'the first request upstream');
     second.write('GET /2 HTTP/1.1\r\nHost: limited\r\n\r\n');
-    await sleep(30); // the second is queued in the pool
+    const pool = () => sc.runtime().cluster('outbound|80||limited.default')!.pool;
+    await waitFor(() => pool().pendingRequests === 1, 2000, 'the second request queued in the pool');
     const started = performance.now();
     third.write('GET /3 HTTP/1.1\r\nHost: limited\r\n\r\n');
     const res = await third.readResponse();
