@@ -334,10 +334,12 @@ test('grpc: a route timeout on an h2c request to an HTTP/1.1 service aborts the 
 });
 
 test('grpc: an h2c connection counts once in the active downstream connections gauge', T, async () => {
-  const active = () => client.proxy.stats.downstreamConnectionsActive;
-  await new Promise((r) => setTimeout(r, 100)); // the previous tests' connections finish closing
+  // A sidecar of its own: the connections of the other tests (still closing, or the gRPC clients')
+  // cannot move its gauge while this test reads it.
+  const own = await mesh.sidecar({ nodeId: 'gauge' });
+  const active = () => own.proxy.stats.downstreamConnectionsActive;
   const before = active();
-  const session = http2.connect(`http://127.0.0.1:${client.outboundPort}`);
+  const session = http2.connect(`http://127.0.0.1:${own.outboundPort}`);
   session.on('error', () => {});
   try {
     const req = session.request({ ':path': '/', ':authority': 'web' });
@@ -347,7 +349,7 @@ test('grpc: an h2c connection counts once in the active downstream connections g
   } finally {
     session.close();
   }
-  await waitFor(() => active() === before, 1000, `the gauge back to ${before} (now ${active()})`).catch((err) => {
+  await waitFor(() => active() === before, 3000, `the gauge back to ${before} (now ${active()})`).catch((err) => {
     throw new Error(`${err.message}; gauge ${active()}`);
   });
   await new Promise((r) => setTimeout(r, 50));
