@@ -92,10 +92,18 @@ test('every request is copied to the mirror with its body; Host gets -shadow; th
 
 test('percent: about that share of requests is mirrored', T, async () => {
   mirror.reset();
+  // The sidecar decides at each request whether it is mirrored, and counts the shadow sent (or
+  // dropped) then; the shadow reaches the mirror later. Wait until every one sent has arrived or
+  // was dropped.
+  const audit = 'outbound|80||audit.default';
+  const mirrors = sc.proxy.stats.mirrors;
+  const count = (map: Map<string, number>) => map.get(audit) ?? 0;
+  const [sent0, dropped0] = [count(mirrors.sent), count(mirrors.dropped)];
   const n = 200;
   for (let i = 0; i < n; i++) assert.equal((await request(sc.outboundPort, { host: 'half', path: `/${i}` })).status, 200);
-  await waitFor(() => mirror.requests > 0, 3000, 'some shadows');
-  await new Promise((r) => setTimeout(r, 200));
+  const sent = () => count(mirrors.sent) - sent0;
+  const dropped = () => count(mirrors.dropped) - dropped0;
+  await waitFor(() => mirror.requests + dropped() >= sent(), 5000, 'every shadow sent at the mirror, or dropped');
   // 50 % of 200: mean 100, sd ≈ 7; ±40 is beyond 5 sd.
   assert.ok(mirror.requests > 60 && mirror.requests < 140, `mirrored ${mirror.requests} of ${n}`);
 });
