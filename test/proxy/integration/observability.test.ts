@@ -224,7 +224,8 @@ test('weft tap <service>: finds the sidecars through the control plane and print
   const controller = new AbortController();
   const done = runTap('api', { api: `http://127.0.0.1:${mesh.cp!.apiPort}`, out: { write: (t: string) => (text += t) }, signal: controller.signal });
   await waitFor(() => text.includes('# tapping'), 3000, 'the tap started');
-  await sleep(100);
+  // The line is printed before the stream to the sidecar is open: wait until the sidecar has the tap.
+  await waitFor(() => api.proxy.stats.records['observers'].size === 1, 3000, 'the tap registered at api-1');
   assert.equal((await request(shop.outboundPort, { host: 'api', method: 'PUT', path: '/via-tap', body: 'x' })).status, 200);
   await waitFor(() => text.includes('/via-tap'), 3000, 'the request printed');
   controller.abort();
