@@ -53,7 +53,8 @@ after(async () => {
 
 test('config: a request in flight completes while the route table changes under it', T, async () => {
   const slow = request(sc.outboundPort, { host: 'web', path: '/slow' });
-  await sleep(100);
+  // In flight: routed, and at the upstream (which answers /slow after 500 ms).
+  await waitFor(() => a.seen.some((r) => r.url === '/slow'), 2000, 'the slow request at web');
   mesh.write('routes.yaml', TO_V2);
   await sc.waitConfig(() => webTarget(sc) === WEB_V2, 2000, 'the route to web-v2');
   const now = await request(sc.outboundPort, { host: 'web' });
