@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
-import { docs, exitGuard, HttpUpstream, Mesh, request, serviceYaml, sleep, T, type Sidecar } from '../../helpers/proxy-harness';
+import { docs, exitGuard, HttpUpstream, Mesh, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 
 let mesh: Mesh;
 let sc: Sidecar;
@@ -102,7 +102,7 @@ test('load balancing: an endpoint removed from the config stops receiving traffi
   };
   const loops = [loop(), loop(), loop(), loop()];
   try {
-    await sleep(200);
+    await waitFor(() => removed.requests > 0, 3000, 'the load reaching the endpoint to be removed');
     const before = removed.requests;
     assert.ok(before > 0, 'the endpoint served before its removal');
     const changedAt = Date.now();
