@@ -16,7 +16,7 @@ import { filterEnv } from '../../../src/proxy/filters/filter-env';
 import type { FilterRequest, HttpFilter, LocalReplySpec } from '../../../src/proxy/filters/http-filter';
 import { decodeJwtAuthn, JWT_AUTHN_TYPE, type JwtAuthnConfig } from '../../../src/proxy/filters/jwt-authn';
 import { jwks, signer, type Signer } from '../../helpers/jwt-signer';
-import { tempDir } from '../../helpers/tmp';
+import { tempDir, waitFor } from '../../helpers/tmp';
 import { nack, TYPE_URL, wire, type Obj } from '../config/helpers';
 
 const ISS = 'https://issuer.test';
@@ -165,9 +165,12 @@ test('a verified token is remembered: the next request with it is decided synchr
   assert.deepEqual(req.filterMetadata.other, { x: 1 });
   assert.equal((req.filterMetadata['envoy.filters.http.jwt_authn'].payload as Obj).role, 'admin');
   // An expired token is never answered from the cache.
-  const short = await sign(rs, { exp: now() - 59 }); // valid for ~1 s more within the 60 s skew
+  // Within the 60 s skew it is valid while the clock's whole second is below exp + 60 (the
+  // verifier compares whole seconds): 1 to 2 s from now.
+  const exp = now() - 58;
+  const short = await sign(rs, { exp });
   assert.equal((await run(f, bearer(short))).reply, undefined);
-  await new Promise((r) => setTimeout(r, 1600));
+  await waitFor(() => now() >= exp + 60, 3000, 'the token expired, skew included');
   assert.match((await run(f, bearer(short))).reply?.detail ?? '', /expired/);
 });
 
@@ -231,6 +234,8 @@ test('remote JWKS: fetched through a cluster endpoint, cached, fetched again for
   const port = (server.address() as AddressInfo).port;
   const state: FilterState = new Map();
   filterEnv(state).clusterEndpoint = (cluster) => (cluster === 'outbound|80||auth.default' ? { address: '127.0.0.1', port } : undefined);
+  const warnings: string[] = [];
+  filterEnv(state).log = (level, msg) => level === 'warn' && warnings.push(msg);
   const remote = { remote_jwks: { http_uri: { uri: 'http://auth.default:80/jwks.json', cluster: 'outbound|80||auth.default', timeout: { seconds: 2 } }, cache_duration: { seconds: 600 } } };
   const f = filterOf(config({ main: provider(remote) }), state);
   assert.equal((await run(f, bearer(await sign(rs)))).reply, undefined);
@@ -246,7 +251,8 @@ test('remote JWKS: fetched through a cluster endpoint, cached, fetched again for
   const g = filterOf(config({ main: provider({ remote_jwks: { ...remote.remote_jwks, cache_duration: { nanos: 1_000_000 } } }) }), state);
   await new Promise((r) => setTimeout(r, 1100));
   assert.equal((await run(g, bearer(await sign(es, { n: 3 })))).reply, undefined, 'stale keys still verify');
-  await new Promise((r) => setTimeout(r, 100));
+  // The refresh runs in the background: wait until it has failed.
+  await waitFor(() => warnings.includes('JWKS load failed; keeping the last keys'), 3000, 'the refresh failed');
   assert.equal(hits.length, 3, 'a refresh was tried');
   assert.equal((await run(g, bearer(await sign(rs, { n: 4 })))).reply, undefined, 'the last keys stay after the failure');
   const nowhere = filterOf(config({ main: provider({ remote_jwks: { ...remote.remote_jwks, http_uri: { ...remote.remote_jwks.http_uri, cluster: 'gone' } } }) }), state);
