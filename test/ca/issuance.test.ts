@@ -103,7 +103,12 @@ test('xDS over TLS: a sidecar with the right --ca-file connects and gets its cer
   const foreignFile = path.join(tempDir(), 'foreign.pem');
   fs.writeFileSync(foreignFile, foreign.certPem);
   const bad = await sidecar(foreignFile, 'bad');
-  await new Promise((r) => setTimeout(r, 1500));
+  // Its attempts fail (the control plane's certificate does not chain to the foreign root); give it
+  // at least 1.5 s of them, and wait for the first failure, however long that takes.
+  await Promise.all([
+    new Promise((r) => setTimeout(r, 1500)),
+    waitFor(() => /UNAVAILABLE/.test(bad.certificateAgent!.status().lastError ?? ''), 10_000, 'a failed certificate request'),
+  ]);
   assert.equal(bad.xds.status().connected, false);
   assert.equal(bad.ready(), false);
   assert.equal(bad.secrets.certificate('default'), undefined);
