@@ -166,7 +166,8 @@ test('control plane: an outage keeps the config; a restart on the same port reco
     const port = t.cp.xdsPort;
     await t.cp.close();
     await waitFor(() => !t.client.status().connected, 2000, 'disconnected');
-    await new Promise((r) => setTimeout(r, 300));
+    // An attempt is counted when its back-off timer fires: wait until one has failed and the next began.
+    await waitFor(() => t.client.status().reconnectAttempts >= 2, 3000, 'reconnection attempts');
     assert.equal(t.client.current(), before, 'the last config keeps serving');
     assert.ok(t.client.status().reconnectAttempts >= 1, 'retrying with backoff');
 
