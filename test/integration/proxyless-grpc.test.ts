@@ -145,9 +145,14 @@ test('endpoints registered and deregistered are picked up by a running client', 
   assert.deepEqual(await fromOf(c, 10), { v2: 10 });
   const reg = cp.registry.register({ service: 'greeter-v2', address: '127.0.0.1', port: servers['v2-extra'].port });
   await waitFor(async () => (await unary(c, 'Hello', {})).from === 'v2-extra', 3000, 'registered endpoint used');
+  const eds = () => cp.xds.status().find((n) => n.nodeId === 'proxyless-test')?.types.find((t) => t.type === 'EDS');
+  const withExtra = eds()?.snapshotVersion;
   cp.registry.deregister(reg.id);
-  // After removal, every call must succeed and none reach the removed instance.
-  await new Promise((r) => setTimeout(r, 1000));
+  // Once the client has ACKed the endpoints without it, every call must succeed and none reach the removed instance.
+  await waitFor(() => {
+    const t = eds();
+    return t !== undefined && t.snapshotVersion !== withExtra && t.state === 'SYNCED';
+  }, 5000, 'the client ACKed the endpoints without the removed instance');
   const counts = await fromOf(c, 30);
   assert.deepEqual(counts, { v2: 30 });
 });
