@@ -146,8 +146,8 @@ export class ApiServer {
       const body = JSON.parse((await readBody(req)) || '{}') as { health?: 'healthy' | 'unhealthy' | 'draining' };
       return registry.renew(id, body.health);
     });
-    this.route('DELETE', /^\/api\/v1\/registrations\/([^/]+)$/, (_req, [id]) => {
-      if (!registry.deregister(id)) throw new HttpError(404, `no registration ${id}`);
+    this.route('DELETE', /^\/api\/v1\/registrations\/([^/]+)$/, async (_req, [id]) => {
+      if (!(await registry.deregister(id))) throw new HttpError(404, `no registration ${id}`);
       return { deregistered: id };
     });
     this.route('GET', /^\/api\/v1\/nodes$/, () => ({ items: this.deps.nodes() }));

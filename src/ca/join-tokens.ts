@@ -1,13 +1,15 @@
 // Join tokens: the credential a sidecar presents to obtain a certificate.
 // Each binds one identity (namespace, service); the CA signs only a CSR for
-// that identity. Kept in <dataDir>/join-tokens.json as SHA-256 hashes (the
-// token itself is shown once, at creation), mode 0600.
+// that identity. Kept as SHA-256 hashes (the token itself is shown once, at
+// creation): in <dataDir>/join-tokens.json (mode 0600) on the embedded store,
+// under join-tokens/<id> in etcd, where every replica verifies against the
+// same set and a revocation reaches all of them through the watch.
 //
 // A token reads "weft.<id>.<secret>": the id names it in lists and revocation,
 // the secret (32 random bytes, base64url) is what is hashed.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as path from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../store/atomic-file';
+import { FileDocumentSet, type DocumentSet } from '../store/document-set';
 import type { WorkloadIdentity } from './certificate-authority';
 
 export interface JoinTokenInfo {
@@ -19,14 +21,9 @@ export interface JoinTokenInfo {
   expiresAt?: string;
 }
 
-interface StoredToken extends JoinTokenInfo {
+export interface StoredToken extends JoinTokenInfo {
   /** SHA-256 of the secret part, hex. */
   hash: string;
-}
-
-interface PersistedTokens {
-  format: 1;
-  tokens: StoredToken[];
 }
 
 export class JoinTokenError extends Error {
@@ -43,15 +40,14 @@ const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const TOKEN_RE = /^weft\.([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
 
 export class JoinTokenStore {
-  private readonly tokens = new Map<string, StoredToken>();
-  private readonly file: string | undefined;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly tokens: DocumentSet<StoredToken>;
 
-  /** `dataDir` undefined: in memory only. */
-  constructor(dataDir: string | undefined, private readonly now: () => number = Date.now) {
-    this.file = dataDir ? path.join(dataDir, 'join-tokens.json') : undefined;
-    const persisted = this.file ? readJsonFile<PersistedTokens>(this.file) : undefined;
-    for (const t of persisted?.tokens ?? []) this.tokens.set(t.id, t);
+  /** `where`: the data directory (undefined: in memory only), or the set to keep tokens in (etcd). */
+  constructor(where: string | undefined | DocumentSet<StoredToken>, private readonly now: () => number = Date.now) {
+    this.tokens =
+      typeof where === 'object'
+        ? where
+        : new FileDocumentSet<StoredToken>({ file: where ? path.join(where, 'join-tokens.json') : undefined, field: 'tokens', mode: 0o600, idOf: (t) => (t as StoredToken).id, sweepIntervalMs: 0 });
   }
 
   /** A new token for (namespace, service); the returned `token` is never stored and cannot be shown again. */
@@ -71,21 +67,18 @@ export class JoinTokenStore {
       ...(opts.ttlMs !== undefined ? { expiresAt: new Date(now + opts.ttlMs).toISOString() } : {}),
       hash: hashOf(secret),
     };
-    this.tokens.set(id, stored);
-    await this.persist();
+    await this.tokens.put(id, stored);
     return { ...info(stored), token: `weft.${id}.${secret}` };
   }
 
   list(): JoinTokenInfo[] {
-    return [...this.tokens.values()].map(info).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return this.tokens.values().map(info).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
   /** Removes a token by id (or by the whole token); returns whether it existed. */
   async revoke(idOrToken: string): Promise<boolean> {
     const id = TOKEN_RE.exec(idOrToken)?.[1] ?? idOrToken;
-    if (!this.tokens.delete(id)) return false;
-    await this.persist();
-    return true;
+    return this.tokens.delete(id);
   }
 
   /** The identity a presented token grants; throws JoinTokenError saying why not. */
@@ -103,18 +96,8 @@ export class JoinTokenStore {
     return { namespace: stored.namespace, service: stored.service };
   }
 
-  /** Waits for pending writes. */
-  flush(): Promise<void> {
-    return this.chain;
-  }
-
-  private persist(): Promise<void> {
-    const file = this.file;
-    if (!file) return Promise.resolve();
-    const data: PersistedTokens = { format: 1, tokens: [...this.tokens.values()] };
-    const next = this.chain.then(() => writeFileAtomic(file, JSON.stringify(data, null, 1), 0o600));
-    this.chain = next.catch(() => {});
-    return next;
+  close(): Promise<void> {
+    return this.tokens.close();
   }
 }
 

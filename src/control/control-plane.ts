@@ -52,6 +52,8 @@ export interface ControlPlaneOptions {
   /** Bring your own root CA: certificate and key PEM files (weft makes its intermediate under it). */
   rootCertFile?: string;
   rootKeyFile?: string;
+  /** This replica's name in node statuses (default <hostname>:<xDS port>). */
+  replicaId?: string;
 }
 
 export interface ControlPlane {
@@ -110,7 +112,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const serving = await ca.serverCertificate([host]);
     credentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(serving.chainPem), private_key: Buffer.from(serving.keyPem) }], false);
   }
-  const xds = new XdsServer({ cache, log, onStatusChange: metrics.statusChanged, onNack: metrics.nacked, credentials });
+  const xds = new XdsServer({ cache, log, onStatusChange: metrics.statusChanged, onNack: metrics.nacked, credentials, replicaId: opts.replicaId });
   const sds = sdsService({ ca, tokens, dev, log });
   xds.addService(sds.definition, sds.handlers);
   // Global rate limits: sidecars ask here, on the port they already reach for xDS.
@@ -166,7 +168,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       stopRegistry();
       stopCa();
       await Promise.all([api.close(), xds.close()]);
-      await tokens.flush();
+      await tokens.close();
       await registry.close();
       await store.close();
     },

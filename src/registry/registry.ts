@@ -1,14 +1,17 @@
 // Live endpoints of every service: the static `endpoints` of Service specs,
 // plus instances registered through the API (by `weft run` and sidecars).
 // A registration holds a lease: when it is not renewed within its TTL the
-// instance leaves the mesh and proxies stop sending to it.
+// instance leaves the mesh and proxies stop sending to it. The leases are
+// the DocumentSet's: swept by this process on the embedded store, etcd
+// leases with replicas (an instance's registration outlives the replica it
+// registered with, and expires on every replica at once).
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { name as nameSchema, port as portSchema, type Resource } from '../config/kinds';
 import { silentLogger, type Logger } from '../observe/log';
-import { readJsonFile, SerialWriter } from '../store/atomic-file';
+import { FileDocumentSet, type DocumentSet } from '../store/document-set';
 import type { Store } from '../store/store';
 import type { Endpoint } from '../translate/types';
 
@@ -68,6 +71,8 @@ export interface RegistryOptions {
   store: Store;
   /** Registrations survive a control-plane restart here (they still have to renew). */
   dataDir?: string;
+  /** Where registrations live instead (etcd); `dataDir` and `sweepIntervalMs` then do not apply. */
+  documents?: DocumentSet<Registration>;
   log?: Logger;
   now?: () => number;
   /** How often expired leases are swept; 0 disables the timer (tests call sweep()). */
@@ -75,32 +80,38 @@ export interface RegistryOptions {
 }
 
 export class Registry {
-  private readonly registrations = new Map<string, Registration>();
+  private readonly registrations: DocumentSet<Registration>;
+  private readonly file: FileDocumentSet<Registration> | undefined;
   private readonly listeners = new Set<() => void>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly writer?: SerialWriter;
-  private readonly file?: string;
-  private sweepTimer?: NodeJS.Timeout;
 
   constructor(opts: RegistryOptions) {
     this.store = opts.store;
     this.log = opts.log ?? silentLogger;
     this.now = opts.now ?? Date.now;
-    if (opts.dataDir) {
-      this.file = path.join(opts.dataDir, 'registrations.json');
-      this.writer = new SerialWriter(this.file);
-      this.restore();
+    if (opts.documents) {
+      this.registrations = opts.documents;
+    } else {
+      this.file = new FileDocumentSet<Registration>({
+        file: opts.dataDir ? path.join(opts.dataDir, 'registrations.json') : undefined,
+        field: 'registrations',
+        idOf: (r) => (r as Registration).id,
+        sweepIntervalMs: opts.sweepIntervalMs ?? 1000,
+        now: this.now,
+      });
+      // Restored registrations get a fresh lease: their instances had no control plane to renew with.
+      this.file.restoreTtl((r) => r.ttlSeconds);
+      this.registrations = this.file;
     }
-    const interval = opts.sweepIntervalMs ?? 1000;
-    if (interval > 0) {
-      this.sweepTimer = setInterval(() => this.sweep(), interval);
-      this.sweepTimer.unref();
-    }
+    this.registrations.onChange((id, reg, expired) => {
+      if (expired) this.log('warn', 'registration lease expired', { id });
+      this.changed();
+    });
   }
 
-  register(input: unknown): Registration {
+  async register(input: unknown): Promise<Registration> {
     const parsed = registrationRequestSchema.safeParse(input);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -133,49 +144,37 @@ export class Registry {
       registeredAt: now,
       expiresAt: now + ttlSeconds * 1000,
     };
-    this.registrations.set(reg.id, reg);
+    await this.registrations.put(reg.id, reg, { ttlSeconds });
     this.log('info', 'instance registered', { id: reg.id, service: `${namespace}/${req.service}`, address: req.address });
-    this.changed();
     return reg;
   }
 
   /** Extends the lease; may also change the instance's health (e.g. draining before exit). */
-  renew(id: string, health?: Health): Registration {
+  async renew(id: string, health?: Health): Promise<Registration> {
     const reg = this.registrations.get(id);
-    if (!reg) throw new RegistrationError('E_UNKNOWN_REGISTRATION', `no registration ${id} (expired or never made)`, 'id');
-    reg.expiresAt = this.now() + reg.ttlSeconds * 1000;
-    if (health && health !== reg.health) {
-      reg.health = health;
-      this.changed();
-    }
-    return reg;
+    const gone = () => new RegistrationError('E_UNKNOWN_REGISTRATION', `no registration ${id} (expired or never made)`, 'id');
+    if (!reg) throw gone();
+    if (!(await this.registrations.keepAlive(id))) throw gone();
+    const renewed: Registration = { ...reg, expiresAt: this.now() + reg.ttlSeconds * 1000 };
+    // The document changes only with the health: a renewal alone is one keep-alive, not a write.
+    if (health && health !== reg.health) await this.registrations.put(id, { ...renewed, health }, { ttlSeconds: reg.ttlSeconds });
+    return { ...renewed, health: health ?? reg.health };
   }
 
-  deregister(id: string): boolean {
+  async deregister(id: string): Promise<boolean> {
     const reg = this.registrations.get(id);
-    if (!reg) return false;
-    this.registrations.delete(id);
+    if (!reg || !(await this.registrations.delete(id))) return false;
     this.log('info', 'instance deregistered', { id, service: `${reg.namespace}/${reg.service}` });
-    this.changed();
     return true;
   }
 
-  /** Removes registrations whose lease ran out. */
+  /** Removes registrations whose lease ran out (the embedded store's sweep; etcd expires leases itself). */
   sweep(): void {
-    const now = this.now();
-    let expired = 0;
-    for (const [id, reg] of this.registrations) {
-      if (reg.expiresAt <= now) {
-        this.registrations.delete(id);
-        expired++;
-        this.log('warn', 'registration lease expired', { id, service: `${reg.namespace}/${reg.service}`, address: reg.address });
-      }
-    }
-    if (expired > 0) this.changed();
+    this.file?.sweep();
   }
 
   list(): Registration[] {
-    return [...this.registrations.values()].sort((a, b) => a.registeredAt - b.registeredAt || a.id.localeCompare(b.id));
+    return this.registrations.values().sort((a, b) => a.registeredAt - b.registeredAt || a.id.localeCompare(b.id));
   }
 
   /** Every service's endpoints, static first, keyed "namespace/name". */
@@ -208,31 +207,16 @@ export class Registry {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweepTimer);
-    await this.writer?.write(this.serialize()).catch(() => {});
+    await this.registrations.close();
   }
 
   private changed(): void {
-    void this.writer?.write(this.serialize()).catch((err) => this.log('error', 'could not persist registrations', { error: String(err) }));
     for (const cb of this.listeners) {
       try {
         cb();
       } catch (err) {
         this.log('error', 'registry listener threw', { error: String(err) });
       }
-    }
-  }
-
-  private serialize(): string {
-    return JSON.stringify({ format: 1, registrations: this.list() }, null, 1);
-  }
-
-  /** Restored registrations get a fresh lease: their instances had no control plane to renew with. */
-  private restore(): void {
-    const data = readJsonFile<{ registrations: Registration[] }>(this.file!);
-    const now = this.now();
-    for (const reg of data?.registrations ?? []) {
-      this.registrations.set(reg.id, { ...reg, expiresAt: now + reg.ttlSeconds * 1000 });
     }
   }
 }

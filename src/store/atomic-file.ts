@@ -47,9 +47,12 @@ export function readJsonFile<T>(file: string): T | undefined {
 /** Serialises writes to one file so the last state always wins. */
 export class SerialWriter {
   private chain: Promise<void> = Promise.resolve();
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly mode?: number,
+  ) {}
   write(data: string): Promise<void> {
-    const next = this.chain.then(() => writeFileAtomic(this.file, data));
+    const next = this.chain.then(() => writeFileAtomic(this.file, data, this.mode));
     this.chain = next.catch(() => {});
     return next;
   }

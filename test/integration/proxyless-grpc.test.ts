@@ -143,11 +143,11 @@ test('editing the split moves a running client within 2 seconds without a failed
 test('endpoints registered and deregistered are picked up by a running client', async () => {
   const c = client('xds:///greeter-v2:50051');
   assert.deepEqual(await fromOf(c, 10), { v2: 10 });
-  const reg = cp.registry.register({ service: 'greeter-v2', address: '127.0.0.1', port: servers['v2-extra'].port });
+  const reg = await cp.registry.register({ service: 'greeter-v2', address: '127.0.0.1', port: servers['v2-extra'].port });
   await waitFor(async () => (await unary(c, 'Hello', {})).from === 'v2-extra', 3000, 'registered endpoint used');
   const eds = () => cp.xds.status().find((n) => n.nodeId === 'proxyless-test')?.types.find((t) => t.type === 'EDS');
   const withExtra = eds()?.snapshotVersion;
-  cp.registry.deregister(reg.id);
+  await cp.registry.deregister(reg.id);
   // Once the client has ACKed the endpoints without it, every call must succeed and none reach the removed instance.
   await waitFor(() => {
     const t = eds();

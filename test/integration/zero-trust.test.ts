@@ -64,7 +64,7 @@ spec: { targetRef: { name: orders }, connectionPool: { maxRequestsPerConnection:
     { certTtlMs: CERT_TTL_MS },
   );
   // The instance registers as `weft run` does: behind its sidecar, which speaks mTLS.
-  mesh.cp!.registry.register({ service: 'orders', address: '127.0.0.1', port: ordersPort, sidecar: true, ttlSeconds: 3600 });
+  await mesh.cp!.registry.register({ service: 'orders', address: '127.0.0.1', port: ordersPort, sidecar: true, ttlSeconds: 3600 });
   orders = await mesh.sidecar({ nodeId: 'orders-1', service: 'orders', inboundPort: ordersPort, appPort: ordersApp.port });
   shop = await mesh.sidecar({ nodeId: 'shop-1', service: 'shop' });
   intruder = await mesh.sidecar({ nodeId: 'intruder-1', service: 'intruder' });

@@ -44,14 +44,14 @@ test('a registered instance is an endpoint until its lease runs out; renewing ke
   const { registry, clock } = await setup(t);
   let changes = 0;
   registry.onChange(() => changes++);
-  const reg = registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 10, zone: 'b' });
+  const reg = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 10, zone: 'b' });
   assert.equal(changes, 1);
   assert.deepEqual(
     registry.endpoints().get('default/shop')!.map((e) => [e.address, e.ports.http, e.origin]),
     [['127.0.0.2', 8080, 'static'], ['127.0.0.1', 3000, reg.id]],
   );
   clock.advance(9000);
-  registry.renew(reg.id);
+  await registry.renew(reg.id);
   clock.advance(9000);
   registry.sweep();
   assert.equal(registry.endpoints().get('default/shop')!.length, 2, 'renewed lease still valid');
@@ -59,17 +59,17 @@ test('a registered instance is an endpoint until its lease runs out; renewing ke
   registry.sweep();
   assert.equal(registry.endpoints().get('default/shop')!.length, 1, 'expired instance left');
   assert.equal(changes, 2);
-  assert.throws(() => registry.renew(reg.id), (err: unknown) => err instanceof RegistrationError && err.code === 'E_UNKNOWN_REGISTRATION');
+  await assert.rejects(() => registry.renew(reg.id), (err: unknown) => err instanceof RegistrationError && err.code === 'E_UNKNOWN_REGISTRATION');
 });
 
 test('renewing with a new health state changes the endpoint; deregister removes it at once', async (t) => {
   const { registry } = await setup(t);
-  const reg = registry.register({ service: 'shop', address: '127.0.0.1', ports: { http: 3000, grpc: 3001 } });
-  registry.renew(reg.id, 'draining');
+  const reg = await registry.register({ service: 'shop', address: '127.0.0.1', ports: { http: 3000, grpc: 3001 } });
+  await registry.renew(reg.id, 'draining');
   assert.equal(registry.endpoints().get('default/shop')![1].health, 'draining');
-  assert.equal(registry.deregister(reg.id), true);
+  assert.equal(await registry.deregister(reg.id), true);
   assert.equal(registry.endpoints().get('default/shop')!.length, 1);
-  assert.equal(registry.deregister(reg.id), false);
+  assert.equal(await registry.deregister(reg.id), false);
 });
 
 test('bad registrations are refused with the field at fault', async (t) => {
@@ -85,7 +85,7 @@ test('bad registrations are refused with the field at fault', async (t) => {
     ['garbage', 'E_REGISTRATION_INVALID', undefined],
   ];
   for (const [body, code, field] of cases) {
-    assert.throws(
+    await assert.rejects(
       () => registry.register(body),
       (err: unknown) => err instanceof RegistrationError && err.code === code && err.field === field,
       JSON.stringify(body),
@@ -96,7 +96,7 @@ test('bad registrations are refused with the field at fault', async (t) => {
 
 test('registrations survive a control-plane restart with a fresh lease', async (t) => {
   const { store, registry, clock, dataDir } = await setup(t);
-  const reg = registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 5 });
+  const reg = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 5 });
   await registry.close();
   clock.advance(60_000);
   const restarted = new Registry({ store, dataDir, now: clock.now, sweepIntervalMs: 0 });

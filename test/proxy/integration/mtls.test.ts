@@ -96,7 +96,7 @@ spec: { targetRef: { name: api }, connectionPool: { maxRequestsPerConnection: 3 
   });
   // Every instance registers as `weft run` does: behind its sidecar's inbound port.
   for (const name of ['api', 'secure', 'rpc', 'db', 'victim']) {
-    mesh.cp!.registry.register({ service: name, address: '127.0.0.1', port: ports[name], sidecar: true, ttlSeconds: 3600 });
+    await mesh.cp!.registry.register({ service: name, address: '127.0.0.1', port: ports[name], sidecar: true, ttlSeconds: 3600 });
   }
   shop = await mesh.sidecar({ nodeId: 'shop-1', service: 'shop', proxy: { sds: false } });
   api = await mesh.sidecar({ nodeId: 'api-1', service: 'api', proxy: { sds: false }, inboundPort: ports.api, appPort: apiApp.port });
