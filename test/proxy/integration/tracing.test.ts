@@ -184,10 +184,13 @@ test('ratio 0 exports nothing (and its callee follows the unsampled parent); rat
 test('collector down: requests unaffected, spans held stay within the queue, drops counted; then spans flow again', T, async () => {
   const downPort = await freePort();
   const maxQueueSize = 20;
+  // exportTimeoutMs: a refused connection fails at once whatever it is; once the collector is back, an
+  // export cut short by a busy machine would be sent again and its spans counted twice by the
+  // collector. 700 ms stays below the exporter's own first retry (1 s ± 20 %): one attempt an export.
   const sc = await mesh.sidecar({
     nodeId: 'down-1',
     service: 'down',
-    tracing: { endpoint: `http://127.0.0.1:${downPort}/v1/traces`, sampleRatio: 1, exportTimeoutMs: 200, queue: { maxQueueSize, maxBatchSize: 5, flushMs: 20, backoffMs: 50, maxBackoffMs: 200 } },
+    tracing: { endpoint: `http://127.0.0.1:${downPort}/v1/traces`, sampleRatio: 1, exportTimeoutMs: 700, queue: { maxQueueSize, maxBatchSize: 5, flushMs: 20, backoffMs: 50, maxBackoffMs: 200 } },
   });
   const queue = sc.proxy.tracer!.queue;
   let maxHeld = 0;
