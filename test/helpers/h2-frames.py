@@ -127,13 +127,14 @@ def data_frame(sid, payload, end_stream=False):
 # ---- a connection that records what the server does ----
 
 class Target:
-    def __init__(self, host='127.0.0.1', port=0, authority='localhost', tls=None, timeout=5.0, linger=1.0):
+    def __init__(self, host='127.0.0.1', port=0, authority='localhost', tls=None, timeout=5.0, linger=1.0, followup_authority=None):
         self.host = host
         self.port = port
         self.authority = authority
         self.tls = tls  # None or {"cert", "key", "ca", "servername"}
         self.timeout = timeout
         self.linger = linger
+        self.followup_authority = followup_authority or authority  # for the well-formed requests
 
     @property
     def scheme(self):
@@ -383,7 +384,7 @@ def base_fields(t, name, method='GET', path=None):
 
 
 def good_fields(t, tag):
-    return [(':method', 'GET'), (':scheme', t.scheme), (':authority', t.authority), (':path', '/ok/' + tag), ('x-probe', tag)]
+    return [(':method', 'GET'), (':scheme', t.scheme), (':authority', t.followup_authority), (':path', '/ok/' + tag), ('x-probe', tag)]
 
 
 def replace(fields, name, value):
@@ -860,7 +861,7 @@ def run_case(name, target):
 
 def target_from(d, defaults):
     t = dict(defaults)
-    t.update({k: v for k, v in d.items() if k in ('host', 'port', 'authority', 'tls', 'timeout', 'linger') and v is not None})
+    t.update({k: v for k, v in d.items() if k in ('host', 'port', 'authority', 'tls', 'timeout', 'linger', 'followup_authority') and v is not None})
     return Target(**t)
 
 

@@ -117,6 +117,10 @@ export interface FramesTarget {
   tls?: { cert: string; key: string; ca?: string; servername?: string };
   /** Seconds each wait of a case may take before the case reports a timeout. */
   timeout?: number;
+  /** Seconds to wait for the TCP close after an error GOAWAY (default 1). */
+  linger?: number;
+  /** :authority of the case's well-formed requests (default: authority). */
+  followup_authority?: string;
 }
 
 /** One line of the table: how the server answered a case. */

@@ -377,7 +377,7 @@ for (const target of [TO_H1, TO_H2, INBOUND]) {
 // otherwise the WINDOW_UPDATEs it sends as it consumes (Node reads 64 KiB at a time) make
 // the extra bytes legal by the time they arrive, and the case would test nothing.
 test('h2 [outbound] data_over_window: DATA beyond the advertised window → FLOW_CONTROL_ERROR, nothing forwarded', T, async (t) => {
-  await checkCase(t, TO_H1, 'data_over_window', { codes: ['FLOW_CONTROL_ERROR'] }, { authority: 'held' });
+  await checkCase(t, TO_H1, 'data_over_window', { codes: ['FLOW_CONTROL_ERROR'] }, { authority: 'held', followup_authority: 'h1svc' });
 });
 
 // ---- floods ----
@@ -475,6 +475,8 @@ for (const target of [TO_H1, TO_H2]) {
 // ---- flow control: a client that never opens its window ----
 
 interface Streamed {
+  /** The upstream's response writer, destroyed at the end whatever the proxy did. */
+  writer?: { destroy(): void };
   written: number;
   waitingDrain: boolean;
   finished: boolean;
@@ -510,11 +512,13 @@ for (const target of [TO_H1, TO_H2]) {
     const s: Streamed = { written: 0, waitingDrain: false, finished: false, aborted: false };
     if (target === TO_H1) {
       h1.handler = (_req, res) => {
+        s.writer = res;
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         streamBig(res, s);
       };
     } else {
       h2.handler = (stream) => {
+        s.writer = stream;
         stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
         streamBig(stream, s);
       };
@@ -532,15 +536,46 @@ for (const target of [TO_H1, TO_H2]) {
       assert.equal(c.dataBytes.get(1) ?? 0, 0, 'no DATA is sent into a zero window');
       assert.ok(!s.finished && s.written <= BIG / 2, `the proxy holds the upstream back: ${s.written >> 20} MiB of ${BIG >> 20} MiB read so far`);
       c.destroy();
-      await waitFor(() => s.aborted, 5000, 'the upstream response to be aborted once the client left');
+      await waitFor(() => s.aborted, 5000, `the upstream response to be aborted once the client left (downstream connections still counted active: ${sc.proxy.stats.downstreamConnectionsActive})`);
     } finally {
       c.destroy();
+      s.writer?.destroy(); // whatever the proxy did, later tests get a clean upstream
       h1.handler = undefined;
       h2.handler = undefined;
     }
     await target.probe('zero_window');
   });
 }
+
+// ---- the connection's end ----
+
+test('h2 [outbound] a client that sends FIN after its request: the server closes its side too (no connection left in CLOSE-WAIT)', T, async () => {
+  const c = await RawH2.connect(sc.outboundPort, { settings: [[Setting.HEADER_TABLE_SIZE, 0]] });
+  try {
+    c.request(1, [[':method', 'GET'], [':scheme', 'http'], [':authority', 'h1svc'], [':path', '/fin']]);
+    await c.until(() => c.ended.has(1) || c.closed, 5000, 'the response');
+    assert.equal(c.status.get(1), 200);
+    c.socket.end();
+    await c.whenClosed(3000).catch((err) => {
+      throw new Error(`${err.message}: the sidecar keeps an h2 connection open after the client's FIN`);
+    });
+  } finally {
+    c.destroy();
+  }
+});
+
+test('h2 [outbound] connections the client resets are counted out of the active downstream connections', T, async () => {
+  const gauge = () => sc.proxy.stats.downstreamConnectionsActive;
+  await waitFor(() => RawH2.open.size === 0, 3000, 'earlier raw connections closed');
+  const before = gauge();
+  const clients = await Promise.all(Array.from({ length: 3 }, () => RawH2.connect(sc.outboundPort)));
+  for (const c of clients) assert.ok(await c.ping());
+  assert.equal(gauge(), before + 3, 'counted while open');
+  for (const c of clients) c.reset();
+  await waitFor(() => gauge() === before, 3000, `the gauge back to ${before}`).catch((err) => {
+    throw new Error(`${err.message} (still ${gauge()}): reset h2 connections stay counted`);
+  });
+});
 
 // ---- trailers in every direction ----
 
