@@ -1,0 +1,140 @@
+// HTTP/2 conformance, weft against HAProxy: the case list of
+// test/helpers/h2-frames.py (malformed requests, flow-control abuse, floods)
+// run against a weft sidecar's outbound listener and against HAProxy 2.6 as
+// an h2c front (`bind … proto h2`), each to an HTTP/1.1 backend of its own
+// that counts the requests that reach it complete, by x-case. Prints one row
+// per case: what each server did (status, RST_STREAM code, GOAWAY code,
+// closed) and whether the request was forwarded. Not a test: it asserts
+// nothing, it shows the difference.
+//
+//   npm run build && node dist/bench/h2-conformance-haproxy.js [--cases a,b] [--markdown]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { arg, requireTool, startProcess, tempDir, waitForPort } from './peers';
+import { docs, freePort, HttpUpstream, Mesh, serviceYaml } from '../test/helpers/proxy-harness';
+import { describeOutcome, H2Frames, h2Request, toolMissing, type CaseOutcome, type FramesTarget } from '../test/helpers/h2-tools';
+
+interface Side {
+  name: string;
+  target: FramesTarget;
+  backend: HttpUpstream;
+  probe(): Promise<number>;
+}
+
+function completedFor(u: HttpUpstream, tag: string): number {
+  return u.seen.filter((s) => s.headers['x-case'] === tag).length;
+}
+
+async function runSide(frames: H2Frames, side: Side, name: string, override: Partial<FramesTarget>): Promise<string> {
+  const before = completedFor(side.backend, name);
+  let o: CaseOutcome;
+  try {
+    o = await frames.run(name, { ...side.target, ...override });
+  } catch (err) {
+    return `driver failed: ${(err as Error).message.slice(0, 80)}`;
+  }
+  const alive = await side.probe().catch(() => 0);
+  const forwarded = completedFor(side.backend, name) - before;
+  const extra: string[] = [];
+  if (o.followup !== null) extra.push(`next on conn ${o.followup}`);
+  if (o.goaways.length > 1) extra.push(`GOAWAYs ${o.goaways.join(',')}`);
+  for (const k of ['advertised', 'refused', 'other_status', 'settings_acks', 'responses', 'bytes_sent', 'closed_ms_after_goaway']) if (o.info[k] !== undefined && o.info[k] !== null) extra.push(`${k} ${o.info[k]}`);
+  if (alive !== 200) extra.push(`PROBE ${alive || 'failed'}`);
+  return `${describeOutcome(o)}; fwd ${forwarded ? `yes (${forwarded})` : 'no'}${extra.length ? `; ${extra.join(', ')}` : ''}`;
+}
+
+async function main(): Promise<void> {
+  const haproxy = requireTool('haproxy');
+  const missing = toolMissing('python3-h2');
+  if (missing) throw new Error(missing);
+  const dir = tempDir('weft-h2-conformance-');
+  const weftBackend = await HttpUpstream.start('weft-backend');
+  const haBackend = await HttpUpstream.start('haproxy-backend');
+  // weft: the cases' authority routes to weftBackend; `held` delays requests in its fault filter,
+  // so data_over_window meets a server that reads none of the body (see the conformance test).
+  const mesh = await Mesh.start({
+    'services.yaml': docs(serviceYaml({ name: 'h1svc', port: 80, endpoints: [weftBackend.port] }), serviceYaml({ name: 'held', port: 80, endpoints: [weftBackend.port] })),
+    'held.yaml': `apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: held }
+spec:
+  targetRef: { name: held }
+  fault: { delay: { fixed: 10s } }
+`,
+  });
+  const sc = await mesh.sidecar({ nodeId: 'bench-h2' });
+  const haPort = await freePort();
+  const cfg = `global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:${haPort} proto h2
+  default_backend be
+backend be
+  server s1 127.0.0.1:${haBackend.port}
+`;
+  fs.writeFileSync(path.join(dir, 'haproxy-h2c.cfg'), cfg);
+  const ha = startProcess('haproxy-h2c', haproxy, ['-f', path.join(dir, 'haproxy-h2c.cfg'), '-db']);
+  await waitForPort(haPort);
+  const frames = await H2Frames.start();
+  const sides: Side[] = [
+    {
+      name: 'weft',
+      target: { port: sc.outboundPort, authority: 'h1svc' },
+      backend: weftBackend,
+      probe: async () => (await h2Request(`http://127.0.0.1:${sc.outboundPort}`, { ':authority': 'h1svc', ':path': '/probe' })).status,
+    },
+    {
+      name: 'HAProxy 2.6',
+      target: { port: haPort, authority: 'h1svc' },
+      backend: haBackend,
+      probe: async () => (await h2Request(`http://127.0.0.1:${haPort}`, { ':authority': 'h1svc', ':path': '/probe' })).status,
+    },
+  ];
+  const only = arg('cases', '');
+  const names = only ? only.split(',') : frames.cases;
+  const rows: string[][] = [];
+  try {
+    for (const name of names) {
+      const row = [name];
+      for (const side of sides) {
+        const override: Partial<FramesTarget> = name === 'data_over_window' && side.name === 'weft' ? { authority: 'held', followup_authority: 'h1svc' } : {};
+        row.push(await runSide(frames, side, name, override));
+      }
+      rows.push(row);
+      process.stderr.write(`${name}\n`);
+    }
+  } finally {
+    await frames.close();
+    await ha.stop();
+    await mesh.close().catch(() => {});
+    await Promise.all([weftBackend.close(), haBackend.close()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const header = ['case', ...sides.map((s) => s.name)];
+  if (process.argv.includes('--markdown')) {
+    console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+    for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+  } else {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join(' | ');
+    console.log(line(header));
+    console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+    for (const r of rows) console.log(line(r));
+  }
+  console.log('\noutcome: status | RST <code> | GOAWAY <code> | closed | ignored; fwd: a request of the case completed at the backend; "next on conn": a well-formed request on the same connection afterwards');
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
