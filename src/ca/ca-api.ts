@@ -7,20 +7,18 @@
 //   POST   /api/v1/tokens                {service, namespace?, ttlSeconds?} → the token, shown once
 //   DELETE /api/v1/tokens/:id
 import { HttpError, type ApiServer } from '../api/api-server';
-import { CaError, type CertificateAuthority, type IssuanceRecord } from './certificate-authority';
+import { CaError, type CertificateAuthority } from './certificate-authority';
 import { JoinTokenError, type JoinTokenStore } from './join-tokens';
 
 export function installCaApi(api: ApiServer, deps: { ca: CertificateAuthority; tokens: JoinTokenStore; dev: boolean }): void {
   const { ca, tokens } = deps;
   api.route('GET', /^\/api\/v1\/certs$/, () => {
-    const latest = new Map<string, IssuanceRecord>();
-    for (const r of ca.issuances()) latest.set(r.nodeId || r.spiffeId, r);
     return {
       trustDomain: ca.trustDomain,
       leafTtlSeconds: ca.leafTtlMs / 1000,
       dev: deps.dev,
       roots: ca.roots(),
-      issued: [...latest.values()],
+      issued: ca.latestIssuances(),
     };
   });
   api.route('GET', /^\/api\/v1\/certs\/issued$/, () => ({ items: ca.issuances() }));

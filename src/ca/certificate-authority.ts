@@ -20,6 +20,9 @@ import { writeFileAtomic } from '../store/atomic-file';
 import { certificateInfo, isSignedBy, splitPemCertificates, type CertificateInfo } from './cert-info';
 import { createIntermediate, createRoot, issueKeyedLeaf, issueLeaf, parseCsr, PkiError, spiffeId, type KeyedCertificate } from './pki';
 import { DEFAULT_TRUST_DOMAIN } from './spiffe-id';
+import { CaError } from './ca-error';
+import { seal, unseal } from './key-wrap';
+import type { DocumentSet } from '../store/document-set';
 
 
 export const DEFAULT_LEAF_TTL_MS = 24 * 3_600_000;
@@ -33,6 +36,12 @@ const MAX_RECORDS = 10_000;
 export interface CaOptions {
   /** Where the CA's files live (<dataDir>/ca/); in memory when absent. */
   dataDir?: string;
+  /**
+   * Replicas: the CA's material and issuance records live in the shared store (etcd) instead of
+   * <dataDir>/ca/, so every replica signs with the same intermediate and trusts the same roots.
+   * <dataDir>/ca/trust-bundle.pem is still written, for sidecars' --ca-file.
+   */
+  shared?: SharedCaState;
   trustDomain?: string;
   /** Lifetime of workload certificates (default 24 h). */
   leafTtlMs?: number;
@@ -42,17 +51,26 @@ export interface CaOptions {
   log?: Logger;
 }
 
-export type CaErrorCode = 'CA_OPTIONS' | 'CA_FILES' | 'CSR_MALFORMED' | 'CSR_SIGNATURE' | 'CSR_KEY' | 'CSR_SANS' | 'CSR_IDENTITY' | 'CA_ROTATION';
+export { CaError, type CaErrorCode } from './ca-error';
 
-export class CaError extends Error {
-  constructor(
-    readonly code: CaErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'CaError';
-  }
+/** The CA as one document of the shared store. Private keys are sealed when the replicas have a key secret (key-wrap.ts). */
+export interface CaMaterial {
+  root: KeyedCertificate;
+  intermediate: KeyedCertificate;
+  previousRoots: string[];
+  /** The root was brought from files: its key is not in the store (keyPem ''), every replica has the files. */
+  broughtRoot: boolean;
 }
+
+export interface SharedCaState {
+  material: DocumentSet<CaMaterial>;
+  /** The latest issuance per node (id: node id), expiring with the certificate. */
+  issued: DocumentSet<IssuanceRecord>;
+  /** The key that seals private keys in the store (keyFromSecret); undefined: stored as PEM. */
+  sealKey?: Buffer;
+}
+
+const MATERIAL = 'material';
 
 /** The identity a caller has the right to: its token's, or (dev mode) the one its node declares. */
 export interface WorkloadIdentity {
@@ -96,6 +114,7 @@ export class CertificateAuthority {
     private intermediate: KeyedCertificate,
     private previousRoots: string[],
     private readonly broughtRoot: boolean,
+    private readonly shared?: SharedCaState,
   ) {
     this.trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
     this.leafTtlMs = opts.leafTtlMs ?? DEFAULT_LEAF_TTL_MS;
@@ -105,6 +124,7 @@ export class CertificateAuthority {
 
   static async open(opts: CaOptions = {}): Promise<CertificateAuthority> {
     validateOptions(opts);
+    if (opts.shared) return CertificateAuthority.openShared(opts, opts.shared);
     const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
     const log = opts.log ?? silentLogger;
     const dir = opts.dataDir ? caDir(opts.dataDir) : undefined;
@@ -141,6 +161,65 @@ export class CertificateAuthority {
     const ca = new CertificateAuthority(opts, root, intermediate, previous, broughtRoot);
     await ca.writeBundle();
     return ca;
+  }
+
+  /**
+   * The CA of a replica: the store's material when there is some (refused when this replica was
+   * given another root, or cannot unseal the keys), else new material, created only if no other
+   * replica created it first. Rotations and retirements by any replica reach this one.
+   */
+  private static async openShared(opts: CaOptions, shared: SharedCaState): Promise<CertificateAuthority> {
+    const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    const log = opts.log ?? silentLogger;
+    const brought = opts.rootCertFile && opts.rootKeyFile ? { certPem: readPem(opts.rootCertFile, 'root certificate'), keyPem: readPem(opts.rootKeyFile, 'root key') } : undefined;
+    let material = shared.material.get(MATERIAL);
+    if (!material) {
+      const root = brought ?? (await createRoot({ commonName: 'weft root CA', organization: td, ttlMs: ROOT_TTL_MS }));
+      const intermediate = await makeIntermediate(root, td, opts);
+      const made: CaMaterial = { root, intermediate, previousRoots: [], broughtRoot: Boolean(brought) };
+      if (await shared.material.create(MATERIAL, sealMaterial(made, shared.sealKey))) {
+        log('info', 'ca created in the store', { trustDomain: td, brought: Boolean(brought) });
+      }
+      material = shared.material.get(MATERIAL); // ours, or the one another replica created first
+      if (!material) throw new CaError('CA_FILES', 'the CA material written to the store did not come back from it');
+    }
+    const open = unsealMaterial(material, shared.sealKey, brought);
+    if (brought && open.root.certPem.trim() !== brought.certPem.trim()) {
+      throw new CaError('CA_FILES', `the store already holds a CA whose root differs from ${opts.rootCertFile}: every replica must be started with the same root (or none, to share the store's)`);
+    }
+    if (!isSignedBy(open.intermediate.certPem, open.root.certPem)) throw new CaError('CA_FILES', 'the intermediate in the store is not signed by its root');
+    const ca = new CertificateAuthority({ ...opts, dataDir: opts.dataDir }, open.root, open.intermediate, open.previousRoots, open.broughtRoot, shared);
+    shared.material.onChange((id, doc) => {
+      if (id !== MATERIAL || !doc) return;
+      try {
+        ca.adopt(unsealMaterial(doc, shared.sealKey, brought));
+      } catch (err) {
+        log('error', 'the CA material in the store changed but cannot be used; signing with the previous material', { error: (err as Error).message });
+      }
+    });
+    shared.issued.onChange(() => {});
+    if (ca.dir) await fs.promises.mkdir(ca.dir, { recursive: true, mode: 0o700 });
+    await ca.writeBundle();
+    return ca;
+  }
+
+  /** Material another replica wrote (a rotation or retirement): used from now on. */
+  private adopt(m: CaMaterial): void {
+    if (m.root.certPem === this.root.certPem && m.intermediate.certPem === this.intermediate.certPem && m.previousRoots.join('') === this.previousRoots.join('')) return;
+    this.root = m.root;
+    this.intermediate = m.intermediate;
+    this.previousRoots = m.previousRoots;
+    void this.writeBundle().catch(() => {});
+    this.log('info', 'ca material changed in the store', { trustedRoots: m.previousRoots.length + 1 });
+    this.changed();
+  }
+
+  /** Writes the material to the shared store (replicas), or returns false (embedded: files are written by the caller). */
+  private async saveShared(): Promise<boolean> {
+    if (!this.shared) return false;
+    const m: CaMaterial = { root: this.broughtRoot ? { certPem: this.root.certPem, keyPem: '' } : this.root, intermediate: this.intermediate, previousRoots: this.previousRoots, broughtRoot: this.broughtRoot };
+    await this.shared.material.put(MATERIAL, sealMaterial(m, this.shared.sealKey));
+    return true;
   }
 
   spiffeIdOf(identity: WorkloadIdentity): string {
@@ -193,12 +272,25 @@ export class CertificateAuthority {
     this.records.push(record);
     if (this.records.length > MAX_RECORDS) this.records.splice(0, this.records.length - MAX_RECORDS);
     this.log('info', 'certificate issued', { ...record });
+    if (this.shared && nodeId) {
+      // The latest per node, for `weft certs` on any replica; it leaves the store when the certificate expires.
+      const ttlSeconds = Math.max(1, Math.ceil((info.notAfter.getTime() - Date.now()) / 1000));
+      this.shared.issued.put(nodeId, record, { ttlSeconds }).catch((err) => this.log('warn', 'could not record the issuance in the store', { nodeId, error: (err as Error).message }));
+    }
     return { chainPem: leafPem + intermediate.certPem, record };
   }
 
-  /** Every issuance, oldest first (the last MAX_RECORDS). */
+  /** Every issuance of this process, oldest first (the last MAX_RECORDS). */
   issuances(): IssuanceRecord[] {
     return [...this.records];
+  }
+
+  /** The latest issuance per node: from the shared store (every replica's, surviving restarts), else this process's. */
+  latestIssuances(): IssuanceRecord[] {
+    if (this.shared) return this.shared.issued.values().sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
+    const latest = new Map<string, IssuanceRecord>();
+    for (const r of this.records) latest.set(r.nodeId || r.spiffeId, r);
+    return [...latest.values()];
   }
 
   /** The xDS server's certificate: the control plane's SPIFFE ID plus the names sidecars dial it by. */
@@ -229,7 +321,16 @@ export class CertificateAuthority {
     const root = await createRoot({ commonName: 'weft root CA', organization: this.trustDomain, ttlMs: ROOT_TTL_MS });
     const intermediate = await createIntermediate(root, { commonName: 'weft intermediate CA', organization: this.trustDomain, ttlMs: INTERMEDIATE_TTL_MS });
     const previous = [this.root.certPem, ...this.previousRoots];
-    if (this.dir) {
+    if (this.shared) {
+      const was = { root: this.root, intermediate: this.intermediate, previousRoots: this.previousRoots };
+      Object.assign(this, { root, intermediate, previousRoots: previous });
+      try {
+        await this.saveShared();
+      } catch (err) {
+        Object.assign(this, was);
+        throw err;
+      }
+    } else if (this.dir) {
       // Previous roots first: a crash between writes leaves the old root trusted.
       await writeFileAtomic(path.join(this.dir, 'previous-roots.pem'), previous.join(''), 0o644);
       await writePair(this.dir, 'root', root);
@@ -247,8 +348,14 @@ export class CertificateAuthority {
   /** Drops every root but the active one from the trust bundle (after every leaf was re-issued). */
   async retireRoots(): Promise<RootView[]> {
     if (this.previousRoots.length === 0) return this.roots();
-    if (this.dir) await fs.promises.rm(path.join(this.dir, 'previous-roots.pem'), { force: true });
+    const was = this.previousRoots;
     this.previousRoots = [];
+    try {
+      if (!(await this.saveShared()) && this.dir) await fs.promises.rm(path.join(this.dir, 'previous-roots.pem'), { force: true });
+    } catch (err) {
+      this.previousRoots = was;
+      throw err;
+    }
     await this.writeBundle();
     this.log('info', 'ca previous roots retired', {});
     this.changed();
@@ -274,6 +381,38 @@ export class CertificateAuthority {
   private changed(): void {
     for (const cb of this.listeners) cb();
   }
+}
+
+async function makeIntermediate(root: KeyedCertificate, td: string, opts: CaOptions): Promise<KeyedCertificate> {
+  let intermediate: KeyedCertificate;
+  try {
+    intermediate = await createIntermediate(root, { commonName: 'weft intermediate CA', organization: td, ttlMs: INTERMEDIATE_TTL_MS });
+  } catch (err) {
+    throw new CaError('CA_FILES', `cannot sign with the root key: ${(err as Error).message}`);
+  }
+  if (!isSignedBy(intermediate.certPem, root.certPem)) {
+    throw new CaError('CA_FILES', `the root key ${opts.rootKeyFile ?? ''} does not belong to the root certificate ${opts.rootCertFile ?? ''}`.replace(/ +/g, ' '));
+  }
+  return intermediate;
+}
+
+/** The material as stored: private keys sealed, a brought root's key left out. */
+function sealMaterial(m: CaMaterial, key: Buffer | undefined): CaMaterial {
+  return {
+    root: { certPem: m.root.certPem, keyPem: m.broughtRoot ? '' : seal(m.root.keyPem, key) },
+    intermediate: { certPem: m.intermediate.certPem, keyPem: seal(m.intermediate.keyPem, key) },
+    previousRoots: m.previousRoots,
+    broughtRoot: m.broughtRoot,
+  };
+}
+
+function unsealMaterial(m: CaMaterial, key: Buffer | undefined, brought: KeyedCertificate | undefined): CaMaterial {
+  return {
+    root: { certPem: m.root.certPem, keyPem: m.broughtRoot ? (brought?.keyPem ?? '') : unseal(m.root.keyPem, key) },
+    intermediate: { certPem: m.intermediate.certPem, keyPem: unseal(m.intermediate.keyPem, key) },
+    previousRoots: m.previousRoots,
+    broughtRoot: m.broughtRoot,
+  };
 }
 
 export function caDir(dataDir: string): string {

@@ -23,6 +23,11 @@ import { JoinTokenStore } from '../ca/join-tokens';
 import { TRUST_BUNDLE_SECRET_NAME, trustBundleSecret } from '../ca/sds-protocol';
 import { sdsService } from '../ca/sds-service';
 import { TYPE_URL } from '../xds/type-urls';
+import * as fs from 'node:fs';
+import { keyFromSecret } from '../ca/key-wrap';
+import { ConfigDirectorySync } from '../store/etcd/config-sync';
+import { openEtcdBackend } from '../store/etcd/etcd-backend';
+import type { EtcdStoreOptions } from '../store/etcd/etcd-connection';
 
 export interface ControlPlaneOptions {
   /** YAML config directory, loaded and watched. */
@@ -52,8 +57,15 @@ export interface ControlPlaneOptions {
   /** Bring your own root CA: certificate and key PEM files (weft makes its intermediate under it). */
   rootCertFile?: string;
   rootKeyFile?: string;
-  /** This replica's name in node statuses (default <hostname>:<xDS port>). */
+  /** This replica's name in node statuses, logs and elections (default <hostname>:<xDS port>). */
   replicaId?: string;
+  /**
+   * Replicas: every piece of control-plane state in etcd instead of the data directory (which then
+   * holds only this replica's trust-bundle.pem and the config directory's last good files).
+   */
+  etcd?: EtcdStoreOptions;
+  /** With etcd: a file whose content seals the CA's private keys in the store (the same on every replica). */
+  caKeySecretFile?: string;
 }
 
 export interface ControlPlane {
@@ -71,22 +83,36 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
+function readSecretFile(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new Error(`--ca-key-secret-file ${file}: ${(err as Error).message}`);
+  }
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = opts.log ?? jsonLogger();
   const host = opts.host ?? '127.0.0.1';
   const dataDir = path.resolve(opts.dataDir ?? '.weft');
-  const store = await EmbeddedStore.open({ configDir: opts.configDir, dataDir, log });
-  const registry = new Registry({ store, dataDir, log, sweepIntervalMs: opts.sweepIntervalMs });
+  const replica = opts.replicaId ?? `${host}:${opts.xdsPort ?? 15010}`;
+  const etcd = opts.etcd ? await openEtcdBackend(opts.etcd, log) : undefined;
+  const store: Store = etcd ? etcd.store : await EmbeddedStore.open({ configDir: opts.configDir, dataDir, log });
+  const registry = new Registry({ store, dataDir, documents: etcd?.registrations, log, sweepIntervalMs: opts.sweepIntervalMs });
   const dev = opts.dev ?? false;
   let ca: CertificateAuthority;
   try {
-    ca = await CertificateAuthority.open({ dataDir, trustDomain: opts.trustDomain, leafTtlMs: opts.certTtlMs, rootCertFile: opts.rootCertFile, rootKeyFile: opts.rootKeyFile, log });
+    const sealKey = opts.caKeySecretFile ? keyFromSecret(readSecretFile(opts.caKeySecretFile)) : undefined;
+    const shared = etcd && { material: etcd.caMaterial, issued: etcd.issued, sealKey };
+    ca = await CertificateAuthority.open({ dataDir, shared, trustDomain: opts.trustDomain, leafTtlMs: opts.certTtlMs, rootCertFile: opts.rootCertFile, rootKeyFile: opts.rootKeyFile, log });
   } catch (err) {
     await registry.close();
-    await store.close();
+    await (etcd ? etcd.close() : store.close());
     throw err;
   }
-  const tokens = new JoinTokenStore(dataDir);
+  const tokens = new JoinTokenStore(etcd?.tokens ?? dataDir);
+  // With etcd, a config directory is synced into the store by one elected replica (config-sync.ts).
+  const configSync = etcd && opts.configDir ? new ConfigDirectorySync(etcd.conn, etcd.store, { configDir: path.resolve(opts.configDir), dataDir, replica, log }) : undefined;
 
   // The view is rebuilt at most once per change burst and shared by every node group.
   let view: MeshView | undefined;
@@ -116,7 +142,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const sds = sdsService({ ca, tokens, dev, log });
   xds.addService(sds.definition, sds.handlers);
   // Global rate limits: sidecars ask here, on the port they already reach for xDS.
-  const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies);
+  const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies, undefined, undefined, etcd?.counters);
   const rls = rateLimiter.service();
   xds.addService(rls.definition, rls.handlers);
   const api = new ApiServer({
@@ -144,11 +170,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   } catch (err) {
     observer.stop();
     await xds.close().catch(() => {});
+    await configSync?.close();
     await registry.close();
-    await store.close();
+    await (etcd ? etcd.close() : store.close());
     throw err;
   }
-  log('info', 'control plane started', { xds: `${host}:${xdsPort}`, xdsTls: !dev, api: `http://${host}:${apiPort}`, configDir: opts.configDir, dataDir, trustDomain: ca.trustDomain });
+  log('info', 'control plane started', { replica, store: etcd ? `etcd ${etcd.conn.endpoints.join(',')}` : 'embedded', xds: `${host}:${xdsPort}`, xdsTls: !dev, api: `http://${host}:${apiPort}`, configDir: opts.configDir, dataDir, trustDomain: ca.trustDomain });
 
   return {
     xdsPort,
@@ -168,9 +195,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       stopRegistry();
       stopCa();
       await Promise.all([api.close(), xds.close()]);
+      await configSync?.close();
       await tokens.close();
       await registry.close();
-      await store.close();
+      await (etcd ? etcd.close() : store.close());
     },
   };
 }

@@ -10,8 +10,9 @@
 // Windows are aligned on the epoch, so one ends for every key at once.
 // Consistency: exact within one control plane process (Node is single
 // threaded: no lost increments); counters are lost on restart (a new window
-// starts); with several control plane replicas each would count on its own
-// (the limit becomes per replica) unless the counters move to the store.
+// starts). With replicas on etcd the counters are the store's (SharedCounters,
+// a compare-and-swap per call), so the limit is one mesh-wide limit whatever
+// replica a sidecar asks, and survives a replica's death.
 // A descriptor for an unknown service, or a service without a global limit,
 // is OK (as Envoy's ratelimit service treats a descriptor it has no rule for).
 // At most MAX_COUNTERS counters: expired windows are swept first, then the
@@ -35,6 +36,13 @@ interface Counter {
 }
 
 type Entry = { key: string; value: string };
+type RateLimitRequest = { domain?: string; descriptors?: { entries?: Entry[] }[]; hits_addend?: number };
+
+/** Counters every replica shares (etcd). */
+export interface SharedCounters {
+  /** Adds `hits` to `key`'s counter of the window that ends at `windowEnd` (epoch ms); resolves to the new total. */
+  add(key: string, hits: number, windowEnd: number): Promise<number>;
+}
 
 export class GlobalRateLimiter {
   private readonly counters = new Map<string, Counter>();
@@ -45,6 +53,8 @@ export class GlobalRateLimiter {
     private readonly policies: () => readonly Resource<'TrafficPolicy'>[],
     private readonly maxCounters = MAX_COUNTERS,
     private readonly now: () => number = Date.now,
+    /** Replicas: counters in the store instead of this process. */
+    private readonly shared?: SharedCounters,
   ) {}
 
   /** The global limit of a service by "<name>.<namespace>", from the current policies (indexed once per list). */
@@ -63,28 +73,43 @@ export class GlobalRateLimiter {
     return limits.get(service);
   }
 
-  /** A RateLimitResponse (plain object) for a RateLimitRequest. */
-  shouldRateLimit(req: { domain?: string; descriptors?: { entries?: Entry[] }[]; hits_addend?: number }): Record<string, unknown> {
+  /** A RateLimitResponse (plain object) for a RateLimitRequest, counted in this process. */
+  shouldRateLimit(req: RateLimitRequest): Record<string, unknown> {
     const now = this.now();
     const hits = req.hits_addend || 1;
-    let over = false;
-    const statuses = (req.descriptors ?? []).map((d) => {
+    return respond(
+      this.descriptors(req).map((d) => {
+        if (!d) return undefined;
+        const counter = this.counter(d.key, d.limit, now);
+        counter.hits += hits;
+        return { limit: d.limit, hits: counter.hits, windowEnd: counter.windowEnd };
+      }),
+      now,
+    );
+  }
+
+  /** The same, counted in the shared store (replicas): one limit for the whole mesh. */
+  async shouldRateLimitShared(req: RateLimitRequest, shared: SharedCounters): Promise<Record<string, unknown>> {
+    const now = this.now();
+    const hits = req.hits_addend || 1;
+    const counted = await Promise.all(
+      this.descriptors(req).map(async (d) => {
+        if (!d) return undefined;
+        const windowEnd = (Math.floor(now / d.limit.perMs) + 1) * d.limit.perMs;
+        return { limit: d.limit, hits: await shared.add(d.key, hits, windowEnd), windowEnd };
+      }),
+    );
+    return respond(counted, now);
+  }
+
+  /** Per descriptor: the service's limit and the counter key, or undefined when no limit applies. */
+  private descriptors(req: RateLimitRequest): ({ limit: GlobalLimit; key: string } | undefined)[] {
+    return (req.descriptors ?? []).map((d) => {
       const entries = d.entries ?? [];
       const limit = entries[0]?.key === RATE_LIMIT_SERVICE_KEY ? this.limitFor(entries[0].value) : undefined;
-      if (!limit) return { code: 'OK' };
-      const key = `${req.domain ?? ''}\u0000${entries.map((e) => `${e.key}\u0001${e.value}`).join('\u0000')}`;
-      const counter = this.counter(key, limit, now);
-      counter.hits += hits;
-      const remaining = Math.max(0, limit.requests - counter.hits);
-      const untilReset = counter.windowEnd - now;
-      const duration_until_reset = { seconds: Math.floor(untilReset / 1000), nanos: (untilReset % 1000) * 1e6 };
-      if (counter.hits > limit.requests) {
-        over = true;
-        return { code: 'OVER_LIMIT', limit_remaining: 0, duration_until_reset };
-      }
-      return { code: 'OK', limit_remaining: remaining, duration_until_reset };
+      if (!limit) return undefined;
+      return { limit, key: `${req.domain ?? ''}\u0000${entries.map((e) => `${e.key}\u0001${e.value}`).join('\u0000')}` };
     });
-    return { overall_code: over ? 'OVER_LIMIT' : 'OK', statuses };
   }
 
   private counter(key: string, limit: GlobalLimit, now: number): Counter {
@@ -129,6 +154,15 @@ export class GlobalRateLimiter {
     } as grpc.ServiceDefinition;
     const handlers: grpc.UntypedServiceImplementation = {
       ShouldRateLimit: (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+        const shared = this.shared;
+        if (shared) {
+          this.shouldRateLimitShared(call.request, shared).then(
+            (res) => callback(null, res),
+            // The sidecar's failure_mode_deny decides what an unreachable store means for its requests.
+            (err) => callback({ code: grpc.status.UNAVAILABLE, details: (err as Error).message }),
+          );
+          return;
+        }
         try {
           callback(null, this.shouldRateLimit(call.request));
         } catch (err) {
@@ -138,4 +172,20 @@ export class GlobalRateLimiter {
     };
     return { definition, handlers };
   }
+}
+
+/** The response from each descriptor's count (undefined: no limit, OK). */
+function respond(counted: ({ limit: GlobalLimit; hits: number; windowEnd: number } | undefined)[], now: number): Record<string, unknown> {
+  let over = false;
+  const statuses = counted.map((c) => {
+    if (!c) return { code: 'OK' };
+    const untilReset = Math.max(0, c.windowEnd - now);
+    const duration_until_reset = { seconds: Math.floor(untilReset / 1000), nanos: (untilReset % 1000) * 1e6 };
+    if (c.hits > c.limit.requests) {
+      over = true;
+      return { code: 'OVER_LIMIT', limit_remaining: 0, duration_until_reset };
+    }
+    return { code: 'OK', limit_remaining: Math.max(0, c.limit.requests - c.hits), duration_until_reset };
+  });
+  return { overall_code: over ? 'OVER_LIMIT' : 'OK', statuses };
 }

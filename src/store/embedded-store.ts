@@ -91,6 +91,11 @@ export class EmbeddedStore implements Store {
     return out.sort((a, b) => resourceKey(a.resource).localeCompare(resourceKey(b.resource)));
   }
 
+  /** Every resource, of every kind. */
+  listAll(): StoredResource[] {
+    return [...this.items.values()];
+  }
+
   get<K extends Kind>(kind: K, namespace: string, name: string): StoredResource<K> | undefined {
     return this.items.get(`${kind}/${namespace}/${name}`) as StoredResource<K> | undefined;
   }

@@ -14,9 +14,23 @@ export async function runControl(opts: {
   certTtl?: number;
   rootCert?: string;
   rootKey?: string;
+  replicaId?: string;
+  store?: string;
+  storePrefix?: string;
+  storeCaFile?: string;
+  storeCertFile?: string;
+  storeKeyFile?: string;
+  storeUsername?: string;
+  caKeySecretFile?: string;
 }): Promise<void> {
   const log = jsonLogger(opts.logLevel);
+  const etcd = opts.store
+    ? { url: opts.store, prefix: opts.storePrefix, caFile: opts.storeCaFile, certFile: opts.storeCertFile, keyFile: opts.storeKeyFile, username: opts.storeUsername, password: process.env.WEFT_STORE_PASSWORD }
+    : undefined;
+  if (opts.caKeySecretFile && !etcd) throw new Error('--ca-key-secret-file seals the CA in etcd: it needs --store');
   const cp = await startControlPlane({
+    etcd,
+    caKeySecretFile: opts.caKeySecretFile,
     configDir: opts.config,
     dataDir: opts.dataDir,
     xdsPort: opts.xdsPort,
@@ -28,9 +42,10 @@ export async function runControl(opts: {
     certTtlMs: opts.certTtl,
     rootCertFile: opts.rootCert,
     rootKeyFile: opts.rootKey,
+    replicaId: opts.replicaId,
   });
   const tls = opts.dev ? 'plaintext, dev mode: certificates without join tokens' : `TLS; sidecars verify it with --ca-file ${path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem')}`;
-  process.stdout.write(`weft control plane: xDS on ${opts.host}:${cp.xdsPort} (${tls}), API on http://${opts.host}:${cp.apiPort}/api/v1/\n`);
+  process.stdout.write(`weft control plane ${cp.xds.replicaId}: xDS on ${opts.host}:${cp.xdsPort} (${tls}), API on http://${opts.host}:${cp.apiPort}/api/v1/\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
