@@ -242,6 +242,8 @@ export class H2Upstream {
   sessions = 0;
   arrived = 0;
   completed = 0;
+  /** Streams that arrived and are not closed yet. */
+  openStreams = 0;
   readonly arrivedBy = new Map<string, number>();
   readonly completedBy = new Map<string, number>();
   readonly seen: H2Seen[] = [];
@@ -265,6 +267,8 @@ export class H2Upstream {
       const session = stream.session; // a closed stream no longer knows it
       const tag = String(headers['x-case'] ?? '');
       this.arrived++;
+      this.openStreams++;
+      stream.once('close', () => this.openStreams--);
       if (tag) this.arrivedBy.set(tag, (this.arrivedBy.get(tag) ?? 0) + 1);
       const seen: H2Seen = { headers, body: Buffer.alloc(0), trailers: undefined };
       const chunks: Buffer[] = [];

@@ -46,6 +46,7 @@ let inSc: Sidecar;
 let h1: HttpUpstream;
 let h2: H2Upstream;
 let h2bye: H2Upstream;
+let h2idle: H2Upstream;
 let inApp: HttpUpstream;
 let frames: H2Frames | undefined;
 let root: KeyedCertificate;
@@ -293,6 +294,7 @@ before(async () => {
   h2 = await H2Upstream.start('h2');
   h2bye = await H2Upstream.start('h2bye');
   h2bye.goawayAfterResponse = true;
+  h2idle = await H2Upstream.start('h2idle');
   root = await createRoot({ commonName: 'h2 conformance root', ttlMs: 24 * HOUR, organization: 'cluster.local' });
   const mid = await createIntermediate(root, { commonName: 'h2 conformance intermediate', ttlMs: 24 * HOUR });
   const securePort = await freePort();
@@ -301,6 +303,7 @@ before(async () => {
       serviceYaml({ name: 'h1svc', port: 80, endpoints: [h1.port] }),
       serviceYaml({ name: 'h2svc', port: 80, protocol: 'http2', endpoints: [h2.port] }),
       serviceYaml({ name: 'h2bye', port: 80, protocol: 'http2', endpoints: [h2bye.port] }),
+      serviceYaml({ name: 'h2idle', port: 80, protocol: 'http2', endpoints: [h2idle.port] }),
       serviceYaml({ name: 'secure', port: 81, dependsOn: [] }),
       serviceYaml({ name: 'held', port: 80, endpoints: [h1.port] }),
     ),
@@ -347,7 +350,7 @@ after(async () => {
   for (const c of RawH2.open) c.reset();
   await frames?.close();
   await mesh.close();
-  await Promise.all([h1.close(), inApp.close(), h2.close(), h2bye.close()]);
+  await Promise.all([h1.close(), inApp.close(), h2.close(), h2bye.close(), h2idle.close()]);
 }, T);
 
 // ---- the control ----
@@ -536,7 +539,7 @@ for (const target of [TO_H1, TO_H2]) {
       assert.equal(c.dataBytes.get(1) ?? 0, 0, 'no DATA is sent into a zero window');
       assert.ok(!s.finished && s.written <= BIG / 2, `the proxy holds the upstream back: ${s.written >> 20} MiB of ${BIG >> 20} MiB read so far`);
       c.destroy();
-      await waitFor(() => s.aborted, 5000, `the upstream response to be aborted once the client left (downstream connections still counted active: ${sc.proxy.stats.downstreamConnectionsActive})`);
+      await waitFor(() => s.aborted, 3000, `the upstream response to be aborted once the client left (downstream connections still counted active: ${sc.proxy.stats.downstreamConnectionsActive})`);
     } finally {
       c.destroy();
       s.writer?.destroy(); // whatever the proxy did, later tests get a clean upstream
@@ -708,13 +711,19 @@ test('h2 upstream GOAWAY: an h2c upstream that sends GOAWAY after every response
 });
 
 test('h2 upstream GOAWAY: an upstream that closes its idle sessions; the next request opens a new one', T, async () => {
-  assert.equal((await h2Request(url(), { ':authority': 'h2svc', ':path': '/before-goaway' })).status, 200);
-  const sessions = h2.sessions;
-  assert.ok(h2.openSessions >= 1, 'the sidecar keeps an upstream session open');
-  for (const s of [...(h2 as unknown as { live: Set<http2.ServerHttp2Session> }).live]) s.close();
-  await waitFor(() => h2.openSessions === 0, 3000, 'the upstream sessions to close');
-  assert.equal((await h2Request(url(), { ':authority': 'h2svc', ':path': '/after-goaway' })).status, 200);
-  assert.equal(h2.sessions - sessions, 1, 'a new upstream session');
+  assert.equal((await h2Request(url(), { ':authority': 'h2idle', ':path': '/before-goaway' })).status, 200);
+  const sessions = h2idle.sessions;
+  assert.equal(h2idle.openSessions, 1, 'the sidecar keeps its upstream session open');
+  for (const s of [...(h2idle as unknown as { live: Set<http2.ServerHttp2Session> }).live]) s.close();
+  await waitFor(() => h2idle.openSessions === 0, 3000, 'the upstream session to close');
+  assert.equal((await h2Request(url(), { ':authority': 'h2idle', ':path': '/after-goaway' })).status, 200);
+  assert.equal(h2idle.sessions - sessions, 1, 'a new upstream session');
+});
+
+test('h2 [outbound → h2c] after all the cases, the sidecar left no stream open on its upstream', T, async () => {
+  await waitFor(() => h2.openStreams === 0, 3000, 'no open upstream stream').catch((err) => {
+    throw new Error(`${err.message}: ${h2.openStreams} upstream stream(s) still open, for requests whose client is long gone`);
+  });
 });
 
 // ---- real clients: nghttp and h2load ----
