@@ -280,9 +280,9 @@ test(`h2 fuzz: ${CONNECTIONS} connections of random and mutated frames (seed ${S
       if ((i / PARALLEL) % Math.ceil(CHECK_EVERY / PARALLEL) === 0) await probe(`after connection ${i}`);
     }
     await probe('end');
+    t.diagnostic(`${CONNECTIONS} connections in ${Date.now() - started} ms; the server's reactions: ${JSON.stringify(reactions)}`);
     await waitFor(() => sc.proxy.stats.downstreamConnectionsActive === active, 5000, `the downstream connections gauge back to ${active} (now ${sc.proxy.stats.downstreamConnectionsActive})`);
   } catch (err) {
     throw new Error(`${(err as Error).message}\nreproduce with WEFT_FUZZ_SEED=${SEED}; the last connections:\n  ${recent.join('\n  ')}`, { cause: err });
   }
-  t.diagnostic(`${CONNECTIONS} connections in ${Date.now() - started} ms; the server's reactions: ${JSON.stringify(reactions)}`);
 });
