@@ -1,6 +1,7 @@
 // The xDS management server: the Aggregated Discovery Service (SotW and
 // delta) on @grpc/grpc-js, serving the SnapshotCache's snapshots.
 import * as grpc from '@grpc/grpc-js';
+import * as os from 'node:os';
 import type { SnapshotCache } from '../cache/snapshot-cache';
 import { jsonLogger, type Logger } from '../../observe/log';
 import { adsServerDefinition, type DeltaDiscoveryRequestMessage, type DiscoveryRequestMessage, type MalformedMessage } from './ads-service';
@@ -21,6 +22,12 @@ export interface XdsServerOptions {
   credentials?: grpc.ServerCredentials;
   /** Extra @grpc/grpc-js server options. */
   grpcOptions?: grpc.ServerOptions;
+  /**
+   * This replica's identity among the control plane's replicas, reported
+   * with every node's status (`weft status`: which replica a node is
+   * connected to). Default: <hostname>:<bound xDS port>.
+   */
+  replicaId?: string;
 }
 
 /** Thrown by listen() when the address cannot be bound. */
@@ -34,15 +41,18 @@ export class XdsServer {
   private readonly ctx: StreamContext;
   private nextStreamId = 1;
   private readonly credentials: grpc.ServerCredentials;
+  private replica: string;
 
-  constructor(options: XdsServerOptions) {
+  constructor(private readonly options: XdsServerOptions) {
     this.ctx = {
       cache: options.cache,
       log: options.log ?? jsonLogger(),
       onNack: options.onNack,
       onStatusChange: options.onStatusChange,
       onClosed: (stream) => this.streams.delete(stream),
+      replica: () => this.replica,
     };
+    this.replica = options.replicaId ?? os.hostname();
     this.credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
     this.server = new grpc.Server({
       // Channelz bookkeeping per connection costs memory and CPU that thousands of proxies multiply.
@@ -71,7 +81,8 @@ export class XdsServer {
       this.server.bindAsync(address, this.credentials, (err, bound) => {
         if (err) reject(new XdsListenError(`xDS server cannot listen on ${address}: ${err.message}`));
         else {
-          this.ctx.log('info', 'xds server listening', { address: host, port: bound });
+          if (this.options.replicaId === undefined) this.replica = `${os.hostname()}:${bound}`;
+          this.ctx.log('info', 'xds server listening', { address: host, port: bound, replica: this.replica });
           resolve(bound);
         }
       });
@@ -89,6 +100,11 @@ export class XdsServer {
         resolve();
       });
     });
+  }
+
+  /** This replica's identity (XdsServerOptions.replicaId, or <hostname>:<port> once listening). */
+  get replicaId(): string {
+    return this.replica;
   }
 
   /** One entry per identified stream. */

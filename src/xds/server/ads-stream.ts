@@ -17,6 +17,8 @@ export interface StreamContext {
   onNack?: (event: NackEvent) => void;
   onStatusChange?: (status: NodeStatus, change: StatusChange) => void;
   onClosed(stream: AdsStream<any, any>): void;
+  /** This control plane replica's identity, reported with each stream. */
+  replica(): string;
 }
 
 /** The fields both request messages share. */
@@ -219,6 +221,7 @@ export abstract class AdsStream<Req extends AdsRequest, State extends TypeState>
       nodeId: this.node.id,
       node: this.node,
       peer: this.peer,
+      replica: this.ctx.replica(),
       connectedAt: this.connectedAt,
       mode: this.mode,
       types,

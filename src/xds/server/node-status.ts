@@ -37,6 +37,8 @@ export interface NodeStatus {
   nodeId: string;
   node: NodeInfo;
   peer: string;
+  /** The control plane replica that serves this stream (XdsServerOptions.replicaId). */
+  replica: string;
   connectedAt: Date;
   mode: 'sotw' | 'delta';
   types: TypeStatus[];
