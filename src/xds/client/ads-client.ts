@@ -11,16 +11,23 @@
 // applied change emits a new ProxyConfig object, so the data plane swaps
 // configs atomically.
 //
-// When the stream ends the last config keeps serving and the client
-// reconnects with jittered exponential backoff, announcing what it holds in
-// initial_resource_versions so the server sends only what changed.
+// The control plane may be several replicas (`--xds a:15010,b:15010`): the
+// stream goes to one of them (the first drawn at random); when it ends, or a
+// replica cannot be reached within `connectTimeoutMs`, the client moves to
+// the next one at once, and waits with jittered exponential backoff only
+// after a full round of failures (control-plane-addresses.ts holds the
+// policy, shared with the certificate agent and the rate limit client).
+// Meanwhile the last config keeps serving; every new stream announces what
+// the client holds in initial_resource_versions, so a replica with the same
+// config (versions are content hashes) sends only what changed.
 import * as grpc from '@grpc/grpc-js';
 import { jsonLogger, type Logger } from '../../observe/log';
 import { ConfigNackError } from '../../proxy/config/nack';
 import type { ProxyConfig } from '../../proxy/config/types';
 import { decodeMessage } from '../protos';
 import { adsClientDefinition } from '../server/ads-service';
-import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
+import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
+import { AddressListError, ControlPlaneAddresses, type FailoverStream } from './control-plane-addresses';
 import {
   assembleConfig,
   giveUp,
@@ -43,13 +50,15 @@ export interface XdsClientNode {
 }
 
 export interface XdsClientOptions {
-  /** The control plane's xDS address, "host:port". */
-  server: string;
+  /** The control plane's xDS address, "host:port", or several replicas' ("a:15010,b:15010"), or a list shared with other clients of the control plane. */
+  server: string | ControlPlaneAddresses;
   node: XdsClientNode;
   /** Defaults to JSON lines on stderr (info and above). */
   log?: Logger;
-  /** Reconnection backoff; default 100 ms doubling up to 10 s, with jitter. */
+  /** Reconnection backoff between full rounds of the addresses; default 100 ms doubling up to 10 s, with jitter. */
   backoff?: BackoffOptions;
+  /** How long a replica may take to accept the stream (TCP, TLS, HTTP/2) before the next one is tried (default 5 s). */
+  connectTimeoutMs?: number;
   /** How long a config waits for missing RDS/EDS resources before it is emitted anyway (Envoy's initial_fetch_timeout: 15 s). */
   warmingTimeoutMs?: number;
   /** TLS to the control plane (outside dev mode); plaintext when absent. */
@@ -70,8 +79,11 @@ export interface XdsTypeStatus {
 }
 
 export interface XdsClientStatus {
+  /** The address of the replica the stream is open to (or being opened to). */
   server: string;
-  /** The stream is open on a ready connection to the server. */
+  /** Every control plane address the client may use, in the order given. */
+  servers: string[];
+  /** The stream is open on a ready connection to `server`. */
   connected: boolean;
   connectedAt?: Date;
   /** Reconnection attempts since a stream last reached the server (0 while connected). */
@@ -91,6 +103,7 @@ interface DeltaResponse {
 }
 
 const DEFAULT_WARMING_TIMEOUT_MS = 15_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 /** google.rpc.Code.INVALID_ARGUMENT, the code of a NACK's error_detail. */
 const INVALID_ARGUMENT = 3;
 const USER_AGENT = 'weft-proxy';
@@ -101,15 +114,24 @@ function adsClientConstructor(): grpc.ServiceClientConstructor {
   return clientConstructor;
 }
 
-function validate(options: XdsClientOptions): void {
+function validate(options: XdsClientOptions): ControlPlaneAddresses {
   if (!options.node?.id) throw new XdsClientError('E_XDS_CLIENT_OPTIONS', 'node.id is required');
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(options.server ?? '')) {
-    throw new XdsClientError('E_XDS_CLIENT_OPTIONS', `server must be "host:port", got "${options.server}"`);
+  let addresses: ControlPlaneAddresses;
+  if (options.server instanceof ControlPlaneAddresses) {
+    addresses = options.server;
+  } else {
+    try {
+      addresses = ControlPlaneAddresses.xds(options.server ?? '');
+    } catch (err) {
+      if (!(err instanceof AddressListError)) throw err;
+      throw new XdsClientError('E_XDS_CLIENT_OPTIONS', `server must be "host:port" or a comma-separated list of them, got "${options.server}": ${err.message}`);
+    }
   }
   const b = options.backoff;
   if (b && !(b.initialMs > 0 && b.maxMs >= b.initialMs)) {
     throw new XdsClientError('E_XDS_CLIENT_OPTIONS', `backoff needs 0 < initialMs <= maxMs, got ${JSON.stringify(b)}`);
   }
+  return addresses;
 }
 
 /** The message of a delta Resource, checked to be of the type and name it was sent as. */
@@ -135,8 +157,12 @@ export class XdsClient {
   private readonly secretState = new TypeState(SECRET_RESOURCE_TYPE);
   private readonly secretListeners = new Set<(secret: DecodedSecret) => void>();
   private readonly log: Logger;
-  private readonly backoff: Backoff;
+  /** Every address of the control plane, shared with the sidecar's other clients of it. */
+  readonly addresses: ControlPlaneAddresses;
+  /** Which replica the next stream goes to, and when. */
+  private readonly failover: FailoverStream;
   private readonly backoffOptions: BackoffOptions;
+  private readonly connectTimeoutMs: number;
   private readonly warmingTimeoutMs: number;
   private readonly configListeners = new Set<(config: ProxyConfig) => void>();
   private lifecycle: 'new' | 'running' | 'stopped' = 'new';
@@ -146,17 +172,18 @@ export class XdsClient {
   private nodeSent = false;
   private connected = false;
   private connectedAt: Date | undefined;
-  private streamStartedAt = 0;
   private reconnectAttempts = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
   private warmingTimer: NodeJS.Timeout | undefined;
   private config: ProxyConfig | undefined;
 
   constructor(private readonly options: XdsClientOptions) {
-    validate(options);
+    this.addresses = validate(options);
     this.log = options.log ?? jsonLogger();
     this.backoffOptions = options.backoff ?? DEFAULT_BACKOFF;
-    this.backoff = new Backoff(this.backoffOptions);
+    this.failover = this.addresses.stream(this.backoffOptions);
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.warmingTimeoutMs = options.warmingTimeoutMs ?? DEFAULT_WARMING_TIMEOUT_MS;
     this.secretState.subscribed = new Set(options.secretNames ?? []);
   }
@@ -209,7 +236,8 @@ export class XdsClient {
       };
     }
     return {
-      server: this.options.server,
+      server: this.failover.address ?? this.addresses.preferred,
+      servers: [...this.addresses.list],
       connected: this.connected,
       ...(this.connectedAt ? { connectedAt: this.connectedAt } : {}),
       reconnectAttempts: this.reconnectAttempts,
@@ -227,9 +255,10 @@ export class XdsClient {
 
   private connect(): void {
     const Ctor = adsClientConstructor();
+    const server = this.failover.next();
     // A channel of its own per attempt: grpc-js would otherwise apply its own
     // (much longer) reconnect backoff to a shared subchannel.
-    const client = new Ctor(this.options.server, this.options.credentials ?? grpc.credentials.createInsecure(), {
+    const client = new Ctor(server, this.options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.initial_reconnect_backoff_ms': this.backoffOptions.initialMs,
       'grpc.max_reconnect_backoff_ms': this.backoffOptions.maxMs,
@@ -238,8 +267,11 @@ export class XdsClient {
     this.grpcClient = client;
     this.call = call;
     this.nodeSent = false;
-    this.streamStartedAt = Date.now();
-    this.watchReady(client, call);
+    this.watchReady(client, call, server);
+    // A replica that does not answer the connection (a host gone, packets dropped) is left for the next one.
+    this.connectTimer = setTimeout(() => {
+      if (this.call === call && !this.connected) this.onStreamEnd(call, { code: grpc.status.UNAVAILABLE, details: `not connected within ${this.connectTimeoutMs} ms` });
+    }, this.connectTimeoutMs);
     call.on('data', (response: DeltaResponse) => {
       if (this.call === call) this.onResponse(response);
     });
@@ -288,16 +320,18 @@ export class XdsClient {
    * nothing new for a reconnecting client (initial_resource_versions match)
    * sends nothing, so an answer cannot be what says the stream works.
    */
-  private watchReady(client: grpc.Client, call: grpc.ClientDuplexStream<object, DeltaResponse>): void {
+  private watchReady(client: grpc.Client, call: grpc.ClientDuplexStream<object, DeltaResponse>, server: string): void {
     const channel = client.getChannel();
     const check = () => {
       if (this.call !== call) return;
       const state = channel.getConnectivityState(true);
       if (state === grpc.connectivityState.READY) {
+        clearTimeout(this.connectTimer);
+        this.connectTimer = undefined;
         this.connected = true;
         this.connectedAt = new Date();
         this.reconnectAttempts = 0;
-        this.log('info', 'xds connected', { server: this.options.server, node: this.options.node.id });
+        this.log('info', 'xds connected', { server, node: this.options.node.id, ...(this.addresses.size > 1 ? { servers: this.addresses.toString() } : {}) });
         return;
       }
       // Any change ends the wait (closing the channel too: SHUTDOWN); so does the deadline.
@@ -306,17 +340,25 @@ export class XdsClient {
     check();
   }
 
-  private onStreamEnd(call: grpc.ClientDuplexStream<object, DeltaResponse>, status: grpc.StatusObject): void {
+  private onStreamEnd(call: grpc.ClientDuplexStream<object, DeltaResponse>, status: Pick<grpc.StatusObject, 'code' | 'details'>): void {
     if (this.call !== call) return;
     const wasConnected = this.connected;
-    // A stream that lasted worked: the next outage starts from the initial delay.
-    if (wasConnected && Date.now() - this.streamStartedAt >= this.backoffOptions.maxMs) this.backoff.reset();
+    const server = this.failover.address;
     this.closeStream();
     if (this.lifecycle !== 'running') return;
-    const delayMs = this.backoff.next();
-    const fields = { server: this.options.server, code: grpc.status[status.code] ?? status.code, details: status.details, retryInMs: delayMs, attempt: this.backoff.attempts };
+    // 0: the next replica at once; a delay only after a full round of failures.
+    const delayMs = this.failover.ended();
+    const next = this.addresses.preferred;
+    const fields = {
+      server,
+      code: grpc.status[status.code] ?? status.code,
+      details: status.details,
+      ...(next !== server ? { next } : {}),
+      retryInMs: delayMs,
+      attempt: this.failover.failures,
+    };
     // Loud once per outage; the retries after it are debug.
-    this.log(wasConnected || this.backoff.attempts === 1 ? 'warn' : 'debug', 'xds stream ended, serving the last config and reconnecting', fields);
+    this.log(wasConnected || this.failover.failures === 1 ? 'warn' : 'debug', 'xds stream ended, serving the last config and reconnecting', fields);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.lifecycle !== 'running') return;
@@ -332,6 +374,8 @@ export class XdsClient {
     this.grpcClient = undefined;
     this.connected = false;
     this.connectedAt = undefined;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
     call?.cancel();
     client?.close();
   }
@@ -339,8 +383,8 @@ export class XdsClient {
   // ---- responses ----
 
   private onResponse(response: DeltaResponse): void {
-    // The server answers: the stream works.
-    this.backoff.reset();
+    // The server answers: the stream works, and its replica is the one to use.
+    this.failover.answered();
     const kind = kindOfTypeUrl(response.type_url);
     if (!kind && response.type_url === SECRET_RESOURCE_TYPE.typeUrl && this.secretState.subscribed.size > 0) {
       this.onSecretResponse(response);
