@@ -6,6 +6,7 @@ import type * as http from 'node:http';
 import type { Logger } from '../observe/log';
 import { ProxyTracer, type TracingOptions } from '../observe/tracing/proxy-tracer';
 import { XdsClient } from '../xds/client/ads-client';
+import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 import { NODE_METADATA } from '../xds/node-info';
 import { startAdminServer } from './admin/admin-server';
 import type { ProxyConfig } from './config/types';
@@ -26,7 +27,7 @@ import { CertificateAgent } from './tls/certificate-agent';
 import { certsView } from './tls/certs-view';
 
 export interface ProxyOptions {
-  /** The control plane's xDS address, host:port. */
+  /** The control plane's xDS address, host:port; replicas as a comma-separated list (the sidecar fails over between them). */
   xds: string;
   nodeId: string;
   service?: string;
@@ -117,7 +118,7 @@ export class Proxy {
       tls: this.tls,
     });
     Object.assign(filterEnv(this.runtime.filterState), {
-      controlPlane: opts.xds,
+      controlPlane: xds.addresses,
       controlPlaneCredentials: controlPlaneCredentials(opts.caFile),
       stats: this.stats,
       log: opts.log,
@@ -290,12 +291,14 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.appPort !== undefined) metadata[NODE_METADATA.appPort] = String(opts.appPort);
   const credentials = controlPlaneCredentials(opts.caFile);
   const sds = opts.sds ?? true;
-  const xds = new XdsClient({ server: opts.xds, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log, credentials, secretNames: sds ? ['ROOTCA'] : [] });
+  // One list of the control plane's replicas, and one preference among them, for the xDS stream, SDS and rate limit calls.
+  const addresses = ControlPlaneAddresses.xds(opts.xds);
+  const xds = new XdsClient({ server: addresses, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log, credentials, secretNames: sds ? ['ROOTCA'] : [] });
   const proxy = new Proxy(opts, xds);
   xds.onSecret((secret) => proxy.secrets.setTrustBundle(secret.name, secret.trustBundle));
   if (opts.service && sds) {
     proxy.certificateAgent = new CertificateAgent({
-      server: opts.xds,
+      server: addresses,
       credentials,
       nodeId: opts.nodeId,
       metadata,

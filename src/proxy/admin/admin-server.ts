@@ -1,5 +1,7 @@
 // The proxy's admin port: readiness, Prometheus stats, the config it runs
-// with, and its clusters' endpoints. Local tooling only; binds 127.0.0.1.
+// with, its xDS connection (/xds: which control plane replica it is
+// connected to, of which addresses) and its clusters' endpoints. Local
+// tooling only; binds 127.0.0.1.
 import * as http from 'node:http';
 import type { Proxy } from '../proxy';
 import { recordFilter } from '../../observe/record-filter';
@@ -61,6 +63,8 @@ export function startAdminServer(proxy: Proxy, port: number, host = '127.0.0.1')
           return send(200, proxy.stats.render(proxy.extraMetrics()), 'text/plain; version=0.0.4');
         case '/config_dump':
           return json(proxy.configDump());
+        case '/xds':
+          return json(proxy.xds.status());
         case '/clusters':
           return json(proxy.clustersView());
         case '/listeners':
@@ -72,7 +76,7 @@ export function startAdminServer(proxy: Proxy, port: number, host = '127.0.0.1')
         case '/tap':
           return tap(proxy, url, req, res);
         default:
-          return send(404, 'endpoints: /ready /stats/prometheus /config_dump /clusters /listeners /certs /requests /tap\n');
+          return send(404, 'endpoints: /ready /stats/prometheus /config_dump /xds /clusters /listeners /certs /requests /tap\n');
       }
     } catch (err) {
       if (res.headersSent) return void res.destroy();

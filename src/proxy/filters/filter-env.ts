@@ -3,13 +3,14 @@
 // signature stays (name, config, state). Absent in unit tests: filters then
 // count nothing and have no control plane to call.
 import type { ChannelCredentials } from '@grpc/grpc-js';
+import type { ControlPlaneAddresses } from '../../xds/client/control-plane-addresses';
 import type { Logger } from '../../observe/log';
 import type { ProxyStats } from '../stats';
 import type { FilterState } from './catalog';
 
 export interface FilterEnv {
-  /** The control plane's gRPC address, host:port (the xDS server). */
-  controlPlane?: string;
+  /** The control plane's gRPC addresses (its xDS servers), the list and preference the sidecar's xDS client uses. */
+  controlPlane?: ControlPlaneAddresses;
   /** TLS to it (outside dev mode); plaintext when absent. */
   controlPlaneCredentials?: ChannelCredentials;
   stats?: ProxyStats;

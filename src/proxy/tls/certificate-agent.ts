@@ -10,11 +10,15 @@
 // short-lived certificate's first half. Each renewal makes a new key. When the
 // control plane cannot be reached (or refuses), the agent retries with
 // jittered exponential backoff and the current certificate keeps serving.
+// With several control plane replicas (`--xds a,b`), one request tries them
+// in turn, the replica the ADS stream uses first, until one answers (see
+// control-plane-addresses.ts); the backoff waits only once all have failed.
 import * as grpc from '@grpc/grpc-js';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import type { Logger } from '../../observe/log';
 import { decodeMessage } from '../../xds/protos';
 import { Backoff, type BackoffOptions } from '../../xds/client/backoff';
+import { ControlPlaneAddresses, grpcUnreachable } from '../../xds/client/control-plane-addresses';
 import {
   CSR_METADATA,
   decodeDiscoveryResponse,
@@ -26,8 +30,8 @@ import {
 import { WORKLOAD_CERT_SECRET, type SecretStore } from './secret-store';
 
 export interface CertificateAgentOptions {
-  /** The control plane's xDS address, host:port. */
-  server: string;
+  /** The control plane's xDS address (host:port), a comma-separated list of replicas', or the list the sidecar's xDS client shares. */
+  server: string | ControlPlaneAddresses;
   /** TLS to the control plane; plaintext (dev mode) when absent. */
   credentials?: grpc.ChannelCredentials;
   nodeId: string;
@@ -57,7 +61,9 @@ export interface CertificateAgentStatus {
 const DEFAULT_RETRY: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
 
 export class CertificateAgent {
-  private readonly client: grpc.Client;
+  private readonly addresses: ControlPlaneAddresses;
+  /** One channel per replica, made when first used. */
+  private readonly clients = new Map<string, grpc.Client>();
   private readonly backoff: Backoff;
   private readonly random: () => number;
   private timer: NodeJS.Timeout | undefined;
@@ -70,7 +76,7 @@ export class CertificateAgent {
   private readonly waiters: (() => void)[] = [];
 
   constructor(private readonly opts: CertificateAgentOptions) {
-    this.client = new grpc.Client(opts.server, opts.credentials ?? grpc.credentials.createInsecure(), { 'grpc.enable_channelz': 0 });
+    this.addresses = opts.server instanceof ControlPlaneAddresses ? opts.server : ControlPlaneAddresses.xds(opts.server);
     this.random = opts.random ?? Math.random;
     this.backoff = new Backoff(opts.backoff ?? DEFAULT_RETRY, this.random);
   }
@@ -83,7 +89,8 @@ export class CertificateAgent {
     this.stopped = true;
     this.state = 'stopped';
     clearTimeout(this.timer);
-    this.client.close();
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
   }
 
   status(): CertificateAgentStatus {
@@ -159,7 +166,25 @@ export class CertificateAgent {
     }
   }
 
-  private fetch(csrPem: string): Promise<string> {
+  private client(address: string): grpc.Client {
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new grpc.Client(address, this.opts.credentials ?? grpc.credentials.createInsecure(), { 'grpc.enable_channelz': 0 });
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  /** The chain for `csrPem` from the first replica that answers. */
+  private async fetch(csrPem: string): Promise<string> {
+    return this.addresses.call((address) => this.fetchFrom(address, csrPem), {
+      what: 'FetchSecrets',
+      unreachable: grpcUnreachable,
+      onFailover: (failed, error, next) => this.opts.log('debug', 'control plane replica unreachable for FetchSecrets; trying the next', { server: failed, error, next }),
+    });
+  }
+
+  private fetchFrom(address: string, csrPem: string): Promise<string> {
     const metadata = { ...this.opts.metadata, [CSR_METADATA]: csrPem };
     const request = {
       type_url: SECRET_TYPE_URL,
@@ -170,8 +195,8 @@ export class CertificateAgent {
     if (this.opts.joinToken) md.set('authorization', `Bearer ${this.opts.joinToken}`);
     const deadline = Date.now() + (this.opts.requestTimeoutMs ?? 10_000);
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(FETCH_SECRETS_PATH, encodeDiscoveryRequest, decodeDiscoveryResponse, request, md, { deadline }, (err, res) => {
-        if (err) return reject(new Error(`FetchSecrets ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+      this.client(address).makeUnaryRequest(FETCH_SECRETS_PATH, encodeDiscoveryRequest, decodeDiscoveryResponse, request, md, { deadline }, (err, res) => {
+        if (err) return reject(Object.assign(new Error(`FetchSecrets ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`), { code: err.code }));
         try {
           resolve(chainOf(res));
         } catch (e) {
