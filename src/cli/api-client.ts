@@ -1,4 +1,11 @@
-// The CLI's client of the admin API.
+// The CLI's client of the admin API. `--api` (or WEFT_API) may list the
+// control plane's replicas, comma-separated: a request that cannot reach one
+// goes to the next (src/api/api-request.ts); the URLs that failed are named
+// only when all did, or on stderr with WEFT_DEBUG=1.
+import { ApiUnreachableError, apiRequestAny } from '../api/api-request';
+import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
+import type { NodeStatus } from '../xds/server/node-status';
+
 export const DEFAULT_API = process.env.WEFT_API ?? 'http://127.0.0.1:15000';
 
 export class ApiError extends Error {
@@ -10,25 +17,81 @@ export class ApiError extends Error {
   }
 }
 
-export async function apiRequest(base: string, method: string, path: string, body?: string, contentType?: string): Promise<any> {
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, base), {
-      method,
-      body,
-      headers: contentType ? { 'content-type': contentType } : undefined,
-    });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? String(err);
-    throw new Error(`cannot reach the control plane at ${base} (${cause}); is \`weft control\` running? (--api or WEFT_API)`);
+/** One list (and preference) per --api value, so the requests of one command skip a replica found dead. */
+const lists = new Map<string, ControlPlaneAddresses>();
+
+function urlsOf(spec: string): ControlPlaneAddresses {
+  let urls = lists.get(spec);
+  if (!urls) {
+    try {
+      urls = ControlPlaneAddresses.api(spec);
+    } catch (err) {
+      throw new Error(`--api / WEFT_API "${spec}": ${(err as Error).message}`);
+    }
+    lists.set(spec, urls);
   }
-  const text = await res.text();
+  return urls;
+}
+
+function debugEnabled(): boolean {
+  const v = process.env.WEFT_DEBUG;
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+/**
+ * The xDS nodes connected to the control plane. Each replica knows the
+ * streams it serves (NodeStatus.replica says which one it is), so with
+ * several URLs every one is asked and the answers are merged, each stream
+ * once; a replica that cannot be reached is skipped (named on stderr with
+ * WEFT_DEBUG=1), and when none can, the error names them all.
+ */
+export async function connectedNodes(api: string): Promise<NodeStatus[]> {
+  const urls = urlsOf(api).list;
+  if (urls.length === 1) return (await apiRequest(api, 'GET', '/api/v1/nodes')).items;
+  const answers = await Promise.all(
+    urls.map((url) =>
+      apiRequest(url, 'GET', '/api/v1/nodes').then(
+        (body) => body.items as NodeStatus[],
+        (err: Error) => {
+          if (debugEnabled()) process.stderr.write(`weft: GET /api/v1/nodes: ${err.message}\n`);
+          return undefined;
+        },
+      ),
+    ),
+  );
+  // None answered: once more through the failover list, for the error that names every URL.
+  if (answers.every((a) => a === undefined)) return (await apiRequest(api, 'GET', '/api/v1/nodes')).items;
+  const seen = new Set<string>();
+  return answers.flatMap((a) => a ?? []).filter((n) => {
+    const key = `${n.replica}|${n.streamId}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** `base`: one admin API URL or several, comma-separated. */
+export async function apiRequest(base: string, method: string, path: string, body?: string, contentType?: string): Promise<any> {
+  let text: string;
+  let status: number;
+  try {
+    ({ text, status } = await apiRequestAny(urlsOf(base), method, path, {
+      body,
+      contentType,
+      onFailover: (failed, error, next) => {
+        if (debugEnabled()) process.stderr.write(`weft: ${method} ${path}: ${failed} unreachable (${error}); trying ${next}\n`);
+      },
+    }));
+  } catch (err) {
+    if (err instanceof ApiUnreachableError) throw new Error(`${err.message}; is \`weft control\` running? (--api or WEFT_API)`);
+    throw err;
+  }
   let parsed: any;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {
     parsed = { error: text };
   }
-  if (!res.ok) throw new ApiError(res.status, parsed);
+  if (status < 200 || status >= 300) throw new ApiError(status, parsed);
   return parsed;
 }

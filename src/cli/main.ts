@@ -2,6 +2,7 @@
 // loaded when the command runs (so `weft status` does not load the proxy).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_API } from './api-client';
+import { parseApiUrls, parseXdsAddresses } from '../xds/client/control-plane-addresses';
 
 function fraction(value: string): number {
   const n = Number(value);
@@ -51,6 +52,24 @@ function ttlSeconds(value: string): number {
   }
 }
 
+/** --xds: one host:port, or the replicas' as a comma-separated list. */
+function xdsAddresses(value: string): string {
+  try {
+    return parseXdsAddresses(value).join(',');
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}; expected host:port or a comma-separated list of them`);
+  }
+}
+
+/** --api: one URL, or the replicas' as a comma-separated list. */
+function apiUrls(value: string): string {
+  try {
+    return parseApiUrls(value).join(',');
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}; expected a URL or a comma-separated list of them`);
+  }
+}
+
 function otlpEndpoint(value: string): string {
   let url: URL;
   try {
@@ -76,6 +95,7 @@ const ACCESS_LOG_SAMPLE_HELP = 'fraction of requests the access log keeps';
 const CA_FILE_HELP = "the mesh's root bundle (the control plane's <data-dir>/ca/trust-bundle.pem): xDS over TLS verified with it; omit against a --dev control plane";
 const JOIN_TOKEN_HELP = 'join token for this service\'s certificate (`weft token create`); default $WEFT_JOIN_TOKEN; not needed against a --dev control plane';
 const TRUST_DOMAIN_HELP = 'SPIFFE trust domain of the mesh';
+const XDS_HELP = "the control plane's xDS address; several replicas as a comma-separated list (a:15010,b:15010): the sidecar uses one and fails over to the next";
 
 export function buildProgram(): Command {
   const program = new Command('weft')
@@ -83,7 +103,10 @@ export function buildProgram(): Command {
     .version(require('../../../package.json').version)
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
-  const apiOption = () => new Option('--api <url>', 'admin API of the control plane').default(DEFAULT_API);
+  const apiOption = () =>
+    new Option('--api <url[,url…]>', 'admin API of the control plane; several replicas as a comma-separated list, tried in turn when one cannot be reached (default $WEFT_API)')
+      .argParser(apiUrls)
+      .default(DEFAULT_API);
 
   program
     .command('demo')
@@ -109,13 +132,14 @@ export function buildProgram(): Command {
     .addOption(new Option('--cert-ttl <duration>', 'lifetime of workload certificates, at least 1m (e.g. 24h, 30m)').argParser(certTtl))
     .option('--root-cert <file>', 'bring your own root CA: its certificate (PEM); weft makes its intermediate under it')
     .option('--root-key <file>', "bring your own root CA: its private key (PEM)")
+    .option('--replica-id <id>', "this replica's name in `weft status` (default <hostname>:<xds port>)")
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('control', 'runControl'));
 
   program
     .command('proxy')
     .description('run the sidecar proxy: an xDS client of the control plane')
-    .option('--xds <host:port>', 'the control plane xDS address', '127.0.0.1:15010')
+    .addOption(new Option('--xds <host:port[,…]>', XDS_HELP).argParser(xdsAddresses).default('127.0.0.1:15010'))
     .option('--service <name>', 'the service this proxy runs beside')
     .option('-n, --namespace <ns>', 'its namespace', 'default')
     .option('--node-id <id>', 'node id (default: <service>~<host>~<random>)')
@@ -143,7 +167,7 @@ export function buildProgram(): Command {
     .option('--service <name>', 'the service this program is an instance of')
     .option('--port <port>', 'where the program listens (omit for a client-only program)', portNumber)
     .option('-n, --namespace <ns>', 'namespace', 'default')
-    .option('--xds <host:port>', 'the control plane xDS address', '127.0.0.1:15010')
+    .addOption(new Option('--xds <host:port[,…]>', XDS_HELP).argParser(xdsAddresses).default('127.0.0.1:15010'))
     .addOption(apiOption())
     .option('--address <ip>', 'the address other instances reach this one at', '127.0.0.1')
     .option('--zone <zone>', 'its zone, for same-zone preference')

@@ -2,7 +2,15 @@
 // lease at a third of its TTL (re-registering if the control plane forgot
 // it, e.g. after a restart with a lost data directory), mark draining,
 // deregister.
+//
+// `api` may list the control plane's replicas, comma-separated: each call
+// goes to the replica that answered last, and to the next ones when it
+// cannot be reached (src/api/api-request.ts). A replica that does not know
+// the registration (a replica with its own store) answers 404 to a renewal,
+// and the instance registers again there.
+import { apiRequestAny } from '../api/api-request';
 import type { Logger } from '../observe/log';
+import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 
 interface Registration {
   id: string;
@@ -13,11 +21,15 @@ export class RegistrationClient {
   private current: Registration | undefined;
   private request: Record<string, unknown> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private readonly urls: ControlPlaneAddresses;
 
+  /** `api`: the admin API's URL, or the replicas' URLs comma-separated. */
   constructor(
-    private readonly api: string,
+    api: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.urls = ControlPlaneAddresses.api(api);
+  }
 
   async register(request: { service: string; namespace: string; address: string; port: number; zone?: string }): Promise<void> {
     this.request = { ...request, ttlSeconds: 15, sidecar: true }; // weft run always has its sidecar in front
@@ -60,14 +72,13 @@ export class RegistrationClient {
   }
 
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(new URL(path, this.api), {
-      method,
+    const res = await apiRequestAny(this.urls, method, path, {
       body: body === undefined ? undefined : JSON.stringify(body),
-      headers: { 'content-type': 'application/json' },
-      signal: AbortSignal.timeout(5000),
+      contentType: 'application/json',
+      timeoutMs: 5000,
+      onFailover: (failed, error, next) => this.log('info', 'control plane API unreachable; trying the next replica', { failed, error, next, request: `${method} ${path}` }),
     });
-    const text = await res.text();
-    if (!res.ok) throw Object.assign(new Error(`${method} ${path}: HTTP ${res.status} ${text}`), { status: res.status });
-    return text ? JSON.parse(text) : undefined;
+    if (res.status < 200 || res.status >= 300) throw Object.assign(new Error(`${method} ${path}: HTTP ${res.status} ${res.text}`), { status: res.status });
+    return res.text ? JSON.parse(res.text) : undefined;
   }
 }

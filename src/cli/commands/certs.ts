@@ -3,7 +3,7 @@
 // sidecar's admin /certs, as `weft status` reads /clusters) or, for a node
 // whose admin port is not reachable from here, the CA's latest issuance
 // record; then the trust bundle.
-import { apiRequest } from '../api-client';
+import { apiRequest, connectedNodes } from '../api-client';
 import { table } from '../format';
 import type { NodeStatus } from '../../xds/server/node-status';
 import type { IssuanceRecord, RootView } from '../../ca/certificate-authority';
@@ -16,7 +16,8 @@ type Out = { write(text: string): unknown };
 export async function runCerts(opts: { api: string; out?: Out; now?: number }): Promise<void> {
   const out = opts.out ?? process.stdout;
   const now = opts.now ?? Date.now();
-  const [certs, nodes] = await Promise.all([apiRequest(opts.api, 'GET', '/api/v1/certs'), apiRequest(opts.api, 'GET', '/api/v1/nodes')]);
+  const [certs, nodeItems] = await Promise.all([apiRequest(opts.api, 'GET', '/api/v1/certs'), connectedNodes(opts.api)]);
+  const nodes = { items: nodeItems };
   const issued = new Map<string, IssuanceRecord>((certs.issued as IssuanceRecord[]).map((r) => [r.nodeId, r]));
   const rows: string[][] = [];
   const notes: string[] = [];

@@ -5,8 +5,13 @@
 // admin /clusters. A sidecar announces its admin port (node metadata
 // WEFT_ADMIN_PORT); the admin port binds loopback, so this works for sidecars
 // on the host `weft status` runs on, and says so for the others.
+//
+// Each control plane replica knows the nodes connected to it: with several
+// (`--api a,b`), every one listed is asked and the REPLICA column says which
+// one serves each node (see connectedNodes()); when no replica can be
+// reached, the error names them all.
 import * as http from 'node:http';
-import { apiRequest } from '../api-client';
+import { apiRequest, connectedNodes } from '../api-client';
 import { table } from '../format';
 import type { NodeStatus, TypeStatus } from '../../xds/server/node-status';
 
@@ -15,21 +20,24 @@ const TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
 /** `out`: where the report goes (stdout; a test passes its own). */
 export async function runStatus(opts: { api: string; out?: { write(text: string): unknown } }): Promise<void> {
   const out = opts.out ?? process.stdout;
-  const [nodes, errors] = await Promise.all([apiRequest(opts.api, 'GET', '/api/v1/nodes'), apiRequest(opts.api, 'GET', '/api/v1/errors')]);
-  const rows = (nodes.items as NodeStatus[]).map((n) => [
+  // First through the failover list: when no replica answers, this is the error that names them all.
+  const errors = await apiRequest(opts.api, 'GET', '/api/v1/errors');
+  const items = await connectedNodes(opts.api);
+  const rows = items.map((n) => [
     n.nodeId,
+    n.replica ?? '-',
     n.node.service ? `${n.node.service}.${n.node.namespace}` : '-',
     n.node.role,
     n.mode,
     ...TYPES.map((t) => cell(n.types.find((s) => s.type === t))),
   ]);
-  out.write(table(['NODE', 'SERVICE', 'ROLE', 'MODE', ...TYPES], rows));
+  out.write(table(['NODE', 'REPLICA', 'SERVICE', 'ROLE', 'MODE', ...TYPES], rows));
   const problems: { message?: string }[] = [...errors.config, ...errors.snapshots];
   if (problems.length > 0) {
     out.write(`\n${problems.length} config error(s); the last good config is serving:\n`);
     for (const e of problems) out.write(`  ✗ ${e.message ?? JSON.stringify(e)}\n`);
   }
-  const verdicts = await Promise.all((nodes.items as NodeStatus[]).map((n) => endpointVerdicts(n)));
+  const verdicts = await Promise.all(items.map((n) => endpointVerdicts(n)));
   const lines = verdicts.flat();
   if (lines.length > 0) {
     out.write(`\nEndpoints the sidecars took out of load balancing:\n`);

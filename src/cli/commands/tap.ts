@@ -6,9 +6,8 @@
 // ports bind loopback, so this reaches the sidecars on this host (as
 // `weft status` does) and names the others.
 import * as http from 'node:http';
-import { apiRequest } from '../api-client';
+import { connectedNodes } from '../api-client';
 import type { RequestRecord } from '../../observe/request-record';
-import type { NodeStatus } from '../../xds/server/node-status';
 
 export interface TapOptions {
   api: string;
@@ -36,7 +35,7 @@ interface Tapped {
 export async function runTap(service: string, opts: TapOptions): Promise<void> {
   const out = opts.out ?? process.stdout;
   const [namespace, name] = service.includes('/') ? service.split('/', 2) : [undefined, service];
-  const nodes = (await apiRequest(opts.api, 'GET', '/api/v1/nodes')).items as NodeStatus[];
+  const nodes = await connectedNodes(opts.api);
   const mine = nodes.filter((n) => n.node.role === 'sidecar' && n.node.service === name && (namespace === undefined || n.node.namespace === namespace));
   if (mine.length === 0) throw new Error(`no sidecar of service ${service} is connected to the control plane`);
   const targets: Tapped[] = [];
