@@ -21,7 +21,7 @@ import { ConfigError } from '../config/errors';
 import { parseConfigFile, parseResource, type ParsedEntry } from '../config/parse';
 import { silentLogger, type Logger } from '../observe/log';
 import { RegistrationError, type Registry } from '../registry/registry';
-import { ConfigRejectedError, type ResourceOrigin, type Store, type StoredResource } from '../store/store';
+import { ConfigRejectedError, StoreUnavailableError, type ResourceOrigin, type Store, type StoredResource } from '../store/store';
 import { kindFromName } from './kind-names';
 
 export interface ApiDeps {
@@ -197,6 +197,7 @@ function errorResponse(err: unknown): { status: number; body: Record<string, unk
     return { status: err.code === 'E_UNKNOWN_REGISTRATION' ? 404 : 400, body: { error: err.message, code: err.code, field: err.field } };
   }
   if (err instanceof SyntaxError) return { status: 400, body: { error: `malformed JSON body: ${err.message}` } };
+  if (err instanceof StoreUnavailableError) return { status: 503, body: { error: err.message, code: err.code } };
   return { status: 500, body: { error: String(err instanceof Error ? err.message : err) } };
 }
 

@@ -133,6 +133,13 @@ export function buildProgram(): Command {
     .option('--root-cert <file>', 'bring your own root CA: its certificate (PEM); weft makes its intermediate under it')
     .option('--root-key <file>', "bring your own root CA: its private key (PEM)")
     .option('--replica-id <id>', "this replica's name in `weft status` (default <hostname>:<xds port>)")
+    .option('--store <url>', 'keep all control-plane state in etcd (replicas): etcd://host:port[,host:port…], etcds:// for TLS; default: the embedded store in --data-dir')
+    .option('--store-prefix <prefix>', 'key prefix in etcd', '/weft/')
+    .option('--store-ca-file <file>', "etcd TLS: the CA bundle of etcd's server certificates")
+    .option('--store-cert-file <file>', 'etcd TLS: client certificate (PEM)')
+    .option('--store-key-file <file>', 'etcd TLS: client key (PEM)')
+    .option('--store-username <name>', "etcd authentication: user (password from $WEFT_STORE_PASSWORD)")
+    .option('--ca-key-secret-file <file>', "with --store: seals the CA's private keys in etcd (the same file on every replica; e.g. `openssl rand -base64 32`)")
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('control', 'runControl'));
 

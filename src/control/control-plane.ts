@@ -80,6 +80,8 @@ export interface ControlPlane {
   observer: MeshObserver;
   ca: CertificateAuthority;
   tokens: JoinTokenStore;
+  /** With etcd and a config directory: the sync, and whether this replica is its elected writer. */
+  readonly configSync: ConfigDirectorySync | undefined;
   close(): Promise<void>;
 }
 
@@ -95,7 +97,6 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const log = opts.log ?? jsonLogger();
   const host = opts.host ?? '127.0.0.1';
   const dataDir = path.resolve(opts.dataDir ?? '.weft');
-  const replica = opts.replicaId ?? `${host}:${opts.xdsPort ?? 15010}`;
   const etcd = opts.etcd ? await openEtcdBackend(opts.etcd, log) : undefined;
   const store: Store = etcd ? etcd.store : await EmbeddedStore.open({ configDir: opts.configDir, dataDir, log });
   const registry = new Registry({ store, dataDir, documents: etcd?.registrations, log, sweepIntervalMs: opts.sweepIntervalMs });
@@ -111,8 +112,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     throw err;
   }
   const tokens = new JoinTokenStore(etcd?.tokens ?? dataDir);
-  // With etcd, a config directory is synced into the store by one elected replica (config-sync.ts).
-  const configSync = etcd && opts.configDir ? new ConfigDirectorySync(etcd.conn, etcd.store, { configDir: path.resolve(opts.configDir), dataDir, replica, log }) : undefined;
+  let configSync: ConfigDirectorySync | undefined;
 
   // The view is rebuilt at most once per change burst and shared by every node group.
   let view: MeshView | undefined;
@@ -175,6 +175,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     await (etcd ? etcd.close() : store.close());
     throw err;
   }
+  const replica = xds.replicaId;
+  // With etcd, a config directory is synced into the store by one elected replica (config-sync.ts).
+  if (etcd && opts.configDir) configSync = new ConfigDirectorySync(etcd.conn, etcd.store, { configDir: path.resolve(opts.configDir), dataDir, replica, log });
   log('info', 'control plane started', { replica, store: etcd ? `etcd ${etcd.conn.endpoints.join(',')}` : 'embedded', xds: `${host}:${xdsPort}`, xdsTls: !dev, api: `http://${host}:${apiPort}`, configDir: opts.configDir, dataDir, trustDomain: ca.trustDomain });
 
   return {
@@ -189,6 +192,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     observer,
     ca,
     tokens,
+    get configSync() {
+      return configSync;
+    },
     async close() {
       observer.stop();
       stopWatch();

@@ -32,6 +32,11 @@ export class ConfigRejectedError extends Error {
   }
 }
 
+/** A write refused because the store (etcd) cannot be reached; the replica keeps serving what it has. */
+export class StoreUnavailableError extends Error {
+  readonly code = 'E_STORE_UNAVAILABLE';
+}
+
 export interface Store {
   list<K extends Kind>(kind: K): StoredResource<K>[];
   get<K extends Kind>(kind: K, namespace: string, name: string): StoredResource<K> | undefined;

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { Etcd3, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
 import { handleWhen, noop, retry } from 'cockatiel';
+import { StoreUnavailableError } from '../store';
 
 export interface EtcdStoreOptions {
   /** `etcd://host:port[,host:port…]` (`etcds://` for TLS). */
@@ -27,10 +28,7 @@ export class StoreConfigError extends Error {
   readonly code = 'E_STORE_CONFIG';
 }
 
-/** A write refused because the store cannot be reached; the replica keeps serving what it has. */
-export class StoreUnavailableError extends Error {
-  readonly code = 'E_STORE_UNAVAILABLE';
-}
+export { StoreUnavailableError } from '../store';
 
 export const DEFAULT_PREFIX = '/weft/';
 

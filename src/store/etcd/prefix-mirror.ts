@@ -62,10 +62,16 @@ export class PrefixMirror {
     });
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.watcher?.cancel().catch(() => {});
+  /** Stops the watch (once: every owner of a set may close it). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await this.watcher?.cancel().catch(() => {});
+    })();
+    return this.closing;
   }
+
+  private closing: Promise<void> | undefined;
 
   /** Reads the whole prefix; with `diff`, reports what changed since the copy (after a compaction). */
   private async load(diff: boolean): Promise<void> {
