@@ -8,6 +8,9 @@
 //        [--services 50] [--server weft|synthetic] [--budget-s 240]
 //        [--server-cpu-prof DIR]
 //
+// Its pieces (the client processes, the wait for convergence, /proc readings,
+// teardown on a budget or Ctrl-C) are exported for bench/xds-replicas.ts.
+//
 // --server weft (default): `node bin/weft.js control` on a config directory
 // the bench writes; a change rewrites one Service file (endpoint port), so it
 // includes the store's file watch, the translator and the cache.
@@ -61,14 +64,13 @@ interface ControlPlaneUnderTest {
   pid: number;
   port: number;
   change(k: number): void;
-  stop(): void;
 }
 
 function nodeArgs(opts: Options): string[] {
   return opts.serverCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.serverCpuProf}`] : [];
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.on('error', reject);
@@ -79,10 +81,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+export async function waitForPort(port: number, child: ChildProcess, timeoutMs: number, name = 'control plane'): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`control plane exited with code ${child.exitCode}`);
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode})`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => {
         s.destroy();
@@ -91,12 +93,13 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
       s.on('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > until) throw new Error(`control plane did not listen on ${port} within ${timeoutMs} ms`);
+    if (Date.now() > until) throw new Error(`${name} did not listen on ${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-function serviceYaml(name: string, endpointPort: number): string {
+/** A Service with two static endpoints; a change moves the first endpoint's port. */
+export function serviceYaml(name: string, endpointPort: number): string {
   return [
     'apiVersion: weft.dev/v1',
     'kind: Service',
@@ -110,7 +113,7 @@ function serviceYaml(name: string, endpointPort: number): string {
 }
 
 
-async function startWeftControl(opts: Options, tmp: string): Promise<ControlPlaneUnderTest> {
+async function startWeftControl(opts: Options, tmp: string, teardown: Teardown): Promise<ControlPlaneUnderTest> {
   const root = path.resolve(__dirname, '../..');
   const configDir = path.join(tmp, 'config');
   const dataDir = path.join(tmp, 'data');
@@ -121,12 +124,12 @@ async function startWeftControl(opts: Options, tmp: string): Promise<ControlPlan
   const changing = path.join(configDir, 'svc-0.yaml');
   fs.writeFileSync(changing, serviceYaml('svc-0', 20000) + '\n');
   const [xdsPort, apiPort] = [await freePort(), await freePort()];
-  const child = spawn(
+  const child = teardown.child(spawn(
     process.execPath,
     [...nodeArgs(opts), path.join(root, 'bin/weft.js'), 'control', '--config', configDir, '--data-dir', dataDir,
       '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn', '--dev'],
     { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
+  ));
   await waitForPort(xdsPort, child, 20_000);
   return {
     pid: child.pid!,
@@ -134,57 +137,126 @@ async function startWeftControl(opts: Options, tmp: string): Promise<ControlPlan
     // Written in place, as an editor saving the file. (Node 20's recursive fs.watch on Linux misses
     // a rename over an existing file, so a write-and-rename would wait for the store's 1 s poll.)
     change: (k) => fs.writeFileSync(changing, serviceYaml('svc-0', 20000 + k) + '\n'),
-    stop: () => child.kill('SIGTERM'),
   };
 }
 
-async function startSynthetic(opts: Options): Promise<ControlPlaneUnderTest> {
-  const child = fork(path.join(__dirname, 'xds-synthetic-server.js'), [String(opts.services)], {
+async function startSynthetic(opts: Options, teardown: Teardown): Promise<ControlPlaneUnderTest> {
+  const child = teardown.child(fork(path.join(__dirname, 'xds-synthetic-server.js'), [String(opts.services)], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     execArgv: nodeArgs(opts),
-  });
+  }));
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { t: string; port: number }) => resolve(m.port));
     child.once('exit', (code) => reject(new Error(`synthetic server exited with code ${code}`)));
   });
-  return { pid: child.pid!, port, change: () => child.send({ t: 'change' }), stop: () => child.kill('SIGTERM') };
+  return { pid: child.pid!, port, change: () => child.send({ t: 'change' }) };
 }
 
 // ---- /proc readings ------------------------------------------------------------
 
-function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+export function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
   return m ? Number(m[1]) : NaN;
 }
 
-const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
+export const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
+/** Latency figures of one change (ms from the change): first ACK, p50, p99, max. */
+export function latencyStats(sorted: number[]): { min: number; p50: number; p99: number; max: number } {
+  return { min: sorted[0] ?? NaN, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? NaN };
+}
+
+// ---- teardown: every child process and temp dir, on success, failure, budget or Ctrl-C ----
+
+export class Teardown {
+  private readonly children = new Set<ChildProcess>();
+  private readonly dirs: string[] = [];
+  private running: Promise<void> | undefined;
+
+  /** Stopped by run(). */
+  child<T extends ChildProcess>(c: T): T {
+    this.children.add(c);
+    return c;
+  }
+
+  /** Removed by run(), after every child has exited. */
+  dir(d: string): string {
+    this.dirs.push(d);
+    return d;
+  }
+
+  /** SIGTERM to every child still running, SIGKILL after graceMs; then removes the directories. Runs once. */
+  run(graceMs = 5000): Promise<void> {
+    this.running ??= (async () => {
+      const alive = [...this.children].filter((c) => c.exitCode === null && c.signalCode === null);
+      await Promise.all(
+        alive.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              const kill = setTimeout(() => c.kill('SIGKILL'), graceMs);
+              const giveUp = setTimeout(resolve, graceMs + 2000);
+              c.once('exit', () => {
+                clearTimeout(kill);
+                clearTimeout(giveUp);
+                resolve();
+              });
+              c.kill('SIGTERM');
+            }),
+        ),
+      );
+      for (const d of this.dirs) fs.rmSync(d, { recursive: true, force: true });
+    })();
+    return this.running;
+  }
+
+  /** A hard stop after budgetS, and on SIGINT / SIGTERM: tears everything down, then exits. */
+  guard(name: string, budgetS: number): void {
+    const stop = (why: string, code: number) => {
+      console.error(`${name}: ${why}, stopping`);
+      void this.run().finally(() => process.exit(code));
+    };
+    setTimeout(() => stop(`time budget of ${budgetS} s exceeded`, 2), budgetS * 1000).unref();
+    process.once('SIGINT', () => stop('interrupted', 130));
+    process.once('SIGTERM', () => stop('terminated', 143));
+  }
+}
+
 // ---- client processes --------------------------------------------------------------
 
-class ClientProcs {
+/** Simulated ADS clients of one control plane, in `procs` child processes. */
+export class ClientProcs {
   readonly procs: ChildProcess[] = [];
+  readonly count: number;
   private readonly progress = new Map<ChildProcess, { changed: number; lastChangeAt: number; acks: number }>();
 
-  constructor(opts: Options, port: number) {
-    const per = Math.ceil(opts.clients / opts.procs);
-    for (let p = 0; p < opts.procs; p++) {
-      const first = p * per;
-      const count = Math.min(per, opts.clients - first);
+  /** Clients first .. first+count-1 (node ids bench-<i>, node groups svc-<i mod services>) on the xDS port. */
+  constructor(o: { port: number; count: number; procs: number; services: number; first?: number }, teardown: Teardown) {
+    this.count = o.count;
+    const per = Math.ceil(o.count / o.procs);
+    for (let p = 0; p < o.procs; p++) {
+      const offset = p * per;
+      const count = Math.min(per, o.count - offset);
       if (count <= 0) break;
-      const config: SimClientsConfig = { port, first, count, services: opts.services, rampBatch: 200 };
-      const child = fork(path.join(__dirname, 'xds-sim-clients.js'), [JSON.stringify(config)], {
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
+      const config: SimClientsConfig = { port: o.port, first: (o.first ?? 0) + offset, count, services: o.services, rampBatch: 200 };
+      const child = teardown.child(
+        fork(path.join(__dirname, 'xds-sim-clients.js'), [JSON.stringify(config)], {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        }),
+      );
       child.on('message', (m: FromClients) => {
         if (m.t === 'progress') this.progress.set(child, m);
       });
       this.procs.push(child);
     }
+  }
+
+  get pids(): number[] {
+    return this.procs.map((c) => c.pid!);
   }
 
   /** Sends to every process and gathers one reply of the given type from each. */
@@ -207,8 +279,16 @@ class ClientProcs {
     );
   }
 
-  resetProgress(): void {
+  /** Every process has connected its clients: how many synced (CDS, EDS, LDS, RDS ACKed) and failed. */
+  async ready(timeoutMs: number): Promise<{ synced: number; failed: number }> {
+    const ready = await this.all(undefined, 'ready', timeoutMs);
+    return { synced: ready.reduce((s, r) => s + r.synced, 0), failed: ready.reduce((s, r) => s + r.failed, 0) };
+  }
+
+  /** Each client remembers the versions it holds; ACKs of other versions count as the change. */
+  async mark(): Promise<void> {
     this.progress.clear();
+    await this.all({ t: 'mark' }, 'marked', 10_000);
   }
 
   /** Clients that ACKed a changed version, and the latest such ACK. */
@@ -224,8 +304,36 @@ class ClientProcs {
     return { changed, lastChangeAt, acks };
   }
 
+  /** Every client's latency from t0 to its last ACK of a changed version (sorted), and the processes' CPU since the mark. */
+  async collect(t0: number): Promise<{ latencies: number[]; typesChanged: number; cpuMs: number }> {
+    const results = await this.all({ t: 'collect', t0 }, 'result', 10_000);
+    return {
+      latencies: results.flatMap((r) => r.latencies).sort((a, b) => a - b),
+      typesChanged: Math.max(...results.map((r) => r.typesChanged)),
+      cpuMs: results.reduce((s, r) => s + r.cpuMs, 0),
+    };
+  }
+
   stop(): void {
     for (const c of this.procs) if (c.connected) c.send({ t: 'stop' } satisfies ToClients);
+  }
+}
+
+/** Quiet time after the last changed ACK before a change counts as converged. */
+export const QUIET_MS = 400;
+
+/**
+ * Waits until every client of every set has ACKed a changed version and no changed ACK came for
+ * QUIET_MS, or until the deadline (then some clients did not converge: collect() shows it).
+ */
+export async function waitConverged(sets: ClientProcs[], deadline: number): Promise<void> {
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50));
+    const totals = sets.map((s) => s.totals());
+    const now = nowMs();
+    const lastChangeAt = Math.max(...totals.map((t) => t.lastChangeAt));
+    if (totals.every((t, i) => t.changed >= sets[i].count) && now - lastChangeAt > QUIET_MS) return;
+    if (now > deadline) return;
   }
 }
 
@@ -244,70 +352,47 @@ interface ChangeResult {
   rssKb: number;
 }
 
-/** Quiet time after the last changed ACK before a change counts as converged. */
-const QUIET_MS = 400;
-
-async function measureChange(k: number, cp: ControlPlaneUnderTest, clients: ClientProcs, n: number): Promise<ChangeResult> {
-  clients.resetProgress();
-  await clients.all({ t: 'mark' }, 'marked', 10_000);
+async function measureChange(k: number, cp: ControlPlaneUnderTest, clients: ClientProcs): Promise<ChangeResult> {
+  await clients.mark();
   const cpu0 = procCpuMs(cp.pid);
   const t0 = nowMs();
   cp.change(k);
-  const deadline = t0 + 30_000;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 50));
-    const { changed, lastChangeAt } = clients.totals();
-    const now = nowMs();
-    if (changed >= n && now - lastChangeAt > QUIET_MS) break;
-    if (now > deadline) break;
-  }
+  await waitConverged([clients], t0 + 30_000);
   // Includes the quiet window, where the server idles.
   const serverCpuMs = procCpuMs(cp.pid) - cpu0;
-  const results = await clients.all({ t: 'collect', t0 }, 'result', 10_000);
-  const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const r = await clients.collect(t0);
   return {
-    min: latencies[0] ?? NaN,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    max: latencies[latencies.length - 1] ?? NaN,
-    converged: latencies.length,
-    typesChanged: Math.max(...results.map((r) => r.typesChanged)),
+    ...latencyStats(r.latencies),
+    converged: r.latencies.length,
+    typesChanged: r.typesChanged,
     serverCpuMs,
-    clientCpuMs: results.reduce((s, r) => s + r.cpuMs, 0),
+    clientCpuMs: r.cpuMs,
     rssKb: procStatusKb(cp.pid, 'VmRSS'),
   };
 }
 
+/** The machine, for the first lines of a bench's output (the load average says how shared it was). */
+export function machineLine(): string {
+  return (
+    `# machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${mb(os.totalmem() / 1024)} RAM, node ${process.version}, ` +
+    `load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`
+  );
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-xds-bench-'));
-  let cp: ControlPlaneUnderTest | undefined;
+  const teardown = new Teardown();
+  teardown.guard('xds-convergence', opts.budgetS);
+  const tmp = teardown.dir(fs.mkdtempSync(path.join(os.tmpdir(), 'weft-xds-bench-')));
   let clients: ClientProcs | undefined;
-  const cleanup = () => {
-    clients?.stop();
-    cp?.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  };
-  const watchdog = setTimeout(() => {
-    console.error(`xds-convergence: time budget of ${opts.budgetS} s exceeded, stopping`);
-    cleanup();
-    process.exit(2);
-  }, opts.budgetS * 1000);
-  watchdog.unref();
-
   try {
     console.log(`# xDS convergence: ${opts.clients} SotW clients in ${opts.procs} processes, ${opts.services} services (node groups), server=${opts.server}`);
-    console.log(
-      `# machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${mb(os.totalmem() / 1024)} RAM, node ${process.version}, ` +
-        `load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
-    );
-    cp = opts.server === 'weft' ? await startWeftControl(opts, tmp) : await startSynthetic(opts);
+    console.log(machineLine());
+    const cp = opts.server === 'weft' ? await startWeftControl(opts, tmp, teardown) : await startSynthetic(opts, teardown);
     const rssIdle = procStatusKb(cp.pid, 'VmRSS');
     const connectStart = nowMs();
-    clients = new ClientProcs(opts, cp.port);
-    const ready = await clients.all(undefined, 'ready', 120_000);
-    const synced = ready.reduce((s, r) => s + r.synced, 0);
-    const failed = ready.reduce((s, r) => s + r.failed, 0);
+    clients = new ClientProcs({ port: cp.port, count: opts.clients, procs: opts.procs, services: opts.services }, teardown);
+    const { synced, failed } = await clients.ready(120_000);
     console.log(
       `connected and synced (CDS, EDS, LDS, RDS ACKed): ${synced}/${opts.clients} in ${(nowMs() - connectStart).toFixed(0)} ms, ${failed} failed; ` +
         `control plane RSS idle ${mb(rssIdle)} → ${mb(procStatusKb(cp.pid, 'VmRSS'))}`,
@@ -317,7 +402,7 @@ async function main(): Promise<void> {
     const rows: ChangeResult[] = [];
     console.log('change | clients ACKed | types | first ms | p50 ms | p99 ms | max ms | server CPU ms | clients CPU ms | RSS');
     for (let k = 1; k <= opts.changes; k++) {
-      const r = await measureChange(k, cp, clients, opts.clients);
+      const r = await measureChange(k, cp, clients);
       rows.push(r);
       console.log(
         `${k} | ${r.converged}/${opts.clients} | ${r.typesChanged} | ${r.min.toFixed(0)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.max.toFixed(0)} | ` +
@@ -341,12 +426,14 @@ async function main(): Promise<void> {
     const goal = summary.allConverged && summary.p99WorstMs < 1000 && summary.hwmMiB < 1024;
     console.log(`goal (all converge, p99 < 1 s, peak RSS < 1 GiB): ${goal ? 'met' : 'MISSED'}`);
   } finally {
-    cleanup();
-    clearTimeout(watchdog);
+    clients?.stop();
+    await teardown.run();
   }
 }
 
-main().catch((err) => {
-  console.error(`xds-convergence: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(`xds-convergence: ${err instanceof Error ? err.message : err}`);
+    process.exit(1);
+  });
+}
