@@ -178,6 +178,11 @@ export class Teardown {
   private readonly dirs: string[] = [];
   private running: Promise<void> | undefined;
 
+  /** run() has begun: children exiting now are being stopped. */
+  get stopping(): boolean {
+    return this.running !== undefined;
+  }
+
   /** Stopped by run(). */
   child<T extends ChildProcess>(c: T): T {
     this.children.add(c);
@@ -214,7 +219,7 @@ export class Teardown {
     return this.running;
   }
 
-  /** A hard stop after budgetS, and on SIGINT / SIGTERM: tears everything down, then exits. */
+  /** A hard stop after budgetS, on SIGINT / SIGTERM and on an uncaught error: tears everything down, then exits. */
   guard(name: string, budgetS: number): void {
     const stop = (why: string, code: number) => {
       console.error(`${name}: ${why}, stopping`);
@@ -223,6 +228,10 @@ export class Teardown {
     setTimeout(() => stop(`time budget of ${budgetS} s exceeded`, 2), budgetS * 1000).unref();
     process.once('SIGINT', () => stop('interrupted', 130));
     process.once('SIGTERM', () => stop('terminated', 143));
+    process.once('uncaughtException', (err) => stop(`uncaught ${err.stack ?? err}`, 1));
+    process.once('unhandledRejection', (err) => stop(`unhandled rejection ${err instanceof Error ? err.stack : err}`, 1));
+    // Output piped into `head` that has exited: keep running to the end (and the teardown) without it.
+    for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
   }
 }
 
