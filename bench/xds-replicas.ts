@@ -23,8 +23,10 @@ import { procCpuMs } from './peers';
 import { nowMs } from './xds-bench-protocol';
 import {
   ClientProcs,
+  cpuOfMs,
   freePort,
   latencyStats,
+  machineBusyMs,
   machineLine,
   mb,
   percentile,
@@ -235,6 +237,10 @@ interface ChangeRow {
   perReplica: ReplicaChange[];
   overall: { min: number; p50: number; p99: number; max: number; converged: number };
   etcdCpuMs: number;
+  /** CPU the rest of the machine used meanwhile (other engineers' work on a shared machine). */
+  othersCpuMs: number;
+  /** From the write to convergence plus the quiet window. */
+  windowMs: number;
 }
 
 const fmt = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
@@ -298,6 +304,8 @@ async function main(): Promise<void> {
     for (let k = 1; k <= opts.changes; k++) {
       await Promise.all(sets.map((s) => s.mark()));
       const c0 = etcd ? await etcdCounters(etcd) : undefined;
+      const ours = [...replicas.map((r) => r.pid), ...(etcd?.members.map((m) => m.pid) ?? []), ...sets.flatMap((s) => s.pids)];
+      const others0 = machineBusyMs() - cpuOfMs(ours);
       const cpu0 = replicas.map((r) => procCpuMs(r.pid));
       const etcdCpu0 = etcd ? etcd.members.reduce((s, m) => s + procCpuMs(m.pid), 0) : 0;
       const t0 = nowMs();
@@ -306,7 +314,9 @@ async function main(): Promise<void> {
       await waitConverged(sets, t0 + 30_000);
       const cpu1 = replicas.map((r) => procCpuMs(r.pid));
       const etcdCpuMs = etcd ? etcd.members.reduce((s, m) => s + procCpuMs(m.pid), 0) - etcdCpu0 : 0;
-      changeWindowMs += nowMs() - t0;
+      const windowMs = nowMs() - t0;
+      const othersCpuMs = machineBusyMs() - cpuOfMs(ours) - others0;
+      changeWindowMs += windowMs;
       if (etcd) addDelta(changeOps, c0!, await etcdCounters(etcd));
       const results = await Promise.all(sets.map((s) => s.collect(t0)));
       const perReplica = results.map((res, i) => ({
@@ -317,7 +327,7 @@ async function main(): Promise<void> {
         rssKb: procStatusKb(replicas[i].pid, 'VmRSS'),
       }));
       const everyone = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
-      const row: ChangeRow = { writeMs, perReplica, overall: { ...latencyStats(everyone), converged: everyone.length }, etcdCpuMs };
+      const row: ChangeRow = { writeMs, perReplica, overall: { ...latencyStats(everyone), converged: everyone.length }, etcdCpuMs, othersCpuMs, windowMs };
       rows.push(row);
       perReplica.forEach((p, i) =>
         console.log(
@@ -327,7 +337,7 @@ async function main(): Promise<void> {
       );
       console.log(
         `${k} | all | ${row.overall.converged}/${opts.clients * opts.replicas} | ${fmt(row.overall.min)} | ${fmt(row.overall.p50)} | ${fmt(row.overall.p99)} | ${fmt(row.overall.max)} | ` +
-          `write (POST on r0) ${fmt(writeMs)} ms${etcd ? `, etcd CPU ${fmt(etcdCpuMs)} ms` : ''}`,
+          `write (POST on r0) ${fmt(writeMs)} ms${etcd ? `, etcd CPU ${fmt(etcdCpuMs)} ms` : ''}, others' CPU ${fmt(othersCpuMs)} ms over ${fmt(windowMs)} ms`,
       );
       await new Promise((res) => setTimeout(res, 300));
     }
@@ -349,6 +359,8 @@ async function main(): Promise<void> {
       clientsPerReplica: opts.clients,
       changes: opts.changes,
       allConverged,
+      /** Cores' worth of CPU other processes of the machine used during the changes. */
+      othersCores: +(rows.reduce((s, r) => s + r.othersCpuMs, 0) / rows.reduce((s, r) => s + r.windowMs, 0)).toFixed(2),
       writeMs: { median: Math.round(median(rows.map((r) => r.writeMs))), max: Math.round(Math.max(...rows.map((r) => r.writeMs))) },
       overall: agg((r) => r.overall),
       perReplica: replicas.map((rep, i) => ({
