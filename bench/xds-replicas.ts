@@ -349,6 +349,8 @@ async function main(): Promise<void> {
       p50MedianMs: Math.round(median(rows.map((r) => pick(r).p50))),
       p99WorstMs: Math.round(Math.max(...rows.map((r) => pick(r).p99))),
       maxWorstMs: Math.round(Math.max(...rows.map((r) => pick(r).max))),
+      /** The first change after the clients connected costs the most on every store (warm-up): without it. */
+      p99WorstAfterFirstMs: rows.length > 1 ? Math.round(Math.max(...rows.slice(1).map((r) => pick(r).p99))) : undefined,
       p99PerChange: rows.map((r) => Math.round(pick(r).p99)),
     });
     const allConverged = rows.every((r) => r.overall.converged === opts.clients * opts.replicas);
