@@ -22,7 +22,7 @@ import { createIntermediate, createRoot, issueKeyedLeaf, issueLeaf, parseCsr, Pk
 import { DEFAULT_TRUST_DOMAIN } from './spiffe-id';
 import { CaError } from './ca-error';
 import { seal, unseal } from './key-wrap';
-import type { DocumentSet } from '../store/document-set';
+import { FileDocumentSet, type DocumentSet } from '../store/document-set';
 
 
 export const DEFAULT_LEAF_TTL_MS = 24 * 3_600_000;
@@ -120,7 +120,18 @@ export class CertificateAuthority {
     this.leafTtlMs = opts.leafTtlMs ?? DEFAULT_LEAF_TTL_MS;
     this.dir = opts.dataDir ? caDir(opts.dataDir) : undefined;
     this.log = opts.log ?? silentLogger;
+    if (shared) {
+      this.issued = shared.issued;
+    } else {
+      const local = new FileDocumentSet<IssuanceRecord>({ file: this.dir ? path.join(this.dir, 'issued.json') : undefined, field: 'issued', idOf: (r) => (r as IssuanceRecord).nodeId, sweepIntervalMs: 60_000 });
+      // A record leaves with its certificate: a node that stopped renewing is not listed forever.
+      local.restoreTtl((r) => Math.max(1, Math.ceil((Date.parse(r.notAfter) - Date.now()) / 1000)));
+      this.issued = local;
+    }
   }
+
+  /** The latest issuance per node (id: node id), expiring with the certificate: shared by the replicas, or <dataDir>/ca/issued.json. */
+  private readonly issued: DocumentSet<IssuanceRecord>;
 
   static async open(opts: CaOptions = {}): Promise<CertificateAuthority> {
     validateOptions(opts);
@@ -197,7 +208,6 @@ export class CertificateAuthority {
         log('error', 'the CA material in the store changed but cannot be used; signing with the previous material', { error: (err as Error).message });
       }
     });
-    shared.issued.onChange(() => {});
     if (ca.dir) await fs.promises.mkdir(ca.dir, { recursive: true, mode: 0o700 });
     await ca.writeBundle();
     return ca;
@@ -272,10 +282,10 @@ export class CertificateAuthority {
     this.records.push(record);
     if (this.records.length > MAX_RECORDS) this.records.splice(0, this.records.length - MAX_RECORDS);
     this.log('info', 'certificate issued', { ...record });
-    if (this.shared && nodeId) {
-      // The latest per node, for `weft certs` on any replica; it leaves the store when the certificate expires.
+    if (nodeId) {
+      // The latest per node, for `weft certs` (on any replica); it leaves when the certificate expires.
       const ttlSeconds = Math.max(1, Math.ceil((info.notAfter.getTime() - Date.now()) / 1000));
-      this.shared.issued.put(nodeId, record, { ttlSeconds }).catch((err) => this.log('warn', 'could not record the issuance in the store', { nodeId, error: (err as Error).message }));
+      this.issued.put(nodeId, record, { ttlSeconds }).catch((err) => this.log('warn', 'could not record the issuance in the store', { nodeId, error: (err as Error).message }));
     }
     return { chainPem: leafPem + intermediate.certPem, record };
   }
@@ -285,12 +295,14 @@ export class CertificateAuthority {
     return [...this.records];
   }
 
-  /** The latest issuance per node: from the shared store (every replica's, surviving restarts), else this process's. */
+  /** The latest issuance per node (every replica's with etcd), surviving restarts. */
   latestIssuances(): IssuanceRecord[] {
-    if (this.shared) return this.shared.issued.values().sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
-    const latest = new Map<string, IssuanceRecord>();
-    for (const r of this.records) latest.set(r.nodeId || r.spiffeId, r);
-    return [...latest.values()];
+    return this.issued.values().sort((a, b) => a.issuedAt.localeCompare(b.issuedAt));
+  }
+
+  /** Stops the record set's expiry timer and flushes it. */
+  close(): Promise<void> {
+    return this.shared ? Promise.resolve() : this.issued.close();
   }
 
   /** The xDS server's certificate: the control plane's SPIFFE ID plus the names sidecars dial it by. */

@@ -294,6 +294,25 @@ export function buildProgram(): Command {
     .addOption(apiOption())
     .action(lazy('certs', 'runCerts'));
 
+  const storeCmd = program.command('store').description("move a mesh between stores: the embedded one (a data directory) and etcd (replicas)");
+  const storeOptions = (cmd: Command) =>
+    cmd
+      .option('--data-dir <dir>', "the embedded store: a control plane's data directory (stopped while you import into it)")
+      .option('--store <url>', 'etcd: etcd://host:port[,host:port…] (etcds:// for TLS)')
+      .option('--store-prefix <prefix>', 'key prefix in etcd', '/weft/')
+      .option('--store-ca-file <file>', "etcd TLS: the CA bundle of etcd's server certificates")
+      .option('--store-cert-file <file>', 'etcd TLS: client certificate (PEM)')
+      .option('--store-key-file <file>', 'etcd TLS: client key (PEM)')
+      .option('--store-username <name>', 'etcd authentication: user (password from $WEFT_STORE_PASSWORD)')
+      .option('--ca-key-secret-file <file>', "etcd: the secret the CA's keys are sealed with (as given to the replicas)");
+  storeOptions(storeCmd.command('export').description("write the mesh's state (resources applied through the API, join tokens, the CA with its keys, registrations) as JSON"))
+    .option('-o, --output <file>', 'the file (mode 0600: it holds the CA keys), or - for stdout', '-')
+    .action(lazy('store', 'runStoreExport'));
+  storeOptions(storeCmd.command('import').description('write an export into an empty data directory or etcd prefix'))
+    .option('-i, --input <file>', 'the export, or - for stdin', '-')
+    .option('--force', 'overwrite a target that already holds a mesh')
+    .action(lazy('store', 'runStoreImport'));
+
   const caCmd = program.command('ca').description("the mesh's certificate authority");
   caCmd
     .command('rotate-root')

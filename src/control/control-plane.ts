@@ -202,6 +202,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       stopCa();
       await Promise.all([api.close(), xds.close()]);
       await configSync?.close();
+      await ca.close();
       await tokens.close();
       await registry.close();
       await (etcd ? etcd.close() : store.close());

@@ -30,7 +30,7 @@ const proxies: Proxy[] = [];
 let app: HttpUpstream;
 
 async function replica(name: string, extra: Partial<ControlPlaneOptions> = {}): Promise<ControlPlane> {
-  const cp = await startControlPlane({ etcd: { url: etcd.url, callTimeoutMs: 2000 }, dataDir: tempDir(undefined, `weft-replica-${name}-`), xdsPort: 0, apiPort: 0, dev: true, log: silentLogger, replicaId: name, ...extra });
+  const cp = await startControlPlane({ etcd: { url: etcd.url }, dataDir: tempDir(undefined, `weft-replica-${name}-`), xdsPort: 0, apiPort: 0, dev: true, log: silentLogger, replicaId: name, ...extra });
   planes.push(cp);
   return cp;
 }

@@ -4,7 +4,7 @@
 // hang), and a check at start that names the endpoints it could not reach.
 import * as fs from 'node:fs';
 import { Etcd3, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
-import { handleWhen, noop, retry } from 'cockatiel';
+import { BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
 import { StoreUnavailableError } from '../store';
 
 export interface EtcdStoreOptions {
@@ -19,7 +19,7 @@ export interface EtcdStoreOptions {
   /** etcd's own authentication. */
   username?: string;
   password?: string;
-  /** Deadline of one unary call (default 5 s). */
+  /** Deadline of one attempt of a unary call (default 2 s; a call makes up to 3 attempts, on different members). */
   callTimeoutMs?: number;
 }
 
@@ -69,14 +69,18 @@ export async function connectEtcd(opts: EtcdStoreOptions): Promise<EtcdConnectio
     }
   };
   const scheme = tls || opts.caFile ? 'https' : 'http';
-  const timeout = opts.callTimeoutMs ?? 5000;
+  const timeout = opts.callTimeoutMs ?? 2000;
   const options: IOptions = {
     hosts: endpoints.map((e) => `${scheme}://${e}`),
     dialTimeout: timeout,
-    // Unary calls get a deadline; watches and lease keep-alives are streams and live on.
+    // Unary calls get a deadline; watches and lease keep-alives are streams and live on. A call to a
+    // member that just died waits out its deadline (gRPC still holds the connection): the next attempt
+    // goes to another member, and two failures in a row keep a member out for 2 s.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-    // One retry on another endpoint, no circuit breaker: a member that is back must be used at once.
-    faultHandling: { host: () => noop, global: retry(handleWhen(isRecoverableError), { maxAttempts: 1 }) },
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 2000, breaker: new ConsecutiveBreaker(2) }),
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: 2 }),
+    },
   };
   if (scheme === 'https') {
     options.credentials = { rootCertificate: read(opts.caFile, '--store-ca-file') ?? Buffer.alloc(0), certChain: read(opts.certFile, '--store-cert-file'), privateKey: read(opts.keyFile, '--store-key-file') };
@@ -102,7 +106,7 @@ export async function connectEtcd(opts: EtcdStoreOptions): Promise<EtcdConnectio
       const e = err as Error;
       if (e instanceof StoreUnavailableError) return e;
       // Errors of etcd's own (a failed compare, a key that is too large) are answers, not outages.
-      if (/GRPC|deadline|unavailable|connect|ECONN|No connection|timed out/i.test(`${e.name} ${e.message}`)) {
+      if (e instanceof BrokenCircuitError || isRecoverableError(e) || /deadline|unavailable|connect|ECONN|No connection|timed out/i.test(`${e.name} ${e.message}`)) {
         return new StoreUnavailableError(`the store is unreachable (etcd at ${named}) while ${doing}: ${e.message}; this replica serves its last good config and refuses changes until etcd answers`);
       }
       return e;
