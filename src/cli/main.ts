@@ -97,6 +97,18 @@ const JOIN_TOKEN_HELP = 'join token for this service\'s certificate (`weft token
 const TRUST_DOMAIN_HELP = 'SPIFFE trust domain of the mesh';
 const XDS_HELP = "the control plane's xDS address; several replicas as a comma-separated list (a:15010,b:15010): the sidecar uses one and fails over to the next";
 
+/** How a command reaches etcd: the same options on `weft control` and `weft store`. */
+function etcdOptions(cmd: Command, storeHelp: string): Command {
+  return cmd
+    .option('--store <url>', storeHelp)
+    .option('--store-prefix <prefix>', 'key prefix in etcd', '/weft/')
+    .option('--store-ca-file <file>', "etcd TLS: the CA bundle of etcd's server certificates")
+    .option('--store-cert-file <file>', 'etcd TLS: client certificate (PEM)')
+    .option('--store-key-file <file>', 'etcd TLS: client key (PEM)')
+    .option('--store-username <name>', 'etcd authentication: user (password from $WEFT_STORE_PASSWORD)')
+    .option('--ca-key-secret-file <file>', "seals the CA's private keys in etcd (the same file on every replica; e.g. `openssl rand -base64 32`)");
+}
+
 export function buildProgram(): Command {
   const program = new Command('weft')
     .description('weft: a service mesh. Control plane (xDS) and its tools.')
@@ -119,7 +131,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'control plane log level').choices(['debug', 'info', 'warn', 'error']).default('warn'))
     .action(lazy('demo', 'runDemo'));
 
-  program
+  const controlCmd = program
     .command('control')
     .description('run the control plane: config store, registry, xDS server and admin API')
     .option('-c, --config <dir>', 'directory of YAML resources to load and watch')
@@ -133,15 +145,9 @@ export function buildProgram(): Command {
     .option('--root-cert <file>', 'bring your own root CA: its certificate (PEM); weft makes its intermediate under it')
     .option('--root-key <file>', "bring your own root CA: its private key (PEM)")
     .option('--replica-id <id>', "this replica's name in `weft status` (default <hostname>:<xds port>)")
-    .option('--store <url>', 'keep all control-plane state in etcd (replicas): etcd://host:port[,host:port…], etcds:// for TLS; default: the embedded store in --data-dir')
-    .option('--store-prefix <prefix>', 'key prefix in etcd', '/weft/')
-    .option('--store-ca-file <file>', "etcd TLS: the CA bundle of etcd's server certificates")
-    .option('--store-cert-file <file>', 'etcd TLS: client certificate (PEM)')
-    .option('--store-key-file <file>', 'etcd TLS: client key (PEM)')
-    .option('--store-username <name>', "etcd authentication: user (password from $WEFT_STORE_PASSWORD)")
-    .option('--ca-key-secret-file <file>', "with --store: seals the CA's private keys in etcd (the same file on every replica; e.g. `openssl rand -base64 32`)")
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('control', 'runControl'));
+  etcdOptions(controlCmd, 'keep all control-plane state in etcd (replicas): etcd://host:port[,host:port…], etcds:// for TLS; default: the embedded store in --data-dir');
 
   program
     .command('proxy')
@@ -296,15 +302,7 @@ export function buildProgram(): Command {
 
   const storeCmd = program.command('store').description("move a mesh between stores: the embedded one (a data directory) and etcd (replicas)");
   const storeOptions = (cmd: Command) =>
-    cmd
-      .option('--data-dir <dir>', "the embedded store: a control plane's data directory (stopped while you import into it)")
-      .option('--store <url>', 'etcd: etcd://host:port[,host:port…] (etcds:// for TLS)')
-      .option('--store-prefix <prefix>', 'key prefix in etcd', '/weft/')
-      .option('--store-ca-file <file>', "etcd TLS: the CA bundle of etcd's server certificates")
-      .option('--store-cert-file <file>', 'etcd TLS: client certificate (PEM)')
-      .option('--store-key-file <file>', 'etcd TLS: client key (PEM)')
-      .option('--store-username <name>', 'etcd authentication: user (password from $WEFT_STORE_PASSWORD)')
-      .option('--ca-key-secret-file <file>', "etcd: the secret the CA's keys are sealed with (as given to the replicas)");
+    etcdOptions(cmd.option('--data-dir <dir>', "the embedded store: a control plane's data directory (stopped while you import into it)"), 'etcd: etcd://host:port[,host:port…] (etcds:// for TLS)');
   storeOptions(storeCmd.command('export').description("write the mesh's state (resources applied through the API, join tokens, the CA with its keys, registrations) as JSON"))
     .option('-o, --output <file>', 'the file (mode 0600: it holds the CA keys), or - for stdout', '-')
     .action(lazy('store', 'runStoreExport'));

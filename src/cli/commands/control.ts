@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { startControlPlane } from '../../control/control-plane';
 import { jsonLogger, type LogLevel } from '../../observe/log';
+import { etcdOptionsFrom, type EtcdFlags } from '../etcd-flags';
 
 export async function runControl(opts: {
   config?: string;
@@ -15,18 +16,10 @@ export async function runControl(opts: {
   rootCert?: string;
   rootKey?: string;
   replicaId?: string;
-  store?: string;
-  storePrefix?: string;
-  storeCaFile?: string;
-  storeCertFile?: string;
-  storeKeyFile?: string;
-  storeUsername?: string;
   caKeySecretFile?: string;
-}): Promise<void> {
+} & EtcdFlags): Promise<void> {
   const log = jsonLogger(opts.logLevel);
-  const etcd = opts.store
-    ? { url: opts.store, prefix: opts.storePrefix, caFile: opts.storeCaFile, certFile: opts.storeCertFile, keyFile: opts.storeKeyFile, username: opts.storeUsername, password: process.env.WEFT_STORE_PASSWORD }
-    : undefined;
+  const etcd = etcdOptionsFrom(opts);
   if (opts.caKeySecretFile && !etcd) throw new Error('--ca-key-secret-file seals the CA in etcd: it needs --store');
   const cp = await startControlPlane({
     etcd,

@@ -6,16 +6,11 @@
 import * as fs from 'node:fs';
 import { keyFromSecret } from '../../ca/key-wrap';
 import { connectEtcd } from '../../store/etcd/etcd-connection';
+import { etcdOptionsFrom, type EtcdFlags } from '../etcd-flags';
 import { exportDataDir, exportEtcd, importDataDir, importEtcd, MigrationError, type MeshState } from '../../store/migrate';
 
-interface StoreTarget {
+interface StoreTarget extends EtcdFlags {
   dataDir?: string;
-  store?: string;
-  storePrefix?: string;
-  storeCaFile?: string;
-  storeCertFile?: string;
-  storeKeyFile?: string;
-  storeUsername?: string;
   caKeySecretFile?: string;
 }
 
@@ -26,7 +21,7 @@ function target(opts: StoreTarget): 'etcd' | 'data-dir' {
 }
 
 async function withEtcd<T>(opts: StoreTarget, fn: (conn: Awaited<ReturnType<typeof connectEtcd>>, sealKey: Buffer | undefined) => Promise<T>): Promise<T> {
-  const conn = await connectEtcd({ url: opts.store!, prefix: opts.storePrefix, caFile: opts.storeCaFile, certFile: opts.storeCertFile, keyFile: opts.storeKeyFile, username: opts.storeUsername, password: process.env.WEFT_STORE_PASSWORD });
+  const conn = await connectEtcd(etcdOptionsFrom(opts)!);
   try {
     return await fn(conn, opts.caKeySecretFile ? keyFromSecret(fs.readFileSync(opts.caKeySecretFile)) : undefined);
   } finally {
