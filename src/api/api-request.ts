@@ -22,6 +22,8 @@ export interface ApiAnswer {
 export interface ApiRequestOptions {
   body?: string;
   contentType?: string;
+  /** Sent as `Authorization: Bearer <token>`: an API credential, or a workload's join token. */
+  token?: string;
   /** No TCP (and TLS) connection within this: the next URL (default 3 s). */
   connectTimeoutMs?: number;
   /** No complete answer within this: an error, and the next URL for a method that may be repeated (default 30 s). */
@@ -63,6 +65,7 @@ export function requestOnce(base: string, method: string, path: string, opts: Ap
   return new Promise((resolve, reject) => {
     const headers: http.OutgoingHttpHeaders = {};
     if (opts.contentType) headers['content-type'] = opts.contentType;
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     if (opts.body !== undefined) headers['content-length'] = Buffer.byteLength(opts.body);
     const req = (url.protocol === 'https:' ? https : http).request(url, { method, headers, agent: false });
     let connectTimer: NodeJS.Timeout | undefined;

@@ -1,5 +1,7 @@
 // The control plane's REST admin API, under /api/v1/ on one port. It is what
-// the CLI and the dashboard use. Not on any request's hot path, so node:http.
+// the CLI, the dashboard and `weft run` use. Not on any request's hot path, so
+// node:http. Every route declares who may call it (access.ts): public,
+// viewer, admin or workload; outside --dev each request is authenticated.
 //
 //   GET    /api/v1/status                           summary: revision, counts, errors
 //   GET    /api/v1/resources[?kind=K]               every resource (or of one kind)
@@ -23,10 +25,18 @@ import { silentLogger, type Logger } from '../observe/log';
 import { RegistrationError, type Registry } from '../registry/registry';
 import { ConfigRejectedError, StoreUnavailableError, type ResourceOrigin, type Store, type StoredResource } from '../store/store';
 import { kindFromName } from './kind-names';
+import { HttpError } from './http-error';
+import { readBody } from './read-body';
+import { authenticate, authorize, describe, requireOwnService, type Access, type Authenticator, type Principal } from './access';
+import type { AuditLog } from './audit-log';
 
 export interface ApiDeps {
   store: Store;
   registry: Registry;
+  /** Outside --dev: who may call (credentials and join tokens). Absent: every route is open (dev). */
+  auth?: Authenticator;
+  /** Changes by operators are recorded here. */
+  audit?: AuditLog;
   /** Connected xDS nodes with their per-type sync state. */
   nodes(): unknown[];
   /** Errors of snapshots that could not be published (the previous keeps serving). */
@@ -42,25 +52,28 @@ export class TypedBody {
   ) {}
 }
 
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly body?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
+export { HttpError } from './http-error';
+
+/** The authenticated caller of a request; `note` says what a change did, for the audit log. */
+export interface Caller {
+  principal: Principal | undefined;
+  note(what: string): void;
 }
 
-type Handler = (req: http.IncomingMessage, params: string[], url: URL) => Promise<unknown> | unknown;
+type Handler = (req: http.IncomingMessage, params: string[], url: URL, caller: Caller) => Promise<unknown> | unknown;
+
+export interface RouteInfo {
+  method: string;
+  pattern: RegExp;
+  access: Access;
+}
 /** A handler that writes the response itself (event streams, static files). */
 export type RawHandler = (req: http.IncomingMessage, res: http.ServerResponse, params: string[], url: URL) => void;
 
 export class ApiServer {
   private readonly server: http.Server;
-  private readonly routes: { method: string; pattern: RegExp; handler: Handler; raw?: RawHandler }[] = [];
+  private readonly routes: { method: string; pattern: RegExp; access: Access; handler: Handler; raw?: RawHandler }[] = [];
   private readonly log: Logger;
 
   constructor(private readonly deps: ApiDeps) {
@@ -87,20 +100,25 @@ export class ApiServer {
     });
   }
 
-  /** Lets other modules (e.g. the dashboard) add routes on the same port. */
-  route(method: string, pattern: RegExp, handler: Handler): void {
-    this.routes.push({ method, pattern, handler });
+  /** Lets other modules (e.g. the dashboard) add routes on the same port; `access` says who may call it. */
+  route(method: string, pattern: RegExp, access: Access, handler: Handler): void {
+    this.routes.push({ method, pattern, access, handler });
   }
 
   /** A route whose handler writes the response itself. */
-  rawRoute(method: string, pattern: RegExp, raw: RawHandler): void {
-    this.routes.push({ method, pattern, handler: () => undefined, raw });
+  rawRoute(method: string, pattern: RegExp, access: Access, raw: RawHandler): void {
+    this.routes.push({ method, pattern, access, handler: () => undefined, raw });
+  }
+
+  /** Every route with its rule (the security test walks them all). */
+  routeTable(): RouteInfo[] {
+    return this.routes.map(({ method, pattern, access }) => ({ method, pattern, access }));
   }
 
   private defineRoutes(): void {
     const { store, registry } = this.deps;
-    this.route('GET', /^\/healthz$/, () => ({ ok: true }));
-    this.route('GET', /^\/api\/v1\/status$/, () => ({
+    this.route('GET', /^\/healthz$/, 'public', () => ({ ok: true }));
+    this.route('GET', /^\/api\/v1\/status$/, 'viewer', () => ({
       revision: store.revision(),
       resources: countByKind(store),
       registrations: registry.list().length,
@@ -108,12 +126,12 @@ export class ApiServer {
       configErrors: store.configErrors().length,
       snapshotErrors: this.deps.snapshotErrors().length,
     }));
-    this.route('GET', /^\/api\/v1\/resources$/, (_req, _p, url) => {
+    this.route('GET', /^\/api\/v1\/resources$/, 'viewer', (_req, _p, url) => {
       const kind = url.searchParams.get('kind');
       const kinds = kind ? [parseKind(kind)] : (Object.keys(countByKind(store)) as Resource['kind'][]);
       return { items: kinds.flatMap((k) => store.list(k).map(view)) };
     });
-    this.route('GET', /^\/api\/v1\/resources\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/, (_req, [kindName, ns, name]) => {
+    this.route('GET', /^\/api\/v1\/resources\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/, 'viewer', (_req, [kindName, ns, name]) => {
       const kind = parseKind(kindName);
       if (ns && name) {
         const item = store.get(kind, ns, name);
@@ -122,57 +140,87 @@ export class ApiServer {
       }
       return { items: store.list(kind).filter((i) => !ns || i.resource.metadata.namespace === ns).map(view) };
     });
-    this.route('POST', /^\/api\/v1\/resources$/, async (req) => {
+    this.route('POST', /^\/api\/v1\/resources$/, 'admin', async (req, _p, _u, caller) => {
       const text = await readBody(req);
       const { resources, origins } = parseBody(text, req.headers['content-type'] ?? '');
       const applied = await store.apply(resources, origins);
+      caller.note(`applied ${applied.map((i) => resourceKey(i.resource)).join(', ')}`);
       return { applied: applied.map((i) => ({ key: resourceKey(i.resource), revision: i.revision })) };
     });
-    this.route('DELETE', /^\/api\/v1\/resources\/([^/]+)\/([^/]+)\/([^/]+)$/, async (_req, [kindName, ns, name]) => {
+    this.route('DELETE', /^\/api\/v1\/resources\/([^/]+)\/([^/]+)\/([^/]+)$/, 'admin', async (_req, [kindName, ns, name], _u, caller) => {
       const kind = parseKind(kindName);
       if (!(await store.delete(kind, ns, name))) throw new HttpError(404, `${kind} ${ns}/${name} not found`);
+      caller.note(`deleted ${kind}/${ns}/${name}`);
       return { deleted: `${kind}/${ns}/${name}` };
     });
-    this.route('GET', /^\/api\/v1\/endpoints$/, (_req, _p, url) => {
+    this.route('GET', /^\/api\/v1\/endpoints$/, 'viewer', (_req, _p, url) => {
       const service = url.searchParams.get('service');
       const all = registry.endpoints();
       const entries = [...all].filter(([key]) => !service || key === service || key === `default/${service}`);
       if (service && entries.length === 0) throw new HttpError(404, `service ${service} not found`);
       return { services: Object.fromEntries(entries) };
     });
-    this.route('GET', /^\/api\/v1\/registrations$/, () => ({ items: registry.list() }));
-    this.route('POST', /^\/api\/v1\/registrations$/, async (req) => registry.register(JSON.parse(await readBody(req) || '{}')));
-    this.route('PUT', /^\/api\/v1\/registrations\/([^/]+)$/, async (req, [id]) => {
+    this.route('GET', /^\/api\/v1\/registrations$/, 'viewer', () => ({ items: registry.list() }));
+    // A workload registers only instances of its own service, at the address it calls from (access.ts).
+    this.route('POST', /^\/api\/v1\/registrations$/, 'workload', async (req, _p, _u, caller) => {
+      const body = JSON.parse((await readBody(req)) || '{}') as { service?: unknown; namespace?: unknown; address?: unknown };
+      if (caller.principal?.kind === 'workload') {
+        requireOwnService(caller.principal, typeof body.namespace === 'string' ? body.namespace : 'default', String(body.service ?? ''), 'register instances');
+        requireOwnAddress(req, String(body.address ?? ''));
+      }
+      const reg = await registry.register(body);
+      caller.note(`registered ${reg.namespace}/${reg.service} at ${reg.address} (${reg.id})`);
+      return reg;
+    });
+    this.route('PUT', /^\/api\/v1\/registrations\/([^/]+)$/, 'workload', async (req, [id], _u, caller) => {
       const body = JSON.parse((await readBody(req)) || '{}') as { health?: 'healthy' | 'unhealthy' | 'draining' };
+      this.ownRegistration(caller, id, 'renew registrations');
       return registry.renew(id, body.health);
     });
-    this.route('DELETE', /^\/api\/v1\/registrations\/([^/]+)$/, async (_req, [id]) => {
+    this.route('DELETE', /^\/api\/v1\/registrations\/([^/]+)$/, 'workload', async (_req, [id], _u, caller) => {
+      this.ownRegistration(caller, id, 'deregister instances');
       if (!(await registry.deregister(id))) throw new HttpError(404, `no registration ${id}`);
+      caller.note(`deregistered ${id}`);
       return { deregistered: id };
     });
-    this.route('GET', /^\/api\/v1\/nodes$/, () => ({ items: this.deps.nodes() }));
-    this.route('GET', /^\/api\/v1\/errors$/, () => ({
+    this.route('GET', /^\/api\/v1\/nodes$/, 'viewer', () => ({ items: this.deps.nodes() }));
+    this.route('GET', /^\/api\/v1\/errors$/, 'viewer', () => ({
       config: store.configErrors().map((e) => e.toJSON()),
       snapshots: this.deps.snapshotErrors(),
     }));
+  }
+
+  /** A workload may only touch registrations of its own service (an unknown id falls through to 404). */
+  private ownRegistration(caller: Caller, id: string, what: string): void {
+    const reg = this.deps.registry.list().find((r) => r.id === id);
+    if (reg) requireOwnService(caller.principal, reg.namespace, reg.service, what);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     let status = 200;
     let body: unknown;
+    let audited: { principal: Principal | undefined; what: string } | undefined;
     try {
       const matches = this.routes.filter((r) => r.pattern.test(url.pathname));
       if (matches.length === 0) throw new HttpError(404, `no such endpoint ${url.pathname}`);
       const route = matches.find((r) => r.method === req.method);
       if (!route) throw new HttpError(405, `${req.method} not allowed on ${url.pathname}`);
+      const auth = this.deps.auth;
+      const principal = auth ? authenticate(req, auth) : { kind: 'dev' as const };
+      authorize(route.access, principal, `${req.method} ${url.pathname}`);
       const params = route.pattern.exec(url.pathname)!.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p)));
       if (route.raw) return route.raw(req, res, params as string[], url);
-      body = await route.handler(req, params as string[], url);
+      const caller: Caller = { principal, note: (what) => (audited = { principal, what }) };
+      body = await route.handler(req, params as string[], url, caller);
       if (req.method === 'POST' && url.pathname.endsWith('/registrations')) status = 201;
     } catch (err) {
       ({ status, body } = errorResponse(err));
       if (status >= 500) this.log('error', 'api request failed', { path: url.pathname, error: String(err) });
+    }
+    // Changes by operators (not a workload's own registrations) go to the audit log.
+    if (audited && audited.principal?.kind !== 'workload' && status < 400) {
+      this.deps.audit?.record({ who: audited.principal ? describe(audited.principal) : 'unknown', method: req.method ?? '', path: url.pathname, status, what: audited.what });
     }
     if (res.headersSent) return;
     if (body instanceof TypedBody) {
@@ -186,6 +234,17 @@ export class ApiServer {
     const json = JSON.stringify(body, null, 1);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) }).end(json);
   }
+}
+
+/**
+ * A workload registers the address it calls from: a stolen join token cannot point its service's
+ * traffic at another machine. A caller on loopback may claim a loopback address (one host).
+ */
+function requireOwnAddress(req: http.IncomingMessage, claimed: string): void {
+  const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const loopback = (a: string) => a === '::1' || a.startsWith('127.');
+  if (claimed === from || (loopback(from) && loopback(claimed))) return;
+  throw new HttpError(403, `a workload may only register the address it calls from (${from}), not ${claimed}; an admin credential can register others`, { code: 'E_AUTH_FORBIDDEN' });
 }
 
 function errorResponse(err: unknown): { status: number; body: Record<string, unknown> } {
@@ -236,20 +295,3 @@ function parseBody(text: string, contentType: string): { resources: Resource[]; 
   return { resources: entries.map((e) => e.resource), origins: entries.map((e) => ({ file: BODY, document: e.document })) };
 }
 
-function readBody(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}

@@ -3,16 +3,17 @@
 //   GET    /api/v1/certs/issued          every issuance recorded
 //   POST   /api/v1/ca/rotate-root        new root + intermediate; the old root stays trusted
 //   POST   /api/v1/ca/retire-roots       drop the previous roots from the bundle
-//   GET    /api/v1/tokens                join tokens (never the secrets)
+//   GET    /api/v1/tokens                join tokens (never the secrets)       (admin)
 //   POST   /api/v1/tokens                {service, namespace?, ttlSeconds?} → the token, shown once
 //   DELETE /api/v1/tokens/:id
 import { HttpError, type ApiServer } from '../api/api-server';
+import { readBody } from '../api/read-body';
 import { CaError, type CertificateAuthority } from './certificate-authority';
 import { JoinTokenError, type JoinTokenStore } from './join-tokens';
 
 export function installCaApi(api: ApiServer, deps: { ca: CertificateAuthority; tokens: JoinTokenStore; dev: boolean }): void {
   const { ca, tokens } = deps;
-  api.route('GET', /^\/api\/v1\/certs$/, () => {
+  api.route('GET', /^\/api\/v1\/certs$/, 'viewer', () => {
     return {
       trustDomain: ca.trustDomain,
       leafTtlSeconds: ca.leafTtlMs / 1000,
@@ -21,16 +22,25 @@ export function installCaApi(api: ApiServer, deps: { ca: CertificateAuthority; t
       issued: ca.latestIssuances(),
     };
   });
-  api.route('GET', /^\/api\/v1\/certs\/issued$/, () => ({ items: ca.issuances() }));
-  api.route('POST', /^\/api\/v1\/ca\/rotate-root$/, async () => ({ roots: await guard(() => ca.rotateRoot()) }));
-  api.route('POST', /^\/api\/v1\/ca\/retire-roots$/, async () => ({ roots: await ca.retireRoots() }));
-  api.route('GET', /^\/api\/v1\/tokens$/, () => ({ items: tokens.list() }));
-  api.route('POST', /^\/api\/v1\/tokens$/, async (req) => {
-    const body = JSON.parse((await readAll(req)) || '{}') as { service?: string; namespace?: string; ttlSeconds?: number };
-    return guard(() => tokens.create({ service: body.service ?? '', namespace: body.namespace, ttlMs: body.ttlSeconds === undefined ? undefined : body.ttlSeconds * 1000 }));
+  api.route('GET', /^\/api\/v1\/certs\/issued$/, 'viewer', () => ({ items: ca.issuances() }));
+  api.route('POST', /^\/api\/v1\/ca\/rotate-root$/, 'admin', async (_req, _p, _u, caller) => {
+    caller.note('rotated the root');
+    return { roots: await guard(() => ca.rotateRoot()) };
   });
-  api.route('DELETE', /^\/api\/v1\/tokens\/([^/]+)$/, async (_req, [id]) => {
+  api.route('POST', /^\/api\/v1\/ca\/retire-roots$/, 'admin', async (_req, _p, _u, caller) => {
+    caller.note('retired the previous roots');
+    return { roots: await ca.retireRoots() };
+  });
+  api.route('GET', /^\/api\/v1\/tokens$/, 'admin', () => ({ items: tokens.list() }));
+  api.route('POST', /^\/api\/v1\/tokens$/, 'admin', async (req, _p, _u, caller) => {
+    const body = JSON.parse((await readBody(req, 64 * 1024)) || '{}') as { service?: string; namespace?: string; ttlSeconds?: number };
+    const made = await guard(() => tokens.create({ service: body.service ?? '', namespace: body.namespace, ttlMs: body.ttlSeconds === undefined ? undefined : body.ttlSeconds * 1000 }));
+    caller.note(`created join token ${made.id} for ${made.namespace}/${made.service}`);
+    return made;
+  });
+  api.route('DELETE', /^\/api\/v1\/tokens\/([^/]+)$/, 'admin', async (_req, [id], _u, caller) => {
     if (!(await tokens.revoke(id))) throw new HttpError(404, `no join token ${id}`);
+    caller.note(`revoked join token ${id}`);
     return { revoked: id };
   });
 }
@@ -43,17 +53,4 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
     if (err instanceof CaError) throw new HttpError(409, err.message, { code: err.code });
     throw err;
   }
-}
-
-function readAll(req: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      body += c;
-      if (body.length > 64 * 1024) reject(new HttpError(413, 'body too large'));
-    });
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-  });
 }

@@ -2,6 +2,8 @@
 // control plane's replicas, comma-separated: a request that cannot reach one
 // goes to the next (src/api/api-request.ts); the URLs that failed are named
 // only when all did, or on stderr with WEFT_DEBUG=1.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ApiUnreachableError, apiRequestAny } from '../api/api-request';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 import type { NodeStatus } from '../xds/server/node-status';
@@ -70,6 +72,22 @@ export async function connectedNodes(api: string): Promise<NodeStatus[]> {
   });
 }
 
+/**
+ * The CLI's API credential: --token (which sets WEFT_TOKEN), WEFT_TOKEN, the file WEFT_TOKEN_FILE
+ * names, or .weft/admin.token in the working directory (where `weft control` writes the first admin
+ * token by default). None against a --dev control plane.
+ */
+export function cliToken(): string | undefined {
+  if (process.env.WEFT_TOKEN) return process.env.WEFT_TOKEN.trim();
+  const file = process.env.WEFT_TOKEN_FILE ?? path.join('.weft', 'admin.token');
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || undefined;
+  } catch (err) {
+    if (process.env.WEFT_TOKEN_FILE) throw new Error(`WEFT_TOKEN_FILE ${file}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 /** `base`: one admin API URL or several, comma-separated. */
 export async function apiRequest(base: string, method: string, path: string, body?: string, contentType?: string): Promise<any> {
   let text: string;
@@ -78,6 +96,7 @@ export async function apiRequest(base: string, method: string, path: string, bod
     ({ text, status } = await apiRequestAny(urlsOf(base), method, path, {
       body,
       contentType,
+      token: cliToken(),
       onFailover: (failed, error, next) => {
         if (debugEnabled()) process.stderr.write(`weft: ${method} ${path}: ${failed} unreachable (${error}); trying ${next}\n`);
       },
@@ -92,6 +111,15 @@ export async function apiRequest(base: string, method: string, path: string, bod
   } catch {
     parsed = { error: text };
   }
+  if (status === 401 || status === 403) throw new ApiError(status, { ...parsed, error: credentialHint(status, parsed?.error) });
   if (status < 200 || status >= 300) throw new ApiError(status, parsed);
   return parsed;
+}
+
+/** What to set, said with the control plane's reason. */
+function credentialHint(status: number, reason: string | undefined): string {
+  const given = process.env.WEFT_TOKEN ? 'WEFT_TOKEN' : process.env.WEFT_TOKEN_FILE ? `WEFT_TOKEN_FILE (${process.env.WEFT_TOKEN_FILE})` : fs.existsSync(path.join('.weft', 'admin.token')) ? '.weft/admin.token' : undefined;
+  if (status === 401 && !given) return `${reason ?? 'a credential is needed'}`;
+  if (status === 401) return `the credential from ${given} was refused: ${reason ?? 'unknown or revoked'}; set WEFT_TOKEN (or --token) to a valid API token`;
+  return `${reason ?? 'forbidden'}; the credential from ${given ?? 'WEFT_TOKEN'} lacks the role for this (\`weft admin-token create --role admin\` makes one that has it)`;
 }

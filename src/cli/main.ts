@@ -114,6 +114,11 @@ export function buildProgram(): Command {
     .description('weft: a service mesh. Control plane (xDS) and its tools.')
     .version(require('../../../package.json').version)
     .showHelpAfterError()
+    .option('--token <token>', 'API credential for commands that call the control plane (default $WEFT_TOKEN, $WEFT_TOKEN_FILE, or .weft/admin.token)')
+    .hook('preAction', (cmd) => {
+      const token = cmd.opts().token as string | undefined;
+      if (token) process.env.WEFT_TOKEN = token;
+    })
     .configureOutput({ outputError: (str, write) => write(str) });
   const apiOption = () =>
     new Option('--api <url[,url…]>', 'admin API of the control plane; several replicas as a comma-separated list, tried in turn when one cannot be reached (default $WEFT_API)')
@@ -276,6 +281,23 @@ export function buildProgram(): Command {
     .option('--json', 'print the records as NDJSON')
     .addOption(apiOption())
     .action(lazy('tap', 'runTap'));
+
+  const adminToken = program.command('admin-token').description("operators' API credentials: admin (everything) or viewer (read-only); the first admin token is <data-dir>/admin.token");
+  adminToken
+    .command('create')
+    .description('a new credential (its token is shown once; stored hashed)')
+    .requiredOption('--name <name>', 'who or what it is for (e.g. ci, alice@example.com)')
+    .addOption(new Option('--role <role>', 'what it may do').choices(['admin', 'viewer']).default('viewer'))
+    .addOption(apiOption())
+    .action(lazy('admin-token', 'runAdminTokenCreate'));
+  adminToken.command('list').description('credentials (ids, names, roles; never the secrets)').addOption(apiOption()).action(lazy('admin-token', 'runAdminTokenList'));
+  adminToken.command('revoke').description('revoke a credential, at once on every replica').argument('<id>', 'its id (or the token itself)').addOption(apiOption()).action(lazy('admin-token', 'runAdminTokenRevoke'));
+  program
+    .command('audit')
+    .description('changes made through the API: who, what, when (newest first)')
+    .option('--limit <n>', 'how many', Number, 50)
+    .addOption(apiOption())
+    .action(lazy('admin-token', 'runAudit'));
 
   const token = program.command('token').description('join tokens: the credential a sidecar presents to obtain its service\'s certificate');
   token

@@ -28,6 +28,11 @@ import { keyFromSecret } from '../ca/key-wrap';
 import { ConfigDirectorySync } from '../store/etcd/config-sync';
 import { openEtcdBackend } from '../store/etcd/etcd-backend';
 import type { EtcdStoreOptions } from '../store/etcd/etcd-connection';
+import { AuditLog, type AuditEntry } from '../api/audit-log';
+import { BOOTSTRAP_ID, CredentialStore, type StoredCredential } from '../api/credentials';
+import { installCredentialsApi } from '../api/credentials-api';
+import { FileDocumentSet } from '../store/document-set';
+import { writeFileAtomic } from '../store/atomic-file';
 
 export interface ControlPlaneOptions {
   /** YAML config directory, loaded and watched. */
@@ -80,9 +85,32 @@ export interface ControlPlane {
   observer: MeshObserver;
   ca: CertificateAuthority;
   tokens: JoinTokenStore;
+  credentials: CredentialStore;
+  /** Outside --dev, where this replica wrote the first admin token (undefined: it existed already). */
+  adminTokenFile: string | undefined;
   /** With etcd and a config directory: the sync, and whether this replica is its elected writer. */
   readonly configSync: ConfigDirectorySync | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * Outside --dev, the mesh's first admin credential, made once (whichever replica gets there first):
+ * its token goes to <data-dir>/admin.token (0600) and nowhere else. Returns that file's path when
+ * this replica wrote it.
+ */
+async function bootstrapAdminCredential(credentials: CredentialStore, dataDir: string, log: Logger): Promise<string | undefined> {
+  if (credentials.has(BOOTSTRAP_ID)) return undefined;
+  let made;
+  try {
+    made = await credentials.create({ name: 'admin', role: 'admin', id: BOOTSTRAP_ID });
+  } catch {
+    return undefined; // another replica made it first
+  }
+  const file = path.join(dataDir, 'admin.token');
+  await fs.promises.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(file, made.token + '\n', 0o600);
+  log('info', 'admin credential created; its token is in the file (mode 0600): export WEFT_TOKEN=$(cat <file>)', { file });
+  return file;
 }
 
 function readSecretFile(file: string): Buffer {
@@ -145,13 +173,22 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies, undefined, undefined, etcd?.counters);
   const rls = rateLimiter.service();
   xds.addService(rls.definition, rls.handlers);
+  // Who may use the API (outside --dev): operators' credentials and workloads' join tokens.
+  const apiCredentials = new CredentialStore(etcd?.credentials ?? new FileDocumentSet<StoredCredential>({ file: path.join(dataDir, 'api-credentials.json'), field: 'credentials', mode: 0o600, idOf: (c) => (c as StoredCredential).id, sweepIntervalMs: 0 }));
+  const audit = new AuditLog(etcd?.audit ?? new FileDocumentSet<AuditEntry>({ file: path.join(dataDir, 'audit.json'), field: 'entries', mode: 0o600, idOf: (e) => (e as AuditEntry).id, sweepIntervalMs: 3_600_000 }), (err) =>
+    log('warn', 'could not write the audit log', { error: String(err) }),
+  );
+  const adminTokenFile = dev ? undefined : await bootstrapAdminCredential(apiCredentials, dataDir, log);
   const api = new ApiServer({
     store,
     registry,
+    auth: dev ? undefined : { dev, credentials: apiCredentials, tokens },
+    audit,
     nodes: () => xds.status(),
     snapshotErrors: () => cache.errors(),
     log,
   });
+  installCredentialsApi(api, { credentials: apiCredentials, audit });
   const observer = installDashboard(api, {
     store,
     registry,
@@ -161,7 +198,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     intervalMs: opts.observeIntervalMs,
   });
   installCaApi(api, { ca, tokens, dev });
-  api.route('GET', /^\/metrics$/, () => new TypedBody('text/plain; version=0.0.4; charset=utf-8', metrics.render({ nodes: xds.status(), store, cache })));
+  api.route('GET', /^\/metrics$/, 'viewer', () => new TypedBody('text/plain; version=0.0.4; charset=utf-8', metrics.render({ nodes: xds.status(), store, cache })));
   let xdsPort: number;
   let apiPort: number;
   try {
@@ -192,6 +229,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     observer,
     ca,
     tokens,
+    credentials: apiCredentials,
+    adminTokenFile,
     get configSync() {
       return configSync;
     },
@@ -204,6 +243,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       await configSync?.close();
       await ca.close();
       await tokens.close();
+      await apiCredentials.close();
+      await audit.close();
       await registry.close();
       await (etcd ? etcd.close() : store.close());
     },

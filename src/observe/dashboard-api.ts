@@ -49,9 +49,9 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
   });
   observer.start();
 
-  api.route('GET', /^\/api\/v1\/topology$/, () => observer.topology());
-  api.route('GET', /^\/api\/v1\/services\/([^/]+)\/([^/]+)$/, (_req, [ns, name]) => serviceDetail(deps, observer, ns, name));
-  api.route('GET', /^\/api\/v1\/explain$/, (_req, _p, url) =>
+  api.route('GET', /^\/api\/v1\/topology$/, 'viewer', () => observer.topology());
+  api.route('GET', /^\/api\/v1\/services\/([^/]+)\/([^/]+)$/, 'viewer', (_req, [ns, name]) => serviceDetail(deps, observer, ns, name));
+  api.route('GET', /^\/api\/v1\/explain$/, 'viewer', (_req, _p, url) =>
     explainRequest(deps.view(), deps.nodes(), {
       from: url.searchParams.get('from') ?? '',
       method: url.searchParams.get('method') ?? 'GET',
@@ -62,7 +62,7 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
     }),
   );
 
-  api.rawRoute('GET', /^\/api\/v1\/events$/, (req, res) => {
+  api.rawRoute('GET', /^\/api\/v1\/events$/, 'viewer', (req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (type: string, data: unknown) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     // The current state first, then changes.
@@ -78,7 +78,8 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
   });
 
   const root = deps.webRoot ?? path.resolve(__dirname, '../../../web/dist');
-  api.rawRoute('GET', /^\/(?!api\/|healthz$|metrics$)(.*)$/, (_req, res, [rel]) => {
+  // The dashboard's own files hold no data: what they show comes from the routes above (viewer).
+  api.rawRoute('GET', /^\/(?!api\/|healthz$|metrics$)(.*)$/, 'public', (_req, res, [rel]) => {
     const file = path.resolve(root, rel || 'index.html');
     if (!file.startsWith(root + path.sep)) return void res.writeHead(404).end();
     // Unknown paths are the single-page app's own (#/service/…): its index.

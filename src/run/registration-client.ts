@@ -27,6 +27,8 @@ export class RegistrationClient {
   constructor(
     api: string,
     private readonly log: Logger,
+    /** The service's join token: the API lets it register, renew and deregister instances of that service only. */
+    private readonly token?: string,
   ) {
     this.urls = ControlPlaneAddresses.api(api);
   }
@@ -75,6 +77,7 @@ export class RegistrationClient {
     const res = await apiRequestAny(this.urls, method, path, {
       body: body === undefined ? undefined : JSON.stringify(body),
       contentType: 'application/json',
+      token: this.token,
       timeoutMs: 5000,
       onFailover: (failed, error, next) => this.log('info', 'control plane API unreachable; trying the next replica', { failed, error, next, request: `${method} ${path}` }),
     });

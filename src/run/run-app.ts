@@ -119,7 +119,7 @@ export async function runApp(opts: RunOptions): Promise<number> {
   if (opts.port !== undefined && opts.service) {
     const reachable = await Promise.race([waitForPort(opts.port, 60_000).then(() => true), exited.then(() => false)]);
     if (reachable && !draining) {
-      registration = new RegistrationClient(opts.api, log);
+      registration = new RegistrationClient(opts.api, log, opts.joinToken ?? process.env.WEFT_JOIN_TOKEN);
       try {
         await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone });
       } catch (err) {

@@ -22,6 +22,8 @@ function weft(args: string[], input?: string) {
     input,
     encoding: 'utf8',
     timeout: 15000,
+    // The control plane runs outside --dev: the CLI reads the admin token it wrote, as the README says.
+    env: { ...process.env, WEFT_TOKEN_FILE: path.join(work, 'data', 'admin.token') },
   });
   return { code: res.status, out: res.stdout, err: res.stderr };
 }

@@ -9,11 +9,15 @@
 //   ca/material                    root, intermediate (keys sealed), previous roots
 //   ca-issued/<node>               latest issuance per node, leased until expiry
 //   ratelimit/<window>/<hash>      global rate-limit counters, leased per window
+//   api-credentials/<id>           operators' API credentials (hashes)
+//   audit/<time-id>                the audit log
 //   elections/<role>               singleton roles (config-sync)
 import type { CaMaterial, IssuanceRecord } from '../../ca/certificate-authority';
 import type { StoredToken } from '../../ca/join-tokens';
 import type { Logger } from '../../observe/log';
 import type { Registration } from '../../registry/registry';
+import type { AuditEntry } from '../../api/audit-log';
+import type { StoredCredential } from '../../api/credentials';
 import { connectEtcd, type EtcdConnection, type EtcdStoreOptions } from './etcd-connection';
 import { EtcdCounters } from './etcd-counters';
 import { EtcdDocumentSet } from './etcd-document-set';
@@ -26,6 +30,8 @@ export interface EtcdBackend {
   tokens: EtcdDocumentSet<StoredToken>;
   caMaterial: EtcdDocumentSet<CaMaterial>;
   issued: EtcdDocumentSet<IssuanceRecord>;
+  credentials: EtcdDocumentSet<StoredCredential>;
+  audit: EtcdDocumentSet<AuditEntry>;
   counters: EtcdCounters;
   close(): Promise<void>;
 }
@@ -33,12 +39,14 @@ export interface EtcdBackend {
 export async function openEtcdBackend(opts: EtcdStoreOptions, log: Logger): Promise<EtcdBackend> {
   const conn = await connectEtcd(opts);
   try {
-    const [store, registrations, tokens, caMaterial, issued] = await Promise.all([
+    const [store, registrations, tokens, caMaterial, issued, credentials, audit] = await Promise.all([
       EtcdStore.open({ conn, log }),
       EtcdDocumentSet.open<Registration>(conn, 'registrations/', 'registrations'),
       EtcdDocumentSet.open<StoredToken>(conn, 'join-tokens/', 'join tokens'),
       EtcdDocumentSet.open<CaMaterial>(conn, 'ca/', 'the CA'),
       EtcdDocumentSet.open<IssuanceRecord>(conn, 'ca-issued/', 'issuance records'),
+      EtcdDocumentSet.open<StoredCredential>(conn, 'api-credentials/', 'API credentials'),
+      EtcdDocumentSet.open<AuditEntry>(conn, 'audit/', 'the audit log'),
     ]);
     log('info', 'store: etcd', { endpoints: conn.endpoints.join(','), prefix: conn.prefix, revision: store.revision() });
     return {
@@ -48,9 +56,11 @@ export async function openEtcdBackend(opts: EtcdStoreOptions, log: Logger): Prom
       tokens,
       caMaterial,
       issued,
+      credentials,
+      audit,
       counters: new EtcdCounters(conn),
       async close() {
-        await Promise.all([store.close(), registrations.close(), tokens.close(), caMaterial.close(), issued.close()]);
+        await Promise.all([store.close(), registrations.close(), tokens.close(), caMaterial.close(), issued.close(), credentials.close(), audit.close()]);
         conn.close();
       },
     };

@@ -1,0 +1,192 @@
+// Who may call what on the admin API outside --dev, as a table: every route
+// is tried with no credential, a viewer, the wrong workload, the right
+// workload and an admin. A route added without a row here fails the walk.
+// Then the bad inputs: malformed, oversized, revoked and expired
+// credentials, a token whose service is gone, a workload claiming another
+// address; and the audit log.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
+import { silentLogger } from '../../src/observe/log';
+import { serviceYaml } from '../helpers/proxy-harness';
+import { tempDir } from '../helpers/tmp';
+
+let cp: ControlPlane;
+let dataDir: string;
+const tok: Record<'admin' | 'viewer' | 'alpha' | 'beta', string> = { admin: '', viewer: '', alpha: '', beta: '' };
+
+async function call(method: string, route: string, token: string | undefined, body?: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`http://127.0.0.1:${cp.apiPort}${route}`, {
+    method,
+    body,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': body.startsWith('{') || body.startsWith('[') ? 'application/json' : 'application/yaml' } : {}), ...headers },
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+before(async () => {
+  dataDir = tempDir(undefined, 'weft-access-');
+  const configDir = tempDir(undefined, 'weft-access-config-');
+  fs.writeFileSync(path.join(configDir, 'services.yaml'), [serviceYaml({ name: 'alpha', port: 80 }), serviceYaml({ name: 'beta', port: 80 })].join('---\n'));
+  cp = await startControlPlane({ configDir, dataDir, xdsPort: 0, apiPort: 0, log: silentLogger, dev: false });
+  tok.admin = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  tok.viewer = (await call('POST', '/api/v1/credentials', tok.admin, JSON.stringify({ name: 'dash', role: 'viewer' }))).json.token;
+  tok.alpha = (await call('POST', '/api/v1/tokens', tok.admin, JSON.stringify({ service: 'alpha' }))).json.token;
+  tok.beta = (await call('POST', '/api/v1/tokens', tok.admin, JSON.stringify({ service: 'beta' }))).json.token;
+});
+
+after(async () => {
+  await cp?.close();
+});
+
+test('the first admin token is written to <data-dir>/admin.token, mode 0600, and only its hash is kept', () => {
+  assert.equal(fs.statSync(path.join(dataDir, 'admin.token')).mode & 0o777, 0o600);
+  assert.match(tok.admin, /^weftapi\.[0-9a-f]{12}\./);
+  const stored = fs.readFileSync(path.join(dataDir, 'api-credentials.json'), 'utf8');
+  assert.ok(!stored.includes(tok.admin.split('.')[2]), 'the secret is not in the store');
+  assert.equal(fs.statSync(path.join(dataDir, 'api-credentials.json')).mode & 0o777, 0o600);
+});
+
+type Who = 'none' | 'viewer' | 'alphaWl' | 'betaWl' | 'admin';
+/** Per route: a request to make, and who is refused (401 none / 403 the others); everyone else must get past access control. */
+interface Row {
+  method: string;
+  path: () => string;
+  body?: () => string;
+  refused: Who[];
+}
+
+const READ: Who[] = ['none', 'alphaWl', 'betaWl'];
+const ADMIN: Who[] = ['none', 'viewer', 'alphaWl', 'betaWl'];
+let regId = '';
+
+const ROUTES: Record<string, Row> = {
+  'GET ^\\/healthz$': { method: 'GET', path: () => '/healthz', refused: [] },
+  'GET ^\\/(?!api\\/|healthz$|metrics$)(.*)$': { method: 'GET', path: () => '/', refused: [] },
+  'GET ^\\/api\\/v1\\/status$': { method: 'GET', path: () => '/api/v1/status', refused: READ },
+  'GET ^\\/api\\/v1\\/resources$': { method: 'GET', path: () => '/api/v1/resources', refused: READ },
+  'GET ^\\/api\\/v1\\/resources\\/([^/]+)(?:\\/([^/]+))?(?:\\/([^/]+))?$': { method: 'GET', path: () => '/api/v1/resources/services', refused: READ },
+  'POST ^\\/api\\/v1\\/resources$': { method: 'POST', path: () => '/api/v1/resources', body: () => serviceYaml({ name: 'gamma', port: 80 }), refused: ADMIN },
+  'DELETE ^\\/api\\/v1\\/resources\\/([^/]+)\\/([^/]+)\\/([^/]+)$': { method: 'DELETE', path: () => '/api/v1/resources/services/default/nothing', refused: ADMIN },
+  'GET ^\\/api\\/v1\\/endpoints$': { method: 'GET', path: () => '/api/v1/endpoints', refused: READ },
+  'GET ^\\/api\\/v1\\/registrations$': { method: 'GET', path: () => '/api/v1/registrations', refused: READ },
+  'POST ^\\/api\\/v1\\/registrations$': { method: 'POST', path: () => '/api/v1/registrations', body: () => JSON.stringify({ service: 'alpha', address: '127.0.0.1', port: 8080 }), refused: ['none', 'viewer', 'betaWl'] },
+  'PUT ^\\/api\\/v1\\/registrations\\/([^/]+)$': { method: 'PUT', path: () => `/api/v1/registrations/${regId}`, body: () => '{}', refused: ['none', 'viewer', 'betaWl'] },
+  'DELETE ^\\/api\\/v1\\/registrations\\/([^/]+)$': { method: 'DELETE', path: () => `/api/v1/registrations/${regId}`, refused: ['none', 'viewer', 'betaWl'] },
+  'GET ^\\/api\\/v1\\/nodes$': { method: 'GET', path: () => '/api/v1/nodes', refused: READ },
+  'GET ^\\/api\\/v1\\/errors$': { method: 'GET', path: () => '/api/v1/errors', refused: READ },
+  'GET ^\\/api\\/v1\\/credentials$': { method: 'GET', path: () => '/api/v1/credentials', refused: ADMIN },
+  'POST ^\\/api\\/v1\\/credentials$': { method: 'POST', path: () => '/api/v1/credentials', body: () => JSON.stringify({ name: 'x', role: 'viewer' }), refused: ADMIN },
+  'DELETE ^\\/api\\/v1\\/credentials\\/([^/]+)$': { method: 'DELETE', path: () => '/api/v1/credentials/ffffffffffff', refused: ADMIN },
+  'GET ^\\/api\\/v1\\/audit$': { method: 'GET', path: () => '/api/v1/audit', refused: ADMIN },
+  'GET ^\\/api\\/v1\\/topology$': { method: 'GET', path: () => '/api/v1/topology', refused: READ },
+  'GET ^\\/api\\/v1\\/services\\/([^/]+)\\/([^/]+)$': { method: 'GET', path: () => '/api/v1/services/default/alpha', refused: READ },
+  'GET ^\\/api\\/v1\\/explain$': { method: 'GET', path: () => '/api/v1/explain?from=alpha&to=beta', refused: READ },
+  'GET ^\\/api\\/v1\\/events$': { method: 'GET', path: () => '/api/v1/events', refused: READ },
+  'GET ^\\/api\\/v1\\/certs$': { method: 'GET', path: () => '/api/v1/certs', refused: READ },
+  'GET ^\\/api\\/v1\\/certs\\/issued$': { method: 'GET', path: () => '/api/v1/certs/issued', refused: READ },
+  'POST ^\\/api\\/v1\\/ca\\/rotate-root$': { method: 'POST', path: () => '/api/v1/ca/rotate-root', refused: ADMIN },
+  'POST ^\\/api\\/v1\\/ca\\/retire-roots$': { method: 'POST', path: () => '/api/v1/ca/retire-roots', refused: ADMIN },
+  'GET ^\\/api\\/v1\\/tokens$': { method: 'GET', path: () => '/api/v1/tokens', refused: ADMIN },
+  'POST ^\\/api\\/v1\\/tokens$': { method: 'POST', path: () => '/api/v1/tokens', body: () => JSON.stringify({ service: 'beta' }), refused: ADMIN },
+  'DELETE ^\\/api\\/v1\\/tokens\\/([^/]+)$': { method: 'DELETE', path: () => '/api/v1/tokens/ffffffffffff', refused: ADMIN },
+  'GET ^\\/metrics$': { method: 'GET', path: () => '/metrics', refused: READ },
+};
+
+test('every route of the API has a rule, and every rule holds for no credential, a viewer, the wrong and the right workload, an admin', async () => {
+  const table = cp.api.routeTable();
+  const unknown = table.map((r) => `${r.method} ${r.pattern.source}`).filter((key) => !(key in ROUTES));
+  assert.deepEqual(unknown, [], 'a route without a row here: add it with who may call it');
+  regId = (await call('POST', '/api/v1/registrations', tok.admin, JSON.stringify({ service: 'alpha', address: '127.0.0.1', port: 9000, ttlSeconds: 3600 }))).json.id;
+  const token: Record<Who, string | undefined> = { none: undefined, viewer: tok.viewer, alphaWl: tok.alpha, betaWl: tok.beta, admin: tok.admin };
+  const failures: string[] = [];
+  for (const [key, row] of Object.entries(ROUTES)) {
+    assert.ok(table.some((r) => `${r.method} ${r.pattern.source}` === key), `${key} is in the table but not served`);
+    for (const who of ['none', 'viewer', 'betaWl', 'alphaWl', 'admin'] as Who[]) {
+      if (row.path().includes('/events')) {
+        // An event stream: only the status line matters.
+        const ctl = new AbortController();
+        const res = await fetch(`http://127.0.0.1:${cp.apiPort}${row.path()}`, { headers: token[who] ? { authorization: `Bearer ${token[who]}` } : {}, signal: ctl.signal });
+        ctl.abort();
+        check(key, who, res.status, row, failures);
+        continue;
+      }
+      const res = await call(row.method, row.path(), token[who], row.body?.());
+      check(key, who, res.status, row, failures);
+      if (row.method === 'DELETE' && key.includes('registrations') && res.status === 200) {
+        regId = (await call('POST', '/api/v1/registrations', tok.admin, JSON.stringify({ service: 'alpha', address: '127.0.0.1', port: 9000, ttlSeconds: 3600 }))).json.id;
+      }
+    }
+  }
+  assert.deepEqual(failures, []);
+});
+
+function check(key: string, who: Who, status: number, row: Row, failures: string[]): void {
+  const expected = !row.refused.includes(who) ? 'through' : who === 'none' ? 401 : 403;
+  const ok = expected === 'through' ? status !== 401 && status !== 403 : status === expected;
+  if (!ok) failures.push(`${key} as ${who}: ${status}, expected ${expected}`);
+}
+
+test('refusals say why and what to do, as JSON', async () => {
+  const none = await call('POST', '/api/v1/tokens', undefined, JSON.stringify({ service: 'alpha' }));
+  assert.equal(none.status, 401);
+  assert.match(none.json.error, /set WEFT_TOKEN .*admin\.token/);
+  const viewer = await call('POST', '/api/v1/resources', tok.viewer, serviceYaml({ name: 'x', port: 80 }));
+  assert.equal(viewer.status, 403);
+  assert.match(viewer.json.error, /credential dash .* viewer\) may not POST \/api\/v1\/resources \(needs the admin role\)/);
+  const wrong = await call('POST', '/api/v1/registrations', tok.beta, JSON.stringify({ service: 'alpha', address: '127.0.0.1', port: 1 }));
+  assert.equal(wrong.status, 403);
+  assert.match(wrong.json.error, /may only register instances for default\/beta, not default\/alpha/);
+  assert.equal((await call('POST', '/api/v1/tokens', tok.alpha, JSON.stringify({ service: 'alpha' }))).status, 403, 'a workload never mints tokens');
+  assert.equal((await call('POST', '/api/v1/resources', tok.alpha, serviceYaml({ name: 'x', port: 80 }))).status, 403, 'nor changes config');
+});
+
+test('bad credentials: malformed, oversized, unknown, revoked at once, expired, a service gone; another address', async () => {
+  const bad = async (header: string) => (await call('GET', '/api/v1/status', undefined, undefined, { authorization: header })).status;
+  assert.equal(await bad('Basic YWRtaW46YWRtaW4='), 401);
+  assert.equal(await bad('Bearer'), 401);
+  assert.equal(await bad(`Bearer ${'a'.repeat(4096)}`), 401);
+  assert.equal(await bad('Bearer weftapi.000000000001.' + 'A'.repeat(43)), 401);
+  const made = (await call('POST', '/api/v1/credentials', tok.admin, JSON.stringify({ name: 'temp', role: 'admin' }))).json;
+  assert.equal((await call('GET', '/api/v1/status', made.token)).status, 200);
+  assert.equal((await call('DELETE', `/api/v1/credentials/${made.id}`, tok.admin)).status, 200);
+  const revoked = await call('GET', '/api/v1/status', made.token);
+  assert.equal(revoked.status, 401);
+  assert.match(revoked.json.error, /unknown or revoked/);
+  // A join token that expired.
+  const shortLived = (await call('POST', '/api/v1/tokens', tok.admin, JSON.stringify({ service: 'alpha', ttlSeconds: 1 }))).json.token;
+  const expiry = Date.now() + 1100;
+  while (Date.now() < expiry) await new Promise((r) => setTimeout(r, 50));
+  const expired = await call('POST', '/api/v1/registrations', shortLived, JSON.stringify({ service: 'alpha', address: '127.0.0.1', port: 1 }));
+  assert.equal(expired.status, 401);
+  assert.match(expired.json.error, /expired/);
+  // A workload registers the address it calls from; an admin may register others.
+  const elsewhere = await call('POST', '/api/v1/registrations', tok.alpha, JSON.stringify({ service: 'alpha', address: '198.18.0.7', port: 1 }));
+  assert.equal(elsewhere.status, 403);
+  assert.match(elsewhere.json.error, /only register the address it calls from/);
+  assert.equal((await call('POST', '/api/v1/registrations', tok.admin, JSON.stringify({ service: 'alpha', address: '198.18.0.7', port: 1, ttlSeconds: 5 }))).status, 201);
+  // The token of a service that no longer exists registers nothing.
+  const gone = (await call('POST', '/api/v1/tokens', tok.admin, JSON.stringify({ service: 'ghost' }))).json.token;
+  const ghost = await call('POST', '/api/v1/registrations', gone, JSON.stringify({ service: 'ghost', address: '127.0.0.1', port: 1 }));
+  assert.equal(ghost.status, 400);
+  assert.match(ghost.json.error, /no Service default\/ghost/);
+  assert.equal(cp.registry.list().filter((r) => r.service === 'ghost').length, 0, 'nothing changed');
+});
+
+test('the audit log records who changed what; workloads\' own registrations are not noise in it', async () => {
+  const entries = (await call('GET', '/api/v1/audit?limit=1000', tok.admin)).json.items as { who: string; method: string; path: string; what?: string }[];
+  assert.ok(entries.some((e) => e.who.startsWith('credential admin (000000000000, admin)') && e.path === '/api/v1/tokens' && /created join token .* for default\/alpha/.test(e.what ?? '')));
+  assert.ok(entries.some((e) => /revoked credential/.test(e.what ?? '')));
+  assert.ok(entries.some((e) => /registered default\/alpha at 198\.18\.0\.7/.test(e.what ?? '')), 'a registration by an admin');
+  assert.ok(!entries.some((e) => e.who.includes('join token')), 'workloads are not audited');
+  assert.ok(fs.existsSync(path.join(dataDir, 'audit.json')));
+});
