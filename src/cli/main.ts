@@ -293,6 +293,13 @@ export function buildProgram(): Command {
   adminToken.command('list').description('credentials (ids, names, roles; never the secrets)').addOption(apiOption()).action(lazy('admin-token', 'runAdminTokenList'));
   adminToken.command('revoke').description('revoke a credential, at once on every replica').argument('<id>', 'its id (or the token itself)').addOption(apiOption()).action(lazy('admin-token', 'runAdminTokenRevoke'));
   program
+    .command('dashboard')
+    .description("the dashboard through an authenticated proxy on loopback: your credential (a viewer's is enough) stays out of the browser and of every URL")
+    .option('--port <port>', 'local port (0: any free one)', portNumber, 15080)
+    .option('--address <address>', 'local address to listen on', '127.0.0.1')
+    .addOption(apiOption())
+    .action(lazy('dashboard', 'runDashboard'));
+  program
     .command('audit')
     .description('changes made through the API: who, what, when (newest first)')
     .option('--limit <n>', 'how many', Number, 50)

@@ -190,3 +190,34 @@ test('the audit log records who changed what; workloads\' own registrations are 
   assert.ok(!entries.some((e) => e.who.includes('join token')), 'workloads are not audited');
   assert.ok(fs.existsSync(path.join(dataDir, 'audit.json')));
 });
+
+test('weft dashboard: a loopback proxy that carries a viewer credential; no secret in any URL, reads only', async () => {
+  const { spawn } = await import('node:child_process');
+  const bin = path.resolve(__dirname, '../../../bin/weft.js');
+  const api = `http://127.0.0.1:${cp.apiPort}`;
+  const refused = spawn(process.execPath, [bin, 'dashboard', '--port', '0', '--api', api], { env: { ...process.env, WEFT_TOKEN: '', WEFT_TOKEN_FILE: '' }, cwd: dataDir + '/..' });
+  let refusedErr = '';
+  refused.stderr.on('data', (d) => (refusedErr += d));
+  const code = await new Promise((r) => refused.once('exit', r));
+  assert.notEqual(code, 0);
+  assert.match(refusedErr, /needs a credential: set WEFT_TOKEN/);
+
+  const proxy = spawn(process.execPath, [bin, 'dashboard', '--port', '0', '--api', api], { env: { ...process.env, WEFT_TOKEN: tok.viewer } });
+  try {
+    let out = '';
+    proxy.stdout.on('data', (d) => (out += d));
+    const started = Date.now();
+    while (!/http:\/\/127\.0\.0\.1:\d+\//.test(out)) {
+      if (Date.now() - started > 10_000) throw new Error(`the proxy did not start: ${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const base = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(out)![1];
+    assert.ok(!out.includes(tok.viewer.split('.')[2]), 'the secret is not printed');
+    const topology = await fetch(`${base}/api/v1/topology`);
+    assert.equal(topology.status, 200, 'the viewer credential was added');
+    assert.equal((await fetch(`${base}/`)).status, 200, 'the page itself');
+    assert.equal((await fetch(`${base}/api/v1/tokens`, { method: 'POST', body: '{}' })).status, 405, 'reads only');
+  } finally {
+    proxy.kill('SIGINT');
+  }
+});
