@@ -306,7 +306,7 @@ export class CertificateAuthority {
   }
 
   /** The xDS server's certificate: the control plane's SPIFFE ID plus the names sidecars dial it by. */
-  async serverCertificate(hosts: string[]): Promise<{ chainPem: string; keyPem: string }> {
+  async serverCertificate(hosts: string[], ttlMs = INTERMEDIATE_TTL_MS): Promise<{ chainPem: string; keyPem: string }> {
     const ips = new Set(['127.0.0.1']);
     const dns = new Set(['localhost']);
     for (const h of hosts) {
@@ -316,7 +316,7 @@ export class CertificateAuthority {
     }
     const leaf = await issueKeyedLeaf(this.intermediate, {
       uri: spiffeId(this.trustDomain, 'weft-system', 'control-plane'),
-      ttlMs: INTERMEDIATE_TTL_MS,
+      ttlMs,
       dnsNames: [...dns],
       ipAddresses: [...ips],
     });

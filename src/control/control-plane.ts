@@ -31,6 +31,8 @@ import type { EtcdStoreOptions } from '../store/etcd/etcd-connection';
 import { AuditLog, type AuditEntry } from '../api/audit-log';
 import { BOOTSTRAP_ID, CredentialStore, type StoredCredential } from '../api/credentials';
 import { installCredentialsApi } from '../api/credentials-api';
+import { xdsAccess } from './xds-access';
+import { ServingCertificate } from './serving-certificate';
 import { FileDocumentSet } from '../store/document-set';
 import { writeFileAtomic } from '../store/atomic-file';
 
@@ -161,23 +163,21 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const stopRegistry = registry.onChange(invalidate);
   const stopCa = ca.onChange(invalidate);
 
-  let credentials: grpc.ServerCredentials | undefined;
-  if (!dev) {
-    const serving = await ca.serverCertificate([host]);
-    credentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(serving.chainPem), private_key: Buffer.from(serving.keyPem) }], false);
-  }
-  const xds = new XdsServer({ cache, log, onStatusChange: metrics.statusChanged, onNack: metrics.nacked, credentials, replicaId: opts.replicaId });
+  // Outside --dev the xDS port speaks TLS with a certificate that renews itself (and follows root rotations).
+  const serving = dev ? undefined : await ServingCertificate.start(ca, [host], log);
+  const credentials = serving?.serverCredentials();
+  // Who may use the API (outside --dev): operators' credentials and workloads' join tokens.
+  const apiCredentials = new CredentialStore(etcd?.credentials ?? new FileDocumentSet<StoredCredential>({ file: path.join(dataDir, 'api-credentials.json'), field: 'credentials', mode: 0o600, idOf: (c) => (c as StoredCredential).id, sweepIntervalMs: 0 }));
+  const audit = new AuditLog(etcd?.audit ?? new FileDocumentSet<AuditEntry>({ file: path.join(dataDir, 'audit.json'), field: 'entries', mode: 0o600, idOf: (e) => (e as AuditEntry).id, sweepIntervalMs: 3_600_000 }), (err) =>
+    log('warn', 'could not write the audit log', { error: String(err) }),
+  );
+  const xds = new XdsServer({ cache, log, onStatusChange: metrics.statusChanged, onNack: metrics.nacked, credentials, replicaId: opts.replicaId, authorize: dev ? undefined : xdsAccess(tokens, apiCredentials) });
   const sds = sdsService({ ca, tokens, dev, log });
   xds.addService(sds.definition, sds.handlers);
   // Global rate limits: sidecars ask here, on the port they already reach for xDS.
   const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies, undefined, undefined, etcd?.counters);
   const rls = rateLimiter.service();
   xds.addService(rls.definition, rls.handlers);
-  // Who may use the API (outside --dev): operators' credentials and workloads' join tokens.
-  const apiCredentials = new CredentialStore(etcd?.credentials ?? new FileDocumentSet<StoredCredential>({ file: path.join(dataDir, 'api-credentials.json'), field: 'credentials', mode: 0o600, idOf: (c) => (c as StoredCredential).id, sweepIntervalMs: 0 }));
-  const audit = new AuditLog(etcd?.audit ?? new FileDocumentSet<AuditEntry>({ file: path.join(dataDir, 'audit.json'), field: 'entries', mode: 0o600, idOf: (e) => (e as AuditEntry).id, sweepIntervalMs: 3_600_000 }), (err) =>
-    log('warn', 'could not write the audit log', { error: String(err) }),
-  );
   const adminTokenFile = dev ? undefined : await bootstrapAdminCredential(apiCredentials, dataDir, log);
   const api = new ApiServer({
     store,
@@ -241,6 +241,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       stopCa();
       await Promise.all([api.close(), xds.close()]);
       await configSync?.close();
+      serving?.close();
       await ca.close();
       await tokens.close();
       await apiCredentials.close();

@@ -293,7 +293,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const sds = opts.sds ?? true;
   // One list of the control plane's replicas, and one preference among them, for the xDS stream, SDS and rate limit calls.
   const addresses = ControlPlaneAddresses.xds(opts.xds);
-  const xds = new XdsClient({ server: addresses, node: { id: opts.nodeId, metadata, zone: opts.zone }, log: opts.log, credentials, secretNames: sds ? ['ROOTCA'] : [] });
+  const xds = new XdsClient({ server: addresses, node: { id: opts.nodeId, metadata, zone: opts.zone }, token: opts.joinToken, log: opts.log, credentials, secretNames: sds ? ['ROOTCA'] : [] });
   const proxy = new Proxy(opts, xds);
   xds.onSecret((secret) => proxy.secrets.setTrustBundle(secret.name, secret.trustBundle));
   if (opts.service && sds) {

@@ -221,3 +221,34 @@ test('weft dashboard: a loopback proxy that carries a viewer credential; no secr
     proxy.kill('SIGINT');
   }
 });
+
+test('xDS lets in only the node its join token names: none, another service\'s and an admin credential', async () => {
+  const { startProxy } = await import('../../src/proxy/proxy');
+  const caFile = path.join(dataDir, 'ca', 'trust-bundle.pem');
+  const attempt = async (nodeId: string, service: string | undefined, token: string | undefined) => {
+    const ended: { code: string; details: string }[] = [];
+    const log = (_level: string, msg: string, fields?: Record<string, unknown>) => {
+      if (msg.startsWith('xds stream ended')) ended.push({ code: String(fields?.code), details: String(fields?.details) });
+    };
+    const proxy = await startProxy({ xds: `127.0.0.1:${cp.xdsPort}`, nodeId, service, namespace: 'default', adminPort: 0, log, caFile, joinToken: token, sds: false });
+    try {
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && ended.length === 0 && !proxy.xds.status().types.CDS.version) await new Promise((r) => setTimeout(r, 20));
+      return { ended, configured: Boolean(proxy.xds.status().types.CDS.version) };
+    } finally {
+      await proxy.close();
+    }
+  };
+  const none = await attempt('alpha-none', 'alpha', undefined);
+  assert.equal(none.configured, false);
+  assert.equal(none.ended[0]?.code, 'UNAUTHENTICATED', JSON.stringify(none.ended));
+  assert.match(none.ended[0].details, /needs a credential on xDS: the service's join token/);
+  const wrong = await attempt('alpha-wrong', 'alpha', tok.beta);
+  assert.equal(wrong.configured, false);
+  assert.equal(wrong.ended[0]?.code, 'PERMISSION_DENIED');
+  assert.match(wrong.ended[0].details, /declares default\/alpha, but its join token is for default\/beta/);
+  const viewer = await attempt('alpha-viewer', 'alpha', tok.viewer);
+  assert.equal(viewer.ended[0]?.code, 'PERMISSION_DENIED');
+  assert.equal((await attempt('alpha-1', 'alpha', tok.alpha)).configured, true, 'its own token: config');
+  assert.equal((await attempt('tool-1', undefined, tok.admin)).configured, true, 'an admin credential: any node');
+});

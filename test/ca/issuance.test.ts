@@ -208,10 +208,13 @@ test('the control plane down: the agent keeps its certificate and retries with b
   assert.equal(agent.status().state, 'ready');
 });
 
-test('weft token create / list / revoke over the API', T, async () => {
+test('weft token create / list / revoke over the API', T, async (t) => {
   const { runTokenCreate, runTokenList, runTokenRevoke } = await import('../../src/cli/commands/certs');
   const cp = await securePlane();
   const api = `http://127.0.0.1:${cp.apiPort}`;
+  // Outside --dev the CLI authenticates with the admin token the control plane wrote.
+  process.env.WEFT_TOKEN_FILE = cp.adminTokenFile!;
+  t.after(() => delete process.env.WEFT_TOKEN_FILE);
   let text = '';
   const out = { write: (s: string) => (text += s) };
   await runTokenCreate({ service: 'orders', namespace: 'shop', ttl: 3600, api, out });

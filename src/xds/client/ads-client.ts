@@ -53,6 +53,8 @@ export interface XdsClientOptions {
   /** The control plane's xDS address, "host:port", or several replicas' ("a:15010,b:15010"), or a list shared with other clients of the control plane. */
   server: string | ControlPlaneAddresses;
   node: XdsClientNode;
+  /** Sent as `authorization: Bearer <token>` on the stream: the service's join token (outside --dev the control plane needs it). */
+  token?: string;
   /** Defaults to JSON lines on stderr (info and above). */
   log?: Logger;
   /** Reconnection backoff between full rounds of the addresses; default 100 ms doubling up to 10 s, with jitter. */
@@ -263,7 +265,9 @@ export class XdsClient {
       'grpc.initial_reconnect_backoff_ms': this.backoffOptions.initialMs,
       'grpc.max_reconnect_backoff_ms': this.backoffOptions.maxMs,
     });
-    const call = (client as unknown as { DeltaAggregatedResources(): grpc.ClientDuplexStream<object, DeltaResponse> }).DeltaAggregatedResources();
+    const metadata = new grpc.Metadata();
+    if (this.options.token) metadata.set('authorization', `Bearer ${this.options.token}`);
+    const call = (client as unknown as { DeltaAggregatedResources(m: grpc.Metadata): grpc.ClientDuplexStream<object, DeltaResponse> }).DeltaAggregatedResources(metadata);
     this.grpcClient = client;
     this.call = call;
     this.nodeSent = false;

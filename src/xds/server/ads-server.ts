@@ -28,6 +28,8 @@ export interface XdsServerOptions {
    * connected to). Default: <hostname>:<bound xDS port>.
    */
   replicaId?: string;
+  /** Outside --dev: who may open a stream for which node (the control plane checks join tokens). */
+  authorize?: StreamContext['authorize'];
 }
 
 /** Thrown by listen() when the address cannot be bound. */
@@ -51,6 +53,7 @@ export class XdsServer {
       onStatusChange: options.onStatusChange,
       onClosed: (stream) => this.streams.delete(stream),
       replica: () => this.replica,
+      authorize: options.authorize,
     };
     this.replica = options.replicaId ?? os.hostname();
     this.credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();

@@ -19,6 +19,8 @@ export interface StreamContext {
   onClosed(stream: AdsStream<any, any>): void;
   /** This control plane replica's identity, reported with each stream. */
   replica(): string;
+  /** Outside --dev: throws XdsAccessError unless the call's credential may receive this node's config. */
+  authorize?(metadata: import('@grpc/grpc-js').Metadata, node: NodeInfo): void;
 }
 
 /** The fields both request messages share. */
@@ -111,6 +113,7 @@ export abstract class AdsStream<Req extends AdsRequest, State extends TypeState>
       if (err instanceof InvalidNodeError) throw new XdsProtocolError('E_XDS_INVALID_NODE', err.message);
       throw err;
     }
+    this.ctx.authorize?.(this.call.metadata, this.node);
     this.ctx.log('info', 'xds stream opened', { stream: this.id, node: this.node.id, mode: this.mode, peer: this.peer });
     this.changed('connected');
   }
