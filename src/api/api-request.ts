@@ -24,6 +24,8 @@ export interface ApiRequestOptions {
   contentType?: string;
   /** Sent as `Authorization: Bearer <token>`: an API credential, or a workload's join token. */
   token?: string;
+  /** PEM roots an https:// replica's certificate must chain to (the mesh's trust bundle); default: the system's. */
+  ca?: string | Buffer;
   /** No TCP (and TLS) connection within this: the next URL (default 3 s). */
   connectTimeoutMs?: number;
   /** No complete answer within this: an error, and the next URL for a method that may be repeated (default 30 s). */
@@ -67,7 +69,7 @@ export function requestOnce(base: string, method: string, path: string, opts: Ap
     if (opts.contentType) headers['content-type'] = opts.contentType;
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     if (opts.body !== undefined) headers['content-length'] = Buffer.byteLength(opts.body);
-    const req = (url.protocol === 'https:' ? https : http).request(url, { method, headers, agent: false });
+    const req = url.protocol === 'https:' ? https.request(url, { method, headers, agent: false, ca: opts.ca }) : http.request(url, { method, headers, agent: false });
     let connectTimer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => req.destroy(codedError('E_API_TIMEOUT', `no answer within ${timeoutMs} ms`)), timeoutMs);
     const done = () => {
@@ -93,6 +95,11 @@ export function requestOnce(base: string, method: string, path: string, opts: Ap
       });
       res.on('end', () => {
         done();
+        // Given http:// for a control plane whose API speaks TLS: the same request over https://.
+        if (res.headers['x-weft-tls'] === 'required' && url.protocol === 'http:') {
+          resolve(requestOnce(base.replace(/^http:/, 'https:'), method, path, opts));
+          return;
+        }
         resolve({ status: res.statusCode ?? 0, text, url: base });
       });
     });

@@ -18,6 +18,9 @@
 //   (src/observe/dashboard-api.ts adds /api/v1/topology, /services, /events, /explain and the dashboard at /)
 //   GET    /metrics                                 the control plane's own metrics, Prometheus text (control-metrics.ts)
 import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import type { ServingCertificate } from '../control/serving-certificate';
 import { resourceKey, type Resource } from '../config/kinds';
 import { ConfigError } from '../config/errors';
 import { parseConfigFile, parseResource, type ParsedEntry } from '../config/parse';
@@ -83,20 +86,58 @@ export class ApiServer {
     this.server.keepAliveTimeout = 5000;
   }
 
-  listen(port: number, host = '127.0.0.1'): Promise<number> {
+  /**
+   * Listens; with `tls` (outside --dev) the port speaks HTTPS with the control plane's serving
+   * certificate, and a plaintext request gets a 400 that says so (x-weft-tls: required), so a
+   * client given an http:// URL learns to use https:// instead of hanging on a handshake.
+   */
+  listen(port: number, host = '127.0.0.1', tls?: ServingCertificate): Promise<number> {
+    const front = tls ? this.tlsFront(tls) : this.server;
+    this.front = front;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as { port: number }).port);
+      front.once('error', reject);
+      front.listen(port, host, () => {
+        front.off('error', reject);
+        resolve((front.address() as { port: number }).port);
       });
     });
   }
 
   close(): Promise<void> {
+    const front = this.front;
     return new Promise((resolve) => {
+      if (front && front !== this.server) {
+        front.close();
+        this.secure?.closeAllConnections();
+      }
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+    });
+  }
+
+  private front: net.Server | undefined;
+  private secure: https.Server | undefined;
+
+  /** One port, two doors: a TLS ClientHello (0x16) goes to HTTPS, anything else gets the plaintext refusal. */
+  private tlsFront(tls: ServingCertificate): net.Server {
+    const identity = () => ({ cert: tls.current.certificate, key: tls.current.privateKey });
+    const secure = https.createServer(identity(), (req, res) => this.server.emit('request', req, res));
+    secure.keepAliveTimeout = 5000;
+    secure.on('tlsClientError', () => {}); // a bad handshake ends that connection only
+    tls.onChange(() => secure.setSecureContext(identity()));
+    this.secure = secure;
+    const plain = http.createServer((req, res) => {
+      const body = JSON.stringify({ error: `this control plane's API speaks TLS: use https://${req.headers.host ?? '<host>:<port>'}/ and verify it with the trust bundle (<data-dir>/ca/trust-bundle.pem, WEFT_CA_FILE)`, code: 'E_TLS_REQUIRED' });
+      res.writeHead(400, { 'content-type': 'application/json', 'x-weft-tls': 'required', connection: 'close' }).end(body);
+    });
+    return net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('readable', () => {
+        const first = socket.read(1) as Buffer | null;
+        if (!first) return socket.destroy();
+        socket.unshift(first);
+        (first[0] === 0x16 ? secure : plain).emit('connection', socket);
+      });
     });
   }
 

@@ -88,6 +88,20 @@ export function cliToken(): string | undefined {
   }
 }
 
+/**
+ * The roots the CLI verifies an https:// control plane with: WEFT_CA_FILE, or the trust bundle of
+ * .weft in the working directory (the control plane's own host); else the system's.
+ */
+export function cliCaFile(): string | undefined {
+  const file = process.env.WEFT_CA_FILE ?? path.join('.weft', 'ca', 'trust-bundle.pem');
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (process.env.WEFT_CA_FILE) throw new Error(`WEFT_CA_FILE ${file}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
 /** `base`: one admin API URL or several, comma-separated. */
 export async function apiRequest(base: string, method: string, path: string, body?: string, contentType?: string): Promise<any> {
   let text: string;
@@ -97,12 +111,16 @@ export async function apiRequest(base: string, method: string, path: string, bod
       body,
       contentType,
       token: cliToken(),
+      ca: cliCaFile(),
       onFailover: (failed, error, next) => {
         if (debugEnabled()) process.stderr.write(`weft: ${method} ${path}: ${failed} unreachable (${error}); trying ${next}\n`);
       },
     }));
   } catch (err) {
-    if (err instanceof ApiUnreachableError) throw new Error(`${err.message}; is \`weft control\` running? (--api or WEFT_API)`);
+    if (err instanceof ApiUnreachableError) {
+      const tls = /certificate|self[- ]signed|issuer/i.test(err.message) ? '; the control plane speaks TLS: set WEFT_CA_FILE to its trust bundle (<data-dir>/ca/trust-bundle.pem)' : '';
+      throw new Error(`${err.message}${tls}; is \`weft control\` running? (--api or WEFT_API)`);
+    }
     throw err;
   }
   let parsed: any;

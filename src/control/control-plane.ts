@@ -203,7 +203,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   let apiPort: number;
   try {
     xdsPort = await xds.listen(opts.xdsPort ?? 15010, host);
-    apiPort = await api.listen(opts.apiPort ?? 15000, host);
+    apiPort = await api.listen(opts.apiPort ?? 15000, host, serving);
   } catch (err) {
     observer.stop();
     await xds.close().catch(() => {});
@@ -215,7 +215,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const replica = xds.replicaId;
   // With etcd, a config directory is synced into the store by one elected replica (config-sync.ts).
   if (etcd && opts.configDir) configSync = new ConfigDirectorySync(etcd.conn, etcd.store, { configDir: path.resolve(opts.configDir), dataDir, replica, log });
-  log('info', 'control plane started', { replica, store: etcd ? `etcd ${etcd.conn.endpoints.join(',')}` : 'embedded', xds: `${host}:${xdsPort}`, xdsTls: !dev, api: `http://${host}:${apiPort}`, configDir: opts.configDir, dataDir, trustDomain: ca.trustDomain });
+  log('info', 'control plane started', { replica, store: etcd ? `etcd ${etcd.conn.endpoints.join(',')}` : 'embedded', xds: `${host}:${xdsPort}`, xdsTls: !dev, api: `${serving ? 'https' : 'http'}://${host}:${apiPort}`, configDir: opts.configDir, dataDir, trustDomain: ca.trustDomain });
 
   return {
     xdsPort,

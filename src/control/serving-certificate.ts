@@ -44,6 +44,15 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
     return this.identity!;
   }
 
+  /** Called after each renewal (the API's HTTPS server swaps its context). */
+  onChange(cb: () => void): () => void {
+    const l: Listener = () => cb();
+    this.changeListeners.add(l);
+    return () => this.changeListeners.delete(l);
+  }
+
+  private readonly changeListeners = new Set<Listener>();
+
   close(): void {
     clearTimeout(this.timer);
     this.stopCa?.();
@@ -56,6 +65,7 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
         const issued = await this.ca.serverCertificate(this.hosts, this.ttlMs);
         this.identity = { certificate: Buffer.from(issued.chainPem), privateKey: Buffer.from(issued.keyPem) };
         for (const l of this.listeners) l(this.identity);
+        for (const l of this.changeListeners) l(this.identity);
         if (why !== 'start') this.log('info', 'control plane serving certificate renewed', { why });
         // At two thirds of its life, well before sidecars would refuse it.
         this.timer = setTimeout(() => void this.renew('two thirds of its lifetime'), (this.ttlMs * 2) / 3);

@@ -29,6 +29,8 @@ export class RegistrationClient {
     private readonly log: Logger,
     /** The service's join token: the API lets it register, renew and deregister instances of that service only. */
     private readonly token?: string,
+    /** The mesh's trust bundle (PEM): the API's certificate must chain to it (outside --dev the API speaks TLS). */
+    private readonly ca?: string,
   ) {
     this.urls = ControlPlaneAddresses.api(api);
   }
@@ -78,6 +80,7 @@ export class RegistrationClient {
       body: body === undefined ? undefined : JSON.stringify(body),
       contentType: 'application/json',
       token: this.token,
+      ca: this.ca,
       timeoutMs: 5000,
       onFailover: (failed, error, next) => this.log('info', 'control plane API unreachable; trying the next replica', { failed, error, next, request: `${method} ${path}` }),
     });

@@ -3,6 +3,7 @@
 // app accepts connections, and holds its lease while it runs. The unit exits
 // with the app's exit code (so batch jobs finish), and SIGTERM drains:
 // deregister-as-draining, wait, stop the app, then the sidecar.
+import * as fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import type { Logger } from '../observe/log';
@@ -119,7 +120,7 @@ export async function runApp(opts: RunOptions): Promise<number> {
   if (opts.port !== undefined && opts.service) {
     const reachable = await Promise.race([waitForPort(opts.port, 60_000).then(() => true), exited.then(() => false)]);
     if (reachable && !draining) {
-      registration = new RegistrationClient(opts.api, log, opts.joinToken ?? process.env.WEFT_JOIN_TOKEN);
+      registration = new RegistrationClient(opts.api, log, opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, opts.caFile ? fs.readFileSync(opts.caFile, 'utf8') : undefined);
       try {
         await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone });
       } catch (err) {

@@ -7,6 +7,8 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
@@ -17,20 +19,34 @@ let cp: ControlPlane;
 let dataDir: string;
 const tok: Record<'admin' | 'viewer' | 'alpha' | 'beta', string> = { admin: '', viewer: '', alpha: '', beta: '' };
 
-async function call(method: string, route: string, token: string | undefined, body?: string, headers: Record<string, string> = {}) {
-  const res = await fetch(`http://127.0.0.1:${cp.apiPort}${route}`, {
-    method,
-    body,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': body.startsWith('{') || body.startsWith('[') ? 'application/json' : 'application/yaml' } : {}), ...headers },
+/** One request over HTTPS, verified with the mesh's trust bundle (outside --dev the API speaks TLS). */
+function call(method: string, route: string, token: string | undefined, body?: string, headers: Record<string, string> = {}, stream = false): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port: cp.apiPort, path: route, method, ca: cp.ca.bundlePem(), agent: false, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': body.startsWith('{') || body.startsWith('[') ? 'application/json' : 'application/yaml' } : {}), ...headers } },
+      (res) => {
+        // An event stream never ends: its status line is the answer.
+        if (stream) {
+          res.destroy();
+          return resolve({ status: res.statusCode ?? 0, json: undefined });
+        }
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let json: any;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = text;
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json };
 }
 
 before(async () => {
@@ -112,15 +128,7 @@ test('every route of the API has a rule, and every rule holds for no credential,
   for (const [key, row] of Object.entries(ROUTES)) {
     assert.ok(table.some((r) => `${r.method} ${r.pattern.source}` === key), `${key} is in the table but not served`);
     for (const who of ['none', 'viewer', 'betaWl', 'alphaWl', 'admin'] as Who[]) {
-      if (row.path().includes('/events')) {
-        // An event stream: only the status line matters.
-        const ctl = new AbortController();
-        const res = await fetch(`http://127.0.0.1:${cp.apiPort}${row.path()}`, { headers: token[who] ? { authorization: `Bearer ${token[who]}` } : {}, signal: ctl.signal });
-        ctl.abort();
-        check(key, who, res.status, row, failures);
-        continue;
-      }
-      const res = await call(row.method, row.path(), token[who], row.body?.());
+      const res = await call(row.method, row.path(), token[who], row.body?.(), {}, row.path().includes('/events'));
       check(key, who, res.status, row, failures);
       if (row.method === 'DELETE' && key.includes('registrations') && res.status === 200) {
         regId = (await call('POST', '/api/v1/registrations', tok.admin, JSON.stringify({ service: 'alpha', address: '127.0.0.1', port: 9000, ttlSeconds: 3600 }))).json.id;
@@ -191,18 +199,39 @@ test('the audit log records who changed what; workloads\' own registrations are 
   assert.ok(fs.existsSync(path.join(dataDir, 'audit.json')));
 });
 
+const caFileOf = () => path.join(dataDir, 'ca', 'trust-bundle.pem');
+
+test('the API speaks TLS outside --dev: a plaintext request is told so, and the CLI given http:// moves to https://', async () => {
+  const plain = await new Promise<{ status: number; tls: unknown; body: string }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: cp.apiPort, path: '/api/v1/status', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, tls: res.headers['x-weft-tls'], body }));
+    }).on('error', reject);
+  });
+  assert.equal(plain.status, 400);
+  assert.equal(plain.tls, 'required');
+  assert.match(plain.body, /speaks TLS: use https:\/\/127\.0\.0\.1:\d+\//);
+  const { apiRequestAny } = await import('../../src/api/api-request');
+  const { ControlPlaneAddresses } = await import('../../src/xds/client/control-plane-addresses');
+  const answer = await apiRequestAny(ControlPlaneAddresses.api(`http://127.0.0.1:${cp.apiPort}`), 'GET', '/api/v1/status', { token: tok.viewer, ca: cp.ca.bundlePem() });
+  assert.equal(answer.status, 200);
+  // A client that does not trust the mesh's CA does not talk to it.
+  await assert.rejects(apiRequestAny(ControlPlaneAddresses.api(`https://127.0.0.1:${cp.apiPort}`), 'GET', '/api/v1/status', { token: tok.viewer }), /certificate/);
+});
+
 test('weft dashboard: a loopback proxy that carries a viewer credential; no secret in any URL, reads only', async () => {
   const { spawn } = await import('node:child_process');
   const bin = path.resolve(__dirname, '../../../bin/weft.js');
   const api = `http://127.0.0.1:${cp.apiPort}`;
-  const refused = spawn(process.execPath, [bin, 'dashboard', '--port', '0', '--api', api], { env: { ...process.env, WEFT_TOKEN: '', WEFT_TOKEN_FILE: '' }, cwd: dataDir + '/..' });
+  const refused = spawn(process.execPath, [bin, 'dashboard', '--port', '0', '--api', api], { env: { ...process.env, WEFT_TOKEN: '', WEFT_TOKEN_FILE: '', WEFT_CA_FILE: caFileOf() }, cwd: dataDir + '/..' });
   let refusedErr = '';
   refused.stderr.on('data', (d) => (refusedErr += d));
   const code = await new Promise((r) => refused.once('exit', r));
   assert.notEqual(code, 0);
   assert.match(refusedErr, /needs a credential: set WEFT_TOKEN/);
 
-  const proxy = spawn(process.execPath, [bin, 'dashboard', '--port', '0', '--api', api], { env: { ...process.env, WEFT_TOKEN: tok.viewer } });
+  const proxy = spawn(process.execPath, [bin, 'dashboard', '--port', '0', '--api', api], { env: { ...process.env, WEFT_TOKEN: tok.viewer, WEFT_CA_FILE: caFileOf() } });
   try {
     let out = '';
     proxy.stdout.on('data', (d) => (out += d));

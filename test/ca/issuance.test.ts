@@ -214,7 +214,11 @@ test('weft token create / list / revoke over the API', T, async (t) => {
   const api = `http://127.0.0.1:${cp.apiPort}`;
   // Outside --dev the CLI authenticates with the admin token the control plane wrote.
   process.env.WEFT_TOKEN_FILE = cp.adminTokenFile!;
-  t.after(() => delete process.env.WEFT_TOKEN_FILE);
+  process.env.WEFT_CA_FILE = cp.ca.bundleFile()!;
+  t.after(() => {
+    delete process.env.WEFT_TOKEN_FILE;
+    delete process.env.WEFT_CA_FILE;
+  });
   let text = '';
   const out = { write: (s: string) => (text += s) };
   await runTokenCreate({ service: 'orders', namespace: 'shop', ttl: 3600, api, out });

@@ -23,7 +23,7 @@ function weft(args: string[], input?: string) {
     encoding: 'utf8',
     timeout: 15000,
     // The control plane runs outside --dev: the CLI reads the admin token it wrote, as the README says.
-    env: { ...process.env, WEFT_TOKEN_FILE: path.join(work, 'data', 'admin.token') },
+    env: { ...process.env, WEFT_TOKEN_FILE: path.join(work, 'data', 'admin.token'), WEFT_CA_FILE: path.join(work, 'data', 'ca', 'trust-bundle.pem') },
   });
   return { code: res.status, out: res.stdout, err: res.stderr };
 }
@@ -39,8 +39,8 @@ before(async () => {
   let out = '';
   control.stdout!.on('data', (d) => (out += d));
   control.stderr!.on('data', (d) => (controlLog += d));
-  await waitFor(() => /API on (http:\/\/\S+?)\/api/.test(out), 10000, 'control plane started');
-  api = /API on (http:\/\/\S+?)\/api/.exec(out)![1];
+  await waitFor(() => /API on (https?:\/\/\S+?)\/api/.test(out), 10000, 'control plane started');
+  api = /API on (https?:\/\/\S+?)\/api/.exec(out)![1];
 });
 
 after(async () => {

@@ -7,15 +7,16 @@
 // stream is passed through as it flows.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { apiRequest, cliToken } from '../api-client';
+import { apiRequest, cliCaFile, cliToken } from '../api-client';
 import { ControlPlaneAddresses } from '../../xds/client/control-plane-addresses';
 
 export async function runDashboard(opts: { api: string; port: number; address: string }): Promise<void> {
   const token = cliToken();
   // Fails here, with the reason and what to set, rather than in the browser.
   await apiRequest(opts.api, 'GET', '/api/v1/status');
-  const urls = ControlPlaneAddresses.api(opts.api).list;
-  const server = http.createServer((req, res) => forward(urls, 0, token, req, res));
+  const urls = await Promise.all(ControlPlaneAddresses.api(opts.api).list.map(async (u) => (u.startsWith('http:') && (await isTls(u)) ? u.replace(/^http:/, 'https:') : u)));
+  const ca = cliCaFile();
+  const server = http.createServer((req, res) => forward(urls, 0, token, ca, req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.address, () => resolve());
@@ -25,7 +26,7 @@ export async function runDashboard(opts: { api: string; port: number; address: s
   await new Promise<void>((resolve) => process.once('SIGINT', () => server.close(() => resolve())));
 }
 
-function forward(urls: readonly string[], i: number, token: string | undefined, req: http.IncomingMessage, res: http.ServerResponse): void {
+function forward(urls: readonly string[], i: number, token: string | undefined, ca: string | undefined, req: http.IncomingMessage, res: http.ServerResponse): void {
   // Only reads: the dashboard never changes anything, and a page of another site cannot make it.
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { 'content-type': 'text/plain' }).end('the dashboard proxy forwards reads only\n');
@@ -34,15 +35,27 @@ function forward(urls: readonly string[], i: number, token: string | undefined, 
   const target = new URL(req.url ?? '/', urls[i]);
   const headers: http.OutgoingHttpHeaders = { accept: req.headers.accept ?? '*/*' };
   if (token) headers.authorization = `Bearer ${token}`;
-  const upstream = (target.protocol === 'https:' ? https : http).request(target, { method: req.method, headers, agent: false }, (answer) => {
+  const onAnswer = (answer: http.IncomingMessage) => {
     res.writeHead(answer.statusCode ?? 502, { 'content-type': answer.headers['content-type'] ?? 'application/octet-stream', 'cache-control': 'no-store' });
     answer.pipe(res);
-  });
+  };
+  const upstream = target.protocol === 'https:' ? https.request(target, { method: req.method, headers, agent: false, ca }, onAnswer) : http.request(target, { method: req.method, headers, agent: false }, onAnswer);
   upstream.on('error', (err) => {
-    if (!res.headersSent && i + 1 < urls.length) return forward(urls, i + 1, token, req, res);
+    if (!res.headersSent && i + 1 < urls.length) return forward(urls, i + 1, token, ca, req, res);
     if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`the control plane did not answer: ${err.message}\n`);
     else res.destroy();
   });
   req.on('close', () => upstream.destroy());
   upstream.end();
+}
+
+/** Whether a replica given as http:// speaks TLS (it says so in x-weft-tls). */
+function isTls(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(new URL('/healthz', url), { agent: false }, (res) => {
+      res.resume();
+      resolve(res.headers['x-weft-tls'] === 'required');
+    });
+    req.on('error', () => resolve(false));
+  });
 }
