@@ -281,3 +281,18 @@ test('xDS lets in only the node its join token names: none, another service\'s a
   assert.equal((await attempt('alpha-1', 'alpha', tok.alpha)).configured, true, 'its own token: config');
   assert.equal((await attempt('tool-1', undefined, tok.admin)).configured, true, 'an admin credential: any node');
 });
+
+test('a sidecar without --ca-file against this TLS control plane is told what to pass, once', async () => {
+  const { startProxy } = await import('../../src/proxy/proxy');
+  const errors: string[] = [];
+  const log = (level: string, msg: string) => level === 'error' && errors.push(msg);
+  const proxy = await startProxy({ xds: `127.0.0.1:${cp.xdsPort}`, nodeId: 'no-ca', service: 'alpha', namespace: 'default', adminPort: 0, log, joinToken: tok.alpha, sds: false });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (!errors.some((e) => /speaks TLS/.test(e)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.match(errors.find((e) => /speaks TLS/.test(e)) ?? '', /the control plane at 127\.0\.0\.1:\d+ speaks TLS: pass --ca-file with its trust bundle/);
+    assert.equal(errors.filter((e) => /speaks TLS/.test(e)).length, 1, 'said once, not on every retry');
+  } finally {
+    await proxy.close();
+  }
+});

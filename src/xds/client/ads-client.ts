@@ -21,6 +21,8 @@
 // the client holds in initial_resource_versions, so a replica with the same
 // config (versions are content hashes) sends only what changed.
 import * as grpc from '@grpc/grpc-js';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { jsonLogger, type Logger } from '../../observe/log';
 import { ConfigNackError } from '../../proxy/config/nack';
 import type { ProxyConfig } from '../../proxy/config/types';
@@ -344,6 +346,28 @@ export class XdsClient {
     check();
   }
 
+  /**
+   * A plaintext client that cannot reach a control plane may be talking to one that speaks TLS (outside
+   * --dev it does): one TLS handshake tells, and the log then says what to pass instead of repeating
+   * "failed to connect". Asked once per address.
+   */
+  private explainTls(server: string): void {
+    if (this.tlsProbed.has(server)) return;
+    this.tlsProbed.add(server);
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(server);
+    if (!m) return;
+    const socket = tls.connect({ host: m[1], port: Number(m[2]), rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: net.isIP(m[1]) ? undefined : m[1] });
+    const done = () => socket.destroy();
+    socket.setTimeout(2000, done);
+    socket.once('error', done);
+    socket.once('secureConnect', () => {
+      done();
+      this.log('error', `the control plane at ${server} speaks TLS: pass --ca-file with its trust bundle (<data-dir>/ca/trust-bundle.pem on the control plane's host) and --join-token`, { server });
+    });
+  }
+
+  private readonly tlsProbed = new Set<string>();
+
   private onStreamEnd(call: grpc.ClientDuplexStream<object, DeltaResponse>, status: Pick<grpc.StatusObject, 'code' | 'details'>): void {
     if (this.call !== call) return;
     const wasConnected = this.connected;
@@ -363,6 +387,7 @@ export class XdsClient {
     };
     // Loud once per outage; the retries after it are debug.
     this.log(wasConnected || this.failover.failures === 1 ? 'warn' : 'debug', 'xds stream ended, serving the last config and reconnecting', fields);
+    if (server && !this.options.credentials && !wasConnected && status.code === grpc.status.UNAVAILABLE) this.explainTls(server);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.lifecycle !== 'running') return;
