@@ -158,14 +158,7 @@ export class CertificateAuthority {
       intermediate = undefined;
     }
     if (!intermediate) {
-      try {
-        intermediate = await createIntermediate(root, { commonName: 'weft intermediate CA', organization: td, ttlMs: INTERMEDIATE_TTL_MS });
-      } catch (err) {
-        throw new CaError('CA_FILES', `cannot sign with the root key: ${(err as Error).message}`);
-      }
-      if (!isSignedBy(intermediate.certPem, root.certPem)) {
-        throw new CaError('CA_FILES', `the root key ${opts.rootKeyFile ?? ''} does not belong to the root certificate ${opts.rootCertFile ?? ''}`.replace(/ +/g, ' '));
-      }
+      intermediate = await makeIntermediate(root, td, opts);
       if (dir) await writePair(dir, 'ca', intermediate);
     }
     const previous = dir ? splitPemCertificates(readOptional(path.join(dir, 'previous-roots.pem')) ?? '') : [];

@@ -14,6 +14,7 @@ import { parseConfigFile, type ParsedEntry } from '../config/parse';
 import { validateDelete, validateSet } from '../config/validate';
 import { silentLogger, type Logger } from '../observe/log';
 import { readJsonFile, SerialWriter } from './atomic-file';
+import { StoreWatchers } from './store-watchers';
 import { ConfigRejectedError, type ResourceOrigin, type ResourceSource, type Store, type StoredResource, type WatchEvent } from './store';
 
 export interface EmbeddedStoreOptions {
@@ -41,6 +42,7 @@ const YAML_FILE = /\.ya?ml$/;
 
 export class EmbeddedStore implements Store {
   private readonly log: Logger;
+  private readonly watchers: StoreWatchers;
   private readonly configDir?: string;
   private readonly resourcesFile: string;
   private readonly writer: SerialWriter;
@@ -53,7 +55,6 @@ export class EmbeddedStore implements Store {
   private readonly apiItems = new Map<string, StoredResource>();
   /** The effective view: file resources and API resources by key. */
   private readonly items = new Map<string, StoredResource>();
-  private readonly watchers = new Set<{ kind: Kind | '*'; cb: (e: WatchEvent) => void }>();
   private rev = 0;
   /** One non-recursive watcher per directory of the config tree. */
   private readonly dirWatchers = new Map<string, fs.FSWatcher>();
@@ -64,6 +65,7 @@ export class EmbeddedStore implements Store {
 
   private constructor(opts: EmbeddedStoreOptions) {
     this.log = opts.log ?? silentLogger;
+    this.watchers = new StoreWatchers(this.log);
     this.configDir = opts.configDir ? path.resolve(opts.configDir) : undefined;
     this.resourcesFile = path.join(opts.dataDir, 'resources.json');
     this.writer = new SerialWriter(this.resourcesFile);
@@ -172,9 +174,7 @@ export class EmbeddedStore implements Store {
   }
 
   watch(kind: Kind | '*', cb: (event: WatchEvent) => void): () => void {
-    const w = { kind, cb };
-    this.watchers.add(w);
-    return () => this.watchers.delete(w);
+    return this.watchers.add(kind, cb);
   }
 
   async close(): Promise<void> {
@@ -388,15 +388,9 @@ export class EmbeddedStore implements Store {
   }
 
   private emit(event: WatchEvent): void {
-    for (const w of this.watchers) {
-      if (w.kind !== '*' && w.kind !== event.kind) continue;
-      try {
-        w.cb(event);
-      } catch (err) {
-        this.log('error', 'store watcher threw', { error: String(err) });
-      }
-    }
+    this.watchers.emit(event);
   }
+
 }
 
 /** Files are named relative to the working directory in errors, as the user typed them. */

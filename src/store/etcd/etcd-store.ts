@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../../observe/log';
 import { ConfigRejectedError, type ResourceOrigin, type ResourceSource, type Store, type StoredResource, type WatchEvent } from '../store';
 import type { EtcdConnection } from './etcd-connection';
 import { PrefixMirror, type MirrorChange } from './prefix-mirror';
+import { StoreWatchers } from '../store-watchers';
 
 const RESOURCES = 'resources/';
 const GUARD = 'meta/resources';
@@ -34,9 +35,9 @@ interface StoredValue {
 
 export class EtcdStore implements Store {
   private readonly items = new Map<string, StoredResource>();
+  private readonly watchers: StoreWatchers;
   /** Keys whose value in etcd is rejected, with why; their last good version (if any) stays in `items`. */
   private readonly held = new Map<string, { modRevision: number; errors: ConfigError[] }>();
-  private readonly watchers = new Set<{ kind: Kind | '*'; cb: (e: WatchEvent) => void }>();
   private resources!: PrefixMirror;
   private guard!: PrefixMirror;
   /** Errors the config-directory sync (config-sync.ts) wrote for every replica to report. */
@@ -47,7 +48,9 @@ export class EtcdStore implements Store {
   private constructor(
     private readonly conn: EtcdConnection,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.watchers = new StoreWatchers(log);
+  }
 
   static async open(opts: { conn: EtcdConnection; log?: Logger }): Promise<EtcdStore> {
     const store = new EtcdStore(opts.conn, opts.log ?? silentLogger);
@@ -95,9 +98,7 @@ export class EtcdStore implements Store {
   }
 
   watch(kind: Kind | '*', cb: (event: WatchEvent) => void): () => void {
-    const w = { kind, cb };
-    this.watchers.add(w);
-    return () => this.watchers.delete(w);
+    return this.watchers.add(kind, cb);
   }
 
   async close(): Promise<void> {
@@ -301,15 +302,9 @@ export class EtcdStore implements Store {
   }
 
   private emit(event: WatchEvent): void {
-    for (const w of this.watchers) {
-      if (w.kind !== '*' && w.kind !== event.kind) continue;
-      try {
-        w.cb(event);
-      } catch (err) {
-        this.log('error', 'store watcher threw', { error: String(err) });
-      }
-    }
+    this.watchers.emit(event);
   }
+
 }
 
 function sameContent(a: Resource, b: Resource): boolean {
