@@ -713,7 +713,9 @@ function ip(args: string[], timeoutMs = 10_000): Promise<string> {
       clearTimeout(timer);
       reject(new Error(`ip ${args.join(' ')}: ${e.message}`));
     });
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': a process can exit before its stdout has been read, and `ip netns pids`
+    // then looked empty, so destroy() killed nothing in that namespace and left its processes running.
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
       else reject(new Error(`ip ${args.join(' ')}: ${err.trim() || formatExit({ code, signal })}`));
