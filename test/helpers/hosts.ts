@@ -233,6 +233,8 @@ export interface FetchOptions {
   body?: string | Buffer;
   /** Send the request to this HTTP proxy (absolute-form request target), e.g. a sidecar's outbound port. */
   proxy?: string;
+  /** For an https:// URL: a PEM file of the roots that verify the server (read on the host; default: Node's roots). */
+  ca?: string;
   timeoutMs?: number;
 }
 
@@ -260,6 +262,8 @@ interface AgentReply {
  */
 const AGENT = String.raw`
 const http = require('node:http');
+const https = require('node:https');
+const fs = require('node:fs');
 const net = require('node:net');
 const reply = (m) => process.stdout.write(JSON.stringify(m) + '\n');
 require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
@@ -273,16 +277,17 @@ require('node:readline').createInterface({ input: process.stdin }).on('line', (l
     s.once('error', (e) => { clearTimeout(t); answer({ connected: false, error: e.code || e.message }); });
     return;
   }
-  let url, via;
+  let url, via, tls;
   try {
     url = new URL(q.url);
     via = q.proxy ? new URL(q.proxy) : url;
-    if (url.protocol !== 'http:' || via.protocol !== 'http:') throw new Error('only http:// URLs');
+    if (q.proxy ? url.protocol !== 'http:' || via.protocol !== 'http:' : url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(q.proxy ? 'only http:// URLs through a proxy' : 'only http:// and https:// URLs');
+    if (via.protocol === 'https:') tls = q.ca ? { ca: fs.readFileSync(q.ca) } : {};
   } catch (e) { return answer({ error: e.message, code: 'EINVAL' }); }
   const body = q.body === undefined ? undefined : Buffer.from(q.body, 'base64');
   const headers = { host: url.host, ...q.headers };
   if (body !== undefined && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) headers['content-length'] = String(body.length);
-  const req = http.request({ host: via.hostname.replace(/^\[|\]$/g, ''), port: via.port || 80, method: q.method, path: q.proxy ? url.href : url.pathname + url.search, headers, agent: false });
+  const req = (tls ? https : http).request({ host: via.hostname.replace(/^\[|\]$/g, ''), port: via.port || (tls ? 443 : 80), method: q.method, path: q.proxy ? url.href : url.pathname + url.search, headers, agent: false, ...tls });
   const t = setTimeout(() => req.destroy(Object.assign(new Error('timed out after ' + q.timeoutMs + ' ms'), { code: 'ETIMEDOUT' })), q.timeoutMs);
   req.on('response', (res) => {
     const chunks = [];
@@ -337,13 +342,13 @@ export class Host {
     return { ...result, stdout: proc.stdout, stderr: proc.stderr };
   }
 
-  /** An HTTP/1.1 request made from inside this host (by its agent process); `proxy` sends it through an HTTP proxy such as a sidecar. */
+  /** An HTTP/1.1 request made from inside this host (by its agent process), http:// or https:// (verified with `ca`); `proxy` sends it through an HTTP proxy such as a sidecar. */
   async fetch(url: string, opts: FetchOptions = {}): Promise<FetchResult> {
     const timeoutMs = opts.timeoutMs ?? 5000;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k.toLowerCase()] = v;
     const body = opts.body === undefined ? undefined : Buffer.from(opts.body).toString('base64');
-    const r = await this.ask({ op: 'fetch', url, method: opts.method ?? 'GET', headers, body, proxy: opts.proxy, timeoutMs }, timeoutMs);
+    const r = await this.ask({ op: 'fetch', url, method: opts.method ?? 'GET', headers, body, proxy: opts.proxy, ca: opts.ca, timeoutMs }, timeoutMs);
     if (r.error !== undefined) throw Object.assign(new Error(`[${this.name}] ${opts.method ?? 'GET'} ${url}${opts.proxy ? ` via ${opts.proxy}` : ''}: ${r.error}`), { code: r.code });
     const raw = Buffer.from(r.body ?? '', 'base64');
     return { status: r.status!, headers: r.headers ?? {}, body: raw.toString('utf8'), raw };
