@@ -23,7 +23,7 @@ import { grpcStatusFor, isH2Forbidden } from './session-pool';
 import { peerOf, setPeer, type PeerIdentity } from '../tls/peer';
 import { TARGET_CHAR } from '../http1/tokens';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_STREAM_CLOSED } = http2.constants;
 
 /**
  * Limits of a downstream session, below Node's defaults where those invite abuse:
@@ -38,11 +38,46 @@ const SESSION_OPTIONS: http2.ServerOptions = {
   maxSessionInvalidFrames: 100,
 };
 
+/**
+ * nghttp2's library error codes (nghttp2.h) that Node passes to session.destroy() from its
+ * invalid-frame callback, each with the RFC 9113 code nghttp2 itself sends for it.
+ */
+const DEFERRED_LIB_ERRORS = new Map<number, number>([
+  [-505, NGHTTP2_PROTOCOL_ERROR], // NGHTTP2_ERR_PROTO
+  [-510, NGHTTP2_STREAM_CLOSED], // NGHTTP2_ERR_STREAM_CLOSED
+  [-524, NGHTTP2_FLOW_CONTROL_ERROR], // NGHTTP2_ERR_FLOW_CONTROL
+]);
+/** NGHTTP2_ERR_FLOODED: the peer queued more SETTINGS/PING ACKs or RST_STREAMs than it reads. */
+const NGHTTP2_ERR_FLOODED = -904;
+/** NGHTTP2_ERR_TOO_MANY_CONTINUATIONS: a header block in more CONTINUATION frames than nghttp2 takes (CVE-2024-27316). */
+const NGHTTP2_ERR_TOO_MANY_CONTINUATIONS = -905;
+
+/**
+ * How long a liveness probe (a PING) waits for its ACK before the session is destroyed. nghttp2
+ * stops reading once it has sent a GOAWAY for a connection error, so a session it ended never
+ * ACKs; a live peer on loopback or a LAN answers in well under a millisecond.
+ */
+const PROBE_MS = 1000;
+/** With the downstream idle timeout off (0), how long a quiet session goes before a liveness probe. */
+const LIVENESS_MS = 300_000;
+
+/** One downstream session: its chain, the streams still open, the liveness probe in flight. */
+interface DownstreamSession {
+  readonly session: http2.ServerHttp2Session;
+  readonly ctx: HttpChainContext;
+  readonly streams: Set<http2.ServerHttp2Stream>;
+  /** The probe's timer while one is in flight. */
+  probe: NodeJS.Timeout | undefined;
+  /** Why the probe runs: the GOAWAY reason counted if the peer never answers. */
+  probeReason: string;
+}
+
 export class H2Downstream {
   private readonly server = http2.createServer(SESSION_OPTIONS);
   private readonly sessions = new Set<http2.Http2Session>();
   private handing: HttpChainContext | undefined;
   private handingPeer: PeerIdentity | undefined;
+  private handingSocket: net.Socket | undefined;
 
   constructor() {
     // 'session' is emitted synchronously inside emit('connection'): that is how a session learns its chain.
@@ -53,28 +88,35 @@ export class H2Downstream {
       session.on('error', (err) => ctx && h2Failure(ctx, 'session', errorReason(err)));
       if (!ctx) return session.destroy();
       if (this.handingPeer) setPeer(session, this.handingPeer);
+      const s: DownstreamSession = { session, ctx, streams: new Set(), probe: undefined, probeReason: '' };
       this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
+      session.once('close', () => {
+        this.sessions.delete(session);
+        clearTimeout(s.probe);
+      });
+      interceptInvalidFrames(s, watchTermination(s));
       session.on('frameError', (_type: number, code: number) => h2Failure(ctx, 'session', `frame_error_${codeName(code)}`));
       // The stream's session, not a lookup by stream.session: nghttp2 may already have reset the
       // stream (a DATA length that contradicts content-length) when 'stream' is delivered, and a
       // closed stream no longer knows its session.
-      session.on('stream', (stream, headers) => this.onStream(stream, headers, ctx));
-      // The downstream idle timeout: a session with no stream open and no frames for that long gets GOAWAY.
-      if (ctx.idleTimeoutMs > 0) {
-        let open = 0;
-        session.on('stream', (stream) => {
-          open++;
-          stream.once('close', () => open--);
-        });
-        session.setTimeout(ctx.idleTimeoutMs, () => open === 0 && session.close());
-      }
+      session.on('stream', (stream, headers) => this.onStream(stream, headers, s));
+      // The client's FIN: it sends nothing more. GOAWAY, the streams in flight finish (a request
+      // still waiting for its body is ended by the stream idle timeout), then the TCP close.
+      const socket = this.handingSocket;
+      if (socket) socket.once('end', () => clientEnded(s));
+      // The downstream idle timeout: a session with no stream open and no frames for that long
+      // gets GOAWAY. One with streams open that went quiet that long is probed (see onQuiet).
+      session.setTimeout(ctx.idleTimeoutMs > 0 ? ctx.idleTimeoutMs : LIVENESS_MS);
+      session.on('timeout', () => onQuiet(s));
     });
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ctx: HttpChainContext): void {
-    stream.on('error', () => {}); // 'close' follows, with rstCode
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, s: DownstreamSession): void {
+    const ctx = s.ctx;
+    stream.on('error', noop); // 'close' follows, with rstCode
+    s.streams.add(stream);
     stream.once('close', () => {
+      s.streams.delete(stream);
       const code = stream.rstCode;
       // CANCEL is a client giving up (or the proxy cancelling); anything else ended the stream in error.
       if (code !== undefined && code !== 0 && code !== NGHTTP2_CANCEL) h2Failure(ctx, 'stream', codeName(code));
@@ -98,13 +140,145 @@ export class H2Downstream {
     socket.unshift(firstBytes);
     this.handing = ctx;
     this.handingPeer = peerOf(socket);
+    this.handingSocket = socket;
     try {
       this.server.emit('connection', socket);
     } finally {
       this.handing = undefined;
       this.handingPeer = undefined;
+      this.handingSocket = undefined;
     }
   }
+}
+
+function noop(): void {}
+
+/**
+ * Node answers the invalid frames nghttp2 reports with ERR_PROTO, ERR_FLOW_CONTROL or
+ * ERR_STREAM_CLOSED by destroying the whole session from inside nghttp2's callback: before
+ * nghttp2 can act, so every such frame became GOAWAY(INTERNAL_ERROR), stream errors included
+ * (a WINDOW_UPDATE overflowing one stream's window killed the connection). Node has no option
+ * for it; its call goes through the session's destroy(), so that one session's destroy() lets
+ * nghttp2 decide instead: RST_STREAM for a stream error, the connection going on; GOAWAY with
+ * the right code for a connection error, after which watchTermination() closes the socket.
+ * nghttp2's fatal errors (floods, CONTINUATION floods) and Node's invalid-frame limit still
+ * destroy the session, with ENHANCE_YOUR_CALM instead of INTERNAL_ERROR.
+ */
+function interceptInvalidFrames(s: DownstreamSession, watched: boolean): void {
+  const session = s.session;
+  const destroy = session.destroy;
+  session.destroy = function (this: http2.ServerHttp2Session, error?: Error, code?: number): void {
+    if (code === undefined && error instanceof Error) {
+      const e = error as NodeJS.ErrnoException;
+      if (e.code === 'ERR_HTTP2_ERROR' && typeof e.errno === 'number') {
+        const rfcCode = DEFERRED_LIB_ERRORS.get(e.errno);
+        if (rfcCode !== undefined) {
+          // A connection error: nghttp2 writes its GOAWAY next; a stream error: nothing more.
+          s.probeReason ||= codeName(rfcCode);
+          if (!watched) probe(s, codeName(rfcCode));
+          return;
+        }
+        if (e.errno === NGHTTP2_ERR_FLOODED || e.errno === NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) code = NGHTTP2_ENHANCE_YOUR_CALM;
+      } else if (e.code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES') {
+        code = NGHTTP2_ENHANCE_YOUR_CALM;
+      }
+    }
+    return destroy.call(this, error, code);
+  } as typeof session.destroy;
+}
+
+/** The symbol under which node:http2 keeps a session's native handle (looked up once). */
+let handleSymbol: symbol | null | undefined;
+
+/**
+ * nghttp2 ends a session on its own for most connection errors (DATA on an idle stream, a header
+ * block it cannot decompress, rapid reset, a stream over the concurrency limit…): it writes
+ * GOAWAY, then neither reads nor writes, and Node tells JavaScript nothing, so the socket stayed
+ * open (RFC 9113 §5.4.1 wants it closed) and a client's later FIN or RST went unseen. Node's
+ * native handle calls `ongracefulclosecomplete` after a write once the session is in graceful
+ * close and nghttp2_session_want_read() and want_write() are both 0 — exactly "nghttp2 is done
+ * with this connection". Setting that mode changes nothing else (a live session always wants
+ * to read), so every session gets it and the notification destroys the session, which closes
+ * the socket. This is Node's internal API (Node ≥ 20.19): when a Node lacks it, the function
+ * returns false and the liveness probe (probe(), onQuiet()) is the bound instead.
+ */
+function watchTermination(s: DownstreamSession): boolean {
+  const session = s.session;
+  if (handleSymbol === undefined) handleSymbol = Object.getOwnPropertySymbols(session).find((k) => k.description === 'kHandle') ?? null;
+  const handle = handleSymbol ? (session as unknown as Record<symbol, NativeSessionHandle | undefined>)[handleSymbol] : undefined;
+  if (!handle || typeof handle.setGracefulClose !== 'function' || !('ongracefulclosecomplete' in handle)) return false;
+  handle.setGracefulClose();
+  handle.ongracefulclosecomplete = () => {
+    if (session.destroyed) return;
+    // Not a graceful close of ours or the client's: nghttp2 ended the session for an error.
+    if (!session.closed) h2Failure(s.ctx, 'session', s.probeReason || 'nghttp2_goaway');
+    session.destroy();
+  };
+  return true;
+}
+
+/** What watchTermination() uses of node:http2's native session handle. */
+interface NativeSessionHandle {
+  setGracefulClose(): void;
+  ongracefulclosecomplete: (() => void) | null;
+}
+
+/**
+ * A PING the peer must ACK within PROBE_MS, or the session is destroyed (its socket closed).
+ * Sent after an invalid frame (nghttp2 may have ended the session with GOAWAY: it then neither
+ * sends the PING nor reads the ACK) and when a session with streams open went quiet.
+ */
+function probe(s: DownstreamSession, reason: string): void {
+  const session = s.session;
+  if (session.destroyed) return;
+  s.probeReason ||= reason;
+  if (s.probe) return;
+  const timer = setTimeout(() => {
+    s.probe = undefined;
+    if (session.destroyed) return;
+    h2Failure(s.ctx, 'session', s.probeReason);
+    session.destroy();
+  }, PROBE_MS);
+  timer.unref();
+  s.probe = timer;
+  // No ACK (the PING cancelled: the session is closing, or gone) leaves the decision to the timer.
+  const answered = (err: Error | null) => {
+    if (err || s.probe !== timer || session.destroyed) return;
+    clearTimeout(timer);
+    s.probe = undefined;
+    s.probeReason = '';
+    // Alive. The session's timer does not run again before the next frame: quiet stays watched.
+    session.setTimeout(s.ctx.idleTimeoutMs > 0 ? s.ctx.idleTimeoutMs : LIVENESS_MS);
+  };
+  try {
+    session.ping(answered);
+  } catch {
+    // Destroyed meanwhile, or too many PINGs outstanding: the timer decides.
+  }
+}
+
+/**
+ * No frame either way for the idle timeout (or LIVENESS_MS when that is off). With no stream
+ * open, the idle timeout closes the session (GOAWAY, then the TCP close). With streams open,
+ * a PING: a session nghttp2 ended on its own (a connection error it reports to nobody, e.g.
+ * DATA on an idle stream or a header block it cannot decompress) fails it and is destroyed.
+ */
+function onQuiet(s: DownstreamSession): void {
+  if (s.ctx.idleTimeoutMs > 0 && s.streams.size === 0) return s.session.close();
+  probe(s, 'unresponsive');
+}
+
+/**
+ * The client's FIN. HTTP/2 has no half-closed connection: a client that sent FIN can no longer
+ * send WINDOW_UPDATE, SETTINGS or PING ACKs. GOAWAY, the streams in flight may finish, and the
+ * probe (its PING cannot be answered) ends whatever is left after PROBE_MS: a response stuck on
+ * flow control, a request still waiting for its body.
+ */
+function clientEnded(s: DownstreamSession): void {
+  const session = s.session;
+  if (session.destroyed) return;
+  session.close();
+  if (!session.destroyed) probe(s, 'client_fin');
 }
 
 /** Counts an HTTP/2 error of the downstream side, by scope and reason (weft_downstream_h2_errors_total). */
