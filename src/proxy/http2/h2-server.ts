@@ -5,6 +5,7 @@
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
+import { addAbortSignal } from 'node:stream';
 import type { Endpoint, RetryPolicy, Route, RouteAction } from '../config/types';
 import type { HttpChainContext } from '../http1/connection';
 import { RESPONSE_FLAGS_HEADER } from '../http1/head-writer';
@@ -23,7 +24,7 @@ import { grpcStatusFor, isH2Forbidden } from './session-pool';
 import { peerOf, setPeer, type PeerIdentity } from '../tls/peer';
 import { TARGET_CHAR } from '../http1/tokens';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_STREAM_CLOSED } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_FLOW_CONTROL_ERROR, NGHTTP2_STREAM_CLOSED } = http2.constants;
 
 /**
  * Limits of a downstream session, below Node's defaults where those invite abuse:
@@ -152,6 +153,35 @@ export class H2Downstream {
 }
 
 function noop(): void {}
+
+/** Already aborted: addAbortSignal(ABORTED, stream) destroys the stream at once with an AbortError. */
+const ABORTED = AbortSignal.abort();
+const PEER_FAILED = new Error('the other side of the exchange failed');
+
+/**
+ * Resets an h2 stream with nothing that could read as its end. Http2Stream.close(code) first
+ * ends the writable side (closeStream() calls end(), whose _final queues END_STREAM) and Node
+ * flushes pending frames before an RST_STREAM, so the peer saw a complete message, then the
+ * reset: a cut request body arrived upstream as a complete shorter request. destroy() never
+ * runs _final: with an AbortError (Node's documented way to cancel a stream) it sends
+ * RST_STREAM(CANCEL), with another error RST_STREAM(INTERNAL_ERROR). A stream not yet sent
+ * (its session still connecting) is dropped without a frame.
+ */
+function resetStream(stream: http2.Http2Stream, code: 'cancel' | 'internal'): void {
+  if (stream.destroyed) return;
+  if (code === 'cancel') addAbortSignal(ABORTED, stream);
+  else stream.destroy(PEER_FAILED);
+}
+
+/**
+ * Calls `then` when a stream's body really ended. Node emits 'end' also on a stream the peer
+ * reset (Http2Stream._destroy pushes EOF), already destroyed: that 'end' is no end of message,
+ * and a pipe() that took it for one ended the other side (END_STREAM, or a chunked request's
+ * last chunk) with the body cut short.
+ */
+function onBodyEnd(stream: http2.Http2Stream, then: () => void): void {
+  stream.on('end', () => stream.destroyed || then());
+}
 
 /**
  * Node answers the invalid frames nghttp2 reports with ERR_PROTO, ERR_FLOW_CONTROL or
@@ -501,7 +531,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     if (body === 'none') return shadows.forEach((s) => s.end());
     let ended = false;
     this.stream.on('data', (chunk: Buffer) => shadows.forEach((s) => s.write(chunk)));
-    this.stream.on('end', () => {
+    onBodyEnd(this.stream, () => {
       ended = true;
       shadows.forEach((s) => s.end());
     });
@@ -514,9 +544,9 @@ class H2Exchange implements FilterRequest, FilterHost {
     this.retry = retry;
     this.stream.on('close', () => {
       if (!this.done) {
-        this.currentUp?.close(NGHTTP2_CANCEL);
-        this.currentReq?.destroy();
         this.finish(0, 'DC');
+        if (this.currentUp) resetStream(this.currentUp, 'cancel');
+        this.currentReq?.destroy();
       }
     });
     if (this.stream.endAfterHeaders) {
@@ -538,7 +568,7 @@ class H2Exchange implements FilterRequest, FilterHost {
         up.once('drain', () => this.stream.resume());
       }
     });
-    this.stream.on('end', () => {
+    onBodyEnd(this.stream, () => {
       this.bodyEnded = true;
       const up = this.currentUp ?? this.currentReq;
       if (up && !up.destroyed) up.end();
@@ -558,7 +588,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     this.retrySlot = true;
     const up = this.currentUp;
     this.currentUp = undefined;
-    if (up && !up.destroyed) up.close(NGHTTP2_CANCEL);
+    if (up) resetStream(up, 'cancel');
     this.currentReq?.destroy();
     this.currentReq = undefined;
     clearTimeout(this.tryTimer);
@@ -638,7 +668,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     const stale = () => this.done || (retry !== undefined && up !== this.currentUp);
     if (retry) {
       this.currentUp = up;
-      this.abortUpstream = () => this.currentUp?.close(NGHTTP2_CANCEL);
+      this.abortUpstream = () => this.currentUp && resetStream(this.currentUp, 'cancel');
       if (!this.stream.endAfterHeaders && this.attempt > 1) {
         for (const chunk of this.replay ?? []) up.write(chunk);
         if (this.bodyEnded) up.end();
@@ -649,19 +679,20 @@ class H2Exchange implements FilterRequest, FilterHost {
           if (stale() || responded) return;
           this.failed(endpoint, 'timeout');
           this.attemptFailed(route, action, 'timeout', 504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
-          if (this.done) up.close(NGHTTP2_CANCEL);
+          if (this.done) resetStream(up, 'cancel');
         }, ms);
       }
     } else {
-      this.abortUpstream = () => up.close(NGHTTP2_CANCEL);
+      this.abortUpstream = () => resetStream(up, 'cancel');
       if (!this.stream.endAfterHeaders) {
-        this.stream.pipe(up);
+        this.stream.pipe(up, { end: false });
+        onBodyEnd(this.stream, () => up.end());
         this.stream.on('data', (chunk: Buffer) => (this.requestBytes += chunk.length));
       }
       this.stream.on('close', () => {
         if (!this.done) {
-          up.close(NGHTTP2_CANCEL);
           this.finish(0, 'DC');
+          resetStream(up, 'cancel');
         }
       });
     }
@@ -704,6 +735,11 @@ class H2Exchange implements FilterRequest, FilterHost {
       });
       this.stream.on('drain', () => up.resume());
       up.on('end', () => {
+        // An upstream reset mid-response ends `up` too (see onBodyEnd): the client gets a reset, not a cut response.
+        if (up.destroyed) {
+          this.finish(0, 'UPE');
+          return resetStream(this.stream, 'internal');
+        }
         this.stream.end();
         this.finish(status, '');
       });
@@ -730,8 +766,8 @@ class H2Exchange implements FilterRequest, FilterHost {
         this.failed(endpoint, up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset');
         return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, cluster.config.name);
       }
-      this.stream.close(NGHTTP2_INTERNAL_ERROR);
       this.finish(0, 'UPE');
+      resetStream(this.stream, 'internal');
     });
     up.on('close', () => {
       if (stale() || responded) return;
@@ -784,7 +820,8 @@ class H2Exchange implements FilterRequest, FilterHost {
       }
     } else {
       this.abortUpstream = () => req.destroy();
-      this.stream.pipe(req);
+      this.stream.pipe(req, { end: false });
+      onBodyEnd(this.stream, () => req.end());
       this.stream.on('data', (chunk: Buffer) => (this.requestBytes += chunk.length));
       this.stream.on('close', () => {
         if (!this.done) {
@@ -815,6 +852,13 @@ class H2Exchange implements FilterRequest, FilterHost {
       res.on('data', (chunk: Buffer) => (this.responseBytes += chunk.length));
       res.pipe(this.stream);
       res.on('end', () => this.finish(status, ''));
+      // The upstream connection closed mid-body (no 'end', and no 'error' on req once a response
+      // came): the client gets RST_STREAM, never END_STREAM after a body cut short.
+      res.on('close', () => {
+        if (res.complete || this.done) return;
+        this.finish(0, 'UC');
+        resetStream(this.stream, 'internal');
+      });
     });
     req.on('error', (err) => {
       if (stale()) return;
@@ -828,8 +872,8 @@ class H2Exchange implements FilterRequest, FilterHost {
         this.failed(endpoint, (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'connect' : 'reset');
         return this.reply(503, 'UF', `upstream failure: ${err.message}`, cluster.config.name);
       }
-      this.stream.close(NGHTTP2_INTERNAL_ERROR);
       this.finish(0, 'UPE');
+      resetStream(this.stream, 'internal');
     });
   }
 
@@ -839,7 +883,7 @@ class H2Exchange implements FilterRequest, FilterHost {
     this.abortUpstream?.();
     if (!this.stream.headersSent) return this.reply(408, 'SI', `no activity on the request for ${ms} ms (stream idle timeout)`, this.cluster?.config.name ?? '');
     this.finish(0, 'SI');
-    this.stream.close(NGHTTP2_CANCEL);
+    resetStream(this.stream, 'cancel');
   }
 
   /** Outlier detection hears of an attempt that failed locally. */
@@ -854,8 +898,8 @@ class H2Exchange implements FilterRequest, FilterHost {
     this.abortUpstream?.();
     if (!this.stream.headersSent) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '');
     else {
-      this.stream.close(NGHTTP2_CANCEL);
       this.finish(0, 'UT');
+      resetStream(this.stream, 'cancel');
     }
   }
 
