@@ -125,7 +125,12 @@ export class H2Downstream {
     if (stream.destroyed || stream.closed) return; // reset before it could be routed: counted on 'close'
     const problem = malformedRequest(headers);
     if (problem) return refuseMalformed(stream, ctx, problem);
-    new H2Exchange(stream, headers, ctx).start();
+    // Routed once the rest of this read is processed. Node calls into JavaScript once per frame,
+    // each call a top-level callback that runs the nextTick queue, so 'stream' arrives before
+    // nghttp2 has even looked at an RST_STREAM right behind the HEADERS: rapid reset (CVE-2023-44487)
+    // sent every cancelled GET upstream, complete (its HEADERS carry END_STREAM). setImmediate runs
+    // after the whole read; a stream reset by then is dropped.
+    setImmediate(startExchange, stream, headers, ctx);
   }
 
   /** The proxy is stopping: every session gets GOAWAY; streams in flight may finish. */
@@ -153,6 +158,11 @@ export class H2Downstream {
 }
 
 function noop(): void {}
+
+function startExchange(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ctx: HttpChainContext): void {
+  if (stream.destroyed || stream.closed) return; // reset in the same read: counted on 'close'
+  new H2Exchange(stream, headers, ctx).start();
+}
 
 /** Already aborted: addAbortSignal(ABORTED, stream) destroys the stream at once with an AbortError. */
 const ABORTED = AbortSignal.abort();
