@@ -783,6 +783,7 @@ def max_concurrent_streams(c, r):
         c.send(data)
     if not c.wait_settled(10):
         r.timeout = True
+    r.info['last_within_limit'] = sids[limit - 1] if limit is not None and limit <= len(sids) else None
     refused = [s for s in sids if c.streams[s].rst == 7]
     other = [s for s in sids if c.streams[s].rst not in (None, 7) or c.streams[s].status is not None]
     r.info['opened'] = len(sids)
@@ -804,7 +805,10 @@ def client_goaway(c, r):
     c.send(goaway_frame(0, 0))
     c.wait_settled()
     c.send(data_frame(sid, b'rest of the body', True))
-    if not c.wait_stream(sid):
+    # The server's own GOAWAY (NO_ERROR, last-stream-id >= sid) ends nothing in flight: wait for the
+    # stream's end, its reset, or the connection's close, not merely for a GOAWAY.
+    s = c.streams[sid]
+    if not c.wait(lambda: s.done or c.closed):
         r.timeout = True
     outcome_of(c, sid, r)
     r.info['goaway_before'] = c.goaway is not None
@@ -812,6 +816,24 @@ def client_goaway(c, r):
 
 
 define('client_goaway', 'flood', client_goaway)
+
+
+def reset_mid_body(c, r):
+    """A POST without content-length whose client resets it mid-body (RST_STREAM CANCEL), after the server
+    had time to forward the head and the first DATA: the upstream must see an aborted request, never an end."""
+    sid = c.request(replace(base_fields(c.target, r.name), ':method', 'POST'), end_stream=False)
+    c.send(data_frame(sid, b'partial-body'))
+    c.wait_settled()
+    time.sleep(0.3)
+    c.send(rst_frame(sid, 8))
+    if not c.wait_settled():
+        r.timeout = True
+    s = c.streams[sid]
+    r.status, r.rst = s.status, error_name(s.rst) if s.rst is not None else None
+    followup(c, r)
+
+
+define('reset_mid_body', 'flood', reset_mid_body)
 
 
 def well_formed(c, r):
@@ -833,6 +855,10 @@ def run_case(name, target):
         kind, fn = CASES[name]
         c = Conn(target)
         fn(c, r)
+        # A write that failed (the server reset the connection, e.g. over TLS) stops the case early:
+        # read what the server sent before it closed, its GOAWAY among it.
+        if c.write_failed and not c.closed:
+            c.wait_closed(target.linger)
         # RFC 9113 §5.4.1: after a GOAWAY for an error, the server MUST close the TCP connection.
         if c.goaway is not None and c.goaway[0] != 0 and not c.closed and 'closed_ms_after_goaway' not in r.info:
             c.linger(r, target.linger)

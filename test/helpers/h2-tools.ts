@@ -227,6 +227,8 @@ export class H2Frames {
 
 export interface H2Seen {
   headers: http2.IncomingHttpHeaders;
+  /** The fields as received, names and values in order (what the sidecar sent, after the upstream's nghttp2). */
+  rawHeaders: string[];
   body: Buffer;
   trailers: http2.IncomingHttpHeaders | undefined;
 }
@@ -235,8 +237,13 @@ type H2Handler = (stream: http2.ServerHttp2Stream, seen: H2Seen) => void;
 
 /**
  * A node:http2 (h2c) upstream that counts sessions, streams that arrive and
- * requests that complete (the request stream's 'end': END_STREAM reached it),
- * by their `x-case` header too. By default it answers 200 with JSON.
+ * requests that complete (END_STREAM reached it: the request stream's 'end'
+ * on a stream not reset), by their `x-case` header too, and how each stream
+ * closed. By default it answers 200 with JSON.
+ *
+ * Node emits 'end' on a stream the peer reset too (Http2Stream._destroy pushes
+ * EOF, after the 'aborted' event), so 'end' on a destroyed stream is no
+ * complete request: it is counted in `resetBy`, not `completed`.
  */
 export class H2Upstream {
   sessions = 0;
@@ -246,6 +253,10 @@ export class H2Upstream {
   openStreams = 0;
   readonly arrivedBy = new Map<string, number>();
   readonly completedBy = new Map<string, number>();
+  /** Streams closed with an RST_STREAM code (either side's), by x-case and code name. */
+  readonly resetBy = new Map<string, Map<string, number>>();
+  /** The x-case of every stream that closed with PROTOCOL_ERROR before its request ended: this upstream's nghttp2 found it malformed. */
+  readonly malformed: string[] = [];
   readonly seen: H2Seen[] = [];
   handler: H2Handler | undefined;
   /** Sends GOAWAY and closes each session once its first response is written. */
@@ -262,24 +273,50 @@ export class H2Upstream {
       s.on('error', () => {});
       s.on('close', () => this.live.delete(s));
     });
-    this.server.on('stream', (stream, headers) => {
+    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[] = []) => {
       stream.on('error', () => {});
       const session = stream.session; // a closed stream no longer knows it
       const tag = String(headers['x-case'] ?? '');
       this.arrived++;
       this.openStreams++;
-      stream.once('close', () => this.openStreams--);
+      let ended = false;
+      stream.once('close', () => {
+        this.openStreams--;
+        const code = stream.rstCode;
+        if (code === undefined || code === 0) return;
+        // PROTOCOL_ERROR on a stream whose request had not ended: this side's nghttp2 found what
+        // it received malformed (e.g. END_STREAM after fewer DATA bytes than content-length).
+        if (code === http2.constants.NGHTTP2_PROTOCOL_ERROR && !ended) this.malformed.push(tag || '(no x-case)');
+        if (!tag) return;
+        const codes = this.resetBy.get(tag) ?? new Map<string, number>();
+        const name = ERROR_NAMES[code] ?? `code ${code}`;
+        codes.set(name, (codes.get(name) ?? 0) + 1);
+        this.resetBy.set(tag, codes);
+      });
       if (tag) this.arrivedBy.set(tag, (this.arrivedBy.get(tag) ?? 0) + 1);
-      const seen: H2Seen = { headers, body: Buffer.alloc(0), trailers: undefined };
+      const seen: H2Seen = { headers, rawHeaders, body: Buffer.alloc(0), trailers: undefined };
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('trailers', (t) => (seen.trailers = t));
-      stream.on('end', () => {
+      stream.on('trailers', (t: http2.IncomingHttpHeaders) => (seen.trailers = t));
+      const complete = (): boolean => {
+        if (ended) return false;
+        ended = true;
         seen.body = Buffer.concat(chunks);
         this.completed++;
         if (tag) this.completedBy.set(tag, (this.completedBy.get(tag) ?? 0) + 1);
         this.seen.push(seen);
-        if (stream.destroyed || stream.closed) return;
+        return true;
+      };
+      // END_STREAM followed by RST_STREAM in the same read: Node pushes the EOF, then emits 'aborted'
+      // as it processes the reset, and 'end' only once the stream is destroyed. The request did
+      // reach this upstream complete: count it so, whatever came after. (_readableState.ended: the
+      // EOF was pushed; the stream is flowing, so Node delivers it as it arrives.)
+      stream.once('aborted', () => {
+        if ((stream as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended) complete();
+      });
+      stream.on('end', () => {
+        if (stream.destroyed || !complete()) return; // reset: see the class comment
+        if (stream.closed) return;
         if (this.handler) return this.handler(stream, seen);
         const out = JSON.stringify({ name: this.name, method: headers[':method'], path: headers[':path'], bodyLength: seen.body.length });
         stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-upstream': this.name });
