@@ -8,9 +8,15 @@
 // Every upstream counts the requests that reach it complete (node:http
 // 'end', h2 stream 'end'), by their x-case header: a malformed request must
 // be refused (RST_STREAM, a local 400, or GOAWAY) and never complete
-// upstream. After every case a fresh well-formed request answers 200 and
+// upstream; a request with an invalid field, which nghttp2 lets through
+// without that field, may complete only with none of its bytes upstream
+// (INVALID_FIELDS). No upstream may ever receive what it finds malformed
+// (node:http cannot parse it, or nghttp2 resets it with PROTOCOL_ERROR).
+// After every case a fresh well-formed request answers 200 and
 // the admin port answers /ready: the proxy runs in this process, so if a
-// case kills it the file dies with it.
+// case kills it the file dies with it. Where nghttp2 departs from RFC 9113
+// and Node offers no way around it, the case says so and asserts what must
+// hold regardless (README, "The sidecar", lists these deviations).
 import { after, before, test, type TestContext } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -18,6 +24,7 @@ import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { addAbortSignal } from 'node:stream';
 import { createIntermediate, createRoot, issueKeyedLeaf, spiffeId, type KeyedCertificate } from '../../../src/ca/pki';
 import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, RawClient, serviceYaml, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 import { tempDir } from '../../helpers/tmp';
@@ -57,12 +64,28 @@ let clientFiles: { cert: string; key: string; ca: string };
 /** CONNECT and every request head that reached an HTTP/1.1 upstream, by x-case (complete or not). */
 const h1Arrived = new Map<HttpUpstream, Map<string, number>>();
 const h1Connects = new Map<HttpUpstream, Map<string, number>>();
+/**
+ * What an HTTP/1.1 upstream could not parse (node:http's llhttp, strict): bytes the sidecar must
+ * never send. Not counted: a message cut short by the connection's close (HPE_INVALID_EOF_STATE:
+ * an aborted request, which is the right outcome), a head over node:http's size limit
+ * (HPE_HEADER_OVERFLOW) and socket errors.
+ */
+const h1ClientErrors = new Map<HttpUpstream, string[]>();
 
 function countArrivals(u: HttpUpstream): void {
   const arrived = new Map<string, number>();
   const connects = new Map<string, number>();
+  const clientErrors: string[] = [];
   h1Arrived.set(u, arrived);
   h1Connects.set(u, connects);
+  h1ClientErrors.set(u, clientErrors);
+  u.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    const code = err.code ?? '';
+    if (code.startsWith('HPE_') && code !== 'HPE_INVALID_EOF_STATE' && code !== 'HPE_HEADER_OVERFLOW') clientErrors.push(`${code}: ${err.message}`);
+    // As node:http's default: 431 or 400 when the socket can still take it.
+    if (code.startsWith('HPE_') && socket.writable) socket.end(code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
   const tag = (h: Record<string, unknown>) => String(h['x-case'] ?? '');
   u.server.on('request', (req) => arrived.set(tag(req.headers), (arrived.get(tag(req.headers)) ?? 0) + 1));
   // A forwarded CONNECT is a tunnel opened: it counts as forwarded the moment it arrives.
@@ -79,6 +102,16 @@ interface Counter {
   arrivedFor(tag: string): number;
   /** What the upstream saw of this case's completed requests (for failure messages). */
   seenFor(tag: string): string;
+  /** The fields of this case's completed requests as the upstream received them (name, value pairs). */
+  fieldsFor(tag: string): [string, string][][];
+  /** What the upstream received and found malformed (HTTP/1.1: could not parse; h2: refused with PROTOCOL_ERROR). */
+  malformed(): string[];
+}
+
+function pairs(raw: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i], raw[i + 1]]);
+  return out;
 }
 
 function h1Counter(u: HttpUpstream): Counter {
@@ -87,6 +120,8 @@ function h1Counter(u: HttpUpstream): Counter {
     completedFor: (tag) => u.seen.filter((s) => s.headers['x-case'] === tag).length + (h1Connects.get(u)!.get(tag) ?? 0),
     arrivedFor: (tag) => (h1Arrived.get(u)!.get(tag) ?? 0) + (h1Connects.get(u)!.get(tag) ?? 0),
     seenFor: (tag) => JSON.stringify(u.seen.filter((s) => s.headers['x-case'] === tag).map((s) => ({ method: s.method, url: s.url, headers: s.headers, body: s.body.length }))),
+    fieldsFor: (tag) => u.seen.filter((s) => s.headers['x-case'] === tag).map((s) => pairs(s.rawHeaders)),
+    malformed: () => [...h1ClientErrors.get(u)!],
   };
 }
 
@@ -97,6 +132,8 @@ function h2Counter(u: H2Upstream): Counter {
     completedFor: (tag) => (u.completedBy.get(tag) ?? 0) + u.seen.filter((s) => s.headers[':method'] === 'CONNECT' && s.headers['x-case'] === tag).length,
     arrivedFor: (tag) => u.arrivedBy.get(tag) ?? 0,
     seenFor: (tag) => JSON.stringify(u.seen.filter((s) => s.headers['x-case'] === tag).map((s) => ({ headers: s.headers, body: s.body.length, trailers: s.trailers }))),
+    fieldsFor: (tag) => u.seen.filter((s) => s.headers['x-case'] === tag).map((s) => pairs(s.rawHeaders)),
+    malformed: () => [...u.malformed],
   };
 }
 
@@ -150,11 +187,45 @@ interface Expect {
   ignoredOk?: boolean;
   /** Requests of this case that must complete upstream (default 0). */
   forwarded?: number;
+  /**
+   * An invalid field (RFC 9113 §8.2.1) that nghttp2 removes instead of refusing the request:
+   * refused, or answered 200 with the request forwarded once and none of this field's bytes
+   * upstream. See INVALID_FIELDS.
+   */
+  dropsField?: [name: string, value: string];
 }
 
 const BAD_REQUEST = (s: number) => s === 400;
 const CLIENT_OR_SERVER_ERROR = (s: number) => s >= 400 && s < 600;
 const TOO_LARGE = (s: number) => s === 431 || s === 400;
+
+/**
+ * RFC 9113 §8.2.1: a request with an invalid field is malformed. nghttp2 (1.61 in Node 20.20)
+ * validates every field and, for a regular field that fails, calls on_invalid_header_callback,
+ * which Node sets to one that returns 0: the field is dropped and the request goes on without
+ * it, invisibly to JavaScript. Leading and trailing whitespace in values is checked too (RFC 9113
+ * §8.2.1, nghttp2 ≥ 1.50); Node 20.20 has no strictFieldWhitespaceValidation option (it came in
+ * later lines) and ignores it when given, so those fields are dropped the same way. What matters
+ * is what reaches an upstream: never these bytes. The fields as h2-frames.py sends them:
+ */
+const INVALID_FIELDS: Record<string, Expect> = {
+  name_nul: { dropsField: ['x-a\0b', 'v'] },
+  name_space: { dropsField: ['x a', 'v'] },
+  name_colon_inside: { dropsField: ['x:a', 'v'] },
+  name_empty: { dropsField: ['', 'v'] },
+  value_nul: { dropsField: ['x-a', 'a\0b'] },
+  value_cr: { dropsField: ['x-a', 'a\rb'] },
+  value_lf: { dropsField: ['x-a', 'a\nb'] },
+  value_crlf_injection: { dropsField: ['x-a', 'a\r\nx-injected: 1'] },
+  value_leading_space: { dropsField: ['x-a', ' v'] },
+  value_trailing_space: { dropsField: ['x-a', 'v '] },
+  value_trailing_tab: { dropsField: ['x-a', 'v\t'] },
+};
+
+/** RFC 9110 §5.1/§5.5, RFC 9113 §8.2.1: a field an upstream may receive (pseudo-header names allowed in h2). */
+function validField(name: string, value: string): boolean {
+  return /^:?[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) && /^(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$/.test(value);
+}
 
 /** RFC 9113 §8: malformed requests. */
 const MALFORMED: Record<string, Expect> = {
@@ -183,17 +254,7 @@ const MALFORMED: Record<string, Expect> = {
   cl_fewer_split: {},
   cl_fewer_late: {},
   cl_without_data: {},
-  name_nul: {},
-  name_space: {},
-  name_colon_inside: {},
-  name_empty: {},
-  value_nul: {},
-  value_cr: {},
-  value_lf: {},
-  value_crlf_injection: {},
-  value_leading_space: {},
-  value_trailing_space: {},
-  value_trailing_tab: {},
+  ...INVALID_FIELDS,
   path_absolute_uri: {},
   path_no_slash: {},
   path_empty: {},
@@ -217,7 +278,10 @@ const FLOW: Record<string, Expect> = {
   wu_overflow_conn: { connection: true, codes: ['FLOW_CONTROL_ERROR'] },
   wu_overflow_stream: { stream: true, codes: ['FLOW_CONTROL_ERROR'] },
   wu_zero_conn: { connection: true, codes: ['PROTOCOL_ERROR'] },
-  wu_zero_stream: { stream: true, codes: ['PROTOCOL_ERROR'] },
+  // RFC 9113 §6.9 makes a zero increment on a stream a stream error; nghttp2 1.61 ends the
+  // connection for it ("WINDOW_UPDATE: window_size_increment == 0"), before the stream is looked
+  // up. Node offers no option: RST_STREAM or GOAWAY, either with PROTOCOL_ERROR.
+  wu_zero_stream: { codes: ['PROTOCOL_ERROR'] },
 };
 
 const HUGE: Record<string, Expect> = {
@@ -255,11 +319,13 @@ async function runCase(t: TestContext, target: Target, name: string, override: P
   assert.ok(frames, 'h2-frames.py is running');
   const up = target.upstream();
   const before = up.completed();
+  const malformedBefore = up.malformed().length;
   const guard = uncaughtErrors();
-  const o = await frames.run(name, { ...target.frames(), ...override });
+  const o = await frames.run(name, { linger: 2, ...target.frames(), ...override });
   t.diagnostic(`${target.label} ${name}: ${describeOutcome(o)}${Object.keys(o.info).length ? ` ${JSON.stringify(o.info)}` : ''}`);
   await target.probe(name);
   assert.equal(uncaughtErrors() - guard, 0, `${name}: an error escaped every handler of the proxy (the last-resort guard caught it; see its log line)`);
+  assert.deepEqual(up.malformed().slice(malformedBefore), [], `${name}: the upstream received something it found malformed`);
   return { o, forwarded: up.completedFor(name), delta: up.completed() - before };
 }
 
@@ -269,6 +335,7 @@ async function checkCase(t: TestContext, target: Target, name: string, e: Expect
   if (!ran) return;
   const { o, forwarded, delta } = ran;
   try {
+    if (e.dropsField && o.status === 200) return checkDroppedField(target, name, o, ran, e.dropsField);
     judge(name, o, e);
     assert.equal(forwarded, 0, `${name}: ${forwarded} request(s) with x-case ${name} reached the upstream complete: ${target.upstream().seenFor(name)}`);
     assert.equal(delta, o.ok + 1, `${name}: the upstream completed ${delta} requests; expected the case's ${o.ok} well-formed one(s) and the probe`);
@@ -276,6 +343,29 @@ async function checkCase(t: TestContext, target: Target, name: string, e: Expect
     (err as Error).message += `\n[${target.label}]`;
     throw err;
   }
+}
+
+/**
+ * A request nghttp2 let through without its invalid field: answered 200, completed upstream once,
+ * and nothing the upstream received carries the field: not its name, not (for a value case) any
+ * field of that name, no field the value would have injected, no byte RFC 9110 forbids.
+ */
+function checkDroppedField(target: Target, name: string, o: CaseOutcome, ran: Ran, [badName, badValue]: [string, string]): void {
+  const what = `${name}: ${describeOutcome(o)}\n${JSON.stringify(o)}`;
+  assert.equal(o.error, null, `the client failed: ${what}`);
+  assert.equal(ran.forwarded, 1, `${name}: the request went on once without its field (${ran.forwarded} completed upstream)`);
+  assert.equal(ran.delta, o.ok + 1, `${name}: the upstream completed ${ran.delta} requests; expected the case's ${o.ok} and the probe`);
+  const up = target.upstream();
+  const [fields] = up.fieldsFor(name);
+  assert.ok(fields && fields.length > 0, `${name}: the upstream's fields were recorded`);
+  for (const [n, v] of fields) {
+    assert.ok(validField(n, v), `${name}: the upstream received an invalid field ${JSON.stringify([n, v])}: ${up.seenFor(name)}`);
+    if (badName !== 'x-a') assert.notEqual(n.toLowerCase(), badName, `${name}: the invalid name reached the upstream`);
+    else assert.notEqual(n.toLowerCase(), 'x-a', `${name}: the field with the invalid value reached the upstream as ${JSON.stringify(v)}`);
+    assert.notEqual(n.toLowerCase(), 'x-injected', `${name}: a field injected through the value reached the upstream`);
+    if (badName === 'x-a') assert.ok(!v.includes(badValue), `${name}: the invalid value reached the upstream`);
+  }
+  assert.equal(o.followup, 200, `${name}: the connection serves on: ${what}`);
 }
 
 // ---- the mesh ----
@@ -412,7 +502,7 @@ for (const name of ['settings_flood', 'ping_flood']) {
 }
 
 for (const target of [TO_H1, TO_H2, INBOUND]) {
-  test(`h2 [${target.label}] rapid reset (CVE-2023-44487, 10k HEADERS+RST_STREAM): GOAWAY, a bounded number of requests upstream`, { timeout: 30_000 }, async (t) => {
+  test(`h2 [${target.label}] rapid reset (CVE-2023-44487, 10k HEADERS+RST_STREAM): GOAWAY and the close, at most 100 requests upstream`, { timeout: 30_000 }, async (t) => {
     if (!needTool(t, 'python3-h2')) return;
     const up = target.upstream();
     const o = await frames!.run('rapid_reset', target.frames());
@@ -424,7 +514,10 @@ for (const target of [TO_H1, TO_H2, INBOUND]) {
     // Streams the attacker cancels at once should mostly die in the proxy; the streams the
     // server accepted before its GOAWAY bound what can have gone upstream.
     const arrived = up.arrivedFor('rapid_reset');
-    assert.ok(arrived <= 1000, `at most 1000 of ${o.info.sent} cancelled requests may reach the upstream; ${arrived} did`);
+    // weft routes a stream only after the whole read it came in is processed (see onStream): a
+    // HEADERS whose RST_STREAM came in the same read never goes upstream. Only a pair split
+    // across two reads can; 100 is a bound (1% of the flood) with room for small reads under load.
+    assert.ok(arrived <= 100, `at most 100 of ${o.info.sent} cancelled requests may reach the upstream; ${arrived} did`);
     assert.ok(o.closed, `after its GOAWAY the server closes the TCP connection (RFC 9113 §5.4.1): ${what}`);
   });
 }
@@ -447,21 +540,34 @@ for (const target of [TO_H1, INBOUND]) {
   });
 }
 
-test('h2 [outbound → HTTP/1.1] streams beyond SETTINGS_MAX_CONCURRENT_STREAMS get REFUSED_STREAM; the connection and the streams within the limit live on', T, async (t) => {
+// RFC 9113 §5.1.2: a HEADERS frame beyond the advertised SETTINGS_MAX_CONCURRENT_STREAMS is a stream
+// error (PROTOCOL_ERROR or REFUSED_STREAM); HAProxy refuses each extra stream and goes on. nghttp2
+// does so only while its SETTINGS is unacknowledged; once the client has ACKed the limit, it ends
+// the connection ("request HEADERS: max concurrent streams exceeded", GOAWAY PROTOCOL_ERROR) and
+// Node has no option for it. Either way a client must be able to tell the extra streams were not
+// processed (REFUSED_STREAM, or a GOAWAY whose last-stream-id is the last stream within the limit,
+// §6.8: it may retry them), nothing may be reset or answered within the limit before that, and
+// an error GOAWAY is followed by the TCP close.
+test('h2 [outbound → HTTP/1.1] streams beyond SETTINGS_MAX_CONCURRENT_STREAMS: each refused (REFUSED_STREAM) with the connection going on, or (nghttp2) GOAWAY PROTOCOL_ERROR naming the last stream within the limit, then the close', T, async (t) => {
   if (!needTool(t, 'python3-h2')) return;
-  const o = await frames!.run('max_concurrent_streams', TO_H1.frames());
-  t.diagnostic(`max_concurrent_streams: ${describeOutcome(o)} ${JSON.stringify(o.info)}`);
+  const o = await frames!.run('max_concurrent_streams', { ...TO_H1.frames(), linger: 2 });
+  t.diagnostic(`max_concurrent_streams: ${describeOutcome(o)} ${JSON.stringify(o.info)} last-stream-id ${o.goaway_last_stream}`);
   await TO_H1.probe('max_concurrent_streams');
   const what = JSON.stringify(o);
   assert.equal(o.error, null, what);
   const limit = o.info.advertised;
   assert.ok(typeof limit === 'number' && limit > 0 && limit <= 2000, `the sidecar advertises a usable SETTINGS_MAX_CONCURRENT_STREAMS (got ${limit}): ${what}`);
   assert.equal(o.info.opened, limit + 10);
-  assert.equal(o.info.refused, 10, `the 10 streams over the limit are refused with REFUSED_STREAM: ${what}`);
-  assert.equal(o.info.first_refused_index, limit, `the first refused stream is the first one over the limit: ${what}`);
   assert.equal(o.info.other_outcomes, 0, `streams within the limit are neither reset nor answered while their body is pending: ${what}`);
-  assert.equal(o.goaway, null, `over the limit is a stream error (RFC 9113 §5.1.2), not a reason to drop the connection: ${what}`);
-  assert.equal(o.followup, 200, `the connection still serves: ${what}`);
+  if (o.goaway === null) {
+    assert.equal(o.info.refused, 10, `the 10 streams over the limit are refused with REFUSED_STREAM: ${what}`);
+    assert.equal(o.info.first_refused_index, limit, `the first refused stream is the first one over the limit: ${what}`);
+    assert.equal(o.followup, 200, `the connection still serves: ${what}`);
+  } else {
+    assert.equal(o.goaway, 'PROTOCOL_ERROR', `nghttp2's connection error: ${what}`);
+    assert.equal(o.goaway_last_stream, o.info.last_within_limit, `the GOAWAY says no stream over the limit was processed: ${what}`);
+    assert.ok(o.closed, `GOAWAY for an error, then the TCP close (RFC 9113 §5.4.1): ${what}`);
+  }
   assert.equal(h1Counter(h1).completedFor('max_concurrent_streams'), 0, 'held requests that were cancelled never completed upstream');
 });
 
@@ -472,6 +578,60 @@ for (const target of [TO_H1, TO_H2]) {
     assert.equal(ran.o.error, null, JSON.stringify(ran.o));
     assert.equal(ran.o.status, 200, `the in-flight stream completes after the client's GOAWAY: ${describeOutcome(ran.o)} ${JSON.stringify(ran.o)}`);
     assert.equal(ran.forwarded, 1, 'the request in flight completed upstream once');
+  });
+}
+
+// A reset is no end of message. Node emits 'end' on a stream its peer reset, and a pipe() takes it
+// for the body's end: a request body cut by RST_STREAM went upstream as a complete shorter request
+// (h2: END_STREAM; HTTP/1.1 without content-length: the last chunk). No content-length here, so
+// no length check upstream can catch it: only whether the request ended.
+for (const target of [TO_H1, TO_H2, INBOUND]) {
+  test(`h2 [${target.label}] reset_mid_body: a request body the client resets never ends upstream; the connection serves on`, T, async (t) => {
+    const ran = await runCase(t, target, 'reset_mid_body');
+    if (!ran) return;
+    const what = JSON.stringify(ran.o);
+    assert.equal(ran.o.error, null, what);
+    assert.ok(!ran.o.timeout, what);
+    assert.equal(target.upstream().arrivedFor('reset_mid_body'), 1, `the request reached the upstream before the reset (else the case tests nothing): ${what}`);
+    assert.equal(ran.forwarded, 0, `the upstream saw the cut request end: ${target.upstream().seenFor('reset_mid_body')}`);
+    assert.equal(ran.o.goaway, null, what);
+    assert.equal(ran.o.followup, 200, `the same connection serves the next request: ${what}`);
+  });
+}
+
+// The other way: an upstream that fails mid-response must reach the client as RST_STREAM, never as
+// END_STREAM after a body cut short (a client would take the truncated body for the whole).
+for (const target of [TO_H1, TO_H2]) {
+  test(`h2 [${target.label}] an upstream that fails mid-response: the client gets RST_STREAM, not END_STREAM`, T, async () => {
+    if (target === TO_H1) {
+      h1.handler = (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1000 });
+        res.write('x'.repeat(100));
+        setTimeout(() => res.socket?.destroy(), 100);
+      };
+    } else {
+      h2.handler = (stream) => {
+        stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+        stream.write('x'.repeat(100));
+        // A bare RST_STREAM (close() would send END_STREAM first: see resetStream in h2-server.ts).
+        setTimeout(() => addAbortSignal(AbortSignal.abort(), stream), 100);
+      };
+    }
+    const c = await RawH2.connect(sc.outboundPort, { settings: [[Setting.HEADER_TABLE_SIZE, 0]] });
+    try {
+      c.request(1, [[':method', 'GET'], [':scheme', 'http'], [':authority', target.frames().authority], [':path', '/cut'], ['x-case', 'cut_response']]);
+      await c.until(() => c.rst.has(1) || c.ended.has(1) || c.closed, 5000, 'the end of the response');
+      assert.equal(c.status.get(1), 200, 'the response began');
+      assert.equal(c.dataBytes.get(1), 100, 'the body so far reached the client');
+      assert.ok(!c.ended.has(1), `no END_STREAM after a cut body (rst ${c.rst.get(1)})`);
+      assert.ok(c.rst.has(1), 'RST_STREAM');
+      assert.ok(await c.ping(), 'the connection serves on');
+    } finally {
+      c.destroy();
+      h1.handler = undefined;
+      h2.handler = undefined;
+    }
+    await target.probe('cut_response');
   });
 }
 
@@ -570,6 +730,14 @@ test('h2 [outbound] a client that sends FIN after its request: the server closes
 test('h2 [outbound] connections the client resets are counted out of the active downstream connections', T, async () => {
   const gauge = () => sc.proxy.stats.downstreamConnectionsActive;
   await waitFor(() => RawH2.open.size === 0, 3000, 'earlier raw connections closed');
+  // Earlier cases' connections may still be closing on the server's side (a client's FIN leaves
+  // the streams in flight up to a second to finish): the baseline is a gauge that stopped moving.
+  let last = gauge();
+  let since = Date.now();
+  await waitFor(() => {
+    if (gauge() !== last) [last, since] = [gauge(), Date.now()];
+    return Date.now() - since >= 300;
+  }, 5000, 'the gauge to settle');
   const before = gauge();
   const clients = await Promise.all(Array.from({ length: 3 }, () => RawH2.connect(sc.outboundPort)));
   for (const c of clients) assert.ok(await c.ping());
