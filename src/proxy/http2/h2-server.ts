@@ -66,6 +66,8 @@ const LIVENESS_MS = 300_000;
 interface DownstreamSession {
   readonly session: http2.ServerHttp2Session;
   readonly ctx: HttpChainContext;
+  /** The TCP (or TLS) socket the session runs on. */
+  readonly socket: net.Socket;
   readonly streams: Set<http2.ServerHttp2Stream>;
   /** The probe's timer while one is in flight. */
   probe: NodeJS.Timeout | undefined;
@@ -89,7 +91,8 @@ export class H2Downstream {
       session.on('error', (err) => ctx && h2Failure(ctx, 'session', errorReason(err)));
       if (!ctx) return session.destroy();
       if (this.handingPeer) setPeer(session, this.handingPeer);
-      const s: DownstreamSession = { session, ctx, streams: new Set(), probe: undefined, probeReason: '' };
+      const socket = this.handingSocket!;
+      const s: DownstreamSession = { session, ctx, socket, streams: new Set(), probe: undefined, probeReason: '' };
       this.sessions.add(session);
       session.once('close', () => {
         this.sessions.delete(session);
@@ -101,10 +104,7 @@ export class H2Downstream {
       // stream (a DATA length that contradicts content-length) when 'stream' is delivered, and a
       // closed stream no longer knows its session.
       session.on('stream', (stream, headers) => this.onStream(stream, headers, s));
-      // The client's FIN: it sends nothing more. GOAWAY, the streams in flight finish (a request
-      // still waiting for its body is ended by the stream idle timeout), then the TCP close.
-      const socket = this.handingSocket;
-      if (socket) socket.once('end', () => clientEnded(s));
+      socket.once('end', () => clientEnded(s));
       // The downstream idle timeout: a session with no stream open and no frames for that long
       // gets GOAWAY. One with streams open that went quiet that long is probed (see onQuiet).
       session.setTimeout(ctx.idleTimeoutMs > 0 ? ctx.idleTimeoutMs : LIVENESS_MS);
@@ -250,9 +250,13 @@ function watchTermination(s: DownstreamSession): boolean {
   handle.setGracefulClose();
   handle.ongracefulclosecomplete = () => {
     if (session.destroyed) return;
-    // Not a graceful close of ours or the client's: nghttp2 ended the session for an error.
-    if (!session.closed) h2Failure(s.ctx, 'session', s.probeReason || 'nghttp2_goaway');
-    session.destroy();
+    if (session.closed) return session.destroy(); // a graceful close, ours or the client's, is complete
+    // nghttp2 ended the session for an error and its GOAWAY is written: end the TCP connection
+    // without a frame of ours. session.destroy() would terminate the session once more, and where
+    // nghttp2 queued its GOAWAY without marking the session terminated (rapid reset) that sent a
+    // second GOAWAY, NO_ERROR. The socket's close destroys the session (Node's socketOnClose).
+    h2Failure(s.ctx, 'session', s.probeReason || 'nghttp2_goaway');
+    s.socket.destroySoon();
   };
   return true;
 }
