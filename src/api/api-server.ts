@@ -215,11 +215,11 @@ export class ApiServer {
     });
     this.route('PUT', /^\/api\/v1\/registrations\/([^/]+)$/, 'workload', async (req, [id], _u, caller) => {
       const body = JSON.parse((await readBody(req)) || '{}') as { health?: 'healthy' | 'unhealthy' | 'draining' };
-      this.ownRegistration(caller, id, 'renew registrations');
+      this.ownRegistration(req, caller, id, 'renew registrations');
       return registry.renew(id, body.health);
     });
-    this.route('DELETE', /^\/api\/v1\/registrations\/([^/]+)$/, 'workload', async (_req, [id], _u, caller) => {
-      this.ownRegistration(caller, id, 'deregister instances');
+    this.route('DELETE', /^\/api\/v1\/registrations\/([^/]+)$/, 'workload', async (req, [id], _u, caller) => {
+      this.ownRegistration(req, caller, id, 'deregister instances');
       if (!(await registry.deregister(id))) throw new HttpError(404, `no registration ${id}`);
       caller.note(`deregistered ${id}`);
       return { deregistered: id };
@@ -231,10 +231,16 @@ export class ApiServer {
     }));
   }
 
-  /** A workload may only touch registrations of its own service (an unknown id falls through to 404). */
-  private ownRegistration(caller: Caller, id: string, what: string): void {
+  /**
+   * A workload may only renew or deregister registrations of its own service, at the address it calls
+   * from: a stolen join token used elsewhere cannot drain or remove the real instances (an unknown id
+   * falls through to 404).
+   */
+  private ownRegistration(req: http.IncomingMessage, caller: Caller, id: string, what: string): void {
     const reg = this.deps.registry.list().find((r) => r.id === id);
-    if (reg) requireOwnService(caller.principal, reg.namespace, reg.service, what);
+    if (!reg || caller.principal?.kind !== 'workload') return;
+    requireOwnService(caller.principal, reg.namespace, reg.service, what);
+    requireOwnAddress(req, reg.address);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -285,7 +291,7 @@ function requireOwnAddress(req: http.IncomingMessage, claimed: string): void {
   const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
   const loopback = (a: string) => a === '::1' || a.startsWith('127.');
   if (claimed === from || (loopback(from) && loopback(claimed))) return;
-  throw new HttpError(403, `a workload may only register the address it calls from (${from}), not ${claimed}; an admin credential can register others`, { code: 'E_AUTH_FORBIDDEN' });
+  throw new HttpError(403, `a workload may only register, renew and deregister the address it calls from (${from}), not ${claimed}; an admin credential can act for others`, { code: 'E_AUTH_FORBIDDEN' });
 }
 
 function errorResponse(err: unknown): { status: number; body: Record<string, unknown> } {

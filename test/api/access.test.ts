@@ -180,8 +180,15 @@ test('bad credentials: malformed, oversized, unknown, revoked at once, expired, 
   // A workload registers the address it calls from; an admin may register others.
   const elsewhere = await call('POST', '/api/v1/registrations', tok.alpha, JSON.stringify({ service: 'alpha', address: '198.18.0.7', port: 1 }));
   assert.equal(elsewhere.status, 403);
-  assert.match(elsewhere.json.error, /only register the address it calls from/);
-  assert.equal((await call('POST', '/api/v1/registrations', tok.admin, JSON.stringify({ service: 'alpha', address: '198.18.0.7', port: 1, ttlSeconds: 5 }))).status, 201);
+  assert.match(elsewhere.json.error, /only register, renew and deregister the address it calls from/);
+  const foreign = await call('POST', '/api/v1/registrations', tok.admin, JSON.stringify({ service: 'alpha', address: '198.18.0.7', port: 1, ttlSeconds: 5 }));
+  assert.equal(foreign.status, 201);
+  // Nor can it drain or remove an instance at another address: a stolen token used elsewhere changes nothing.
+  const drain = await call('PUT', `/api/v1/registrations/${foreign.json.id}`, tok.alpha, JSON.stringify({ health: 'draining' }));
+  assert.equal(drain.status, 403);
+  assert.match(drain.json.error, /only register, renew and deregister the address it calls from/);
+  assert.equal((await call('DELETE', `/api/v1/registrations/${foreign.json.id}`, tok.alpha)).status, 403);
+  assert.equal(cp.registry.list().find((r) => r.id === foreign.json.id)?.health, 'healthy');
   // The token of a service that no longer exists registers nothing.
   const gone = (await call('POST', '/api/v1/tokens', tok.admin, JSON.stringify({ service: 'ghost' }))).json.token;
   const ghost = await call('POST', '/api/v1/registrations', gone, JSON.stringify({ service: 'ghost', address: '127.0.0.1', port: 1 }));

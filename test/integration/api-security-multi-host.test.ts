@@ -287,10 +287,10 @@ test("alpha's join token used from b: only alpha, only at b's own address, no to
     // change config or touch credentials. The thief's instance shows in `weft endpoints` at its
     // real address, and is gone with the token's revocation (below) once its lease runs out. It is
     // not in the audit log (workloads' own registrations are not recorded).
-    // NB: renewing (PUT, which also sets health) and deregistering (DELETE) an existing registration
-    // are checked by service only (ownRegistration in src/api/api-server.ts), not by address: today
-    // the same token used from b can mark alpha's instance on a draining or remove it, which the
-    // README's "at the address they call the API from" does not allow. Not asserted here until settled.
+    // Renewing (PUT, which also sets health) and deregistering (DELETE) are held to the same address:
+    // the token used from b can neither drain alpha's instance on a nor remove it.
+    const [regs] = await https(b, [{ method: 'GET', path: '/api/v1/registrations', token: viewerToken }]);
+    const alphaRegId = (regs.json.items as { id: string; service: string; address: string }[]).find((r) => r.service === 'alpha' && r.address === a.address)!.id;
     const answers = await timed(t, "alpha's token from b: 5 requests", () =>
       https(b, [
         { method: 'POST', path: '/api/v1/registrations', token: alphaToken, body: JSON.stringify({ service: 'beta', address: b.address, port: APP_PORT }) },
@@ -298,13 +298,18 @@ test("alpha's join token used from b: only alpha, only at b's own address, no to
         { method: 'POST', path: '/api/v1/tokens', token: alphaToken, body: JSON.stringify({ service: 'alpha' }) },
         { method: 'POST', path: '/api/v1/resources', token: alphaToken, body: serviceYaml('gamma', 80) },
         { method: 'POST', path: '/api/v1/registrations', token: alphaToken, body: JSON.stringify({ service: 'alpha', address: b.address, port: APP_PORT, ttlSeconds: 30 }) },
+        { method: 'PUT', path: `/api/v1/registrations/${alphaRegId}`, token: alphaToken, body: JSON.stringify({ health: 'draining' }) },
+        { method: 'DELETE', path: `/api/v1/registrations/${alphaRegId}`, token: alphaToken },
       ]),
     );
-    const [beta, elsewhere, mint, apply, own] = answers;
+    const [beta, elsewhere, mint, apply, own, drain, remove] = answers;
+    assert.equal(drain.status, 403, drain.body);
+    assert.match(drain.json.error, /may only register, renew and deregister the address it calls from/);
+    assert.equal(remove.status, 403, remove.body);
     assert.equal(beta.status, 403, beta.body);
     assert.match(beta.json.error, /the join token \S+ of default\/alpha may only register instances for default\/alpha, not default\/beta/);
     assert.equal(elsewhere.status, 403, elsewhere.body);
-    assert.match(elsewhere.json.error, new RegExp(`may only register the address it calls from \\(${b.address.replace(/\./g, '\\.')}\\), not ${a.address.replace(/\./g, '\\.')}`));
+    assert.match(elsewhere.json.error, new RegExp(`may only register, renew and deregister the address it calls from \\(${b.address.replace(/\./g, '\\.')}\\), not ${a.address.replace(/\./g, '\\.')}`));
     assert.equal(mint.status, 403, mint.body);
     assert.match(mint.json.error, /may not POST \/api\/v1\/tokens \(needs the admin role\)/);
     assert.equal(apply.status, 403, apply.body);

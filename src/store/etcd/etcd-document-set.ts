@@ -117,8 +117,23 @@ export class EtcdDocumentSet<T> implements DocumentSet<T> {
     return res.ID;
   }
 
-  /** One keep-alive of a lease; false when etcd says it is gone (TTL ≤ 0). A stream has no deadline of its own: it gets one here. */
+  /**
+   * One keep-alive of a lease; false when etcd says it is gone (TTL ≤ 0). A keep-alive is a stream, which
+   * the client's per-call retries do not cover: a stream opened to a member that just died fails only once
+   * used, so a failed attempt is made again (each new stream goes to another member), three times at most.
+   */
   private async keepAliveOnce(lease: string): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.keepAliveAttempt(lease);
+      } catch (err) {
+        if (attempt >= 3) throw err;
+      }
+    }
+  }
+
+  /** One keep-alive stream, with the deadline a stream does not have of its own. */
+  private async keepAliveAttempt(lease: string): Promise<boolean> {
     const stream = await this.conn.client.leaseClient.leaseKeepAlive();
     let timer: NodeJS.Timeout | undefined;
     try {
