@@ -129,8 +129,11 @@ export class Registry {
     const weight = req.weight ?? 1;
     const health = req.health ?? 'healthy';
     const now = this.now();
+    // One address and ports are one instance: registering it again (a replayed request, a `weft run`
+    // that restarted before its lease ran out) updates that registration instead of adding a twin.
+    const same = this.registrations.values().find((r) => r.namespace === namespace && r.service === req.service && r.address === req.address && samePorts(r.ports, ports));
     const reg: Registration = {
-      id: crypto.randomUUID(),
+      id: same?.id ?? crypto.randomUUID(),
       service: req.service,
       namespace,
       address: req.address,
@@ -141,11 +144,11 @@ export class Registry {
       health,
       ttlSeconds,
       ...(req.sidecar ? { sidecar: true } : {}),
-      registeredAt: now,
+      registeredAt: same?.registeredAt ?? now,
       expiresAt: now + ttlSeconds * 1000,
     };
     await this.registrations.put(reg.id, reg, { ttlSeconds });
-    this.log('info', 'instance registered', { id: reg.id, service: `${namespace}/${req.service}`, address: req.address });
+    this.log('info', same ? 'instance registered again' : 'instance registered', { id: reg.id, service: `${namespace}/${req.service}`, address: req.address });
     return reg;
   }
 
@@ -219,6 +222,11 @@ export class Registry {
       }
     }
   }
+}
+
+function samePorts(a: Record<string, number>, b: Record<string, number>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 function resolvePorts(service: Resource<'Service'>, req: RegistrationRequest): Record<string, number> {

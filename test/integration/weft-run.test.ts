@@ -72,9 +72,14 @@ test('an app under weft run calls the mesh through its sidecar from its first li
   assert.equal(viaSidecar, 'app here');
 
   // SIGTERM: draining first (callers move away), then the app is stopped, then deregistered.
+  // Every state the registration goes through is recorded, so a fast shutdown cannot hide the draining step.
+  const states: string[] = [];
+  const stop = cp.registry.onChange(() => states.push(cp.registry.endpoints().get('default/web')?.[0]?.health ?? 'gone'));
   run.child.kill('SIGTERM');
-  await waitFor(() => cp.registry.endpoints().get('default/web')?.[0]?.health === 'draining', 2000, 'draining');
+  await waitFor(() => states.includes('draining'), 10_000, 'draining');
   assert.equal(await run.exited, 0);
+  stop();
+  assert.ok(states.indexOf('draining') < states.lastIndexOf('gone'), `draining before deregistered: ${states.join(' → ')}`);
   assert.match(run.output(), /APP GOT SIGTERM/);
   assert.deepEqual(cp.registry.endpoints().get('default/web'), []);
 });

@@ -107,3 +107,14 @@ test('registrations survive a control-plane restart with a fresh lease', async (
   restarted.sweep();
   assert.deepEqual(restarted.list(), []);
 });
+
+test('registering the same instance again (a replayed request) updates it instead of adding a twin', async (t) => {
+  const { registry } = await setup(t);
+  const first = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 10 });
+  const again = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, ttlSeconds: 10 });
+  assert.equal(again.id, first.id);
+  assert.equal(registry.list().length, 1);
+  const other = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3001 });
+  assert.notEqual(other.id, first.id, 'another port is another instance');
+  assert.equal(registry.list().length, 2);
+});
