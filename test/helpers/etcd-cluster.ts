@@ -45,7 +45,14 @@ export class EtcdCluster {
     }
     const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
     const cluster = new EtcdCluster(members, initialCluster);
+    // Members must not outlive the test process, also when it is stopped by a signal.
     process.once('exit', () => cluster.killAll());
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        cluster.killAll();
+        process.kill(process.pid, signal);
+      });
+    }
     for (let i = 0; i < size; i++) cluster.startMember(i);
     await Promise.all(members.map((_, i) => cluster.waitHealthy(i)));
     return cluster;
