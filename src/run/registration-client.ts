@@ -22,6 +22,8 @@ export class RegistrationClient {
   private request: Record<string, unknown> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly urls: ControlPlaneAddresses;
+  /** The first registration while it is on its way. */
+  private registering: Promise<void> | undefined;
 
   /** `api`: the admin API's URL, or the replicas' URLs comma-separated. */
   constructor(
@@ -37,12 +39,16 @@ export class RegistrationClient {
 
   async register(request: { service: string; namespace: string; address: string; port: number; zone?: string }): Promise<void> {
     this.request = { ...request, ttlSeconds: 15, sidecar: true }; // weft run always has its sidecar in front
-    await this.registerNow();
+    this.registering = this.registerNow();
+    await this.registering;
     this.timer = setInterval(() => void this.renew(), (this.current!.ttlSeconds * 1000) / 3);
     this.timer.unref();
   }
 
   async markDraining(): Promise<void> {
+    // A SIGTERM while the registration is on its way: the control plane may already list the
+    // instance, so wait for its answer and drain it, rather than skip the draining step.
+    await this.registering?.catch(() => {});
     if (!this.current) return;
     await this.call('PUT', `/api/v1/registrations/${this.current.id}`, { health: 'draining' }).catch((err) =>
       this.log('warn', 'could not mark the instance draining', { error: String(err) }),
