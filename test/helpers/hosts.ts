@@ -789,3 +789,21 @@ function lastLines(s: string, n = 20): string {
 function formatExit(e: Exit): string {
   return e.signal ? `signal ${e.signal}` : `code ${e.code}`;
 }
+
+/**
+ * Runs `fn`; when it fails, the tails of the processes' output join the error (message and stack,
+ * which the reporter prints): a multi-host failure is unreadable without them. `extra`: more to add
+ * (e.g. etcd's logs).
+ */
+export async function withProcessLogs(procs: readonly Proc[], fn: () => Promise<void>, extra: () => string = () => ''): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const logs = [...procs.map((p) => `--- [${p.host.name}] ${p.command}\n${p.output().trimEnd().split('\n').slice(-25).join('\n')}`), extra()].filter(Boolean).join('\n');
+    if (err instanceof Error) {
+      err.message += `\n${logs}`;
+      if (err.stack) err.stack += `\n${logs}`;
+    }
+    throw err;
+  }
+}

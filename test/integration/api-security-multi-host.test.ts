@@ -19,7 +19,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Hosts, multiHostSkip, type Host, type Proc } from '../helpers/hosts';
+import { Hosts, multiHostSkip, type Host, type Proc, withProcessLogs } from '../helpers/hosts';
 import { serviceYaml } from '../helpers/resources';
 import { tempDir } from '../helpers/tmp';
 
@@ -143,19 +143,8 @@ async function cli(host: Host, args: string[], token: string): Promise<{ stdout:
   return r;
 }
 
-/** On failure, the tails of every process's output: a multi-host failure is unreadable without them. */
-async function explained(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    const logs = procs.map((p) => `--- [${p.host.name}] ${p.command}\n${p.output().trimEnd().split('\n').slice(-25).join('\n')}`).join('\n');
-    if (err instanceof Error) {
-      err.message += `\n${logs}`;
-      if (err.stack) err.stack += `\n${logs}`;
-    }
-    throw err;
-  }
-}
+/** On failure, the tails of every process's output. */
+const explained = (fn: () => Promise<void>) => withProcessLogs(procs, fn);
 
 const timed = async <R>(t: TestContext, what: string, fn: () => Promise<R>): Promise<R> => {
   const started = Date.now();

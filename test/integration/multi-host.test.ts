@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Hosts, multiHostSkip, type Host, type Proc } from '../helpers/hosts';
+import { Hosts, multiHostSkip, type Host, type Proc, withProcessLogs } from '../helpers/hosts';
 import { serviceYaml } from '../helpers/resources';
 import { tempDir, waitFor } from '../helpers/tmp';
 
@@ -89,20 +89,8 @@ function accessLines(proc: Proc): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** On failure, the tails of every process's output: a multi-host failure is unreadable without them. */
-async function explained(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    const logs = procs.map((p) => `--- [${p.host.name}] ${p.command}\n${p.output().trimEnd().split('\n').slice(-25).join('\n')}`).join('\n');
-    // The reporter prints the stack (where an assertion's message already is): the logs go on both.
-    if (err instanceof Error) {
-      err.message += `\n${logs}`;
-      if (err.stack) err.stack += `\n${logs}`;
-    }
-    throw err;
-  }
-}
+/** On failure, the tails of every process's output. */
+const explained = (fn: () => Promise<void>) => withProcessLogs(procs, fn);
 
 before(async () => {
   if (SKIP) return;

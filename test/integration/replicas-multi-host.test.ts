@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { etcdMissing } from '../helpers/etcd-cluster';
 import { EtcdOnHosts } from '../helpers/etcd-hosts';
-import { Hosts, multiHostSkip, type FetchOptions, type FetchResult, type Host, type Proc } from '../helpers/hosts';
+import { Hosts, multiHostSkip, type FetchOptions, type FetchResult, type Host, type Proc, withProcessLogs } from '../helpers/hosts';
 import { serviceYaml } from '../helpers/resources';
 import { tempDir, waitFor } from '../helpers/tmp';
 
@@ -295,22 +295,9 @@ async function registeredEndpoints(host: Host, apiUrl: string, service: string):
   return (JSON.parse(res.body) as { services: Record<string, Array<{ address: string; ports: Record<string, number>; health: string }>> }).services[`default/${service}`] ?? [];
 }
 
-/** On failure, the tails of every process's output: a multi-host failure is unreadable without them. */
-async function explained(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    const logs = [
-      ...procs.filter((p) => !p.command.includes(' -e ') || p.command.includes(BIN)).map((p) => `--- [${p.host.name}] ${p.command}\n${p.output().trimEnd().split('\n').slice(-25).join('\n')}`),
-      etcd?.logs() ?? '',
-    ].join('\n');
-    if (err instanceof Error) {
-      err.message += `\n${logs}`;
-      if (err.stack) err.stack += `\n${logs}`;
-    }
-    throw err;
-  }
-}
+/** On failure, the tails of weft's processes' output (not the helper scripts') and etcd's logs. */
+const explained = (fn: () => Promise<void>) =>
+  withProcessLogs(procs.filter((p) => !p.command.includes(' -e ') || p.command.includes(BIN)), fn, () => etcd?.logs() ?? '');
 
 function note(t: TestContext, message: string): void {
   t.diagnostic(message);
