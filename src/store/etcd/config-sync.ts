@@ -68,7 +68,7 @@ export class ConfigDirectorySync {
     this.syncing = this.syncing.then(async () => {
       const files = this.files;
       if (!files) return;
-      const items = [...new Set(files.listAll())].filter((i) => i.source.type === 'file');
+      const items = files.listAll().filter((i) => i.source.type === 'file');
       try {
         await this.store.syncFiles(items.map((i) => ({ resource: i.resource, file: (i.source as { file: string }).file, document: (i.source as { document: number }).document })));
         await this.writeErrors(files.configErrors());

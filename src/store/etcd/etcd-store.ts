@@ -289,9 +289,8 @@ export class EtcdStore implements Store {
       const item = changes.get(resourceKey(r)) ?? this.items.get(resourceKey(r));
       return item?.source.type === 'file' ? { file: item.source.file, document: item.source.document } : { file: `etcd:${this.conn.prefix}${RESOURCES}${resourceKey(r)}` };
     };
-    const errors = validateSet(union, where);
-    // Deleting a key another resource still refers to fails as a dangling reference in validateSet.
-    return errors;
+    // A deletion another resource still refers to fails here as a dangling reference.
+    return validateSet(union, where);
   }
 
   private hold(key: string, modRevision: number, errors: ConfigError[]): void {
