@@ -150,6 +150,7 @@ export function buildProgram(): Command {
     .option('--root-cert <file>', 'bring your own root CA: its certificate (PEM); weft makes its intermediate under it')
     .option('--root-key <file>', "bring your own root CA: its private key (PEM)")
     .option('--replica-id <id>', "this replica's name in `weft status` (default <hostname>:<xds port>)")
+    .option('--advertise-address <address>', "where the other replicas reach this one's API (default: --host, or this host's first address when --host is 0.0.0.0)")
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('control', 'runControl'));
   etcdOptions(controlCmd, 'keep all control-plane state in etcd (replicas): etcd://host:port[,host:port…], etcds:// for TLS; default: the embedded store in --data-dir');

@@ -21,10 +21,13 @@ import { SecretStore } from './tls/secret-store';
 import { TlsContexts } from './tls/tls-contexts';
 import { AccessLog } from '../observe/access-log';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../ca/spiffe-id';
 import { CertificateAgent } from './tls/certificate-agent';
 import { certsView } from './tls/certs-view';
+import type { UnhealthyEndpoint } from './telemetry/metrics-report';
+import { TelemetryClient } from './telemetry/telemetry-client';
 
 export interface ProxyOptions {
   /** The control plane's xDS address, host:port; replicas as a comma-separated list (the sidecar fails over between them). */
@@ -60,6 +63,8 @@ export interface ProxyOptions {
   sds?: boolean;
   /** false: no process-wide guard against uncaught errors (an embedder that has its own). Default true. */
   lastResortGuard?: boolean;
+  /** How often the sidecar reports its metrics to the control plane (default 2000 ms; 0: no telemetry streams). */
+  telemetryIntervalMs?: number;
 }
 
 const EMPTY_CONFIG: ProxyConfig = {
@@ -92,6 +97,8 @@ export class Proxy {
   certificateAgent: CertificateAgent | undefined;
   /** mTLS contexts built from `secrets` (inbound termination, auto mTLS upstream). */
   readonly tls: TlsContexts;
+  /** Metrics reports and the admin relay to the control plane (telemetry/telemetry-client.ts). */
+  telemetry: TelemetryClient | undefined;
 
   constructor(
     readonly opts: ProxyOptions,
@@ -188,6 +195,24 @@ export class Proxy {
     }));
   }
 
+  /** Endpoints that outlier detection or a health check took out of load balancing now (the telemetry report's). */
+  unhealthyEndpoints(): UnhealthyEndpoint[] {
+    const out: UnhealthyEndpoint[] = [];
+    for (const c of this.runtime.clusters.values()) {
+      if (!c.health) continue;
+      for (const l of this.runtime.config.endpoints.get(c.config.edsName)?.localities ?? []) {
+        for (const e of l.endpoints) {
+          const v = c.health.view(e.key) as { outlier?: { ejected: boolean; ejectedUntil?: string; timesEjected: number }; healthCheck?: { state: string; lastFailure?: string } };
+          const cluster = c.config.name;
+          if (v.outlier?.ejected) out.push({ cluster, endpoint: e.key, reason: 'outlier', detail: `ejected until ${v.outlier.ejectedUntil} (${v.outlier.timesEjected}× ejected)` });
+          const h = v.healthCheck;
+          if (h && h.state !== 'healthy') out.push({ cluster, endpoint: e.key, reason: 'health_check', detail: `health check ${h.state}${h.lastFailure ? `: ${h.lastFailure}` : ''}` });
+        }
+      }
+    }
+    return out;
+  }
+
   /** Gauges that live outside ProxyStats: xDS state and pools. */
   extraMetrics(): string[] {
     const out = ['# HELP weft_upstream_connections_open Open upstream connections by cluster.', '# TYPE weft_upstream_connections_open gauge'];
@@ -215,6 +240,7 @@ export class Proxy {
   /** Stops: no new connections, open ones drain for up to `drainMs` (see ListenerManager.close). */
   async close(drainMs?: number): Promise<void> {
     this.xds.stop();
+    this.telemetry?.stop();
     this.certificateAgent?.stop();
     this.h2.drain();
     await this.listeners.close(drainMs);
@@ -284,7 +310,7 @@ function endpointHealthMetrics(runtime: Runtime): string[] {
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
-  const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace };
+  const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace, [NODE_METADATA.hostname]: os.hostname() };
   if (opts.service) metadata[NODE_METADATA.service] = opts.service;
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
   if (opts.inboundPort !== undefined) metadata[NODE_METADATA.inboundPort] = String(opts.inboundPort);
@@ -314,6 +340,10 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   metadata[NODE_METADATA.adminPort] = String(proxy.adminPort);
   xds.start();
   proxy.certificateAgent?.start();
+  if (opts.telemetryIntervalMs !== 0) {
+    proxy.telemetry = new TelemetryClient({ proxy, xds, token: opts.joinToken, credentials, log: opts.log, intervalMs: opts.telemetryIntervalMs });
+    proxy.telemetry.start();
+  }
   return proxy;
 }
 

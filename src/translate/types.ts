@@ -64,6 +64,8 @@ export interface NodeInfo {
   appPort?: number;
   /** A sidecar's admin port on its host's loopback (not translated: `weft status` reads /clusters there). */
   adminPort?: number;
+  /** The host's name the node announced (WEFT_HOSTNAME). */
+  hostname?: string;
 }
 
 /** One Envoy resource, a plain object that protobufjs `fromObject` accepts for its type. */

@@ -12,6 +12,8 @@ export const NODE_METADATA = {
   appPort: 'WEFT_APP_PORT',
   /** A sidecar's admin port (on its host's loopback), for `weft status` to read its /clusters. */
   adminPort: 'WEFT_ADMIN_PORT',
+  /** The name of the host the node runs on (shown beside the address its connection comes from). */
+  hostname: 'WEFT_HOSTNAME',
 } as const;
 
 /** Thrown when a Node cannot describe a weft node (no id, an unknown role). */
@@ -59,6 +61,8 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
   };
   const service = metadataString(node, NODE_METADATA.service);
   if (service !== undefined) info.service = service;
+  const hostname = metadataString(node, NODE_METADATA.hostname);
+  if (hostname !== undefined) info.hostname = hostname.slice(0, 253);
   const zone = node.locality?.zone;
   if (zone) info.zone = zone;
   for (const key of ['outboundPort', 'inboundPort', 'appPort', 'adminPort'] as const) {
