@@ -18,17 +18,15 @@ export interface TargetGroup {
   labels: Record<string, string>;
 }
 
-/** The IP of an xDS stream's peer: "198.18.3.2:51234", "[::1]:51234", "::ffff:198.18.3.2:51234" (grpc-js), or with grpc-core's "ipv4:"/"ipv6:" prefix. */
+/**
+ * The IP of an xDS stream's peer, which always carries its port: grpc-js's
+ * "198.18.3.2:51234", "::ffff:198.18.3.2:51234", "fd00::5:51234" (IPv6
+ * unbracketed), or grpc-core's "ipv4:198.18.3.2:51234" / "ipv6:[fd00::5]:51234".
+ */
 export function peerAddress(peer: string): string | undefined {
   const text = peer.replace(/^ipv[46]:/, '');
-  let ip: string;
-  if (net.isIP(text)) ip = text;
-  else {
-    const bracketed = /^\[([^\]]+)\]:\d+$/.exec(text);
-    const bare = /^(.+):\d+$/.exec(text);
-    ip = bracketed?.[1] ?? bare?.[1] ?? '';
-  }
-  ip = ip.replace(/%.*$/, ''); // an IPv6 zone is not part of a scrape target
+  const m = /^\[([^\]]+)\]:\d+$/.exec(text) ?? /^(.+):\d+$/.exec(text);
+  let ip = (m?.[1] ?? '').replace(/%.*$/, ''); // an IPv6 zone is not part of a scrape target
   if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip)) ip = ip.slice(7);
   return net.isIP(ip) ? ip : undefined;
 }

@@ -62,7 +62,7 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return crypto.timingSafeEqual(given, wanted) && m !== null;
 }
 
-export function startMetricsServer(opts: MetricsServerOptions): Promise<http.Server> {
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<http.Server> {
   const { host, port } = checkMetricsListener(opts);
   const server = http.createServer((req, res) => {
     const send = (status: number, body: string, headers: Record<string, string> = {}) => {
@@ -81,7 +81,7 @@ export function startMetricsServer(opts: MetricsServerOptions): Promise<http.Ser
       send(500, `metrics error: ${(err as Error).message}\n`);
     }
   });
-  return new Promise((resolve, reject) => {
+  return new Promise<http.Server>((resolve, reject) => {
     const failed = (err: Error) => reject(new MetricsListenerError(`--metrics-address ${opts.address}: ${err.message}`));
     server.once('error', failed);
     server.listen(port, host, () => {
