@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { ApiServer, TypedBody } from '../api/api-server';
 import { installDashboard } from '../observe/dashboard-api';
+import { installPrometheusSd } from '../observe/prometheus-sd';
 import { ControlMetrics } from './control-metrics';
 import { jsonLogger, type Logger } from '../observe/log';
 import type { MeshObserver } from '../observe/mesh-observer';
@@ -223,6 +224,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     intervalMs: opts.observeIntervalMs,
   });
   installCaApi(api, { ca, tokens, dev });
+  installPrometheusSd(api, { nodes: async () => (await telemetry.nodes()).items });
   api.route('GET', /^\/metrics$/, 'viewer', () => new TypedBody('text/plain; version=0.0.4; charset=utf-8', metrics.render({ nodes: xds.status(), store, cache })));
   let xdsPort: number;
   let apiPort: number;

@@ -9,6 +9,8 @@ import { XdsClient } from '../xds/client/ads-client';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 import { NODE_METADATA } from '../xds/node-info';
 import { startAdminServer } from './admin/admin-server';
+import { checkMetricsListener, readMetricsToken, startMetricsServer } from './admin/metrics-server';
+import { formatHostPort, parseMetricsAddress } from '../xds/metrics-address';
 import type { ProxyConfig } from './config/types';
 import { H2Downstream } from './http2/h2-server';
 import { installLastResortGuard } from './last-resort';
@@ -40,6 +42,10 @@ export interface ProxyOptions {
   inboundPort?: number;
   appPort?: number;
   adminPort: number;
+  /** host:port of a listener that serves only /stats/prometheus, for a Prometheus on another host (absent: none; the admin port stays loopback-only either way). */
+  metricsAddress?: string;
+  /** The bearer token scrapes of the metrics listener must present; required beyond loopback unless in dev mode (no `caFile`). */
+  metricsTokenFile?: string;
   log: Logger;
   /** Tracing: spans exported to an OTLP/HTTP collector; off when absent. */
   tracing?: TracingOptions;
@@ -88,6 +94,9 @@ export class Proxy {
   private configured = false;
   private admin: http.Server | undefined;
   adminPort = 0;
+  private metricsServer: http.Server | undefined;
+  /** Where the metrics listener is bound, host:port (undefined without --metrics-address). */
+  metricsAddress: string | undefined;
   private applying: Promise<void> = Promise.resolve();
   private readonly h2 = new H2Downstream();
   readonly tracer: ProxyTracer | undefined;
@@ -237,6 +246,13 @@ export class Proxy {
     this.adminPort = (this.admin.address() as { port: number }).port;
   }
 
+  /** The metrics listener (`--metrics-address`); the same text as the admin port's /stats/prometheus. */
+  async startMetrics(address: string, token: string | undefined): Promise<void> {
+    this.metricsServer = await startMetricsServer({ address, token, dev: !this.opts.caFile, render: () => this.stats.render(this.extraMetrics()) });
+    const bound = this.metricsServer.address() as { port: number };
+    this.metricsAddress = formatHostPort(parseMetricsAddress(address, true).host, bound.port);
+  }
+
   /** Stops: no new connections, open ones drain for up to `drainMs` (see ListenerManager.close). */
   async close(drainMs?: number): Promise<void> {
     this.xds.stop();
@@ -252,6 +268,11 @@ export class Proxy {
       if (!this.admin) return resolve();
       this.admin.close(() => resolve());
       this.admin.closeAllConnections(); // tap streams never end on their own
+    });
+    await new Promise<void>((resolve) => {
+      if (!this.metricsServer) return resolve();
+      this.metricsServer.close(() => resolve());
+      this.metricsServer.closeAllConnections();
     });
   }
 }
@@ -310,6 +331,9 @@ function endpointHealthMetrics(runtime: Runtime): string[] {
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
+  // Checked before anything starts: a metrics listener beyond loopback needs its token outside dev mode (no --ca-file).
+  const metricsToken = opts.metricsAddress !== undefined && opts.metricsTokenFile !== undefined ? readMetricsToken(opts.metricsTokenFile) : undefined;
+  if (opts.metricsAddress !== undefined) checkMetricsListener({ address: opts.metricsAddress, token: metricsToken, dev: !opts.caFile });
   const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace, [NODE_METADATA.hostname]: os.hostname() };
   if (opts.service) metadata[NODE_METADATA.service] = opts.service;
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
@@ -338,6 +362,16 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   await proxy.startAdmin();
   // Read when the stream opens: `weft status` finds the sidecar's /clusters with it.
   metadata[NODE_METADATA.adminPort] = String(proxy.adminPort);
+  if (opts.metricsAddress !== undefined) {
+    try {
+      await proxy.startMetrics(opts.metricsAddress, metricsToken);
+    } catch (err) {
+      await proxy.close();
+      throw err;
+    }
+    // The control plane's Prometheus service discovery lists it (an unspecified host becomes the stream's peer address).
+    metadata[NODE_METADATA.metricsAddress] = proxy.metricsAddress!;
+  }
   xds.start();
   proxy.certificateAgent?.start();
   if (opts.telemetryIntervalMs !== 0) {

@@ -121,6 +121,7 @@ const ROUTES: Record<string, Row> = {
   'POST ^\\/api\\/v1\\/tokens$': { method: 'POST', path: () => '/api/v1/tokens', body: () => JSON.stringify({ service: 'beta' }), refused: ADMIN },
   'DELETE ^\\/api\\/v1\\/tokens\\/([^/]+)$': { method: 'DELETE', path: () => '/api/v1/tokens/ffffffffffff', refused: ADMIN },
   'GET ^\\/metrics$': { method: 'GET', path: () => '/metrics', refused: READ },
+  'GET ^\\/api\\/v1\\/prometheus\\/targets$': { method: 'GET', path: () => '/api/v1/prometheus/targets', refused: READ },
 };
 
 test('every route of the API has a rule, and every rule holds for no credential, a viewer, the wrong and the right workload, an admin', async () => {
