@@ -72,28 +72,34 @@ export function edgeCounters(text: string, self: string): EdgeCounters[] {
 }
 
 /**
- * The same from the metric families of a MetricsService report: each
- * histogram becomes its `_bucket` samples, as the text format spells them.
+ * The same from the metric families of a MetricsService report. A histogram
+ * stays one series with its buckets (the text format's `_bucket` samples, one
+ * per bound, would each copy the labels and look up the edge again: the
+ * control plane reads hundreds of reports a second).
  */
 export function edgeCountersFromFamilies(families: MetricFamily[], self: string): EdgeCounters[] {
-  const samples: Sample[] = [];
+  const samples: Series[] = [];
   for (const f of families) {
     for (const m of f.metric ?? []) {
       const labels: Record<string, string> = {};
       for (const l of m.label ?? []) labels[l.name] = l.value;
       const value = m.counter?.value ?? m.gauge?.value ?? m.untyped?.value;
       if (value !== undefined) samples.push({ name: f.name, labels, value });
-      for (const b of m.histogram?.bucket ?? []) {
+      const buckets = m.histogram?.bucket;
+      if (buckets?.length) {
         // protobufjs's JSON and a peer's may spell +Inf as null.
-        const le = b.upper_bound === undefined || b.upper_bound === null || b.upper_bound === Infinity ? '+Inf' : String(b.upper_bound);
-        samples.push({ name: `${f.name}_bucket`, labels: { ...labels, le }, value: b.cumulative_count ?? 0 });
+        const bounds = buckets.map((b): [number, number] => [b.upper_bound === undefined || b.upper_bound === null || (b.upper_bound as unknown) === '+Inf' ? Infinity : Number(b.upper_bound), b.cumulative_count ?? 0]);
+        samples.push({ name: `${f.name}_bucket`, labels, value: 0, buckets: bounds });
       }
     }
   }
   return edgeCountersOf(samples, self);
 }
 
-function edgeCountersOf(samples: Sample[], self: string): EdgeCounters[] {
+/** A sample, or a whole histogram: its buckets as [upper bound, cumulative count] in place of an `le` label. */
+type Series = Sample & { buckets?: [number, number][] };
+
+function edgeCountersOf(samples: Series[], self: string): EdgeCounters[] {
   const namespace = self.split('.').slice(1).join('.') || 'default';
   const edges = new Map<string, EdgeCounters>();
   const edge = (direction: string, source: string, destination: string) => {
@@ -133,9 +139,10 @@ function edgeCountersOf(samples: Sample[], self: string): EdgeCounters[] {
       const { direction, source, destination } = ends(l);
       if (destination === '-' && !newStyle) continue;
       const scale = s.name.includes('seconds') ? 1000 : 1;
-      const le = l.le === '+Inf' ? Infinity : Number(l.le) * scale;
       const b = edge(direction, source, destination).buckets;
-      b.set(le, (b.get(le) ?? 0) + s.value);
+      const add = (le: number, n: number) => b.set(le, (b.get(le) ?? 0) + n);
+      if (s.buckets) for (const [bound, n] of s.buckets) add(bound * scale, n);
+      else add(l.le === '+Inf' ? Infinity : Number(l.le) * scale, s.value);
     }
   }
   return [...edges.values()];
