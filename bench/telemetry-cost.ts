@@ -21,6 +21,7 @@ import { metricsServiceDefinition } from '../src/observe/telemetry/telemetry-pro
 import { startProxy } from '../src/proxy/proxy';
 import { ProxyStats } from '../src/proxy/stats';
 import { metricsReport } from '../src/proxy/telemetry/metrics-report';
+import { TelemetryClient } from '../src/proxy/telemetry/telemetry-client';
 import { XdsClient } from '../src/xds/client/ads-client';
 import { NODE_METADATA } from '../src/xds/node-info';
 import { arg, freePort, procCpuMs, requireTool, rssMiB, startNginxUpstream, startWeftControl, tempDir, waitForAdminReady, wrk, type LoadResult, type Peer } from './peers';
@@ -36,11 +37,53 @@ interface Variant {
   intervalMs: number;
   port: number;
   peer: Peer;
-  runs: (LoadResult & { cpuUsPerRequest: number })[];
+  work: () => Promise<TelemetryWork>;
+  runs: (LoadResult & { cpuUsPerRequest: number; cpuMs: number; telemetry: TelemetryWork })[];
 }
 
-/** One sidecar in its own process (this file with --sidecar): stays up until SIGTERM. */
+/** What the telemetry client of a sidecar did so far: time inside its ticks (build, encode, write) and reports sent. */
+interface TelemetryWork {
+  cpuUs: number;
+  /** The last ticks' times, µs (the median says what a tick costs when the machine does not get in the way). */
+  recent: number[];
+  ticks: number;
+  reports: number;
+  bytes: number;
+}
+
+/**
+ * One sidecar in its own process (this file with --sidecar): stays up until SIGTERM. Its
+ * telemetry client's ticks are timed (process CPU, not wall time) and its reports counted, and
+ * the parent asks for the totals over IPC: the cost of reporting measured where it is spent,
+ * beside the A/B comparison that the shared machine's noise blurs.
+ */
 async function sidecarChild(): Promise<void> {
+  const work: TelemetryWork = { cpuUs: 0, recent: [], ticks: 0, reports: 0, bytes: 0 };
+  const tick = TelemetryClient.prototype.tick;
+  TelemetryClient.prototype.tick = function (this: TelemetryClient) {
+    const [before, t0] = [process.cpuUsage(), process.hrtime.bigint()];
+    try {
+      tick.call(this);
+    } finally {
+      // Both bound the tick's own CPU from above: process CPU counts V8's helper threads too,
+      // wall time counts the time the process waited for a core. The smaller one is kept.
+      const used = process.cpuUsage(before);
+      const us = Math.min(used.user + used.system, Number(process.hrtime.bigint() - t0) / 1000);
+      work.cpuUs += us;
+      work.ticks++;
+      work.recent.push(us);
+      if (work.recent.length > 200) work.recent.shift();
+    }
+  };
+  const codec = metricsServiceDefinition().StreamMetrics;
+  const serialize = codec.requestSerialize;
+  codec.requestSerialize = (msg: unknown) => {
+    const buf = serialize(msg);
+    work.reports++;
+    work.bytes += buf.length;
+    return buf;
+  };
+  process.on('message', () => process.send!(work));
   const log = jsonLogger('warn');
   const proxy = await startProxy({
     xds: arg('xds', ''),
@@ -57,11 +100,16 @@ async function sidecarChild(): Promise<void> {
   setInterval(() => process.ppid === 1 && process.exit(0), 1000).unref();
 }
 
-async function startSidecar(name: string, xdsPort: number, intervalMs: number): Promise<{ port: number; peer: Peer }> {
+async function startSidecar(name: string, xdsPort: number, intervalMs: number): Promise<{ port: number; peer: Peer; work: () => Promise<TelemetryWork> }> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [__filename, '--sidecar', '--name', name, '--xds', `127.0.0.1:${xdsPort}`, '--outbound-port', String(port), '--admin-port', String(adminPort), '--interval-ms', String(intervalMs)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
+  const work = () =>
+    new Promise<TelemetryWork>((resolve) => {
+      child.once('message', (m) => resolve(m as TelemetryWork));
+      child.send('work');
+    });
   const peer: Peer = {
     name,
     pid: child.pid!,
@@ -74,7 +122,7 @@ async function startSidecar(name: string, xdsPort: number, intervalMs: number): 
       }),
   };
   await waitForAdminReady(name, adminPort);
-  return { port, peer };
+  return { port, peer, work };
 }
 
 async function loadBench(): Promise<void> {
@@ -102,9 +150,9 @@ spec:
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
     const variants: Variant[] = [];
     for (const [name, intervalMs] of [['telemetry off', 0], ['report every 2 s', 2000], ['report every 500 ms', 500]] as const) {
-      const { port, peer } = await startSidecar(`sidecar-${intervalMs}`, xdsPort, intervalMs);
+      const { port, peer, work } = await startSidecar(`sidecar-${intervalMs}`, xdsPort, intervalMs);
       peers.push(peer);
-      variants.push({ name, intervalMs, port, peer, runs: [] });
+      variants.push({ name, intervalMs, port, peer, work, runs: [] });
     }
     const load = (v: Variant, secs: number) => wrk(`http://127.0.0.1:${v.port}/`, connections, secs, ['Host: upstream']);
     for (const v of variants) load(v, 2); // warm-up: connections made, JIT warm, the telemetry streams open
@@ -113,10 +161,12 @@ spec:
       // Alternating order: a drift of the shared machine's load does not favour one case.
       const order = round % 2 === 1 ? variants : [...variants].reverse();
       for (const v of order) {
-        const before = procCpuMs(v.peer.pid);
+        const [before, work0] = [procCpuMs(v.peer.pid), await v.work()];
         const r = load(v, seconds);
-        const cpuUsPerRequest = ((procCpuMs(v.peer.pid) - before) * 1000) / (r.requests ?? r.rps * seconds);
-        v.runs.push({ ...r, cpuUsPerRequest });
+        const [cpuMs, work1] = [procCpuMs(v.peer.pid) - before, await v.work()];
+        const cpuUsPerRequest = (cpuMs * 1000) / (r.requests ?? r.rps * seconds);
+        const telemetry = { cpuUs: work1.cpuUs - work0.cpuUs, recent: work1.recent.slice(-(work1.ticks - work0.ticks)), ticks: work1.ticks - work0.ticks, reports: work1.reports - work0.reports, bytes: work1.bytes - work0.bytes };
+        v.runs.push({ ...r, cpuUsPerRequest, cpuMs, telemetry });
         console.log(`round ${round}  ${v.name.padEnd(20)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms  errors ${r.errors}  cpu ${cpuUsPerRequest.toFixed(1)} µs/req  rss ${rssMiB(v.peer.pid).toFixed(0)} MiB`);
       }
     }
@@ -127,6 +177,18 @@ spec:
       console.log(
         `${v.name.padEnd(20)} ${mean(v, 'rps').toFixed(0).padStart(7)} req/s  p50 ${mean(v, 'p50ms').toFixed(3)} ms  p99 ${mean(v, 'p99ms').toFixed(3)} ms  cpu ${mean(v, 'cpuUsPerRequest').toFixed(1)} µs/req` +
           `  | ${(mean(v, 'rps') / mean(off, 'rps')).toFixed(3)}× rps, ${(mean(v, 'cpuUsPerRequest') / mean(off, 'cpuUsPerRequest')).toFixed(3)}× cpu/req`,
+      );
+    }
+    console.log(`\nthe telemetry client's own work during the loads (CPU inside its ticks: build, encode, write):`);
+    for (const v of variants.slice(1)) {
+      const sum = (k: Exclude<keyof TelemetryWork, 'recent'>) => v.runs.reduce((n, r) => n + r.telemetry[k], 0);
+      const ticks = v.runs.flatMap((r) => r.telemetry.recent).sort((a, b) => a - b);
+      const median = ticks[Math.floor(ticks.length / 2)] ?? NaN;
+      const secs = seconds * v.runs.length;
+      const cpuMs = v.runs.reduce((n, r) => n + r.cpuMs, 0);
+      console.log(
+        `${v.name.padEnd(20)} ${(sum('reports') / secs).toFixed(2)} reports/s of ${Math.round(sum('bytes') / Math.max(sum('reports'), 1)) + GRPC_FRAME} B, ${(sum('cpuUs') / 1000 / secs).toFixed(3)} ms CPU/s` +
+          ` (${((100 * sum('cpuUs')) / 1000 / cpuMs).toFixed(3)} % of the sidecar's CPU; mean ${(sum('cpuUs') / Math.max(sum('ticks'), 1)).toFixed(0)} µs, median ${median.toFixed(0)} µs per tick)`,
       );
     }
     // The same sidecars idle: what the timers and open streams cost with no traffic (nothing changes, nothing is sent).
