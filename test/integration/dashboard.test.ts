@@ -148,6 +148,16 @@ test('the dashboard shows the demo mesh live: services, calls with rates and loc
     assert.ok((await waitForCount(page, '.chart[data-metric="rps"]', 'data-drawn', 2)) >= 2);
     assert.ok((await waitForCount(page, '.chart[data-metric="latency"]', 'data-drawn', 2)) >= 2, 'p50 and p99 are drawn');
     await shot(page, 'dashboard-service.png');
+    // The same history as JSON: one series per service and call, 2 s apart; a bad window is refused by name.
+    const api = `http://127.0.0.1:${demo.apiPort}/api/v1`;
+    const edgeHistory = (await (await fetch(`${api}/history?minutes=5&source=order.default&destination=payment.default`)).json()) as { stepSeconds: number; series: { at: number; rps: number }[] };
+    assert.equal(edgeHistory.stepSeconds, 2);
+    assert.ok(edgeHistory.series.length >= 2 && edgeHistory.series.every((p, i, all) => i === 0 || p.at > all[i - 1].at), 'points oldest first');
+    const all = (await (await fetch(`${api}/history`)).json()) as { at: number[]; services: Record<string, { rps: unknown[] }>; edges: Record<string, unknown> };
+    assert.ok(all.services['payment.default'].rps.length === all.at.length && 'order.default -> payment.default' in all.edges);
+    const bad = await fetch(`${api}/history?minutes=60`);
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /minutes must be a number in \(0, 15\]/);
     await page.goto(`http://127.0.0.1:${demo.apiPort}/#/`);
 
     // A call, one click away: its charts, its lock and the config that applies to it.
