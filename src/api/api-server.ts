@@ -42,6 +42,8 @@ export interface ApiDeps {
   audit?: AuditLog;
   /** Connected xDS nodes with their per-type sync state. */
   nodes(): unknown[];
+  /** The same on every control plane replica (replica-peers.ts); `scope=replica` asks for this one's only. */
+  meshNodes?(): Promise<{ items: unknown[]; unreachableReplicas: unknown[] }>;
   /** Errors of snapshots that could not be published (the previous keeps serving). */
   snapshotErrors(): unknown[];
   log?: Logger;
@@ -224,7 +226,7 @@ export class ApiServer {
       caller.note(`deregistered ${id}`);
       return { deregistered: id };
     });
-    this.route('GET', /^\/api\/v1\/nodes$/, 'viewer', () => ({ items: this.deps.nodes() }));
+    this.route('GET', /^\/api\/v1\/nodes$/, 'viewer', (_req, _p, url) => (url.searchParams.get('scope') === 'replica' || !this.deps.meshNodes ? { items: this.deps.nodes() } : this.deps.meshNodes()));
     this.route('GET', /^\/api\/v1\/errors$/, 'viewer', () => ({
       config: store.configErrors().map((e) => e.toJSON()),
       snapshots: this.deps.snapshotErrors(),

@@ -46,13 +46,14 @@ export class CredentialStore {
   constructor(private readonly docs: DocumentSet<StoredCredential>) {}
 
   /** A new credential; its token is returned once and never stored. */
-  async create(opts: { name: string; role: Role; id?: string }): Promise<CredentialInfo & { token: string }> {
+  /** `ttlSeconds`: the credential expires unless kept alive (keepAlive) within that time (a replica's own, for its peers). */
+  async create(opts: { name: string; role: Role; id?: string; ttlSeconds?: number }): Promise<CredentialInfo & { token: string }> {
     if (!NAME_RE.test(opts.name ?? '')) throw new CredentialError('E_CREDENTIAL_FIELD', `name: "${opts.name ?? ''}" must be 1-63 letters, digits, ".", "_", "@" or "-"`);
     if (!ROLES.includes(opts.role)) throw new CredentialError('E_CREDENTIAL_FIELD', `role: must be one of ${ROLES.join(', ')}, got "${opts.role}"`);
     const id = opts.id ?? randomBytes(6).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     const stored: StoredCredential = { id, name: opts.name, role: opts.role, createdAt: new Date().toISOString(), hash: hashOf(secret) };
-    if (!(await this.docs.create(id, stored))) throw new CredentialError('E_CREDENTIAL_FIELD', `a credential with id ${id} exists`);
+    if (!(await this.docs.create(id, stored, { ttlSeconds: opts.ttlSeconds }))) throw new CredentialError('E_CREDENTIAL_FIELD', `a credential with id ${id} exists`);
     return { ...info(stored), token: `weftapi.${id}.${secret}` };
   }
 
@@ -66,6 +67,11 @@ export class CredentialStore {
 
   has(id: string): boolean {
     return this.docs.get(id) !== undefined;
+  }
+
+  /** Restarts a credential's time to live; false when it is gone. */
+  keepAlive(id: string): Promise<boolean> {
+    return this.docs.keepAlive(id);
   }
 
   revoke(idOrToken: string): Promise<boolean> {

@@ -3,6 +3,8 @@
 // goes to the next (src/api/api-request.ts); the URLs that failed are named
 // only when all did, or on stderr with WEFT_DEBUG=1.
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import { ApiUnreachableError, apiRequestAny } from '../api/api-request';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
@@ -140,4 +142,66 @@ function credentialHint(status: number, reason: string | undefined): string {
   if (status === 401 && !given) return `${reason ?? 'a credential is needed'}`;
   if (status === 401) return `the credential from ${given} was refused: ${reason ?? 'unknown or revoked'}; set WEFT_TOKEN (or --token) to a valid API token`;
   return `${reason ?? 'forbidden'}; the credential from ${given ?? 'WEFT_TOKEN'} lacks the role for this (\`weft admin-token create --role admin\` makes one that has it)`;
+}
+
+/**
+ * GET a streaming NDJSON route: each line to `onLine` until the stream ends
+ * or `signal` aborts. Tries the URLs of `base` in order until one answers.
+ */
+export async function apiStream(base: string, path: string, onLine: (line: string) => void, signal: AbortSignal): Promise<void> {
+  const errors: string[] = [];
+  for (const url of urlsOf(base).list) {
+    try {
+      await streamOnce(url, path, onLine, signal);
+      return;
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      errors.push(`${url} (${(err as Error).message})`);
+    }
+  }
+  throw new Error(`cannot reach the control plane at ${errors.join(', ')}; is \`weft control\` running? (--api or WEFT_API)`);
+}
+
+function streamOnce(base: string, path: string, onLine: (line: string) => void, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return resolve();
+    const url = new URL(path, base);
+    const token = cliToken();
+    const headers: http.OutgoingHttpHeaders = token ? { authorization: `Bearer ${token}` } : {};
+    const onResponse = (res: http.IncomingMessage) => {
+      if (res.headers['x-weft-tls'] === 'required' && url.protocol === 'http:') {
+        res.resume();
+        return void streamOnce(base.replace(/^http:/, 'https:'), path, onLine, signal).then(resolve, reject);
+      }
+      if (res.statusCode !== 200) {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let body: any;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = { error: text };
+          }
+          reject(new ApiError(res.statusCode ?? 0, body));
+        });
+        return;
+      }
+      let rest = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        const lines = (rest + chunk).split('\n');
+        rest = lines.pop()!;
+        for (const line of lines) if (line) onLine(line);
+      });
+      res.on('end', () => resolve());
+      res.on('close', () => resolve());
+    };
+    const req = url.protocol === 'https:' ? https.get(url, { headers, agent: false, ca: cliCaFile() }, onResponse) : http.get(url, { headers, agent: false }, onResponse);
+    const abort = () => req.destroy();
+    signal.addEventListener('abort', abort, { once: true });
+    req.on('close', () => signal.removeEventListener('abort', abort));
+    req.on('error', (err) => (signal.aborted ? resolve() : reject(err)));
+  });
 }

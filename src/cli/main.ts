@@ -81,6 +81,17 @@ function otlpEndpoint(value: string): string {
   return value;
 }
 
+/** --metrics-address: host:port (port 0: a free one). */
+function metricsAddress(value: string): string {
+  const { parseMetricsAddress } = require('../xds/metrics-address') as typeof import('../xds/metrics-address');
+  try {
+    parseMetricsAddress(value, true);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
 /** An action that loads its command module on first use. */
 function lazy(module: string, fn: string) {
   return (...args: unknown[]) => require(`./commands/${module}`)[fn](...args);
@@ -95,6 +106,9 @@ const ACCESS_LOG_SAMPLE_HELP = 'fraction of requests the access log keeps';
 const CA_FILE_HELP = "the mesh's root bundle (the control plane's <data-dir>/ca/trust-bundle.pem): xDS over TLS verified with it; omit against a --dev control plane";
 const JOIN_TOKEN_HELP = 'join token for this service\'s certificate (`weft token create`); default $WEFT_JOIN_TOKEN; not needed against a --dev control plane';
 const TRUST_DOMAIN_HELP = 'SPIFFE trust domain of the mesh';
+// Prometheus across hosts, the same on `weft proxy` and `weft run`.
+const METRICS_ADDRESS_HELP = "also serve /stats/prometheus (and nothing else) on host:port, e.g. 0.0.0.0:15090, for a Prometheus on another host; announced to the control plane's GET /api/v1/prometheus/targets";
+const METRICS_TOKEN_FILE_HELP = 'a file holding the bearer token scrapes of --metrics-address must send; required beyond loopback unless in dev mode (no --ca-file); default $WEFT_METRICS_TOKEN_FILE';
 const XDS_HELP = "the control plane's xDS address; several replicas as a comma-separated list (a:15010,b:15010): the sidecar uses one and fails over to the next";
 
 /** How a command reaches etcd: the same options on `weft control` and `weft store`. */
@@ -150,6 +164,7 @@ export function buildProgram(): Command {
     .option('--root-cert <file>', 'bring your own root CA: its certificate (PEM); weft makes its intermediate under it')
     .option('--root-key <file>', "bring your own root CA: its private key (PEM)")
     .option('--replica-id <id>', "this replica's name in `weft status` (default <hostname>:<xds port>)")
+    .option('--advertise-address <address>', "where the other replicas reach this one's API (default: --host, or this host's first address when --host is 0.0.0.0)")
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('control', 'runControl'));
   etcdOptions(controlCmd, 'keep all control-plane state in etcd (replicas): etcd://host:port[,host:port…], etcds:// for TLS; default: the embedded store in --data-dir');
@@ -172,6 +187,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--access-log-sample <fraction>', ACCESS_LOG_SAMPLE_HELP).argParser(fraction))
     .option('--recent-requests <n>', 'requests kept for /requests and weft tap --since', count)
     .option('--no-metrics', 'do not count requests (to measure what metrics cost)')
+    .addOption(new Option('--metrics-address <host:port>', METRICS_ADDRESS_HELP).argParser(metricsAddress))
+    .option('--metrics-token-file <file>', METRICS_TOKEN_FILE_HELP)
     .option('--ca-file <file>', CA_FILE_HELP)
     .option('--join-token <token>', JOIN_TOKEN_HELP)
     .option('--trust-domain <domain>', TRUST_DOMAIN_HELP, 'cluster.local')
@@ -197,6 +214,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--trace-sample <ratio>', TRACE_SAMPLE_HELP).argParser(sampleRatio).default(1))
     .option('--access-log <path>', ACCESS_LOG_HELP)
     .addOption(new Option('--access-log-sample <fraction>', ACCESS_LOG_SAMPLE_HELP).argParser(fraction))
+    .addOption(new Option('--metrics-address <host:port>', METRICS_ADDRESS_HELP).argParser(metricsAddress))
+    .option('--metrics-token-file <file>', METRICS_TOKEN_FILE_HELP)
     .option('--ca-file <file>', CA_FILE_HELP)
     .option('--join-token <token>', JOIN_TOKEN_HELP)
     .option('--trust-domain <domain>', TRUST_DOMAIN_HELP, 'cluster.local')

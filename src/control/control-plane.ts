@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { ApiServer, TypedBody } from '../api/api-server';
 import { installDashboard } from '../observe/dashboard-api';
+import { installPrometheusSd } from '../observe/prometheus-sd';
 import { ControlMetrics } from './control-metrics';
 import { jsonLogger, type Logger } from '../observe/log';
 import type { MeshObserver } from '../observe/mesh-observer';
@@ -35,6 +36,11 @@ import { xdsAccess } from './xds-access';
 import { ServingCertificate } from './serving-certificate';
 import { FileDocumentSet } from '../store/document-set';
 import { writeFileAtomic } from '../store/atomic-file';
+import { MetricsIntake } from '../observe/telemetry/metrics-intake';
+import { AdminRelay } from '../observe/telemetry/admin-relay';
+import { MeshTelemetry } from '../observe/telemetry/mesh-telemetry';
+import { ReplicaPeers } from '../observe/telemetry/replica-peers';
+import * as os from 'node:os';
 
 export interface ControlPlaneOptions {
   /** YAML config directory, loaded and watched. */
@@ -73,6 +79,8 @@ export interface ControlPlaneOptions {
   etcd?: EtcdStoreOptions;
   /** With etcd: a file whose content seals the CA's private keys in the store (the same on every replica). */
   caKeySecretFile?: string;
+  /** The address the other replicas reach this one's API at (default: --host, or this host's first address when that is 0.0.0.0 / ::). */
+  advertiseAddress?: string;
 }
 
 export interface ControlPlane {
@@ -85,6 +93,10 @@ export interface ControlPlane {
   api: ApiServer;
   rateLimiter: GlobalRateLimiter;
   observer: MeshObserver;
+  /** Sidecars' metrics reports and relay streams, and the whole mesh's live state (with the other replicas). */
+  intake: MetricsIntake;
+  relay: AdminRelay;
+  telemetry: MeshTelemetry;
   ca: CertificateAuthority;
   tokens: JoinTokenStore;
   credentials: CredentialStore;
@@ -164,7 +176,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const stopCa = ca.onChange(invalidate);
 
   // Outside --dev the xDS port speaks TLS with a certificate that renews itself (and follows root rotations).
-  const serving = dev ? undefined : await ServingCertificate.start(ca, [host], log);
+  const advertised = opts.advertiseAddress ?? advertisedHost(host);
+  const serving = dev ? undefined : await ServingCertificate.start(ca, [...new Set([host, advertised])], log);
   const credentials = serving?.serverCredentials();
   // Who may use the API (outside --dev): operators' credentials and workloads' join tokens.
   const apiCredentials = new CredentialStore(etcd?.credentials ?? new FileDocumentSet<StoredCredential>({ file: path.join(dataDir, 'api-credentials.json'), field: 'credentials', mode: 0o600, idOf: (c) => (c as StoredCredential).id, sweepIntervalMs: 0 }));
@@ -178,6 +191,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const rateLimiter = new GlobalRateLimiter(() => currentView().trafficPolicies, undefined, undefined, etcd?.counters);
   const rls = rateLimiter.service();
   xds.addService(rls.definition, rls.handlers);
+  // Telemetry: each sidecar streams its metrics and keeps an admin relay open, on the port it reaches for xDS.
+  const streamAccess = dev ? undefined : xdsAccess(tokens, apiCredentials);
+  const intake = new MetricsIntake({ authorize: streamAccess, log });
+  const relay = new AdminRelay({ authorize: streamAccess, log });
+  for (const svc of [intake.service(), relay.service()]) xds.addService(svc.definition, svc.handlers);
+  // With etcd, any replica answers for the whole mesh by asking the others (announced in the store).
+  const peers = etcd ? new ReplicaPeers({ documents: etcd.replicas, credentials: dev ? undefined : apiCredentials, ca: () => ca.bundlePem(), log }) : undefined;
+  const replicaName = () => xds.replicaId;
+  const telemetry = new MeshTelemetry({ replica: replicaName, nodes: () => xds.status(), intake, relay, peers });
   const adminTokenFile = dev ? undefined : await bootstrapAdminCredential(apiCredentials, dataDir, log);
   const api = new ApiServer({
     store,
@@ -195,9 +217,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     nodes: () => xds.status(),
     errors: () => ({ config: store.configErrors().map((e) => e.toJSON()), snapshots: cache.errors() }),
     view: currentView,
+    telemetry,
+    intake,
+    peers,
+    replica: replicaName,
     intervalMs: opts.observeIntervalMs,
   });
   installCaApi(api, { ca, tokens, dev });
+  installPrometheusSd(api, { nodes: async () => (await telemetry.nodes()).items });
   api.route('GET', /^\/metrics$/, 'viewer', () => new TypedBody('text/plain; version=0.0.4; charset=utf-8', metrics.render({ nodes: xds.status(), store, cache })));
   let xdsPort: number;
   let apiPort: number;
@@ -213,6 +240,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     throw err;
   }
   const replica = xds.replicaId;
+  const apiUrl = `${serving ? 'https' : 'http'}://${urlHost(advertised)}:${apiPort}`;
+  try {
+    await peers?.start({ id: replica, api: apiUrl });
+  } catch (err) {
+    log('warn', 'could not announce this replica to its peers; it answers for its own sidecars only', { error: String(err) });
+  }
   // With etcd, a config directory is synced into the store by one elected replica (config-sync.ts).
   if (etcd && opts.configDir) configSync = new ConfigDirectorySync(etcd.conn, etcd.store, { configDir: path.resolve(opts.configDir), dataDir, replica, log });
   log('info', 'control plane started', { replica, store: etcd ? `etcd ${etcd.conn.endpoints.join(',')}` : 'embedded', xds: `${host}:${xdsPort}`, xdsTls: !dev, api: `${serving ? 'https' : 'http'}://${host}:${apiPort}`, configDir: opts.configDir, dataDir, trustDomain: ca.trustDomain });
@@ -227,6 +260,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     api,
     rateLimiter,
     observer,
+    intake,
+    relay,
+    telemetry,
     ca,
     tokens,
     credentials: apiCredentials,
@@ -236,6 +272,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     },
     async close() {
       observer.stop();
+      await peers?.close();
       stopWatch();
       stopRegistry();
       stopCa();
@@ -250,4 +287,17 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       await (etcd ? etcd.close() : store.close());
     },
   };
+}
+
+/** The address other replicas reach this one at: the bound one, or this host's first non-loopback address when bound to all. */
+function advertisedHost(host: string): string {
+  if (host !== '0.0.0.0' && host !== '::') return host;
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

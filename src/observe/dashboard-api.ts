@@ -10,6 +10,19 @@
 //   GET /api/v1/history, /api/v1/edges/:source/:destination   (dashboard-signals.ts)
 //   GET /api/v1/explain?from=&method=&url=&header=name:value
 //                                             what the source's sidecar would do with a request
+//   GET /api/v1/endpoint-health               endpoints the sidecars took out of load balancing
+//   GET /api/v1/nodes/:id/admin/:view         a sidecar's admin view (clusters, requests, certs,
+//                                             xds, listeners), over its relay stream
+//   GET /api/v1/requests?service=&failed=1&limit=&<filters>
+//                                             recent requests of the sidecars, on every host
+//   GET /api/v1/tap?service=[ns/]name&<filters>&since=
+//                                             NDJSON: the service's requests as they finish
+//   GET /api/v1/telemetry/replica             this replica's share of the signals (for its peers)
+//
+// Every one answers for the whole mesh, whichever replica is asked: the
+// sidecars push to the replica they are connected to, and a replica adds
+// the other replicas' answers (telemetry/mesh-telemetry.ts); `scope=replica`
+// asks one replica for its own sidecars only (what the replicas ask each other).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HttpError, type ApiServer } from '../api/api-server';
@@ -20,14 +33,26 @@ import type { MeshView } from '../translate/types';
 import type { NodeStatus } from '../xds/server/node-status';
 import { ExplainError, explainRequest } from './explain';
 import { installDashboardSignals } from './dashboard-signals';
-import { adminUrl, getText, MeshObserver } from './mesh-observer';
+import { MeshObserver, type ReplicaTelemetry } from './mesh-observer';
+import { RelayError } from './telemetry/admin-relay';
+import type { MeshTelemetry, NodeRecord } from './telemetry/mesh-telemetry';
+import type { MetricsIntake } from './telemetry/metrics-intake';
+import type { ReplicaPeers } from './telemetry/replica-peers';
+import { recordFilter } from './record-filter';
 
 export interface DashboardDeps {
   store: Store;
   registry: Registry;
+  /** This replica's connected nodes. */
   nodes(): NodeStatus[];
   errors(): unknown;
   view(): MeshView;
+  /** The mesh's live state from any replica (sidecars' reports, relay streams, the other replicas). */
+  telemetry: MeshTelemetry;
+  /** The metrics reports of this replica's sidecars. */
+  intake: MetricsIntake;
+  peers?: ReplicaPeers;
+  replica: () => string;
   /** Where the built dashboard is (default: web/dist of the package). */
   webRoot?: string;
   intervalMs?: number;
@@ -43,28 +68,89 @@ const TYPES: Record<string, string> = {
 };
 
 export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObserver {
+  const { telemetry, peers } = deps;
   const observer = new MeshObserver({
     nodes: deps.nodes,
+    reports: () => deps.intake.all(),
     errors: deps.errors,
     services: () => deps.store.list('Service').map((s) => ({ name: s.resource.metadata.name, namespace: s.resource.metadata.namespace })),
+    peers: peers && (async () => (await peers.gather<ReplicaTelemetry>('/api/v1/telemetry/replica')).answers.map((a) => a.body)),
+    replica: deps.replica,
     intervalMs: deps.intervalMs,
   });
   observer.start();
+  const local = (url: URL) => url.searchParams.get('scope') === 'replica';
   // Signals over time, edges' mTLS state and config (dashboard-signals.ts).
   const signals = installDashboardSignals(api, { observer, view: deps.view, intervalMs: deps.intervalMs });
 
   api.route('GET', /^\/api\/v1\/topology$/, 'viewer', () => signals.decorate(observer.topology()));
+  api.route('GET', /^\/api\/v1\/telemetry\/replica$/, 'viewer', () => observer.replicaTelemetry());
   api.route('GET', /^\/api\/v1\/services\/([^/]+)\/([^/]+)$/, 'viewer', (_req, [ns, name]) => serviceDetail(deps, observer, ns, name));
-  api.route('GET', /^\/api\/v1\/explain$/, 'viewer', (_req, _p, url) =>
-    explainRequest(deps.view(), deps.nodes(), {
-      from: url.searchParams.get('from') ?? '',
-      method: url.searchParams.get('method') ?? 'GET',
-      url: url.searchParams.get('url') ?? '',
-      headers: url.searchParams.getAll('header'),
-    }).catch((err) => {
+  api.route('GET', /^\/api\/v1\/explain$/, 'viewer', async (_req, _p, url) =>
+    explainRequest(
+      deps.view(),
+      (await telemetry.nodes()).items,
+      {
+        from: url.searchParams.get('from') ?? '',
+        method: url.searchParams.get('method') ?? 'GET',
+        url: url.searchParams.get('url') ?? '',
+        headers: url.searchParams.getAll('header'),
+      },
+      (nodeId, view, query) => telemetry.adminView(nodeId, view, query),
+    ).catch((err) => {
       throw err instanceof ExplainError ? new HttpError(400, err.message) : err;
     }),
   );
+  api.route('GET', /^\/api\/v1\/endpoint-health$/, 'viewer', (_req, _p, url) => (local(url) ? { items: telemetry.replicaEndpointHealth() } : telemetry.endpointHealth()));
+  api.route('GET', /^\/api\/v1\/nodes\/([^/]+)\/admin(\/[a-z_]+)$/, 'viewer', async (_req, [id, view], url) => {
+    const query = new URLSearchParams(url.searchParams);
+    query.delete('scope');
+    try {
+      if (local(url)) return await deps.telemetry.replicaAdminView(decodeURIComponent(id), view, query.toString());
+      return await telemetry.adminView(decodeURIComponent(id), view, query.toString());
+    } catch (err) {
+      if (err instanceof RelayError) throw new HttpError(err.code === 'E_RELAY_NO_STREAM' ? 404 : err.code === 'E_RELAY_VIEW' ? 400 : 504, err.message, { code: err.code });
+      throw err;
+    }
+  });
+  api.route('GET', /^\/api\/v1\/requests$/, 'viewer', async (_req, _p, url) => {
+    const service = serviceParam(url);
+    checkFilter(url.searchParams);
+    if (local(url)) return { items: await telemetry.replicaRequests(url.searchParams, service) };
+    return telemetry.requests(url.searchParams, service);
+  });
+  api.rawRoute('GET', /^\/api\/v1\/tap$/, 'viewer', (req, res, _p) => {
+    const url = new URL(req.url ?? '/', 'http://api');
+    const service = serviceParam(url);
+    if (!service) return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'service: give the service to tap (?service=<name> or <namespace>/<name>)' }));
+    try {
+      checkFilter(url.searchParams);
+    } catch (err) {
+      return void res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }));
+    }
+    const query = new URLSearchParams(url.searchParams);
+    query.delete('service');
+    query.delete('scope');
+    const controller = new AbortController();
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.flushHeaders();
+    // A client that reads too slowly misses records rather than holding this replica's memory.
+    const write = (line: string) => {
+      if (res.writableLength < 1 << 20) res.write(line + '\n');
+    };
+    const onRecord = (r: NodeRecord) => write(JSON.stringify(r));
+    const onNote = (note: string) => write(JSON.stringify({ note }));
+    const ping = setInterval(() => write(JSON.stringify({ note: 'ping' })), 15_000);
+    const done = local(url) ? telemetry.replicaTap(service, query.toString(), onRecord, onNote, controller.signal) : telemetry.tap(service, query.toString(), onRecord, onNote, controller.signal);
+    res.on('close', () => {
+      clearInterval(ping);
+      controller.abort();
+    });
+    void done.then(() => {
+      clearInterval(ping);
+      res.end();
+    });
+  });
 
   api.rawRoute('GET', /^\/api\/v1\/events$/, 'viewer', (req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -97,6 +183,23 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
   return observer;
 }
 
+/** `service=<name>` or `service=<namespace>/<name>` (namespace default), or undefined. */
+function serviceParam(url: URL): { name: string; namespace: string } | undefined {
+  const v = url.searchParams.get('service');
+  if (!v) return undefined;
+  const [namespace, name] = v.includes('/') ? v.split('/', 2) : ['default', v];
+  return { name, namespace };
+}
+
+/** A malformed filter (status=abc) is the caller's error: 400 naming the parameter. */
+function checkFilter(params: URLSearchParams): void {
+  try {
+    recordFilter(params);
+  } catch (err) {
+    throw new HttpError(400, (err as Error).message);
+  }
+}
+
 async function serviceDetail(deps: DashboardDeps, observer: MeshObserver, ns: string, name: string) {
   const service = deps.store.get('Service', ns, name)?.resource;
   const key = `${name}.${ns}`;
@@ -117,18 +220,16 @@ async function serviceDetail(deps: DashboardDeps, observer: MeshObserver, ns: st
     .filter((p) => p.spec.targetRef.name === name && (p.spec.targetRef.namespace ?? p.metadata.namespace) === ns);
   const endpoints = deps.registry.endpoints().get(`${ns}/${name}`) ?? [];
   const topology = observer.topology();
-  const nodes = deps.nodes();
+  const nodes = (await deps.telemetry.nodes()).items;
 
-  // How the callers' sidecars see this service's endpoints (outlier ejections, health checks).
-  const clusterPrefix = `outbound|`;
+  // How the callers' sidecars see this service's endpoints (outlier ejections, health checks), on every host.
   const sidecarViews = await Promise.all(
     nodes.map(async (n) => {
-      const url = adminUrl(n);
-      if (!url) return [];
+      if (n.node.role !== 'sidecar') return [];
       try {
-        const clusters = JSON.parse(await getText(`${url}/clusters`)) as { name: string; endpoints: Record<string, unknown>[] }[];
+        const clusters = (await deps.telemetry.adminView(n.nodeId, '/clusters')) as { name: string; endpoints: Record<string, unknown>[] }[];
         return clusters
-          .filter((c) => c.name.startsWith(clusterPrefix) && c.name.endsWith(`||${key}`))
+          .filter((c) => c.name.startsWith('outbound|') && c.name.endsWith(`||${key}`))
           .flatMap((c) => c.endpoints.map((e) => ({ node: n.nodeId, caller: n.node.service, cluster: c.name, ...e })));
       } catch {
         return [];
@@ -136,23 +237,7 @@ async function serviceDetail(deps: DashboardDeps, observer: MeshObserver, ns: st
     }),
   );
   const own = nodes.filter((n) => n.node.role === 'sidecar' && n.node.service === name && n.node.namespace === ns);
-  const recentErrors = (
-    await Promise.all(
-      own.map(async (n) => {
-        const url = adminUrl(n);
-        if (!url) return [];
-        try {
-          const body = JSON.parse(await getText(`${url}/requests?limit=200`)) as unknown;
-          const items = (Array.isArray(body) ? body : ((body as { items?: unknown[] }).items ?? [])) as Record<string, unknown>[];
-          return items.filter((r) => r.protocol !== 'tcp' && (Number(r.status) >= 500 || !r.status || (r.flags && r.flags !== '-'))).map((r) => ({ node: n.nodeId, ...r }));
-        } catch {
-          return []; // a sidecar without /requests: no recent requests to show
-        }
-      }),
-    )
-  )
-    .flat()
-    .slice(-50);
+  const recentErrors = (await deps.telemetry.requests(new URLSearchParams({ failed: '1', limit: '50' }), { name, namespace: ns })).items;
 
   return {
     name,

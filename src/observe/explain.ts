@@ -17,7 +17,9 @@ import type { DecodedCluster } from '../proxy/config/decode-cluster';
 import { CompiledRouteTable } from '../proxy/router/route-table';
 import { RouteMatcher } from '../proxy/router/route-matcher';
 import { PathParts } from '../proxy/router/path-parts';
-import { adminUrl, getText } from './mesh-observer';
+
+/** An admin view of a node's sidecar, wherever it runs (mesh-telemetry.ts: over its relay stream). */
+export type AdminViewReader = (nodeId: string, view: string, query?: string) => Promise<unknown>;
 
 export interface ExplainQuery {
   /** The calling service: name, name.namespace or namespace/name. */
@@ -65,7 +67,7 @@ function parseSource(from: string): { name: string; namespace: string } {
   return { name, namespace: ns.join('.') || 'default' };
 }
 
-export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: ExplainQuery) {
+export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: ExplainQuery, readView?: AdminViewReader) {
   const src = parseSource(q.from);
   if (!view.services.some((s) => s.metadata.name === src.name && s.metadata.namespace === src.namespace)) {
     throw new ExplainError(`--from: no service ${src.namespace}/${src.name} in the mesh`);
@@ -107,7 +109,7 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
     const net = chain.network;
     result.clusters = net.clusters.map((c) => clusterView(d, c.name, c.weight, net.totalWeight));
     result.verdict = { reason: 'a TCP listener: every connection goes to its clusters' };
-    return await withLive(result, sidecars, host, url.pathname);
+    return await withLive(result, sidecars, host, url.pathname, readView);
   }
   const http = chain.network as HttpNetworkFilter;
   const table = http.routeTable ?? d.RDS.get(http.routeTableName ?? '');
@@ -124,7 +126,7 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
       flag: 'NR',
       reason: `no virtual host for authority "${host}": ${src.name} may call ${table.virtualHosts.map((v) => v.domains[0]).join(', ') || 'nothing'} (Service.dependsOn decides)`,
     };
-    return await withLive(result, sidecars, host, url.pathname);
+    return await withLive(result, sidecars, host, url.pathname, readView);
   }
   result.virtualHost = { name: vh.name, domains: vh.domains };
   const match = compiled.match(request);
@@ -139,7 +141,7 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
   result.notMatched = tried;
   if (!match) {
     result.verdict = { status: 404, flag: 'NR', reason: `no route of ${vh.name} matches ${method} ${pathAndQuery}` };
-    return await withLive(result, sidecars, host, url.pathname);
+    return await withLive(result, sidecars, host, url.pathname, readView);
   }
   const route = match.route;
   result.route = { name: route.name, matchedBecause: describeMatch(route.match), ...routePolicies(route) };
@@ -152,7 +154,7 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
     // What the destination's own sidecar applies on arrival (rate limits, its timeouts).
     result.destinationPolicies = destinationPolicies(view, action.clusters.map((c) => c.name));
   }
-  return await withLive(result, sidecars, host, url.pathname);
+  return await withLive(result, sidecars, host, url.pathname, readView);
 }
 
 function pct(w: number, total: number): string {
@@ -234,19 +236,15 @@ function destinationPolicies(view: MeshView, clusters: string[]): Obj[] {
 }
 
 /** Endpoint state in the source sidecars (ejections, health checks) and their last similar requests. */
-async function withLive(result: Obj, sidecars: NodeStatus[], host: string, path: string): Promise<Obj> {
+async function withLive(result: Obj, sidecars: NodeStatus[], host: string, path: string, readView: AdminViewReader | undefined): Promise<Obj> {
   const bare = host.replace(/:\d+$/, '');
   const live: { clusters: Obj[]; requests: Obj[] }[] = await Promise.all(
     sidecars.map(async (n) => {
-      const url = adminUrl(n);
-      if (!url) return { clusters: [] as Obj[], requests: [] as Obj[] };
+      if (!readView) return { clusters: [] as Obj[], requests: [] as Obj[] };
       const [clusters, requests] = await Promise.all([
-        getText(`${url}/clusters`).then((t) => JSON.parse(t) as Obj[], () => [] as Obj[]),
-        getText(`${url}/requests?limit=500`).then(
-          (t) => {
-            const body = JSON.parse(t) as unknown;
-            return (Array.isArray(body) ? body : ((body as Obj).items ?? [])) as Obj[];
-          },
+        readView(n.nodeId, '/clusters').then((b) => b as Obj[], () => [] as Obj[]),
+        readView(n.nodeId, '/requests', 'limit=500').then(
+          (body) => (Array.isArray(body) ? body : ((body as Obj).items ?? [])) as Obj[],
           () => [] as Obj[],
         ),
       ]);

@@ -1,5 +1,6 @@
 // The one place that knows the sidecars' metric names: reads a sidecar's
-// /stats/prometheus text and returns cumulative counters per edge
+// /stats/prometheus text, or the metric families of its MetricsService
+// report, and returns cumulative counters per edge
 // (direction, source, destination). Two generations are understood:
 //   new: weft_requests_total{direction,source,destination,route,code,flags}
 //        weft_request_duration_seconds_bucket{direction,source,destination,route,le}
@@ -7,6 +8,8 @@
 //        weft_request_duration_ms_bucket{direction,cluster,le}
 // (old: the destination is the cluster's service; the source of an inbound
 // request is unknown, "-"). A missing family is no data, never an error.
+
+import type { MetricFamily } from './telemetry/telemetry-protocol';
 
 export interface Sample {
   name: string;
@@ -65,8 +68,33 @@ function qualify(name: string | undefined, namespace: string): string {
  * of its inbound ones).
  */
 export function edgeCounters(text: string, self: string): EdgeCounters[] {
+  return edgeCountersOf(parsePrometheus(text), self);
+}
+
+/**
+ * The same from the metric families of a MetricsService report: each
+ * histogram becomes its `_bucket` samples, as the text format spells them.
+ */
+export function edgeCountersFromFamilies(families: MetricFamily[], self: string): EdgeCounters[] {
+  const samples: Sample[] = [];
+  for (const f of families) {
+    for (const m of f.metric ?? []) {
+      const labels: Record<string, string> = {};
+      for (const l of m.label ?? []) labels[l.name] = l.value;
+      const value = m.counter?.value ?? m.gauge?.value ?? m.untyped?.value;
+      if (value !== undefined) samples.push({ name: f.name, labels, value });
+      for (const b of m.histogram?.bucket ?? []) {
+        // protobufjs's JSON and a peer's may spell +Inf as null.
+        const le = b.upper_bound === undefined || b.upper_bound === null || b.upper_bound === Infinity ? '+Inf' : String(b.upper_bound);
+        samples.push({ name: `${f.name}_bucket`, labels: { ...labels, le }, value: b.cumulative_count ?? 0 });
+      }
+    }
+  }
+  return edgeCountersOf(samples, self);
+}
+
+function edgeCountersOf(samples: Sample[], self: string): EdgeCounters[] {
   const namespace = self.split('.').slice(1).join('.') || 'default';
-  const samples = parsePrometheus(text);
   const edges = new Map<string, EdgeCounters>();
   const edge = (direction: string, source: string, destination: string) => {
     const key = `${direction}\u0000${source}\u0000${destination}`;

@@ -1,123 +1,119 @@
-// The control plane's view of live traffic: every `intervalMs` it scrapes the
-// connected sidecars' admin /stats/prometheus (the admin port a sidecar
-// announces, on loopback), and turns counter deltas over a sliding window
-// into golden signals per service and per edge (request rate, success rate,
-// p50/p99 from histogram bucket deltas). It also notices changes of config
+// The control plane's view of live traffic. The sidecars connected to this
+// replica stream their metrics reports here (telemetry/metrics-intake.ts);
+// every `intervalMs` the observer takes each node's latest cumulative
+// counters, keeps those of the last `windowMs`, and turns their deltas into
+// this replica's edge windows (requests, errors and latency bucket deltas per
+// edge). The other replicas do the same for their sidecars; the mesh's golden
+// signals per service and per edge (rate, success rate, p50/p99) are the sum
+// of every replica's windows (`peers`: telemetry/replica-peers.ts), so any
+// replica answers for the whole mesh. It also notices changes of config
 // errors and of proxies' sync state, and pushes all three to subscribers
 // (the dashboard's Server-Sent Events, /api/v1/events).
-import * as http from 'node:http';
 import type { NodeStatus } from '../xds/server/node-status';
-import { edgeCounters, quantile, type EdgeCounters } from './mesh-metrics';
-import type { EdgeSignals, ServiceSignals, Signals, Topology } from './topology';
+import { quantile, type EdgeCounters } from './mesh-metrics';
+import type { NodeReport } from './telemetry/metrics-intake';
+import type { EdgeSignals, Instance, ServiceSignals, Signals, Topology } from './topology';
 
-export type { EdgeSignals, ServiceSignals, Signals, Topology } from './topology';
+export type { EdgeSignals, Instance, ServiceSignals, Signals, Topology } from './topology';
 
 export type ObserverEvent = { type: 'topology'; data: Topology } | { type: 'errors'; data: unknown } | { type: 'nodes'; data: unknown };
 
+/** One replica's share of the mesh's signals: what its sidecars saw over its window. */
+export interface ReplicaTelemetry {
+  replica: string;
+  windows: EdgeWindow[];
+  instances: Instance[];
+  unreachable: Topology['unreachable'];
+}
+
+/** Deltas of one edge over a window, as one replica's sidecars counted them. */
+export interface EdgeWindow {
+  direction: string;
+  source: string;
+  destination: string;
+  requests: number;
+  errors: number;
+  /** Latency bucket deltas: upper bound in ms ("+Inf" for the last) → cumulative count. */
+  buckets: Record<string, number>;
+  seconds: number;
+}
+
 export interface ObserverDeps {
+  /** This replica's connected nodes (its ADS streams). */
   nodes(): NodeStatus[];
+  /** The latest metrics report of each sidecar streaming to this replica. */
+  reports(): NodeReport[];
   /** Services the mesh declares, as {name, namespace}: shown even without traffic. */
   services(): { name: string; namespace: string }[];
   /** Config and snapshot errors, as /api/v1/errors answers. */
   errors(): unknown;
+  /** The other replicas' shares (none with one replica); a replica that does not answer is left out. */
+  peers?(): Promise<ReplicaTelemetry[]>;
+  replica?: () => string;
   intervalMs?: number;
   windowMs?: number;
+  /** How often sidecars check whether to report (their default): no report for longer means no change. */
+  reportIntervalMs?: number;
 }
 
-/** With no subscriber, scraping stops this long after the last topology read. */
-const IDLE_MS = 60_000;
-
-interface Scrape {
+interface Sample {
   at: number;
   edges: EdgeCounters[];
 }
 
-/** The admin address of a node's sidecar, when it announced one on this host. */
-export function adminUrl(n: NodeStatus): string | undefined {
-  if (n.node.role !== 'sidecar' || !n.node.adminPort) return undefined;
-  const host = n.peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  if (!/^(127\.|::1$|::ffff:127\.|localhost$)/.test(host)) return undefined;
-  return `http://127.0.0.1:${n.node.adminPort}`;
-}
-
-/** GET over node:http with a short timeout (sidecar admin ports). */
-export function getText(url: string, timeoutMs = 1500): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-  });
-}
+/** Time a report may take from the sidecar's check to this replica. */
+const REPORT_SLACK_MS = 500;
 
 export class MeshObserver {
   private readonly intervalMs: number;
   private readonly windowMs: number;
-  /** nodeId → scrapes, oldest first, covering the window. */
-  private readonly history = new Map<string, Scrape[]>();
+  private readonly reportIntervalMs: number;
+  /** nodeId → samples, oldest first, covering the window. */
+  private readonly history = new Map<string, Sample[]>();
   private latest: Topology;
+  private latestLocal: ReplicaTelemetry;
   private readonly listeners = new Set<(e: ObserverEvent) => void>();
   private timer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
   private lastErrors = '';
   private lastNodes = '';
-  private scraping = false;
-  private stopped = true;
-  private lastDemand = 0;
+  private ticking = false;
 
   constructor(private readonly deps: ObserverDeps) {
-    this.intervalMs = deps.intervalMs ?? 2000;
+    this.intervalMs = deps.intervalMs ?? 1000;
     this.windowMs = deps.windowMs ?? 10_000;
-    this.latest = this.compute([]);
+    this.reportIntervalMs = deps.reportIntervalMs ?? 2000;
+    this.latestLocal = this.local();
+    this.latest = this.merge([this.latestLocal]);
   }
 
-  /**
-   * Scrapes only while someone looks: an event-stream subscriber, or a
-   * topology read in the last minute (`weft top`). An idle control plane
-   * (and every test's) costs its sidecars nothing.
-   */
+  /** Sampling runs while the control plane runs: it reads memory only (the sidecars push). */
   start(): void {
-    this.stopped = false;
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.intervalMs);
+    this.timer.unref();
   }
 
   stop(): void {
-    this.stopped = true;
-    this.pause();
-    this.listeners.clear();
-  }
-
-  private demand(): void {
-    this.lastDemand = Date.now();
-    if (this.stopped || this.timer) return;
-    this.timer = setInterval(() => {
-      if (this.listeners.size === 0 && Date.now() - this.lastDemand > IDLE_MS) return this.pause();
-      void this.tick();
-    }, this.intervalMs);
-    this.timer.unref();
-    void this.tick();
-  }
-
-  private pause(): void {
     clearInterval(this.timer);
     clearInterval(this.watchTimer);
     this.timer = this.watchTimer = undefined;
-    this.history.clear();
+    this.listeners.clear();
   }
 
   topology(): Topology {
-    this.demand();
     return this.latest;
+  }
+
+  /** This replica's share, for the other replicas (GET /api/v1/telemetry/replica). */
+  replicaTelemetry(): ReplicaTelemetry {
+    return this.latestLocal;
   }
 
   subscribe(fn: (e: ObserverEvent) => void): () => void {
     this.listeners.add(fn);
-    this.demand();
     // Errors and sync state are cheap to read: checked often so a bad config shows at once.
-    if (!this.watchTimer && !this.stopped) {
+    if (!this.watchTimer && this.timer) {
       this.lastErrors = JSON.stringify(this.deps.errors());
       this.lastNodes = this.nodesKey(this.deps.nodes());
       this.watchTimer = setInterval(() => this.watch(), 500);
@@ -162,71 +158,97 @@ export class MeshObserver {
     return JSON.stringify(nodes.map((n) => [n.nodeId, n.types.map((t) => [t.type, t.state, t.ackedVersion])]));
   }
 
-  /** One scrape of every sidecar, then new signals for subscribers. */
+  /** Samples every report, computes this replica's share, adds the other replicas' and tells subscribers. */
   async tick(): Promise<Topology> {
-    if (this.scraping) return this.latest;
-    this.scraping = true;
+    if (this.ticking) return this.latest;
+    this.ticking = true;
     try {
-      const nodes = this.deps.nodes();
-      const unreachable: Topology['unreachable'] = [];
-      const now = Date.now();
-      await Promise.all(
-        nodes.map(async (n) => {
-          const url = adminUrl(n);
-          if (!url) return;
-          try {
-            const text = await getText(`${url}/stats/prometheus`);
-            const self = `${n.node.service ?? n.nodeId}.${n.node.namespace}`;
-            const list = this.history.get(n.nodeId) ?? [];
-            list.push({ at: now, edges: edgeCounters(text, self) });
-            while (list.length > 2 && now - list[1].at >= this.windowMs) list.shift();
-            this.history.set(n.nodeId, list);
-          } catch (err) {
-            unreachable.push({ nodeId: n.nodeId, reason: (err as Error).message });
-          }
-        }),
-      );
-      const live = new Set(nodes.map((n) => n.nodeId));
-      for (const id of this.history.keys()) if (!live.has(id)) this.history.delete(id);
-      this.latest = this.compute(unreachable);
+      this.sample(Date.now());
+      this.latestLocal = this.local();
+      const peers = this.deps.peers ? await this.deps.peers().catch(() => []) : [];
+      this.latest = this.merge([this.latestLocal, ...peers]);
       this.emit({ type: 'topology', data: this.latest });
       return this.latest;
     } finally {
-      this.scraping = false;
+      this.ticking = false;
     }
   }
 
-  private compute(unreachable: Topology['unreachable']): Topology {
+  private sample(now: number): void {
+    const reports = this.deps.reports();
+    for (const r of reports) {
+      const list = this.history.get(r.node.id) ?? [];
+      const last = list[list.length - 1];
+      if (!last || r.receivedAt > last.at) list.push({ at: r.receivedAt, edges: r.edges });
+      else {
+        // No report since: the sidecar checks every reportIntervalMs and sends on change, so its
+        // counters were unchanged until one interval (and the trip here) ago.
+        const unchangedUntil = now - this.reportIntervalMs - REPORT_SLACK_MS;
+        if (unchangedUntil > last.at) list.push({ at: unchangedUntil, edges: last.edges });
+      }
+      while (list.length > 2 && now - list[1].at >= this.windowMs) list.shift();
+      this.history.set(r.node.id, list);
+    }
+    const live = new Set(reports.map((r) => r.node.id));
+    for (const id of this.history.keys()) if (!live.has(id)) this.history.delete(id);
+  }
+
+  /** This replica's edge windows, instances, and sidecars without a metrics stream. */
+  private local(): ReplicaTelemetry {
+    const acc = new Map<string, EdgeWindow & { bucketMap: Map<number, number> }>();
+    for (const samples of this.history.values()) {
+      if (samples.length < 2) {
+        // One report: the edges show, with no rate yet.
+        for (const e of samples[0]?.edges ?? []) edgeAcc(acc, e);
+        continue;
+      }
+      const first = samples[0];
+      const last = samples[samples.length - 1];
+      const seconds = (last.at - first.at) / 1000;
+      const before = new Map(first.edges.map((e) => [edgeKey(e), e]));
+      for (const e of last.edges) {
+        const prev = before.get(edgeKey(e));
+        // A counter that went down: the sidecar restarted; count from zero.
+        const base = prev !== undefined && e.requests < prev.requests ? undefined : prev;
+        const a = edgeAcc(acc, e);
+        a.requests += e.requests - (base?.requests ?? 0);
+        a.errors += e.errors - (base?.errors ?? 0);
+        for (const [le, n] of e.buckets) a.bucketMap.set(le, (a.bucketMap.get(le) ?? 0) + n - (base?.buckets.get(le) ?? 0));
+        a.seconds = Math.max(a.seconds, seconds);
+      }
+    }
+    const windows = [...acc.values()].map(({ bucketMap, ...w }) => ({ ...w, buckets: Object.fromEntries([...bucketMap].map(([le, n]) => [le === Infinity ? '+Inf' : String(le), n])) }));
+    const reported = new Set(this.deps.reports().map((r) => r.node.id));
+    const nodes = this.deps.nodes();
+    const replica = this.deps.replica?.() ?? '';
+    const instances: Instance[] = nodes.map((n) => ({ nodeId: n.nodeId, service: n.node.service ? `${n.node.service}.${n.node.namespace}` : '', role: n.node.role, host: hostOf(n.peer), ...(n.node.hostname ? { hostname: n.node.hostname } : {}), replica: n.replica ?? replica }));
+    const unreachable = nodes.filter((n) => n.node.role === 'sidecar' && !reported.has(n.nodeId) && Date.now() - Date.parse(String(n.connectedAt ?? 0)) > 2 * this.reportIntervalMs + REPORT_SLACK_MS).map((n) => ({ nodeId: n.nodeId, reason: 'no metrics stream from this sidecar' }));
+    return { replica, windows, instances, unreachable };
+  }
+
+  /** The mesh's signals from every replica's share. */
+  private merge(shares: ReplicaTelemetry[]): Topology {
     interface Acc {
       requests: number;
       errors: number;
       buckets: Map<number, number>;
       seconds: number;
     }
-    const acc = new Map<string, Acc & { direction: string; source: string; destination: string }>();
-    let windowSeconds = 0;
-    for (const scrapes of this.history.values()) {
-      const last = scrapes[scrapes.length - 1];
-      const first = scrapes.length > 1 ? scrapes[0] : undefined;
-      const seconds = first ? (last.at - first.at) / 1000 : 0;
-      windowSeconds = Math.max(windowSeconds, seconds);
-      const before = new Map((first?.edges ?? []).map((e) => [`${e.direction}\u0000${e.source}\u0000${e.destination}`, e]));
-      for (const e of last.edges) {
-        const key = `${e.direction}\u0000${e.source}\u0000${e.destination}`;
-        const prev = before.get(key);
-        // A counter that went down: the sidecar restarted; count from zero.
-        const reset = prev !== undefined && e.requests < prev.requests;
-        const base = reset ? undefined : prev;
-        let a = acc.get(key);
-        if (!a) acc.set(key, (a = { direction: e.direction, source: e.source, destination: e.destination, requests: 0, errors: 0, buckets: new Map(), seconds: 0 }));
-        // Without two scrapes there is no rate yet: the edge shows, with no traffic.
-        if (!first) continue;
-        a.requests += e.requests - (base?.requests ?? 0);
-        a.errors += e.errors - (base?.errors ?? 0);
-        for (const [le, n] of e.buckets) a.buckets.set(le, (a.buckets.get(le) ?? 0) + n - (base?.buckets.get(le) ?? 0));
-        a.seconds = Math.max(a.seconds, seconds);
+    const all = shares.flatMap((s) => s.windows);
+    const toAcc = (list: EdgeWindow[]): Acc | undefined => {
+      if (list.length === 0) return undefined;
+      const m: Acc = { requests: 0, errors: 0, buckets: new Map(), seconds: 0 };
+      for (const w of list) {
+        m.requests += w.requests;
+        m.errors += w.errors;
+        m.seconds = Math.max(m.seconds, w.seconds);
+        for (const [le, n] of Object.entries(w.buckets)) {
+          const bound = le === '+Inf' ? Infinity : Number(le);
+          m.buckets.set(bound, (m.buckets.get(bound) ?? 0) + n);
+        }
       }
-    }
+      return m;
+    };
     const signals = (a: Acc | undefined): Signals => {
       if (!a || a.seconds <= 0) return { rps: 0, requests: 0 };
       const s: Signals = { rps: round(a.requests / a.seconds), requests: a.requests };
@@ -239,32 +261,18 @@ export class MeshObserver {
       }
       return s;
     };
-    const merge = (list: Acc[]): Acc | undefined => {
-      if (list.length === 0) return undefined;
-      const m: Acc = { requests: 0, errors: 0, buckets: new Map(), seconds: 0 };
-      for (const a of list) {
-        m.requests += a.requests;
-        m.errors += a.errors;
-        m.seconds = Math.max(m.seconds, a.seconds);
-        for (const [le, n] of a.buckets) m.buckets.set(le, (m.buckets.get(le) ?? 0) + n);
-      }
-      return m;
-    };
 
-    const all = [...acc.values()];
-    const edges: EdgeSignals[] = [];
-    const outbound = all.filter((a) => a.direction !== 'inbound' && a.destination !== '-');
-    const edgeKeys = new Set<string>();
-    for (const a of outbound) edgeKeys.add(`${a.source}\u0000${a.destination}`);
-    for (const key of [...edgeKeys].sort()) {
+    const outbound = all.filter((w) => w.direction !== 'inbound' && w.destination !== '-');
+    const edgeKeys = new Set(outbound.map((w) => `${w.source}\u0000${w.destination}`));
+    const edges: EdgeSignals[] = [...edgeKeys].sort().map((key) => {
       const [source, destination] = key.split('\u0000');
-      edges.push({ source, destination, ...signals(merge(outbound.filter((a) => a.source === source && a.destination === destination))) });
-    }
+      return { source, destination, ...signals(toAcc(outbound.filter((w) => w.source === source && w.destination === destination))) };
+    });
 
-    const nodes = this.deps.nodes();
+    const instances = shares.flatMap((s) => s.instances);
     const names = new Map<string, { name: string; namespace: string }>();
     for (const s of this.deps.services()) names.set(`${s.name}.${s.namespace}`, s);
-    for (const n of nodes) if (n.node.service) names.set(`${n.node.service}.${n.node.namespace}`, { name: n.node.service, namespace: n.node.namespace });
+    for (const i of instances) if (i.service) names.set(i.service, { name: i.service.split('.')[0], namespace: i.service.split('.').slice(1).join('.') });
     for (const e of edges) {
       for (const end of [e.source, e.destination]) {
         if (!names.has(end)) names.set(end, { name: end.split('.')[0], namespace: end.split('.').slice(1).join('.') || 'default' });
@@ -272,17 +280,30 @@ export class MeshObserver {
     }
     const services: ServiceSignals[] = [...names.keys()].sort().map((key) => {
       // What the service's own sidecars saw arrive; else what its callers' sidecars sent it.
-      const inbound = all.filter((a) => a.direction === 'inbound' && a.destination === key);
-      const seen = inbound.length > 0 ? inbound : outbound.filter((a) => a.destination === key);
-      return {
-        name: key,
-        namespace: names.get(key)!.namespace,
-        proxies: nodes.filter((n) => n.node.role === 'sidecar' && `${n.node.service}.${n.node.namespace}` === key).length,
-        ...signals(merge(seen)),
-      };
+      const inbound = all.filter((w) => w.direction === 'inbound' && w.destination === key);
+      const seen = inbound.length > 0 ? inbound : outbound.filter((w) => w.destination === key);
+      const own = instances.filter((i) => i.role === 'sidecar' && i.service === key);
+      return { name: key, namespace: names.get(key)!.namespace, proxies: own.length, instances: own, ...signals(toAcc(seen)) };
     });
-    return { at: new Date().toISOString(), windowSeconds: round(windowSeconds, 1), services, edges, unreachable };
+    const windowSeconds = Math.max(0, ...all.map((w) => w.seconds));
+    return { at: new Date().toISOString(), windowSeconds: round(windowSeconds, 1), services, edges, unreachable: shares.flatMap((s) => s.unreachable), replicas: shares.map((s) => s.replica) };
   }
+}
+
+function edgeKey(e: { direction: string; source: string; destination: string }): string {
+  return `${e.direction}\u0000${e.source}\u0000${e.destination}`;
+}
+
+function edgeAcc(acc: Map<string, EdgeWindow & { bucketMap: Map<number, number> }>, e: EdgeCounters): EdgeWindow & { bucketMap: Map<number, number> } {
+  const key = edgeKey(e);
+  let a = acc.get(key);
+  if (!a) acc.set(key, (a = { direction: e.direction, source: e.source, destination: e.destination, requests: 0, errors: 0, buckets: {}, bucketMap: new Map(), seconds: 0 }));
+  return a;
+}
+
+/** "ipv4:198.18.3.2:51234" → "198.18.3.2". */
+export function hostOf(peer: string): string {
+  return peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 }
 
 function round(n: number, digits = 2): number {

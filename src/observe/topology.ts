@@ -28,12 +28,28 @@ export interface EdgeSignals extends Signals {
   tlsMode?: 'strict' | 'permissive';
 }
 
+/** A connected node of the mesh and where it runs. */
+export interface Instance {
+  nodeId: string;
+  /** "<name>.<namespace>" ('' for a node without a service). */
+  service: string;
+  role: string;
+  /** The address its xDS connection comes from: the host it runs on, as the control plane sees it. */
+  host: string;
+  /** The host's name, as the node announced it. */
+  hostname?: string;
+  /** The control plane replica it is connected to. */
+  replica: string;
+}
+
 export interface ServiceSignals extends Signals {
   /** "<name>.<namespace>" */
   name: string;
   namespace: string;
-  /** Connected sidecars of the service. */
+  /** Connected sidecars of the service, on every replica. */
   proxies: number;
+  /** Those sidecars, and the hosts they run on. */
+  instances?: Instance[];
 }
 
 export interface Topology {
@@ -41,8 +57,10 @@ export interface Topology {
   windowSeconds: number;
   services: ServiceSignals[];
   edges: EdgeSignals[];
-  /** Sidecars whose admin port could not be read, and why. */
+  /** Sidecars connected over xDS that send no metrics, and why. */
   unreachable: { nodeId: string; reason: string }[];
+  /** The control plane replicas whose sidecars are counted (every live one). */
+  replicas?: string[];
 }
 
 // ---- Signals over time (/api/v1/history, signal-history.ts) ----

@@ -9,6 +9,8 @@ import { XdsClient } from '../xds/client/ads-client';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 import { NODE_METADATA } from '../xds/node-info';
 import { startAdminServer } from './admin/admin-server';
+import { checkMetricsListener, readMetricsToken, startMetricsServer } from './admin/metrics-server';
+import { formatHostPort, parseMetricsAddress } from '../xds/metrics-address';
 import type { ProxyConfig } from './config/types';
 import { H2Downstream } from './http2/h2-server';
 import { installLastResortGuard } from './last-resort';
@@ -21,10 +23,13 @@ import { SecretStore } from './tls/secret-store';
 import { TlsContexts } from './tls/tls-contexts';
 import { AccessLog } from '../observe/access-log';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../ca/spiffe-id';
 import { CertificateAgent } from './tls/certificate-agent';
 import { certsView } from './tls/certs-view';
+import type { UnhealthyEndpoint } from './telemetry/metrics-report';
+import { TelemetryClient } from './telemetry/telemetry-client';
 
 export interface ProxyOptions {
   /** The control plane's xDS address, host:port; replicas as a comma-separated list (the sidecar fails over between them). */
@@ -37,6 +42,10 @@ export interface ProxyOptions {
   inboundPort?: number;
   appPort?: number;
   adminPort: number;
+  /** host:port of a listener that serves only /stats/prometheus, for a Prometheus on another host (absent: none; the admin port stays loopback-only either way). */
+  metricsAddress?: string;
+  /** The bearer token scrapes of the metrics listener must present; required beyond loopback unless in dev mode (no `caFile`). */
+  metricsTokenFile?: string;
   log: Logger;
   /** Tracing: spans exported to an OTLP/HTTP collector; off when absent. */
   tracing?: TracingOptions;
@@ -60,6 +69,8 @@ export interface ProxyOptions {
   sds?: boolean;
   /** false: no process-wide guard against uncaught errors (an embedder that has its own). Default true. */
   lastResortGuard?: boolean;
+  /** How often the sidecar reports its metrics to the control plane (default 2000 ms; 0: no telemetry streams). */
+  telemetryIntervalMs?: number;
 }
 
 const EMPTY_CONFIG: ProxyConfig = {
@@ -83,6 +94,9 @@ export class Proxy {
   private configured = false;
   private admin: http.Server | undefined;
   adminPort = 0;
+  private metricsServer: http.Server | undefined;
+  /** Where the metrics listener is bound, host:port (undefined without --metrics-address). */
+  metricsAddress: string | undefined;
   private applying: Promise<void> = Promise.resolve();
   private readonly h2 = new H2Downstream();
   readonly tracer: ProxyTracer | undefined;
@@ -92,6 +106,8 @@ export class Proxy {
   certificateAgent: CertificateAgent | undefined;
   /** mTLS contexts built from `secrets` (inbound termination, auto mTLS upstream). */
   readonly tls: TlsContexts;
+  /** Metrics reports and the admin relay to the control plane (telemetry/telemetry-client.ts). */
+  telemetry: TelemetryClient | undefined;
 
   constructor(
     readonly opts: ProxyOptions,
@@ -188,6 +204,24 @@ export class Proxy {
     }));
   }
 
+  /** Endpoints that outlier detection or a health check took out of load balancing now (the telemetry report's). */
+  unhealthyEndpoints(): UnhealthyEndpoint[] {
+    const out: UnhealthyEndpoint[] = [];
+    for (const c of this.runtime.clusters.values()) {
+      if (!c.health) continue;
+      for (const l of this.runtime.config.endpoints.get(c.config.edsName)?.localities ?? []) {
+        for (const e of l.endpoints) {
+          const v = c.health.view(e.key) as { outlier?: { ejected: boolean; ejectedUntil?: string; timesEjected: number }; healthCheck?: { state: string; lastFailure?: string } };
+          const cluster = c.config.name;
+          if (v.outlier?.ejected) out.push({ cluster, endpoint: e.key, reason: 'outlier', detail: `ejected until ${v.outlier.ejectedUntil} (${v.outlier.timesEjected}× ejected)` });
+          const h = v.healthCheck;
+          if (h && h.state !== 'healthy') out.push({ cluster, endpoint: e.key, reason: 'health_check', detail: `health check ${h.state}${h.lastFailure ? `: ${h.lastFailure}` : ''}` });
+        }
+      }
+    }
+    return out;
+  }
+
   /** Gauges that live outside ProxyStats: xDS state and pools. */
   extraMetrics(): string[] {
     const out = ['# HELP weft_upstream_connections_open Open upstream connections by cluster.', '# TYPE weft_upstream_connections_open gauge'];
@@ -212,9 +246,17 @@ export class Proxy {
     this.adminPort = (this.admin.address() as { port: number }).port;
   }
 
+  /** The metrics listener (`--metrics-address`); the same text as the admin port's /stats/prometheus. */
+  async startMetrics(address: string, token: string | undefined): Promise<void> {
+    this.metricsServer = await startMetricsServer({ address, token, dev: !this.opts.caFile, render: () => this.stats.render(this.extraMetrics()) });
+    const bound = this.metricsServer.address() as { port: number };
+    this.metricsAddress = formatHostPort(parseMetricsAddress(address, true).host, bound.port);
+  }
+
   /** Stops: no new connections, open ones drain for up to `drainMs` (see ListenerManager.close). */
   async close(drainMs?: number): Promise<void> {
     this.xds.stop();
+    this.telemetry?.stop();
     this.certificateAgent?.stop();
     this.h2.drain();
     await this.listeners.close(drainMs);
@@ -226,6 +268,11 @@ export class Proxy {
       if (!this.admin) return resolve();
       this.admin.close(() => resolve());
       this.admin.closeAllConnections(); // tap streams never end on their own
+    });
+    await new Promise<void>((resolve) => {
+      if (!this.metricsServer) return resolve();
+      this.metricsServer.close(() => resolve());
+      this.metricsServer.closeAllConnections();
     });
   }
 }
@@ -284,7 +331,10 @@ function endpointHealthMetrics(runtime: Runtime): string[] {
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
-  const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace };
+  // Checked before anything starts: a metrics listener beyond loopback needs its token outside dev mode (no --ca-file).
+  const metricsToken = opts.metricsAddress !== undefined && opts.metricsTokenFile !== undefined ? readMetricsToken(opts.metricsTokenFile) : undefined;
+  if (opts.metricsAddress !== undefined) checkMetricsListener({ address: opts.metricsAddress, token: metricsToken, dev: !opts.caFile });
+  const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace, [NODE_METADATA.hostname]: os.hostname() };
   if (opts.service) metadata[NODE_METADATA.service] = opts.service;
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
   if (opts.inboundPort !== undefined) metadata[NODE_METADATA.inboundPort] = String(opts.inboundPort);
@@ -312,8 +362,22 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   await proxy.startAdmin();
   // Read when the stream opens: `weft status` finds the sidecar's /clusters with it.
   metadata[NODE_METADATA.adminPort] = String(proxy.adminPort);
+  if (opts.metricsAddress !== undefined) {
+    try {
+      await proxy.startMetrics(opts.metricsAddress, metricsToken);
+    } catch (err) {
+      await proxy.close();
+      throw err;
+    }
+    // The control plane's Prometheus service discovery lists it (an unspecified host becomes the stream's peer address).
+    metadata[NODE_METADATA.metricsAddress] = proxy.metricsAddress!;
+  }
   xds.start();
   proxy.certificateAgent?.start();
+  if (opts.telemetryIntervalMs !== 0) {
+    proxy.telemetry = new TelemetryClient({ proxy, xds, token: opts.joinToken, credentials, log: opts.log, intervalMs: opts.telemetryIntervalMs });
+    proxy.telemetry.start();
+  }
   return proxy;
 }
 

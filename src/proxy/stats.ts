@@ -10,7 +10,7 @@ import { clusterService, RequestObservers } from '../observe/request-record';
 import { uncaughtErrors } from './last-resort';
 
 /** Latency bucket bounds, in milliseconds (rendered in seconds: 0.5 ms … 10 s). */
-const LATENCY_BOUNDS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+export const LATENCY_BOUNDS_MS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 export const LE_SECONDS = LATENCY_BOUNDS_MS.map((ms) => String(ms / 1000)).concat('+Inf');
 
 export class Histogram {

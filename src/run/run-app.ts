@@ -24,6 +24,9 @@ export interface RunOptions {
   outboundPort?: number;
   inboundPort?: number;
   adminPort?: number;
+  /** The sidecar's metrics listener for other hosts and its bearer token file (see ProxyOptions); the file defaults to $WEFT_METRICS_TOKEN_FILE. */
+  metricsAddress?: string;
+  metricsTokenFile?: string;
   /** How long a draining instance keeps serving before its app is stopped. */
   drainMs: number;
   /** How long the app may take to exit after SIGTERM before SIGKILL. */
@@ -55,6 +58,8 @@ export async function runApp(opts: RunOptions): Promise<number> {
     inboundPort,
     appPort: opts.port,
     adminPort: opts.adminPort ?? 0,
+    metricsAddress: opts.metricsAddress,
+    metricsTokenFile: opts.metricsTokenFile ?? (process.env.WEFT_METRICS_TOKEN_FILE || undefined),
     log,
     tracing: opts.tracing,
     accessLog: opts.accessLog,
@@ -69,7 +74,7 @@ export async function runApp(opts: RunOptions): Promise<number> {
     await proxy.close();
     throw err;
   }
-  log('info', 'sidecar ready', { outbound: outboundPort, inbound: inboundPort, admin: proxy.adminPort });
+  log('info', 'sidecar ready', { outbound: outboundPort, inbound: inboundPort, admin: proxy.adminPort, ...(proxy.metricsAddress ? { metrics: proxy.metricsAddress } : {}) });
 
   const proxyUrl = `http://127.0.0.1:${outboundPort}`;
   const app = spawn(opts.command[0], opts.command.slice(1), {

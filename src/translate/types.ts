@@ -64,6 +64,10 @@ export interface NodeInfo {
   appPort?: number;
   /** A sidecar's admin port on its host's loopback (not translated: `weft status` reads /clusters there). */
   adminPort?: number;
+  /** The host's name the node announced (WEFT_HOSTNAME). */
+  hostname?: string;
+  /** Where a sidecar serves /stats/prometheus beyond loopback, "host:port" (0.0.0.0 / [::]: every address of its host). Not translated: the control plane's Prometheus service discovery lists it. */
+  metricsAddress?: string;
 }
 
 /** One Envoy resource, a plain object that protobufjs `fromObject` accepts for its type. */

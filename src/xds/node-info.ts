@@ -1,6 +1,7 @@
 // Derives the translator's NodeInfo from the xDS Node a client sends on its
 // first request, and the key of the node group that shares one snapshot.
 import type { NodeInfo, NodeRole } from '../translate/types';
+import { formatHostPort, parseMetricsAddress } from './metrics-address';
 
 /** Node metadata keys a weft sidecar, `weft run` or a proxyless bootstrap sets. */
 export const NODE_METADATA = {
@@ -12,6 +13,10 @@ export const NODE_METADATA = {
   appPort: 'WEFT_APP_PORT',
   /** A sidecar's admin port (on its host's loopback), for `weft status` to read its /clusters. */
   adminPort: 'WEFT_ADMIN_PORT',
+  /** The name of the host the node runs on (shown beside the address its connection comes from). */
+  hostname: 'WEFT_HOSTNAME',
+  /** Where a sidecar serves /stats/prometheus to other hosts (`--metrics-address`), host:port; for the control plane's Prometheus service discovery. */
+  metricsAddress: 'WEFT_METRICS_ADDRESS',
 } as const;
 
 /** Thrown when a Node cannot describe a weft node (no id, an unknown role). */
@@ -59,6 +64,8 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
   };
   const service = metadataString(node, NODE_METADATA.service);
   if (service !== undefined) info.service = service;
+  const hostname = metadataString(node, NODE_METADATA.hostname);
+  if (hostname !== undefined) info.hostname = hostname.slice(0, 253);
   const zone = node.locality?.zone;
   if (zone) info.zone = zone;
   for (const key of ['outboundPort', 'inboundPort', 'appPort', 'adminPort'] as const) {
@@ -69,6 +76,15 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
       throw new InvalidNodeError(`node ${node.id}: metadata ${NODE_METADATA[key]} is "${text}", expected a port number 1-65535`);
     }
     info[key] = port;
+  }
+  const metrics = metadataString(node, NODE_METADATA.metricsAddress);
+  if (metrics !== undefined) {
+    try {
+      const { host, port } = parseMetricsAddress(metrics);
+      info.metricsAddress = formatHostPort(host, port);
+    } catch (err) {
+      throw new InvalidNodeError(`node ${node.id}: metadata ${NODE_METADATA.metricsAddress}: ${(err as Error).message}`);
+    }
   }
   return info;
 }

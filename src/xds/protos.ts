@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
+import { PROMETHEUS_MODEL, PROMETHEUS_MODEL_IMPORT } from './prometheus-model';
 
 /** The proto files weft uses; their imports are resolved from the include dirs. */
 const PROTO_FILES = [
@@ -32,6 +33,7 @@ const PROTO_FILES = [
   'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   'envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto',
   'envoy/extensions/load_balancing_policies/random/v3/random.proto',
+  'envoy/service/metrics/v3/metrics_service.proto',
 ];
 
 /** Folders of the proto tree inside @grpc/grpc-js-xds. */
@@ -54,7 +56,10 @@ export function protoRoot(): protobuf.Root {
   if (root) return root;
   const includeDirs = protoIncludeDirs();
   const r = new protobuf.Root();
+  // Prometheus's client model is not shipped with the Envoy protos: declared in code instead.
+  r.addJSON(PROMETHEUS_MODEL.nested!);
   r.resolvePath = (origin, target) => {
+    if (target === PROMETHEUS_MODEL_IMPORT) return null as unknown as string;
     if (path.isAbsolute(target) && fs.existsSync(target)) return target;
     for (const dir of includeDirs) {
       const candidate = path.join(dir, target);

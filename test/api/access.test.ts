@@ -110,6 +110,11 @@ const ROUTES: Record<string, Row> = {
   'GET ^\\/api\\/v1\\/events$': { method: 'GET', path: () => '/api/v1/events', refused: READ },
   'GET ^\\/api\\/v1\\/history$': { method: 'GET', path: () => '/api/v1/history?minutes=5', refused: READ },
   'GET ^\\/api\\/v1\\/edges\\/([^/]+)\\/([^/]+)$': { method: 'GET', path: () => '/api/v1/edges/alpha.default/beta.default', refused: READ },
+  'GET ^\\/api\\/v1\\/telemetry\\/replica$': { method: 'GET', path: () => '/api/v1/telemetry/replica', refused: READ },
+  'GET ^\\/api\\/v1\\/endpoint-health$': { method: 'GET', path: () => '/api/v1/endpoint-health', refused: READ },
+  'GET ^\\/api\\/v1\\/nodes\\/([^/]+)\\/admin(\\/[a-z_]+)$': { method: 'GET', path: () => '/api/v1/nodes/nobody/admin/clusters', refused: READ },
+  'GET ^\\/api\\/v1\\/requests$': { method: 'GET', path: () => '/api/v1/requests?failed=1', refused: READ },
+  'GET ^\\/api\\/v1\\/tap$': { method: 'GET', path: () => '/api/v1/tap?service=alpha', refused: READ },
   'GET ^\\/api\\/v1\\/certs$': { method: 'GET', path: () => '/api/v1/certs', refused: READ },
   'GET ^\\/api\\/v1\\/certs\\/issued$': { method: 'GET', path: () => '/api/v1/certs/issued', refused: READ },
   'POST ^\\/api\\/v1\\/ca\\/rotate-root$': { method: 'POST', path: () => '/api/v1/ca/rotate-root', refused: ADMIN },
@@ -118,6 +123,7 @@ const ROUTES: Record<string, Row> = {
   'POST ^\\/api\\/v1\\/tokens$': { method: 'POST', path: () => '/api/v1/tokens', body: () => JSON.stringify({ service: 'beta' }), refused: ADMIN },
   'DELETE ^\\/api\\/v1\\/tokens\\/([^/]+)$': { method: 'DELETE', path: () => '/api/v1/tokens/ffffffffffff', refused: ADMIN },
   'GET ^\\/metrics$': { method: 'GET', path: () => '/metrics', refused: READ },
+  'GET ^\\/api\\/v1\\/prometheus\\/targets$': { method: 'GET', path: () => '/api/v1/prometheus/targets', refused: READ },
 };
 
 test('every route of the API has a rule, and every rule holds for no credential, a viewer, the wrong and the right workload, an admin', async () => {

@@ -60,3 +60,15 @@ test('sidecar ports come from metadata, are part of the group key, and must be p
     assert.throws(() => nodeInfoFromXdsNode({ id: 's', metadata: meta({ WEFT_APP_PORT: bad }) }), InvalidNodeError);
   }
 });
+
+test('WEFT_METRICS_ADDRESS: host:port, IPv6 in brackets; anything else names the key', () => {
+  const info = (v: string) => nodeInfoFromXdsNode({ id: 'm', metadata: meta({ WEFT_METRICS_ADDRESS: v }) });
+  assert.equal(info('0.0.0.0:15090').metricsAddress, '0.0.0.0:15090');
+  assert.equal(info('[::]:15090').metricsAddress, '[::]:15090');
+  assert.equal(info('198.18.3.2:9102').metricsAddress, '198.18.3.2:9102');
+  for (const bad of ['15090', '0.0.0.0:0', '0.0.0.0:70000', '::1:15090', 'a b:1', '0.0.0.0:15090/x']) {
+    assert.throws(() => info(bad), (err: Error) => err instanceof InvalidNodeError && /WEFT_METRICS_ADDRESS/.test(err.message) && err.message.includes(bad), bad);
+  }
+  // Not part of the node group: it does not change what the node is sent.
+  assert.equal(nodeGroupKey(info('0.0.0.0:15090')), nodeGroupKey(nodeInfoFromXdsNode({ id: 'm' })));
+});

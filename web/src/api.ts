@@ -1,20 +1,7 @@
 // The control plane's API as the dashboard reads it, and its live channel.
 
-import type { ServiceSignals, SignalPoint, SignalSeries, Signals, Topology } from '../../src/observe/topology';
-export type { ConfigBlock, EdgeConfig, EdgeSignals, ServiceSignals, SignalPoint, SignalSeries, Signals, Topology } from '../../src/observe/topology';
-
-/** Where one instance of a service runs (the control plane adds these to ServiceSignals as `instances`). */
-export interface Instance {
-  nodeId: string;
-  /** The address the instance's sidecar connects from. */
-  host: string;
-  hostname?: string;
-  replica?: string;
-}
-
-export function instancesOf(s: ServiceSignals | undefined): Instance[] | undefined {
-  return (s as (ServiceSignals & { instances?: Instance[] }) | undefined)?.instances;
-}
+import type { SignalPoint, SignalSeries, Signals, Topology } from '../../src/observe/topology';
+export type { ConfigBlock, EdgeConfig, EdgeSignals, Instance, ServiceSignals, SignalPoint, SignalSeries, Signals, Topology } from '../../src/observe/topology';
 
 /** A failed request as /api/v1/requests?failed=1 lists it (a RequestRecord with where it was seen). */
 export interface FailedRequest {

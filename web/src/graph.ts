@@ -3,7 +3,7 @@
 // golden signals and a lock for their transport (mTLS closed, plaintext
 // open). Layout is recomputed on every update; it is cheap at mesh sizes a
 // screen can show.
-import { instancesOf, type Topology } from './api';
+import type { Topology } from './api';
 import { fmt, health, s, short } from './dom';
 import { lockGlyph } from './security';
 
@@ -85,7 +85,7 @@ export function topologyGraph(t: Topology, on: GraphEvents): SVGElement {
   for (const svc of t.services) {
     const p = pos.get(svc.name)!;
     const g = s('g', { class: `service ${health(svc.successRate)}`, 'data-service': svc.name, transform: `translate(${p.x},${p.y})`, tabindex: 0 });
-    const instances = instancesOf(svc);
+    const instances = svc.instances;
     const hosts = instances ? new Set(instances.map((i) => i.host)).size : 0;
     g.append(
       s('rect', { width: BOX_W, height: BOX_H, rx: 8 }),

@@ -1,7 +1,7 @@
 // `weft certs`, `weft token …`, `weft ca …`: the CA over the admin API. `weft
-// certs` lists per node the certificate its sidecar holds (read from the
-// sidecar's admin /certs, as `weft status` reads /clusters) or, for a node
-// whose admin port is not reachable from here, the CA's latest issuance
+// certs` lists per node the certificate its sidecar holds (its admin /certs,
+// which the control plane reads over the sidecar's relay stream, on any host)
+// or, for a node whose sidecar cannot be asked, the CA's latest issuance
 // record; then the trust bundle.
 import { apiRequest, connectedNodes } from '../api-client';
 import { table } from '../format';
@@ -9,7 +9,6 @@ import type { NodeStatus } from '../../xds/server/node-status';
 import type { IssuanceRecord, RootView } from '../../ca/certificate-authority';
 import type { JoinTokenInfo } from '../../ca/join-tokens';
 import type { CertsView } from '../../proxy/tls/certs-view';
-import { getText } from './status';
 
 type Out = { write(text: string): unknown };
 
@@ -25,7 +24,7 @@ export async function runCerts(opts: { api: string; out?: Out; now?: number }): 
   const seen = new Set<string>();
   for (const n of nodes.items as NodeStatus[]) {
     seen.add(n.nodeId);
-    const view = await sidecarCerts(n);
+    const view = await sidecarCerts(opts.api, n);
     const cert = view && typeof view !== 'string' ? view.certificates.find((c) => c.name === 'default') : undefined;
     if (typeof view === 'string') notes.push(view);
     if (view && typeof view !== 'string') {
@@ -59,15 +58,13 @@ export async function runCerts(opts: { api: string; out?: Out; now?: number }): 
   }
 }
 
-/** A sidecar's /certs, a note when it cannot be read from here, or undefined for a node without an admin port. */
-async function sidecarCerts(n: NodeStatus): Promise<CertsView | string | undefined> {
-  if (n.node.role !== 'sidecar' || !n.node.adminPort) return undefined;
-  const host = n.peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  if (!/^(127\.|::1$|::ffff:127\.|localhost$)/.test(host)) return undefined;
+/** A sidecar's /certs through the control plane, a note when it cannot be read, or undefined for a node that is not a sidecar. */
+async function sidecarCerts(api: string, n: NodeStatus): Promise<CertsView | string | undefined> {
+  if (n.node.role !== 'sidecar') return undefined;
   try {
-    return JSON.parse(await getText(`http://127.0.0.1:${n.node.adminPort}/certs`)) as CertsView;
+    return (await apiRequest(api, 'GET', `/api/v1/nodes/${encodeURIComponent(n.nodeId)}/admin/certs`)) as CertsView;
   } catch (err) {
-    return `${n.nodeId}: admin port ${n.node.adminPort} not readable (${(err as Error).message})`;
+    return `${n.nodeId}: its sidecar's certificates could not be read (${(err as Error).message})`;
   }
 }
 

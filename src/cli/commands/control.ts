@@ -16,6 +16,7 @@ export async function runControl(opts: {
   rootCert?: string;
   rootKey?: string;
   replicaId?: string;
+  advertiseAddress?: string;
   caKeySecretFile?: string;
 } & EtcdFlags): Promise<void> {
   const log = jsonLogger(opts.logLevel);
@@ -36,6 +37,7 @@ export async function runControl(opts: {
     rootCertFile: opts.rootCert,
     rootKeyFile: opts.rootKey,
     replicaId: opts.replicaId,
+    advertiseAddress: opts.advertiseAddress,
   });
   const tls = opts.dev ? 'plaintext, dev mode: certificates without join tokens' : `TLS; sidecars verify it with --ca-file ${path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem')}`;
   process.stdout.write(`weft control plane ${cp.xds.replicaId}: xDS on ${opts.host}:${cp.xdsPort} (${tls}), API on ${opts.dev ? 'http' : 'https'}://${opts.host}:${cp.apiPort}/api/v1/\n`);

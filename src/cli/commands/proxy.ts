@@ -13,6 +13,8 @@ export interface ProxyCommandOptions {
   inboundPort?: number;
   appPort?: number;
   adminPort: number;
+  metricsAddress?: string;
+  metricsTokenFile?: string;
   logLevel: LogLevel;
   otlpEndpoint?: string;
   traceSample: number;
@@ -30,8 +32,10 @@ export async function runProxy(opts: ProxyCommandOptions): Promise<void> {
   const log = jsonLogger(opts.logLevel);
   const nodeId = opts.nodeId ?? `${opts.service ?? 'proxy'}~${os.hostname()}~${crypto.randomBytes(3).toString('hex')}`;
   const tracing = opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSample } : undefined;
-  const proxy = await startProxy({ ...opts, joinToken: opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, nodeId, log, tracing });
-  process.stdout.write(`weft proxy ${nodeId}: xDS ${opts.xds}, admin http://127.0.0.1:${proxy.adminPort}/\n`);
+  const metricsTokenFile = opts.metricsTokenFile ?? (process.env.WEFT_METRICS_TOKEN_FILE || undefined);
+  const proxy = await startProxy({ ...opts, joinToken: opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, metricsTokenFile, nodeId, log, tracing });
+  const metrics = proxy.metricsAddress ? `, metrics http://${proxy.metricsAddress}/stats/prometheus` : '';
+  process.stdout.write(`weft proxy ${nodeId}: xDS ${opts.xds}, admin http://127.0.0.1:${proxy.adminPort}/${metrics}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

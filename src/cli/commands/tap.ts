@@ -1,12 +1,10 @@
-// `weft tap <service>`: the live requests passing the sidecars of a service.
-// The control plane knows which sidecars run beside the service and their
-// admin ports (node metadata WEFT_ADMIN_PORT); each sidecar streams its
-// finished requests as NDJSON from its admin /tap, filtered there; the
-// streams are merged as they come and printed one line per request. Admin
-// ports bind loopback, so this reaches the sidecars on this host (as
-// `weft status` does) and names the others.
-import * as http from 'node:http';
-import { connectedNodes } from '../api-client';
+// `weft tap <service>`: the live requests passing the sidecars of a service,
+// on every host. Each sidecar keeps a relay stream open to the control plane
+// replica it is connected to; the control plane asks the service's sidecars
+// (and the other replicas, for theirs) to stream their finished requests,
+// filtered in the sidecar, and merges them into one NDJSON stream
+// (/api/v1/tap), printed here one line per request.
+import { apiStream, connectedNodes } from '../api-client';
 import type { RequestRecord } from '../../observe/request-record';
 
 export interface TapOptions {
@@ -27,75 +25,36 @@ export interface TapOptions {
   signal?: AbortSignal;
 }
 
-interface Tapped {
-  nodeId: string;
-  adminPort: number;
-}
-
 export async function runTap(service: string, opts: TapOptions): Promise<void> {
   const out = opts.out ?? process.stdout;
   const [namespace, name] = service.includes('/') ? service.split('/', 2) : [undefined, service];
   const nodes = await connectedNodes(opts.api);
   const mine = nodes.filter((n) => n.node.role === 'sidecar' && n.node.service === name && (namespace === undefined || n.node.namespace === namespace));
   if (mine.length === 0) throw new Error(`no sidecar of service ${service} is connected to the control plane`);
-  const targets: Tapped[] = [];
-  for (const n of mine) {
-    const host = n.peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    if (!n.node.adminPort) out.write(`# ${n.nodeId}: announces no admin port; skipped\n`);
-    else if (!/^(127\.|::1$|::ffff:127\.|localhost$)/.test(host)) out.write(`# ${n.nodeId}: on ${host}; its admin port binds loopback there, run weft tap on that host\n`);
-    else targets.push({ nodeId: n.nodeId, adminPort: n.node.adminPort });
-  }
-  if (targets.length === 0) throw new Error(`no sidecar of service ${service} is reachable from this host`);
-
-  const query = new URLSearchParams();
+  const query = new URLSearchParams({ service: `${namespace ?? mine[0].node.namespace}/${name}` });
   for (const key of ['method', 'path', 'status', 'flag', 'direction'] as const) if (opts[key]) query.set(key, String(opts[key]));
   if (opts.since) query.set('since', String(opts.since));
-  out.write(`# tapping ${targets.length} sidecar(s) of ${service}: ${targets.map((t) => t.nodeId).join(', ')}\n`);
 
   const controller = new AbortController();
   const stop = () => controller.abort();
   opts.signal?.addEventListener('abort', stop);
   if (!opts.signal) process.once('SIGINT', stop);
   const timer = opts.duration ? setTimeout(stop, opts.duration * 1000) : undefined;
-  const print = (t: Tapped, r: RequestRecord) => out.write(opts.json ? JSON.stringify({ node: t.nodeId, ...r }) + '\n' : formatTapLine(t.nodeId, r) + '\n');
+  const onLine = (line: string) => {
+    const msg = JSON.parse(line) as (RequestRecord & { node: string; host?: string }) | { note: string };
+    if ('note' in msg) {
+      if (msg.note !== 'ping') out.write(`# ${msg.note}\n`);
+      return;
+    }
+    out.write(opts.json ? JSON.stringify(msg) + '\n' : formatTapLine(msg.node, msg) + '\n');
+  };
   try {
-    await Promise.all(targets.map((t) => tapOne(t, query, controller.signal, (r) => print(t, r), (msg) => out.write(`# ${t.nodeId}: ${msg}\n`))));
+    await apiStream(opts.api, `/api/v1/tap?${query}`, onLine, controller.signal);
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', stop);
     process.removeListener('SIGINT', stop);
   }
-}
-
-/** Streams one sidecar's /tap until it ends or `signal` aborts. */
-function tapOne(t: Tapped, query: URLSearchParams, signal: AbortSignal, onRecord: (r: RequestRecord) => void, onError: (msg: string) => void): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const req = http.get({ host: '127.0.0.1', port: t.adminPort, path: `/tap?${query}`, signal }, (res) => {
-      if (res.statusCode !== 200) {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => {
-          onError(`HTTP ${res.statusCode} ${body.trim()}`);
-          resolve();
-        });
-        return;
-      }
-      let rest = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        const lines = (rest + chunk).split('\n');
-        rest = lines.pop()!;
-        for (const line of lines) if (line) onRecord(JSON.parse(line));
-      });
-      res.on('end', resolve);
-      res.on('close', resolve);
-    });
-    req.on('error', (err) => {
-      if (!signal.aborted) onError(err.message);
-      resolve();
-    });
-  });
 }
 
 /** One request in a line: time, node, direction, request, outcome, duration, where it went. */

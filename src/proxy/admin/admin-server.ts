@@ -1,7 +1,9 @@
 // The proxy's admin port: readiness, Prometheus stats, the config it runs
 // with, its xDS connection (/xds: which control plane replica it is
 // connected to, of which addresses) and its clusters' endpoints. Local
-// tooling only; binds 127.0.0.1.
+// tooling only; binds 127.0.0.1. The read-only views and the tap are also
+// what the control plane asks for over the sidecar's relay stream
+// (proxy/telemetry/telemetry-client.ts), so they live in functions here.
 import * as http from 'node:http';
 import type { Proxy } from '../proxy';
 import { recordFilter } from '../../observe/record-filter';
@@ -10,40 +12,73 @@ import type { RequestRecord } from '../../observe/request-record';
 /** Bytes a tap client may lag behind before records are dropped for it. */
 const TAP_MAX_BUFFERED = 256 * 1024;
 
+/** The admin views the control plane may read through the relay: JSON, read-only, no secrets. */
+export const RELAYED_VIEWS = ['/clusters', '/requests', '/certs', '/xds', '/listeners'] as const;
+
+/** The JSON of a read-only admin view, or undefined for a path that is not one. Throws on a bad query. */
+export function adminView(proxy: Proxy, pathname: string, query: URLSearchParams): unknown {
+  switch (pathname) {
+    case '/clusters':
+      return proxy.clustersView();
+    case '/listeners':
+      return proxy.listeners.status();
+    case '/xds':
+      return proxy.xds.status();
+    case '/certs':
+      return proxy.certsView();
+    case '/requests':
+      return recentRequests(proxy, query);
+    case '/config_dump':
+      return proxy.configDump();
+    default:
+      return undefined;
+  }
+}
+
 /** GET /requests?limit=N&<filters>: the latest finished requests from the ring, oldest first. */
-function recentRequests(proxy: Proxy, url: URL, json: (value: unknown) => void): void {
-  const filter = recordFilter(url.searchParams);
-  const limit = Number(url.searchParams.get('limit') ?? 100);
+function recentRequests(proxy: Proxy, query: URLSearchParams): unknown {
+  const filter = recordFilter(query);
+  const limit = Number(query.get('limit') ?? 100);
   const ring = proxy.stats.records.ring;
   const all = ring ? ring.latest().filter(filter) : [];
-  json({ capacity: ring?.capacity ?? 0, items: all.slice(Math.max(0, all.length - limit)) });
+  return { capacity: ring?.capacity ?? 0, items: all.slice(Math.max(0, all.length - limit)) };
+}
+
+/**
+ * Calls `write` with each finished request matching the query's filters
+ * (record-filter.ts) until the returned function is called; `since=<seconds>`
+ * first replays the ring's records of the last seconds.
+ */
+export function subscribeTap(proxy: Proxy, query: URLSearchParams, write: (r: RequestRecord) => void): () => void {
+  const filter = recordFilter(query);
+  const records = proxy.stats.records;
+  const since = Number(query.get('since') ?? 0);
+  if (since > 0 && records.ring) {
+    const from = Date.now() - since * 1000;
+    for (const r of records.ring.latest()) if (r.time >= from && filter(r)) write(r);
+  }
+  return records.add((r) => {
+    if (filter(r)) write(r);
+  });
 }
 
 /**
  * GET /tap?<filters>[&since=<seconds>]: NDJSON, one record per finished
- * request, until the client goes away; `since` first replays the ring's
- * records of the last seconds. A client that reads too slowly misses records
- * (weft_tap_dropped_total) rather than holding memory.
+ * request, until the client goes away. A client that reads too slowly misses
+ * records (weft_tap_dropped_total) rather than holding memory.
  */
 function tap(proxy: Proxy, url: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const filter = recordFilter(url.searchParams);
   const stats = proxy.stats;
+  recordFilter(url.searchParams); // a malformed filter throws here: 400, before the 200 head
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   res.flushHeaders();
-  const write = (r: RequestRecord) => {
-    if (!filter(r)) return;
+  const remove = subscribeTap(proxy, url.searchParams, (r) => {
     if (res.writableLength > TAP_MAX_BUFFERED) {
       stats.tapDropped++;
       return;
     }
     res.write(JSON.stringify(r) + '\n');
-  };
-  const since = Number(url.searchParams.get('since') ?? 0);
-  if (since > 0 && stats.records.ring) {
-    const from = Date.now() - since * 1000;
-    for (const r of stats.records.ring.latest()) if (r.time >= from) write(r);
-  }
-  const remove = stats.records.add(write);
+  });
   res.on('close', remove);
   req.on('close', remove);
 }
@@ -62,17 +97,12 @@ export function startAdminServer(proxy: Proxy, port: number, host = '127.0.0.1')
         case '/stats/prometheus':
           return send(200, proxy.stats.render(proxy.extraMetrics()), 'text/plain; version=0.0.4');
         case '/config_dump':
-          return json(proxy.configDump());
         case '/xds':
-          return json(proxy.xds.status());
         case '/clusters':
-          return json(proxy.clustersView());
         case '/listeners':
-          return json(proxy.listeners.status());
         case '/certs':
-          return json(proxy.certsView());
         case '/requests':
-          return recentRequests(proxy, url, json);
+          return json(adminView(proxy, url.pathname, url.searchParams));
         case '/tap':
           return tap(proxy, url, req, res);
         default:

@@ -12,12 +12,14 @@
 //   api-credentials/<id>           operators' API credentials (hashes)
 //   audit/<time-id>                the audit log
 //   elections/<role>               singleton roles (config-sync)
+//   replicas/<id>                  live replicas and their API URLs, leased (telemetry peers)
 import type { CaMaterial, IssuanceRecord } from '../../ca/certificate-authority';
 import type { StoredToken } from '../../ca/join-tokens';
 import type { Logger } from '../../observe/log';
 import type { Registration } from '../../registry/registry';
 import type { AuditEntry } from '../../api/audit-log';
 import type { StoredCredential } from '../../api/credentials';
+import type { ReplicaRecord } from '../../observe/telemetry/replica-peers';
 import { connectEtcd, type EtcdConnection, type EtcdStoreOptions } from './etcd-connection';
 import { EtcdCounters } from './etcd-counters';
 import { EtcdDocumentSet } from './etcd-document-set';
@@ -32,6 +34,7 @@ export interface EtcdBackend {
   issued: EtcdDocumentSet<IssuanceRecord>;
   credentials: EtcdDocumentSet<StoredCredential>;
   audit: EtcdDocumentSet<AuditEntry>;
+  replicas: EtcdDocumentSet<ReplicaRecord>;
   counters: EtcdCounters;
   close(): Promise<void>;
 }
@@ -39,7 +42,7 @@ export interface EtcdBackend {
 export async function openEtcdBackend(opts: EtcdStoreOptions, log: Logger): Promise<EtcdBackend> {
   const conn = await connectEtcd(opts);
   try {
-    const [store, registrations, tokens, caMaterial, issued, credentials, audit] = await Promise.all([
+    const [store, registrations, tokens, caMaterial, issued, credentials, audit, replicas] = await Promise.all([
       EtcdStore.open({ conn, log }),
       EtcdDocumentSet.open<Registration>(conn, 'registrations/', 'registrations'),
       EtcdDocumentSet.open<StoredToken>(conn, 'join-tokens/', 'join tokens'),
@@ -47,6 +50,7 @@ export async function openEtcdBackend(opts: EtcdStoreOptions, log: Logger): Prom
       EtcdDocumentSet.open<IssuanceRecord>(conn, 'ca-issued/', 'issuance records'),
       EtcdDocumentSet.open<StoredCredential>(conn, 'api-credentials/', 'API credentials'),
       EtcdDocumentSet.open<AuditEntry>(conn, 'audit/', 'the audit log'),
+      EtcdDocumentSet.open<ReplicaRecord>(conn, 'replicas/', 'replicas'),
     ]);
     log('info', 'store: etcd', { endpoints: conn.endpoints.join(','), prefix: conn.prefix, revision: store.revision() });
     return {
@@ -58,9 +62,10 @@ export async function openEtcdBackend(opts: EtcdStoreOptions, log: Logger): Prom
       issued,
       credentials,
       audit,
+      replicas,
       counters: new EtcdCounters(conn),
       async close() {
-        await Promise.all([store.close(), registrations.close(), tokens.close(), caMaterial.close(), issued.close(), credentials.close(), audit.close()]);
+        await Promise.all([store.close(), registrations.close(), tokens.close(), caMaterial.close(), issued.close(), credentials.close(), audit.close(), replicas.close()]);
         conn.close();
       },
     };

@@ -309,7 +309,8 @@ export class XdsClient {
     this.call.write(request);
   }
 
-  private nodeMessage(): Record<string, unknown> {
+  /** The xDS Node this client announces (the telemetry streams send the same). */
+  nodeMessage(): Record<string, unknown> {
     const { id, metadata, zone } = this.options.node;
     const node: Record<string, unknown> = {
       id,

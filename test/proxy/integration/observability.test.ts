@@ -230,7 +230,7 @@ test('weft tap <service>: finds the sidecars through the control plane and print
   await waitFor(() => text.includes('/via-tap'), 3000, 'the request printed');
   controller.abort();
   await done;
-  assert.match(text, /# tapping 1 sidecar\(s\) of api: api-1/);
+  assert.match(text, /# tapping 1 sidecar\(s\) of default\/api on replica \S+: api-1/);
   const line = text.split('\n').find((l) => l.includes('/via-tap'))!;
   assert.match(line, /api-1 inbound +PUT api\/via-tap → 200 [\d.]+ms unknown→api\.default 127\.0\.0\.1:\d+/);
   await assert.rejects(runTap('nobody', { api: `http://127.0.0.1:${mesh.cp!.apiPort}`, out: { write: () => true } }), /no sidecar of service nobody/);

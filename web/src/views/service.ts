@@ -1,7 +1,7 @@
 // #/service/<ns>/<name> — one service: its signals over time, the hosts its
 // instances run on, endpoints and their health in callers' sidecars, calls,
 // routes, policies, recent errors.
-import { getJson, instancesOf, type EdgeSignals } from '../api';
+import { getJson, type EdgeSignals, type Instance } from '../api';
 import { signalCharts } from '../charts';
 import { fmt, h, short, table } from '../dom';
 import { securityBadge } from '../security';
@@ -28,7 +28,7 @@ export async function renderService(ns: string, name: string): Promise<void> {
   const sig = warmingUp(t) ? undefined : (live ?? d.signals);
   // Edges from the live topology carry their security; the service detail's are the same calls.
   const edges: EdgeSignals[] = t ? t.edges.filter((e) => e.source === key || e.destination === key) : [...d.inbound, ...d.outbound];
-  const instances = instancesOf(live) ?? instancesOf(d.signals);
+  const instances: Instance[] | undefined = live?.instances ?? d.signals?.instances;
   const health_ = (e: any) => {
     const view = (d.endpointHealth as any[]).filter((v) => v.address === `${e.address}:${Object.values(e.ports)[0]}`);
     const ejected = view.filter((v) => v.outlier?.ejected).map((v) => `ejected by ${v.caller ?? v.node}`);
@@ -48,7 +48,7 @@ export async function renderService(ns: string, name: string): Promise<void> {
     instances?.length
       ? table(
           ['Instance', 'Host', 'Hostname', 'Replica'],
-          instances.map((i) => [i.nodeId, i.host, i.hostname ?? '—', i.replica ?? '—']),
+          instances.map((i) => [i.nodeId, i.host, i.hostname ?? '—', i.replica]),
           { id: 'instances-table' },
         )
       : h('p', { class: 'muted', id: 'instances-table' }, `${live?.proxies ?? 0} sidecar(s) connected; the control plane does not say where they run.`),

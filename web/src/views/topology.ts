@@ -1,5 +1,4 @@
 // #/ — the live topology: the graph, and services and calls as tables.
-import { instancesOf } from '../api';
 import { fmt, h, health, short, table } from '../dom';
 import { topologyGraph } from '../graph';
 import { securityBadge } from '../security';
@@ -14,7 +13,7 @@ export function renderTopology(): void {
   const services = table(
     ['Service', 'Instances', 'Req/s', 'Success', 'p50', 'p99'],
     t.services.map((x) => {
-      const inst = instancesOf(x);
+      const inst = x.instances;
       return [
         h('a', { href: serviceHref(x.name) }, short(x.name)),
         inst ? `${inst.length} on ${new Set(inst.map((i) => i.host)).size} host(s)` : x.proxies,
