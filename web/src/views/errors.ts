@@ -36,7 +36,7 @@ export async function renderErrors(): Promise<void> {
               `${short(r.source || '?')} → ${short(r.destination || '?')}`,
               `${r.method} ${r.authority ?? ''}${r.path ?? ''}`,
               h('span', { class: r.status >= 500 || !r.status ? 'bad' : 'warn' }, r.status ? String(r.status) : r.grpcStatus !== undefined ? `grpc ${r.grpcStatus}` : 'reset'),
-              h('code', { class: 'flags' }, r.flags || '—'),
+              h('code', { class: 'flags' }, r.flags && r.flags !== '-' ? r.flags : '—'),
               fmt.ms(r.durationMs),
               r.node,
               r.host,
