@@ -117,16 +117,19 @@ test('the dashboard on the control plane\'s host shows the call between services
     await page.waitForFunction(`/1 instance · 1 host/.test(document.querySelector('#topology [data-service="beta.default"] .service-instances')?.textContent ?? '')`, undefined, { timeout: 15_000 });
 
     // Where each instance runs: beta's on b, alpha's on a.
-    for (const [service, host] of [['beta', b], ['alpha', a]] as const) {
+    const artifacts = process.env.WEFT_ARTIFACTS ?? path.join(ROOT, 'test-artifacts');
+    fs.mkdirSync(artifacts, { recursive: true });
+    for (const [service, host] of [['alpha', a], ['beta', b]] as const) {
       await page.goto(`${base}#/service/default/${service}`);
       const row = page.locator('#instances-table tbody tr', { hasText: host.address });
       await row.waitFor({ timeout: 15_000 });
       assert.equal(await page.locator('#instances-table tbody tr').count(), 1, `one instance of ${service}`);
     }
+    // beta's charts, drawn from what its sidecar on b reported.
+    await page.waitForFunction(`Number(document.querySelector('.chart[data-metric="rps"]')?.getAttribute('data-drawn') ?? 0) >= 2`, undefined, { timeout: 20_000 });
+    await page.screenshot({ path: path.join(artifacts, 'dashboard-multi-host-service.png'), fullPage: true });
     await page.goto(`${base}#/`);
     await page.locator(`${edge} .lock`).waitFor({ timeout: 10_000 });
-    const artifacts = process.env.WEFT_ARTIFACTS ?? path.join(ROOT, 'test-artifacts');
-    fs.mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: path.join(artifacts, 'dashboard-multi-host.png'), fullPage: true });
     assert.deepEqual(pageErrors, []);
   }),

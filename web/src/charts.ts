@@ -52,9 +52,9 @@ const CHARTS: ChartSpec[] = [
 /** The three charts (rps, success, latency) of one series, over [now - minutes, now]. */
 export function signalCharts(points: SignalPoint[], stepSeconds: number, minutes = 15): HTMLElement {
   const end = points.length ? Math.max(points[points.length - 1].at, Date.now() - 2000) : Date.now();
-  // At least a minute wide, at most `minutes`: fresh data is not a sliver on the right.
+  // From the first point (at least 20 s wide), at most `minutes`: fresh data is not a sliver on the right.
   const first = points.length ? points[0].at : end;
-  const start = Math.max(end - minutes * 60_000, Math.min(first, end - 60_000));
+  const start = Math.max(end - minutes * 60_000, Math.min(first, end - 20_000));
   return h('div', { class: 'charts', 'data-points': String(points.length) }, ...CHARTS.map((c) => chart(c, points, start, end, stepSeconds)));
 }
 
@@ -69,7 +69,7 @@ function chart(c: ChartSpec, points: SignalPoint[], start: number, end: number, 
     s('line', { x1: PAD_L, x2: W - PAD_L, y1: y(bottom), y2: y(bottom), class: 'axis' }),
     s('line', { x1: PAD_L, x2: W - PAD_L, y1: y(top), y2: y(top), class: 'grid' }),
     s('text', { x: W - PAD_L, y: PAD_T - 1, 'text-anchor': 'end', class: 'tick' }, c.format(top)),
-    s('text', { x: PAD_L, y: H - 2, class: 'tick' }, `-${Math.round((end - start) / 60_000) || 1}m`),
+    s('text', { x: PAD_L, y: H - 2, class: 'tick' }, span(end - start)),
     s('text', { x: W - PAD_L, y: H - 2, 'text-anchor': 'end', class: 'tick' }, 'now'),
   );
   const gap = Math.max(3 * stepSeconds * 1000, 6000);
@@ -102,6 +102,11 @@ function chart(c: ChartSpec, points: SignalPoint[], start: number, end: number, 
     svg,
     c.lines.length > 1 ? h('div', { class: 'legend' }, ...c.lines.map((l) => h('span', { class: l.cls }, l.label))) : null,
   );
+}
+
+/** The chart's width in time, as its left tick: "-40s", "-3m". */
+function span(ms: number): string {
+  return ms < 90_000 ? `-${Math.round(ms / 1000)}s` : `-${Math.round(ms / 60_000)}m`;
 }
 
 /** 1, 2 or 5 × a power of ten, at or above n. */
