@@ -92,6 +92,7 @@ after(async () => {
 
 test('the dashboard on the control plane\'s host shows the call between services on two other hosts, its lock, and where each instance runs', { skip: SKIP, timeout: 120_000 }, () =>
   withProcessLogs(procs, async () => {
+    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium): the dashboard test must run in CI`);
     const beta = weftRun(b, 'beta', BETA_APP);
     const alpha = weftRun(a, 'alpha', ALPHA_APP);
     await Promise.all([beta.waitForOutput(/sidecar ready/, 20_000), alpha.waitForOutput(/sidecar ready/, 20_000)]);
