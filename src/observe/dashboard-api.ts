@@ -81,7 +81,7 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
   observer.start();
   const local = (url: URL) => url.searchParams.get('scope') === 'replica';
   // Signals over time, edges' mTLS state and config (dashboard-signals.ts).
-  const signals = installDashboardSignals(api, { observer, view: deps.view, intervalMs: deps.intervalMs });
+  const signals = installDashboardSignals(api, { observer, view: deps.view });
 
   api.route('GET', /^\/api\/v1\/topology$/, 'viewer', () => signals.decorate(observer.topology()));
   api.route('GET', /^\/api\/v1\/telemetry\/replica$/, 'viewer', () => observer.replicaTelemetry());

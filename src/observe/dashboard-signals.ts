@@ -24,10 +24,9 @@ export interface DashboardSignals {
   decorate(t: Topology): Topology;
 }
 
-export function installDashboardSignals(api: ApiServer, deps: { observer: MeshObserver; view(): MeshView; intervalMs?: number }): DashboardSignals {
-  const stepSeconds = (deps.intervalMs ?? 2000) / 1000;
-  // 15 minutes of samples, whatever the interval.
-  const history = new SignalHistory({ capacity: Math.max(1, Math.ceil((15 * 60) / stepSeconds)), stepSeconds });
+export function installDashboardSignals(api: ApiServer, deps: { observer: MeshObserver; view(): MeshView }): DashboardSignals {
+  // 15 minutes, one sample every 2 s (the observer ticks as often or more).
+  const history = new SignalHistory({ capacity: 450, stepSeconds: 2 });
   deps.observer.subscribe((e) => {
     if (e.type === 'topology') history.add(e.data);
   });

@@ -1,6 +1,8 @@
 // Golden signals over time: a bounded ring of the observer's topology
-// samples (one per tick, every 2 s by default: 450 samples hold 15 minutes),
-// read back as the dashboard's charts (/api/v1/history).
+// samples, read back as the dashboard's charts (/api/v1/history). One sample
+// is kept per step (2 s by default, whatever the observer's own interval:
+// its signals are sliding 10 s windows, so a finer step would show nothing
+// more), and 450 samples hold 15 minutes.
 //
 // Memory is fixed by two numbers: `capacity` samples × at most `maxSeries`
 // series (services and edges), each series a Float64Array of 4 values per
@@ -19,7 +21,7 @@ export interface SignalHistoryOptions {
   capacity?: number;
   /** Services + edges kept (default 500). */
   maxSeries?: number;
-  /** The observer's interval, reported as the step of the series (default 2). */
+  /** Least time between two samples kept; ticks that come sooner are skipped (default 2). */
   stepSeconds?: number;
 }
 
@@ -42,6 +44,7 @@ export class SignalHistory {
   private readonly times: Float64Array;
   /** Samples added since the start; the next one goes to slot `added % capacity`. */
   private added = 0;
+  private lastAt = -Infinity;
   private readonly services = new Map<string, Series>();
   private readonly edges = new Map<string, Series>();
   /** Series of the latest sample that were not kept (the cap was reached). */
@@ -68,7 +71,9 @@ export class SignalHistory {
   add(t: Topology): void {
     if (!(t.windowSeconds > 0)) return;
     const at = Date.parse(t.at);
-    if (Number.isNaN(at)) return;
+    // A tick early by up to a quarter of the step still counts (timers drift).
+    if (Number.isNaN(at) || at - this.lastAt < this.stepSeconds * 750) return;
+    this.lastAt = at;
     const index = this.added++;
     const slot = index % this.capacity;
     this.times[slot] = at;

@@ -87,6 +87,13 @@ describe('SignalHistory', () => {
     assert.equal(h.service('s0.default').series.length, 450);
   });
 
+  test('one sample per step: an observer ticking every second fills the ring half as fast; a tick a little early still counts', () => {
+    const h = new SignalHistory({ capacity: 10, stepSeconds: 2 });
+    const at = (ms: number, rps: number): Topology => ({ ...topo(0, { 'a.default': rps }), at: new Date(T0 + ms).toISOString() });
+    for (const [ms, rps] of [[0, 1], [1000, 2], [2000, 3], [3000, 4], [3900, 5], [4900, 6], [5800, 7]]) h.add(at(ms, rps));
+    assert.deepEqual(h.service('a.default').series.map((p) => p.rps), [1, 3, 5, 7]);
+  });
+
   test('refuses a capacity below 1', () => {
     assert.throws(() => new SignalHistory({ capacity: 0 }), /capacity \(0\)/);
   });

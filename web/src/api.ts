@@ -95,7 +95,8 @@ export class LiveSeries {
   append(key: string, t: Topology, signals: Signals | undefined): void {
     if (key !== this.key || !signals || !(t.windowSeconds > 0)) return;
     const at = Date.parse(t.at);
-    if (this.points.length && this.points[this.points.length - 1].at >= at) return;
+    // The server keeps one sample per step; so does the page (ticks may come more often).
+    if (this.points.length && at - this.points[this.points.length - 1].at < this.stepSeconds * 750) return;
     const p: SignalPoint = { at, rps: signals.rps };
     if (signals.successRate !== undefined) p.successRate = signals.successRate;
     if (signals.p50Ms !== undefined) p.p50Ms = signals.p50Ms;
