@@ -13,7 +13,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { once } from 'node:events';
 import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { chromium, type Page } from 'playwright-core';
 import { startControlPlane } from '../../src/control/control-plane';
@@ -65,6 +67,14 @@ test('the dashboard shows the demo mesh live: services, calls with rates and loc
   // A copy of the demo's config: the test breaks it.
   const configDir = tempDir(undefined, 'weft-dashboard-config-');
   for (const f of fs.readdirSync(path.join(root, 'examples/mesh'))) fs.copyFileSync(path.join(root, 'examples/mesh', f), path.join(configDir, f));
+  // A service with no sidecar (a static endpoint: this test's own server): calls to it are plaintext.
+  const legacy = http.createServer((_req, res) => res.end('legacy')).listen(0, '127.0.0.1');
+  await once(legacy, 'listening');
+  t.after(() => legacy.close());
+  fs.writeFileSync(
+    path.join(configDir, 'legacy.yaml'),
+    `apiVersion: weft.dev/v1\nkind: Service\nmetadata: { name: legacy }\nspec:\n  ports: [{ name: http, port: 9000, protocol: http }]\n  endpoints: [{ address: 127.0.0.1, port: ${(legacy.address() as AddressInfo).port} }]\n`,
+  );
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   t.after(() => browser.close());
@@ -131,7 +141,19 @@ test('the dashboard shows the demo mesh live: services, calls with rates and loc
     // Every demo call is between sidecars: mutual TLS, a closed lock; order → payment is strict.
     const strict = page.locator('#topology [data-edge="order.default->payment.default"][data-security="mtls"] .lock.closed');
     await strict.waitFor({ timeout: 10_000 });
-    assert.equal(await page.locator('#topology .edge[data-security="plaintext"]').count(), 0, 'no plaintext call in the demo');
+    // A call to legacy (no sidecar), sent through product's sidecar (product may call anything): plaintext, an open lock.
+    const api = `http://127.0.0.1:${demo.apiPort}/api/v1`;
+    const nodes = (await (await fetch(`${api}/nodes`)).json()) as { items: { node: { service?: string; outboundPort?: number } }[] };
+    const outboundOf = (service: string) => {
+      const port = nodes.items.find((n) => n.node.service === service && n.node.outboundPort)?.node.outboundPort;
+      assert.ok(port, `the ${service} sidecar announced its outbound port`);
+      return port;
+    };
+    for (let i = 0; i < 3; i++) assert.equal((await viaSidecar(outboundOf('product'), 'GET', 'http://legacy:9000/')).status, 200);
+    await page.locator('#topology [data-edge="product.default->legacy.default"][data-security="plaintext"] .lock.open').waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator('#topology .edge[data-security="plaintext"]').count(), 1, 'the call to legacy is the only plaintext one');
+    assert.match((await page.locator('#topology [data-edge="product.default->legacy.default"] title').textContent()) ?? '', /PLAINTEXT: its endpoint has no sidecar/);
+    assert.match((await page.locator('#edges-table tr', { hasText: 'legacy' }).locator('.security').textContent()) ?? '', /plaintext/);
     const paymentRow = page.locator('#edges-table tr', { hasText: 'payment' });
     assert.match((await paymentRow.locator('.security').textContent()) ?? '', /mTLS \(strict\)/);
     assert.match((await page.locator('#edges-table tr', { hasText: 'product-v2' }).locator('.security').textContent()) ?? '', /^\s*mTLS$/);
@@ -149,7 +171,6 @@ test('the dashboard shows the demo mesh live: services, calls with rates and loc
     assert.ok((await waitForCount(page, '.chart[data-metric="latency"]', 'data-drawn', 2)) >= 2, 'p50 and p99 are drawn');
     await shot(page, 'dashboard-service.png');
     // The same history as JSON: one series per service and call, 2 s apart; a bad window is refused by name.
-    const api = `http://127.0.0.1:${demo.apiPort}/api/v1`;
     const edgeHistory = (await (await fetch(`${api}/history?minutes=5&source=order.default&destination=payment.default`)).json()) as { stepSeconds: number; series: { at: number; rps: number }[] };
     assert.equal(edgeHistory.stepSeconds, 2);
     assert.ok(edgeHistory.series.length >= 2 && edgeHistory.series.every((p, i, all) => i === 0 || p.at > all[i - 1].at), 'points oldest first');
@@ -178,10 +199,7 @@ test('the dashboard shows the demo mesh live: services, calls with rates and loc
     await page.locator('#edge-routes [data-kind="HTTPRoute"][data-name="product-canary"]').waitFor({ timeout: 10_000 });
 
     // The errors view: a call payment's AuthorizationPolicy denies (order may only POST /charge), sent through order's sidecar.
-    const nodes = (await (await fetch(`http://127.0.0.1:${demo.apiPort}/api/v1/nodes`)).json()) as { items: { node: { service?: string; outboundPort?: number } }[] };
-    const order = nodes.items.find((n) => n.node.service === 'order' && n.node.outboundPort);
-    assert.ok(order, 'the order sidecar announced its outbound port');
-    const denied = await viaSidecar(order.node.outboundPort!, 'GET', 'http://payment:8083/charge');
+    const denied = await viaSidecar(outboundOf('order'), 'GET', 'http://payment:8083/charge');
     assert.equal(denied.status, 403, `payment's sidecar refuses GET from order (flags ${denied.flags})`);
     await page.goto(`http://127.0.0.1:${demo.apiPort}/#/errors`);
     const row = page.locator('#errors-table tbody tr', { hasText: 'RBAC' }).filter({ hasText: 'order' }).first();

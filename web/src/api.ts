@@ -64,6 +64,25 @@ export async function getJson<T>(path: string): Promise<T> {
   return (await res.json()) as T;
 }
 
+const recent = new Map<string, { at: number; value: Promise<unknown> }>();
+
+/**
+ * getJson, answered from the last answer while it is younger than `maxAgeMs`
+ * (pages re-render on every live tick, about once a second; what they fetch
+ * besides the live topology — a service's endpoints as its callers see them,
+ * recent requests from every host — costs the sidecars a relay round trip).
+ */
+export function getJsonAtMost<T>(path: string, maxAgeMs: number): Promise<T> {
+  const now = Date.now();
+  const hit = recent.get(path);
+  if (hit && now - hit.at < maxAgeMs) return hit.value as Promise<T>;
+  const value = getJson<T>(path);
+  recent.set(path, { at: now, value });
+  value.catch(() => recent.delete(path)); // a failure is asked again next time
+  if (recent.size > 50) recent.delete(recent.keys().next().value as string);
+  return value;
+}
+
 /**
  * The series shown on the current page: fetched once from /api/v1/history
  * when the page opens, then one point appended per live topology tick (no

@@ -94,7 +94,11 @@ export function topologyGraph(t: Topology, on: GraphEvents): SVGElement {
       s(
         'text',
         { x: 12, y: 60, class: 'service-instances' },
-        instances ? `${instances.length} instance${instances.length === 1 ? '' : 's'} · ${hosts} host${hosts === 1 ? '' : 's'}` : `${svc.proxies} sidecar${svc.proxies === 1 ? '' : 's'}`,
+        instances?.length
+          ? `${instances.length} instance${instances.length === 1 ? '' : 's'} · ${hosts} host${hosts === 1 ? '' : 's'}`
+          : svc.proxies
+            ? `${svc.proxies} sidecar${svc.proxies === 1 ? '' : 's'}`
+            : 'no sidecar',
       ),
       s('title', {}, `${svc.name}: ${svc.proxies} proxy(ies)${instances ? `\non ${[...new Set(instances.map((i) => i.hostname ?? i.host))].join(', ')}` : ''}`),
     );

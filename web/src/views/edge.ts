@@ -1,7 +1,7 @@
 // #/edge/<source>/<destination> — one call: its signals over time, whether
 // it is mutual TLS and why, and the config that applies to it (routes,
 // traffic policies, MeshTLS, authorization policies) as readable blocks.
-import { getJson, type ConfigBlock, type EdgeConfig } from '../api';
+import { getJsonAtMost, type ConfigBlock, type EdgeConfig } from '../api';
 import { signalCharts } from '../charts';
 import { fmt, h, short } from '../dom';
 import { securityBadge } from '../security';
@@ -14,7 +14,7 @@ export async function renderEdge(source: string, destination: string): Promise<v
   let c: EdgeConfig;
   try {
     [c] = await Promise.all([
-      getJson<EdgeConfig>(`api/v1/edges/${encodeURIComponent(source)}/${encodeURIComponent(destination)}`),
+      getJsonAtMost<EdgeConfig>(`api/v1/edges/${encodeURIComponent(source)}/${encodeURIComponent(destination)}`, 5000),
       series.open(edgeKey(source, destination), `api/v1/history?minutes=15&source=${encodeURIComponent(source)}&destination=${encodeURIComponent(destination)}`),
     ]);
   } catch (err) {

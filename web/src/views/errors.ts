@@ -1,8 +1,8 @@
 // #/errors — recent failed requests (5xx, resets, anything with a response
 // flag) across every host, newest first, as the control plane gathers them
-// from the sidecars (/api/v1/requests?failed=1). Refreshed with each live
-// topology tick while shown.
-import { getJson, HttpStatusError, type FailedRequest } from '../api';
+// from the sidecars (/api/v1/requests?failed=1). Asked again every few
+// seconds (on the live ticks) while shown.
+import { getJsonAtMost, HttpStatusError, type FailedRequest } from '../api';
 import { fmt, h, short, table } from '../dom';
 import { app, route } from '../state';
 
@@ -14,7 +14,7 @@ export async function renderErrors(): Promise<void> {
   let items: FailedRequest[] | undefined;
   let problem = '';
   try {
-    items = (await getJson<{ items: FailedRequest[] }>('api/v1/requests?failed=1&limit=100')).items;
+    items = (await getJsonAtMost<{ items: FailedRequest[] }>('api/v1/requests?failed=1&limit=100', 3000)).items;
   } catch (err) {
     problem = err instanceof HttpStatusError && err.status === 404 ? 'this control plane does not gather recent requests (no /api/v1/requests)' : String((err as Error).message ?? err);
   } finally {

@@ -1,7 +1,7 @@
 // #/service/<ns>/<name> — one service: its signals over time, the hosts its
 // instances run on, endpoints and their health in callers' sidecars, calls,
 // routes, policies, recent errors.
-import { getJson, type EdgeSignals, type Instance } from '../api';
+import { getJsonAtMost, type EdgeSignals, type Instance } from '../api';
 import { signalCharts } from '../charts';
 import { fmt, h, short, table } from '../dom';
 import { securityBadge } from '../security';
@@ -15,7 +15,7 @@ export async function renderService(ns: string, name: string): Promise<void> {
   let d: any;
   try {
     [d] = await Promise.all([
-      getJson(`api/v1/services/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`),
+      getJsonAtMost(`api/v1/services/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`, 5000),
       series.open(serviceKey(key), `api/v1/history?minutes=15&service=${encodeURIComponent(key)}`),
     ]);
   } catch (err) {

@@ -16,7 +16,7 @@ export function renderTopology(): void {
       const inst = x.instances;
       return [
         h('a', { href: serviceHref(x.name) }, short(x.name)),
-        inst ? `${inst.length} on ${new Set(inst.map((i) => i.host)).size} host(s)` : x.proxies,
+        inst?.length ? `${inst.length} on ${new Set(inst.map((i) => i.host)).size} host(s)` : x.proxies || h('span', { class: 'muted' }, 'no sidecar'),
         fmt.rps(sig(x.rps)),
         h('span', { class: health(sig(x.successRate)) }, fmt.pct(sig(x.successRate))),
         fmt.ms(sig(x.p50Ms)),
