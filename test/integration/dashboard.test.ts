@@ -115,8 +115,8 @@ test('the dashboard shows the demo mesh live: services, calls with rates and loc
     log: silentLogger,
     out,
   });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     await page.goto(`http://127.0.0.1:${demo.apiPort}/`);
     await page.evaluate('window.__sameDocument = true');
@@ -222,6 +222,8 @@ test('the dashboard shows the demo mesh live: services, calls with rates and loc
     await shot(page, 'dashboard.png');
     assert.deepEqual(pageErrors, []);
   } catch (err) {
+    // What the page showed when it failed, for the CI run's artifacts.
+    await shot(page, 'dashboard-failure.png').catch(() => {});
     throw new Error(`${(err as Error).message}\n--- demo output (tail) ---\n${log.slice(-1500)}`);
   } finally {
     await demo.stop();
