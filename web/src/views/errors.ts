@@ -4,7 +4,7 @@
 // seconds (on the live ticks) while shown.
 import { getJsonAtMost, HttpStatusError, type FailedRequest } from '../api';
 import { fmt, h, short, table } from '../dom';
-import { app, route } from '../state';
+import { app, edgeHref, route } from '../state';
 
 let loading = false;
 
@@ -33,7 +33,9 @@ export async function renderErrors(): Promise<void> {
             ['Time', 'Source → destination', 'Request', 'Status', 'Flags', 'Duration', 'Node', 'Host'],
             rows.map((r) => [
               new Date(r.time).toLocaleTimeString(),
-              `${short(r.source || '?')} → ${short(r.destination || '?')}`,
+              r.source && r.destination && r.source !== 'unknown'
+                ? h('a', { href: edgeHref(r.source, r.destination), title: 'the call: its charts and config' }, `${short(r.source)} → ${short(r.destination)}`)
+                : `${short(r.source || '?')} → ${short(r.destination || '?')}`,
               `${r.method} ${r.authority ?? ''}${r.path ?? ''}`,
               h('span', { class: r.status >= 500 || !r.status ? 'bad' : 'warn' }, r.status ? String(r.status) : r.grpcStatus !== undefined ? `grpc ${r.grpcStatus}` : 'reset'),
               h('code', { class: 'flags' }, r.flags && r.flags !== '-' ? r.flags : '—'),

@@ -73,8 +73,8 @@ export async function renderService(ns: string, name: string): Promise<void> {
     h('h2', {}, 'Recent errors'),
     d.recentErrors.length
       ? table(
-          ['Time', 'Direction', 'Request', 'Status', 'Flags', 'Duration'],
-          (d.recentErrors as any[]).map((r) => [new Date(r.time).toLocaleTimeString(), r.direction, `${r.method} ${r.authority ?? ''}${r.path ?? ''}`, r.status || '—', r.flags ?? '', fmt.ms(r.durationMs)]),
+          ['Time', 'Direction', 'Request', 'Status', 'Flags', 'Duration', 'Host'],
+          (d.recentErrors as any[]).map((r) => [new Date(r.time).toLocaleTimeString(), r.direction, `${r.method} ${r.authority ?? ''}${r.path ?? ''}`, r.status || '—', r.flags ?? '', fmt.ms(r.durationMs), r.host ?? '—']),
         )
       : h('p', { class: 'muted' }, 'None recorded by its sidecars.'),
   );
