@@ -93,6 +93,12 @@ export class LiveSeries {
   points: SignalPoint[] = [];
   stepSeconds = 2;
 
+  /** Forgets the series (its page was left: it gets no ticks until it is opened again, from the history). */
+  close(): void {
+    this.key = '';
+    this.points = [];
+  }
+
   /** Loads the series at `historyUrl` unless it is the one held already. */
   async open(key: string, historyUrl: string): Promise<void> {
     if (key === this.key) return;

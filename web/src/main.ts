@@ -23,6 +23,7 @@ const live = document.getElementById('live')!;
 function render(): void {
   const [page, ...rest] = route();
   document.querySelectorAll('nav a').forEach((a) => a.classList.toggle('active', a.getAttribute('href') === `#/${page ?? ''}`));
+  if (page !== 'service' && page !== 'edge') series.close();
   if (page === 'service') void renderService(rest[0], rest[1]);
   else if (page === 'edge') void renderEdge(rest[0], rest[1]);
   else if (page === 'errors') void renderErrors();
