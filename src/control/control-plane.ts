@@ -207,6 +207,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     auth: dev ? undefined : { dev, credentials: apiCredentials, tokens },
     audit,
     nodes: () => xds.status(),
+    meshNodes: () => telemetry.nodes(),
     snapshotErrors: () => cache.errors(),
     log,
   });

@@ -24,6 +24,8 @@ export interface ReplicaTelemetry {
   windows: EdgeWindow[];
   instances: Instance[];
   unreachable: Topology['unreachable'];
+  /** false: the replica did not answer (its share is empty). */
+  answered?: boolean;
 }
 
 /** Deltas of one edge over a window, as one replica's sidecars counted them. */
@@ -286,7 +288,7 @@ export class MeshObserver {
       return { name: key, namespace: names.get(key)!.namespace, proxies: own.length, instances: own, ...signals(toAcc(seen)) };
     });
     const windowSeconds = Math.max(0, ...all.map((w) => w.seconds));
-    return { at: new Date().toISOString(), windowSeconds: round(windowSeconds, 1), services, edges, unreachable: shares.flatMap((s) => s.unreachable), replicas: shares.map((s) => s.replica) };
+    return { at: new Date().toISOString(), windowSeconds: round(windowSeconds, 1), services, edges, unreachable: shares.flatMap((s) => s.unreachable), replicas: shares.filter((s) => s.answered !== false).map((s) => s.replica) };
   }
 }
 
