@@ -37,6 +37,8 @@ export interface EdgeWindow {
   errors: number;
   /** Latency bucket deltas: upper bound in ms ("+Inf" for the last) → cumulative count. */
   buckets: Record<string, number>;
+  /** The sum of each sidecar's rate over its own window (an idle sidecar's window is longer). */
+  rps: number;
   seconds: number;
 }
 
@@ -213,7 +215,9 @@ export class MeshObserver {
         // A counter that went down: the sidecar restarted; count from zero.
         const base = prev !== undefined && e.requests < prev.requests ? undefined : prev;
         const a = edgeAcc(acc, e);
-        a.requests += e.requests - (base?.requests ?? 0);
+        const requests = e.requests - (base?.requests ?? 0);
+        a.requests += requests;
+        if (seconds > 0) a.rps += requests / seconds;
         a.errors += e.errors - (base?.errors ?? 0);
         for (const [le, n] of e.buckets) a.bucketMap.set(le, (a.bucketMap.get(le) ?? 0) + n - (base?.buckets.get(le) ?? 0));
         a.seconds = Math.max(a.seconds, seconds);
@@ -234,15 +238,18 @@ export class MeshObserver {
       requests: number;
       errors: number;
       buckets: Map<number, number>;
+      /** Rates add up (windows of different spans: an idle sidecar's is long), counts do for the rest. */
+      rps: number;
       seconds: number;
     }
     const all = shares.flatMap((s) => s.windows);
     const toAcc = (list: EdgeWindow[]): Acc | undefined => {
       if (list.length === 0) return undefined;
-      const m: Acc = { requests: 0, errors: 0, buckets: new Map(), seconds: 0 };
+      const m: Acc = { requests: 0, errors: 0, buckets: new Map(), rps: 0, seconds: 0 };
       for (const w of list) {
         m.requests += w.requests;
         m.errors += w.errors;
+        m.rps += w.rps;
         m.seconds = Math.max(m.seconds, w.seconds);
         for (const [le, n] of Object.entries(w.buckets)) {
           const bound = le === '+Inf' ? Infinity : Number(le);
@@ -253,7 +260,7 @@ export class MeshObserver {
     };
     const signals = (a: Acc | undefined): Signals => {
       if (!a || a.seconds <= 0) return { rps: 0, requests: 0 };
-      const s: Signals = { rps: round(a.requests / a.seconds), requests: a.requests };
+      const s: Signals = { rps: round(a.rps), requests: a.requests };
       if (a.requests > 0) {
         s.successRate = round((a.requests - a.errors) / a.requests, 4);
         const p50 = quantile(0.5, a.buckets);
@@ -299,7 +306,7 @@ function edgeKey(e: { direction: string; source: string; destination: string }):
 function edgeAcc(acc: Map<string, EdgeWindow & { bucketMap: Map<number, number> }>, e: EdgeCounters): EdgeWindow & { bucketMap: Map<number, number> } {
   const key = edgeKey(e);
   let a = acc.get(key);
-  if (!a) acc.set(key, (a = { direction: e.direction, source: e.source, destination: e.destination, requests: 0, errors: 0, buckets: {}, bucketMap: new Map(), seconds: 0 }));
+  if (!a) acc.set(key, (a = { direction: e.direction, source: e.source, destination: e.destination, requests: 0, errors: 0, buckets: {}, bucketMap: new Map(), rps: 0, seconds: 0 }));
   return a;
 }
 

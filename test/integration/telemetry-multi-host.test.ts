@@ -226,7 +226,7 @@ test('`weft tap beta` on cp-a\'s host streams the requests of beta\'s sidecar, c
       return tap.stdout.includes(marker);
     }, 10_000, `${marker} in the tap's output`);
     const line = tap.stdout.split('\n').find((l) => l.includes(marker))!;
-    assert.match(line, new RegExp(`beta~\\S+ inbound +GET beta${marker} → 200 [\\d.]+ms alpha\\.default→beta\\.default`), 'the caller is named from its mTLS identity');
+    assert.match(line, new RegExp(`beta~\\S+ inbound +GET beta${marker} → 200 [\\d.]+ms alpha\\.default→beta\\.default`), `the caller is named from its mTLS identity: ${line}`);
     tap.kill('SIGINT');
   }),
 );
