@@ -228,7 +228,7 @@ export class MeshObserver {
     const nodes = this.deps.nodes();
     const replica = this.deps.replica?.() ?? '';
     const instances: Instance[] = nodes.map((n) => ({ nodeId: n.nodeId, service: n.node.service ? `${n.node.service}.${n.node.namespace}` : '', role: n.node.role, host: hostOf(n.peer), ...(n.node.hostname ? { hostname: n.node.hostname } : {}), replica: n.replica ?? replica }));
-    const unreachable = nodes.filter((n) => n.node.role === 'sidecar' && !reported.has(n.nodeId) && Date.now() - Date.parse(String(n.connectedAt ?? 0)) > 2 * this.reportIntervalMs + REPORT_SLACK_MS).map((n) => ({ nodeId: n.nodeId, reason: 'no metrics stream from this sidecar' }));
+    const unreachable = nodes.filter((n) => n.node.role === 'sidecar' && !reported.has(n.nodeId) && Date.now() - new Date(n.connectedAt).getTime() > 2 * this.reportIntervalMs + REPORT_SLACK_MS).map((n) => ({ nodeId: n.nodeId, reason: 'no metrics stream from this sidecar' }));
     return { replica, windows, instances, unreachable };
   }
 
