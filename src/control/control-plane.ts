@@ -274,6 +274,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     async close() {
       observer.stop();
       await peers?.close();
+      intake.close();
+      relay.close();
       stopWatch();
       stopRegistry();
       stopCa();

@@ -139,6 +139,15 @@ export class AdminRelay {
     };
   }
 
+  /** Ends every relay stream (the control plane is stopping). */
+  close(): void {
+    for (const s of [...this.sessions.values()]) {
+      s.end('the control plane is stopping');
+      s.call.end();
+    }
+    this.sessions.clear();
+  }
+
   service(): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
     return { definition: adminRelayDefinition(), handlers: { Connect: (call: grpc.ServerDuplexStream<RelayUp, RelayDown>) => this.connect(call) } };
   }
