@@ -8,6 +8,7 @@
 // and every endpoint EDS calls healthy is picked again (Envoy's panic mode at
 // its floor; Envoy enters it already below 50 % healthy by default).
 import type { ClusterConfig, Endpoint, EndpointSet } from '../config/types';
+import type { TlsContexts } from '../tls/tls-contexts';
 import { HealthChecker } from './health-checker';
 import { OutlierDetector } from './outlier-detector';
 
@@ -15,8 +16,13 @@ export class EndpointHealth {
   detector: OutlierDetector | undefined;
   checker: HealthChecker | undefined;
   private listener: (() => void) | undefined;
+  /** The newest config: its transport socket matches say which endpoints health checks reach with mTLS. */
+  private cluster: ClusterConfig | undefined;
 
-  constructor(private readonly clusterName: string) {}
+  constructor(
+    private readonly clusterName: string,
+    private readonly tls?: TlsContexts,
+  ) {}
 
   /** Whether a cluster config asks for any of it. */
   static wanted(config: ClusterConfig): boolean {
@@ -25,6 +31,7 @@ export class EndpointHealth {
 
   /** Settings and endpoints of the newest config. */
   configure(config: ClusterConfig, set: EndpointSet): void {
+    this.cluster = config;
     const endpoints: Endpoint[] = set.localities.flatMap((l) => l.endpoints);
     const od = config.outlierDetection;
     if (!od) {
@@ -39,7 +46,9 @@ export class EndpointHealth {
       this.checker?.stop();
       this.checker = undefined;
     } else {
-      this.checker ??= new HealthChecker(hc, this.clusterName, () => this.listener?.());
+      this.checker ??= new HealthChecker(hc, this.clusterName, () => this.listener?.(), (endpoint) =>
+        this.tls && this.cluster?.transportSocketMatches ? this.tls.upstream(this.cluster, endpoint, { probe: true }) : undefined,
+      );
       this.checker.configure(hc, endpoints);
     }
   }

@@ -11,12 +11,26 @@
 // row take a healthy endpoint out, healthy_threshold passes in a row bring a
 // failed one back. State outlives config changes; endpoints that leave the
 // cluster are forgotten and their checks stop.
+//
+// As Envoy's, a check goes over the cluster's transport socket: to an
+// endpoint the cluster reaches with mTLS, the check is an mTLS connection too
+// (a tcp check passes once the handshake is done and the peer's identity
+// verified). A plaintext probe of a strict sidecar would be refused and
+// logged as an attack, and an http or grpc one would always fail.
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Endpoint, HealthCheckConfig } from '../config/types';
 
 export type HealthState = 'pending' | 'healthy' | 'failed';
+
+/** The TLS options of the cluster's transport socket for an endpoint; undefined: plaintext. */
+export type HealthCheckTransport = (endpoint: Endpoint) => tls.ConnectionOptions | undefined;
+
+/** A passed TLS check closes cleanly (close_notify, FIN) and is cut if the peer has not closed by then. */
+const TLS_CLOSE_MS = 1000;
 
 export interface EndpointHealthCheck {
   state: HealthState;
@@ -31,6 +45,8 @@ class Target implements EndpointHealthCheck {
   fails = 0;
   timer: NodeJS.Timeout | undefined;
   grpcClient: grpc.Client | undefined;
+  /** The secure context grpcClient was made with: a rotated certificate makes a new client. */
+  grpcContext: tls.SecureContext | undefined;
   stopped = false;
   /** Bumped on every config change: a check started under older settings reports nothing. */
   generation = 0;
@@ -56,6 +72,7 @@ export class HealthChecker {
     private readonly clusterName: string,
     /** Called when an endpoint's state changes. */
     private readonly changed: () => void,
+    private readonly transport: HealthCheckTransport = () => undefined,
   ) {}
 
   /** Settings and endpoints of a (new) config; endpoints that stay keep their state. */
@@ -151,13 +168,30 @@ export class HealthChecker {
     let cleanup = () => {};
     const { address, port } = t.endpoint;
     const c = this.config;
-    if (c.kind === 'tcp') {
+    const secure = this.transport(t.endpoint);
+    if (c.kind === 'tcp' && secure) {
+      const socket = tls.connect(secure);
+      let passed = false;
+      cleanup = () => {
+        if (!passed) return void socket.destroy();
+        // Not destroy(): unread bytes (TLS 1.3 session tickets) would make it a reset the peer sees mid-handshake.
+        socket.resume();
+        socket.end();
+        setTimeout(() => socket.destroy(), TLS_CLOSE_MS).unref();
+      };
+      socket.on('error', (err) => finish(`TLS connect: ${err.message}`));
+      socket.once('secureConnect', () => {
+        passed = true;
+        finish(undefined);
+      });
+    } else if (c.kind === 'tcp') {
       const socket = net.connect({ host: address, port });
       cleanup = () => socket.destroy();
       socket.once('connect', () => finish(undefined));
       socket.once('error', (err) => finish(`connect: ${err.message}`));
     } else if (c.kind === 'http') {
-      const req = http.request({ host: address, port, path: c.path, method: 'GET', agent: false, headers: { host: c.host ?? this.clusterName, 'user-agent': 'weft-health-check' } });
+      const options: https.RequestOptions = { host: address, port, path: c.path, method: 'GET', agent: false, headers: { host: c.host ?? this.clusterName, 'user-agent': 'weft-health-check' } };
+      const req = secure ? https.request({ ...secure, ...options, ALPNProtocols: ['http/1.1'] } as https.RequestOptions) : http.request(options);
       cleanup = () => req.destroy();
       req.once('response', (res) => {
         res.resume();
@@ -168,10 +202,19 @@ export class HealthChecker {
       req.once('error', (err) => finish(err.message));
       req.end();
     } else {
+      if (t.grpcClient && t.grpcContext !== secure?.secureContext) {
+        t.grpcClient.close();
+        t.grpcClient = undefined;
+      }
+      t.grpcContext = secure?.secureContext;
+      const options: grpc.ChannelOptions = c.authority ? { 'grpc.default_authority': c.authority } : {};
+      if (secure?.servername) options['grpc.ssl_target_name_override'] = secure.servername;
       const client = (t.grpcClient ??= new grpc.Client(
         `${net.isIPv6(address) ? `[${address}]` : address}:${port}`,
-        grpc.credentials.createInsecure(),
-        c.authority ? { 'grpc.default_authority': c.authority } : {},
+        secure?.secureContext
+          ? grpc.credentials.createFromSecureContext(secure.secureContext, { checkServerIdentity: secure.checkServerIdentity })
+          : grpc.credentials.createInsecure(),
+        options,
       ));
       const call = client.makeUnaryRequest(
         '/grpc.health.v1.Health/Check',
