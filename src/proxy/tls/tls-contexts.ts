@@ -157,21 +157,36 @@ export class TlsContexts {
 
   /**
    * tls.connect options for an endpoint that wants mTLS; undefined means
-   * plaintext: no match, or no certificate yet (logged once: a strict peer will
-   * refuse). A health check probe falls back too, but says nothing: the
-   * traffic that follows is what the warning is about.
+   * plaintext: no match, or no certificate yet (logged once: a strict peer will refuse).
    */
-  upstream(cluster: ClusterConfig, endpoint: Endpoint, opts: { probe?: boolean } = {}): tls.ConnectionOptions | undefined {
+  upstream(cluster: ClusterConfig, endpoint: Endpoint): tls.ConnectionOptions | undefined {
     const cfg = TlsContexts.upstreamConfig(cluster, endpoint);
     if (!cfg) return undefined;
     const secureContext = this.clientContext(cfg);
     if (!secureContext) {
-      if (!this.warnedFallback && !opts.probe) {
+      if (!this.warnedFallback) {
         this.warnedFallback = true;
         this.log('warn', 'no workload certificate yet: connecting to mTLS endpoints in plaintext', { cluster: cluster.name, endpoint: endpoint.key });
       }
       return undefined;
     }
+    return this.connectOptions(cluster, endpoint, cfg, secureContext);
+  }
+
+  /**
+   * What a health check of an endpoint connects with: the options traffic
+   * gets (undefined: plaintext), or 'no_certificate' while the endpoint wants
+   * mTLS and this sidecar has no certificate yet. A check then waits, as
+   * Envoy's wait for their cluster's secrets, rather than probe in plaintext.
+   */
+  healthCheckTransport(cluster: ClusterConfig, endpoint: Endpoint): tls.ConnectionOptions | undefined | 'no_certificate' {
+    const cfg = TlsContexts.upstreamConfig(cluster, endpoint);
+    if (!cfg) return undefined;
+    const secureContext = this.clientContext(cfg);
+    return secureContext ? this.connectOptions(cluster, endpoint, cfg, secureContext) : 'no_certificate';
+  }
+
+  private connectOptions(cluster: ClusterConfig, endpoint: Endpoint, cfg: UpstreamTlsConfig, secureContext: tls.SecureContext): tls.ConnectionOptions {
     return {
       host: endpoint.address,
       port: endpoint.port,

@@ -47,7 +47,7 @@ export class EndpointHealth {
       this.checker = undefined;
     } else {
       this.checker ??= new HealthChecker(hc, this.clusterName, () => this.listener?.(), (endpoint) =>
-        this.tls && this.cluster?.transportSocketMatches ? this.tls.upstream(this.cluster, endpoint, { probe: true }) : undefined,
+        this.tls && this.cluster?.transportSocketMatches ? this.tls.healthCheckTransport(this.cluster, endpoint) : undefined,
       );
       this.checker.configure(hc, endpoints);
     }

@@ -16,7 +16,9 @@
 // endpoint the cluster reaches with mTLS, the check is an mTLS connection too
 // (a tcp check passes once the handshake is done and the peer's identity
 // verified). A plaintext probe of a strict sidecar would be refused and
-// logged as an attack, and an http or grpc one would always fail.
+// logged as an attack, and an http or grpc one would always fail. While this
+// sidecar has no certificate yet, checks of such endpoints wait (they stay
+// pending), as Envoy's wait for their cluster's secrets.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -26,8 +28,14 @@ import type { Endpoint, HealthCheckConfig } from '../config/types';
 
 export type HealthState = 'pending' | 'healthy' | 'failed';
 
-/** The TLS options of the cluster's transport socket for an endpoint; undefined: plaintext. */
-export type HealthCheckTransport = (endpoint: Endpoint) => tls.ConnectionOptions | undefined;
+/**
+ * The TLS options of the cluster's transport socket for an endpoint; undefined: plaintext;
+ * 'no_certificate': mTLS, but this sidecar has no certificate yet (the check waits for it).
+ */
+export type HealthCheckTransport = (endpoint: Endpoint) => tls.ConnectionOptions | undefined | 'no_certificate';
+
+/** How soon a check that waits for the workload certificate looks again (at most the interval). */
+const CERTIFICATE_WAIT_MS = 500;
 
 /** A passed TLS check closes cleanly (close_notify, FIN) and is cut if the peer has not closed by then. */
 const TLS_CLOSE_MS = 1000;
@@ -127,8 +135,10 @@ export class HealthChecker {
     const generation = t.generation;
     t.timer = setTimeout(() => {
       if (t.stopped || generation !== t.generation) return;
+      const transport = this.transport(t.endpoint);
+      if (transport === 'no_certificate') return this.schedule(t, Math.min(this.config.intervalMs, CERTIFICATE_WAIT_MS));
       this.checks++;
-      this.runCheck(t, (failure) => {
+      this.runCheck(t, transport, (failure) => {
         if (t.stopped || generation !== t.generation) return;
         this.record(t, failure);
         this.schedule(t, this.config.intervalMs);
@@ -155,7 +165,7 @@ export class HealthChecker {
   }
 
   /** One check; `done(undefined)` when it passed, `done(reason)` when not. Exactly one call. */
-  private runCheck(t: Target, done: (failure: string | undefined) => void): void {
+  private runCheck(t: Target, secure: tls.ConnectionOptions | undefined, done: (failure: string | undefined) => void): void {
     let settled = false;
     const finish = (failure: string | undefined) => {
       if (settled) return;
@@ -168,7 +178,6 @@ export class HealthChecker {
     let cleanup = () => {};
     const { address, port } = t.endpoint;
     const c = this.config;
-    const secure = this.transport(t.endpoint);
     if (c.kind === 'tcp' && secure) {
       const socket = tls.connect(secure);
       let passed = false;
