@@ -1,6 +1,7 @@
 // Active health checks of sidecars whose MeshTLS is strict: a check goes over
 // the cluster's transport socket (mTLS), as Envoy's do, so tcp, http and grpc
-// checks pass and the checked sidecar neither refuses nor warns. On the
+// checks pass and the checked sidecar neither refuses nor warns; a caller
+// without its certificate yet waits instead of probing in plaintext. On the
 // inbound side, a connection closed before its first byte (a probe from
 // outside the mesh) is counted as "empty" and logged at debug only, while a
 // real plaintext request is still refused, counted and warned about (at most
@@ -21,6 +22,7 @@ let mid: KeyedCertificate;
 let mesh: Mesh;
 let payApp: HttpUpstream;
 let ledgerApp: HttpUpstream;
+let plainApp: HttpUpstream;
 let ratesApp: grpc.Server;
 let shop: Sidecar;
 const sidecars: Record<string, Sidecar> = {};
@@ -80,7 +82,7 @@ kind: TrafficPolicy
 metadata: { name: ${name} }
 spec:
   targetRef: { name: ${name} }
-  healthCheck: { ${check}, interval: 300ms, timeout: 300ms, unhealthyThreshold: 2, healthyThreshold: 1 }
+  healthCheck: { ${check}, interval: 1s, timeout: 1s, unhealthyThreshold: 2, healthyThreshold: 1 }
 `;
 
 before(async () => {
@@ -88,6 +90,7 @@ before(async () => {
   mid = await createIntermediate(root, { commonName: 'weft test intermediate', ttlMs: 24 * HOUR });
   payApp = await HttpUpstream.start('pay-app');
   ledgerApp = await HttpUpstream.start('ledger-app');
+  plainApp = await HttpUpstream.start('plain-app');
   ratesApp = await startHealthServer();
   for (const name of ['pay', 'ledger', 'rates']) ports[name] = await freePort();
   mesh = await Mesh.start({
@@ -95,9 +98,12 @@ before(async () => {
       serviceYaml({ name: 'pay', port: 80, dependsOn: [] }),
       serviceYaml({ name: 'ledger', port: 81, dependsOn: [] }),
       serviceYaml({ name: 'rates', port: GRPC_PORT, protocol: 'grpc', dependsOn: [] }),
-      serviceYaml({ name: 'shop', dependsOn: ['pay', 'ledger', 'rates'] }),
+      // No sidecar: checked in plaintext.
+      serviceYaml({ name: 'plain', port: 82, endpoints: [plainApp.port], dependsOn: [] }),
+      serviceYaml({ name: 'shop', dependsOn: ['pay', 'ledger', 'rates', 'plain'] }),
     ),
     'mtls.yaml': docs(strict('pay'), strict('ledger'), strict('rates')),
+    'health-checks.yaml': docs(checked('pay', 'type: tcp'), checked('ledger', 'type: http, path: /healthz'), checked('rates', 'type: grpc'), checked('plain', 'type: tcp')),
   });
   for (const name of ['pay', 'ledger', 'rates']) {
     await mesh.cp!.registry.register({ service: name, address: '127.0.0.1', port: ports[name], sidecar: true, ttlSeconds: 3600 });
@@ -107,18 +113,15 @@ before(async () => {
     sidecars[name] = await mesh.sidecar({ nodeId: `${name}-1`, service: name, proxy: { sds: false }, inboundPort: ports[name], appPort: apps[name], log: capture(name) });
     await giveIdentity(sidecars[name], name);
   }
+  // The caller gets its identity in the first test.
   shop = await mesh.sidecar({ nodeId: 'shop-1', service: 'shop', proxy: { sds: false }, log: capture('shop') });
-  await giveIdentity(shop, 'shop');
-  // The checks come once the caller has its identity, so its first ones are mTLS already (a
-  // sidecar without a certificate yet probes in plaintext, as its traffic goes).
-  mesh.write('health-checks.yaml', docs(checked('pay', 'type: tcp'), checked('ledger', 'type: http, path: /healthz'), checked('rates', 'type: grpc')));
-  await shop.waitConfig((c) => [...c.clusters.values()].filter((x) => x.healthCheck && x.transportSocketMatches).length === 3, 5000, 'the three checked mTLS clusters');
+  await shop.waitConfig((c) => [...c.clusters.values()].filter((x) => x.healthCheck).length === 4, 5000, 'the four checked clusters');
 }, { timeout: 30_000 });
 
 after(async () => {
   exitGuard();
   await mesh.close();
-  await Promise.all([payApp.close(), ledgerApp.close()]);
+  await Promise.all([payApp.close(), ledgerApp.close(), plainApp.close()]);
   ratesApp.forceShutdown();
 }, T);
 
@@ -129,30 +132,44 @@ async function metrics(sc: Sidecar) {
 }
 
 const clusterOf = (service: string, port: number) => `outbound|${port}||${service}.default`;
+const checkedClusters = { pay: clusterOf('pay', 80), ledger: clusterOf('ledger', 81), rates: clusterOf('rates', GRPC_PORT) };
+
+async function healthCheckStates(): Promise<Record<string, unknown>> {
+  const view = JSON.parse((await admin(shop, '/clusters?format=json')).text) as { name: string; endpoints: { address: string; healthCheck?: { state: string; lastFailure?: string } }[] }[];
+  return Object.fromEntries(
+    Object.entries(checkedClusters).map(([service, cluster]) => [service, view.find((c) => c.name === cluster)?.endpoints.find((e) => e.address === `127.0.0.1:${ports[service]}`)?.healthCheck]),
+  );
+}
+
+test('a caller without its certificate yet does not probe mTLS endpoints in plaintext: their checks wait', T, async () => {
+  // Three rounds of the plaintext check: the mTLS ones were due as often.
+  await waitFor(async () => (await metrics(shop))('weft_health_checks_total', { cluster: clusterOf('plain', 82) }) >= 3, 10_000, 'three checks of the plaintext cluster');
+  const m = await metrics(shop);
+  for (const cluster of Object.values(checkedClusters)) assert.equal(m('weft_health_checks_total', { cluster }), 0, `no check of ${cluster} yet`);
+  assert.deepEqual(await healthCheckStates(), { pay: { state: 'pending' }, ledger: { state: 'pending' }, rates: { state: 'pending' } });
+  for (const service of ['pay', 'ledger', 'rates']) assert.equal((await metrics(sidecars[service]))('weft_downstream_tls_refused_total'), 0, `${service} saw no probe`);
+  assert.deepEqual(loud(), []);
+});
 
 test('tcp, http and grpc health checks of strict sidecars are mTLS: they pass, and nothing is refused or warned about', { timeout: 20_000 }, async () => {
-  const checkedClusters = { pay: clusterOf('pay', 80), ledger: clusterOf('ledger', 81), rates: clusterOf('rates', GRPC_PORT) };
-  // Several rounds of every check, and each checked sidecar has answered them.
+  await giveIdentity(shop, 'shop');
+  // Three rounds of every check, and each checked sidecar has answered them.
   await waitFor(
     async () => {
       const m = await metrics(shop);
-      return Object.values(checkedClusters).every((cluster) => m('weft_health_checks_total', { cluster }) >= 5);
+      return Object.values(checkedClusters).every((cluster) => m('weft_health_checks_total', { cluster }) >= 3);
     },
     10_000,
-    'five health checks of each cluster',
+    'three health checks of each cluster',
   );
   const m = await metrics(shop);
-  const view = JSON.parse((await admin(shop, '/clusters?format=json')).text) as { name: string; endpoints: { address: string; healthCheck?: { state: string; lastFailure?: string } }[] }[];
-  for (const [service, cluster] of Object.entries(checkedClusters)) {
-    const endpoint = view.find((c) => c.name === cluster)?.endpoints.find((e) => e.address === `127.0.0.1:${ports[service]}`);
-    assert.deepEqual(endpoint?.healthCheck, { state: 'healthy' }, `${service} is healthy`);
-  }
+  assert.deepEqual(await healthCheckStates(), { pay: { state: 'healthy' }, ledger: { state: 'healthy' }, rates: { state: 'healthy' } });
   for (const cluster of Object.values(checkedClusters)) assert.equal(m('weft_health_check_failures_total', { cluster }), 0, `no failed check of ${cluster}`);
   for (const service of ['pay', 'ledger', 'rates']) {
     const seen = await metrics(sidecars[service]);
     assert.equal(seen('weft_downstream_tls_refused_total'), 0, `${service} refused no connection`);
     // A tcp or http check is a connection each; the grpc one keeps its channel.
-    assert.ok(seen('weft_downstream_tls_handshakes_total') >= (service === 'rates' ? 1 : 5), `${service} completed the checks' handshakes`);
+    assert.ok(seen('weft_downstream_tls_handshakes_total') >= (service === 'rates' ? 1 : 3), `${service} completed the checks' handshakes`);
   }
   assert.ok(ledgerApp.seen.some((r) => r.url === '/healthz' && r.headers['user-agent'] === 'weft-health-check'), 'the http check reached the app through the sidecar');
   // Traffic still flows over the same clusters.
