@@ -9,7 +9,7 @@
 // its floor; Envoy enters it already below 50 % healthy by default).
 import type { ClusterConfig, Endpoint, EndpointSet } from '../config/types';
 import type { TlsContexts } from '../tls/tls-contexts';
-import { HealthChecker } from './health-checker';
+import { HealthChecker, type HealthCheckTransport } from './health-checker';
 import { OutlierDetector } from './outlier-detector';
 
 export class EndpointHealth {
@@ -46,11 +46,14 @@ export class EndpointHealth {
       this.checker?.stop();
       this.checker = undefined;
     } else {
-      this.checker ??= new HealthChecker(hc, this.clusterName, () => this.listener?.(), (endpoint) =>
-        this.tls && this.cluster?.transportSocketMatches ? this.tls.healthCheckTransport(this.cluster, endpoint) : undefined,
-      );
+      this.checker ??= new HealthChecker(hc, this.clusterName, () => this.listener?.(), (endpoint) => this.checkTransport(endpoint));
       this.checker.configure(hc, endpoints);
     }
+  }
+
+  /** How a health check reaches an endpoint: the cluster's transport socket, as its traffic does. */
+  private checkTransport(endpoint: Endpoint): ReturnType<HealthCheckTransport> {
+    return this.tls && this.cluster?.transportSocketMatches ? this.tls.healthCheckTransport(this.cluster, endpoint) : undefined;
   }
 
   /** The newest runtime's cluster listens (the previous one stops hearing). */
