@@ -74,7 +74,13 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
     reports: () => deps.intake.all(),
     errors: deps.errors,
     services: () => deps.store.list('Service').map((s) => ({ name: s.resource.metadata.name, namespace: s.resource.metadata.namespace })),
-    peers: peers && (async () => (await peers.gather<ReplicaTelemetry>('/api/v1/telemetry/replica')).answers.map((a) => a.body)),
+    peers:
+      peers &&
+      (async () => {
+        const { answers, failed } = await peers.gather<ReplicaTelemetry>('/api/v1/telemetry/replica');
+        // A replica that did not answer: its sidecars are missing from the signals, and the topology says so.
+        return [...answers.map((a) => a.body), ...failed.map((f) => ({ replica: f.replica, windows: [], instances: [], unreachable: [{ nodeId: `replica ${f.replica}`, reason: f.error }], answered: false }))];
+      }),
     replica: deps.replica,
     intervalMs: deps.intervalMs,
   });

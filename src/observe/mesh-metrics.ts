@@ -90,7 +90,28 @@ export function edgeCountersFromFamilies(families: MetricFamily[], self: string)
       }
     }
   }
-  return edgeCountersOf(samples, self);
+  return edgeCountersOf(envoyAsWeft(samples), self);
+}
+
+/**
+ * An Envoy's metrics_service sink with `emit_tags_as_labels: true` names its
+ * stats by their tag-extracted names: `cluster.upstream_rq{envoy_cluster_name,
+ * envoy_response_code}` and the histogram `cluster.upstream_rq_time` (ms).
+ * They become weft's names, so an Envoy in the mesh counts like a sidecar
+ * (its outbound calls per cluster; an Envoy does not know an inbound caller).
+ */
+function envoyAsWeft(samples: Sample[]): Sample[] {
+  if (!samples.some((s) => s.name.startsWith('cluster.upstream_rq'))) return samples;
+  return samples.map((s) => {
+    const cluster = s.labels.envoy_cluster_name;
+    if (cluster === undefined) return s;
+    const direction = cluster.startsWith('inbound|') ? 'inbound' : 'outbound';
+    if (s.name === 'cluster.upstream_rq' && s.labels.envoy_response_code !== undefined) {
+      return { name: 'weft_requests_total', labels: { direction, cluster, code: s.labels.envoy_response_code }, value: s.value };
+    }
+    if (s.name === 'cluster.upstream_rq_time_bucket') return { name: 'weft_request_duration_ms_bucket', labels: { direction, cluster, le: s.labels.le }, value: s.value };
+    return s;
+  });
 }
 
 function edgeCountersOf(samples: Sample[], self: string): EdgeCounters[] {

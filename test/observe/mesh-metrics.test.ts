@@ -2,7 +2,7 @@
 // (see src/observe/mesh-metrics.ts), and quantiles come from bucket counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { edgeCounters, quantile } from '../../src/observe/mesh-metrics';
+import { edgeCounters, edgeCountersFromFamilies, quantile } from '../../src/observe/mesh-metrics';
 
 test('old names: edges by cluster, 5xx by class, latency in ms; local replies without a cluster left out', () => {
   const text = [
@@ -45,4 +45,25 @@ test('quantiles interpolate within the bucket; none without requests; a missing 
   assert.equal(quantile(0.75, b), 15);
   assert.equal(quantile(0.5, new Map([[10, 0], [Infinity, 0]])), undefined);
   assert.deepEqual(edgeCounters('# nothing here\nweft_xds_connected 1\n', 'web.default'), []);
+});
+
+test("an Envoy's metrics_service report (tags as labels) counts its outbound calls like a sidecar's", () => {
+  const families = [
+    {
+      name: 'cluster.upstream_rq',
+      type: 'COUNTER' as const,
+      metric: [
+        { label: [{ name: 'envoy_cluster_name', value: 'outbound|80||order.default' }, { name: 'envoy_response_code', value: '200' }], counter: { value: 9 } },
+        { label: [{ name: 'envoy_cluster_name', value: 'outbound|80||order.default' }, { name: 'envoy_response_code', value: '503' }], counter: { value: 1 } },
+      ],
+    },
+    {
+      name: 'cluster.upstream_rq_time',
+      type: 'HISTOGRAM' as const,
+      metric: [{ label: [{ name: 'envoy_cluster_name', value: 'outbound|80||order.default' }], histogram: { sample_count: 10, bucket: [{ cumulative_count: 8, upper_bound: 5 }, { cumulative_count: 10, upper_bound: Infinity }] } }],
+    },
+  ];
+  const [edge] = edgeCountersFromFamilies(families, 'web.default');
+  assert.deepEqual([edge.direction, edge.source, edge.destination, edge.requests, edge.errors], ['outbound', 'web.default', 'order.default', 10, 1]);
+  assert.deepEqual([...edge.buckets], [[5, 8], [Infinity, 10]]);
 });
