@@ -11,9 +11,18 @@ export function route(): string[] {
   return location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
 }
 
-/** The observer has not counted a window yet (its first scrape): no rates to show. */
+/** The observer has not counted a window yet (no sidecar has reported twice): no rates to show. */
 export function warmingUp(t: Topology | undefined): boolean {
   return !t || !(t.windowSeconds > 0);
+}
+
+const openedAt = Date.now();
+
+/** Why there are no rates yet: just opened (the first window takes a few seconds), or nothing reports traffic. */
+export function noWindowYet(): string {
+  return Date.now() - openedAt < 15_000
+    ? 'Warming up: rates appear once the sidecars have reported twice (a few seconds).'
+    : 'Warming up: no sidecar has reported traffic yet (an idle sidecar sends nothing).';
 }
 
 export function serviceHref(name: string): string {

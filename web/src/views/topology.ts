@@ -2,7 +2,7 @@
 import { fmt, h, health, short, table } from '../dom';
 import { topologyGraph } from '../graph';
 import { securityBadge } from '../security';
-import { app, edgeHref, serviceHref, state, warmingUp } from '../state';
+import { app, edgeHref, noWindowYet, serviceHref, state, warmingUp } from '../state';
 
 export function renderTopology(): void {
   const t = state.topology;
@@ -41,7 +41,7 @@ export function renderTopology(): void {
   app.replaceChildren(
     h('h1', {}, 'Topology'),
     warming
-      ? h('p', { class: 'warn', id: 'warming-up' }, 'Warming up: rates appear after the sidecars have been scraped twice (a few seconds).')
+      ? h('p', { class: 'warn', id: 'warming-up' }, noWindowYet())
       : h('p', { class: 'muted', id: 'window' }, `Signals over the last ${t.windowSeconds}s, updated ${new Date(t.at).toLocaleTimeString()}. Click a service or a call for its charts and config.`),
     h(
       'div',
