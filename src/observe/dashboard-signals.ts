@@ -27,9 +27,7 @@ export interface DashboardSignals {
 export function installDashboardSignals(api: ApiServer, deps: { observer: MeshObserver; view(): MeshView }): DashboardSignals {
   // 15 minutes, one sample every 2 s (the observer ticks as often or more).
   const history = new SignalHistory({ capacity: 450, stepSeconds: 2 });
-  deps.observer.subscribe((e) => {
-    if (e.type === 'topology') history.add(e.data);
-  });
+  deps.observer.onTopology((t) => history.add(t));
   // Every subscriber of the event stream gets the same topology object per tick: decorate it once.
   const decorated = new WeakMap<Topology, Topology>();
   const decorate = (t: Topology): Topology => {

@@ -77,6 +77,7 @@ export class MeshObserver {
   private latest: Topology;
   private latestLocal: ReplicaTelemetry;
   private readonly listeners = new Set<(e: ObserverEvent) => void>();
+  private readonly topologyListeners = new Set<(t: Topology) => void>();
   private timer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
   private lastErrors = '';
@@ -103,6 +104,7 @@ export class MeshObserver {
     clearInterval(this.watchTimer);
     this.timer = this.watchTimer = undefined;
     this.listeners.clear();
+    this.topologyListeners.clear();
   }
 
   topology(): Topology {
@@ -112,6 +114,12 @@ export class MeshObserver {
   /** This replica's share, for the other replicas (GET /api/v1/telemetry/replica). */
   replicaTelemetry(): ReplicaTelemetry {
     return this.latestLocal;
+  }
+
+  /** Hears each new topology only (a module of the control plane, such as the signal history: no watch of errors and nodes). */
+  onTopology(fn: (t: Topology) => void): () => void {
+    this.topologyListeners.add(fn);
+    return () => this.topologyListeners.delete(fn);
   }
 
   subscribe(fn: (e: ObserverEvent) => void): () => void {
@@ -171,6 +179,7 @@ export class MeshObserver {
       this.latestLocal = this.local();
       const peers = this.deps.peers ? await this.deps.peers().catch(() => []) : [];
       this.latest = this.merge([this.latestLocal, ...peers]);
+      for (const fn of this.topologyListeners) fn(this.latest);
       this.emit({ type: 'topology', data: this.latest });
       return this.latest;
     } finally {
