@@ -207,6 +207,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     auth: dev ? undefined : { dev, credentials: apiCredentials, tokens },
     audit,
     nodes: () => xds.status(),
+    meshNodes: () => telemetry.nodes(),
     snapshotErrors: () => cache.errors(),
     log,
   });
@@ -273,6 +274,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     async close() {
       observer.stop();
       await peers?.close();
+      intake.close();
+      relay.close();
       stopWatch();
       stopRegistry();
       stopCa();

@@ -71,6 +71,9 @@ export function edgeCounters(text: string, self: string): EdgeCounters[] {
   return edgeCountersOf(parsePrometheus(text), self);
 }
 
+/** A sample, or a whole histogram: its buckets as [upper bound, cumulative count] in place of an `le` label. */
+type Series = Sample & { buckets?: [number, number][] };
+
 /**
  * The same from the metric families of a MetricsService report. A histogram
  * stays one series with its buckets (the text format's `_bucket` samples, one
@@ -93,11 +96,30 @@ export function edgeCountersFromFamilies(families: MetricFamily[], self: string)
       }
     }
   }
-  return edgeCountersOf(samples, self);
+  return edgeCountersOf(envoyAsWeft(samples), self);
 }
 
-/** A sample, or a whole histogram: its buckets as [upper bound, cumulative count] in place of an `le` label. */
-type Series = Sample & { buckets?: [number, number][] };
+/**
+ * An Envoy's metrics_service sink with `emit_tags_as_labels: true` names its
+ * stats by their tag-extracted names: `cluster.upstream_rq{envoy_cluster_name,
+ * envoy_response_code}` and the histogram `cluster.upstream_rq_time` (ms).
+ * They become weft's names, so an Envoy in the mesh counts like a sidecar
+ * (its outbound calls per cluster; an Envoy does not know an inbound caller).
+ */
+function envoyAsWeft(samples: Series[]): Series[] {
+  if (!samples.some((s) => s.name.startsWith('cluster.upstream_rq'))) return samples;
+  return samples.map((s) => {
+    const cluster = s.labels.envoy_cluster_name;
+    if (cluster === undefined) return s;
+    const direction = cluster.startsWith('inbound|') ? 'inbound' : 'outbound';
+    if (s.name === 'cluster.upstream_rq' && s.labels.envoy_response_code !== undefined) {
+      return { name: 'weft_requests_total', labels: { direction, cluster, code: s.labels.envoy_response_code }, value: s.value };
+    }
+    // From a report, the histogram's buckets come whole (s.buckets) and there is no `le` label.
+    if (s.name === 'cluster.upstream_rq_time_bucket') return { ...s, name: 'weft_request_duration_ms_bucket', labels: { direction, cluster, ...(s.labels.le !== undefined ? { le: s.labels.le } : {}) } };
+    return s;
+  });
+}
 
 function edgeCountersOf(samples: Series[], self: string): EdgeCounters[] {
   const namespace = self.split('.').slice(1).join('.') || 'default';

@@ -24,6 +24,8 @@ export interface ReplicaTelemetry {
   windows: EdgeWindow[];
   instances: Instance[];
   unreachable: Topology['unreachable'];
+  /** false: the replica did not answer (its share is empty). */
+  answered?: boolean;
 }
 
 /** Deltas of one edge over a window, as one replica's sidecars counted them. */
@@ -35,6 +37,8 @@ export interface EdgeWindow {
   errors: number;
   /** Latency bucket deltas: upper bound in ms ("+Inf" for the last) → cumulative count. */
   buckets: Record<string, number>;
+  /** The sum of each sidecar's rate over its own window (an idle sidecar's window is longer). */
+  rps: number;
   seconds: number;
 }
 
@@ -73,6 +77,7 @@ export class MeshObserver {
   private latest: Topology;
   private latestLocal: ReplicaTelemetry;
   private readonly listeners = new Set<(e: ObserverEvent) => void>();
+  private readonly topologyListeners = new Set<(t: Topology) => void>();
   private timer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
   private lastErrors = '';
@@ -99,6 +104,7 @@ export class MeshObserver {
     clearInterval(this.watchTimer);
     this.timer = this.watchTimer = undefined;
     this.listeners.clear();
+    this.topologyListeners.clear();
   }
 
   topology(): Topology {
@@ -108,6 +114,12 @@ export class MeshObserver {
   /** This replica's share, for the other replicas (GET /api/v1/telemetry/replica). */
   replicaTelemetry(): ReplicaTelemetry {
     return this.latestLocal;
+  }
+
+  /** Hears each new topology only (a module of the control plane, such as the signal history: no watch of errors and nodes). */
+  onTopology(fn: (t: Topology) => void): () => void {
+    this.topologyListeners.add(fn);
+    return () => this.topologyListeners.delete(fn);
   }
 
   subscribe(fn: (e: ObserverEvent) => void): () => void {
@@ -167,6 +179,7 @@ export class MeshObserver {
       this.latestLocal = this.local();
       const peers = this.deps.peers ? await this.deps.peers().catch(() => []) : [];
       this.latest = this.merge([this.latestLocal, ...peers]);
+      for (const fn of this.topologyListeners) fn(this.latest);
       this.emit({ type: 'topology', data: this.latest });
       return this.latest;
     } finally {
@@ -211,7 +224,9 @@ export class MeshObserver {
         // A counter that went down: the sidecar restarted; count from zero.
         const base = prev !== undefined && e.requests < prev.requests ? undefined : prev;
         const a = edgeAcc(acc, e);
-        a.requests += e.requests - (base?.requests ?? 0);
+        const requests = e.requests - (base?.requests ?? 0);
+        a.requests += requests;
+        if (seconds > 0) a.rps += requests / seconds;
         a.errors += e.errors - (base?.errors ?? 0);
         for (const [le, n] of e.buckets) a.bucketMap.set(le, (a.bucketMap.get(le) ?? 0) + n - (base?.buckets.get(le) ?? 0));
         a.seconds = Math.max(a.seconds, seconds);
@@ -222,7 +237,7 @@ export class MeshObserver {
     const nodes = this.deps.nodes();
     const replica = this.deps.replica?.() ?? '';
     const instances: Instance[] = nodes.map((n) => ({ nodeId: n.nodeId, service: n.node.service ? `${n.node.service}.${n.node.namespace}` : '', role: n.node.role, host: hostOf(n.peer), ...(n.node.hostname ? { hostname: n.node.hostname } : {}), replica: n.replica ?? replica }));
-    const unreachable = nodes.filter((n) => n.node.role === 'sidecar' && !reported.has(n.nodeId) && Date.now() - Date.parse(String(n.connectedAt ?? 0)) > 2 * this.reportIntervalMs + REPORT_SLACK_MS).map((n) => ({ nodeId: n.nodeId, reason: 'no metrics stream from this sidecar' }));
+    const unreachable = nodes.filter((n) => n.node.role === 'sidecar' && !reported.has(n.nodeId) && Date.now() - new Date(n.connectedAt).getTime() > 2 * this.reportIntervalMs + REPORT_SLACK_MS).map((n) => ({ nodeId: n.nodeId, reason: 'no metrics stream from this sidecar' }));
     return { replica, windows, instances, unreachable };
   }
 
@@ -232,15 +247,18 @@ export class MeshObserver {
       requests: number;
       errors: number;
       buckets: Map<number, number>;
+      /** Rates add up (windows of different spans: an idle sidecar's is long), counts do for the rest. */
+      rps: number;
       seconds: number;
     }
     const all = shares.flatMap((s) => s.windows);
     const toAcc = (list: EdgeWindow[]): Acc | undefined => {
       if (list.length === 0) return undefined;
-      const m: Acc = { requests: 0, errors: 0, buckets: new Map(), seconds: 0 };
+      const m: Acc = { requests: 0, errors: 0, buckets: new Map(), rps: 0, seconds: 0 };
       for (const w of list) {
         m.requests += w.requests;
         m.errors += w.errors;
+        m.rps += w.rps;
         m.seconds = Math.max(m.seconds, w.seconds);
         for (const [le, n] of Object.entries(w.buckets)) {
           const bound = le === '+Inf' ? Infinity : Number(le);
@@ -251,7 +269,7 @@ export class MeshObserver {
     };
     const signals = (a: Acc | undefined): Signals => {
       if (!a || a.seconds <= 0) return { rps: 0, requests: 0 };
-      const s: Signals = { rps: round(a.requests / a.seconds), requests: a.requests };
+      const s: Signals = { rps: round(a.rps), requests: a.requests };
       if (a.requests > 0) {
         s.successRate = round((a.requests - a.errors) / a.requests, 4);
         const p50 = quantile(0.5, a.buckets);
@@ -286,7 +304,7 @@ export class MeshObserver {
       return { name: key, namespace: names.get(key)!.namespace, proxies: own.length, instances: own, ...signals(toAcc(seen)) };
     });
     const windowSeconds = Math.max(0, ...all.map((w) => w.seconds));
-    return { at: new Date().toISOString(), windowSeconds: round(windowSeconds, 1), services, edges, unreachable: shares.flatMap((s) => s.unreachable), replicas: shares.map((s) => s.replica) };
+    return { at: new Date().toISOString(), windowSeconds: round(windowSeconds, 1), services, edges, unreachable: shares.flatMap((s) => s.unreachable), replicas: shares.filter((s) => s.answered !== false).map((s) => s.replica) };
   }
 }
 
@@ -297,7 +315,7 @@ function edgeKey(e: { direction: string; source: string; destination: string }):
 function edgeAcc(acc: Map<string, EdgeWindow & { bucketMap: Map<number, number> }>, e: EdgeCounters): EdgeWindow & { bucketMap: Map<number, number> } {
   const key = edgeKey(e);
   let a = acc.get(key);
-  if (!a) acc.set(key, (a = { direction: e.direction, source: e.source, destination: e.destination, requests: 0, errors: 0, buckets: {}, bucketMap: new Map(), seconds: 0 }));
+  if (!a) acc.set(key, (a = { direction: e.direction, source: e.source, destination: e.destination, requests: 0, errors: 0, buckets: {}, bucketMap: new Map(), rps: 0, seconds: 0 }));
   return a;
 }
 

@@ -167,7 +167,7 @@ export class Runtime {
       // Keep the pool (and its warm connections) when the cluster's settings are unchanged.
       const upstreams = old && sameCluster(old.config, cluster) ? old.upstreams : new ClusterUpstreams(cluster, this.tls);
       upstreams.retainEndpoints(set);
-      const health = EndpointHealth.wanted(cluster) ? (old?.health ?? new EndpointHealth(name)) : undefined;
+      const health = EndpointHealth.wanted(cluster) ? (old?.health ?? new EndpointHealth(name, this.tls)) : undefined;
       health?.configure(cluster, set);
       this.clusters.set(name, new ClusterRuntime(cluster, upstreams, old?.load ?? new ClusterLoad(), set, health));
     }

@@ -28,6 +28,9 @@ export function outboundCluster(ctx: TranslateContext, service: Service, port: S
   if (protocol) cluster.typed_extension_protocol_options = protocol;
   // Auto mTLS to endpoints with a sidecar (mtls.ts); proxyless gRPC stays plaintext.
   if (ctx.node.role === 'sidecar') cluster.transport_socket_matches = transportSocketMatches(ctx, service, port);
+  // An HTTP check's Host defaults to the cluster name, whose '|' is no valid authority: a callee's sidecar answers 400.
+  const httpCheck = (cluster.health_checks as Obj[] | undefined)?.[0]?.http_health_check as Obj | undefined;
+  if (httpCheck) httpCheck.host = `${service.metadata.name}.${service.metadata.namespace}`;
   return cluster;
 }
 

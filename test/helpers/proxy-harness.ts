@@ -32,7 +32,7 @@ export const T = { timeout: 15_000 };
  */
 export function exitGuard(): void {
   setTimeout(() => {
-    process.stderr.write('proxy-harness: handles still open 10 s after teardown began; failing the file\n');
+    process.stderr.write(`proxy-harness: handles still open 10 s after teardown began (${process.getActiveResourcesInfo().join(', ')}); failing the file\n`);
     process.exit(1);
   }, 10_000).unref();
 }

@@ -64,3 +64,24 @@ test('a MetricsService report gives the same edges as the sidecar\'s /stats/prom
   const order = fromReport.find((e) => e.destination === 'order.default')!;
   assert.deepEqual([order.requests, order.errors, order.buckets.get(Infinity)], [201, 21, 201]);
 });
+
+test("an Envoy's metrics_service report (tags as labels) counts its outbound calls like a sidecar's", () => {
+  const families = [
+    {
+      name: 'cluster.upstream_rq',
+      type: 'COUNTER' as const,
+      metric: [
+        { label: [{ name: 'envoy_cluster_name', value: 'outbound|80||order.default' }, { name: 'envoy_response_code', value: '200' }], counter: { value: 9 } },
+        { label: [{ name: 'envoy_cluster_name', value: 'outbound|80||order.default' }, { name: 'envoy_response_code', value: '503' }], counter: { value: 1 } },
+      ],
+    },
+    {
+      name: 'cluster.upstream_rq_time',
+      type: 'HISTOGRAM' as const,
+      metric: [{ label: [{ name: 'envoy_cluster_name', value: 'outbound|80||order.default' }], histogram: { sample_count: 10, bucket: [{ cumulative_count: 8, upper_bound: 5 }, { cumulative_count: 10, upper_bound: Infinity }] } }],
+    },
+  ];
+  const [edge] = edgeCountersFromFamilies(families, 'web.default');
+  assert.deepEqual([edge.direction, edge.source, edge.destination, edge.requests, edge.errors], ['outbound', 'web.default', 'order.default', 10, 1]);
+  assert.deepEqual([...edge.buckets], [[5, 8], [Infinity, 10]]);
+});

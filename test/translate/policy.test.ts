@@ -406,7 +406,8 @@ describe('healthCheck', () => {
         interval: { seconds: 10, nanos: 0 },
         unhealthy_threshold: { value: 3 },
         healthy_threshold: { value: 1 },
-        http_health_check: { path: '/healthz', expected_statuses: [{ start: 200, end: 201 }, { start: 204, end: 205 }] },
+        // The Host a callee's sidecar accepts (the cluster name, Envoy's default, has a '|').
+        http_health_check: { path: '/healthz', host: 'pay.default', expected_statuses: [{ start: 200, end: 201 }, { start: 204, end: 205 }] },
       },
     ]);
     assert.equal(withPolicy('healthCheck: { type: http, path: /healthz }', proxyless()).cluster.health_checks, undefined);

@@ -1,6 +1,6 @@
 // `weft top`: the mesh's golden signals in the terminal, per service and per
 // call (edge): request rate, success rate, p50 and p99, as the control plane's
-// aggregator computes them from the sidecars' metrics (/api/v1/topology).
+// aggregator computes them from the metrics every sidecar reports (/api/v1/topology).
 // Redraws every --interval seconds; --once prints one snapshot (scripts, tests).
 import { apiRequest } from '../api-client';
 import { table } from '../format';
@@ -25,7 +25,7 @@ export function renderTop(t: Topology): string {
   let text = `weft top — ${new Date(t.at).toLocaleTimeString()}, rates over the last ${t.windowSeconds}s\n\n`;
   text += table(['SERVICE', 'PROXIES', 'RPS', 'SUCCESS', 'P50', 'P99'], services);
   text += '\n' + (edges.length ? table(['FROM', 'TO', 'RPS', 'SUCCESS', 'P50', 'P99'], edges) : 'No calls between services seen yet.\n');
-  if (t.unreachable.length) text += `\nNot scraped: ${t.unreachable.map((u) => `${u.nodeId} (${u.reason})`).join(', ')}\n`;
+  if (t.unreachable.length) text += `\nNo metrics from: ${t.unreachable.map((u) => `${u.nodeId} (${u.reason})`).join(', ')}\n`;
   return text;
 }
 

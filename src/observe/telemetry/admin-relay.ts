@@ -76,6 +76,7 @@ class Session {
 
 export class AdminRelay {
   private readonly sessions = new Map<string, Session>();
+  private readonly waiting = new Set<() => void>();
 
   constructor(private readonly opts: { authorize?: StreamAuthorizer; log: Logger }) {}
 
@@ -86,6 +87,24 @@ export class AdminRelay {
 
   nodeIds(): string[] {
     return [...this.sessions.keys()];
+  }
+
+  /** Resolves once the node has a relay stream here, or after `timeoutMs` (check has() after). */
+  waitForSession(nodeId: string, timeoutMs: number): Promise<void> {
+    if (this.sessions.has(nodeId)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (!this.sessions.has(nodeId)) return; // another node's stream
+        clearTimeout(timer);
+        this.waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiting.delete(done);
+        resolve();
+      }, timeoutMs);
+      this.waiting.add(done);
+    });
   }
 
   /** An admin view of the node's sidecar (`/clusters`, `/requests` with `limit=…`). */
@@ -120,6 +139,15 @@ export class AdminRelay {
     };
   }
 
+  /** Ends every relay stream (the control plane is stopping). */
+  close(): void {
+    for (const s of [...this.sessions.values()]) {
+      s.end('the control plane is stopping');
+      s.call.end();
+    }
+    this.sessions.clear();
+  }
+
   service(): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
     return { definition: adminRelayDefinition(), handlers: { Connect: (call: grpc.ServerDuplexStream<RelayUp, RelayDown>) => this.connect(call) } };
   }
@@ -142,6 +170,7 @@ export class AdminRelay {
         // A reconnecting sidecar: its new stream replaces the old one.
         this.sessions.get(node.id)?.end('replaced by a new stream of the node');
         this.sessions.set(node.id, session);
+        for (const wake of [...this.waiting]) wake();
       } catch (err) {
         const code = err instanceof XdsProtocolError ? err.grpcCode : grpc.status.INVALID_ARGUMENT;
         call.emit('error', { code, details: (err as Error).message });

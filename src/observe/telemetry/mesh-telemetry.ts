@@ -11,6 +11,9 @@ import { RelayError } from './admin-relay';
 import type { MetricsIntake } from './metrics-intake';
 import type { ReplicaPeers } from './replica-peers';
 
+/** How long a sidecar connected over xDS may take to open its relay stream too. */
+const RELAY_WAIT_MS = 2000;
+
 /** An endpoint a sidecar took out of load balancing, with who saw it and where. */
 export interface EndpointVerdictRow {
   node: string;
@@ -82,6 +85,8 @@ export class MeshTelemetry {
 
   /** A sidecar's admin view, over its relay stream to this replica or to the replica that has it. */
   async adminView(nodeId: string, view: string, query = ''): Promise<unknown> {
+    // Connected here over xDS: its relay stream follows within moments of the ADS stream.
+    if (!this.deps.relay.has(nodeId) && this.deps.nodes().some((n) => n.nodeId === nodeId)) await this.deps.relay.waitForSession(nodeId, RELAY_WAIT_MS);
     if (this.deps.relay.has(nodeId) || !this.deps.peers) return this.deps.relay.get(nodeId, view, query);
     const path = `/api/v1/nodes/${encodeURIComponent(nodeId)}/admin${view}?${new URLSearchParams({ ...Object.fromEntries(new URLSearchParams(query)), scope: 'replica' })}`;
     const holders = this.deps.peers.others();

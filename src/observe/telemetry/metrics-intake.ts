@@ -42,6 +42,8 @@ export class MetricsIntake {
   /** Open streams per node: a reconnecting sidecar's old stream may end after its new one began. */
   private readonly streams = new Map<string, number>();
   reportsReceived = 0;
+  /** Ends each open stream (close()). */
+  private readonly open = new Set<() => void>();
 
   constructor(private readonly opts: { authorize?: StreamAuthorizer; log: Logger }) {}
 
@@ -64,6 +66,7 @@ export class MetricsIntake {
     const finish = (err?: { code: grpc.status; details: string }) => {
       if (finished) return;
       finished = true;
+      this.open.delete(endOk);
       if (node) {
         const left = (this.streams.get(node.id) ?? 1) - 1;
         if (left > 0) this.streams.set(node.id, left);
@@ -77,6 +80,8 @@ export class MetricsIntake {
         call.destroy();
       } else done(null, {});
     };
+    const endOk = () => finish();
+    this.open.add(endOk);
     call.on('data', (msg: StreamMetricsMessage) => {
       if (finished) return;
       try {
@@ -97,6 +102,11 @@ export class MetricsIntake {
     call.on('end', () => finish());
     call.on('error', () => finish());
     call.on('close', () => finish());
+  }
+
+  /** Ends every stream (the control plane is stopping): the server need not wait for them. */
+  close(): void {
+    for (const end of [...this.open]) end();
   }
 
   private accept(node: NodeInfo, families: MetricFamily[]): void {

@@ -10,7 +10,6 @@
 // With the embedded store there is one replica and no peers.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import * as crypto from 'node:crypto';
 import type { CredentialStore } from '../../api/credentials';
 import type { DocumentSet } from '../../store/document-set';
 import type { Logger } from '../log';
@@ -58,7 +57,7 @@ export class ReplicaPeers {
   private async makeCredential(): Promise<void> {
     if (!this.opts.credentials) return;
     const name = `replica.${this.self!.id.replace(/[^A-Za-z0-9._@-]/g, '-')}`.slice(0, 63);
-    const made = await this.opts.credentials.create({ name, role: 'viewer', id: `r${crypto.randomBytes(5).toString('hex')}`, ttlSeconds: TTL_SECONDS });
+    const made = await this.opts.credentials.create({ name, role: 'viewer', ttlSeconds: TTL_SECONDS });
     this.token = made.token;
     this.credentialId = made.id;
   }

@@ -182,6 +182,7 @@ export class ListenerManager {
     };
     const timer = setTimeout(() => {
       socket.removeListener('data', first);
+      socket.removeListener('end', empty);
       // A server-first protocol says nothing: plaintext, when the listener allows it.
       if (inspector.continueOnTimeout) {
         socket.pause();
@@ -190,11 +191,25 @@ export class ListenerManager {
     }, inspector.timeoutMs);
     const first = (chunk: Buffer) => {
       clearTimeout(timer);
+      socket.removeListener('end', empty);
       socket.pause();
       socket.unshift(chunk);
       dispatch(chunk[0] === 0x16 ? 'tls' : 'raw_buffer');
     };
+    // Closed before its first byte: a TCP health check or load balancer probe (connect, close),
+    // not a plaintext attempt, which sends bytes that are no TLS record (or waits, server-first,
+    // for the timeout above); those stay warnings. Closed, as Envoy's listener filters close a
+    // connection that ends while they wait; where plaintext is refused it is counted as
+    // 'empty' and logged at debug only, so a probe of a strict port does not look like an attack.
+    const empty = () => {
+      clearTimeout(timer);
+      socket.removeListener('data', first);
+      const chain = selectChain(config, socket.localPort, 'raw_buffer');
+      if (!chain || chain.tls) this.deps.tls?.refused('empty', `closed before its first byte on port ${socket.localPort}`, socket.remoteAddress);
+      socket.destroy();
+    };
     socket.once('data', first);
+    socket.once('end', empty);
     socket.once('close', () => clearTimeout(timer));
   }
 

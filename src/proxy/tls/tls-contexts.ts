@@ -19,6 +19,7 @@ const LOG_EVERY_MS = 60_000;
 /** Why an inbound connection was closed before it carried anything. */
 export type TlsRefusal =
   | 'plaintext' // no plaintext chain (strict)
+  | 'empty' // closed by the client before its first byte (strict): a TCP probe, not an attempt; logged at debug only
   | 'handshake_failed' // garbage, truncated, timed out, or protocol mismatch
   | 'no_client_certificate'
   | 'client_certificate_rejected' // untrusted, expired, or a SAN the chain does not accept
@@ -124,18 +125,18 @@ export class TlsContexts {
   /** Counts a refused inbound connection; logs its reason at most once a minute. */
   refused(reason: TlsRefusal, detail: string, peer: string | undefined): void {
     this.stats.tlsRefused.set(reason, (this.stats.tlsRefused.get(reason) ?? 0) + 1);
-    this.warnLimited(reason, 'inbound connection refused', { reason, detail, peer });
+    this.warnLimited(reason, 'inbound connection refused', { reason, detail, peer }, reason === 'empty' ? 'debug' : 'warn');
   }
 
   /** A warning logged at most once a minute per key, with how many were not logged since. */
-  private warnLimited(key: string, message: string, fields: Record<string, unknown>): void {
+  private warnLimited(key: string, message: string, fields: Record<string, unknown>, level: 'warn' | 'debug' = 'warn'): void {
     const now = Date.now();
     const last = this.lastLogged.get(key);
     if (last && now - last.at < LOG_EVERY_MS) {
       last.count++;
       return;
     }
-    this.log('warn', message, { ...fields, suppressedSinceLast: last?.count ?? 0 });
+    this.log(level, message, { ...fields, suppressedSinceLast: last?.count ?? 0 });
     this.lastLogged.set(key, { at: now, count: 0 });
   }
 
@@ -169,6 +170,23 @@ export class TlsContexts {
       }
       return undefined;
     }
+    return this.connectOptions(cluster, endpoint, cfg, secureContext);
+  }
+
+  /**
+   * What a health check of an endpoint connects with: the options traffic
+   * gets (undefined: plaintext), or 'no_certificate' while the endpoint wants
+   * mTLS and this sidecar has no certificate yet. A check then waits, as
+   * Envoy's wait for their cluster's secrets, rather than probe in plaintext.
+   */
+  healthCheckTransport(cluster: ClusterConfig, endpoint: Endpoint): tls.ConnectionOptions | undefined | 'no_certificate' {
+    const cfg = TlsContexts.upstreamConfig(cluster, endpoint);
+    if (!cfg) return undefined;
+    const secureContext = this.clientContext(cfg);
+    return secureContext ? this.connectOptions(cluster, endpoint, cfg, secureContext) : 'no_certificate';
+  }
+
+  private connectOptions(cluster: ClusterConfig, endpoint: Endpoint, cfg: UpstreamTlsConfig, secureContext: tls.SecureContext): tls.ConnectionOptions {
     return {
       host: endpoint.address,
       port: endpoint.port,

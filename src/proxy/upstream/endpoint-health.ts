@@ -8,15 +8,21 @@
 // and every endpoint EDS calls healthy is picked again (Envoy's panic mode at
 // its floor; Envoy enters it already below 50 % healthy by default).
 import type { ClusterConfig, Endpoint, EndpointSet } from '../config/types';
-import { HealthChecker } from './health-checker';
+import type { TlsContexts } from '../tls/tls-contexts';
+import { HealthChecker, type HealthCheckTransport } from './health-checker';
 import { OutlierDetector } from './outlier-detector';
 
 export class EndpointHealth {
   detector: OutlierDetector | undefined;
   checker: HealthChecker | undefined;
   private listener: (() => void) | undefined;
+  /** The newest config: its transport socket matches say which endpoints health checks reach with mTLS. */
+  private cluster: ClusterConfig | undefined;
 
-  constructor(private readonly clusterName: string) {}
+  constructor(
+    private readonly clusterName: string,
+    private readonly tls?: TlsContexts,
+  ) {}
 
   /** Whether a cluster config asks for any of it. */
   static wanted(config: ClusterConfig): boolean {
@@ -25,6 +31,7 @@ export class EndpointHealth {
 
   /** Settings and endpoints of the newest config. */
   configure(config: ClusterConfig, set: EndpointSet): void {
+    this.cluster = config;
     const endpoints: Endpoint[] = set.localities.flatMap((l) => l.endpoints);
     const od = config.outlierDetection;
     if (!od) {
@@ -39,9 +46,14 @@ export class EndpointHealth {
       this.checker?.stop();
       this.checker = undefined;
     } else {
-      this.checker ??= new HealthChecker(hc, this.clusterName, () => this.listener?.());
+      this.checker ??= new HealthChecker(hc, this.clusterName, () => this.listener?.(), (endpoint) => this.checkTransport(endpoint));
       this.checker.configure(hc, endpoints);
     }
+  }
+
+  /** How a health check reaches an endpoint: the cluster's transport socket, as its traffic does. */
+  private checkTransport(endpoint: Endpoint): ReturnType<HealthCheckTransport> {
+    return this.tls && this.cluster?.transportSocketMatches ? this.tls.healthCheckTransport(this.cluster, endpoint) : undefined;
   }
 
   /** The newest runtime's cluster listens (the previous one stops hearing). */

@@ -11,12 +11,34 @@
 // row take a healthy endpoint out, healthy_threshold passes in a row bring a
 // failed one back. State outlives config changes; endpoints that leave the
 // cluster are forgotten and their checks stop.
+//
+// As Envoy's, a check goes over the cluster's transport socket: to an
+// endpoint the cluster reaches with mTLS, the check is an mTLS connection too
+// (a tcp check passes once the handshake is done and the peer's identity
+// verified). A plaintext probe of a strict sidecar would be refused and
+// logged as an attack, and an http or grpc one would always fail. While this
+// sidecar has no certificate yet, checks of such endpoints wait (they stay
+// pending), as Envoy's wait for their cluster's secrets.
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Endpoint, HealthCheckConfig } from '../config/types';
 
 export type HealthState = 'pending' | 'healthy' | 'failed';
+
+/**
+ * The TLS options of the cluster's transport socket for an endpoint; undefined: plaintext;
+ * 'no_certificate': mTLS, but this sidecar has no certificate yet (the check waits for it).
+ */
+export type HealthCheckTransport = (endpoint: Endpoint) => tls.ConnectionOptions | undefined | 'no_certificate';
+
+/** How soon a check that waits for the workload certificate looks again (at most the interval). */
+const CERTIFICATE_WAIT_MS = 500;
+
+/** A passed TLS check closes cleanly (close_notify, FIN) and is cut if the peer has not closed by then. */
+const TLS_CLOSE_MS = 1000;
 
 export interface EndpointHealthCheck {
   state: HealthState;
@@ -31,6 +53,8 @@ class Target implements EndpointHealthCheck {
   fails = 0;
   timer: NodeJS.Timeout | undefined;
   grpcClient: grpc.Client | undefined;
+  /** The secure context grpcClient was made with: a rotated certificate makes a new client. */
+  grpcContext: tls.SecureContext | undefined;
   stopped = false;
   /** Bumped on every config change: a check started under older settings reports nothing. */
   generation = 0;
@@ -56,6 +80,7 @@ export class HealthChecker {
     private readonly clusterName: string,
     /** Called when an endpoint's state changes. */
     private readonly changed: () => void,
+    private readonly transport: HealthCheckTransport = () => undefined,
   ) {}
 
   /** Settings and endpoints of a (new) config; endpoints that stay keep their state. */
@@ -110,8 +135,10 @@ export class HealthChecker {
     const generation = t.generation;
     t.timer = setTimeout(() => {
       if (t.stopped || generation !== t.generation) return;
+      const transport = this.transport(t.endpoint);
+      if (transport === 'no_certificate') return this.schedule(t, Math.min(this.config.intervalMs, CERTIFICATE_WAIT_MS));
       this.checks++;
-      this.runCheck(t, (failure) => {
+      this.runCheck(t, transport, (failure) => {
         if (t.stopped || generation !== t.generation) return;
         this.record(t, failure);
         this.schedule(t, this.config.intervalMs);
@@ -138,7 +165,7 @@ export class HealthChecker {
   }
 
   /** One check; `done(undefined)` when it passed, `done(reason)` when not. Exactly one call. */
-  private runCheck(t: Target, done: (failure: string | undefined) => void): void {
+  private runCheck(t: Target, secure: tls.ConnectionOptions | undefined, done: (failure: string | undefined) => void): void {
     let settled = false;
     const finish = (failure: string | undefined) => {
       if (settled) return;
@@ -151,13 +178,29 @@ export class HealthChecker {
     let cleanup = () => {};
     const { address, port } = t.endpoint;
     const c = this.config;
-    if (c.kind === 'tcp') {
+    if (c.kind === 'tcp' && secure) {
+      const socket = tls.connect(secure);
+      let passed = false;
+      cleanup = () => {
+        if (!passed) return void socket.destroy();
+        // Not destroy(): unread bytes (TLS 1.3 session tickets) would make it a reset the peer sees mid-handshake.
+        socket.resume();
+        socket.end();
+        setTimeout(() => socket.destroy(), TLS_CLOSE_MS).unref();
+      };
+      socket.on('error', (err) => finish(`TLS connect: ${err.message}`));
+      socket.once('secureConnect', () => {
+        passed = true;
+        finish(undefined);
+      });
+    } else if (c.kind === 'tcp') {
       const socket = net.connect({ host: address, port });
       cleanup = () => socket.destroy();
       socket.once('connect', () => finish(undefined));
       socket.once('error', (err) => finish(`connect: ${err.message}`));
     } else if (c.kind === 'http') {
-      const req = http.request({ host: address, port, path: c.path, method: 'GET', agent: false, headers: { host: c.host ?? this.clusterName, 'user-agent': 'weft-health-check' } });
+      const options: https.RequestOptions = { host: address, port, path: c.path, method: 'GET', agent: false, headers: { host: c.host ?? this.clusterName, 'user-agent': 'weft-health-check' } };
+      const req = secure ? https.request({ ...secure, ...options, ALPNProtocols: ['http/1.1'] } as https.RequestOptions) : http.request(options);
       cleanup = () => req.destroy();
       req.once('response', (res) => {
         res.resume();
@@ -168,10 +211,19 @@ export class HealthChecker {
       req.once('error', (err) => finish(err.message));
       req.end();
     } else {
+      if (t.grpcClient && t.grpcContext !== secure?.secureContext) {
+        t.grpcClient.close();
+        t.grpcClient = undefined;
+      }
+      t.grpcContext = secure?.secureContext;
+      const options: grpc.ChannelOptions = c.authority ? { 'grpc.default_authority': c.authority } : {};
+      if (secure?.servername) options['grpc.ssl_target_name_override'] = secure.servername;
       const client = (t.grpcClient ??= new grpc.Client(
         `${net.isIPv6(address) ? `[${address}]` : address}:${port}`,
-        grpc.credentials.createInsecure(),
-        c.authority ? { 'grpc.default_authority': c.authority } : {},
+        secure?.secureContext
+          ? grpc.credentials.createFromSecureContext(secure.secureContext, { checkServerIdentity: secure.checkServerIdentity })
+          : grpc.credentials.createInsecure(),
+        options,
       ));
       const call = client.makeUnaryRequest(
         '/grpc.health.v1.Health/Check',

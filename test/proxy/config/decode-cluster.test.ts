@@ -138,7 +138,7 @@ test('cluster: outlier detection from a TrafficPolicy is decoded with Envoy defa
     unhealthyThreshold: 3,
     healthyThreshold: 1,
     path: '/healthz',
-    host: undefined,
+    host: 'web.default', // the translator's, not the cluster name (no valid authority)
     expectedStatuses: [[200, 201], [204, 205]],
   });
   const budget = MESH.replace('timeouts: { idle: 30s }', 'timeouts: { idle: 30s }\n  retries: { attempts: 0, budget: { percent: 20 } }');
