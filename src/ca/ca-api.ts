@@ -30,7 +30,7 @@ export function installCaApi(api: ApiServer, deps: { ca: CertificateAuthority; t
     return { roots: await guard(() => ca.rotateRoot()) };
   });
   api.route('POST', /^\/api\/v1\/ca\/retire-roots$/, 'admin', async (req, _p, _u, caller) => {
-    const body = JSON.parse((await readBody(req, 64 * 1024)) || '{}') as { force?: unknown };
+    const body = (JSON.parse((await readBody(req, 64 * 1024)) || '{}') ?? {}) as { force?: unknown };
     if (body.force !== undefined && typeof body.force !== 'boolean') throw new HttpError(400, `force must be true or false, got ${JSON.stringify(body.force)}`);
     const force = body.force === true;
     // What a forced retirement cuts off, named in the answer and the audit log.

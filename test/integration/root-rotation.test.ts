@@ -220,3 +220,23 @@ test('a node not connected that holds a certificate under the old root: the API 
   }
   assert.deepEqual(load.failures, [], `${load.failures.length} of ${load.ok + load.failures.length} requests failed`);
 });
+
+test('rotate and retire by force at once (the outage, asked for): sidecars whose certificate lost its root renew within seconds and new connections work again', T, async (t) => {
+  const oldRoot = activeRoot();
+  await mesh.cp!.ca.rotateRoot();
+  const newRoot = activeRoot();
+  await mesh.cp!.ca.retireRoots({ force: true });
+  assert.deepEqual(splitPemCertificates(mesh.cp!.ca.bundlePem()), [newRoot]);
+  const at = Date.now();
+  // The bundle each sidecar receives no longer holds the root its certificate chains to: it renews.
+  await waitFor(() => chainsTo(orders, newRoot) && chainsTo(shop, newRoot), 15_000, 'both sidecars on certificates under the new root');
+  t.diagnostic(`both sidecars renewed ${Date.now() - at} ms after the forced retirement`);
+  assert.ok(!chainsTo(shop, oldRoot));
+  for (const sc of [orders, shop]) {
+    await waitFor(() => splitPemCertificates(sc.proxy.secrets.trustBundle('ROOTCA')!.trustedCaPem).length === 1, 5000, 'the bundle without the old root');
+  }
+  for (let i = 0; i < 10; i++) {
+    const r = await request(shop.outboundPort, { host: 'orders', path: `/orders/${i}` });
+    assert.equal(r.status, 200, `${r.status} ${r.headers['x-weft-response-flags'] ?? ''} ${r.text}`);
+  }
+});
