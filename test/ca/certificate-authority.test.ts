@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import { isSignedBy, splitPemCertificates } from '../../src/ca/cert-info';
 import { CaError, CertificateAuthority, RootInUseError } from '../../src/ca/certificate-authority';
 import { JoinTokenError, JoinTokenStore } from '../../src/ca/join-tokens';
+import { FileDocumentSet } from '../../src/store/document-set';
+import type { CaMaterial, IssuanceRecord } from '../../src/ca/certificate-authority';
 import { createCsr, createRoot, generateKeyPem, spiffeId } from '../../src/ca/pki';
 import { tempDir } from '../helpers/tmp';
 
@@ -153,6 +155,22 @@ test('retire-roots counts a record that does not name its root (written before r
   await old.rotateRoot();
   await assert.rejects(old.retireRoots(), (err: RootInUseError) => err.nodes[0].nodeId === 'orders-1' && err.nodes[0].root === 'unknown');
   await old.close();
+});
+
+test('replicas sharing one store: a certificate one replica issued under the old root stops a retirement on another', async () => {
+  const shared = {
+    material: new FileDocumentSet<CaMaterial>({ field: 'material', idOf: () => 'material', sweepIntervalMs: 0 }),
+    issued: new FileDocumentSet<IssuanceRecord>({ field: 'issued', idOf: (r) => (r as IssuanceRecord).nodeId, sweepIntervalMs: 0 }),
+  };
+  const a = await CertificateAuthority.open({ shared });
+  const b = await CertificateAuthority.open({ shared });
+  await a.sign(await csrFor(spiffeId('cluster.local', 'default', 'orders')), ORDERS, 'orders-1');
+  await a.rotateRoot();
+  assert.equal(b.roots()[0].fingerprint256, a.roots()[0].fingerprint256, 'b adopted the rotation');
+  await assert.rejects(b.retireRoots(), (err: RootInUseError) => err.nodes.map((n) => n.nodeId).join() === 'orders-1');
+  await b.sign(await csrFor(spiffeId('cluster.local', 'default', 'orders')), ORDERS, 'orders-1');
+  await b.retireRoots();
+  assert.equal(a.roots().length, 1, 'a adopted the retirement');
 });
 
 test('join tokens: stored hashed (0600), verified, expired and revoked ones refused', async () => {
