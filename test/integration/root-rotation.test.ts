@@ -167,7 +167,7 @@ test('retire-roots right after rotate-root is refused, naming the nodes; the sid
   t.diagnostic(`${load.ok} requests, each on a new mTLS connection, none failed`);
 });
 
-test('a node not connected that holds a certificate under the old root: the API answers 409 and the CLI names it; --force retires anyway', T, async () => {
+test('a node not connected that holds a certificate under the old root: the API answers 409 and the CLI names it; --force retires anyway', T, async (t) => {
   const reports = await mesh.sidecar({ nodeId: 'reports-1', service: 'reports' });
   await reports.proxy.certificateAgent!.waitForCertificate(5000);
   const reportsRoot = activeRoot();
@@ -194,7 +194,7 @@ test('a node not connected that holds a certificate under the old root: the API 
 
     // The CLI says which node, that it is not connected, and what to do.
     await assert.rejects(runRetireRoots({ api, out: { write: () => {} } }), (err: Error) => {
-      if (process.env.WEFT_TEST_SHOW) process.stdout.write(`${err.message}\n`);
+      t.diagnostic(`weft ca retire-roots:\n${err.message}`);
       assert.match(err.message, /refused/);
       assert.match(err.message, /reports-1 .*not connected/);
       assert.doesNotMatch(err.message, /orders-1|shop-1/);
@@ -202,7 +202,7 @@ test('a node not connected that holds a certificate under the old root: the API 
       return true;
     });
     const text = await certsText();
-    if (process.env.WEFT_TEST_SHOW) process.stdout.write(text);
+    t.diagnostic(`weft certs:\n${text}`);
     assert.equal(rootColumn(text, 'reports-1'), rootId(reportsRoot), text);
     assert.match(text, /reports-1 .*not connected/);
 
