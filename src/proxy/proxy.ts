@@ -19,7 +19,7 @@ import { closeFilterEnv, filterEnv } from './filters/filter-env';
 import { Runtime } from './runtime';
 import type { EndpointHealth } from './upstream/endpoint-health';
 import { escapeLabel, ProxyStats } from './stats';
-import { SecretStore } from './tls/secret-store';
+import { SecretStore, WORKLOAD_CERT_SECRET } from './tls/secret-store';
 import { TlsContexts } from './tls/tls-contexts';
 import { AccessLog } from '../observe/access-log';
 import * as fs from 'node:fs';
@@ -154,12 +154,25 @@ export class Proxy {
     this.opts.log('info', 'config applied', { versions: config.versions, listeners: config.listeners.size, clusters: config.clusters.size });
   }
 
+  /**
+   * Configured, listening, and (with a certificate agent) holding its workload certificate: as
+   * Envoy waits for its SDS secrets, so the app's first calls never go out in plaintext to
+   * endpoints that want mTLS.
+   */
   ready(): boolean {
-    return this.configured && this.listeners.allBound();
+    return this.configured && this.listeners.allBound() && this.hasCertificate();
+  }
+
+  private hasCertificate(): boolean {
+    return !this.certificateAgent || this.secrets.certificate(WORKLOAD_CERT_SECRET) !== undefined;
   }
 
   notReadyReason(): string {
     if (!this.configured) return 'no config from the control plane yet';
+    if (!this.hasCertificate()) {
+      const error = this.certificateAgent?.status().lastError;
+      return `no workload certificate yet${error ? `: ${error}` : ''}`;
+    }
     const failed = this.listeners.status().filter((l) => l.state !== 'bound');
     return failed.map((l) => `listener ${l.name} ${l.state}${l.error ? `: ${l.error}` : ''}`).join('; ');
   }

@@ -53,7 +53,7 @@ async function startReplica(id: string, files: Record<string, string>): Promise<
   fs.mkdirSync(configDir);
   for (const [name, yaml] of Object.entries(files)) fs.writeFileSync(path.join(configDir, name), yaml);
   const { proc, out } = spawnWeft(['control', '--dev', '--config', configDir, '--data-dir', path.join(work, `data-${id}`), '--xds-port', '0', '--api-port', '0', '--replica-id', id, '--log-level', 'warn']);
-  await waitFor(() => /xDS on (\S+) .*API on (http:\/\/\S+?)\/api/.test(out()), 10_000, `replica ${id} started`);
+  await waitFor(() => /xDS on (\S+) .*API on (http:\/\/\S+?)\/api/.test(out()), 30_000, `replica ${id} started`);
   const [, xds, api] = /xDS on (\S+) .*API on (http:\/\/\S+?)\/api/.exec(out())!;
   return { id, configDir, proc, xds, api, log: out };
 }
