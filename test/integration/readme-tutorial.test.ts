@@ -235,24 +235,22 @@ done
     await t.test(title, { timeout: WAIT_MS + 25_000 }, (st) =>
       withProcessLogs(procs, async () => {
         const started = Date.now();
-        try {
-          if (b.background) {
-            const proc = host.spawn('bash', ['-c', script], { cwd: home(b.host), env: env(b.host) });
-            procs.push(proc);
-            await proc.waitForOutput(b.wait!, WAIT_MS);
-          } else if (b.retry) {
-            let last = { ok: false, out: '', why: '' };
-            await waitFor(async () => (last = await run(host, b, script)).ok, WAIT_MS, title).catch((err: Error) => {
-              throw new Error(`${err.message}: ${last.why}\n${last.out}`);
-            });
-          } else {
-            const r = await run(host, b, script);
-            assert.ok(r.ok, `${title}: ${r.why}\n${r.out}`);
-          }
-        } catch (err) {
-          failed = title;
-          throw err;
+        // Cleared once the block passed: a block that throws, or that the runner's timeout abandons, ends the walk.
+        failed = title;
+        if (b.background) {
+          const proc = host.spawn('bash', ['-c', script], { cwd: home(b.host), env: env(b.host) });
+          procs.push(proc);
+          await proc.waitForOutput(b.wait!, WAIT_MS);
+        } else if (b.retry) {
+          let last = { ok: false, out: '', why: '' };
+          await waitFor(async () => (last = await run(host, b, script)).ok, WAIT_MS, title).catch((err: Error) => {
+            throw new Error(`${err.message}: ${last.why}\n${last.out}`);
+          });
+        } else {
+          const r = await run(host, b, script);
+          assert.ok(r.ok, `${title}: ${r.why}\n${r.out}`);
         }
+        failed = undefined;
         st.diagnostic(`${Date.now() - started} ms`);
       }),
     );
