@@ -141,10 +141,16 @@ export async function startWeftControl(dir: string, configYaml: string, xdsPort:
 /** One weft proxy process; resolves once its admin port says ready. */
 export async function startWeftProxy(name: string, args: string[], adminPort: number): Promise<Peer> {
   const { peer } = run(name, process.execPath, [BIN, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args]);
+  await waitForAdminReady(name, adminPort);
+  return peer;
+}
+
+/** Resolves once a proxy's admin port says ready (15 s at most). */
+export async function waitForAdminReady(name: string, adminPort: number): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const ready = await fetch(`http://127.0.0.1:${adminPort}/ready`).then((r) => r.ok, () => false);
-    if (ready) return peer;
+    if (ready) return;
     if (Date.now() > deadline) throw new Error(`${name} not ready after 15 s`);
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -47,3 +47,8 @@ export function isSignedBy(certPem: string, issuerPem: string): boolean {
     return false;
   }
 }
+
+/** A fingerprint as people compare it: its first 8 hex digits (roots all share one subject, so this is how `weft certs` tells them apart). */
+export function shortFingerprint(fingerprint256: string): string {
+  return fingerprint256.replace(/:/g, '').slice(0, 8).toUpperCase();
+}

@@ -6,7 +6,11 @@
 //
 // Root rotation makes a new root and intermediate; the old root stays in the
 // bundle (so certificates it signed keep verifying) until it is retired, and
-// new leaves come from the new intermediate at once.
+// new leaves come from the new intermediate at once. Sidecars renew as soon as
+// their trust bundle names a new active root (certificate-agent.ts). Each
+// issuance record names the root its certificate chains to, and retiring is
+// refused while a live certificate chains to a root being retired: peers that
+// no longer trust that root would refuse every new connection with it.
 //
 // Files in <dataDir>/ca/ (keys 0600, the directory 0700):
 //   root-cert.pem, root-key.pem    the generated root (absent when brought)
@@ -17,10 +21,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { silentLogger, type Logger } from '../observe/log';
 import { writeFileAtomic } from '../store/atomic-file';
-import { certificateInfo, isSignedBy, splitPemCertificates, type CertificateInfo } from './cert-info';
+import { certificateInfo, isSignedBy, shortFingerprint, splitPemCertificates, type CertificateInfo } from './cert-info';
 import { createIntermediate, createRoot, issueKeyedLeaf, issueLeaf, parseCsr, PkiError, spiffeId, type KeyedCertificate } from './pki';
 import { DEFAULT_TRUST_DOMAIN } from './spiffe-id';
-import { CaError } from './ca-error';
+import { CaError, RootInUseError } from './ca-error';
 import { seal, unseal } from './key-wrap';
 import { FileDocumentSet, type DocumentSet } from '../store/document-set';
 
@@ -51,7 +55,7 @@ export interface CaOptions {
   log?: Logger;
 }
 
-export { CaError, type CaErrorCode } from './ca-error';
+export { CaError, RootInUseError, type CaErrorCode } from './ca-error';
 
 /** The CA as one document of the shared store. Private keys are sealed when the replicas have a key secret (key-wrap.ts). */
 export interface CaMaterial {
@@ -85,6 +89,8 @@ export interface IssuanceRecord {
   notBefore: string;
   notAfter: string;
   issuedAt: string;
+  /** SHA-256 fingerprint of the root the certificate chains to (absent in records written before roots were recorded). */
+  rootFingerprint256?: string;
 }
 
 export interface IssuedCertificate {
@@ -98,6 +104,8 @@ export interface RootView extends Omit<CertificateInfo, 'notBefore' | 'notAfter'
   notAfter: string;
   /** The root new leaves chain to. */
   active: boolean;
+  /** The fingerprint's first 8 hex digits: how `weft certs` names the root. */
+  id: string;
 }
 
 export class CertificateAuthority {
@@ -237,7 +245,7 @@ export class CertificateAuthority {
   roots(): RootView[] {
     return [this.root.certPem, ...this.previousRoots].map((pem, i) => {
       const info = certificateInfo(pem);
-      return { ...info, notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString(), active: i === 0 };
+      return { ...info, notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString(), active: i === 0, id: shortFingerprint(info.fingerprint256) };
     });
   }
 
@@ -261,7 +269,9 @@ export class CertificateAuthority {
     if (csr.uris.length !== 1) throw new CaError('CSR_SANS', `CSR must ask for exactly one URI SAN (the SPIFFE ID), it asks for ${csr.uris.length}`);
     const allowed = this.spiffeIdOf(identity);
     if (csr.uris[0] !== allowed) throw new CaError('CSR_IDENTITY', `CSR asks for ${csr.uris[0]}, but this caller may only obtain ${allowed}`);
+    // Read together: a rotation between the two would record the wrong root.
     const intermediate = this.intermediate;
+    const root = this.root;
     const leafPem = await issueLeaf(intermediate, csr.publicKey, { uri: allowed, ttlMs: this.leafTtlMs });
     const info = certificateInfo(leafPem);
     const record: IssuanceRecord = {
@@ -271,6 +281,7 @@ export class CertificateAuthority {
       notBefore: info.notBefore.toISOString(),
       notAfter: info.notAfter.toISOString(),
       issuedAt: new Date().toISOString(),
+      rootFingerprint256: certificateInfo(root.certPem).fingerprint256,
     };
     this.records.push(record);
     if (this.records.length > MAX_RECORDS) this.records.splice(0, this.records.length - MAX_RECORDS);
@@ -350,9 +361,35 @@ export class CertificateAuthority {
     return this.roots();
   }
 
-  /** Drops every root but the active one from the trust bundle (after every leaf was re-issued). */
-  async retireRoots(): Promise<RootView[]> {
+  /**
+   * The live certificates (the latest per node, not expired) that do not chain
+   * to the active root: what retiring the previous roots would cut off. A
+   * record that does not name its root counts too.
+   */
+  certificatesOffActiveRoot(now = Date.now()): IssuanceRecord[] {
+    const active = certificateInfo(this.root.certPem).fingerprint256;
+    return this.latestIssuances().filter((r) => Date.parse(r.notAfter) > now && r.rootFingerprint256 !== active);
+  }
+
+  /**
+   * Drops every root but the active one from the trust bundle. Refused
+   * (RootInUseError, naming the nodes) while a live certificate chains to a
+   * root being retired, unless `force`: their sidecars' new connections would
+   * fail until they renew.
+   */
+  async retireRoots(opts: { force?: boolean } = {}): Promise<RootView[]> {
     if (this.previousRoots.length === 0) return this.roots();
+    const inUse = this.certificatesOffActiveRoot();
+    if (inUse.length > 0 && !opts.force) {
+      const nodes = inUse.map((r) => ({ nodeId: r.nodeId, spiffeId: r.spiffeId, serial: r.serial, notAfter: r.notAfter, root: r.rootFingerprint256 ? shortFingerprint(r.rootFingerprint256) : 'unknown' }));
+      throw new RootInUseError(
+        `${inUse.length} node(s) hold live certificates that chain to a root being retired: ${nodes.map((n) => `${n.nodeId} (root ${n.root}, valid until ${n.notAfter})`).join(', ')}. ` +
+          'Their new connections would fail ("unable to get local issuer certificate") once the root is gone. Connected sidecars renew under the new root within seconds of a rotation; ' +
+          'retire once `weft certs` shows every certificate on the active root, or pass --force to retire anyway.',
+        nodes,
+      );
+    }
+    if (inUse.length > 0) this.log('warn', 'ca previous roots retired by force while live certificates chain to them', { nodes: inUse.map((r) => r.nodeId) });
     const was = this.previousRoots;
     this.previousRoots = [];
     try {

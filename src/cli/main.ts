@@ -367,7 +367,8 @@ export function buildProgram(): Command {
     .action(lazy('certs', 'runRotateRoot'));
   caCmd
     .command('retire-roots')
-    .description('drop the previous roots from the trust bundle (once every certificate was renewed)')
+    .description('drop the previous roots from the trust bundle; refused while a live certificate chains to one of them')
+    .option('--force', 'retire even so (the listed nodes cannot make new connections until they renew)')
     .addOption(apiOption())
     .action(lazy('certs', 'runRetireRoots'));
 

@@ -7,6 +7,7 @@
 //                                             health in each caller's sidecar, routes,
 //                                             policies, recent errors
 //   GET /api/v1/events                        Server-Sent Events: topology, errors, nodes
+//   GET /api/v1/history, /api/v1/edges/:source/:destination   (dashboard-signals.ts)
 //   GET /api/v1/explain?from=&method=&url=&header=name:value
 //                                             what the source's sidecar would do with a request
 //   GET /api/v1/endpoint-health               endpoints the sidecars took out of load balancing
@@ -31,6 +32,7 @@ import type { Store } from '../store/store';
 import type { MeshView } from '../translate/types';
 import type { NodeStatus } from '../xds/server/node-status';
 import { ExplainError, explainRequest } from './explain';
+import { installDashboardSignals } from './dashboard-signals';
 import { MeshObserver, type ReplicaTelemetry } from './mesh-observer';
 import { RelayError } from './telemetry/admin-relay';
 import type { MeshTelemetry, NodeRecord } from './telemetry/mesh-telemetry';
@@ -84,8 +86,10 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
   });
   observer.start();
   const local = (url: URL) => url.searchParams.get('scope') === 'replica';
+  // Signals over time, edges' mTLS state and config (dashboard-signals.ts).
+  const signals = installDashboardSignals(api, { observer, view: deps.view });
 
-  api.route('GET', /^\/api\/v1\/topology$/, 'viewer', () => observer.topology());
+  api.route('GET', /^\/api\/v1\/topology$/, 'viewer', () => signals.decorate(observer.topology()));
   api.route('GET', /^\/api\/v1\/telemetry\/replica$/, 'viewer', () => observer.replicaTelemetry());
   api.route('GET', /^\/api\/v1\/services\/([^/]+)\/([^/]+)$/, 'viewer', (_req, [ns, name]) => serviceDetail(deps, observer, ns, name));
   api.route('GET', /^\/api\/v1\/explain$/, 'viewer', async (_req, _p, url) =>
@@ -158,10 +162,10 @@ export function installDashboard(api: ApiServer, deps: DashboardDeps): MeshObser
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (type: string, data: unknown) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     // The current state first, then changes.
-    send('topology', observer.topology());
+    send('topology', signals.decorate(observer.topology()));
     send('errors', deps.errors());
     send('nodes', { items: deps.nodes() });
-    const stop = observer.subscribe((e) => send(e.type, e.data));
+    const stop = observer.subscribe((e) => send(e.type, e.type === 'topology' ? signals.decorate(e.data) : e.data));
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     req.on('close', () => {
       stop();

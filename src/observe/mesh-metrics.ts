@@ -71,22 +71,28 @@ export function edgeCounters(text: string, self: string): EdgeCounters[] {
   return edgeCountersOf(parsePrometheus(text), self);
 }
 
+/** A sample, or a whole histogram: its buckets as [upper bound, cumulative count] in place of an `le` label. */
+type Series = Sample & { buckets?: [number, number][] };
+
 /**
- * The same from the metric families of a MetricsService report: each
- * histogram becomes its `_bucket` samples, as the text format spells them.
+ * The same from the metric families of a MetricsService report. A histogram
+ * stays one series with its buckets (the text format's `_bucket` samples, one
+ * per bound, would each copy the labels and look up the edge again: the
+ * control plane reads hundreds of reports a second).
  */
 export function edgeCountersFromFamilies(families: MetricFamily[], self: string): EdgeCounters[] {
-  const samples: Sample[] = [];
+  const samples: Series[] = [];
   for (const f of families) {
     for (const m of f.metric ?? []) {
       const labels: Record<string, string> = {};
       for (const l of m.label ?? []) labels[l.name] = l.value;
       const value = m.counter?.value ?? m.gauge?.value ?? m.untyped?.value;
       if (value !== undefined) samples.push({ name: f.name, labels, value });
-      for (const b of m.histogram?.bucket ?? []) {
+      const buckets = m.histogram?.bucket;
+      if (buckets?.length) {
         // protobufjs's JSON and a peer's may spell +Inf as null.
-        const le = b.upper_bound === undefined || b.upper_bound === null || b.upper_bound === Infinity ? '+Inf' : String(b.upper_bound);
-        samples.push({ name: `${f.name}_bucket`, labels: { ...labels, le }, value: b.cumulative_count ?? 0 });
+        const bounds = buckets.map((b): [number, number] => [b.upper_bound === undefined || b.upper_bound === null || (b.upper_bound as unknown) === '+Inf' ? Infinity : Number(b.upper_bound), b.cumulative_count ?? 0]);
+        samples.push({ name: `${f.name}_bucket`, labels, value: 0, buckets: bounds });
       }
     }
   }
@@ -100,7 +106,7 @@ export function edgeCountersFromFamilies(families: MetricFamily[], self: string)
  * They become weft's names, so an Envoy in the mesh counts like a sidecar
  * (its outbound calls per cluster; an Envoy does not know an inbound caller).
  */
-function envoyAsWeft(samples: Sample[]): Sample[] {
+function envoyAsWeft(samples: Series[]): Series[] {
   if (!samples.some((s) => s.name.startsWith('cluster.upstream_rq'))) return samples;
   return samples.map((s) => {
     const cluster = s.labels.envoy_cluster_name;
@@ -109,12 +115,13 @@ function envoyAsWeft(samples: Sample[]): Sample[] {
     if (s.name === 'cluster.upstream_rq' && s.labels.envoy_response_code !== undefined) {
       return { name: 'weft_requests_total', labels: { direction, cluster, code: s.labels.envoy_response_code }, value: s.value };
     }
-    if (s.name === 'cluster.upstream_rq_time_bucket') return { name: 'weft_request_duration_ms_bucket', labels: { direction, cluster, le: s.labels.le }, value: s.value };
+    // From a report, the histogram's buckets come whole (s.buckets) and there is no `le` label.
+    if (s.name === 'cluster.upstream_rq_time_bucket') return { ...s, name: 'weft_request_duration_ms_bucket', labels: { direction, cluster, ...(s.labels.le !== undefined ? { le: s.labels.le } : {}) } };
     return s;
   });
 }
 
-function edgeCountersOf(samples: Sample[], self: string): EdgeCounters[] {
+function edgeCountersOf(samples: Series[], self: string): EdgeCounters[] {
   const namespace = self.split('.').slice(1).join('.') || 'default';
   const edges = new Map<string, EdgeCounters>();
   const edge = (direction: string, source: string, destination: string) => {
@@ -154,9 +161,10 @@ function edgeCountersOf(samples: Sample[], self: string): EdgeCounters[] {
       const { direction, source, destination } = ends(l);
       if (destination === '-' && !newStyle) continue;
       const scale = s.name.includes('seconds') ? 1000 : 1;
-      const le = l.le === '+Inf' ? Infinity : Number(l.le) * scale;
       const b = edge(direction, source, destination).buckets;
-      b.set(le, (b.get(le) ?? 0) + s.value);
+      const add = (le: number, n: number) => b.set(le, (b.get(le) ?? 0) + n);
+      if (s.buckets) for (const [bound, n] of s.buckets) add(bound * scale, n);
+      else add(l.le === '+Inf' ? Infinity : Number(l.le) * scale, s.value);
     }
   }
   return [...edges.values()];

@@ -77,6 +77,7 @@ export class MeshObserver {
   private latest: Topology;
   private latestLocal: ReplicaTelemetry;
   private readonly listeners = new Set<(e: ObserverEvent) => void>();
+  private readonly topologyListeners = new Set<(t: Topology) => void>();
   private timer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
   private lastErrors = '';
@@ -103,6 +104,7 @@ export class MeshObserver {
     clearInterval(this.watchTimer);
     this.timer = this.watchTimer = undefined;
     this.listeners.clear();
+    this.topologyListeners.clear();
   }
 
   topology(): Topology {
@@ -112,6 +114,12 @@ export class MeshObserver {
   /** This replica's share, for the other replicas (GET /api/v1/telemetry/replica). */
   replicaTelemetry(): ReplicaTelemetry {
     return this.latestLocal;
+  }
+
+  /** Hears each new topology only (a module of the control plane, such as the signal history: no watch of errors and nodes). */
+  onTopology(fn: (t: Topology) => void): () => void {
+    this.topologyListeners.add(fn);
+    return () => this.topologyListeners.delete(fn);
   }
 
   subscribe(fn: (e: ObserverEvent) => void): () => void {
@@ -171,6 +179,7 @@ export class MeshObserver {
       this.latestLocal = this.local();
       const peers = this.deps.peers ? await this.deps.peers().catch(() => []) : [];
       this.latest = this.merge([this.latestLocal, ...peers]);
+      for (const fn of this.topologyListeners) fn(this.latest);
       this.emit({ type: 'topology', data: this.latest });
       return this.latest;
     } finally {
@@ -271,11 +280,21 @@ export class MeshObserver {
       return s;
     };
 
-    const outbound = all.filter((w) => w.direction !== 'inbound' && w.destination !== '-');
-    const edgeKeys = new Set(outbound.map((w) => `${w.source}\u0000${w.destination}`));
-    const edges: EdgeSignals[] = [...edgeKeys].sort().map((key) => {
+    // Windows grouped once: by call (outbound), by callee as its callers saw it, and as it saw itself (inbound).
+    const byCall = new Map<string, EdgeWindow[]>();
+    const sentTo = new Map<string, EdgeWindow[]>();
+    const arrivedAt = new Map<string, EdgeWindow[]>();
+    const push = <T>(m: Map<string, T[]>, key: string, v: T) => (m.get(key) ?? m.set(key, []).get(key)!).push(v);
+    for (const w of all) {
+      if (w.direction === 'inbound') push(arrivedAt, w.destination, w);
+      else if (w.destination !== '-') {
+        push(byCall, `${w.source}\u0000${w.destination}`, w);
+        push(sentTo, w.destination, w);
+      }
+    }
+    const edges: EdgeSignals[] = [...byCall.keys()].sort().map((key) => {
       const [source, destination] = key.split('\u0000');
-      return { source, destination, ...signals(toAcc(outbound.filter((w) => w.source === source && w.destination === destination))) };
+      return { source, destination, ...signals(toAcc(byCall.get(key)!)) };
     });
 
     const instances = shares.flatMap((s) => s.instances);
@@ -287,11 +306,12 @@ export class MeshObserver {
         if (!names.has(end)) names.set(end, { name: end.split('.')[0], namespace: end.split('.').slice(1).join('.') || 'default' });
       }
     }
+    const sidecarsOf = new Map<string, Instance[]>();
+    for (const i of instances) if (i.role === 'sidecar') push(sidecarsOf, i.service, i);
     const services: ServiceSignals[] = [...names.keys()].sort().map((key) => {
       // What the service's own sidecars saw arrive; else what its callers' sidecars sent it.
-      const inbound = all.filter((w) => w.direction === 'inbound' && w.destination === key);
-      const seen = inbound.length > 0 ? inbound : outbound.filter((w) => w.destination === key);
-      const own = instances.filter((i) => i.role === 'sidecar' && i.service === key);
+      const seen = arrivedAt.get(key) ?? sentTo.get(key) ?? [];
+      const own = sidecarsOf.get(key) ?? [];
       return { name: key, namespace: names.get(key)!.namespace, proxies: own.length, instances: own, ...signals(toAcc(seen)) };
     });
     const windowSeconds = Math.max(0, ...all.map((w) => w.seconds));

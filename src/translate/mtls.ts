@@ -23,6 +23,8 @@ import type { Service, ServicePort, TranslateContext } from './context';
 import { isHttp2Port, isHttpPort } from './context';
 import { msToProtoDuration } from '../config/duration';
 import { adsConfigSource } from './proto-values';
+import type { Resource } from '../config/kinds';
+import type { MeshView } from './types';
 
 type Obj = Record<string, unknown>;
 
@@ -41,14 +43,18 @@ export const INSPECT_TIMEOUT_MS = 5000;
 
 /** A service's MeshTLS mode: its own MeshTLS, else its namespace's, else permissive. */
 export function meshTlsMode(ctx: TranslateContext, service: Service): MeshTlsMode {
-  const { name, namespace } = service.metadata;
-  let nsMode: MeshTlsMode | undefined;
-  for (const m of ctx.view.meshTls) {
+  return meshTlsOf(ctx.view, service.metadata.name, service.metadata.namespace)?.spec.mode ?? 'permissive';
+}
+
+/** The MeshTLS that applies to a service (its own, else its namespace's); none: permissive. */
+export function meshTlsOf(view: Pick<MeshView, 'meshTls'>, name: string, namespace: string): Resource<'MeshTLS'> | undefined {
+  let nsWide: Resource<'MeshTLS'> | undefined;
+  for (const m of view.meshTls) {
     if (m.metadata.namespace !== namespace) continue;
-    if (m.spec.targetRef?.name === name) return m.spec.mode;
-    if (!m.spec.targetRef) nsMode ??= m.spec.mode;
+    if (m.spec.targetRef?.name === name) return m;
+    if (!m.spec.targetRef) nsWide ??= m;
   }
-  return nsMode ?? 'permissive';
+  return nsWide;
 }
 
 export function spiffeIdOf(ctx: TranslateContext, service: Service): string {

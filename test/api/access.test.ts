@@ -108,6 +108,8 @@ const ROUTES: Record<string, Row> = {
   'GET ^\\/api\\/v1\\/services\\/([^/]+)\\/([^/]+)$': { method: 'GET', path: () => '/api/v1/services/default/alpha', refused: READ },
   'GET ^\\/api\\/v1\\/explain$': { method: 'GET', path: () => '/api/v1/explain?from=alpha&to=beta', refused: READ },
   'GET ^\\/api\\/v1\\/events$': { method: 'GET', path: () => '/api/v1/events', refused: READ },
+  'GET ^\\/api\\/v1\\/history$': { method: 'GET', path: () => '/api/v1/history?minutes=5', refused: READ },
+  'GET ^\\/api\\/v1\\/edges\\/([^/]+)\\/([^/]+)$': { method: 'GET', path: () => '/api/v1/edges/alpha.default/beta.default', refused: READ },
   'GET ^\\/api\\/v1\\/telemetry\\/replica$': { method: 'GET', path: () => '/api/v1/telemetry/replica', refused: READ },
   'GET ^\\/api\\/v1\\/endpoint-health$': { method: 'GET', path: () => '/api/v1/endpoint-health', refused: READ },
   'GET ^\\/api\\/v1\\/nodes\\/([^/]+)\\/admin(\\/[a-z_]+)$': { method: 'GET', path: () => '/api/v1/nodes/nobody/admin/clusters', refused: READ },

@@ -5,8 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { isSignedBy, splitPemCertificates } from '../../src/ca/cert-info';
-import { CaError, CertificateAuthority } from '../../src/ca/certificate-authority';
+import { CaError, CertificateAuthority, RootInUseError } from '../../src/ca/certificate-authority';
 import { JoinTokenError, JoinTokenStore } from '../../src/ca/join-tokens';
+import { FileDocumentSet } from '../../src/store/document-set';
+import type { CaMaterial, IssuanceRecord } from '../../src/ca/certificate-authority';
 import { createCsr, createRoot, generateKeyPem, spiffeId } from '../../src/ca/pki';
 import { tempDir } from '../helpers/tmp';
 
@@ -100,6 +102,75 @@ test('root rotation: the bundle holds old and new roots, new leaves chain to the
   await ca.retireRoots();
   assert.deepEqual(splitPemCertificates(ca.bundlePem()), [roots[0]]);
   assert.equal((await CertificateAuthority.open({ dataDir })).bundlePem(), roots[0]);
+});
+
+test('retire-roots is refused while a live certificate chains to a root being retired, names the nodes, and survives a restart of the records', async () => {
+  const dataDir = tempDir();
+  const ca = await CertificateAuthority.open({ dataDir });
+  const oldRoot = ca.roots()[0];
+  const first = await ca.sign(await csrFor(spiffeId('cluster.local', 'default', 'orders')), ORDERS, 'orders-1');
+  assert.equal(first.record.rootFingerprint256, oldRoot.fingerprint256);
+  assert.match(oldRoot.id, /^[0-9A-F]{8}$/);
+  await ca.rotateRoot();
+  const newRoot = ca.roots()[0];
+  assert.deepEqual(ca.certificatesOffActiveRoot().map((r) => r.nodeId), ['orders-1']);
+  await assert.rejects(ca.retireRoots(), (err: RootInUseError) => {
+    assert.ok(err instanceof CaError);
+    assert.equal(err.code, 'CA_ROOT_IN_USE');
+    assert.deepEqual(err.nodes.map((n) => [n.nodeId, n.root]), [['orders-1', oldRoot.id]]);
+    assert.match(err.message, /orders-1 \(root [0-9A-F]{8}, valid until 20/);
+    return true;
+  });
+  assert.equal(ca.roots().length, 2, 'nothing retired');
+  // A restarted control plane reads the records back and refuses the same.
+  await ca.close();
+  const again = await CertificateAuthority.open({ dataDir });
+  await assert.rejects(again.retireRoots(), /orders-1/);
+  // Renewed under the new root: retired without --force.
+  const renewed = await again.sign(await csrFor(spiffeId('cluster.local', 'default', 'orders')), ORDERS, 'orders-1');
+  assert.equal(renewed.record.rootFingerprint256, newRoot.fingerprint256);
+  assert.deepEqual(again.certificatesOffActiveRoot(), []);
+  await again.retireRoots();
+  assert.equal(again.roots().length, 1);
+  // --force retires whatever still chains to the old root.
+  await again.rotateRoot();
+  await again.sign(await csrFor(spiffeId('cluster.local', 'default', 'shop')), { namespace: 'default', service: 'shop' }, 'shop-1'); // under the newest root
+  await assert.rejects(again.retireRoots(), (err: RootInUseError) => err.nodes.length === 1 && err.nodes[0].nodeId === 'orders-1');
+  await again.retireRoots({ force: true });
+  assert.equal(again.roots().length, 1);
+  await again.close();
+});
+
+test('retire-roots counts a record that does not name its root (written before roots were recorded) as in use', async () => {
+  const dataDir = tempDir();
+  const ca = await CertificateAuthority.open({ dataDir });
+  await ca.sign(await csrFor(spiffeId('cluster.local', 'default', 'orders')), ORDERS, 'orders-1');
+  await ca.close();
+  const file = path.join(dataDir, 'ca', 'issued.json');
+  const stored = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const json = JSON.stringify(stored);
+  assert.ok(json.includes('rootFingerprint256'), json.slice(0, 300));
+  fs.writeFileSync(file, json.replace(/,"rootFingerprint256":"[^"]*"/g, ''));
+  const old = await CertificateAuthority.open({ dataDir });
+  await old.rotateRoot();
+  await assert.rejects(old.retireRoots(), (err: RootInUseError) => err.nodes[0].nodeId === 'orders-1' && err.nodes[0].root === 'unknown');
+  await old.close();
+});
+
+test('replicas sharing one store: a certificate one replica issued under the old root stops a retirement on another', async () => {
+  const shared = {
+    material: new FileDocumentSet<CaMaterial>({ field: 'material', idOf: () => 'material', sweepIntervalMs: 0 }),
+    issued: new FileDocumentSet<IssuanceRecord>({ field: 'issued', idOf: (r) => (r as IssuanceRecord).nodeId, sweepIntervalMs: 0 }),
+  };
+  const a = await CertificateAuthority.open({ shared });
+  const b = await CertificateAuthority.open({ shared });
+  await a.sign(await csrFor(spiffeId('cluster.local', 'default', 'orders')), ORDERS, 'orders-1');
+  await a.rotateRoot();
+  assert.equal(b.roots()[0].fingerprint256, a.roots()[0].fingerprint256, 'b adopted the rotation');
+  await assert.rejects(b.retireRoots(), (err: RootInUseError) => err.nodes.map((n) => n.nodeId).join() === 'orders-1');
+  await b.sign(await csrFor(spiffeId('cluster.local', 'default', 'orders')), ORDERS, 'orders-1');
+  await b.retireRoots();
+  assert.equal(a.roots().length, 1, 'a adopted the retirement');
 });
 
 test('join tokens: stored hashed (0600), verified, expired and revoked ones refused', async () => {

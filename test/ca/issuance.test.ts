@@ -167,6 +167,28 @@ test('root rotation: the connected sidecar receives both roots over ADS, then a 
   await waitFor(() => splitPemCertificates(sc.proxy.secrets.trustBundle('ROOTCA')!.trustedCaPem).length === 1, 5000, 'the old root retired');
 });
 
+test('a certificate that comes back under another root than the bundle\'s active one is asked for again with backoff, and kept serving meanwhile', T, async () => {
+  const mesh = await Mesh.start();
+  closers.push(() => mesh.close());
+  const sc = await mesh.sidecar({ service: 'orders', proxy: { certificateRetry: { initialMs: 100, maxMs: 400 } } });
+  const agent = sc.proxy.certificateAgent!;
+  await agent.waitForCertificate(5000);
+  await waitFor(() => sc.proxy.secrets.trustBundle('ROOTCA') !== undefined, 5000, 'ROOTCA');
+  const issued = agent.status().issued;
+  // A bundle whose active root is one this CA does not sign with (as from a replica ahead of the one that answers FetchSecrets).
+  const foreign = await createRoot({ commonName: 'elsewhere', ttlMs: 3600_000 });
+  const real = mesh.cp!.ca.bundlePem();
+  sc.proxy.secrets.setTrustBundle('ROOTCA', { trustedCaPem: foreign.certPem + real });
+  await waitFor(() => agent.status().issued >= issued + 3, 5000, 'renewals asked again');
+  assert.match(agent.status().lastError ?? '', /does not chain to the active root of the trust bundle/);
+  assert.ok(sc.proxy.secrets.certificate('default'), 'a certificate is held throughout');
+  // The bundle agrees with the CA again: the next renewal settles at half life.
+  sc.proxy.secrets.setTrustBundle('ROOTCA', { trustedCaPem: real });
+  await waitFor(() => agent.status().lastError === undefined, 5000, 'the agent settled');
+  const settled = agent.status();
+  assert.ok(Date.parse(settled.nextRenewalAt!) - Date.now() > 11 * 3600_000, `next renewal at ${settled.nextRenewalAt}`);
+});
+
 test('admin /certs and weft certs: identity, expiry, remaining, the trust bundle', T, async () => {
   const mesh = await Mesh.start();
   closers.push(() => mesh.close());
@@ -183,9 +205,10 @@ test('admin /certs and weft certs: identity, expiry, remaining, the trust bundle
   let text = '';
   await runCerts({ api: `http://127.0.0.1:${mesh.cp!.apiPort}`, out: { write: (s: string) => (text += s) } });
   assert.match(text, /Trust domain cluster\.local; workload certificates live 24h \(dev mode/);
-  assert.match(text, /orders-1\s+spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders\s+[0-9A-F]+\s+\S+\s+2[34]h\d*m?\s+sidecar/);
+  const rootId = mesh.cp!.ca.roots()[0].id;
+  assert.match(text, new RegExp(`orders-1\\s+spiffe://cluster\\.local/ns/default/sa/orders\\s+[0-9A-F]+\\s+${rootId}\\s+\\S+\\s+2[34]h\\d*m?\\s+sidecar`));
   assert.match(text, /client-1\s+- \(no service\)/);
-  assert.match(text, /Trust bundle \(1 root\):\n  \* O=cluster\.local, CN=weft root CA/);
+  assert.match(text, new RegExp(`Trust bundle \\(1 root\\):\\n  \\* root ${rootId}  O=cluster\\.local, CN=weft root CA`));
 });
 
 test('the control plane down: the agent keeps its certificate and retries with backoff, then renews', T, async () => {

@@ -144,7 +144,8 @@ test('certificates renew under continuous load, and the root rotates, without fa
   await mesh.cp!.ca.rotateRoot();
   const newRoot = splitPemCertificates(mesh.cp!.ca.bundlePem()).find((r) => r !== oldRoot.trim() && r !== oldRoot)!;
   const fromNewRoot = (sc: Sidecar) => isSignedBy(splitPemCertificates(sc.proxy.secrets.certificate('default')!.certificateChainPem)[1], newRoot);
-  await waitFor(() => fromNewRoot(orders) && fromNewRoot(shop), 4 * CERT_TTL_MS, 'both sidecars on certificates from the new root');
+  // Every sidecar, intruder too: retire-roots is refused while any live certificate chains to the old root.
+  await waitFor(() => fromNewRoot(orders) && fromNewRoot(shop) && fromNewRoot(intruder), 4 * CERT_TTL_MS, 'every sidecar on a certificate from the new root');
   // Every leaf now chains to the new root: the old one can go, under load.
   await mesh.cp!.ca.retireRoots();
   const issuedAtRetirement = mesh.cp!.ca.issuances().length;

@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { edgeCounters, edgeCountersFromFamilies, quantile } from '../../src/observe/mesh-metrics';
+import { ProxyStats } from '../../src/proxy/stats';
+import { metricsReport } from '../../src/proxy/telemetry/metrics-report';
 
 test('old names: edges by cluster, 5xx by class, latency in ms; local replies without a cluster left out', () => {
   const text = [
@@ -45,6 +47,22 @@ test('quantiles interpolate within the bucket; none without requests; a missing 
   assert.equal(quantile(0.75, b), 15);
   assert.equal(quantile(0.5, new Map([[10, 0], [Infinity, 0]])), undefined);
   assert.deepEqual(edgeCounters('# nothing here\nweft_xds_connected 1\n', 'web.default'), []);
+});
+
+test('a MetricsService report gives the same edges as the sidecar\'s /stats/prometheus text of the same stats', () => {
+  const stats = new ProxyStats(0);
+  stats.identify('web', 'default');
+  const out = stats.forCluster('outbound', 'outbound|80||order.default');
+  for (let i = 0; i < 200; i++) out.response(i % 10 === 0 ? 503 : 200, (i * 37) % 300, undefined, i % 2 ? 'a' : 'b');
+  out.response(0, 12, 'UF', 'a');
+  const inbound = stats.forCluster('inbound', 'inbound|80||', 'storefront.default');
+  for (let i = 0; i < 30; i++) inbound.response(i % 7 === 0 ? 404 : 200, i * 0.4);
+  const fromText = edgeCounters(stats.render(), 'web.default');
+  const fromReport = edgeCountersFromFamilies(metricsReport(stats, []).families, 'web.default');
+  const byKey = (edges: typeof fromText) => new Map(edges.map((e) => [`${e.direction} ${e.source} ${e.destination}`, { ...e, buckets: [...e.buckets].sort((a, b) => a[0] - b[0]) }]));
+  assert.deepEqual(byKey(fromReport), byKey(fromText));
+  const order = fromReport.find((e) => e.destination === 'order.default')!;
+  assert.deepEqual([order.requests, order.errors, order.buckets.get(Infinity)], [201, 21, 201]);
 });
 
 test("an Envoy's metrics_service report (tags as labels) counts its outbound calls like a sidecar's", () => {

@@ -1,16 +1,24 @@
 // The topology graph in SVG: services as boxes laid out in columns by call
 // depth (callers left of what they call), calls as arrows labelled with their
-// golden signals. Layout is recomputed on every update; it is cheap at mesh
-// sizes a screen can show.
+// golden signals and a lock for their transport (mTLS closed, plaintext
+// open). Layout is recomputed on every update; it is cheap at mesh sizes a
+// screen can show.
 import type { Topology } from './api';
 import { fmt, health, s, short } from './dom';
+import { lockGlyph } from './security';
 
 const BOX_W = 170;
-const BOX_H = 58;
+const BOX_H = 72;
 const COL = 380;
-const ROW = 100;
+const ROW = 112;
 
-export function topologyGraph(t: Topology, onSelect: (service: string) => void): SVGElement {
+export interface GraphEvents {
+  service(name: string): void;
+  edge(source: string, destination: string): void;
+}
+
+export function topologyGraph(t: Topology, on: GraphEvents): SVGElement {
+  const warming = !(t.windowSeconds > 0);
   const names = t.services.map((x) => x.name);
   const depth = new Map(names.map((n) => [n, 0]));
   // Longest path from the callers; bounded passes so a cycle cannot loop.
@@ -52,25 +60,49 @@ export function topologyGraph(t: Topology, onSelect: (service: string) => void):
     const x2 = b.x;
     const y2 = b.y + BOX_H / 2;
     const bend = Math.max(40, Math.abs(x2 - x1) / 2);
-    const g = s('g', { class: `edge ${health(e.successRate)}`, 'data-edge': `${e.source}->${e.destination}` });
+    const mx = (x1 + x2) / 2;
+    const my = (y1 + y2) / 2;
+    const d = `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`;
+    const sec = e.security ? ` ${e.security}` : '';
+    const g = s('g', { class: `edge ${warming ? 'idle' : health(e.successRate)}${sec}`, 'data-edge': `${e.source}->${e.destination}`, 'data-security': e.security, tabindex: 0 });
     g.append(
-      s('path', { d: `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`, 'marker-end': 'url(#arrow)' }),
-      s('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, 'text-anchor': 'middle', class: 'edge-label' }, `${fmt.rps(e.rps)} rps · ${fmt.pct(e.successRate)} · p99 ${fmt.ms(e.p99Ms)}`),
-      s('title', {}, `${short(e.source)} → ${short(e.destination)}\n${fmt.rps(e.rps)} req/s, success ${fmt.pct(e.successRate)}, p50 ${fmt.ms(e.p50Ms)}, p99 ${fmt.ms(e.p99Ms)}`),
+      s('path', { d, 'marker-end': 'url(#arrow)' }),
+      // A wide transparent twin of the curve: a click near the line counts.
+      s('path', { d, class: 'hit' }),
+      s('text', { x: mx, y: my - 8, 'text-anchor': 'middle', class: 'edge-label' }, warming ? 'warming up' : `${fmt.rps(e.rps)} rps · ${fmt.pct(e.successRate)} · p99 ${fmt.ms(e.p99Ms)}`),
+      s(
+        'title',
+        {},
+        `${short(e.source)} → ${short(e.destination)}\n${fmt.rps(e.rps)} req/s, success ${fmt.pct(e.successRate)}, p50 ${fmt.ms(e.p50Ms)}, p99 ${fmt.ms(e.p99Ms)}` +
+          (e.security ? `\n${e.security === 'mtls' ? 'mutual TLS' : 'PLAINTEXT'}: ${e.securityReason ?? ''}` : ''),
+      ),
     );
+    if (e.security) g.append(lockGlyph(mx - 6, my - 4, e.security === 'plaintext'));
+    g.addEventListener('click', () => on.edge(e.source, e.destination));
     svg.append(g);
   }
 
   for (const svc of t.services) {
     const p = pos.get(svc.name)!;
     const g = s('g', { class: `service ${health(svc.successRate)}`, 'data-service': svc.name, transform: `translate(${p.x},${p.y})`, tabindex: 0 });
+    const instances = svc.instances;
+    const hosts = instances ? new Set(instances.map((i) => i.host)).size : 0;
     g.append(
       s('rect', { width: BOX_W, height: BOX_H, rx: 8 }),
       s('text', { x: 12, y: 22, class: 'service-name' }, short(svc.name)),
-      s('text', { x: 12, y: 42, class: 'service-signals' }, `${fmt.rps(svc.rps)} rps · ${fmt.pct(svc.successRate)} · p99 ${fmt.ms(svc.p99Ms)}`),
-      s('title', {}, `${svc.name}: ${svc.proxies} proxy(ies)`),
+      s('text', { x: 12, y: 42, class: 'service-signals' }, warming ? 'warming up' : `${fmt.rps(svc.rps)} rps · ${fmt.pct(svc.successRate)} · p99 ${fmt.ms(svc.p99Ms)}`),
+      s(
+        'text',
+        { x: 12, y: 60, class: 'service-instances' },
+        instances?.length
+          ? `${instances.length} instance${instances.length === 1 ? '' : 's'} · ${hosts} host${hosts === 1 ? '' : 's'}`
+          : svc.proxies
+            ? `${svc.proxies} sidecar${svc.proxies === 1 ? '' : 's'}`
+            : 'no sidecar',
+      ),
+      s('title', {}, `${svc.name}: ${svc.proxies} proxy(ies)${instances ? `\non ${[...new Set(instances.map((i) => i.hostname ?? i.host))].join(', ')}` : ''}`),
     );
-    g.addEventListener('click', () => onSelect(svc.name));
+    g.addEventListener('click', () => on.service(svc.name));
     svg.append(g);
   }
   return svg;

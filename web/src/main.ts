@@ -1,28 +1,32 @@
 // The weft dashboard: a single page with hash routes
-//   #/                         live topology (services, calls, golden signals)
-//   #/service/<ns>/<name>      one service: endpoints and health, routes, policies, recent errors
-//   #/config                   resources and validation errors
-//   #/proxies                  connected proxies and their sync state
+//   #/                               live topology (services, calls with golden signals and mTLS locks)
+//   #/service/<ns>/<name>            one service: charts, instances and hosts, endpoints, routes, policies
+//   #/edge/<source>/<destination>    one call: charts, mTLS state, the config that applies to it
+//   #/errors                         recent failed requests across hosts
+//   #/config                         resources and validation errors
+//   #/proxies                        connected proxies and their sync state
 // Live data comes over Server-Sent Events (/api/v1/events); pages re-render
-// from it without reloading.
+// from it without reloading, and the open chart gains a point per tick.
 import './style.css';
-import { connectLive, getJson, type LiveState, type NodeStatus } from './api';
-import { fmt, h, health, short, table } from './dom';
-import { topologyGraph } from './graph';
+import { connectLive } from './api';
+import { h } from './dom';
+import { route, series, state } from './state';
+import { renderConfig, renderProxies } from './views/config';
+import { edgeKey, renderEdge } from './views/edge';
+import { renderErrors } from './views/errors';
+import { renderService, serviceKey } from './views/service';
+import { renderTopology } from './views/topology';
 
-const state: LiveState = {};
-const app = document.getElementById('app')!;
 const banner = document.getElementById('errors-banner')!;
 const live = document.getElementById('live')!;
-
-function route(): string[] {
-  return location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
-}
 
 function render(): void {
   const [page, ...rest] = route();
   document.querySelectorAll('nav a').forEach((a) => a.classList.toggle('active', a.getAttribute('href') === `#/${page ?? ''}`));
+  if (page !== 'service' && page !== 'edge') series.close();
   if (page === 'service') void renderService(rest[0], rest[1]);
+  else if (page === 'edge') void renderEdge(rest[0], rest[1]);
+  else if (page === 'errors') void renderErrors();
   else if (page === 'config') void renderConfig();
   else if (page === 'proxies') renderProxies();
   else renderTopology();
@@ -38,125 +42,17 @@ function renderBanner(): void {
   );
 }
 
-function renderTopology(): void {
+/** The open chart's new point from a topology tick. */
+function appendPoint(): void {
   const t = state.topology;
-  if (!t) return void app.replaceChildren(h('p', {}, 'Waiting for the first scrape…'));
-  const services = table(
-    ['Service', 'Proxies', 'Req/s', 'Success', 'p50', 'p99'],
-    t.services.map((x) => [h('a', { href: `#/service/${x.namespace}/${x.name.split('.')[0]}` }, short(x.name)), x.proxies, fmt.rps(x.rps), h('span', { class: health(x.successRate) }, fmt.pct(x.successRate)), fmt.ms(x.p50Ms), fmt.ms(x.p99Ms)]),
-    { id: 'services-table' },
-  );
-  const edges = table(
-    ['From', 'To', 'Req/s', 'Success', 'p50', 'p99'],
-    t.edges.map((e) => [short(e.source), short(e.destination), fmt.rps(e.rps), h('span', { class: health(e.successRate) }, fmt.pct(e.successRate)), fmt.ms(e.p50Ms), fmt.ms(e.p99Ms)]),
-    { id: 'edges-table' },
-  );
-  app.replaceChildren(
-    h('h1', {}, 'Topology'),
-    h('p', { class: 'muted' }, `Signals over the last ${t.windowSeconds}s, updated ${new Date(t.at).toLocaleTimeString()}.`),
-    h('div', { class: 'graph' }, topologyGraph(t, (name) => (location.hash = `#/service/${name.split('.').slice(1).join('.')}/${name.split('.')[0]}`))),
-    h('div', { class: 'cols' }, h('section', {}, h('h2', {}, 'Services'), services), h('section', {}, h('h2', {}, 'Calls'), edges)),
-    h('p', { class: 'warn' }, t.unreachable.length ? `Sidecars not scraped: ${t.unreachable.map((u) => `${u.nodeId} (${u.reason})`).join(', ')}` : ''),
-  );
-}
-
-function pre(v: unknown): HTMLElement {
-  return h('pre', {}, JSON.stringify(v, null, 2));
-}
-
-async function renderService(ns: string, name: string): Promise<void> {
-  let d: any;
-  try {
-    d = await getJson(`api/v1/services/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`);
-  } catch (err) {
-    return void app.replaceChildren(h('p', { class: 'bad' }, String(err)));
+  const [page, a, b] = route();
+  if (!t) return;
+  if (page === 'service') {
+    const name = `${b}.${a}`;
+    series.append(serviceKey(name), t, t.services.find((s) => s.name === name));
+  } else if (page === 'edge') {
+    series.append(edgeKey(a, b), t, t.edges.find((e) => e.source === a && e.destination === b));
   }
-  if (route()[0] !== 'service') return; // navigated away meanwhile
-  const sig = d.signals ?? {};
-  const health_ = (e: any) => {
-    const view = (d.endpointHealth as any[]).filter((v) => v.address === `${e.address}:${Object.values(e.ports)[0]}`);
-    const ejected = view.filter((v) => v.outlier?.ejected).map((v) => `ejected by ${v.caller ?? v.node}`);
-    const hc = view.filter((v) => v.healthCheck && v.healthCheck.state !== 'healthy').map((v) => `health check ${v.healthCheck.state} (${v.caller ?? v.node})`);
-    return [...ejected, ...hc].join('; ') || (view.length ? 'in load balancing' : '—');
-  };
-  app.replaceChildren(
-    h('h1', {}, `${name}.${ns}`),
-    h('p', { class: 'warn' }, d.declared ? '' : 'No Service resource declares it.'),
-    h('p', {}, `${fmt.rps(sig.rps)} req/s · success ${fmt.pct(sig.successRate)} · p50 ${fmt.ms(sig.p50Ms)} · p99 ${fmt.ms(sig.p99Ms)}`),
-    h('h2', {}, 'Endpoints'),
-    table(
-      ['Address', 'Ports', 'Zone', 'Registry health', 'In callers’ sidecars', 'Origin'],
-      (d.endpoints as any[]).map((e) => [e.address, JSON.stringify(e.ports), e.zone ?? '', h('span', { class: e.health === 'healthy' ? 'good' : 'bad' }, e.health), health_(e), e.origin]),
-      { id: 'endpoints-table' },
-    ),
-    h('h2', {}, 'Calls'),
-    table(
-      ['From', 'To', 'Req/s', 'Success', 'p99'],
-      [...d.inbound, ...d.outbound].map((e: any) => [short(e.source), short(e.destination), fmt.rps(e.rps), fmt.pct(e.successRate), fmt.ms(e.p99Ms)]),
-    ),
-    h('h2', {}, 'Routes'),
-    d.routes.length ? h('div', {}, ...d.routes.map((r: any) => h('details', { open: '' }, h('summary', {}, `${r.kind} ${r.namespace}/${r.name}`), pre(r.spec)))) : h('p', { class: 'muted' }, 'No route: callers reach it directly.'),
-    h('h2', {}, 'Policies'),
-    d.policies.length ? h('div', {}, ...d.policies.map((p: any) => h('details', { open: '' }, h('summary', {}, `TrafficPolicy ${p.namespace}/${p.name}`), pre(p.spec)))) : h('p', { class: 'muted' }, 'No TrafficPolicy targets it.'),
-    h('h2', {}, 'Its proxies'),
-    table(['Node', 'Sync'], (d.proxies as any[]).map((p) => [p.nodeId, p.types.map((t: any) => `${t.type} ${t.state}`).join(' · ')])),
-    h('h2', {}, 'Recent errors'),
-    d.recentErrors.length
-      ? table(
-          ['Time', 'Direction', 'Request', 'Status', 'Flags', 'Duration'],
-          (d.recentErrors as any[]).map((r) => [r.time, r.direction, `${r.method} ${r.authority ?? ''}${r.path ?? ''}`, r.status ?? '—', r.flags ?? '', fmt.ms(r.durationMs)]),
-        )
-      : h('p', { class: 'muted' }, 'None recorded by its sidecars.'),
-  );
-}
-
-async function renderConfig(): Promise<void> {
-  let resources: any[] = [];
-  try {
-    resources = (await getJson<{ items: any[] }>('api/v1/resources')).items;
-  } catch {
-    // the errors still show
-  }
-  if (route()[0] !== 'config') return;
-  const errs = state.errors ?? { config: [], snapshots: [] };
-  app.replaceChildren(
-    h('h1', {}, 'Config'),
-    h('h2', {}, 'Validation errors'),
-    errs.config.length + errs.snapshots.length === 0
-      ? h('p', { class: 'good' }, 'None: the config is valid.')
-      : table(
-          ['Where', 'Field', 'Message'],
-          [
-            ...errs.config.map((e) => [`${e.file ?? ''}${e.document !== undefined ? ` #${e.document}` : ''}`, String(e.path ?? e.field ?? ''), h('span', { class: 'bad config-error' }, e.message ?? '')]),
-            ...errs.snapshots.map((e) => ['snapshot', '', h('span', { class: 'bad config-error' }, e.message ?? JSON.stringify(e))]),
-          ],
-          { id: 'config-errors' },
-        ),
-    h('h2', {}, 'Resources'),
-    table(
-      ['Kind', 'Namespace', 'Name', 'Source', 'Revision'],
-      resources.map((r) => [r.kind, r.metadata.namespace, r.metadata.name, r.status?.source?.file ?? r.status?.source ?? '', r.status?.revision ?? '']),
-    ),
-  );
-}
-
-function syncCell(t: NodeStatus['types'][number] | undefined): HTMLElement {
-  if (!t) return h('span', { class: 'muted' }, '—');
-  const cls = t.state === 'SYNCED' ? 'good' : t.state === 'NACKED' ? 'bad' : 'warn';
-  return h('span', { class: cls, title: t.lastNack?.message ?? '' }, `${t.state}${t.ackedVersion ? ` ${t.ackedVersion}` : ''}`);
-}
-
-function renderProxies(): void {
-  const nodes = state.nodes ?? [];
-  const types = ['CDS', 'EDS', 'LDS', 'RDS'];
-  app.replaceChildren(
-    h('h1', {}, 'Proxies'),
-    table(
-      ['Node', 'Service', 'Role', 'Mode', 'Peer', ...types],
-      nodes.map((n) => [n.nodeId, n.node.service ? `${n.node.service}.${n.node.namespace}` : '—', n.node.role, n.mode, n.peer, ...types.map((t) => syncCell(n.types.find((x) => x.type === t)))]),
-      { id: 'proxies-table' },
-    ),
-  );
 }
 
 connectLive(
@@ -164,8 +60,9 @@ connectLive(
   (what) => {
     if (what === 'errors') renderBanner();
     const page = route()[0];
-    // The service page is fetched on navigation and refreshed with each topology tick.
-    if (what === 'topology' && (page === undefined || page === 'service')) render();
+    if (what === 'topology') appendPoint();
+    // Topology-driven pages re-render with each tick (the errors view asks again for recent failures).
+    if (what === 'topology' && (page === undefined || page === 'service' || page === 'edge' || page === 'errors')) render();
     if (what === 'errors' && page === 'config') render();
     if (what === 'nodes' && page === 'proxies') render();
   },

@@ -13,6 +13,14 @@
 // With several control plane replicas (`--xds a,b`), one request tries them
 // in turn, the replica the ADS stream uses first, until one answers (see
 // control-plane-addresses.ts); the backoff waits only once all have failed.
+//
+// After a root rotation the agent does not wait for half life: when the trust
+// bundle (ROOTCA over ADS) names an active root (its first) that does not sign
+// the held chain, it renews within a short random spread, so every sidecar
+// chains to the new root within seconds and the old one can be retired. A
+// certificate that comes back under another root than the bundle's active one
+// (a replica that has not seen the rotation yet) is asked for again with
+// backoff.
 import * as grpc from '@grpc/grpc-js';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import type { Logger } from '../../observe/log';
@@ -27,7 +35,8 @@ import {
   SECRET_TYPE_URL,
   WORKLOAD_SECRET_NAME,
 } from '../../ca/sds-protocol';
-import { WORKLOAD_CERT_SECRET, type SecretStore } from './secret-store';
+import { isSignedBy, splitPemCertificates } from '../../ca/cert-info';
+import { TRUST_BUNDLE_SECRET, WORKLOAD_CERT_SECRET, type SecretStore } from './secret-store';
 
 export interface CertificateAgentOptions {
   /** The control plane's xDS address (host:port), a comma-separated list of replicas', or the list the sidecar's xDS client shares. */
@@ -46,6 +55,8 @@ export interface CertificateAgentOptions {
   backoff?: BackoffOptions;
   /** Deadline of one request (default 10 s). */
   requestTimeoutMs?: number;
+  /** When the trust bundle gains a new active root, renew within this many ms, drawn at random so a fleet does not ask at once (default 2 s). */
+  rotationSpreadMs?: number;
   random?: () => number;
 }
 
@@ -59,6 +70,7 @@ export interface CertificateAgentStatus {
 }
 
 const DEFAULT_RETRY: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+const DEFAULT_ROTATION_SPREAD_MS = 2000;
 
 export class CertificateAgent {
   private readonly addresses: ControlPlaneAddresses;
@@ -74,11 +86,16 @@ export class CertificateAgent {
   private lastError: string | undefined;
   private nextRenewalAt: Date | undefined;
   private readonly waiters: (() => void)[] = [];
+  private renewing = false;
+  private readonly stopBundleWatch: () => void;
 
   constructor(private readonly opts: CertificateAgentOptions) {
     this.addresses = opts.server instanceof ControlPlaneAddresses ? opts.server : ControlPlaneAddresses.xds(opts.server);
     this.random = opts.random ?? Math.random;
     this.backoff = new Backoff(opts.backoff ?? DEFAULT_RETRY, this.random);
+    this.stopBundleWatch = opts.secrets.onChange((name) => {
+      if (name === TRUST_BUNDLE_SECRET) this.bundleChanged();
+    });
   }
 
   start(): void {
@@ -88,6 +105,7 @@ export class CertificateAgent {
   stop(): void {
     this.stopped = true;
     this.state = 'stopped';
+    this.stopBundleWatch();
     clearTimeout(this.timer);
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
@@ -124,8 +142,32 @@ export class CertificateAgent {
     this.timer.unref();
   }
 
+  /**
+   * The trust bundle changed: a rotation (a new active root) or a retirement.
+   * When its active root does not sign the held chain, renew now rather than at
+   * half life. A renewal in flight is checked when it lands (see renew()).
+   */
+  private bundleChanged(): void {
+    if (this.stopped || this.renewing || this.onActiveRoot() !== false) return;
+    const delay = Math.round(this.random() * (this.opts.rotationSpreadMs ?? DEFAULT_ROTATION_SPREAD_MS));
+    if (this.nextRenewalAt && this.nextRenewalAt.getTime() <= Date.now() + delay) return; // due sooner anyway
+    this.opts.log('info', 'the trust bundle has a new active root; renewing the workload certificate under it', { spiffeId: this.opts.spiffeId, renewInMs: delay });
+    this.schedule(delay);
+  }
+
+  /** Whether the held certificate chains to the trust bundle's active root (its first); undefined while either is missing. */
+  private onActiveRoot(): boolean | undefined {
+    const held = this.opts.secrets.certificate(WORKLOAD_CERT_SECRET);
+    const bundle = this.opts.secrets.trustBundle(TRUST_BUNDLE_SECRET);
+    const active = bundle && splitPemCertificates(bundle.trustedCaPem)[0];
+    const top = held && splitPemCertificates(held.certificateChainPem).at(-1);
+    if (!active || !top) return undefined;
+    return isSignedBy(top, active);
+  }
+
   private async renew(): Promise<void> {
     if (this.stopped) return;
+    this.renewing = true;
     try {
       const { generateKeyPem, createCsr } = await import('../../ca/pki');
       const keyPem = await generateKeyPem();
@@ -140,13 +182,21 @@ export class CertificateAgent {
       this.opts.secrets.setCertificate(WORKLOAD_CERT_SECRET, { certificateChainPem: chainPem, privateKeyPem: keyPem, spiffeId: this.opts.spiffeId, notBefore, notAfter });
       this.issued++;
       this.state = 'ready';
+      for (const w of this.waiters.splice(0)) w();
+      if (this.onActiveRoot() === false) {
+        // Issued under another root than the bundle's active one: a replica behind the rotation, or a bundle behind the CA (its push re-checks).
+        this.lastError = `the certificate issued (serial ${leaf.serialNumber}) does not chain to the active root of the trust bundle; asking again`;
+        const retry = this.backoff.next();
+        this.opts.log('debug', 'workload certificate not under the active root; renewing again', { spiffeId: this.opts.spiffeId, retryInMs: retry });
+        this.schedule(retry);
+        return;
+      }
       this.lastError = undefined;
       this.backoff.reset();
       const start = Math.max(receivedAt, notBefore.getTime());
       const fraction = 0.5 - 0.05 * this.random();
       const delay = Math.max(0, start + (notAfter.getTime() - start) * fraction - receivedAt);
       this.opts.log('info', 'workload certificate issued', { spiffeId: this.opts.spiffeId, serial: leaf.serialNumber, notAfter: notAfter.toISOString(), renewInMs: Math.round(delay) });
-      for (const w of this.waiters.splice(0)) w();
       this.schedule(delay);
     } catch (err) {
       if (this.stopped) return;
@@ -163,6 +213,8 @@ export class CertificateAgent {
         serving: held ? `certificate valid until ${held.notAfter.toISOString()}` : 'no certificate yet',
       });
       this.schedule(delay);
+    } finally {
+      this.renewing = false;
     }
   }
 

@@ -1,6 +1,7 @@
 // The sidecar's admin /certs: its workload certificate (identity, serial,
-// validity, time left) and the roots of its trust bundle.
-import { certificateInfo, splitPemCertificates } from '../../ca/cert-info';
+// validity, time left, the root of its trust bundle it chains to) and the
+// roots of its trust bundle.
+import { certificateInfo, isSignedBy, splitPemCertificates } from '../../ca/cert-info';
 import type { CertificateAgentStatus } from './certificate-agent';
 import type { SecretStore } from './secret-store';
 
@@ -13,6 +14,8 @@ export interface CertsView {
     notBefore: string;
     notAfter: string;
     secondsToExpiry: number;
+    /** SHA-256 fingerprint of the trust bundle's root that signed the chain's last certificate; absent when none did. */
+    rootFingerprint256?: string;
   }[];
   trustBundles: { name: string; roots: { subject: string; serial: string; notAfter: string; fingerprint256: string }[] }[];
   agent?: CertificateAgentStatus;
@@ -20,9 +23,12 @@ export interface CertsView {
 
 export function certsView(secrets: SecretStore, agent: CertificateAgentStatus | undefined, now = Date.now()): CertsView {
   const { certificates, bundles } = secrets.entries();
+  const roots = bundles.flatMap(([, b]) => splitPemCertificates(b.trustedCaPem));
   return {
     certificates: certificates.map(([name, c]) => {
       const info = certificateInfo(c.certificateChainPem);
+      const top = splitPemCertificates(c.certificateChainPem).at(-1);
+      const root = top ? roots.find((r) => isSignedBy(top, r)) : undefined;
       return {
         name,
         spiffeId: c.spiffeId,
@@ -31,6 +37,7 @@ export function certsView(secrets: SecretStore, agent: CertificateAgentStatus | 
         notBefore: c.notBefore.toISOString(),
         notAfter: c.notAfter.toISOString(),
         secondsToExpiry: Math.round((c.notAfter.getTime() - now) / 1000),
+        ...(root ? { rootFingerprint256: certificateInfo(root).fingerprint256 } : {}),
       };
     }),
     trustBundles: bundles.map(([name, b]) => ({

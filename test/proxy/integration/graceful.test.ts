@@ -10,7 +10,7 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { docs, exitGuard, freePort, HttpUpstream, Mesh, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
+import { docs, exitGuard, freePort, HttpUpstream, Mesh, serviceYaml, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 import type { RouteAction } from '../../../src/proxy/config/types';
 
 let mesh: Mesh;
@@ -61,8 +61,8 @@ interface Outcome {
 }
 
 /** `clients` keep-alive loops until `until()` says stop; every 4th request is slow (150 ms). */
-async function load(port: number, clients: number, until: () => boolean): Promise<Outcome[]> {
-  const out: Outcome[] = [];
+/** `out` fills as requests finish, so a test can wait for a number of them rather than for a time. */
+async function load(port: number, clients: number, until: () => boolean, out: Outcome[] = []): Promise<Outcome[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   let n = 0;
   const one = () =>
@@ -89,19 +89,25 @@ async function load(port: number, clients: number, until: () => boolean): Promis
 
 test('config changes under load: no request fails, and requests after each change follow it', { timeout: 30_000 }, async () => {
   let stop = false;
-  const running = load(sc.outboundPort, 16, () => stop);
+  const done: Outcome[] = [];
+  const running = load(sc.outboundPort, 16, () => stop, done);
+  /** Waits until `n` more requests have finished (a window of traffic, whatever the machine's speed). */
+  const moreRequests = (n: number) => {
+    const target = done.length + n;
+    return waitFor(() => done.length >= target, 10_000, `${n} more requests through the sidecar`);
+  };
   /** When the sidecar had applied each version: requests started later must reach it. */
   const switches: { version: string; appliedAt: number }[] = [];
   const servedBy = (version: string) => (c: import('../../../src/proxy/config/types').ProxyConfig) =>
     [...c.routeTables.values()].some((t) =>
       t.virtualHosts.some((v) => v.domains.includes('web') && v.routes.some((r) => (r.action as RouteAction).clusters?.[0]?.name === `outbound|80||web-${version}.default`)),
     );
-  await sleep(300);
+  await moreRequests(100);
   for (const version of ['v2', 'v1', 'v2', 'v1', 'v2']) {
     mesh.write('route.yaml', route(version));
     await sc.waitConfig(servedBy(version), 5000, `route to ${version}`);
     switches.push({ version, appliedAt: performance.now() });
-    await sleep(300);
+    await moreRequests(120);
   }
   stop = true;
   const outcomes = await running;
@@ -132,8 +138,9 @@ test('SIGTERM under load: `weft proxy` answers every request it accepted, then e
   try {
     await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).then((r) => r.status, () => 0)) === 200, 10_000, 'weft proxy ready');
     let stop = false;
-    const running = load(outbound, 16, () => stop);
-    await sleep(500);
+    const done: Outcome[] = [];
+    const running = load(outbound, 16, () => stop, done);
+    await waitFor(() => done.length > 150, 10_000, '150 requests through weft proxy before SIGTERM');
     const termAt = performance.now();
     child.kill('SIGTERM');
     const code = await exited;
