@@ -6,9 +6,26 @@ const { listen, meshRequest, sendJson } = require('./mesh-http');
 
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
+// The versions of product that answered the last catalogue calls: the page shows the split the
+// mesh actually made (the weights are in examples/mesh/routes.yaml and may change while it runs).
+const served = [];
+const SERVED_KEPT = 200;
+
+function splitSeen() {
+  if (served.length === 0) return 'no answer from product yet';
+  const counts = new Map();
+  for (const v of served) counts.set(v, (counts.get(v) ?? 0) + 1);
+  const shares = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([v, n]) => `${Math.round((100 * n) / served.length)}% ${escape(v)}`);
+  return `the last ${served.length} catalogue calls: ${shares.join(', ')}; reload to see the split`;
+}
+
 async function catalogue() {
   try {
     const r = await meshRequest('GET', 'http://product:8081/products');
+    if (r.status === 200 && r.json?.version) {
+      served.push(String(r.json.version));
+      if (served.length > SERVED_KEPT) served.shift();
+    }
     return r.status === 200 ? { ok: true, ...r.json } : { ok: false, error: `product answered ${r.status} ${r.flags ?? ''}` };
   } catch (err) {
     return { ok: false, error: err.message };
@@ -35,7 +52,7 @@ function page(cat, ord, message) {
 <style>body{font-family:sans-serif;max-width:40em;margin:2em auto}td{padding:.2em 1em}</style></head><body>
 <h1>weft demo shop</h1>
 ${message ? `<p><b>${escape(message)}</b></p>` : ''}
-<p>Catalogue served by product <b>${escape(cat.version ?? '?')}</b> (90% v1, 10% v2 canary: reload to see both).</p>
+<p>Catalogue served by product <b>${escape(cat.version ?? '?')}</b> (${splitSeen()}).</p>
 <table>${rows}</table>
 <h2>Recent orders (${ord.ok ? ord.total : '?'} in all)</h2><ul>${orders}</ul>
 <p><small>Every call above went storefront → sidecar → product / order → sidecar → payment (Python).</small></p>

@@ -86,6 +86,8 @@ export interface ControlPlaneOptions {
 export interface ControlPlane {
   xdsPort: number;
   apiPort: number;
+  /** Where clients reach the API: https (http in --dev), at the advertised address (not 0.0.0.0). */
+  apiUrl: string;
   store: Store;
   registry: Registry;
   cache: SnapshotCache;
@@ -254,6 +256,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   return {
     xdsPort,
     apiPort,
+    apiUrl,
     store,
     registry,
     cache,

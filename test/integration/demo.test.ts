@@ -67,6 +67,8 @@ test('the demo mesh serves its storefront through the mesh, places orders paid b
     );
     const page = await fetch(demo.storefrontUrl).then((r) => r.text());
     assert.match(page, /Catalogue served by product <b>v[12]<\/b>/);
+    // The split the page shows is counted from the answers, not written into the page.
+    assert.match(page, /the last \d+ catalogue calls: \d+% v[12]/);
     assert.match(page, /Loom/);
 
     // Payment (Python) may register a moment after the storefront: orders succeed once it has.

@@ -40,7 +40,7 @@ export async function runControl(opts: {
     advertiseAddress: opts.advertiseAddress,
   });
   const tls = opts.dev ? 'plaintext, dev mode: certificates without join tokens' : `TLS; sidecars verify it with --ca-file ${path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem')}`;
-  process.stdout.write(`weft control plane ${cp.xds.replicaId}: xDS on ${opts.host}:${cp.xdsPort} (${tls}), API on ${opts.dev ? 'http' : 'https'}://${opts.host}:${cp.apiPort}/api/v1/\n`);
+  process.stdout.write(`weft control plane ${cp.xds.replicaId}: xDS on ${opts.host}:${cp.xdsPort} (${tls}), API on ${cp.apiUrl}/api/v1/status${opts.dev ? `, dashboard on ${cp.apiUrl}/` : ' (with a credential: `weft admin-token`), dashboard through `weft dashboard`'}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
