@@ -19,6 +19,7 @@ import { freePort, Mesh, waitFor } from '../helpers/proxy-harness';
 import { tempDir } from '../helpers/tmp';
 import { ack, resourcesOf, TestStream } from '../xds/fixtures';
 import { TYPE_URL } from '../../src/xds/type-urls';
+import { ControlPlaneCredentials } from '../../src/xds/client/control-plane-tls';
 
 const T = { timeout: 30_000 };
 const closers: (() => Promise<unknown> | unknown)[] = [];
@@ -33,7 +34,7 @@ async function securePlane(extra: Record<string, unknown> = {}): Promise<Control
 }
 
 function caCredentials(cp: ControlPlane): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(Buffer.from(cp.ca.bundlePem()));
+  return new ControlPlaneCredentials(Buffer.from(cp.ca.bundlePem()));
 }
 
 /** One FetchSecrets call; resolves with the chain or rejects with the gRPC error. */
