@@ -189,6 +189,38 @@ test('admin /certs and weft certs: identity, expiry, remaining, the trust bundle
   assert.match(text, /Trust bundle \(1 root\):\n  \* O=cluster\.local, CN=weft root CA/);
 });
 
+test('weft certs: certificates of nodes gone for long collapse into one line (--all lists them); a node that just left is listed', T, async () => {
+  const mesh = await Mesh.start();
+  closers.push(() => mesh.close());
+  const live = await mesh.sidecar({ service: 'orders', nodeId: 'orders-live' });
+  await live.proxy.certificateAgent!.waitForCertificate(5000);
+  for (const nodeId of ['orders-gone-1', 'orders-gone-2']) {
+    const sc = await mesh.sidecar({ service: 'orders', nodeId });
+    await sc.proxy.certificateAgent!.waitForCertificate(5000);
+    await sc.close();
+  }
+  const api = `http://127.0.0.1:${mesh.cp!.apiPort}`;
+  await waitFor(() => !mesh.cp!.xds.status().some((n) => n.nodeId.startsWith('orders-gone')), 5000, 'the gone sidecars disconnected');
+  const certs = async (now: number, all?: boolean) => {
+    let text = '';
+    await runCerts({ api, now, all, out: { write: (s: string) => (text += s) } });
+    return text;
+  };
+  // Just gone: still worth a row each.
+  const recent = await certs(Date.now());
+  assert.match(recent, /orders-gone-1\s+spiffe:\/\/\S+\s+[0-9A-F]+\s+\S+\s+\S+\s+issued \(not connected\)/);
+  assert.match(recent, /orders-gone-2\s+.*issued \(not connected\)/);
+  // Gone for longer than 10 minutes (the clock moved on): one line says how many, --all lists them.
+  const later = await certs(Date.now() + 11 * 60_000);
+  assert.doesNotMatch(later, /orders-gone/, later);
+  assert.match(later, /orders-live\s+spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders\s+.*sidecar/);
+  assert.match(later, /2 more certificate\(s\) issued to nodes not connected now, more than 10m ago \(the latest 11m\d*s? ago\); weft certs --all lists them/);
+  const all = await certs(Date.now() + 11 * 60_000, true);
+  assert.match(all, /orders-gone-1\s+.*issued \(not connected\)/);
+  assert.match(all, /orders-gone-2\s+.*issued \(not connected\)/);
+  assert.doesNotMatch(all, /more certificate/);
+});
+
 test('the control plane down: the agent keeps its certificate and retries with backoff, then renews', T, async () => {
   const ttl = 3000;
   const mesh = await Mesh.start({}, { certTtlMs: ttl });
