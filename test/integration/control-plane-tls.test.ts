@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
-import { ControlPlaneCredentials } from '../../src/xds/client/control-plane-tls';
+import { ControlPlaneCredentials, targetHost } from '../../src/xds/client/control-plane-tls';
 import { freePort } from '../helpers/proxy-harness';
 import { tempDir, waitFor } from '../helpers/tmp';
 
@@ -70,4 +70,14 @@ test('without SNI the control plane certificate is still checked against the IP 
   assert.equal(await handshake(`127.0.0.3:${cp.xdsPort}`, creds), 'READY');
   assert.equal(await handshake(`127.0.0.1:${cp.xdsPort}`, creds), 'READY');
   assert.equal(await handshake(`127.0.0.2:${cp.xdsPort}`, creds), 'TRANSIENT_FAILURE');
+});
+
+test('the host the certificate is checked against: from the channel target, or through an HTTP CONNECT proxy the real target', () => {
+  const t = (path: string) => ({ scheme: 'dns', path });
+  assert.equal(targetHost(t('198.18.0.2:15010')), '198.18.0.2');
+  assert.equal(targetHost(t('[::1]:15010')), '::1');
+  assert.equal(targetHost(t('cp.example:15010')), 'cp.example');
+  assert.equal(targetHost(t('/cp.example')), 'cp.example');
+  // grpc-js dials the proxy and keeps the control plane in grpc.http_connect_target.
+  assert.equal(targetHost(t('10.0.0.9:3128'), { 'grpc.http_connect_target': 'dns:198.18.0.2:15010' }), '198.18.0.2');
 });

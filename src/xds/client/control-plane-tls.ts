@@ -14,14 +14,18 @@ import * as tls from 'node:tls';
 type Target = Parameters<grpc.ChannelCredentials['_createSecureConnector']>[0];
 type Connector = ReturnType<grpc.ChannelCredentials['_createSecureConnector']>;
 
-/** "198.18.0.2:15010", "[::1]:15010", "cp.example:15010", "dns:cp:15010" → the host. */
-export function targetHost(target: Target): string {
-  const hostPort = target.path.replace(/^\/+/, '');
-  const v6 = /^\[([^\]]+)\]/.exec(hostPort);
-  if (v6) return v6[1];
-  // A bare IPv6 address has no port; anything else ends in :port or has none.
-  if (net.isIPv6(hostPort)) return hostPort;
-  return hostPort.replace(/:\d+$/, '');
+/**
+ * The host dialed: "198.18.0.2:15010" → 198.18.0.2, "[::1]:15010" → ::1. Through an HTTP CONNECT
+ * proxy (grpc_proxy / https_proxy) the channel's target is the proxy; the real one is in
+ * `grpc.http_connect_target` (as grpc-js itself reads it).
+ */
+export function targetHost(target: Target, options: grpc.ChannelOptions = {}): string {
+  let path = target.path;
+  const connect = options['grpc.http_connect_target'];
+  // grpc-js's URI shape: [scheme:][//authority/]path
+  if (typeof connect === 'string') path = /^(?:[A-Za-z0-9+.-]+:)?(?:\/\/[^/]*\/)?(.+)$/.exec(connect)?.[1] ?? path;
+  path = path.replace(/^\/+/, '');
+  return grpc.experimental.splitHostPort(path)?.host ?? path;
 }
 
 export class ControlPlaneCredentials extends grpc.ChannelCredentials {
@@ -40,8 +44,8 @@ export class ControlPlaneCredentials extends grpc.ChannelCredentials {
     return other === this || (other instanceof ControlPlaneCredentials && other.caPem.equals(this.caPem));
   }
 
-  _createSecureConnector(target: Target, _options: grpc.ChannelOptions, callCredentials?: grpc.CallCredentials): Connector {
-    const host = targetHost(target);
+  _createSecureConnector(target: Target, options: grpc.ChannelOptions, callCredentials?: grpc.CallCredentials): Connector {
+    const host = targetHost(target, options);
     const context = this.context;
     return {
       connect: (socket) =>
