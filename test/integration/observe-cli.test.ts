@@ -114,7 +114,7 @@ function recentClockTimes(seconds: number): string[] {
   return Array.from({ length: seconds + 2 }, (_, i) => new Date(now - (seconds - i + 1) * 1000).toLocaleTimeString());
 }
 
-test('weft top --once after an idle spell: a fresh timestamp, and traffic that just started shows (no all-zero rows)', { timeout: 30_000 }, async () => {
+test('weft top --once after an idle spell: a fresh timestamp, and traffic that just started shows (no all-zero rows)', { timeout: 45_000 }, async () => {
   // Idle: wait for a window without requests on web → order (the control plane up for a while, no calls).
   await waitFor(
     async () => {
