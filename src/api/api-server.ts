@@ -27,7 +27,7 @@ import { parseConfigFile, parseResource, type ParsedEntry } from '../config/pars
 import { silentLogger, type Logger } from '../observe/log';
 import { RegistrationError, type Registry } from '../registry/registry';
 import { ConfigRejectedError, StoreUnavailableError, type ResourceOrigin, type Store, type StoredResource } from '../store/store';
-import { kindFromName } from './kind-names';
+import { kindFromName, unknownKindMessage } from './kind-names';
 import { HttpError } from './http-error';
 import { readBody } from './read-body';
 import { authenticate, authorize, describe, requireOwnService, type Access, type Authenticator, type Principal } from './access';
@@ -311,7 +311,7 @@ function errorResponse(err: unknown): { status: number; body: Record<string, unk
 
 function parseKind(name: string) {
   const kind = kindFromName(name);
-  if (!kind) throw new HttpError(404, `unknown kind "${name}"`);
+  if (!kind) throw new HttpError(404, unknownKindMessage(name));
   return kind;
 }
 

@@ -25,3 +25,15 @@ export function pluralOf(kindLower: string): string {
   if (kindLower.endsWith('s')) return kindLower + 'es';
   return kindLower + 's';
 }
+
+/** What `weft get <kind>` accepts, for an error about a name it does not know. */
+export function knownKinds(): string {
+  const alias = new Map(Object.entries(ALIASES).map(([a, k]) => [k, a]));
+  // ("meshtls", not its plural "meshtlses", which is accepted too)
+  return KIND_NAMES.map((k) => `${k.endsWith('S') ? k.toLowerCase() : pluralOf(k.toLowerCase())}${alias.has(k) ? ` (${alias.get(k)})` : ''}`).join(', ');
+}
+
+/** "unknown kind "foo": one of services (svc), httproutes, …" */
+export function unknownKindMessage(text: string): string {
+  return `unknown kind "${text}": one of ${knownKinds()} (or the kind's own name, in any case)`;
+}

@@ -345,6 +345,7 @@ export function buildProgram(): Command {
   program
     .command('certs')
     .description('workload certificates per node (identity, expiry, time left) and the trust bundle')
+    .option('--all', 'also list every certificate issued to a node not connected now (by default those of the last 10 minutes)')
     .addOption(apiOption())
     .action(lazy('certs', 'runCerts'));
 
@@ -375,7 +376,7 @@ export function buildProgram(): Command {
   program
     .command('bootstrap')
     .description('print a bootstrap file for an xDS client of this mesh')
-    .requiredOption('--grpc', 'a bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP)')
+    .option('--grpc', 'a bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP): the only kind there is')
     .option('--xds <host:port>', 'the control plane xDS address', '127.0.0.1:15010')
     .option('--node-id <id>', 'node id (default: <service>-<random>)')
     .option('--service <name>', 'the service this client runs as')

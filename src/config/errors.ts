@@ -126,3 +126,21 @@ export function problemToError(p: Problem, where: ConfigErrorInit = {}): ConfigE
   const path = p.path && p.path.length ? formatPath(p.path) : undefined;
   return new ConfigError(p.code, p.detail, { ...where, path, expected: p.expected });
 }
+
+/** Why a file could not be read, in words ("does not exist"), not a raw "ENOENT: …, stat '…'". */
+export function ioErrorDetail(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'ENOENT':
+      return 'does not exist';
+    case 'EACCES':
+    case 'EPERM':
+      return 'cannot be read: permission denied';
+    case 'EISDIR':
+      return 'is a directory, not a file';
+    case 'ENOTDIR':
+      return 'does not exist (a part of its path is not a directory)';
+    default:
+      return `cannot be read: ${e?.message ?? String(err)}`;
+  }
+}

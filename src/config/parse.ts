@@ -4,7 +4,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
-import { ConfigError, problemToError, type ConfigErrorInit, type Problem, type ResourceRef } from './errors';
+import { ConfigError, ioErrorDetail, problemToError, type ConfigErrorInit, type Problem, type ResourceRef } from './errors';
 import { describeValue } from './field-path';
 import { KIND_NAMES, KINDS, metadataSchema, type Kind, type Resource } from './kinds';
 import { resourceRules } from './resource-rules';
@@ -210,7 +210,7 @@ export async function loadConfigPath(
   try {
     files = (await stat(fileOrDir)).isDirectory() ? await yamlFilesUnder(fileOrDir) : [fileOrDir];
   } catch (e) {
-    return { resources: [], errors: [new ConfigError('E_IO', `cannot read: ${(e as Error).message}`, { file: fileOrDir })], files: [] };
+    return { resources: [], errors: [new ConfigError('E_IO', ioErrorDetail(e), { file: fileOrDir })], files: [] };
   }
 
   const parsed: Resource[] = [];
@@ -220,7 +220,7 @@ export async function loadConfigPath(
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
-      errors.push(new ConfigError('E_IO', `cannot read: ${(e as Error).message}`, { file }));
+      errors.push(new ConfigError('E_IO', ioErrorDetail(e), { file }));
       continue;
     }
     const result = parseConfigFile(text, file);

@@ -17,6 +17,8 @@ import type { DecodedCluster } from '../proxy/config/decode-cluster';
 import { CompiledRouteTable } from '../proxy/router/route-table';
 import { RouteMatcher } from '../proxy/router/route-matcher';
 import { PathParts } from '../proxy/router/path-parts';
+import { DEFAULT_ROUTE_NAME } from '../translate/names';
+import { NON_IDEMPOTENT_METHODS, NON_IDEMPOTENT_SUFFIX } from '../translate/retry-methods';
 
 /** An admin view of a node's sidecar, wherever it runs (mesh-telemetry.ts: over its relay stream). */
 export type AdminViewReader = (nodeId: string, view: string, query?: string) => Promise<unknown>;
@@ -136,7 +138,7 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
   for (const r of vh.routes) {
     if (r === match?.route) break;
     parts.reset(pathAndQuery);
-    tried.push({ route: r.name, match: describeMatch(r.match), matched: new RouteMatcher(r.match).matches(request, parts) });
+    tried.push({ route: r.name, ...routeOrigin(view, vh.name, r.name), match: describeMatch(r.match), matched: new RouteMatcher(r.match).matches(request, parts) });
   }
   result.notMatched = tried;
   if (!match) {
@@ -144,7 +146,7 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
     return await withLive(result, sidecars, host, url.pathname, readView);
   }
   const route = match.route;
-  result.route = { name: route.name, matchedBecause: describeMatch(route.match), ...routePolicies(route) };
+  result.route = { name: route.name, ...routeOrigin(view, vh.name, route.name), matchedBecause: describeMatch(route.match), ...routePolicies(route) };
   const action = route.action;
   if (action.kind === 'direct') result.verdict = { status: action.status, reason: 'a direct response from the sidecar' };
   else if (action.kind === 'redirect') result.verdict = { status: action.status, reason: `redirect to ${action.host ?? host}${action.path ?? action.prefixRewrite ?? ''}` };
@@ -161,15 +163,61 @@ function pct(w: number, total: number): string {
   return `${Math.round((1000 * w) / Math.max(total, 1)) / 10}%`;
 }
 
+/**
+ * A route entry as the user wrote it. Entry names say where they come from
+ * (translate/names.ts: <kind>/<namespace>/<name>/<rule>/<match>, or `default`),
+ * and retry-methods.ts adds a copy for the non-idempotent methods.
+ */
+export function routeOrigin(view: MeshView, virtualHost: string, name: string): { title: string; origin: Obj } {
+  const copy = name.endsWith(NON_IDEMPOTENT_SUFFIX);
+  const base = copy ? name.slice(0, -NON_IDEMPOTENT_SUFFIX.length) : name;
+  const m = /^(HTTPRoute|GRPCRoute)\/([^/]+)\/([^/]+)\/(\d+)\/(\d+)$/.exec(base);
+  let title = name;
+  let origin: Obj = {};
+  if (m) {
+    const [, kind, namespace, routeName] = m;
+    const [rule, match] = [Number(m[4]), Number(m[5])];
+    const resource = (kind === 'HTTPRoute' ? view.httpRoutes : view.grpcRoutes).find((r) => r.metadata.name === routeName && r.metadata.namespace === namespace);
+    // The match index only where the rule has several (its field path in the YAML).
+    const several = (resource?.spec.rules[rule]?.matches?.length ?? 0) > 1;
+    const field = `spec.rules[${rule}]${several ? `.matches[${match}]` : ''}`;
+    title = `${kind} ${namespace}/${routeName} ${field}`;
+    origin = { kind, namespace, name: routeName, rule, match, field };
+  } else if (base === DEFAULT_ROUTE_NAME) {
+    title = `the default route of ${virtualHost} (no route attaches to it)`;
+    origin = { default: true };
+  }
+  if (copy) {
+    title += `, for ${NON_IDEMPOTENT_METHODS.join(', ')}`;
+    origin.nonIdempotentMethods = [...NON_IDEMPOTENT_METHODS];
+  }
+  return { title, origin };
+}
+
+/** A full-match regex as written: the sidecar anchors it (^(?:…)$, full-match.ts, re2.ts). */
+function written(re: RegExp | undefined): string {
+  const s = re?.source ?? '';
+  const inner = /^\^\(\?:([\s\S]*)\)\$$/.exec(s)?.[1] ?? s;
+  return `/${inner}/`;
+}
+
 function describeMatch(m: RouteMatch): string[] {
   const out: string[] = [];
   const p = m.path;
-  out.push(p.kind === 'regex' ? `path matches /${p.regex.source}/` : `path ${p.kind === 'exact' ? 'is' : 'starts with'} ${p.value}${p.kind === 'pathSeparatedPrefix' ? ' (whole segments)' : ''}`);
+  out.push(p.kind === 'regex' ? `path matches ${written(p.regex)}` : `path ${p.kind === 'exact' ? 'is' : 'starts with'} ${p.value}${p.kind === 'pathSeparatedPrefix' ? ' (whole segments)' : ''}`);
   for (const h of m.headers) {
-    const what = h.kind === 'present' ? 'is present' : h.kind === 'regex' ? `matches /${h.regex?.source}/` : `${h.kind} "${h.value}"`;
+    if (h.name === ':method' && !h.invert) {
+      // How the translator says a method (an HTTPRoute's `method`, the non-idempotent copies).
+      const methods = h.kind === 'exact' ? [h.value] : h.kind === 'regex' ? /^\^\(([A-Z|]+)\)\$$/.exec(written(h.regex).slice(1, -1))?.[1].split('|') : undefined;
+      if (methods) {
+        out.push(`method is ${methods.length > 1 ? `${methods.slice(0, -1).join(', ')} or ${methods[methods.length - 1]}` : methods[0]}`);
+        continue;
+      }
+    }
+    const what = h.kind === 'present' ? 'is present' : h.kind === 'regex' ? `matches ${written(h.regex)}` : `${h.kind} "${h.value}"`;
     out.push(`header ${h.name} ${h.invert ? 'NOT ' : ''}${what}`);
   }
-  for (const qm of m.queryParams) out.push(`query ${qm.name} ${qm.kind === 'present' ? 'is present' : qm.kind === 'regex' ? `matches /${qm.regex?.source}/` : `is "${qm.value}"`}`);
+  for (const qm of m.queryParams) out.push(`query ${qm.name} ${qm.kind === 'present' ? 'is present' : qm.kind === 'regex' ? `matches ${written(qm.regex)}` : `is "${qm.value}"`}`);
   return out;
 }
 

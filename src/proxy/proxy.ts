@@ -25,6 +25,8 @@ import { AccessLog } from '../observe/access-log';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
+import { ControlPlaneCredentials } from '../xds/client/control-plane-tls';
+import { ioErrorDetail } from '../config/errors';
 import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../ca/spiffe-id';
 import { CertificateAgent } from './tls/certificate-agent';
 import { certsView } from './tls/certs-view';
@@ -401,8 +403,9 @@ export function controlPlaneCredentials(caFile: string | undefined): grpc.Channe
   try {
     pem = fs.readFileSync(caFile);
   } catch (err) {
-    throw new Error(`--ca-file ${caFile}: ${(err as Error).message}`);
+    throw new Error(`--ca-file ${caFile}: ${ioErrorDetail(err)}`);
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--ca-file ${caFile}: holds no PEM certificate`);
-  return grpc.credentials.createSsl(pem);
+  // Not grpc.credentials.createSsl: it sends an IP target as SNI (control-plane-tls.ts).
+  return new ControlPlaneCredentials(pem);
 }

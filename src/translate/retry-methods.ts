@@ -13,7 +13,10 @@ type Obj = Record<string, unknown>;
 
 /** Conditions under which nothing of the request was processed: safe for any method. */
 const SAFE_RETRY_ON = new Set(['connect-failure', 'refused-stream']);
-const NON_IDEMPOTENT = '^(POST|PATCH|CONNECT)$';
+export const NON_IDEMPOTENT_METHODS = ['POST', 'PATCH', 'CONNECT'] as const;
+const NON_IDEMPOTENT = `^(${NON_IDEMPOTENT_METHODS.join('|')})$`;
+/** Appended to the name of the route's copy for those methods (explain maps it back). */
+export const NON_IDEMPOTENT_SUFFIX = '|non-idempotent';
 
 export function withIdempotentRetries(routes: Obj[], policy: TrafficPolicySpec | undefined, port: ServicePort): Obj[] {
   if (!policy?.retries || policy.retries.nonIdempotent || port.protocol === 'grpc') return routes;
@@ -36,7 +39,7 @@ export function withIdempotentRetries(routes: Obj[], policy: TrafficPolicySpec |
     }
     const match = route.match as Obj;
     const methodMatch = { name: ':method', string_match: { safe_regex: { regex: NON_IDEMPOTENT } } };
-    const copy = { ...route, name: `${route.name as string}|non-idempotent`, match: { ...match, headers: [...((match.headers as Obj[]) ?? []), methodMatch] }, route: copyAction };
+    const copy = { ...route, name: `${route.name as string}${NON_IDEMPOTENT_SUFFIX}`, match: { ...match, headers: [...((match.headers as Obj[]) ?? []), methodMatch] }, route: copyAction };
     return [copy, route];
   });
 }

@@ -19,6 +19,7 @@ import { freePort, Mesh, waitFor } from '../helpers/proxy-harness';
 import { tempDir } from '../helpers/tmp';
 import { ack, resourcesOf, TestStream } from '../xds/fixtures';
 import { TYPE_URL } from '../../src/xds/type-urls';
+import { ControlPlaneCredentials } from '../../src/xds/client/control-plane-tls';
 
 const T = { timeout: 30_000 };
 const closers: (() => Promise<unknown> | unknown)[] = [];
@@ -33,7 +34,7 @@ async function securePlane(extra: Record<string, unknown> = {}): Promise<Control
 }
 
 function caCredentials(cp: ControlPlane): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(Buffer.from(cp.ca.bundlePem()));
+  return new ControlPlaneCredentials(Buffer.from(cp.ca.bundlePem()));
 }
 
 /** One FetchSecrets call; resolves with the chain or rejects with the gRPC error. */
@@ -209,6 +210,38 @@ test('admin /certs and weft certs: identity, expiry, remaining, the trust bundle
   assert.match(text, new RegExp(`orders-1\\s+spiffe://cluster\\.local/ns/default/sa/orders\\s+[0-9A-F]+\\s+${rootId}\\s+\\S+\\s+2[34]h\\d*m?\\s+sidecar`));
   assert.match(text, /client-1\s+- \(no service\)/);
   assert.match(text, new RegExp(`Trust bundle \\(1 root\\):\\n  \\* root ${rootId}  O=cluster\\.local, CN=weft root CA`));
+});
+
+test('weft certs: certificates of nodes gone for long collapse into one line (--all lists them); a node that just left is listed', T, async () => {
+  const mesh = await Mesh.start();
+  closers.push(() => mesh.close());
+  const live = await mesh.sidecar({ service: 'orders', nodeId: 'orders-live' });
+  await live.proxy.certificateAgent!.waitForCertificate(5000);
+  for (const nodeId of ['orders-gone-1', 'orders-gone-2']) {
+    const sc = await mesh.sidecar({ service: 'orders', nodeId });
+    await sc.proxy.certificateAgent!.waitForCertificate(5000);
+    await sc.close();
+  }
+  const api = `http://127.0.0.1:${mesh.cp!.apiPort}`;
+  await waitFor(() => !mesh.cp!.xds.status().some((n) => n.nodeId.startsWith('orders-gone')), 5000, 'the gone sidecars disconnected');
+  const certs = async (now: number, all?: boolean) => {
+    let text = '';
+    await runCerts({ api, now, all, out: { write: (s: string) => (text += s) } });
+    return text;
+  };
+  // Just gone: still worth a row each.
+  const recent = await certs(Date.now());
+  assert.match(recent, /orders-gone-1\s+spiffe:\/\/\S+\s+[0-9A-F]+\s+\S+\s+\S+\s+issued \(not connected\)/);
+  assert.match(recent, /orders-gone-2\s+.*issued \(not connected\)/);
+  // Gone for longer than 10 minutes (the clock moved on): one line says how many, --all lists them.
+  const later = await certs(Date.now() + 11 * 60_000);
+  assert.doesNotMatch(later, /orders-gone/, later);
+  assert.match(later, /orders-live\s+spiffe:\/\/cluster\.local\/ns\/default\/sa\/orders\s+.*sidecar/);
+  assert.match(later, /2 more certificate\(s\) issued to nodes not connected now, more than 10m ago \(the latest 11m\d*s? ago\); weft certs --all lists them/);
+  const all = await certs(Date.now() + 11 * 60_000, true);
+  assert.match(all, /orders-gone-1\s+.*issued \(not connected\)/);
+  assert.match(all, /orders-gone-2\s+.*issued \(not connected\)/);
+  assert.doesNotMatch(all, /more certificate/);
 });
 
 test('the control plane down: the agent keeps its certificate and retries with backoff, then renews', T, async () => {

@@ -100,6 +100,27 @@ test('weft bootstrap --grpc prints a bootstrap for grpc-js-xds', () => {
   assert.equal(b.node.metadata.WEFT_SERVICE, 'shop');
 });
 
+test('a mistyped kind lists the kinds; a missing file says it does not exist; bootstrap without --grpc says what it makes', () => {
+  const get = weft(['get', 'foo']);
+  assert.equal(get.code, 1);
+  assert.match(get.err, /unknown kind "foo": one of services \(svc\), httproutes, grpcroutes, tcproutes, trafficpolicies \(tp\), .*authorizationpolicies \(authz\)/);
+  // The API says the same to any client.
+  const del = weft(['delete', 'foo', 'x']);
+  assert.match(del.err, /unknown kind "foo": one of services/);
+
+  for (const args of [['apply', '-f', 'missing.yaml'], ['validate', '-f', 'missing.yaml']]) {
+    const res = weft(args);
+    assert.equal(res.code, 1, args.join(' '));
+    assert.match(res.err, /missing\.yaml: does not exist/, res.err);
+    assert.doesNotMatch(res.err, /ENOENT|stat '/, res.err);
+  }
+
+  const boot = weft(['bootstrap', '--service', 'x']);
+  assert.equal(boot.code, 1);
+  assert.match(boot.err, /add --grpc\. It prints the bootstrap file of a proxyless gRPC client .*a weft sidecar needs no bootstrap file/);
+  assert.doesNotMatch(boot.err, /required option/);
+});
+
 test('errors in arguments are explained', () => {
   const res = weft(['control', '--xds-port', 'abc']);
   assert.notEqual(res.code, 0);

@@ -108,6 +108,60 @@ test('weft top shows the calls web → product and web → order with their rate
   }
 });
 
+/** The clock times of the last few seconds as `weft top` prints them (its header uses the local format). */
+function recentClockTimes(seconds: number): string[] {
+  const now = Date.now();
+  return Array.from({ length: seconds + 2 }, (_, i) => new Date(now - (seconds - i + 1) * 1000).toLocaleTimeString());
+}
+
+test('weft top --once after an idle spell: a fresh timestamp, and traffic that just started shows (no all-zero rows)', { timeout: 45_000 }, async () => {
+  // Idle: wait for a window without requests on web → order (the control plane up for a while, no calls).
+  await waitFor(
+    async () => {
+      const t = (await (await fetch(`${api}/api/v1/topology`)).json()) as any;
+      return t.windowSeconds > 0 && t.edges.every((e: any) => e.requests === 0);
+    },
+    25_000,
+    'a window without requests',
+  );
+  let running = true;
+  let sent = 0;
+  const traffic = (async () => {
+    while (running) {
+      if ((await request(web.outboundPort, { host: 'order', path: '/items' }).catch(() => undefined))?.status === 200) sent++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  try {
+    await waitFor(async () => sent > 0, 5000, 'a first call web → order');
+    // One run, as a user would type it: it waits for the window that holds the new calls.
+    const c = collect();
+    await runTop({ api, once: true, out: c.out });
+    const text = c.text();
+    const header = text.split('\n')[0];
+    assert.ok(recentClockTimes(8).some((t) => header.includes(t)), `not a fresh time: ${header}`);
+    assert.match(header, /rates over the last [\d.]+s/);
+    assert.match(text, /web\s+order\s+(?!0\.0\s)[\d.]+\s+100%/, text);
+  } finally {
+    running = false;
+    await traffic;
+  }
+});
+
+test('weft top --once on a mesh without a window yet says it is warming up instead of printing zeros', { timeout: 20_000 }, async () => {
+  const idle = await Mesh.start({ 'services.yaml': docs(serviceYaml({ name: 'lonely', endpoints: [v1.port] })) });
+  try {
+    const c = collect();
+    await runTop({ api: `http://127.0.0.1:${idle.cp!.apiPort}`, once: true, waitMs: 1500, out: c.out });
+    const text = c.text();
+    assert.match(text.split('\n')[0], /warming up: no full window yet/);
+    assert.match(text, /^lonely\s+0\s+-\s+-\s+-\s+-$/m, text);
+    assert.doesNotMatch(text, /0\.0|over the last 0s/, text);
+  } finally {
+    await idle.close();
+  }
+});
+
 async function explain(method: string, url: string, headers: string[] = []): Promise<{ text: string; json: any }> {
   const t = collect();
   await runExplain(method, url, { from: 'web', header: headers, output: 'text', api, out: t.out });
@@ -123,7 +177,8 @@ test('weft explain: a header match sends x-user: a to product-v2, as the sidecar
   assert.deepEqual(json.route.matchedBecause, ['path starts with /', 'header x-user exact "a"']);
   assert.deepEqual(json.clusters.map((c: any) => [c.name, c.weight]), [['outbound|80||product-v2.default', '100%']]);
   assert.deepEqual(json.clusters[0].endpoints.map((e: any) => e.address), [`127.0.0.1:${v2.port}`]);
-  assert.match(text, /Route\s+HTTPRoute\/default\/product-canary\/0\/0/);
+  assert.equal(json.route.title, 'HTTPRoute default/product-canary spec.rules[0]');
+  assert.match(text, /Route\s+HTTPRoute default\/product-canary spec\.rules\[0\]\n/);
   assert.match(text, /matched because path starts with \/ and header x-user exact "a"/);
   const res = await request(web.outboundPort, { host: 'product', path: '/catalog', headers: { 'x-user': 'a' } });
   assert.equal(res.headers['x-upstream'], 'v2');
@@ -155,8 +210,8 @@ test('weft explain: the retry policy, timeout, outlier detection and live endpoi
   assert.equal(json.clusters[0].outlierDetection.consecutive5xx, 4);
   // The endpoint as the live sidecar sees it (its /clusters).
   assert.equal(json.clusters[0].endpoints[0].live[0].node, 'web-1');
-  assert.match(text, /retries\s+3 on 5xx, per try 300ms/);
-  assert.match(text, /timeout 1500ms/);
+  assert.match(text, /retries\s+3 on 5xx, per try 300 ms/);
+  assert.match(text, /timeout 1\.5 s/);
   assert.match(text, /endpoint 127\.0\.0\.1:\d+ healthy — in load balancing/);
 });
 
@@ -168,7 +223,7 @@ test('weft explain: no route → NR, and the sidecar answers the same request 40
     ['HTTPRoute/default/product-canary/1/0', ['path starts with /items (whole segments)'], false],
     ['HTTPRoute/default/product-canary/0/0', ['path starts with /', 'header x-user exact "a"'], false],
   ]);
-  assert.match(miss.text, /skipped\s+HTTPRoute\/default\/product-canary\/0\/0: needs path starts with \/ and header x-user exact "a"/);
+  assert.match(miss.text, /skipped\s+HTTPRoute default\/product-canary spec\.rules\[0\]: needs path starts with \/ and header x-user exact "a"/);
   assert.equal(miss.json.verdict.status, 404);
   assert.match(miss.text, /Verdict\s+404 NR: no route of product\.default:80 matches GET \/other/);
   const res = await request(web.outboundPort, { host: 'product', path: '/other' });
@@ -180,6 +235,21 @@ test('weft explain: no route → NR, and the sidecar answers the same request 40
   assert.match(unknown.text, /no virtual host for authority "nosuch"/);
   const res2 = await request(web.outboundPort, { host: 'nosuch', path: '/' });
   assert.equal(res2.headers['x-weft-response-flags'], 'NR');
+});
+
+test('weft explain: the last similar requests the live sidecar saw, with how long ago and how long they took', { timeout: 15_000 }, async () => {
+  for (let i = 0; i < 3; i++) assert.equal((await request(web.outboundPort, { host: 'order', path: '/recent' })).status, 200);
+  const { text, json } = await explain('GET', 'http://order/recent');
+  assert.equal(json.recentRequests.length, 3);
+  const lines = text.split('\n').filter((l) => /GET \/recent {2}→/.test(l));
+  assert.equal(lines.length, 3, text);
+  for (const line of lines) assert.match(line, /^ +\d+(\.\d)? s ago {2}GET \/recent {2}→ 200 - {2}outbound\|80\|\|order\.default 127\.0\.0\.1:\d+ in \d+(\.\d{1,2})? (ms|s)$/, text);
+  // No epoch milliseconds, no 16-digit durations, no internal route names.
+  assert.doesNotMatch(text, /\d{6,}|\d\.\d{4,}|\|non-idempotent|\(\?:/, text);
+  // A POST takes the retry policy's copy for non-idempotent methods: named as the route it copies.
+  const post = await explain('POST', 'http://order/recent');
+  assert.deepEqual(post.json.route.origin, { default: true, nonIdempotentMethods: ['POST', 'PATCH', 'CONNECT'] });
+  assert.match(post.text, /Route\s+the default route of order\.default:80 \(no route attaches to it\), for POST, PATCH, CONNECT\n  matched because path starts with \/ and method is POST, PATCH or CONNECT/);
 });
 
 test('weft explain: a bad request names what is wrong', { timeout: 15_000 }, async () => {

@@ -259,7 +259,8 @@ async function telemetryAs(token: string | undefined, service: string): Promise<
 const grpc = require(${JSON.stringify(path.join(ROOT, 'node_modules/@grpc/grpc-js'))});
 const fs = require('node:fs');
 const { metricsServiceDefinition, adminRelayDefinition } = require(${JSON.stringify(path.join(ROOT, 'dist/src/observe/telemetry/telemetry-protocol'))});
-const client = new grpc.Client(process.env.XDS, grpc.credentials.createSsl(fs.readFileSync(process.env.CA)));
+const { ControlPlaneCredentials } = require(${JSON.stringify(path.join(ROOT, 'dist/src/xds/client/control-plane-tls'))});
+const client = new grpc.Client(process.env.XDS, new ControlPlaneCredentials(fs.readFileSync(process.env.CA)));
 const md = new grpc.Metadata();
 if (process.env.TOKEN) md.set('authorization', 'Bearer ' + process.env.TOKEN);
 const node = { id: 'intruder', metadata: { fields: { WEFT_SERVICE: { stringValue: process.env.SERVICE }, WEFT_ROLE: { stringValue: 'sidecar' } } } };

@@ -15,7 +15,10 @@ import type { CertsView } from '../../proxy/tls/certs-view';
 
 type Out = { write(text: string): unknown };
 
-export async function runCerts(opts: { api: string; out?: Out; now?: number }): Promise<void> {
+/** Certificates issued to nodes not connected now are listed for this long after issuance (the rest: one line, or --all). */
+export const RECENT_ISSUANCE_MS = 10 * 60_000;
+
+export async function runCerts(opts: { api: string; out?: Out; now?: number; all?: boolean }): Promise<void> {
   const out = opts.out ?? process.stdout;
   const now = opts.now ?? Date.now();
   const [certs, nodeItems] = await Promise.all([apiRequest(opts.api, 'GET', '/api/v1/certs'), connectedNodes(opts.api)]);
@@ -54,10 +57,20 @@ export async function runCerts(opts: { api: string; out?: Out; now?: number }): 
     if (r) rows.push([n.nodeId, r.spiffeId, r.serial, rootOf(r.rootFingerprint256), r.notAfter, remaining(Date.parse(r.notAfter) - now), 'issued']);
     else rows.push([n.nodeId, n.node.role === 'proxyless' ? '- (proxyless)' : n.node.service ? '- (none yet)' : '- (no service)', '', '', '', '', '']);
   }
-  // Certificates issued to nodes that are not connected now.
+  // Certificates issued to nodes that are not connected now: a node that just left (or is
+  // reconnecting) is worth a row; one gone for long is a record until its certificate expires.
+  const older: IssuanceRecord[] = [];
   for (const r of issued.values()) {
     if (seen.has(r.nodeId)) continue;
+    if (!opts.all && now - Date.parse(r.issuedAt) > RECENT_ISSUANCE_MS) {
+      older.push(r);
+      continue;
+    }
     rows.push([r.nodeId || '-', r.spiffeId, r.serial, rootOf(r.rootFingerprint256), r.notAfter, remaining(Date.parse(r.notAfter) - now), 'issued (not connected)']);
+  }
+  if (older.length) {
+    const latest = Math.max(...older.map((r) => Date.parse(r.issuedAt)));
+    notes.unshift(`${older.length} more certificate(s) issued to nodes not connected now, more than ${duration(RECENT_ISSUANCE_MS)} ago (the latest ${duration(now - latest)} ago); weft certs --all lists them`);
   }
   out.write(`Trust domain ${certs.trustDomain}; workload certificates live ${duration(certs.leafTtlSeconds * 1000)}${certs.dev ? ' (dev mode: issued without join tokens)' : ''}\n\n`);
   out.write(table(['NODE', 'IDENTITY', 'SERIAL', 'ROOT', 'NOT AFTER', 'REMAINING', 'SOURCE'], rows));

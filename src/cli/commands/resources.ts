@@ -6,14 +6,21 @@ import { ConfigError, type ConfigErrorInit } from '../../config/errors';
 import { parseConfigFile, type ParsedEntry } from '../../config/parse';
 import { ApiError, apiRequest } from '../api-client';
 import { formatConfigErrors, table } from '../format';
-import { kindFromName } from '../../api/kind-names';
+import { kindFromName, unknownKindMessage } from '../../api/kind-names';
+import { ioErrorDetail } from '../../config/errors';
 
 interface Located extends ParsedEntry {
   file: string;
 }
 
 function yamlFilesIn(target: string): string[] {
-  if (!fs.statSync(target).isDirectory()) return [target];
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(target);
+  } catch (err) {
+    throw new Error(`-f ${target}: ${ioErrorDetail(err)}`);
+  }
+  if (!stat.isDirectory()) return [target];
   return fs
     .readdirSync(target, { recursive: true, withFileTypes: false })
     .map((f) => path.join(target, String(f)))
@@ -50,7 +57,7 @@ export async function runApply(opts: { file: string; api: string }): Promise<voi
 
 export async function runGet(kindName: string, name: string | undefined, opts: { namespace?: string; output: string; api: string }): Promise<void> {
   const kind = kindFromName(kindName);
-  if (!kind) return fail(`unknown kind "${kindName}"\n`);
+  if (!kind) return fail(`${unknownKindMessage(kindName)}\n`);
   const ns = opts.namespace ?? (name ? 'default' : undefined);
   const url = name ? `/api/v1/resources/${kind}/${ns}/${name}` : `/api/v1/resources/${kind}${ns ? `/${ns}` : ''}`;
   const body = await apiRequest(opts.api, 'GET', url);
@@ -71,7 +78,7 @@ function sourceLabel(source: { type: string; file?: string; document?: number })
 
 export async function runDelete(kindName: string, name: string, opts: { namespace: string; api: string }): Promise<void> {
   const kind = kindFromName(kindName);
-  if (!kind) return fail(`unknown kind "${kindName}"\n`);
+  if (!kind) return fail(`${unknownKindMessage(kindName)}\n`);
   try {
     await apiRequest(opts.api, 'DELETE', `/api/v1/resources/${kind}/${opts.namespace}/${name}`);
     process.stdout.write(`deleted ${kind}/${opts.namespace}/${name}\n`);
