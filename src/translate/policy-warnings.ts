@@ -1,0 +1,107 @@
+// Accepted but ineffective: request-level settings of a TrafficPolicy on a
+// backend Service that a route rule sending there does not apply
+// (backend-policy.ts decides which, and why). The config is valid and
+// serves; these say what it does not do. `weft validate` prints them, the
+// API's /api/v1/errors carries them (`weft status`, the dashboard).
+import { resourceLabel, type ResourceRef } from '../config/errors';
+import type { Resource } from '../config/kinds';
+import { attachesTo, resolveBackend } from './attach';
+import { ruleRequestPolicy, type IgnoredSetting, type RequestSetting } from './backend-policy';
+import { buildContext, isHttpPort, keyOf, type Service } from './context';
+import type { MeshView } from './types';
+
+export interface PolicyWarning {
+  code: 'W_POLICY_NOT_APPLIED';
+  /** `TrafficPolicy ns/name: spec.retries: detail`, as a ConfigError's message reads. */
+  message: string;
+  detail: string;
+  /** The policy whose setting is not applied. */
+  resource: ResourceRef;
+  /** The setting, e.g. `spec.retries`. */
+  path: string;
+  /** The route rule that does not apply it. */
+  route: ResourceRef & { rule: number };
+}
+
+const LABEL: Record<RequestSetting, string> = {
+  retries: 'retries',
+  'timeouts.request': 'timeouts.request',
+  'timeouts.streamIdle': 'timeouts.streamIdle',
+  fault: 'fault',
+};
+
+function viewOf(resources: readonly Resource[]): MeshView {
+  const of = <K extends Resource['kind']>(kind: K) => resources.filter((r): r is Resource<K> => r.kind === kind);
+  return {
+    services: of('Service'),
+    httpRoutes: of('HTTPRoute'),
+    grpcRoutes: of('GRPCRoute'),
+    tcpRoutes: of('TCPRoute'),
+    trafficPolicies: of('TrafficPolicy'),
+    meshTls: of('MeshTLS'),
+    authorizationPolicies: of('AuthorizationPolicy'),
+    requestAuthentications: of('RequestAuthentication'),
+    endpoints: new Map(),
+  };
+}
+
+function name(s: Service): string {
+  return s.metadata.name;
+}
+
+function reason(i: IgnoredSetting, ruleLabel: string, parentPolicy: ResourceRef | undefined, ruleTimeout: string | undefined): string {
+  const what = LABEL[i.setting];
+  switch (i.because.kind) {
+    case 'rule':
+      return `${ruleLabel} sets its own timeouts.request (${ruleTimeout}), and it decides`;
+    case 'parent':
+      return `the called Service's own ${resourceLabel(parentPolicy!)} sets ${what}, and it decides`;
+    case 'missing':
+    case 'differs': {
+      const has = i.because.kind === 'missing' ? `has no ${what}` : `has other ${what}`;
+      return (
+        `${name(i.because.other)} ${has}, and one route serves every backend of a rule, so a backend's ${what} applies only ` +
+        `when every backend of the rule has the same (give them all the same, or set it in the called Service's TrafficPolicy)`
+      );
+    }
+  }
+}
+
+/** The warnings of a set of resources (valid or not: what cannot be resolved is skipped), each once, in a stable order. */
+export function policyWarnings(resources: readonly Resource[]): PolicyWarning[] {
+  const ctx = buildContext(viewOf(resources), { id: 'weft-policy-warnings', role: 'sidecar', namespace: 'default' });
+  const out = new Map<string, PolicyWarning>();
+  const routes = [...ctx.httpRoutes, ...ctx.grpcRoutes];
+  for (const route of routes) {
+    const ns = route.metadata.namespace;
+    for (const ref of route.spec.parentRefs) {
+      const parent = ctx.services.get(`${ref.namespace ?? ns}/${ref.name}`);
+      if (!parent) continue;
+      for (const port of parent.spec.ports.filter((p) => isHttpPort(p) && attachesTo(route, parent, p))) {
+        route.spec.rules.forEach((rule, ruleIndex) => {
+          const filters = ('filters' in rule ? rule.filters : undefined) ?? [];
+          if (filters.some((f) => f.type === 'RequestRedirect')) return;
+          const backends = (rule.backendRefs ?? [])
+            .filter((b) => b.weight !== 0)
+            .map((b) => resolveBackend(ctx, b, ns, port.port)?.service)
+            .filter((s): s is Service => s !== undefined);
+          const timeouts = 'timeouts' in rule ? rule.timeouts : undefined;
+          const { ignored } = ruleRequestPolicy(ctx, parent, backends, timeouts);
+          const routeRef = { kind: route.kind, namespace: ns, name: route.metadata.name };
+          const ruleLabel = `rule ${ruleIndex} of ${resourceLabel(routeRef)}`;
+          for (const i of ignored) {
+            const policy = ctx.policyResources.get(keyOf(i.service))!;
+            const policyRef = { kind: 'TrafficPolicy', namespace: policy.metadata.namespace, name: policy.metadata.name };
+            const parentPolicy = ctx.policyResources.get(keyOf(parent));
+            const parentRef = parentPolicy && { kind: 'TrafficPolicy', namespace: parentPolicy.metadata.namespace, name: parentPolicy.metadata.name };
+            const path = `spec.${i.setting}`;
+            const detail = `not applied to the requests ${ruleLabel} sends to ${name(i.service)}: ${reason(i, ruleLabel, parentRef, timeouts?.request)}`;
+            const message = `${resourceLabel(policyRef)}: ${path}: ${detail}`;
+            out.set(message, { code: 'W_POLICY_NOT_APPLIED', message, detail, resource: policyRef, path, route: { ...routeRef, rule: ruleIndex } });
+          }
+        });
+      }
+    }
+  }
+  return [...out.values()];
+}
