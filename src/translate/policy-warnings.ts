@@ -69,7 +69,12 @@ function reason(i: IgnoredSetting, ruleLabel: string, parentPolicy: ResourceRef 
 
 /** The warnings of a set of resources (valid or not: what cannot be resolved is skipped), each once, in a stable order. */
 export function policyWarnings(resources: readonly Resource[]): PolicyWarning[] {
-  const ctx = buildContext(viewOf(resources), { id: 'weft-policy-warnings', role: 'sidecar', namespace: 'default' });
+  return policyWarningsOf(viewOf(resources));
+}
+
+/** The same for the control plane's view of the mesh. */
+export function policyWarningsOf(view: MeshView): PolicyWarning[] {
+  const ctx = buildContext(view, { id: 'weft-policy-warnings', role: 'sidecar', namespace: 'default' });
   const out = new Map<string, PolicyWarning>();
   const routes = [...ctx.httpRoutes, ...ctx.grpcRoutes];
   for (const route of routes) {
