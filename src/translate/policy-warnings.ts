@@ -49,7 +49,7 @@ function name(s: Service): string {
   return s.metadata.name;
 }
 
-function reason(i: IgnoredSetting, ruleLabel: string, parentPolicy: ResourceRef | undefined, ruleTimeout: string | undefined): string {
+function reason(i: IgnoredSetting, parent: Service, ruleLabel: string, parentPolicy: ResourceRef | undefined, ruleTimeout: string | undefined): string {
   const what = LABEL[i.setting];
   switch (i.because.kind) {
     case 'rule':
@@ -60,8 +60,8 @@ function reason(i: IgnoredSetting, ruleLabel: string, parentPolicy: ResourceRef 
     case 'differs': {
       const has = i.because.kind === 'missing' ? `has no ${what}` : `has other ${what}`;
       return (
-        `${name(i.because.other)} ${has}, and one route serves every backend of a rule, so a backend's ${what} applies only ` +
-        `when every backend of the rule has the same (give them all the same, or set it in the called Service's TrafficPolicy)`
+        `${name(i.because.other)} ${has}; one route carries every backend of a rule, so a backend policy's ${what} setting takes effect ` +
+        `only when all the rule's backends have the same (give them all the same, or set it in the TrafficPolicy of ${name(parent)}, the called Service)`
       );
     }
   }
@@ -100,7 +100,7 @@ export function policyWarningsOf(view: MeshView): PolicyWarning[] {
             const parentPolicy = ctx.policyResources.get(keyOf(parent));
             const parentRef = parentPolicy && { kind: 'TrafficPolicy', namespace: parentPolicy.metadata.namespace, name: parentPolicy.metadata.name };
             const path = `spec.${i.setting}`;
-            const detail = `not applied to the requests ${ruleLabel} sends to ${name(i.service)}: ${reason(i, ruleLabel, parentRef, timeouts?.request)}`;
+            const detail = `not applied to the requests ${ruleLabel} sends to ${name(i.service)}: ${reason(i, parent, ruleLabel, parentRef, timeouts?.request)}`;
             const message = `${resourceLabel(policyRef)}: ${path}: ${detail}`;
             out.set(message, { code: 'W_POLICY_NOT_APPLIED', message, detail, resource: policyRef, path, route: { ...routeRef, rule: ruleIndex } });
           }
