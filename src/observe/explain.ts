@@ -147,7 +147,7 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
   const route = match.route;
   result.route = { name: route.name, matchedBecause: describeMatch(route.match), ...routePolicies(route) };
   // Backend policies this route's rule does not apply (a canary v2's retries on a 90/10 split).
-  const warnings = policyWarningsOf(view).filter((w) => route.name.startsWith(`${w.route.kind}/${w.route.namespace}/${w.route.name}/${w.route.rule}/`));
+  const warnings = policyWarningsOf(view).filter((w) => w.route && route.name.startsWith(`${w.route.kind}/${w.route.namespace}/${w.route.name}/${w.route.rule}/`));
   if (warnings.length) result.route.warnings = warnings.map((w) => w.message);
   const action = route.action;
   if (action.kind === 'direct') result.verdict = { status: action.status, reason: 'a direct response from the sidecar' };

@@ -6,7 +6,7 @@
 import { resourceLabel, type ResourceRef } from '../config/errors';
 import type { Resource } from '../config/kinds';
 import { attachesTo, resolveBackend } from './attach';
-import { ruleRequestPolicy, type IgnoredSetting, type RequestSetting } from './backend-policy';
+import { requestSetting, REQUEST_SETTINGS, ruleRequestPolicy, type IgnoredSetting, type RequestSetting } from './backend-policy';
 import { buildContext, isHttpPort, keyOf, type Service } from './context';
 import type { MeshView } from './types';
 
@@ -19,8 +19,8 @@ export interface PolicyWarning {
   resource: ResourceRef;
   /** The setting, e.g. `spec.retries`. */
   path: string;
-  /** The route rule that does not apply it. */
-  route: ResourceRef & { rule: number };
+  /** The route rule that does not apply it (absent: no route could, e.g. the Service speaks only TCP). */
+  route?: ResourceRef & { rule: number };
 }
 
 const LABEL: Record<RequestSetting, string> = {
@@ -106,6 +106,19 @@ export function policyWarningsOf(view: MeshView): PolicyWarning[] {
           }
         });
       }
+    }
+  }
+  // A Service with only TCP ports has no requests: what a policy says of them does nothing.
+  for (const [key, policy] of ctx.policyResources) {
+    const service = ctx.services.get(key);
+    if (!service || service.spec.ports.some(isHttpPort)) continue;
+    const policyRef = { kind: 'TrafficPolicy', namespace: policy.metadata.namespace, name: policy.metadata.name };
+    const said = [...REQUEST_SETTINGS.filter((s) => requestSetting(policy.spec, s) !== undefined), ...(policy.spec.rateLimit ? ['rateLimit'] : [])];
+    for (const setting of said) {
+      const path = `spec.${setting}`;
+      const detail = `not applied: Service ${key} has only TCP ports, and ${setting} acts on HTTP and gRPC requests`;
+      const message = `${resourceLabel(policyRef)}: ${path}: ${detail}`;
+      out.set(message, { code: 'W_POLICY_NOT_APPLIED', message, detail, resource: policyRef, path });
     }
   }
   return [...out.values()];

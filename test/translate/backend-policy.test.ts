@@ -92,7 +92,7 @@ spec:
     const [route] = resourcesFor(meshView(yaml), sidecar()).routes('outbound', 'hello.default:8080');
     assert.equal(route.route.retry_policy, undefined);
     const warnings = policyWarnings(parseResources(yaml));
-    assert.deepEqual(warnings.map((w) => `${w.resource.name} ${w.path} ${w.route.rule}`), ['hello-v2 spec.retries 0', 'hello-v3 spec.retries 0']);
+    assert.deepEqual(warnings.map((w) => `${w.resource.name} ${w.path} ${w.route?.rule}`), ['hello-v2 spec.retries 0', 'hello-v3 spec.retries 0']);
     assert.match(warnings[0].message, /hello-v3 has other retries/);
   });
 
@@ -100,7 +100,7 @@ spec:
     const { only, split, warnings } = mesh(policy('hello', 'hello', 'retries: { attempts: 1 }') + policy('hello-v2', 'hello-v2', RETRIES));
     assertSubset(only.route.retry_policy, { num_retries: { value: 1 } });
     assertSubset(split.route.retry_policy, { num_retries: { value: 1 } });
-    assert.deepEqual(warnings.map((w) => `${w.resource.name} ${w.route.rule}`), ['hello-v2 0', 'hello-v2 1']);
+    assert.deepEqual(warnings.map((w) => `${w.resource.name} ${w.route?.rule}`), ['hello-v2 0', 'hello-v2 1']);
     assert.match(warnings[0].message, /the called Service's own TrafficPolicy default\/hello sets retries, and it decides/);
   });
 
@@ -153,7 +153,7 @@ spec:
     const { only, split, warnings, view } = mesh(policy('hello-v2', 'hello-v2', 'fault: { abort: { httpStatus: 503, percent: 50 } }'));
     assertSubset(unpack(only.typed_per_filter_config[FAULT]), { abort: { http_status: 503 } });
     assert.equal(split.typed_per_filter_config, undefined);
-    assert.deepEqual(warnings.map((w) => `${w.path} ${w.route.rule}`), ['spec.fault 1']);
+    assert.deepEqual(warnings.map((w) => `${w.path} ${w.route?.rule}`), ['spec.fault 1']);
     // hello-v2 is not callable from this client (dependsOn), only reached through hello's route.
     const yaml = service('client', 8080, 'http', '  dependsOn: [{ name: hello }]\n');
     const d = resourcesFor({ ...view, services: [...view.services, ...meshView(yaml).services] }, sidecar({ service: 'client' }));
@@ -171,4 +171,15 @@ spec:
     assertSubset(d.cluster('outbound|8080||hello-v2.default').circuit_breakers.thresholds[0], { max_connections: { value: 5 }, retry_budget: { budget_percent: { value: 20 } } });
     assert.deepEqual(policyWarnings(parseResources(yaml)), []);
   });
+});
+
+test('a policy on a TCP-only Service: what it says of requests is a warning, what it says of connections is not', () => {
+  const yaml =
+    service('db', 5432, 'tcp') +
+    policy('db', 'db', 'retries: { attempts: 2 }\n  timeouts: { request: 1s, idle: 1h }\n  rateLimit: { local: { requests: 5, per: 1s } }\n  connectionPool: { maxConnections: 10 }');
+  assert.deepEqual(
+    policyWarnings(parseResources(yaml)).map((w) => [w.path, w.route]),
+    [['spec.retries', undefined], ['spec.timeouts.request', undefined], ['spec.rateLimit', undefined]],
+  );
+  assert.match(policyWarnings(parseResources(yaml))[0].message, /TrafficPolicy default\/db: spec\.retries: not applied: Service default\/db has only TCP ports/);
 });

@@ -47,7 +47,7 @@ function warningsOf(set: Resource[], mine: Resource[], where: (r: Resource) => {
   const byKey = new Map(mine.map((r) => [resourceKey(r), r]));
   const located = (ref: { kind: string; namespace?: string; name?: string }) => byKey.get(`${ref.kind}/${ref.namespace ?? 'default'}/${ref.name}`);
   return policyWarnings(set).flatMap((w: PolicyWarning) => {
-    const r = located(w.resource) ?? located(w.route);
+    const r = located(w.resource) ?? (w.route && located(w.route));
     if (!r) return [];
     const at = where(r);
     const place = at.file === undefined ? '' : `${at.file}: ${at.document === undefined ? '' : `document ${at.document}: `}`;
