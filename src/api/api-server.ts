@@ -14,7 +14,7 @@
 //   PUT    /api/v1/registrations/:id                renew the lease (body: {health?})
 //   DELETE /api/v1/registrations/:id
 //   GET    /api/v1/nodes                            connected xDS clients and their sync state
-//   GET    /api/v1/errors                           rejected config (the last good keeps serving)
+//   GET    /api/v1/errors                           rejected config (the last good keeps serving); warnings: accepted, not in effect
 //   (src/observe/dashboard-api.ts adds /api/v1/topology, /services, /events, /explain and the dashboard at /)
 //   GET    /metrics                                 the control plane's own metrics, Prometheus text (control-metrics.ts)
 import * as http from 'node:http';
@@ -46,6 +46,8 @@ export interface ApiDeps {
   meshNodes?(): Promise<{ items: unknown[]; unreachableReplicas: unknown[] }>;
   /** Errors of snapshots that could not be published (the previous keeps serving). */
   snapshotErrors(): unknown[];
+  /** Config accepted but not (wholly) in effect, e.g. a backend's retries a route does not apply (translate/policy-warnings.ts). */
+  configWarnings?(): unknown[];
   log?: Logger;
 }
 
@@ -230,6 +232,7 @@ export class ApiServer {
     this.route('GET', /^\/api\/v1\/errors$/, 'viewer', () => ({
       config: store.configErrors().map((e) => e.toJSON()),
       snapshots: this.deps.snapshotErrors(),
+      warnings: this.deps.configWarnings?.() ?? [],
     }));
   }
 

@@ -224,8 +224,10 @@ export function buildProgram(): Command {
 
   program
     .command('validate')
-    .description('check YAML resources without applying them')
+    .description('check YAML resources without applying them: a file with the other YAML files of its directory, a directory as one set')
     .requiredOption('-f, --file <path>', 'a YAML file or a directory of them')
+    .addOption(new Option('--api <url[,url…]>', "validate against the running mesh's resources instead (the file's replace those of the same name)").argParser(apiUrls))
+    .option('--alone', "validate the file by itself: references to other files' resources are errors")
     .action(lazy('validate', 'runValidate'));
 
   program

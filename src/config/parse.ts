@@ -183,7 +183,7 @@ export function parseConfigFile(text: string, file: string): Parsed {
 }
 
 /** `*.yaml` and `*.yml` files under `dir`, recursively, sorted; dotfiles and dot-directories skipped. */
-async function yamlFilesUnder(dir: string): Promise<string[]> {
+export async function yamlFilesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (entry.name.startsWith('.')) continue;

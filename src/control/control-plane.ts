@@ -16,6 +16,7 @@ import type { MeshView, NodeInfo } from '../translate/types';
 import { SnapshotCache } from '../xds/cache/snapshot-cache';
 import { XdsServer } from '../xds/server/ads-server';
 import { buildMeshView } from './mesh-view';
+import { policyWarningsOf, type PolicyWarning } from '../translate/policy-warnings';
 import { GlobalRateLimiter } from './rate-limit-service';
 import * as grpc from '@grpc/grpc-js';
 import { installCaApi } from '../ca/ca-api';
@@ -169,6 +170,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     return set;
   };
   const cache = new SnapshotCache({ generate: metrics.timed(generate), log });
+  // Accepted but not in effect (a backend's retries a route does not apply): worked out once per view.
+  let warned: { view: MeshView; list: PolicyWarning[] } | undefined;
+  const configWarnings = (): PolicyWarning[] => {
+    const v = currentView();
+    if (warned?.view !== v) warned = { view: v, list: policyWarningsOf(v) };
+    return warned.list;
+  };
   const invalidate = () => {
     view = undefined;
     cache.refresh();
@@ -211,6 +219,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     nodes: () => xds.status(),
     meshNodes: () => telemetry.nodes(),
     snapshotErrors: () => cache.errors(),
+    configWarnings,
     log,
   });
   installCredentialsApi(api, { credentials: apiCredentials, audit });
@@ -218,7 +227,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     store,
     registry,
     nodes: () => xds.status(),
-    errors: () => ({ config: store.configErrors().map((e) => e.toJSON()), snapshots: cache.errors() }),
+    errors: () => ({ config: store.configErrors().map((e) => e.toJSON()), snapshots: cache.errors(), warnings: configWarnings() }),
     view: currentView,
     telemetry,
     intake,

@@ -10,6 +10,7 @@
 import { RESOURCE_TYPES, type XdsKind } from '../xds/client/resource-types';
 import { decodeMessage, encodeMessage } from '../xds/protos';
 import { translate } from '../translate/translate';
+import { policyWarningsOf } from '../translate/policy-warnings';
 import type { MeshView, NodeInfo } from '../translate/types';
 import type { NodeStatus } from '../xds/server/node-status';
 import type { ClusterConfig, EndpointSet, HttpNetworkFilter, ListenerConfig, Route, RouteMatch, RouteTable } from '../proxy/config/types';
@@ -147,6 +148,9 @@ export async function explainRequest(view: MeshView, nodes: NodeStatus[], q: Exp
   }
   const route = match.route;
   result.route = { name: route.name, ...routeOrigin(view, vh.name, route.name), matchedBecause: describeMatch(route.match), ...routePolicies(route) };
+  // Backend policies this route's rule does not apply (a canary v2's retries on a 90/10 split).
+  const warnings = policyWarningsOf(view).filter((w) => w.route && route.name.startsWith(`${w.route.kind}/${w.route.namespace}/${w.route.name}/${w.route.rule}/`));
+  if (warnings.length) result.route.warnings = warnings.map((w) => w.message);
   const action = route.action;
   if (action.kind === 'direct') result.verdict = { status: action.status, reason: 'a direct response from the sidecar' };
   else if (action.kind === 'redirect') result.verdict = { status: action.status, reason: `redirect to ${action.host ?? host}${action.path ?? action.prefixRewrite ?? ''}` };

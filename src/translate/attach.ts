@@ -6,7 +6,7 @@ import { outboundClusterName, serviceKey } from './names';
 
 type Attachable = HttpRoute | GrpcRoute | TcpRoute;
 
-function attachesTo(route: Attachable, service: Service, port: ServicePort): boolean {
+export function attachesTo(route: Attachable, service: Service, port: ServicePort): boolean {
   return route.spec.parentRefs.some(
     (p) =>
       p.kind === 'Service' &&

@@ -21,6 +21,8 @@ export interface TranslateContext {
   sortedServices: Service[];
   /** The TrafficPolicy of a service by its key (one per service: the first by namespace/name wins). */
   policies: Map<string, TrafficPolicySpec>;
+  /** The same policies as resources (their names, for warnings). */
+  policyResources: Map<string, Resource<'TrafficPolicy'>>;
   httpRoutes: HttpRoute[];
   grpcRoutes: GrpcRoute[];
   tcpRoutes: TcpRoute[];
@@ -40,9 +42,12 @@ export function buildContext(view: MeshView, node: NodeInfo, opts: TranslateOpti
   const sortedServices = byKey(view.services);
   const services = new Map(sortedServices.map((s) => [keyOf(s), s]));
   const policies = new Map<string, TrafficPolicySpec>();
+  const policyResources = new Map<string, Resource<'TrafficPolicy'>>();
   for (const p of byKey(view.trafficPolicies)) {
     const target = serviceKey(p.spec.targetRef.name, p.spec.targetRef.namespace ?? p.metadata.namespace);
-    if (!policies.has(target)) policies.set(target, p.spec);
+    if (policies.has(target)) continue;
+    policies.set(target, p.spec);
+    policyResources.set(target, p);
   }
   return {
     view,
@@ -50,6 +55,7 @@ export function buildContext(view: MeshView, node: NodeInfo, opts: TranslateOpti
     services,
     sortedServices,
     policies,
+    policyResources,
     httpRoutes: byKey(view.httpRoutes),
     grpcRoutes: byKey(view.grpcRoutes),
     tcpRoutes: byKey(view.tcpRoutes),

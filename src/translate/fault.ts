@@ -69,8 +69,11 @@ export function withFault(routes: Obj[], fault: Fault | undefined, role: NodeRol
   });
 }
 
-/** Whether a sidecar's outbound listener needs the fault filter: some callable service's policy has a fault. */
-export function anyFault(policies: Iterable<TrafficPolicySpec | undefined>): boolean {
-  for (const p of policies) if (p?.fault) return true;
-  return false;
+/**
+ * Whether a sidecar's outbound listener needs the fault filter: some route of
+ * its route config overrides it (a called service's fault, or its backends').
+ */
+export function routesUseFault(routeConfig: Obj): boolean {
+  const hosts = (routeConfig.virtual_hosts ?? []) as Obj[];
+  return hosts.some((vh) => ((vh.routes ?? []) as Obj[]).some((r) => (r.typed_per_filter_config as Obj | undefined)?.[EXTENSION_NAME.fault] !== undefined));
 }

@@ -12,6 +12,8 @@
 //                                  (failurePercentage → failure_percentage_*, off unless configured)
 //   fault                          route typed_per_filter_config["envoy.filters.http.fault"] (see fault.ts);
 //                                  the sidecar's outbound listener gets the fault filter when a route uses it
+//   (a policy on a route's backend Service: its request-level settings apply when every backend of the
+//    rule has the same, see backend-policy.ts)
 //   retries                        route retry_policy; retries.budget → circuit_breakers.thresholds[DEFAULT].retry_budget;
 //                                  non-idempotent methods get a route of their own (see retry-methods.ts)
 //   timeouts.request               route timeout and max_stream_duration (the default when the rule sets none)
@@ -22,6 +24,7 @@
 //   healthCheck                    cluster health_checks[0] (http/tcp/grpc_health_check), sidecars only:
 //                                  proxyless gRPC clients do not run active checks
 import { HEALTH_CHECK_DEFAULTS, type TrafficPolicySpec } from '../config/kinds';
+import type { RequestPolicy } from './backend-policy';
 import type { NodeRole } from './types';
 import { duration, ENUM, wrap, ZERO_DURATION } from './proto-values';
 
@@ -178,7 +181,7 @@ export interface RouteTimeouts {
  * 15 s would cut long gRPC streams.
  */
 export function routeActionPolicy(
-  policy: TrafficPolicySpec | undefined,
+  policy: RequestPolicy | undefined,
   ruleTimeouts: RouteTimeouts | undefined,
   hashOn: readonly HashOn[],
 ): Obj {

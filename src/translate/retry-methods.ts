@@ -6,7 +6,7 @@
 // conditions under which the request never reached the upstream
 // (connect-failure, refused-stream). gRPC ports are left alone: gRPC calls
 // are all POST, and gRPC's own retry design (retryable status codes) decides.
-import type { TrafficPolicySpec } from '../config/kinds';
+import type { RequestPolicy } from './backend-policy';
 import type { ServicePort } from './context';
 
 type Obj = Record<string, unknown>;
@@ -18,7 +18,7 @@ const NON_IDEMPOTENT = `^(${NON_IDEMPOTENT_METHODS.join('|')})$`;
 /** Appended to the name of the route's copy for those methods (explain maps it back). */
 export const NON_IDEMPOTENT_SUFFIX = '|non-idempotent';
 
-export function withIdempotentRetries(routes: Obj[], policy: TrafficPolicySpec | undefined, port: ServicePort): Obj[] {
+export function withIdempotentRetries(routes: Obj[], policy: RequestPolicy | undefined, port: ServicePort): Obj[] {
   if (!policy?.retries || policy.retries.nonIdempotent || port.protocol === 'grpc') return routes;
   return routes.flatMap((route) => {
     const action = route.route as Obj | undefined;

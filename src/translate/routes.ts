@@ -16,7 +16,8 @@ import {
   servicePortName,
 } from './names';
 import { compareStrings } from './proto-values';
-import { defaultRoute, ruleRoute, type Parent } from './rules';
+import { defaultRoute, rulePolicy, ruleRoute, type Parent } from './rules';
+import type { RequestPolicy } from './backend-policy';
 
 type Obj = Record<string, unknown>;
 type RuleWithMatches = { rule: Parameters<typeof ruleRoute>[3]; matches: NormalMatch[] | undefined };
@@ -26,6 +27,8 @@ interface Entry {
   /** Route namespace/name, kind, rule index, match index: the order among equally specific matches. */
   tie: [string, string, number, number];
   route: Obj;
+  /** Where the route's retries and fault come from (backend-policy.ts). */
+  policy: RequestPolicy | undefined;
 }
 
 function compareEntries(a: Entry, b: Entry): number {
@@ -65,6 +68,7 @@ export function servicePortRoutes(ctx: TranslateContext, service: Service, port:
   const entries: Entry[] = [];
   for (const { kind, meta, rules } of sources) {
     rules.forEach(({ rule, matches }, ruleIndex) => {
+      const policy = rulePolicy(ctx, parent, { kind, namespace: meta.namespace }, rule);
       // No matches (absent or empty) match every request.
       const effective = matches?.length ? matches : [fromHttpMatch({})];
       effective.forEach((match, matchIndex) => {
@@ -78,12 +82,14 @@ export function servicePortRoutes(ctx: TranslateContext, service: Service, port:
             match: envoyMatch,
             ...ruleRoute(ctx, parent, { kind, namespace: meta.namespace }, rule, match),
           },
+          policy,
         });
       });
     });
   }
-  const routes = entries.sort(compareEntries).map((e) => e.route);
-  return withFault(withIdempotentRetries(routes, ctx.policies.get(keyOf(service)), port), faultOf(ctx, service), ctx.node.role);
+  return entries
+    .sort(compareEntries)
+    .flatMap((e) => withFault(withIdempotentRetries([e.route], e.policy, port), e.policy?.fault, ctx.node.role));
 }
 
 /** The fault of the called service's TrafficPolicy: it applies to every route of its virtual hosts. */

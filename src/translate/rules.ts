@@ -10,6 +10,7 @@
 // the fault filter aborts with the gRPC status the HTTP status maps to.
 import type { GRPCRouteSpec, HTTPRouteSpec, TrafficPolicySpec } from '../config/kinds';
 import { resolveBackend, type ResolvedBackend } from './attach';
+import { ruleRequestPolicy, type RequestPolicy } from './backend-policy';
 import type { Service, ServicePort, TranslateContext } from './context';
 import { keyOf } from './context';
 import { escapeRegex, type NormalMatch } from './matches';
@@ -92,9 +93,22 @@ export function ruleRoute(
   Object.assign(action, rewrite(filters, match));
   const mirrors = mirrorPolicies(ctx, parent, source, filters);
   if (mirrors.length) action.request_mirror_policies = mirrors;
-  const hashOn = hashSources(ctx, parent.service, backends.map((b) => b.backend.service));
-  Object.assign(action, routeActionPolicy(policyOf(ctx, parent.service), rule.timeouts, hashOn));
+  const services = backends.map((b) => b.backend.service);
+  const hashOn = hashSources(ctx, parent.service, services);
+  const { policy } = ruleRequestPolicy(ctx, parent.service, services, rule.timeouts);
+  Object.assign(action, routeActionPolicy(policy, rule.timeouts, hashOn));
   return { ...route, route: action };
+}
+
+/**
+ * The request policy of a rule's routes (backend-policy.ts): what its retries,
+ * timeouts and fault come from. A redirect or a rule with no usable backend
+ * has the called Service's.
+ */
+export function rulePolicy(ctx: TranslateContext, parent: Parent, source: RuleSource, rule: HttpRule | GrpcRule): RequestPolicy | undefined {
+  const redirect = ((rule.filters ?? []) as HttpFilter[]).some((f) => f.type === 'RequestRedirect');
+  const backends = redirect ? [] : weightedBackends(ctx, parent, source, rule.backendRefs ?? []);
+  return ruleRequestPolicy(ctx, parent.service, backends.map((b) => b.backend.service), rule.timeouts).policy;
 }
 
 /** The route of a service port no route attaches to: everything to its own cluster. */

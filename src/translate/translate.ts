@@ -8,7 +8,7 @@ import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
 import { inboundRbac, policiesFor } from './authz';
 import { inboundCluster, outboundCluster } from './clusters';
 import { buildContext, keyOf, sortedPorts } from './context';
-import { anyFault } from './fault';
+import { routesUseFault } from './fault';
 import { loadAssignment } from './endpoints';
 import { jwtAuthnFilter } from './jwt-authn';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
@@ -37,9 +37,9 @@ export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions
   }
 
   if (node.role === 'sidecar') {
-    const fault = anyFault(scope.callable.map((s) => ctx.policies.get(keyOf(s))));
-    listeners.push(outboundListener(node, { fault }), ...tcpListeners(ctx, scope.callable, scope.own));
-    routeConfigs.push(outboundRouteConfig(ctx, scope.callable));
+    const outbound = outboundRouteConfig(ctx, scope.callable);
+    listeners.push(outboundListener(node, { fault: routesUseFault(outbound) }), ...tcpListeners(ctx, scope.callable, scope.own));
+    routeConfigs.push(outbound);
     if (scope.own) {
       const authz = policiesFor(ctx, scope.own);
       const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, ctx.trustDomain) : undefined;

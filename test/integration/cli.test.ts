@@ -4,6 +4,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { routeYaml, serviceYaml } from '../helpers/resources';
@@ -15,6 +17,20 @@ let work: string;
 let control: ChildProcess;
 let api: string;
 let controlLog = '';
+
+function httpsGetJson(url: string, token: string, ca: string): Promise<any> {
+  const get = url.startsWith('https:') ? https.get : http.get;
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers: { authorization: `Bearer ${token}` }, ca, timeout: 10000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`${url}: ${res.statusCode} ${text}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)));
+    req.on('error', reject);
+  });
+}
 
 function weft(args: string[], input?: string) {
   const res = spawnSync(process.execPath, [BIN, ...args, ...(['apply', 'get', 'delete', 'status', 'endpoints'].includes(args[0]) ? ['--api', api] : [])], {
@@ -82,6 +98,59 @@ test('weft apply, get and delete through the API; a bad apply changes nothing', 
   assert.equal(inUse.code, 1, 'a service the route uses cannot go');
   assert.equal(weft(['delete', 'httproute', 'split']).code, 0);
   assert.equal(weft(['delete', 'service', 'extra']).code, 0);
+});
+
+test("weft validate -f <file> validates it with its directory's other files, and says so (the demo's routes.yaml)", () => {
+  const file = path.join(ROOT, 'examples', 'mesh', 'routes.yaml');
+  const res = weft(['validate', '-f', file]);
+  assert.equal(res.code, 0, res.out + res.err);
+  assert.equal(res.out.split('\n')[0], `validated ${file} with the 3 other files of ${path.dirname(file)}/ (policies.yaml, security.yaml, services.yaml)`);
+  assert.match(res.out, /✓ \d+ resource\(s\) in 1 file\(s\) are valid/);
+  const alone = weft(['validate', '-f', file, '--alone']);
+  assert.equal(alone.code, 1);
+  assert.match(alone.out, /alone: references to resources of other files are errors/);
+  assert.match(alone.err, /Service default\/product does not exist/);
+});
+
+test('weft validate --api validates a file against the running mesh', () => {
+  fs.mkdirSync(path.join(work, 'lone'));
+  // shop and cart are the mesh's (config/services.yaml); nothing beside the file declares them.
+  fs.writeFileSync(path.join(work, 'lone/route.yaml'), routeYaml('split', 'shop', [['cart', 1]]));
+  const res = weft(['validate', '-f', 'lone/route.yaml', '--api', api]);
+  assert.equal(res.code, 0, res.out + res.err);
+  assert.match(res.out.split('\n')[0], new RegExp(`^validated lone/route\\.yaml against the mesh at ${api.replace(/[.]/g, '\\.')} \\(\\d+ resources there\\)$`));
+  assert.equal(weft(['validate', '-f', 'lone/route.yaml']).code, 1, 'with its (empty) directory it names Services that are not there');
+});
+
+test('a backend policy a route cannot apply is a warning: in weft validate (exit 0), /api/v1/errors and weft status', async () => {
+  fs.mkdirSync(path.join(work, 'canary'));
+  fs.writeFileSync(path.join(work, 'canary/services.yaml'), serviceYaml('hello') + '---\n' + serviceYaml('hello-v2'));
+  fs.writeFileSync(
+    path.join(work, 'canary/routes.yaml'),
+    routeYaml('hello', 'hello', [['hello', 90], ['hello-v2', 10]]) +
+      '---\napiVersion: weft.dev/v1\nkind: TrafficPolicy\nmetadata: { name: hello-v2 }\nspec:\n  targetRef: { kind: Service, name: hello-v2 }\n  retries: { attempts: 3 }\n',
+  );
+  const warning = /warning: canary\/routes\.yaml: document 1: TrafficPolicy default\/hello-v2: spec\.retries: not applied to the requests rule 0 of HTTPRoute default\/hello sends to hello-v2: hello has no retries/;
+  const validated = weft(['validate', '-f', 'canary/routes.yaml']);
+  assert.equal(validated.code, 0, validated.out + validated.err);
+  assert.match(validated.err, warning);
+  assert.match(validated.out, /valid, with 1 warning\(s\)/);
+
+  assert.equal(weft(['apply', '-f', 'canary']).code, 0);
+  try {
+    const status = weft(['status']);
+    assert.match(status.out, /1 warning\(s\): config accepted but not in effect:\n  warning: TrafficPolicy default\/hello-v2: spec\.retries: not applied .* rule 0 of HTTPRoute default\/hello/);
+    const token = fs.readFileSync(path.join(work, 'data', 'admin.token'), 'utf8').trim();
+    const ca = fs.readFileSync(path.join(work, 'data', 'ca', 'trust-bundle.pem'), 'utf8');
+    const body = await httpsGetJson(`${api}/api/v1/errors`, token, ca);
+    assert.deepEqual(
+      body.warnings.map((w: any) => [w.code, w.resource.name, w.path, w.route.name, w.route.rule]),
+      [['W_POLICY_NOT_APPLIED', 'hello-v2', 'spec.retries', 'hello', 0]],
+    );
+  } finally {
+    for (const [kind, name] of [['trafficpolicy', 'hello-v2'], ['httproute', 'hello'], ['service', 'hello'], ['service', 'hello-v2']]) weft(['delete', kind, name]);
+  }
+  assert.doesNotMatch(weft(['status']).out, /warning/);
 });
 
 test('a bad edit of the config directory is reported by weft status while the last good config serves', async () => {

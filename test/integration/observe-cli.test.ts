@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { docs, exitGuard, HttpUpstream, Mesh, request, serviceYaml, waitFor, type Sidecar } from '../helpers/proxy-harness';
 import { runExplain } from '../../src/cli/commands/explain';
@@ -255,4 +256,51 @@ test('weft explain: the last similar requests the live sidecar saw, with how lon
 test('weft explain: a bad request names what is wrong', { timeout: 15_000 }, async () => {
   await assert.rejects(runExplain('GET', 'http://product/', { from: 'nobody', header: [], output: 'text', api, out: collect().out }), /no service default\/nobody/);
   await assert.rejects(runExplain('GET', 'product', { from: 'web', header: [], output: 'text', api, out: collect().out }), /not an absolute URL/);
+});
+
+// Issue 18: a TrafficPolicy with retries on product-v2, the canary backend of the route on product.
+test('weft explain: retries of a policy on product-v2 apply where the rule sends only there (the sidecar retries), and are a warning on the 90/10 split', { timeout: 30_000 }, async () => {
+  mesh.write(
+    'canary-policy.yaml',
+    `apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: product-v2 }
+spec:
+  targetRef: { name: product-v2 }
+  retries: { attempts: 2, retryOn: [5xx], nonIdempotent: true }
+`,
+  );
+  // v2 fails every other request: with one retry, each call is answered 200 after exactly two attempts.
+  let n = 0;
+  v2.handler = (_req, res) => {
+    const fail = ++n % 2 === 1;
+    res.writeHead(fail ? 503 : 200, { 'x-upstream': 'v2', 'content-length': '0' });
+    res.end();
+  };
+  try {
+    await waitFor(async () => (await explain('GET', 'http://product/catalog', ['x-user: a'])).json.route.retry !== undefined, 10_000, 'explain showing the retries');
+    // Asked again: explain() asks twice (text, then JSON), and the policy may have arrived between the two.
+    const only = await explain('GET', 'http://product/catalog', ['x-user: a']);
+    assert.equal(only.json.route.retry.numRetries, 2);
+    assert.match(only.text, /retries\s+2 on 5xx/);
+    assert.equal(only.json.route.warnings, undefined);
+
+    const split = await explain('GET', 'http://product/items');
+    assert.equal(split.json.route.retry, undefined);
+    assert.match(split.text, /retries\s+none\n\s+warning\s+TrafficPolicy default\/product-v2: spec\.retries: not applied to the requests rule 1 of HTTPRoute default\/product-canary sends to product-v2: product has no retries/);
+
+    // The sidecar does what explain says (once its config has arrived).
+    await waitFor(
+      async () => {
+        const before = v2.requests;
+        const res = await request(web.outboundPort, { host: 'product', path: '/catalog', headers: { 'x-user': 'a' } });
+        return res.status === 200 && v2.requests - before === 2;
+      },
+      10_000,
+      'a call answered 200 after a retry',
+    );
+  } finally {
+    v2.handler = undefined;
+    fs.unlinkSync(path.join(mesh.configDir, 'canary-policy.yaml'));
+  }
 });

@@ -32,6 +32,8 @@ export interface ConfigErrorView {
 export interface Errors {
   config: ConfigErrorView[];
   snapshots: { message?: string; [k: string]: unknown }[];
+  /** Config accepted but not (wholly) in effect, e.g. a backend's retries a route does not apply. */
+  warnings?: { message: string; [k: string]: unknown }[];
 }
 export interface TypeStatus {
   type: string;

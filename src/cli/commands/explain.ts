@@ -63,6 +63,7 @@ export function renderExplain(r: Obj): string {
       const x = r.route.retry;
       add(`  retries  ${x.numRetries} on ${x.retryOn.join(',')}${x.retriableStatusCodes.length ? ` (${x.retriableStatusCodes.join(',')})` : ''}, per try ${ms(x.perTryTimeoutMs)}, backoff ${duration(x.backoff.baseMs)} to ${duration(x.backoff.maxMs)}`);
     } else add('  retries  none');
+    for (const w of r.route.warnings ?? []) add(`  warning  ${w}`);
     for (const m of r.route.mirrors ?? []) add(`  mirror   ${m.percent}% to ${m.cluster}`);
     if (r.route.filters) add(`  per-route filters ${JSON.stringify(r.route.filters)}`);
     if (r.route.rateLimits) add(`  rate limit descriptors ${JSON.stringify(r.route.rateLimits)}`);

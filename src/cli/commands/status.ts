@@ -37,6 +37,12 @@ export async function runStatus(opts: { api: string; out?: { write(text: string)
     out.write(`\n${problems.length} config error(s); the last good config is serving:\n`);
     for (const e of problems) out.write(`  ✗ ${e.message ?? JSON.stringify(e)}\n`);
   }
+  // Accepted and serving, but not doing all it says (a control plane before warnings sends none).
+  const warnings: { message?: string }[] = errors.warnings ?? [];
+  if (warnings.length > 0) {
+    out.write(`\n${warnings.length} warning(s): config accepted but not in effect:\n`);
+    for (const w of warnings) out.write(`  warning: ${w.message ?? JSON.stringify(w)}\n`);
+  }
   const health = (await apiRequest(opts.api, 'GET', '/api/v1/endpoint-health')) as { items: EndpointVerdictRow[]; unreachableReplicas?: { replica: string; error: string }[] };
   if (health.items.length > 0) {
     out.write(`\nEndpoints the sidecars took out of load balancing:\n`);

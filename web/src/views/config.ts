@@ -26,6 +26,9 @@ export async function renderConfig(): Promise<void> {
           ],
           { id: 'config-errors' },
         ),
+    ...((errs.warnings ?? []).length
+      ? [h('h2', {}, 'Warnings: accepted, not in effect'), h('ul', { id: 'config-warnings' }, ...(errs.warnings ?? []).map((w) => h('li', { class: 'warn' }, w.message)))]
+      : []),
     h('h2', {}, 'Resources'),
     table(
       ['Kind', 'Namespace', 'Name', 'Source', 'Revision'],
