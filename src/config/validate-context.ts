@@ -7,7 +7,7 @@
 // when the file causes them; the result says which context was used.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { ConfigError } from './errors';
+import { ConfigError, ioErrorDetail } from './errors';
 import { resourceKey, type Resource } from './kinds';
 import { parseConfigFile, yamlFilesUnder } from './parse';
 import { validateSet, type Where } from './validate';
@@ -52,7 +52,7 @@ async function readEntries(files: string[]): Promise<{ entries: Entry[]; errors:
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
-      errors.push(new ConfigError('E_IO', `cannot read: ${(e as Error).message}`, { file }));
+      errors.push(new ConfigError('E_IO', ioErrorDetail(e), { file }));
       continue;
     }
     const parsed = parseConfigFile(text, file);
@@ -97,7 +97,7 @@ export async function validateInContext(path: string, context: ValidationContext
   try {
     isDir = (await stat(path)).isDirectory();
   } catch (e) {
-    const error = new ConfigError('E_IO', `cannot read: ${(e as Error).message}`, { file: path });
+    const error = new ConfigError('E_IO', ioErrorDetail(e), { file: path });
     return { files: [], resources: [], errors: [error], set: [], where: () => ({}), context: `could not read ${path}`, brokenSiblings: [] };
   }
   const files = isDir ? await yamlFilesUnder(path) : [path];

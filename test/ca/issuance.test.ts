@@ -231,7 +231,7 @@ test('weft certs: certificates of nodes gone for long collapse into one line (--
   };
   // Just gone: still worth a row each.
   const recent = await certs(Date.now());
-  assert.match(recent, /orders-gone-1\s+spiffe:\/\/\S+\s+[0-9A-F]+\s+\S+\s+\S+\s+issued \(not connected\)/);
+  assert.match(recent, /orders-gone-1\s+spiffe:\/\/\S+\s+[0-9A-F]+\s+[0-9A-F]{8}\s+\S+\s+\S+\s+issued \(not connected\)/);
   assert.match(recent, /orders-gone-2\s+.*issued \(not connected\)/);
   // Gone for longer than 10 minutes (the clock moved on): one line says how many, --all lists them.
   const later = await certs(Date.now() + 11 * 60_000);
