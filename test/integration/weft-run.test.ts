@@ -105,3 +105,20 @@ test('an app that exits on its own deregisters at once', async () => {
   assert.equal(await run.exited, 0);
   assert.deepEqual(cp.registry.endpoints().get('default/web'), []);
 });
+
+test('a wrong --port: weft run says what it waits for, then gives up after --ready-timeout, stops the app and names the port it listens on', { timeout: 30_000 }, async (t) => {
+  const [port, actual] = [await freePort(), await freePort()];
+  // It listens on another port than --port, and reports its pid so the test can see it stopped.
+  const app = `console.log('APP PID', process.pid); require('node:http').createServer((q, s) => s.end()).listen(${actual}, '127.0.0.1');`;
+  const run = weftRun(['--service', 'web', '--port', String(port), '--ready-timeout', '6s'], [process.execPath, '-e', app]);
+  t.after(() => run.child.kill('SIGKILL'));
+  await waitFor(() => /APP PID \d+/.test(run.output()), 10_000, 'the app started');
+  const pid = Number(/APP PID (\d+)/.exec(run.output())![1]);
+  assert.equal(await run.exited, 1, run.output());
+  const out = run.output();
+  // A progress line every 5 s while it waits, naming the command and the port.
+  assert.match(out, new RegExp(`waiting for ${process.execPath.replace(/[/.]/g, '\\$&')} to listen on 127\\.0\\.0\\.1:${port}`));
+  assert.match(out, new RegExp(`did not listen on 127\\.0\\.0\\.1:${port} within 6s: is --port the port your program listens on\\? \\(it listens on: 127\\.0\\.0\\.1:${actual}\\)`));
+  assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the app was stopped');
+  assert.deepEqual(cp.registry.endpoints().get('default/web') ?? [], []);
+});
