@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import type { Logger } from '../observe/log';
 import type { TracingOptions } from '../observe/tracing/proxy-tracer';
 import { startProxy } from '../proxy/proxy';
@@ -94,6 +95,10 @@ export async function runApp(opts: RunOptions): Promise<number> {
       // Calls to the mesh go through the sidecar, local ones do not.
       NO_PROXY: 'localhost,127.0.0.1',
       no_proxy: 'localhost,127.0.0.1',
+      // Node's http client and fetch ignore HTTP_PROXY: Node 24 (and late 22) follow it with
+      // NODE_USE_ENV_PROXY, and every Node line with weft's preload (node-proxy-preload.ts).
+      NODE_USE_ENV_PROXY: '1',
+      NODE_OPTIONS: withPreload(process.env.NODE_OPTIONS, path.join(__dirname, 'node-proxy-preload.js')),
       WEFT_SERVICE: opts.service ?? '',
       WEFT_OUTBOUND: proxyUrl,
       ...(opts.port !== undefined ? { PORT: String(opts.port) } : {}),
@@ -172,6 +177,12 @@ export async function runApp(opts: RunOptions): Promise<number> {
   await registration?.deregister();
   await proxy.close();
   return code;
+}
+
+/** NODE_OPTIONS with `--require <file>` added (quoted: NODE_OPTIONS splits on spaces). */
+export function withPreload(nodeOptions: string | undefined, file: string): string {
+  const arg = `--require "${file.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return nodeOptions ? `${nodeOptions} ${arg}` : arg;
 }
 
 function stopApp(app: ChildProcess, graceMs: number): void {

@@ -122,3 +122,34 @@ test('a wrong --port: weft run says what it waits for, then gives up after --rea
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the app was stopped');
   assert.deepEqual(cp.registry.endpoints().get('default/web') ?? [], []);
 });
+
+test("a Node app's own http.get and fetch reach mesh services by name through its sidecar (Node ignores HTTP_PROXY by itself), also when a shell starts it; local calls stay direct", { timeout: 30_000 }, async (t) => {
+  const app = path.join(tempDir(), 'client.js');
+  fs.writeFileSync(
+    app,
+    `
+const http = require('node:http');
+const get = (url) => new Promise((resolve) => http.get(url, (res) => {
+  let body = ''; res.on('data', (d) => body += d); res.on('end', () => resolve(res.statusCode + ' ' + body));
+}).on('error', (e) => resolve('failed ' + e.message)));
+(async () => {
+  console.log('HTTP.GET', await get('http://backend/by-name'));
+  console.log('HTTP.GET PORT', await get('http://backend:9000/with-port'));
+  console.log('FETCH', await fetch('http://backend/fetched').then(async (r) => r.status + ' ' + await r.text(), (e) => 'failed ' + (e.cause?.message ?? e.message)));
+  console.log('FETCH POST', await fetch('http://backend/posted', { method: 'POST', body: 'x'.repeat(100000) }).then(async (r) => r.status + ' ' + await r.text(), (e) => 'failed ' + (e.cause?.message ?? e.message)));
+  console.log('DIRECT', await get('http://127.0.0.1:${backendPort}/direct'));
+  console.log('DIRECT FETCH', await fetch('http://localhost:${backendPort}/direct').then((r) => r.text(), (e) => 'failed ' + e.message));
+})();
+`,
+  );
+  const run = weftRun([], ['sh', '-c', `exec "${process.execPath}" "${app}"`]);
+  t.after(() => run.child.kill('SIGKILL'));
+  assert.equal(await run.exited, 0, run.output());
+  const out = run.output();
+  assert.match(out, /^HTTP\.GET 200 backend saw backend\/by-name$/m, out);
+  assert.match(out, /^HTTP\.GET PORT 200 backend saw backend:9000\/with-port$/m, out);
+  assert.match(out, /^FETCH 200 backend saw backend\/fetched$/m, out);
+  assert.match(out, /^FETCH POST 200 backend saw backend\/posted$/m, out);
+  assert.match(out, new RegExp(`^DIRECT 200 backend saw 127\\.0\\.0\\.1:${backendPort}/direct$`, 'm'), out);
+  assert.match(out, new RegExp(`^DIRECT FETCH backend saw localhost:${backendPort}/direct$`, 'm'), out);
+});
