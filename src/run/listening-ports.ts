@@ -1,7 +1,8 @@
-// The TCP addresses a program listens on, read from /proc: the sockets its
-// processes hold (their fds' socket inodes) matched against the LISTEN rows of
-// /proc/<pid>/net/tcp and tcp6. `weft run` names them when the app does not
-// listen on --port. Linux only; elsewhere (or without access) the answer is undefined.
+// Who listens where, read from /proc: the sockets a process holds (its fds'
+// socket inodes) matched against the LISTEN rows of /proc/<pid>/net/tcp and
+// tcp6. `weft run` names the addresses an app listens on when it does not
+// listen on --port; `weft demo` names the process holding a port it needs.
+// Linux only; elsewhere (or without access) the answer is undefined.
 import * as fs from 'node:fs';
 
 const LISTEN = '0A';
@@ -17,40 +18,78 @@ export function listeningAddresses(pgid: number): string[] | undefined {
   } catch {
     return undefined;
   }
-  const inodes = new Set<string>();
-  for (const pid of pids) {
-    let fds: string[];
+  if (pids.length === 0) return undefined;
+  const inodes = new Set(pids.flatMap(socketInodes));
+  const found = listenRows(`/proc/${pids[0]}`).filter((row) => inodes.has(row.inode));
+  return [...new Set(found.map((row) => row.address))].sort();
+}
+
+/**
+ * The processes listening on a TCP port (in this network namespace), as
+ * "pid 123 (node server.js)"; empty when none can be seen (another user's
+ * process shows no fds), undefined when /proc cannot tell.
+ */
+export function portHolders(port: number): string[] | undefined {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  const inodes = new Set(listenRows('/proc/self').filter((row) => row.port === port).map((row) => row.inode));
+  if (inodes.size === 0) return [];
+  const holders: string[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || !socketInodes(Number(entry)).some((inode) => inodes.has(inode))) continue;
+    let command = '';
     try {
-      fds = fs.readdirSync(`/proc/${pid}/fd`);
+      command = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').replace(/\s+/g, ' ');
     } catch {
-      continue;
+      // gone meanwhile
     }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) inodes.add(m[1]);
-      } catch {
-        // closed meanwhile
-      }
+    holders.push(`pid ${entry}${command ? ` (${command.length > 120 ? `${command.slice(0, 117)}...` : command})` : ''}`);
+  }
+  return holders;
+}
+
+/** The inodes of the sockets a process holds open; none when it is gone or not ours to read. */
+function socketInodes(pid: number): string[] {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  const inodes: string[] = [];
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.push(m[1]);
+    } catch {
+      // closed meanwhile
     }
   }
-  if (pids.length === 0) return undefined;
-  const found = new Set<string>();
+  return inodes;
+}
+
+/** The LISTEN rows of a process's network namespace (tcp and tcp6). */
+function listenRows(procDir: string): { address: string; port: number; inode: string }[] {
+  const rows: { address: string; port: number; inode: string }[] = [];
   for (const table of ['tcp', 'tcp6']) {
     let text: string;
     try {
-      text = fs.readFileSync(`/proc/${pids[0]}/net/${table}`, 'utf8');
+      text = fs.readFileSync(`${procDir}/net/${table}`, 'utf8');
     } catch {
       continue;
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
       // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-      if (cols.length < 10 || cols[3] !== LISTEN || !inodes.has(cols[9])) continue;
-      found.add(formatAddress(cols[1]));
+      if (cols.length < 10 || cols[3] !== LISTEN) continue;
+      rows.push({ address: formatAddress(cols[1]), port: parseInt(cols[1].split(':')[1], 16), inode: cols[9] });
     }
   }
-  return [...found].sort();
+  return rows;
 }
 
 /** The pids whose process group is `pgid` (the app and whatever it started, since weft run gives it a group of its own). */
