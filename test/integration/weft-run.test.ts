@@ -2,7 +2,7 @@
 // process, real apps.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -17,6 +17,7 @@ const BIN = path.join(ROOT, 'bin/weft.js');
 let cp: ControlPlane;
 let backend: http.Server;
 let backendPort: number;
+const started: ChildProcess[] = [];
 
 before(async () => {
   backend = http.createServer((req, res) => res.end(`backend saw ${req.headers.host}${req.url}`));
@@ -31,6 +32,8 @@ before(async () => {
 });
 
 after(async () => {
+  // A failed test leaves its weft run (and the app) behind; they would keep this file from ending.
+  for (const child of started) child.kill('SIGKILL');
   await cp.close();
   backend.close();
 });
@@ -40,6 +43,7 @@ function weftRun(args: string[], command: string[]) {
   const child = spawn(process.execPath, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.5', ...args, '--', ...command], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.push(child);
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
