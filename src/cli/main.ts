@@ -52,6 +52,19 @@ function ttlSeconds(value: string): number {
   }
 }
 
+/** --ready-timeout: a duration such as 60s or 2m, or 0 for no limit; in milliseconds. */
+function readyTimeout(value: string): number {
+  if (value === '0') return 0;
+  const { durationToMs } = require('../config/duration') as typeof import('../config/duration');
+  try {
+    const ms = durationToMs(value);
+    if (ms < 1000) throw new Error();
+    return ms;
+  } catch {
+    throw new InvalidArgumentError('expected a duration of at least 1s, such as 60s or 5m, or 0 for no limit');
+  }
+}
+
 /** --xds: one host:port, or the replicas' as a comma-separated list. */
 function xdsAddresses(value: string): string {
   try {
@@ -210,6 +223,7 @@ export function buildProgram(): Command {
     .option('--inbound-port <port>', "the sidecar's port for callers (default: a free port)", portNumber)
     .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
+    .addOption(new Option('--ready-timeout <duration>', 'how long the program may take to listen on --port before it is stopped with an error (0: no limit)').argParser(readyTimeout).default(60_000, '60s'))
     .addOption(new Option('--otlp-endpoint <url>', OTLP_HELP).argParser(otlpEndpoint))
     .addOption(new Option('--trace-sample <ratio>', TRACE_SAMPLE_HELP).argParser(sampleRatio).default(1))
     .option('--access-log <path>', ACCESS_LOG_HELP)

@@ -1,10 +1,15 @@
 // The demo mesh behind `npm start`: the control plane on the embedded store
 // (config from examples/mesh), the e-commerce services each under
 // `weft run`, and a small load generator. Ctrl-C stops it all, apps first.
+// Only the ports a user opens are fixed (--port, --api-port, --xds-port);
+// the apps listen on free ones, so a second demo beside the first comes up too.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { startControlPlane } from '../control/control-plane';
 import type { Logger } from '../observe/log';
+import { portHolders } from '../run/listening-ports';
+import { freePort } from '../run/run-app';
 
 export interface DemoOptions {
   root: string;
@@ -19,7 +24,7 @@ export interface DemoOptions {
   out: NodeJS.WritableStream;
   /** The config directory (default: examples/mesh; a test passes a copy it may break). */
   configDir?: string;
-  /** Ports of the apps other than the storefront, by service (default: 18081…), e.g. free ports for a test. */
+  /** Ports of the apps other than the storefront, by service (default: free ports). */
   appPorts?: Partial<Record<'payment' | 'product' | 'product-v2' | 'order', number>>;
 }
 
@@ -33,10 +38,21 @@ interface DemoApp {
 export interface Demo {
   apiPort: number;
   storefrontUrl: string;
+  /** Resolves once every unit (weft run + app) has exited, with how each ended ("payment: code 1"). */
+  allExited: Promise<string[]>;
   stop(): Promise<void>;
 }
 
+/** A port the demo must open is taken; the message names it and, where /proc tells, who holds it. */
+export class DemoPortInUseError extends Error {
+  readonly code = 'E_DEMO_PORT_IN_USE';
+}
+
 export async function startDemo(opts: DemoOptions): Promise<Demo> {
+  // Said before anything starts: otherwise a taken port shows as five units failing one by one.
+  await assertPortFree(opts.storefrontPort, 'the shop, --port');
+  await assertPortFree(opts.apiPort, 'the admin API, --api-port');
+  await assertPortFree(opts.xdsPort, 'xDS, --xds-port');
   const cp = await startControlPlane({
     configDir: opts.configDir ?? path.join(opts.root, 'examples/mesh'),
     dataDir: opts.dataDir,
@@ -48,13 +64,14 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   });
   const apps = path.join(opts.root, 'examples/apps');
   const demoApps: DemoApp[] = [
-    { service: 'payment', port: opts.appPorts?.['payment'] ?? 18083, command: ['python3', path.join(apps, 'payment.py')] },
-    { service: 'product', port: opts.appPorts?.['product'] ?? 18081, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v1' } },
-    { service: 'product-v2', port: opts.appPorts?.['product-v2'] ?? 18181, command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v2' } },
-    { service: 'order', port: opts.appPorts?.['order'] ?? 18082, command: [process.execPath, path.join(apps, 'order.js')] },
+    { service: 'payment', port: opts.appPorts?.['payment'] ?? (await freePort()), command: ['python3', path.join(apps, 'payment.py')] },
+    { service: 'product', port: opts.appPorts?.['product'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v1' } },
+    { service: 'product-v2', port: opts.appPorts?.['product-v2'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v2' } },
+    { service: 'order', port: opts.appPorts?.['order'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'order.js')] },
     { service: 'storefront', port: opts.storefrontPort, command: [process.execPath, path.join(apps, 'storefront.js')] },
   ];
   const children: ChildProcess[] = [];
+  const endings: Promise<string>[] = [];
   const bin = path.join(opts.root, 'bin/weft.js');
   for (const app of demoApps) {
     const child = spawn(
@@ -65,7 +82,14 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     );
     prefixLines(child.stdout!, `[${app.service}] `, opts.out);
     prefixLines(child.stderr!, `[${app.service}] `, opts.out);
-    child.on('exit', (code, signal) => opts.out.write(`[${app.service}] exited ${signal ? `on ${signal}` : `with code ${code}`}\n`));
+    const ended = new Promise<string>((resolve) =>
+      child.on('exit', (code, signal) => {
+        const how = signal ? `on ${signal}` : `with code ${code}`;
+        opts.out.write(`[${app.service}] exited ${how}\n`);
+        resolve(`${app.service} ${how}`);
+      }),
+    );
+    endings.push(ended);
     children.push(child);
   }
   const storefrontUrl = `http://127.0.0.1:${opts.storefrontPort}/`;
@@ -74,6 +98,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   return {
     apiPort: cp.apiPort,
     storefrontUrl,
+    allExited: Promise.all(endings),
     async stop() {
       load?.stop();
       await Promise.all(
@@ -90,6 +115,21 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
       await cp.close();
     },
   };
+}
+
+/** Fails with the port, its purpose and who holds it when the demo cannot listen there (0: any port, not checked). */
+async function assertPortFree(port: number, what: string): Promise<void> {
+  if (port === 0) return;
+  const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', resolve);
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(undefined)));
+  });
+  if (!err) return;
+  if (err.code !== 'EADDRINUSE') throw new DemoPortInUseError(`cannot listen on 127.0.0.1:${port} (${what}): ${err.message}`);
+  const holders = portHolders(port);
+  const by = holders?.length ? ` by ${holders.join(', ')}` : '';
+  throw new DemoPortInUseError(`port ${port} (${what}) is already in use${by}: stop it, or choose another port (weft demo --help)`);
 }
 
 /** Browses and buys at a steady rate; failures are expected while the mesh starts. */

@@ -6,10 +6,15 @@
 import * as fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import type { Logger } from '../observe/log';
 import type { TracingOptions } from '../observe/tracing/proxy-tracer';
 import { startProxy } from '../proxy/proxy';
+import { listeningAddresses } from './listening-ports';
 import { RegistrationClient } from './registration-client';
+
+/** How often `weft run` says what it is waiting for while the app has not yet listened on --port. */
+const READY_PROGRESS_MS = 5000;
 
 export interface RunOptions {
   service?: string;
@@ -31,6 +36,8 @@ export interface RunOptions {
   drainMs: number;
   /** How long the app may take to exit after SIGTERM before SIGKILL. */
   stopGraceMs: number;
+  /** How long to wait for the app to listen on --port before stopping it (default 60 s; 0: no limit). */
+  readyTimeoutMs?: number;
   command: string[];
   log: Logger;
   /** The sidecar's tracing (weft run --otlp-endpoint / --trace-sample). */
@@ -88,6 +95,10 @@ export async function runApp(opts: RunOptions): Promise<number> {
       // Calls to the mesh go through the sidecar, local ones do not.
       NO_PROXY: 'localhost,127.0.0.1',
       no_proxy: 'localhost,127.0.0.1',
+      // Node's http client and fetch ignore HTTP_PROXY: Node 24 (and late 22) follow it with
+      // NODE_USE_ENV_PROXY, and every Node line with weft's preload (node-proxy-preload.ts).
+      NODE_USE_ENV_PROXY: '1',
+      NODE_OPTIONS: withPreload(process.env.NODE_OPTIONS, path.join(__dirname, 'node-proxy-preload.js')),
       WEFT_SERVICE: opts.service ?? '',
       WEFT_OUTBOUND: proxyUrl,
       ...(opts.port !== undefined ? { PORT: String(opts.port) } : {}),
@@ -123,7 +134,26 @@ export async function runApp(opts: RunOptions): Promise<number> {
   process.on('SIGINT', onSignal);
 
   if (opts.port !== undefined && opts.service) {
-    const reachable = await Promise.race([waitForPort(opts.port, 60_000).then(() => true), exited.then(() => false)]);
+    const port = opts.port;
+    const timeoutMs = opts.readyTimeoutMs ?? 60_000;
+    let appExited = false;
+    void exited.then(() => (appExited = true));
+    const progress = (waitedMs: number) => log('info', `waiting for ${opts.command[0]} to listen on 127.0.0.1:${port} (${Math.round(waitedMs / 1000)} s)`);
+    const reachable = await waitForPort(port, timeoutMs, () => appExited || draining, progress);
+    if (!reachable && !appExited && !draining) {
+      // A wrong --port would otherwise leave an instance that never joins the mesh: stop it and say what it listens on instead.
+      const actual = app.pid !== undefined ? listeningAddresses(app.pid) : undefined;
+      const hint = actual === undefined ? '' : actual.length ? ` (it listens on: ${actual.join(', ')})` : ' (it listens on no TCP port)';
+      log('error', `${opts.command[0]} did not listen on 127.0.0.1:${port} within ${formatDuration(timeoutMs)}: is --port the port your program listens on?${hint}`, {
+        readyTimeout: formatDuration(timeoutMs),
+      });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      stopApp(app, opts.stopGraceMs);
+      await exited;
+      await proxy.close();
+      return 1;
+    }
     if (reachable && !draining) {
       registration = new RegistrationClient(opts.api, log, opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, opts.caFile ? fs.readFileSync(opts.caFile, 'utf8') : undefined);
       try {
@@ -149,6 +179,12 @@ export async function runApp(opts: RunOptions): Promise<number> {
   return code;
 }
 
+/** NODE_OPTIONS with `--require <file>` added (quoted: NODE_OPTIONS splits on spaces). */
+export function withPreload(nodeOptions: string | undefined, file: string): string {
+  const arg = `--require "${file.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return nodeOptions ? `${nodeOptions} ${arg}` : arg;
+}
+
 function stopApp(app: ChildProcess, graceMs: number): void {
   if (app.exitCode !== null || app.signalCode !== null) return;
   app.kill('SIGTERM');
@@ -169,9 +205,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+/**
+ * True once something accepts connections on 127.0.0.1:port; false after
+ * timeoutMs (0: never) or once `cancelled()`. Calls `progress` every READY_PROGRESS_MS.
+ */
+async function waitForPort(port: number, timeoutMs: number, cancelled: () => boolean, progress: (waitedMs: number) => void): Promise<boolean> {
+  const start = Date.now();
+  let nextProgress = start + READY_PROGRESS_MS;
+  while (!cancelled() && (timeoutMs === 0 || Date.now() - start < timeoutMs)) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: '127.0.0.1', port }, () => {
         s.destroy();
@@ -179,10 +220,23 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
       });
       s.once('error', () => resolve(false));
     });
-    if (ok) return;
+    if (ok) return true;
+    if (Date.now() >= nextProgress) {
+      progress(Date.now() - start);
+      nextProgress += READY_PROGRESS_MS;
+    }
     await sleep(50);
   }
-  throw new Error(`the app did not listen on port ${port} within ${timeoutMs} ms`);
+  return false;
+}
+
+/** 60000 → "60s", 120000 → "2m", 1500 → "1500ms": a duration as --ready-timeout takes it. */
+export function formatDuration(ms: number): string {
+  if (ms % 1000 !== 0) return `${ms}ms`;
+  const s = ms / 1000;
+  if (s % 3600 === 0) return `${s / 3600}h`;
+  if (s % 60 === 0 && s >= 120) return `${s / 60}m`;
+  return `${s}s`;
 }
 
 function sleep(ms: number): Promise<void> {

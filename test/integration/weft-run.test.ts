@@ -2,7 +2,7 @@
 // process, real apps.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -17,6 +17,7 @@ const BIN = path.join(ROOT, 'bin/weft.js');
 let cp: ControlPlane;
 let backend: http.Server;
 let backendPort: number;
+const started: ChildProcess[] = [];
 
 before(async () => {
   backend = http.createServer((req, res) => res.end(`backend saw ${req.headers.host}${req.url}`));
@@ -31,6 +32,8 @@ before(async () => {
 });
 
 after(async () => {
+  // A failed test leaves its weft run (and the app) behind; they would keep this file from ending.
+  for (const child of started) child.kill('SIGKILL');
   await cp.close();
   backend.close();
 });
@@ -40,6 +43,7 @@ function weftRun(args: string[], command: string[]) {
   const child = spawn(process.execPath, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.5', ...args, '--', ...command], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.push(child);
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -104,4 +108,52 @@ test('an app that exits on its own deregisters at once', async () => {
   assert.equal(await fetch(`http://127.0.0.1:${endpoint.ports.p}/exit`).then((r) => r.text()), 'bye');
   assert.equal(await run.exited, 0);
   assert.deepEqual(cp.registry.endpoints().get('default/web'), []);
+});
+
+test('a wrong --port: weft run says what it waits for, then gives up after --ready-timeout, stops the app and names the port it listens on', { timeout: 30_000 }, async (t) => {
+  const [port, actual] = [await freePort(), await freePort()];
+  // It listens on another port than --port, and reports its pid so the test can see it stopped.
+  const app = `console.log('APP PID', process.pid); require('node:http').createServer((q, s) => s.end()).listen(${actual}, '127.0.0.1');`;
+  const run = weftRun(['--service', 'web', '--port', String(port), '--ready-timeout', '6s'], [process.execPath, '-e', app]);
+  t.after(() => run.child.kill('SIGKILL'));
+  await waitFor(() => /APP PID \d+/.test(run.output()), 10_000, 'the app started');
+  const pid = Number(/APP PID (\d+)/.exec(run.output())![1]);
+  assert.equal(await run.exited, 1, run.output());
+  const out = run.output();
+  // A progress line every 5 s while it waits, naming the command and the port.
+  assert.match(out, new RegExp(`waiting for ${process.execPath.replace(/[/.]/g, '\\$&')} to listen on 127\\.0\\.0\\.1:${port}`));
+  assert.match(out, new RegExp(`did not listen on 127\\.0\\.0\\.1:${port} within 6s: is --port the port your program listens on\\? \\(it listens on: 127\\.0\\.0\\.1:${actual}\\)`));
+  assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the app was stopped');
+  assert.deepEqual(cp.registry.endpoints().get('default/web') ?? [], []);
+});
+
+test("a Node app's own http.get and fetch reach mesh services by name through its sidecar (Node ignores HTTP_PROXY by itself), also when a shell starts it; local calls stay direct", { timeout: 30_000 }, async (t) => {
+  const app = path.join(tempDir(), 'client.js');
+  fs.writeFileSync(
+    app,
+    `
+const http = require('node:http');
+const get = (url) => new Promise((resolve) => http.get(url, (res) => {
+  let body = ''; res.on('data', (d) => body += d); res.on('end', () => resolve(res.statusCode + ' ' + body));
+}).on('error', (e) => resolve('failed ' + e.message)));
+(async () => {
+  console.log('HTTP.GET', await get('http://backend/by-name'));
+  console.log('HTTP.GET PORT', await get('http://backend:9000/with-port'));
+  console.log('FETCH', await fetch('http://backend/fetched').then(async (r) => r.status + ' ' + await r.text(), (e) => 'failed ' + (e.cause?.message ?? e.message)));
+  console.log('FETCH POST', await fetch('http://backend/posted', { method: 'POST', body: 'x'.repeat(100000) }).then(async (r) => r.status + ' ' + await r.text(), (e) => 'failed ' + (e.cause?.message ?? e.message)));
+  console.log('DIRECT', await get('http://127.0.0.1:${backendPort}/direct'));
+  console.log('DIRECT FETCH', await fetch('http://localhost:${backendPort}/direct').then((r) => r.text(), (e) => 'failed ' + e.message));
+})();
+`,
+  );
+  const run = weftRun([], ['sh', '-c', `exec "${process.execPath}" "${app}"`]);
+  t.after(() => run.child.kill('SIGKILL'));
+  assert.equal(await run.exited, 0, run.output());
+  const out = run.output();
+  assert.match(out, /^HTTP\.GET 200 backend saw backend\/by-name$/m, out);
+  assert.match(out, /^HTTP\.GET PORT 200 backend saw backend:9000\/with-port$/m, out);
+  assert.match(out, /^FETCH 200 backend saw backend\/fetched$/m, out);
+  assert.match(out, /^FETCH POST 200 backend saw backend\/posted$/m, out);
+  assert.match(out, new RegExp(`^DIRECT 200 backend saw 127\\.0\\.0\\.1:${backendPort}/direct$`, 'm'), out);
+  assert.match(out, new RegExp(`^DIRECT FETCH backend saw localhost:${backendPort}/direct$`, 'm'), out);
 });

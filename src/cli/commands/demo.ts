@@ -24,6 +24,13 @@ export async function runDemo(opts: { dataDir: string; apiPort: number; xdsPort:
     process.stdout.write('stopping the demo mesh…\n');
     demo.stop().then(() => process.exit(0), () => process.exit(1));
   };
+  // A demo with nothing left alive must not look like a running one.
+  void demo.allExited.then((endings) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`weft demo: every unit of the demo has exited (${endings.join(', ')}); their output above says why. Stopping.\n`);
+    demo.stop().finally(() => process.exit(1));
+  });
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }

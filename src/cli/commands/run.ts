@@ -1,11 +1,11 @@
 import { jsonLogger, type LogLevel } from '../../observe/log';
 import { runApp, type RunOptions } from '../../run/run-app';
 
-type RunFlags = Omit<RunOptions, 'command' | 'drainMs' | 'stopGraceMs' | 'log' | 'tracing'> & { drainSeconds: number; logLevel: LogLevel; otlpEndpoint?: string; traceSample: number };
+type RunFlags = Omit<RunOptions, 'command' | 'drainMs' | 'stopGraceMs' | 'readyTimeoutMs' | 'log' | 'tracing'> & { drainSeconds: number; readyTimeout: number; logLevel: LogLevel; otlpEndpoint?: string; traceSample: number };
 
 export async function runRun(command: string[], opts: RunFlags): Promise<void> {
   const log = jsonLogger(opts.logLevel);
   const tracing = opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSample } : undefined;
-  const code = await runApp({ ...opts, command, drainMs: opts.drainSeconds * 1000, stopGraceMs: 10_000, log, tracing });
+  const code = await runApp({ ...opts, command, drainMs: opts.drainSeconds * 1000, readyTimeoutMs: opts.readyTimeout, stopGraceMs: 10_000, log, tracing });
   process.exit(code);
 }
