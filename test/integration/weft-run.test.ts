@@ -67,7 +67,7 @@ test('an app under weft run calls the mesh through its sidecar from its first li
   const run = weftRun(['--service', 'web', '--port', String(port)], [process.execPath, '-e', APP]);
   await waitFor(() => /FIRST CALL/.test(run.output()), 15_000, 'the app made its first call');
   assert.match(run.output(), /FIRST CALL 200 backend saw backend:9000\/hello/);
-  await waitFor(() => (cp.registry.endpoints().get('default/web') ?? []).length === 1, 10_000, 'registered');
+  await waitFor(() => (cp.registry.endpoints().get('default/web') ?? []).length === 1, 20_000, 'registered');
   const [endpoint] = cp.registry.endpoints().get('default/web')!;
   assert.equal(endpoint.health, 'healthy');
 
@@ -103,7 +103,7 @@ test('an app that exits on its own deregisters at once', async () => {
   // It exits when asked (through its sidecar), so the test does not race the registration.
   const app = `require('node:http').createServer((q, s) => { s.end('bye'); if (q.url === '/exit') setImmediate(() => process.exit(0)); }).listen(${port}, '127.0.0.1');`;
   const run = weftRun(['--service', 'web', '--port', String(port)], [process.execPath, '-e', app]);
-  await waitFor(() => (cp.registry.endpoints().get('default/web') ?? []).length === 1, 10_000, 'registered');
+  await waitFor(() => (cp.registry.endpoints().get('default/web') ?? []).length === 1, 20_000, 'registered');
   const [endpoint] = cp.registry.endpoints().get('default/web')!;
   assert.equal(await fetch(`http://127.0.0.1:${endpoint.ports.p}/exit`).then((r) => r.text()), 'bye');
   assert.equal(await run.exited, 0);
