@@ -46,7 +46,7 @@ async function twoReplicas(files: Record<string, string>): Promise<[Mesh, Mesh]>
   return [a, b];
 }
 
-test('a sidecar on --xds A,B: its replica goes away under load, no request fails, it is on the other within 5 s and follows its config', T, async () => {
+test('a sidecar on --xds A,B: its replica goes away under load, no request fails, it is on the other within 5 s and follows its config', { timeout: 30_000 }, async () => {
   const api = await HttpUpstream.start('api');
   const extra = await HttpUpstream.start('extra');
   cleanups.push(() => api.close(), () => extra.close());

@@ -98,7 +98,7 @@ test('weft proxy --xds A,B: its replica is SIGKILLed under load; no request fail
     '--admin-port', String(adminPort),
     '--log-level', 'warn',
   ]);
-  await waitFor(async () => (await request(adminPort, { host: '127.0.0.1', path: '/ready' }).catch(() => undefined))?.status === 200, 10_000, 'the sidecar ready');
+  await waitFor(async () => (await request(adminPort, { host: '127.0.0.1', path: '/ready' }).catch(() => undefined))?.status === 200, 20_000, 'the sidecar ready');
   const xds0 = await getJson(adminPort, '/xds');
   assert.equal(xds0.connected, true);
   assert.deepEqual(xds0.servers, replicas.map((r) => r.xds));

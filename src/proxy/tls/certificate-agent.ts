@@ -183,19 +183,20 @@ export class CertificateAgent {
       this.issued++;
       this.state = 'ready';
       for (const w of this.waiters.splice(0)) w();
+      const start = Math.max(receivedAt, notBefore.getTime());
+      const fraction = 0.5 - 0.05 * this.random();
+      const delay = Math.max(0, start + (notAfter.getTime() - start) * fraction - receivedAt);
       if (this.onActiveRoot() === false) {
         // Issued under another root than the bundle's active one: a replica behind the rotation, or a bundle behind the CA (its push re-checks).
+        // Asked again with backoff, but never later than this certificate's own half life: it is the one serving meanwhile.
         this.lastError = `the certificate issued (serial ${leaf.serialNumber}) does not chain to the active root of the trust bundle; asking again`;
-        const retry = this.backoff.next();
+        const retry = Math.min(this.backoff.next(), delay);
         this.opts.log('debug', 'workload certificate not under the active root; renewing again', { spiffeId: this.opts.spiffeId, retryInMs: retry });
         this.schedule(retry);
         return;
       }
       this.lastError = undefined;
       this.backoff.reset();
-      const start = Math.max(receivedAt, notBefore.getTime());
-      const fraction = 0.5 - 0.05 * this.random();
-      const delay = Math.max(0, start + (notAfter.getTime() - start) * fraction - receivedAt);
       this.opts.log('info', 'workload certificate issued', { spiffeId: this.opts.spiffeId, serial: leaf.serialNumber, notAfter: notAfter.toISOString(), renewInMs: Math.round(delay) });
       this.schedule(delay);
     } catch (err) {
