@@ -4,7 +4,7 @@
 // maxConnections wait in a bounded pending queue; past that, overflow.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { TlsContexts } from '../tls/tls-contexts';
+import { TlsContexts } from '../tls/tls-contexts';
 import type { ClusterConfig, Endpoint } from '../config/types';
 
 /** What the request currently using a connection receives from it. */
@@ -21,6 +21,8 @@ export class UpstreamConnection {
   requests = 0;
   idleSince = 0;
   closed = false;
+  /** Plaintext to an endpoint that wants mTLS (no workload certificate yet): used once, never pooled. */
+  plaintextFallback = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -106,7 +108,7 @@ export class UpstreamPool {
     conn.handler = undefined;
     const max = this.cluster.maxRequestsPerConnection;
     const removed = this.retained !== undefined && !this.retained.has(conn.endpoint.key);
-    if (!reusable || removed || conn.closed || this.closedPool || (max > 0 && conn.requests >= max)) {
+    if (!reusable || conn.plaintextFallback || removed || conn.closed || this.closedPool || (max > 0 && conn.requests >= max)) {
       conn.socket.destroy();
       return;
     }
@@ -187,7 +189,10 @@ export class UpstreamPool {
       socket.setTimeout(0);
       socket.removeAllListeners('error');
       socket.setKeepAlive(true, 30_000);
-      cb(undefined, new UpstreamConnection(socket, endpoint, this));
+      const conn = new UpstreamConnection(socket, endpoint, this);
+      // Without a certificate yet the connection went out in plaintext: once the certificate is here, callers must not keep riding it.
+      conn.plaintextFallback = !tlsOptions && !!this.cluster.transportSocketMatches && TlsContexts.upstreamConfig(this.cluster, endpoint) !== undefined;
+      cb(undefined, conn);
     });
   }
 
