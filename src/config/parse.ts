@@ -197,6 +197,25 @@ export async function yamlFilesUnder(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Each file read and parsed (not validated as a set): its documents, with the file they came from, and the errors. */
+export async function readConfigFiles(files: string[]): Promise<{ entries: { resource: Resource; file: string; document: number }[]; errors: ConfigError[] }> {
+  const entries: { resource: Resource; file: string; document: number }[] = [];
+  const errors: ConfigError[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      errors.push(new ConfigError('E_IO', ioErrorDetail(e), { file }));
+      continue;
+    }
+    const parsed = parseConfigFile(text, file);
+    errors.push(...parsed.errors);
+    entries.push(...parsed.entries.map((e) => ({ ...e, file })));
+  }
+  return { entries, errors };
+}
+
 /**
  * A YAML file, or every YAML file under a directory, parsed and validated as
  * one set. `resources` holds the documents without errors; the set is
@@ -213,23 +232,10 @@ export async function loadConfigPath(
     return { resources: [], errors: [new ConfigError('E_IO', ioErrorDetail(e), { file: fileOrDir })], files: [] };
   }
 
-  const parsed: Resource[] = [];
-  const origin = new Map<Resource, { file: string; document: number }>();
-  for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      errors.push(new ConfigError('E_IO', ioErrorDetail(e), { file }));
-      continue;
-    }
-    const result = parseConfigFile(text, file);
-    errors.push(...result.errors);
-    for (const { resource, document } of result.entries) {
-      parsed.push(resource);
-      origin.set(resource, { file, document });
-    }
-  }
+  const read = await readConfigFiles(files);
+  errors.push(...read.errors);
+  const parsed = read.entries.map((e) => e.resource);
+  const origin = new Map<Resource, { file: string; document: number }>(read.entries.map((e) => [e.resource, { file: e.file, document: e.document }]));
 
   const where: Where = (r) => origin.get(r) ?? {};
   const setErrors = validateSet(parsed, where);

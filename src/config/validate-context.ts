@@ -5,11 +5,11 @@
 // resources of a running mesh (what `weft apply -f <file>` meets). Errors
 // are reported for the file's own documents, and for other resources only
 // when the file causes them; the result says which context was used.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, ioErrorDetail } from './errors';
 import { resourceKey, type Resource } from './kinds';
-import { parseConfigFile, yamlFilesUnder } from './parse';
+import { readConfigFiles, yamlFilesUnder } from './parse';
 import { validateSet, type Where } from './validate';
 
 /** What a file is validated with. */
@@ -36,30 +36,6 @@ export interface ContextResult {
   context: string;
   /** Files of the directory context that have errors of their own (their documents left out). */
   brokenSiblings: string[];
-}
-
-interface Entry {
-  resource: Resource;
-  file: string;
-  document: number;
-}
-
-async function readEntries(files: string[]): Promise<{ entries: Entry[]; errors: ConfigError[] }> {
-  const entries: Entry[] = [];
-  const errors: ConfigError[] = [];
-  for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      errors.push(new ConfigError('E_IO', ioErrorDetail(e), { file }));
-      continue;
-    }
-    const parsed = parseConfigFile(text, file);
-    errors.push(...parsed.errors);
-    entries.push(...parsed.entries.map((e) => ({ ...e, file })));
-  }
-  return { entries, errors };
 }
 
 /** The other `*.yaml` / `*.yml` files beside `file` (dotfiles skipped), sorted. */
@@ -101,9 +77,9 @@ export async function validateInContext(path: string, context: ValidationContext
     return { files: [], resources: [], errors: [error], set: [], where: () => ({}), context: `could not read ${path}`, brokenSiblings: [] };
   }
   const files = isDir ? await yamlFilesUnder(path) : [path];
-  const own = await readEntries(files);
+  const own = await readConfigFiles(files);
   const siblings = !isDir && context.kind === 'directory' ? await yamlFilesBeside(path) : [];
-  const other = await readEntries(siblings);
+  const other = await readConfigFiles(siblings);
 
   const origin = new Map<Resource, { file: string; document: number }>();
   for (const e of [...own.entries, ...other.entries]) origin.set(e.resource, { file: e.file, document: e.document });

@@ -9,7 +9,7 @@
 // replica answers for the whole mesh. It also notices changes of config
 // errors and of proxies' sync state, and pushes all three to subscribers
 // (the dashboard's Server-Sent Events, /api/v1/events).
-import type { NodeStatus } from '../xds/server/node-status';
+import { peerAddress, type NodeStatus } from '../xds/server/node-status';
 import { quantile, type EdgeCounters } from './mesh-metrics';
 import type { NodeReport } from './telemetry/metrics-intake';
 import type { EdgeSignals, Instance, ServiceSignals, Signals, Topology } from './topology';
@@ -330,9 +330,9 @@ function edgeAcc(acc: Map<string, EdgeWindow & { bucketMap: Map<number, number> 
   return a;
 }
 
-/** "ipv4:198.18.3.2:51234" → "198.18.3.2". */
+/** The host a node runs on, from its xDS stream's peer ("198.18.3.2:51234" → "198.18.3.2"). */
 export function hostOf(peer: string): string {
-  return peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return peerAddress(peer) ?? peer;
 }
 
 function round(n: number, digits = 2): number {

@@ -8,27 +8,15 @@
 // scrapes the whole mesh. A sidecar bound to 0.0.0.0 / [::] is listed at the
 // address its xDS connection comes from: that is the address the control
 // plane sees it at, and so the likeliest one a Prometheus can reach.
-import * as net from 'node:net';
 import type { ApiServer } from '../api/api-server';
 import { formatHostPort, isUnspecifiedHost, parseMetricsAddress } from '../xds/metrics-address';
-import type { NodeStatus } from '../xds/server/node-status';
+import { peerAddress, type NodeStatus } from '../xds/server/node-status';
+
+export { peerAddress };
 
 export interface TargetGroup {
   targets: string[];
   labels: Record<string, string>;
-}
-
-/**
- * The IP of an xDS stream's peer, which always carries its port: grpc-js's
- * "198.18.3.2:51234", "::ffff:198.18.3.2:51234", "fd00::5:51234" (IPv6
- * unbracketed), or grpc-core's "ipv4:198.18.3.2:51234" / "ipv6:[fd00::5]:51234".
- */
-export function peerAddress(peer: string): string | undefined {
-  const text = peer.replace(/^ipv[46]:/, '');
-  const m = /^\[([^\]]+)\]:\d+$/.exec(text) ?? /^(.+):\d+$/.exec(text);
-  let ip = (m?.[1] ?? '').replace(/%.*$/, ''); // an IPv6 zone is not part of a scrape target
-  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip)) ip = ip.slice(7);
-  return net.isIP(ip) ? ip : undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 // What the server reports per connected stream: for each resource type the
 // version in the snapshot, the one sent and the one acknowledged, and the
 // last rejection, so `weft status` can show SYNCED / STALE / NACKED per type.
+import * as net from 'node:net';
 import type { NodeInfo } from '../../translate/types';
 import type { XdsTypeUrl } from '../type-urls';
 
@@ -58,3 +59,16 @@ export interface NackEvent {
 }
 
 export type StatusChange = 'connected' | 'sent' | 'acked' | 'nacked' | 'disconnected';
+
+/**
+ * The IP of an xDS stream's peer, which always carries its port: grpc-js's
+ * "198.18.3.2:51234", "::ffff:198.18.3.2:51234", "fd00::5:51234" (IPv6
+ * unbracketed), or grpc-core's "ipv4:198.18.3.2:51234" / "ipv6:[fd00::5]:51234".
+ */
+export function peerAddress(peer: string): string | undefined {
+  const text = peer.replace(/^ipv[46]:/, '');
+  const m = /^\[([^\]]+)\]:\d+$/.exec(text) ?? /^(.+):\d+$/.exec(text);
+  let ip = (m?.[1] ?? '').replace(/%.*$/, ''); // an IPv6 zone is not part of a scrape target
+  if (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip)) ip = ip.slice(7);
+  return net.isIP(ip) ? ip : undefined;
+}
