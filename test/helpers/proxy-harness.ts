@@ -37,17 +37,8 @@ export function exitGuard(): void {
   }, 10_000).unref();
 }
 
-/** A port free on 127.0.0.1 right now (for sidecar listeners, whose ports travel in node metadata). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './ports';
+export { freePort };
 
 // ---- YAML ----
 

@@ -9,7 +9,6 @@
 // which replica serves each node.
 import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as net from 'node:net';
 import { runStatus } from '../../src/cli/commands/status';
 import { RlsClient } from '../../src/proxy/filters/rls-client';
 import { RegistrationClient } from '../../src/run/registration-client';
@@ -17,6 +16,7 @@ import { CertificateAgent } from '../../src/proxy/tls/certificate-agent';
 import { SecretStore } from '../../src/proxy/tls/secret-store';
 import { ControlPlaneAddresses } from '../../src/xds/client/control-plane-addresses';
 import { admin, docs, exitGuard, HttpUpstream, Mesh, request, serviceYaml, T, waitFor } from '../helpers/proxy-harness';
+import { freePort } from '../helpers/ports';
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
@@ -27,15 +27,6 @@ after(async () => {
 const API_CLUSTER = 'outbound|80||api.default';
 const EXTRA_CLUSTER = 'outbound|80||extra.default';
 
-/** A port nobody listens on (bound, then released). */
-function deadPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Two replicas of one mesh: the same files, each with its own directories. */
 async function twoReplicas(files: Record<string, string>): Promise<[Mesh, Mesh]> {
@@ -126,7 +117,7 @@ spec:
   rateLimit: { global: { requests: 2, per: 1m } }
 `;
   const [, b] = await twoReplicas({ 'mesh.yaml': docs(serviceYaml({ name: 'web' }), serviceYaml({ name: 'api' }), policy) });
-  const dead = `127.0.0.1:${await deadPort()}`;
+  const dead = `127.0.0.1:${await freePort()}`;
 
   // SDS: the dead replica is first in line.
   const agentAddresses = new ControlPlaneAddresses([dead, b.xdsAddress], { start: 'first' });
@@ -156,7 +147,7 @@ spec:
   assert.equal(rls.addresses.preferred, b.xdsAddress);
 
   // Every replica unreachable: the error names each.
-  const none = new RlsClient(new ControlPlaneAddresses([dead, `127.0.0.1:${await deadPort()}`], { start: 'first' }));
+  const none = new RlsClient(new ControlPlaneAddresses([dead, `127.0.0.1:${await freePort()}`], { start: 'first' }));
   cleanups.push(async () => none.close());
   await assert.rejects(
     none.shouldRateLimit('weft', [[{ key: 'weft.service', value: 'api.default' }]], 3000),

@@ -10,7 +10,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { docs, freePort, HttpUpstream, request, serviceYaml } from '../helpers/proxy-harness';
 import { tempDir, waitFor } from '../helpers/tmp';
@@ -58,15 +57,6 @@ async function startReplica(id: string, files: Record<string, string>): Promise<
   return { id, configDir, proc, xds, api, log: out };
 }
 
-/** A port nobody listens on. */
-function deadPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function getJson(port: number, p: string): Promise<any> {
   const r = await request(port, { host: '127.0.0.1', path: p });
@@ -154,8 +144,8 @@ test('weft proxy --xds A,B: its replica is SIGKILLed under load; no request fail
 
 test('the CLI with --api dead,good answers from the good one; with WEFT_API too; all dead, the error names every URL', T, async () => {
   const good = replicas.find((r) => r.proc.exitCode === null && r.proc.signalCode === null)!;
-  const dead = `http://127.0.0.1:${await deadPort()}`;
-  const dead2 = `http://127.0.0.1:${await deadPort()}`;
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const dead2 = `http://127.0.0.1:${await freePort()}`;
 
   const get = weft(['get', 'services', '--api', `${dead},${good.api}`]);
   assert.equal(get.code, 0, get.err);
@@ -190,8 +180,8 @@ test('the CLI with --api dead,good answers from the good one; with WEFT_API too;
 
 test('weft run --xds dead,good --api dead,good registers with the good replica', T, async () => {
   const good = replicas.find((r) => r.proc.exitCode === null && r.proc.signalCode === null)!;
-  const deadXds = `127.0.0.1:${await deadPort()}`;
-  const deadApi = `http://127.0.0.1:${await deadPort()}`;
+  const deadXds = `127.0.0.1:${await freePort()}`;
+  const deadApi = `http://127.0.0.1:${await freePort()}`;
   const port = await freePort();
   const app = `require('node:http').createServer((q, s) => s.end('app')).listen(${port}, '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));`;
   const run = spawnWeft(['run', '--service', 'web', '--port', String(port), '--xds', `${deadXds},${good.xds}`, '--api', `${deadApi},${good.api}`, '--drain-seconds', '0.2', '--log-level', 'warn', '--', process.execPath, '-e', app]);

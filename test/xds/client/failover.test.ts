@@ -12,6 +12,7 @@ import { anyOf } from '../../../src/xds/protos';
 import { TYPE_URL } from '../../../src/xds/type-urls';
 import { waitFor } from '../../helpers/tmp';
 import { FakeAdsServer, resource } from './fake-ads-server';
+import { freePort } from '../../helpers/ports';
 
 const { Cluster: CDS, ClusterLoadAssignment: EDS, Listener: LDS, RouteConfiguration: RDS } = TYPE_URL;
 const ADS = { ads: {}, resource_api_version: 'V3' };
@@ -103,12 +104,7 @@ test('failover: the stream to A ends; the client is on B at once, announcing wha
 
 test('failover: a replica that refuses connections is skipped without waiting for the backoff', async () => {
   // A port nobody listens on.
-  const dead = await new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+  const dead = await freePort();
   const b = await FakeAdsServer.start();
   const { client: c, configs } = client([addr(dead), addr(b.port)]);
   try {
