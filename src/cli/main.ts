@@ -160,6 +160,7 @@ export function buildProgram(): Command {
     .option('--xds-port <port>', 'xDS port', portNumber, 15010)
     .option('--port <port>', 'where the storefront answers', portNumber, 8080)
     .option('--load <rps>', 'load generator requests per second (0: off)', Number, 5)
+    .option('--transparent', 'run the services behind the storefront as transparent units (weft run --transparent: Linux, root)')
     .addOption(new Option('--log-level <level>', 'control plane log level').choices(['debug', 'info', 'warn', 'error']).default('warn'))
     .action(lazy('demo', 'runDemo'));
 
@@ -210,7 +211,7 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .description('run a program in the mesh: its sidecar first, then the program with HTTP_PROXY set; registers it, exits with its code')
+    .description('run a program in the mesh: its sidecar first, then the program (with HTTP_PROXY set, or --transparent); registers it, exits with its code')
     .argument('<command...>', 'the program and its arguments (after --)')
     .option('--service <name>', 'the service this program is an instance of')
     .option('--port <port>', 'where the program listens (omit for a client-only program)', portNumber)
@@ -222,6 +223,8 @@ export function buildProgram(): Command {
     .option('--outbound-port <port>', "the sidecar's port for the program's calls (default: a free port)", portNumber)
     .option('--inbound-port <port>', "the sidecar's port for callers (default: a free port)", portNumber)
     .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
+    .option('--transparent', "run the program in a network namespace of its own: it reaches services by name (<service>[.<namespace>]:<port>) over any protocol with no proxy setting, and only the sidecar reaches its port (Linux, root)")
+    .addOption(new Option('--egress <mode>', "with --transparent, destinations that are not mesh services: passthrough (through the host; the default) or mesh-only (refused)").choices(['passthrough', 'mesh-only']))
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
     .addOption(new Option('--ready-timeout <duration>', 'how long the program may take to listen on --port before it is stopped with an error (0: no limit)').argParser(readyTimeout).default(60_000, '60s'))
     .addOption(new Option('--otlp-endpoint <url>', OTLP_HELP).argParser(otlpEndpoint))

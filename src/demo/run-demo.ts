@@ -10,6 +10,7 @@ import { startControlPlane } from '../control/control-plane';
 import type { Logger } from '../observe/log';
 import { portHolders } from '../run/listening-ports';
 import { freePort } from '../run/run-app';
+import { TransparentUnavailableError, transparentUnavailable } from '../run/transparent/unit-network';
 
 export interface DemoOptions {
   root: string;
@@ -26,6 +27,12 @@ export interface DemoOptions {
   configDir?: string;
   /** Ports of the apps other than the storefront, by service (default: free ports). */
   appPorts?: Partial<Record<'payment' | 'product' | 'product-v2' | 'order', number>>;
+  /**
+   * The services behind the storefront as transparent units (`weft run --transparent --egress mesh-only`):
+   * each app in a network namespace of its own, calling the others by name with no proxy setting.
+   * The storefront stays in HTTP_PROXY mode: it is the edge people's browsers reach on 127.0.0.1.
+   */
+  transparent?: boolean;
 }
 
 interface DemoApp {
@@ -53,6 +60,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   await assertPortFree(opts.storefrontPort, 'the shop, --port');
   await assertPortFree(opts.apiPort, 'the admin API, --api-port');
   await assertPortFree(opts.xdsPort, 'xDS, --xds-port');
+  const cannot = opts.transparent ? transparentUnavailable() : undefined;
+  if (cannot) throw new TransparentUnavailableError(`weft demo --transparent: ${cannot}`);
   const cp = await startControlPlane({
     configDir: opts.configDir ?? path.join(opts.root, 'examples/mesh'),
     dataDir: opts.dataDir,
@@ -76,7 +85,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   for (const app of demoApps) {
     const child = spawn(
       process.execPath,
-      [bin, 'run', '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
+      [bin, 'run', ...(opts.transparent && app.service !== 'storefront' ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
       // Own process groups: Ctrl-C reaches the demo only, which stops each unit in order.
       { env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );

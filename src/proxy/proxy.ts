@@ -43,6 +43,10 @@ export interface ProxyOptions {
   outboundPort?: number;
   inboundPort?: number;
   appPort?: number;
+  /** Where the app listens when not on 127.0.0.1 (a transparent unit's address). */
+  appAddress?: string;
+  /** Under `weft run --transparent`: the control plane makes TCP listeners virtual (its VIP sockets hand connections over). */
+  transparent?: boolean;
   adminPort: number;
   /** host:port of a listener that serves only /stats/prometheus, for a Prometheus on another host (absent: none; the admin port stays loopback-only either way). */
   metricsAddress?: string;
@@ -148,9 +152,18 @@ export class Proxy {
     });
   }
 
+  private readonly configListeners: ((config: ProxyConfig) => void)[] = [];
+
+  /** Calls `fn` with each config once its listeners are bound (now, too, if one is applied). */
+  onConfigApplied(fn: (config: ProxyConfig) => void): void {
+    this.configListeners.push(fn);
+    if (this.configured) fn(this.runtime.config);
+  }
+
   private async apply(config: ProxyConfig): Promise<void> {
     this.runtime = new Runtime(config, this.runtime);
     await this.listeners.apply(config.listeners);
+    for (const fn of this.configListeners) fn(config);
     this.configured = true;
     this.configAppliedAt = Date.now();
     this.opts.log('info', 'config applied', { versions: config.versions, listeners: config.listeners.size, clusters: config.clusters.size });
@@ -354,6 +367,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
   if (opts.inboundPort !== undefined) metadata[NODE_METADATA.inboundPort] = String(opts.inboundPort);
   if (opts.appPort !== undefined) metadata[NODE_METADATA.appPort] = String(opts.appPort);
+  if (opts.appAddress !== undefined) metadata[NODE_METADATA.appAddress] = opts.appAddress;
+  if (opts.transparent) metadata[NODE_METADATA.transparent] = 'true';
   const credentials = controlPlaneCredentials(opts.caFile);
   const sds = opts.sds ?? true;
   // One list of the control plane's replicas, and one preference among them, for the xDS stream, SDS and rate limit calls.

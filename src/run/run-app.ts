@@ -12,6 +12,9 @@ import type { TracingOptions } from '../observe/tracing/proxy-tracer';
 import { startProxy } from '../proxy/proxy';
 import { listeningAddresses } from './listening-ports';
 import { RegistrationClient } from './registration-client';
+import { TransparentUnit } from './transparent/transparent-unit';
+import { TransparentUnavailableError, transparentUnavailable, type EgressMode } from './transparent/unit-network';
+import { UnitGuard } from './unit-guard';
 
 /** How often `weft run` says what it is waiting for while the app has not yet listened on --port. */
 const READY_PROGRESS_MS = 5000;
@@ -49,12 +52,32 @@ export interface RunOptions {
   caFile?: string;
   joinToken?: string;
   trustDomain?: string;
+  /** The program in a network namespace of its own, its calls to services captured by name (transparent/). */
+  transparent?: boolean;
+  /** Transparent mode's other destinations: through the host (default) or refused. */
+  egress?: EgressMode;
 }
 
 export async function runApp(opts: RunOptions): Promise<number> {
   const { log } = opts;
+  let unit: TransparentUnit | undefined;
+  if (opts.transparent) {
+    const why = transparentUnavailable();
+    if (why) throw new TransparentUnavailableError(why);
+    unit = TransparentUnit.create({ namespace: opts.namespace, egress: opts.egress ?? 'passthrough', log });
+  }
+  try {
+    return await runUnit(opts, unit);
+  } finally {
+    await unit?.close();
+  }
+}
+
+async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Promise<number> {
+  const { log } = opts;
   const outboundPort = opts.outboundPort ?? (await freePort());
-  const inboundPort = opts.port !== undefined ? (opts.inboundPort ?? (await freePort())) : undefined;
+  // A client-only program of a service gets an inbound listener too (the service's); a port of its own, so several share a host.
+  const inboundPort = opts.port !== undefined || opts.service ? (opts.inboundPort ?? (await freePort())) : undefined;
   const proxy = await startProxy({
     xds: opts.xds,
     nodeId: `${opts.service ?? 'client'}~${opts.address}~${process.pid}`,
@@ -64,6 +87,8 @@ export async function runApp(opts: RunOptions): Promise<number> {
     outboundPort,
     inboundPort,
     appPort: opts.port,
+    appAddress: unit?.appAddress,
+    transparent: unit !== undefined,
     adminPort: opts.adminPort ?? 0,
     metricsAddress: opts.metricsAddress,
     metricsTokenFile: opts.metricsTokenFile ?? (process.env.WEFT_METRICS_TOKEN_FILE || undefined),
@@ -77,33 +102,64 @@ export async function runApp(opts: RunOptions): Promise<number> {
   });
   try {
     await proxy.waitReady(30_000);
+    await unit?.attach(proxy);
   } catch (err) {
     await proxy.close();
     throw err;
   }
-  log('info', 'sidecar ready', { outbound: outboundPort, inbound: inboundPort, admin: proxy.adminPort, ...(proxy.metricsAddress ? { metrics: proxy.metricsAddress } : {}) });
+  log('info', 'sidecar ready', {
+    outbound: outboundPort,
+    inbound: inboundPort,
+    admin: proxy.adminPort,
+    ...(proxy.metricsAddress ? { metrics: proxy.metricsAddress } : {}),
+    ...(unit ? { unit: unit.network.name, appAddress: unit.appAddress, vips: unit.network.vipBlock, dns: unit.network.hostAddress } : {}),
+  });
 
   const proxyUrl = `http://127.0.0.1:${outboundPort}`;
-  const app = spawn(opts.command[0], opts.command.slice(1), {
+  const command = unit ? unit.command(opts.command) : opts.command;
+  const app = spawn(command[0], command.slice(1), {
     stdio: 'inherit',
     // Its own process group: a Ctrl-C at the terminal reaches weft run, which drains before stopping the app.
     detached: true,
-    env: {
-      ...process.env,
-      HTTP_PROXY: proxyUrl,
-      http_proxy: proxyUrl,
-      // Calls to the mesh go through the sidecar, local ones do not.
-      NO_PROXY: 'localhost,127.0.0.1',
-      no_proxy: 'localhost,127.0.0.1',
-      // Node's http client and fetch ignore HTTP_PROXY: Node 24 (and late 22) follow it with
-      // NODE_USE_ENV_PROXY, and every Node line with weft's preload (node-proxy-preload.ts).
-      NODE_USE_ENV_PROXY: '1',
-      NODE_OPTIONS: withPreload(process.env.NODE_OPTIONS, path.join(__dirname, 'node-proxy-preload.js')),
-      WEFT_SERVICE: opts.service ?? '',
-      WEFT_OUTBOUND: proxyUrl,
-      ...(opts.port !== undefined ? { PORT: String(opts.port) } : {}),
-    },
+    env: unit ? transparentEnv(opts) : proxyEnv(opts, proxyUrl),
   });
+  // From here the app's end is guarded: a SIGKILL of weft run stops it and removes the unit's network.
+  const guard = app.pid !== undefined ? UnitGuard.start({ processGroup: app.pid, graceMs: opts.stopGraceMs, ...unit?.cleanup() }) : undefined;
+  const result = await superviseApp(opts, app, proxy, inboundPort, unit?.appAddress ?? '127.0.0.1');
+  await unit?.close();
+  await guard?.release();
+  return result;
+}
+
+/** The environment of an app in HTTP_PROXY mode: its calls to the mesh go to the sidecar as an HTTP proxy. */
+function proxyEnv(opts: RunOptions, proxyUrl: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    HTTP_PROXY: proxyUrl,
+    http_proxy: proxyUrl,
+    // Calls to the mesh go through the sidecar, local ones do not.
+    NO_PROXY: 'localhost,127.0.0.1',
+    no_proxy: 'localhost,127.0.0.1',
+    // Node's http client and fetch ignore HTTP_PROXY: Node 24 (and late 22) follow it with
+    // NODE_USE_ENV_PROXY, and every Node line with weft's preload (node-proxy-preload.ts).
+    NODE_USE_ENV_PROXY: '1',
+    NODE_OPTIONS: withPreload(process.env.NODE_OPTIONS, path.join(__dirname, 'node-proxy-preload.js')),
+    WEFT_SERVICE: opts.service ?? '',
+    WEFT_OUTBOUND: proxyUrl,
+    ...(opts.port !== undefined ? { PORT: String(opts.port) } : {}),
+  };
+}
+
+/** The environment of a transparent unit's app: no proxy settings (a proxy on the host's loopback is not the unit's). */
+function transparentEnv(opts: RunOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, WEFT_SERVICE: opts.service ?? '', ...(opts.port !== undefined ? { PORT: String(opts.port) } : {}) };
+  for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy', 'NODE_USE_ENV_PROXY']) delete env[k];
+  return env;
+}
+
+/** Registers the app once it listens, drains on SIGTERM, and returns its exit code once it and the sidecar have stopped. */
+async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Awaited<ReturnType<typeof startProxy>>, inboundPort: number | undefined, appHost: string): Promise<number> {
+  const { log } = opts;
   // If weft run itself goes away (an uncaught error, process.exit), the app goes too:
   // in its own process group it would otherwise outlive its sidecar.
   const killOrphan = () => {
@@ -138,13 +194,13 @@ export async function runApp(opts: RunOptions): Promise<number> {
     const timeoutMs = opts.readyTimeoutMs ?? 60_000;
     let appExited = false;
     void exited.then(() => (appExited = true));
-    const progress = (waitedMs: number) => log('info', `waiting for ${opts.command[0]} to listen on 127.0.0.1:${port} (${Math.round(waitedMs / 1000)} s)`);
-    const reachable = await waitForPort(port, timeoutMs, () => appExited || draining, progress);
+    const progress = (waitedMs: number) => log('info', `waiting for ${opts.command[0]} to listen on ${appHost}:${port} (${Math.round(waitedMs / 1000)} s)`);
+    const reachable = await waitForPort(appHost, port, timeoutMs, () => appExited || draining, progress);
     if (!reachable && !appExited && !draining) {
       // A wrong --port would otherwise leave an instance that never joins the mesh: stop it and say what it listens on instead.
       const actual = app.pid !== undefined ? listeningAddresses(app.pid) : undefined;
       const hint = actual === undefined ? '' : actual.length ? ` (it listens on: ${actual.join(', ')})` : ' (it listens on no TCP port)';
-      log('error', `${opts.command[0]} did not listen on 127.0.0.1:${port} within ${formatDuration(timeoutMs)}: is --port the port your program listens on?${hint}`, {
+      log('error', `${opts.command[0]} did not listen on ${appHost === '127.0.0.1' ? appHost : '127.0.0.1 or 0.0.0.0 in its unit'}:${port} within ${formatDuration(timeoutMs)}: is --port the port your program listens on?${hint}`, {
         readyTimeout: formatDuration(timeoutMs),
       });
       process.off('SIGTERM', onSignal);
@@ -206,15 +262,15 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * True once something accepts connections on 127.0.0.1:port; false after
+ * True once something accepts connections on host:port; false after
  * timeoutMs (0: never) or once `cancelled()`. Calls `progress` every READY_PROGRESS_MS.
  */
-async function waitForPort(port: number, timeoutMs: number, cancelled: () => boolean, progress: (waitedMs: number) => void): Promise<boolean> {
+async function waitForPort(host: string, port: number, timeoutMs: number, cancelled: () => boolean, progress: (waitedMs: number) => void): Promise<boolean> {
   const start = Date.now();
   let nextProgress = start + READY_PROGRESS_MS;
   while (!cancelled() && (timeoutMs === 0 || Date.now() - start < timeoutMs)) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => {
+      const s = net.connect({ host, port }, () => {
         s.destroy();
         resolve(true);
       });

@@ -35,10 +35,11 @@ export function outboundCluster(ctx: TranslateContext, service: Service, port: S
 }
 
 /**
- * The sidecar's cluster to its app: 127.0.0.1 at the port's targetPort (or
- * port); the node's appPort, when its bootstrap says one, for its lowest port.
+ * The sidecar's cluster to its app: 127.0.0.1 (or the node's appAddress: a
+ * transparent unit's address) at the port's targetPort (or port); the node's
+ * appPort, when its bootstrap says one, for its lowest port.
  */
-export function inboundCluster(port: ServicePort, appPort?: number): Obj {
+export function inboundCluster(port: ServicePort, appPort?: number, appAddress = LOCAL_APP_ADDRESS): Obj {
   const name = inboundClusterName(port.port);
   const cluster: Obj = {
     name,
@@ -52,7 +53,7 @@ export function inboundCluster(port: ServicePort, appPort?: number): Obj {
           load_balancing_weight: wrap(1),
           lb_endpoints: [
             {
-              endpoint: { address: { socket_address: { address: LOCAL_APP_ADDRESS, port_value: appPort ?? port.targetPort ?? port.port } } },
+              endpoint: { address: { socket_address: { address: appAddress, port_value: appPort ?? port.targetPort ?? port.port } } },
               health_status: ENUM.healthStatus().HEALTHY,
             },
           ],

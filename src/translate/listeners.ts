@@ -74,17 +74,22 @@ export function outboundListener(node: NodeInfo, opts: { fault?: boolean } = {})
  * own app listens on, and a port an earlier service (by namespace/name)
  * took are skipped. A port whose TCPRoute has no usable backend gets no
  * listener, so connections are refused as the Gateway API asks.
+ * A transparent node's TCP listeners bind nothing (bind_to_port false, as
+ * Envoy's virtual listeners behind its original-destination listener): its
+ * program reaches each service port on a VIP socket of its own, so no port
+ * is taken and two services may share a port number.
  */
 export function tcpListeners(ctx: TranslateContext, callable: Service[], own: Service | undefined): Obj[] {
-  const taken = new Set<number>([...reservedPorts(ctx.node), ...(own?.spec.ports ?? []).map((p) => p.targetPort ?? p.port)]);
-  if (ctx.node.appPort) taken.add(ctx.node.appPort);
+  const virtual = ctx.node.transparent === true;
+  const taken = new Set<number>(virtual ? [] : [...reservedPorts(ctx.node), ...(own?.spec.ports ?? []).map((p) => p.targetPort ?? p.port)]);
+  if (ctx.node.appPort && !virtual) taken.add(ctx.node.appPort);
   const out: Obj[] = [];
   for (const service of callable) {
     for (const port of sortedPorts(service)) {
       if (port.protocol !== 'tcp' || taken.has(port.port)) continue;
       const destination = tcpDestination(ctx, service, port);
       if (!destination) continue;
-      taken.add(port.port);
+      if (!virtual) taken.add(port.port);
       const name = tcpListenerName(service.metadata.name, service.metadata.namespace, port.port);
       const tcpProxy: Obj = { stat_prefix: name, ...destination };
       const idle = ctx.policies.get(keyOf(service))?.timeouts?.idle;
@@ -94,6 +99,7 @@ export function tcpListeners(ctx: TranslateContext, callable: Service[], own: Se
         address: socketAddress(OUTBOUND_LISTENER.address, port.port),
         traffic_direction: ENUM.trafficDirection().OUTBOUND,
         filter_chains: [{ filters: [tcpProxyFilter(tcpProxy)] }],
+        ...(virtual ? { bind_to_port: { value: false } } : {}),
       });
     }
   }

@@ -45,7 +45,7 @@ export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions
       const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, ctx.trustDomain) : undefined;
       listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), { mode: meshTlsMode(ctx, scope.own), rbac, jwtAuthn: jwtAuthnFilter(ctx, scope.own) }));
       const lowest = sortedPorts(scope.own)[0].port;
-      clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined)));
+      clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined, node.appAddress)));
     }
   } else {
     listeners.push(...apiListeners(ctx, scope.callable));

@@ -62,6 +62,10 @@ export interface NodeInfo {
   outboundPort?: number;
   inboundPort?: number;
   appPort?: number;
+  /** Where the sidecar reaches its app (default 127.0.0.1): a transparent unit's own address. */
+  appAddress?: string;
+  /** Under `weft run --transparent`: TCP listeners are virtual (bind_to_port false), reached from the unit's VIP sockets. */
+  transparent?: boolean;
   /** A sidecar's admin port on its host's loopback (not translated: `weft status` reads /clusters there). */
   adminPort?: number;
   /** The host's name the node announced (WEFT_HOSTNAME). */

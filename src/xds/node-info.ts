@@ -1,5 +1,6 @@
 // Derives the translator's NodeInfo from the xDS Node a client sends on its
 // first request, and the key of the node group that shares one snapshot.
+import * as net from 'node:net';
 import type { NodeInfo, NodeRole } from '../translate/types';
 import { formatHostPort, parseMetricsAddress } from './metrics-address';
 
@@ -11,6 +12,10 @@ export const NODE_METADATA = {
   outboundPort: 'WEFT_OUTBOUND_PORT',
   inboundPort: 'WEFT_INBOUND_PORT',
   appPort: 'WEFT_APP_PORT',
+  /** Where the sidecar reaches its app (default 127.0.0.1): the unit's address under `weft run --transparent`. */
+  appAddress: 'WEFT_APP_ADDRESS',
+  /** "true" under `weft run --transparent`: the program's calls arrive on per-service VIP sockets, so TCP listeners are not bound. */
+  transparent: 'WEFT_TRANSPARENT',
   /** A sidecar's admin port (on its host's loopback), for `weft status` to read its /clusters. */
   adminPort: 'WEFT_ADMIN_PORT',
   /** The name of the host the node runs on (shown beside the address its connection comes from). */
@@ -77,6 +82,16 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
     }
     info[key] = port;
   }
+  const appAddress = metadataString(node, NODE_METADATA.appAddress);
+  if (appAddress !== undefined) {
+    if (!net.isIPv4(appAddress)) throw new InvalidNodeError(`node ${node.id}: metadata ${NODE_METADATA.appAddress} is "${appAddress}", expected an IPv4 address`);
+    info.appAddress = appAddress;
+  }
+  const transparent = metadataString(node, NODE_METADATA.transparent);
+  if (transparent !== undefined && transparent !== 'true' && transparent !== 'false') {
+    throw new InvalidNodeError(`node ${node.id}: metadata ${NODE_METADATA.transparent} is "${transparent}", expected "true" or "false"`);
+  }
+  if (transparent === 'true') info.transparent = true;
   const metrics = metadataString(node, NODE_METADATA.metricsAddress);
   if (metrics !== undefined) {
     try {
@@ -93,5 +108,6 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
 export function nodeGroupKey(info: NodeInfo): string {
   // Zone is part of the key: the translator orders localities by the node's zone.
   const ports = info.outboundPort || info.inboundPort || info.appPort ? `|${info.outboundPort ?? ''}|${info.inboundPort ?? ''}|${info.appPort ?? ''}` : '';
-  return `${info.role}|${info.namespace}|${info.service ?? ''}|${info.zone ?? ''}${ports}`;
+  const app = info.appAddress || info.transparent ? `|${info.appAddress ?? ''}|${info.transparent ? 'transparent' : ''}` : '';
+  return `${info.role}|${info.namespace}|${info.service ?? ''}|${info.zone ?? ''}${ports}${app}`;
 }

@@ -157,3 +157,33 @@ const get = (url) => new Promise((resolve) => http.get(url, (res) => {
   assert.match(out, new RegExp(`^DIRECT 200 backend saw 127\\.0\\.0\\.1:${backendPort}/direct$`, 'm'), out);
   assert.match(out, new RegExp(`^DIRECT FETCH backend saw localhost:${backendPort}/direct$`, 'm'), out);
 });
+
+test('SIGKILL of weft run does not orphan the app: its guard stops the app (and what the app started)', { timeout: 30_000 }, async () => {
+  const port = await freePort();
+  // The app starts a child of its own too: the whole process group goes.
+  const app = `
+const { spawn } = require('node:child_process');
+const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+console.log('PIDS ' + process.pid + ' ' + child.pid);
+require('node:http').createServer((q, s) => s.end('up')).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+  const run = weftRun(['--service', 'web', '--port', String(port)], [process.execPath, '-e', app]);
+  await waitFor(() => /PIDS \d+ \d+/.test(run.output()), 15_000, 'the app and its child started');
+  const pids = /PIDS (\d+) (\d+)/.exec(run.output())!.slice(1).map(Number);
+  // A zombie (exited, not yet reaped by whoever adopted it) is gone too.
+  const alive = (pid: number) => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  assert.ok(pids.every(alive));
+  run.child.kill('SIGKILL');
+  await run.exited;
+  await waitFor(() => !pids.some(alive), 15_000, 'the app and its child stopped after weft run was killed');
+  // Its port is free again: nothing holds it.
+  const probe = http.createServer();
+  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(port, '127.0.0.1', () => resolve()));
+  probe.close();
+});

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { startDemo } from '../../demo/run-demo';
 import { jsonLogger, type LogLevel } from '../../observe/log';
 
-export async function runDemo(opts: { dataDir: string; apiPort: number; xdsPort: number; port: number; load: number; logLevel: LogLevel }): Promise<void> {
+export async function runDemo(opts: { dataDir: string; apiPort: number; xdsPort: number; port: number; load: number; logLevel: LogLevel; transparent?: boolean }): Promise<void> {
   const root = path.resolve(__dirname, '../../../..');
   const demo = await startDemo({
     root,
@@ -11,6 +11,7 @@ export async function runDemo(opts: { dataDir: string; apiPort: number; xdsPort:
     xdsPort: opts.xdsPort,
     storefrontPort: opts.port,
     loadRate: opts.load,
+    transparent: opts.transparent,
     log: jsonLogger(opts.logLevel),
     out: process.stdout,
   });

@@ -4,7 +4,8 @@
 //   Listener          name, address.socket_address (TCP, IP literal, port), filter_chains,
 //                     default_filter_chain, traffic_direction (stat_prefix, metadata accepted),
 //                     listener_filters [tls_inspector], listener_filters_timeout,
-//                     continue_on_listener_filters_timeout (see decode-tls.ts)
+//                     continue_on_listener_filters_timeout (see decode-tls.ts), bind_to_port
+//                     (false: a virtual listener, served only by hand-over; see ListenerManager.handOver)
 //   FilterChain       name, filter_chain_match {destination_port, transport_protocol tls |
 //                     raw_buffer (needs tls_inspector)}, filters, transport_socket
 //                     DownstreamTlsContext (mTLS, see decode-tls.ts) (metadata accepted);
@@ -27,7 +28,7 @@ import { TYPE_URL } from '../../xds/type-urls';
 import { decodeRouteTable } from './decode-route';
 import { FieldPath, onlyFields } from './nack';
 import { decodeDownstreamTls, decodeListenerFilters } from './decode-tls';
-import { durationMs, ipSocketAddress, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
+import { bool, durationMs, ipSocketAddress, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
 import { filterTypeFor, HTTP_FILTER_TYPES } from '../filters/catalog';
 import { decodeNetworkRbac, type NetworkRbacConfig } from '../tcp/network-rbac';
 import type { FilterChain, HttpFilterConfig, HttpNetworkFilter, ListenerConfig, TcpNetworkFilter, WeightedCluster } from './types';
@@ -56,6 +57,7 @@ export function decodeListener(msg: Obj): ListenerConfig {
     'listener_filters',
     'listener_filters_timeout',
     'continue_on_listener_filters_timeout',
+    'bind_to_port',
   ]);
   const { address, port } = ipSocketAddress(at.field('address'), msg.address, { allowPortZero: true });
   const chains: FilterChain[] = (msg.filter_chains ?? []).map((c: Obj, i: number) => filterChain(at.field('filter_chains').index(i), c));
@@ -71,6 +73,7 @@ export function decodeListener(msg: Obj): ListenerConfig {
   if (!direction) at.field('traffic_direction').unsupported(`${msg.traffic_direction} is not supported by weft proxy yet`);
   const out: ListenerConfig = { name: msg.name ?? '', address, port, direction, chains };
   if (tlsInspector) out.tlsInspector = tlsInspector;
+  if (!bool(msg.bind_to_port, true)) out.bindToPort = false;
   if (msg.default_filter_chain) out.defaultChain = filterChain(at.field('default_filter_chain'), msg.default_filter_chain);
   const sniffed = [...chains, ...(out.defaultChain ? [out.defaultChain] : [])].findIndex((c) => c.transportProtocol);
   if (sniffed >= 0 && !tlsInspector) at.field('filter_chains').index(sniffed).field('filter_chain_match').field('transport_protocol').invalid('needs the tls_inspector listener filter');

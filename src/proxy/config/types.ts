@@ -29,6 +29,8 @@ export interface ListenerConfig {
   defaultChain?: FilterChain;
   /** listener_filters tls_inspector: the first byte says TLS (0x16) or plaintext, and chains match on it. */
   tlsInspector?: { timeoutMs: number; continueOnTimeout: boolean };
+  /** false (bind_to_port): no socket; connections come only by ListenerManager.handOver. */
+  bindToPort?: false;
 }
 
 export interface FilterChain {

@@ -28,7 +28,8 @@ export interface ListenerDeps {
 
 interface BoundListener {
   config: ListenerConfig;
-  server: net.Server;
+  /** Absent for a virtual listener (bind_to_port false): it serves hand-overs only. */
+  server?: net.Server;
   state: 'binding' | 'bound' | 'failed';
   error?: string;
 }
@@ -58,9 +59,9 @@ export class ListenerManager {
     const binds: Promise<void>[] = [];
     for (const [name, bound] of this.listeners) {
       const next = configs.get(name);
-      if (next && next.address === bound.config.address && next.port === bound.config.port && bound.state !== 'failed') continue;
+      if (next && next.address === bound.config.address && next.port === bound.config.port && next.bindToPort === bound.config.bindToPort && bound.state !== 'failed') continue;
       this.listeners.delete(name);
-      bound.server.close(); // open connections finish on their own
+      bound.server?.close(); // open connections finish on their own
     }
     for (const [name, config] of configs) {
       const bound = this.listeners.get(name);
@@ -71,6 +72,17 @@ export class ListenerManager {
       binds.push(this.bind(config));
     }
     await Promise.all(binds);
+  }
+
+  /**
+   * Serves a connection accepted elsewhere as if `listener` had accepted it
+   * (transparent capture's per-VIP sockets). False when no such listener is bound.
+   */
+  handOver(listener: string, socket: net.Socket): boolean {
+    const bound = this.listeners.get(listener);
+    if (!bound || bound.state !== 'bound') return false;
+    this.accept(bound, socket);
+    return true;
   }
 
   status(): { name: string; address: string; port: number; state: string; error?: string }[] {
@@ -89,7 +101,7 @@ export class ListenerManager {
    */
   async close(drainMs = DEFAULT_DRAIN_MS): Promise<void> {
     clearInterval(this.sweep);
-    const closing = [...this.listeners.values()].map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
+    const closing = [...this.listeners.values()].map((l) => new Promise<void>((resolve) => (l.server ? l.server.close(() => resolve()) : resolve())));
     this.listeners.clear();
     for (const conn of this.http) conn.drain();
     const cut = setTimeout(() => {
@@ -100,6 +112,10 @@ export class ListenerManager {
   }
 
   private bind(config: ListenerConfig): Promise<void> {
+    if (config.bindToPort === false) {
+      this.listeners.set(config.name, { config, state: 'bound' });
+      return Promise.resolve();
+    }
     // allowHalfOpen: a client that half-closes after its request still gets the response.
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     const bound: BoundListener = { config, server, state: 'binding' };
