@@ -406,8 +406,13 @@ class Responder implements DnsResponder {
       sock.on('message', (msg) => {
         if (answers(msg, sent, qEnd)) finish(msg);
       });
-      sock.connect(up.port, up.host, () => sock.send(sent, (err) => err && finish(undefined)));
+      let closed = false;
+      sock.connect(up.port, up.host, () => {
+        // The deadline or close() may have closed it first: send() would throw.
+        if (!closed) sock.send(sent, (err) => err && finish(undefined));
+      });
       return () => {
+        closed = true;
         try {
           sock.close();
         } catch {
