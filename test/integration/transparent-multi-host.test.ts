@@ -121,6 +121,7 @@ async function transparentRun(host: Host, service: string, app: string, opts: { 
   ]);
   const [, name] = await proc.waitForOutput(/"unit":"(weft-\d+)"/, 30_000);
   const unit: Unit = { proc, pid: Number(name.slice(5)), name };
+  units.push(unit);
   if (opts.port) await proc.waitForOutput(/instance registered/, 30_000);
   else unit.appPid = Number((await proc.waitForOutput(/APP PID (\d+)/, 30_000))[1]);
   return unit;
@@ -163,6 +164,7 @@ const explained = (fn: () => Promise<void>) => withProcessLogs(procs.filter((p) 
 
 let alpha: Unit;
 let web: Unit;
+const units: Unit[] = [];
 
 before(async () => {
   if (SKIP) return;
@@ -204,6 +206,12 @@ before(async () => {
 after(async () => {
   for (const p of procs) p.killTree('SIGKILL');
   await hosts?.destroy();
+  // killTree took the units' guards too: what they would have removed, the test does.
+  for (const u of units) {
+    spawnSync('ip', ['netns', 'del', u.name]);
+    fs.rmSync(`/etc/netns/${u.name}`, { recursive: true, force: true });
+    fs.rmSync(`/run/netns/${u.name}`, { force: true });
+  }
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
