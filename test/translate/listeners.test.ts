@@ -201,3 +201,24 @@ describe('sidecar ports from the node bootstrap (several sidecars on one host)',
     assert.ok(d.names(TYPE_URL.Listener).includes('outbound|15001|proxyport.default'));
   });
 });
+
+describe('a transparent node (weft run --transparent)', () => {
+  const d = resourcesFor(meshView(MESH), sidecar({ service: 'app', appPort: 3000, appAddress: '169.254.9.2', transparent: true }));
+
+  test('its TCP listeners bind nothing (bind_to_port false): every TCP service port has one, shared port numbers included', () => {
+    const tcp = d.names(TYPE_URL.Listener).filter((n) => n.startsWith('outbound|'));
+    // In socket mode cache-v2 and clash lose port 6379 to cache, and selfport loses 15432 to the app; virtual listeners do not compete.
+    for (const name of ['outbound|6379|cache.default', 'outbound|6379|cache-v2.default', 'outbound|6379|clash.default', 'outbound|15432|selfport.default']) assert.ok(tcp.includes(name), `${name} in ${tcp.join(', ')}`);
+    for (const name of tcp) assertSubset(d.listener(name), { bind_to_port: { value: false } });
+    assert.equal(d.listener('outbound').bind_to_port, undefined, 'the HTTP listener still binds');
+  });
+
+  test('its app is reached at the unit address on every port', () => {
+    const address = (name: string) => {
+      const a = d.cluster(name).load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+      return `${a.address}:${a.port_value}`;
+    };
+    assert.equal(address('inbound|5432||'), '169.254.9.2:3000');
+    assert.equal(address('inbound|8080||'), '169.254.9.2:18080');
+  });
+});

@@ -72,3 +72,13 @@ test('WEFT_METRICS_ADDRESS: host:port, IPv6 in brackets; anything else names the
   // Not part of the node group: it does not change what the node is sent.
   assert.equal(nodeGroupKey(info('0.0.0.0:15090')), nodeGroupKey(nodeInfoFromXdsNode({ id: 'm' })));
 });
+
+test('a transparent unit: WEFT_APP_ADDRESS (IPv4) and WEFT_TRANSPARENT ("true"/"false"), both in the group key', () => {
+  const info = nodeInfoFromXdsNode({ id: 't', metadata: meta({ WEFT_SERVICE: 'web', WEFT_APP_ADDRESS: '169.254.1.2', WEFT_TRANSPARENT: 'true' }) });
+  assert.equal(info.appAddress, '169.254.1.2');
+  assert.equal(info.transparent, true);
+  const plain = nodeInfoFromXdsNode({ id: 'p', metadata: meta({ WEFT_SERVICE: 'web' }) });
+  assert.notEqual(nodeGroupKey(info), nodeGroupKey(plain));
+  assert.throws(() => nodeInfoFromXdsNode({ id: 'x', metadata: meta({ WEFT_APP_ADDRESS: 'app.local' }) }), /WEFT_APP_ADDRESS.*IPv4/);
+  assert.throws(() => nodeInfoFromXdsNode({ id: 'y', metadata: meta({ WEFT_TRANSPARENT: 'yes' }) }), /WEFT_TRANSPARENT.*"true" or "false"/);
+});

@@ -291,3 +291,13 @@ test('listener: NACK for invalid values', () => {
     assert.ok(message.startsWith(`Listener "l": ${expected}`), `expected ${expected}, got: ${message}`);
   }
 });
+
+test('listener: a transparent node\'s TCP listeners decode as virtual (bind_to_port false), the HTTP one binds', () => {
+  const of = translated(MESH, { service: 'web', outboundPort: 15101, inboundPort: 15106, transparent: true });
+  const db = decodeListener(of(TYPE_URL.Listener, 'outbound|5432|db.default'));
+  assert.equal(db.bindToPort, false);
+  assert.equal((db.chains[0].network as TcpNetworkFilter).kind, 'tcp');
+  // Both 5432 services have a listener: virtual ones do not compete for the port.
+  assert.equal(decodeListener(of(TYPE_URL.Listener, 'outbound|5432|db-replica.default')).bindToPort, false);
+  assert.equal(decodeListener(of(TYPE_URL.Listener, 'outbound')).bindToPort, undefined);
+});
