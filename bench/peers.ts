@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-export { freePort } from '../src/run/run-app';
+export { freePort } from '../src/run/free-port';
 
 /** A `--name value` command-line argument, or the fallback. */
 export function arg(name: string, fallback: string): string {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { startControlPlane } from '../control/control-plane';
 import type { Logger } from '../observe/log';
 import { portHolders } from '../run/listening-ports';
-import { freePort } from '../run/run-app';
+import { freePort } from '../run/free-port';
 import { TransparentUnavailableError, transparentUnavailable } from '../run/transparent/unit-network';
 
 export interface DemoOptions {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { Logger } from '../observe/log';
 import type { TracingOptions } from '../observe/tracing/proxy-tracer';
 import { startProxy } from '../proxy/proxy';
+import { freePort } from './free-port';
 import { listeningAddresses } from './listening-ports';
 import { RegistrationClient } from './registration-client';
 import { TransparentUnit } from './transparent/transparent-unit';
@@ -249,17 +250,6 @@ function stopApp(app: ChildProcess, graceMs: number): void {
   app.once('exit', () => clearTimeout(timer));
 }
 
-/** A free TCP port on loopback, found by binding port 0. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * True once something accepts connections on host:port; false after

@@ -21,7 +21,7 @@ import { chromium, type Page } from 'playwright-core';
 import { startControlPlane } from '../../src/control/control-plane';
 import { startDemo } from '../../src/demo/run-demo';
 import { silentLogger } from '../../src/observe/log';
-import { freePort } from '../../src/run/run-app';
+import { freePort } from '../../src/run/free-port';
 import { tempDir } from '../helpers/tmp';
 
 const CHROMIUM = '/usr/bin/chromium';

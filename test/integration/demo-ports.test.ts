@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { startDemo } from '../../src/demo/run-demo';
 import { silentLogger } from '../../src/observe/log';
-import { freePort } from '../../src/run/run-app';
+import { freePort } from '../../src/run/free-port';
 import { tempDir, waitFor } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '../../..');

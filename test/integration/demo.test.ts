@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import * as path from 'node:path';
 import { startDemo } from '../../src/demo/run-demo';
 import type { Logger } from '../../src/observe/log';
-import { freePort } from '../../src/run/run-app';
+import { freePort } from '../../src/run/free-port';
 import { parsePrometheus } from '../helpers/proxy-harness';
 import { tempDir, waitFor } from '../helpers/tmp';
 

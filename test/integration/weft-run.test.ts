@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
-import { freePort } from '../../src/run/run-app';
+import { freePort } from '../../src/run/free-port';
 import { serviceYaml } from '../helpers/resources';
 import { tempDir, waitFor } from '../helpers/tmp';
 
