@@ -79,18 +79,21 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     { service: 'order', port: opts.appPorts?.['order'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'order.js')] },
     { service: 'storefront', port: opts.storefrontPort, command: [process.execPath, path.join(apps, 'storefront.js')] },
   ];
+  const transparentUnit = (app: DemoApp) => opts.transparent === true && app.service !== 'storefront';
   const children: ChildProcess[] = [];
   const endings: Promise<string>[] = [];
   const bin = path.join(opts.root, 'bin/weft.js');
   for (const app of demoApps) {
     const child = spawn(
       process.execPath,
-      [bin, 'run', ...(opts.transparent && app.service !== 'storefront' ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
+      [bin, 'run', ...(transparentUnit(app) ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
       // Own process groups: Ctrl-C reaches the demo only, which stops each unit in order.
       { env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     prefixLines(child.stdout!, `[${app.service}] `, opts.out);
     prefixLines(child.stderr!, `[${app.service}] `, opts.out);
+    // weft run names its unit's network namespace after its pid (unit-network.ts); said here because the demo keeps weft run's info lines quiet.
+    if (transparentUnit(app)) opts.out.write(`[${app.service}] transparent unit weft-${child.pid} (look inside: sudo ip netns exec weft-${child.pid} sh)\n`);
     const ended = new Promise<string>((resolve) =>
       child.on('exit', (code, signal) => {
         const how = signal ? `on ${signal}` : `with code ${code}`;
