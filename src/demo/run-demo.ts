@@ -10,7 +10,7 @@ import { startControlPlane } from '../control/control-plane';
 import type { Logger } from '../observe/log';
 import { portHolders } from '../run/listening-ports';
 import { freePort } from '../run/free-port';
-import { TransparentUnavailableError, transparentUnavailable } from '../run/transparent/unit-network';
+import { TransparentUnavailableError, transparentUnavailable, unitName } from '../run/transparent/unit-network';
 
 export interface DemoOptions {
   root: string;
@@ -92,8 +92,11 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     );
     prefixLines(child.stdout!, `[${app.service}] `, opts.out);
     prefixLines(child.stderr!, `[${app.service}] `, opts.out);
-    // weft run names its unit's network namespace after its pid (unit-network.ts); said here because the demo keeps weft run's info lines quiet.
-    if (transparentUnit(app)) opts.out.write(`[${app.service}] transparent unit weft-${child.pid} (look inside: sudo ip netns exec weft-${child.pid} sh)\n`);
+    // Said here because the demo keeps weft run's info lines (its 'sidecar ready' names the unit) quiet.
+    if (transparentUnit(app) && child.pid !== undefined) {
+      const unit = unitName(child.pid);
+      opts.out.write(`[${app.service}] transparent unit ${unit} (look inside: sudo ip netns exec ${unit} sh)\n`);
+    }
     const ended = new Promise<string>((resolve) =>
       child.on('exit', (code, signal) => {
         const how = signal ? `on ${signal}` : `with code ${code}`;

@@ -34,6 +34,11 @@ const UNITS = 3840;
 
 export type EgressMode = 'passthrough' | 'mesh-only';
 
+/** The network namespace of the unit whose `weft run` has this pid. */
+export function unitName(pid: number): string {
+  return `${NAME_PREFIX}${pid}`;
+}
+
 /** Thrown when this machine or user cannot make a transparent unit; the message names what is missing. */
 export class TransparentUnavailableError extends Error {
   readonly code = 'E_TRANSPARENT_UNAVAILABLE';
@@ -139,7 +144,7 @@ function hostRules(name: string, hostLink: string, unitAddress: string): { table
 }
 
 export function createUnitNetwork(opts: UnitNetworkOptions): UnitNetwork {
-  const name = opts.name ?? `${NAME_PREFIX}${process.pid}`;
+  const name = opts.name ?? unitName(process.pid);
   const id = name.slice(NAME_PREFIX.length).replace(/[^a-z0-9]/gi, '').slice(-9);
   const hostLink = `wu${id}h`;
   const unitLink = `wu${id}u`;
