@@ -37,8 +37,9 @@ import { arg, freePort, procCpuMs, requireTool, ROOT, rssMiB, startNginxUpstream
 const BIN = path.join(ROOT, 'bin/weft.js');
 const NS_PREFIX = 'wbt';
 const BODY_BYTES = 100;
-/** The units' program: says its pid (the bench enters its namespaces), then idles. The marker tells the clean-up it is ours. */
-const IDLE_APP = `/* weft-bench-transparent idle */ console.log('APP PID ' + process.pid); setInterval(() => {}, 1 << 30);`;
+/** The units' program: says its pid (the bench enters its namespaces), then idles. The marker names the bench's namespace, for the clean-up. */
+const idleApp = (ns: string) => `/* ${idleMarker(ns)} */ console.log('APP PID ' + process.pid); setInterval(() => {}, 1 << 30);`;
+const idleMarker = (ns: string) => `weft-bench-transparent idle ${ns}`;
 
 /**
  * The client run where a program would run. `connect <host> <port> <n> <hostHeader>`: n sequential
@@ -116,10 +117,6 @@ function stats(times: number[]): Stats {
 
 // ---- the outer process: the namespace, and the clean-up ----
 
-interface UnitRecord {
-  unit?: string;
-  appPid: number;
-}
 
 function outer(): void {
   if (process.getuid?.() !== 0) throw new Error('bench/transparent needs root: it makes network namespaces');
@@ -130,15 +127,14 @@ function outer(): void {
   const cleanup = () => {
     if (cleaned) return;
     cleaned = true;
-    const units = readUnits(state);
     // Normally the inner process stopped its units and they removed their networks; this is for when it could not.
-    for (const u of units) killGroupIfOurs(u.appPid);
+    killIdleApps(ns);
     const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
     for (const pid of pids.split('\n').filter(Boolean)) killQuietly(Number(pid));
-    for (const u of units.filter((u) => u.unit)) {
-      spawnSync('ip', ['netns', 'del', u.unit!], { stdio: 'ignore', timeout: 5000 });
-      fs.rmSync(`/etc/netns/${u.unit}`, { recursive: true, force: true });
-      fs.rmSync(`/run/netns/${u.unit}`, { force: true });
+    for (const unit of readUnits(state)) {
+      spawnSync('ip', ['netns', 'del', unit], { stdio: 'ignore', timeout: 5000 });
+      fs.rmSync(`/etc/netns/${unit}`, { recursive: true, force: true });
+      fs.rmSync(`/run/netns/${unit}`, { force: true });
     }
     spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 5000 });
     fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
@@ -152,7 +148,7 @@ function outer(): void {
     cleanup();
     throw err;
   }
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, __filename, '--inner', '--state', state, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, __filename, '--inner', '--ns', ns, '--state', state, ...process.argv.slice(2)], { stdio: 'inherit' });
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 130 : 1)));
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
@@ -168,29 +164,24 @@ function sh(argv: string[]): void {
   if (r.error || r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);
 }
 
-function readUnits(file: string): UnitRecord[] {
+/** The units' namespace names the inner process wrote, one a line. */
+function readUnits(file: string): string[] {
   try {
-    return fs
-      .readFileSync(file, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as UnitRecord);
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
   } catch {
     return [];
   }
 }
 
-/** SIGKILLs a unit's program and its group, if that pid is still the bench's idle program (not a reused pid). */
-function killGroupIfOurs(pid: number): void {
-  try {
-    if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('weft-bench-transparent idle')) return;
-  } catch {
-    return;
-  }
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    killQuietly(pid);
+/** SIGKILLs the units' programs of this run (in namespaces of their own, so `ip netns pids` of the bench's does not list them). */
+function killIdleApps(ns: string): void {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(idleMarker(ns))) killQuietly(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
   }
 }
 
@@ -211,12 +202,13 @@ async function inner(): Promise<void> {
   const conns = Number(arg('conns', '500'));
   const lookups = Number(arg('lookups', '1000'));
   const state = arg('state', '');
+  const ns = arg('ns', '');
   const dir = tempDir('weft-bench-tp-');
   const peers: Peer[] = [];
   const units: Unit[] = [];
   const stopAll = async () => {
-    // The units first: SIGTERM lets weft run stop its program and remove its unit's network.
-    await Promise.all(units.splice(0).map((u) => stopChild(u.child)));
+    // The units first (also one still starting): SIGTERM lets weft run stop its program and remove its unit's network.
+    await Promise.all([...unitChildren].map(stopChild));
     for (const p of peers.splice(0).reverse()) await p.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   };
@@ -239,7 +231,7 @@ spec:
   endpoints: [{ address: 127.0.0.1, port: ${upPort} }]
 `;
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
-    for (const mode of ['HTTP_PROXY', 'transparent'] as const) units.push(await startUnit(mode, xdsPort, apiPort, state));
+    for (const mode of ['HTTP_PROXY', 'transparent'] as const) units.push(await startUnit(mode, xdsPort, apiPort, ns, state));
     const [proxyUnit, tpUnit] = units;
     // Both reach backend before anything is measured (the VIP socket and the DNS name come with the first config).
     await until(() => client(proxyUnit.where, ['connect', '127.0.0.1', String(proxyUnit.outboundPort), '1', 'backend']), 'HTTP_PROXY unit → backend');
@@ -310,16 +302,19 @@ spec:
 }
 
 /** One `weft run` unit of the client service; resolves once its program runs (so its sidecar is ready). */
-async function startUnit(mode: Mode, xdsPort: number, apiPort: number, state: string): Promise<Unit> {
+async function startUnit(mode: Mode, xdsPort: number, apiPort: number, ns: string, state: string): Promise<Unit> {
   const outboundPort = await freePort();
   const args = [
     BIN, 'run', '--service', 'client', '--outbound-port', String(outboundPort),
     '--xds', `127.0.0.1:${xdsPort}`, '--api', `http://127.0.0.1:${apiPort}`,
     '--drain-seconds', '0', '--log-level', 'warn',
     ...(mode === 'transparent' ? ['--transparent', '--egress', 'mesh-only'] : []),
-    '--', process.execPath, '-e', IDLE_APP,
+    '--', process.execPath, '-e', idleApp(ns),
   ];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  unitChildren.add(child);
+  // Its namespace's name, for the outer process to remove if weft run cannot.
+  if (mode === 'transparent') fs.appendFileSync(state, `weft-${child.pid}\n`);
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err = (err + d).slice(-4000)));
@@ -337,11 +332,12 @@ async function startUnit(mode: Mode, xdsPort: number, apiPort: number, state: st
   child.on('exit', (code, signal) => {
     if (!stopping.has(child)) process.stderr.write(`${mode} unit: weft run exited (${code ?? signal}): ${err}\n`);
   });
-  fs.appendFileSync(state, JSON.stringify({ ...(mode === 'transparent' ? { unit: `weft-${child.pid}` } : {}), appPid }) + '\n');
   const where = mode === 'transparent' ? ['nsenter', '-t', String(appPid), '-n', '-m'] : [];
   return { mode, pid: child.pid!, appPid, outboundPort, child, where, runs: [] };
 }
 
+/** Every weft run started, ready or not. */
+const unitChildren = new Set<ChildProcess>();
 const stopping = new Set<ChildProcess>();
 
 function stopChild(child: ChildProcess): Promise<void> {
