@@ -12,7 +12,9 @@
 //
 // Load: wrk -t1 -c32 (HTTP/1.1, keep-alive) against each in turn, after a warm-up each,
 // `--rounds` rounds in alternating order; per mode req/s, p50/p99 and the CPU time of the
-// `weft run` process (the sidecar runs in it) per request, from /proc; the ratio
+// `weft run` process (the sidecar runs in it) per request, from /proc, user and system
+// apart (the kernel's veth and netfilter work done in its context is system time), and
+// wrk's own CPU per request (it pays for the packets it sends); the ratio
 // transparent / HTTP_PROXY. Connection setup: `--conns` sequential new connections, each
 // one request (`Connection: close`), timed from connect() to the first response byte, by a
 // small Node client run where the program would run (the host namespace for HTTP_PROXY
@@ -32,7 +34,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { arg, freePort, procCpuMs, requireTool, ROOT, rssMiB, startNginxUpstream, startWeftControl, tempDir, type LoadResult, type Peer } from './peers';
+import { arg, freePort, requireTool, ROOT, rssMiB, startNginxUpstream, startWeftControl, tempDir, type LoadResult, type Peer } from './peers';
 
 const BIN = path.join(ROOT, 'bin/weft.js');
 const NS_PREFIX = 'wbt';
@@ -45,7 +47,8 @@ const idleMarker = (ns: string) => `weft-bench-transparent idle ${ns}`;
  * The client run where a program would run. `connect <host> <port> <n> <hostHeader>`: n sequential
  * new connections (after 20 not counted), each one GET with Connection: close, timed from connect()
  * to the first response byte; a host name is resolved per connection (net.connect's lookup).
- * `lookup <name> <n>`: n sequential dns.lookup() calls (after 20 not counted). Prints the times, ms.
+ * `lookup <name> <n> [net]`: n sequential dns.lookup() calls (after 20 not counted), with `net` as
+ * net.connect() calls it. Prints the times, ms.
  */
 const CLIENT = `
 const net = require('node:net');
@@ -71,7 +74,9 @@ function connectOnce(port) {
 function lookupOnce() {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    dns.lookup(host, (err, address) => (err ? reject(err) : resolve([since(t0), address])));
+    // 'net': the options net.connect() resolves a name with (Node 20: every address, for autoSelectFamily; ADDRCONFIG).
+    const opts = b === 'net' ? { all: true, hints: dns.ADDRCONFIG } : {};
+    dns.lookup(host, opts, (err, address) => (err ? reject(err) : resolve([since(t0), Array.isArray(address) ? address[0].address : address])));
   });
 }
 (async () => {
@@ -99,7 +104,15 @@ interface Unit {
   child: ChildProcess;
   /** argv prefix that runs a command where the unit's program runs. */
   where: string[];
-  runs: (LoadResult & { cpuMs: number; cpuUsPerRequest: number })[];
+  runs: (LoadResult & { cpuMs: number; cpuUsPerRequest: number; userUsPerRequest: number; sysUsPerRequest: number; wrkCpuUsPerRequest: number })[];
+}
+
+/** user and system CPU time of a process so far, ms; with `children`, those of its waited-for children instead (/proc/<pid>/stat). */
+function cpuTimes(pid: number | 'self', children = false): { user: number; sys: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const i = children ? 13 : 11; // utime, stime; cutime, cstime
+  return { user: Number(fields[i]) * 10, sys: Number(fields[i + 1]) * 10 }; // USER_HZ is 100 on Linux
 }
 
 interface Stats {
@@ -246,21 +259,43 @@ spec:
     for (let round = 1; round <= rounds; round++) {
       // Alternating order: a drift of the shared machine's load does not favour one mode.
       for (const u of round % 2 === 1 ? units : [...units].reverse()) {
-        const before = procCpuMs(u.pid);
+        // The sidecar's CPU, split: the kernel's share (system) holds the veth and netfilter work done in its context.
+        // wrk is this process's child (nsenter execs it), so its CPU shows in our children's times once it is waited for.
+        const [before, wrkBefore] = [cpuTimes(u.pid), cpuTimes('self', true)];
         const r = load(u, seconds);
-        const cpuMs = procCpuMs(u.pid) - before;
-        const cpuUsPerRequest = (cpuMs * 1000) / (r.requests ?? r.rps * seconds);
-        u.runs.push({ ...r, cpuMs, cpuUsPerRequest });
-        console.log(`round ${round}  ${u.mode.padEnd(12)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms  errors ${r.errors}  sidecar cpu ${cpuUsPerRequest.toFixed(1)} µs/req`);
+        const [after, wrkAfter] = [cpuTimes(u.pid), cpuTimes('self', true)];
+        const perRequest = (ms: number) => (ms * 1000) / (r.requests ?? r.rps * seconds);
+        const cpuMs = after.user + after.sys - before.user - before.sys;
+        const run = {
+          ...r,
+          cpuMs,
+          cpuUsPerRequest: perRequest(cpuMs),
+          userUsPerRequest: perRequest(after.user - before.user),
+          sysUsPerRequest: perRequest(after.sys - before.sys),
+          wrkCpuUsPerRequest: perRequest(wrkAfter.user + wrkAfter.sys - wrkBefore.user - wrkBefore.sys),
+        };
+        u.runs.push(run);
+        console.log(
+          `round ${round}  ${u.mode.padEnd(12)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms  errors ${r.errors}` +
+            `  sidecar cpu ${run.cpuUsPerRequest.toFixed(1)} µs/req (user ${run.userUsPerRequest.toFixed(1)}, sys ${run.sysUsPerRequest.toFixed(1)})  wrk cpu ${run.wrkCpuUsPerRequest.toFixed(1)} µs/req`,
+        );
       }
     }
-    const mean = (u: Unit, k: 'rps' | 'p50ms' | 'p99ms' | 'cpuUsPerRequest') => u.runs.reduce((n, r) => n + r[k], 0) / u.runs.length;
-    const ratio = (k: 'rps' | 'p50ms' | 'p99ms' | 'cpuUsPerRequest') => mean(tpUnit, k) / mean(proxyUnit, k);
+    type Figure = 'rps' | 'p50ms' | 'p99ms' | 'cpuUsPerRequest' | 'userUsPerRequest' | 'sysUsPerRequest' | 'wrkCpuUsPerRequest';
+    const mean = (u: Unit, k: Figure) => u.runs.reduce((n, r) => n + r[k], 0) / u.runs.length;
+    const ratio = (k: Figure) => mean(tpUnit, k) / mean(proxyUnit, k);
+    const figures: Figure[] = ['rps', 'p50ms', 'p99ms', 'cpuUsPerRequest', 'userUsPerRequest', 'sysUsPerRequest', 'wrkCpuUsPerRequest'];
     console.log(`\nmean of ${rounds} runs of ${seconds} s (wrk -t1 -c${connections}):`);
     for (const u of units) {
-      console.log(`${u.mode.padEnd(12)} ${mean(u, 'rps').toFixed(0).padStart(7)} req/s  p50 ${mean(u, 'p50ms').toFixed(3)} ms  p99 ${mean(u, 'p99ms').toFixed(3)} ms  sidecar cpu ${mean(u, 'cpuUsPerRequest').toFixed(1)} µs/req  rss ${rssMiB(u.pid).toFixed(0)} MiB`);
+      console.log(
+        `${u.mode.padEnd(12)} ${mean(u, 'rps').toFixed(0).padStart(7)} req/s  p50 ${mean(u, 'p50ms').toFixed(3)} ms  p99 ${mean(u, 'p99ms').toFixed(3)} ms` +
+          `  sidecar cpu ${mean(u, 'cpuUsPerRequest').toFixed(1)} µs/req (user ${mean(u, 'userUsPerRequest').toFixed(1)}, sys ${mean(u, 'sysUsPerRequest').toFixed(1)})  wrk cpu ${mean(u, 'wrkCpuUsPerRequest').toFixed(1)} µs/req  rss ${rssMiB(u.pid).toFixed(0)} MiB`,
+      );
     }
-    console.log(`transparent / HTTP_PROXY: ${ratio('rps').toFixed(3)}× req/s, ${ratio('p50ms').toFixed(3)}× p50, ${ratio('p99ms').toFixed(3)}× p99, ${ratio('cpuUsPerRequest').toFixed(3)}× sidecar cpu/req`);
+    console.log(
+      `transparent / HTTP_PROXY: ${ratio('rps').toFixed(3)}× req/s, ${ratio('p50ms').toFixed(3)}× p50, ${ratio('p99ms').toFixed(3)}× p99, ${ratio('cpuUsPerRequest').toFixed(3)}× sidecar cpu/req` +
+        ` (user ${ratio('userUsPerRequest').toFixed(3)}×, sys ${ratio('sysUsPerRequest').toFixed(3)}×), ${ratio('wrkCpuUsPerRequest').toFixed(3)}× wrk cpu/req`,
+    );
 
     // ---- connection setup, and name resolution ----
     const setupCases: { name: string; where: string[]; argv: string[] }[] = [
@@ -269,6 +304,7 @@ spec:
       { name: 'transparent, by VIP', where: tpUnit.where, argv: ['connect', vip, '80', String(conns), 'backend'] },
       { name: 'transparent, by name', where: tpUnit.where, argv: ['connect', 'backend', '80', String(conns), 'backend'] },
       { name: 'dns.lookup(backend) in the unit', where: tpUnit.where, argv: ['lookup', 'backend', String(lookups)] },
+      { name: '  as net.connect() resolves', where: tpUnit.where, argv: ['lookup', 'backend', String(lookups), 'net'] },
     ];
     const samples = new Map<string, number[]>(setupCases.map((c) => [c.name, []]));
     for (let round = 1; round <= rounds; round++) {
@@ -289,8 +325,8 @@ spec:
       rounds,
       connections,
       bodyBytes: BODY_BYTES,
-      load: Object.fromEntries(units.map((u) => [u.mode, { runs: u.runs, mean: { rps: mean(u, 'rps'), p50ms: mean(u, 'p50ms'), p99ms: mean(u, 'p99ms'), cpuUsPerRequest: mean(u, 'cpuUsPerRequest') }, rssMiB: rssMiB(u.pid) }])),
-      ratio: { rps: ratio('rps'), p50ms: ratio('p50ms'), p99ms: ratio('p99ms'), cpuUsPerRequest: ratio('cpuUsPerRequest') },
+      load: Object.fromEntries(units.map((u) => [u.mode, { runs: u.runs, mean: Object.fromEntries(figures.map((k) => [k, mean(u, k)])), rssMiB: rssMiB(u.pid) }])),
+      ratio: Object.fromEntries(figures.map((k) => [k, ratio(k)])),
       setup,
     };
     const outDir = path.join(ROOT, 'bench/results');
