@@ -46,7 +46,8 @@ const idleMarker = (ns: string) => `weft-bench-transparent idle ${ns}`;
 /**
  * The client run where a program would run. `connect <host> <port> <n> <hostHeader>`: n sequential
  * new connections (after 20 not counted), each one GET with Connection: close, timed from connect()
- * to the first response byte; a host name is resolved per connection (net.connect's lookup).
+ * to the first response byte; a host name is resolved per connection (net.connect's lookup; its
+ * 'lookup' event is timed too).
  * `lookup <name> <n> [net]`: n sequential dns.lookup() calls (after 20 not counted), with `net` as
  * net.connect() calls it. Prints the times, ms.
  */
@@ -59,15 +60,17 @@ const since = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 function connectOnce(port) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
+    let resolved;
     const s = net.connect(port, host, () => s.write('GET / HTTP/1.1\\r\\nHost: ' + hostHeader + '\\r\\nConnection: close\\r\\n\\r\\n'));
     s.setTimeout(5000, () => s.destroy(new Error('no response in 5 s')));
     s.once('error', reject);
+    s.once('lookup', () => (resolved = since(t0)));
     s.once('data', (d) => {
       const ms = since(t0);
       s.destroy();
       const head = d.toString('latin1');
       if (!head.startsWith('HTTP/1.1 200')) reject(new Error('not a 200: ' + head.slice(0, 80)));
-      else resolve(ms);
+      else resolve([ms, resolved]);
     });
   });
 }
@@ -82,14 +85,15 @@ function lookupOnce() {
 (async () => {
   const n = Number(what === 'connect' ? b : a);
   const times = [];
+  const lookups = [];
   let address;
   for (let i = 0; i < n + (n > 1 ? WARM : 0); i++) {
-    let ms;
-    if (what === 'connect') ms = await connectOnce(Number(a));
+    let ms, lookupMs;
+    if (what === 'connect') [ms, lookupMs] = await connectOnce(Number(a));
     else [ms, address] = await lookupOnce();
-    if (n === 1 || i >= WARM) times.push(ms);
+    if (n === 1 || i >= WARM) (times.push(ms), lookupMs !== undefined && lookups.push(lookupMs));
   }
-  console.log(JSON.stringify({ times, address }));
+  console.log(JSON.stringify({ times, lookups, address }));
 })().catch((err) => { console.error(String(err)); process.exit(1); });
 `;
 
@@ -306,13 +310,24 @@ spec:
       { name: 'dns.lookup(backend) in the unit', where: tpUnit.where, argv: ['lookup', 'backend', String(lookups)] },
       { name: '  as net.connect() resolves', where: tpUnit.where, argv: ['lookup', 'backend', String(lookups), 'net'] },
     ];
-    const samples = new Map<string, number[]>(setupCases.map((c) => [c.name, []]));
+    const samples = new Map<string, { times: number[]; lookups: number[] }>(setupCases.map((c) => [c.name, { times: [], lookups: [] }]));
     for (let round = 1; round <= rounds; round++) {
-      for (const c of round % 2 === 1 ? setupCases : [...setupCases].reverse()) samples.get(c.name)!.push(...(client(c.where, c.argv) as { times: number[] }).times);
+      for (const c of round % 2 === 1 ? setupCases : [...setupCases].reverse()) {
+        const r = client(c.where, c.argv) as { times: number[]; lookups: number[] };
+        samples.get(c.name)!.times.push(...r.times);
+        samples.get(c.name)!.lookups.push(...r.lookups);
+      }
     }
-    const setup = setupCases.map((c) => ({ name: c.name, ...stats(samples.get(c.name)!) }));
+    const setup = setupCases.map((c) => {
+      const { times, lookups } = samples.get(c.name)!;
+      // Connecting by name: how long until net.connect()'s lookup was done, within the time.
+      return { name: c.name, ...stats(times), ...(lookups.length ? { lookupPhase: stats(lookups) } : {}) };
+    });
     console.log(`\nconnection setup: connect() to the first response byte, one request per connection (${rounds} × ${conns}); name resolution (${rounds} × ${lookups}):`);
-    for (const s of setup) console.log(`${s.name.padEnd(34)} median ${s.medianMs.toFixed(3)} ms  p99 ${s.p99Ms.toFixed(3)} ms  mean ${s.meanMs.toFixed(3)} ms  (n ${s.n})`);
+    for (const s of setup) {
+      const phase = s.lookupPhase ? `  (resolved after: median ${s.lookupPhase.medianMs.toFixed(3)} ms, p99 ${s.lookupPhase.p99Ms.toFixed(3)} ms)` : '';
+      console.log(`${s.name.padEnd(34)} median ${s.medianMs.toFixed(3)} ms  p99 ${s.p99Ms.toFixed(3)} ms  mean ${s.meanMs.toFixed(3)} ms  (n ${s.n})${phase}`);
+    }
     const loadAfter = os.loadavg();
     console.log(`\nload average before ${loadBefore.map((l) => l.toFixed(1)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(1)).join(' ')}`);
 
