@@ -41,7 +41,7 @@ const NS_PREFIX = 'wbt';
 const BODY_BYTES = 100;
 /** The units' program: says its pid (the bench enters its namespaces), then idles. The marker names the bench's namespace, for the clean-up. */
 const idleApp = (ns: string) => `/* ${idleMarker(ns)} */ console.log('APP PID ' + process.pid); setInterval(() => {}, 1 << 30);`;
-const idleMarker = (ns: string) => `weft-bench-transparent idle ${ns}`;
+const idleMarker = (ns: string) => `weft-bench-transparent idle ${ns};`; // ';' ends the name: wbt92 is not wbt925
 
 /**
  * The client run where a program would run. `connect <host> <port> <n> <hostHeader>`: n sequential
@@ -134,12 +134,13 @@ function stats(times: number[]): Stats {
 
 // ---- the outer process: the namespace, and the clean-up ----
 
-
 function outer(): void {
   if (process.getuid?.() !== 0) throw new Error('bench/transparent needs root: it makes network namespaces');
   for (const tool of ['ip', 'iptables', 'nsenter', 'wrk', 'nginx']) requireTool(tool);
   const ns = `${NS_PREFIX}${process.pid}`;
-  const state = path.join(os.tmpdir(), `${ns}.units`);
+  // The inner process's work directory (configs, nginx's files) and the units' names it writes: removed here, however it ends.
+  const dir = tempDir('weft-bench-tp-');
+  const state = path.join(dir, 'units');
   let cleaned = false;
   const cleanup = () => {
     if (cleaned) return;
@@ -155,7 +156,7 @@ function outer(): void {
     }
     spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 5000 });
     fs.rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-    fs.rmSync(state, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', cleanup);
   try {
@@ -165,7 +166,7 @@ function outer(): void {
     cleanup();
     throw err;
   }
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, __filename, '--inner', '--ns', ns, '--state', state, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, __filename, '--inner', '--ns', ns, '--dir', dir, '--state', state, ...process.argv.slice(2)], { stdio: 'inherit' });
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 130 : 1)));
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
@@ -220,14 +221,13 @@ async function inner(): Promise<void> {
   const lookups = Number(arg('lookups', '1000'));
   const state = arg('state', '');
   const ns = arg('ns', '');
-  const dir = tempDir('weft-bench-tp-');
+  const dir = arg('dir', '');
   const peers: Peer[] = [];
   const units: Unit[] = [];
   const stopAll = async () => {
     // The units first (also one still starting): SIGTERM lets weft run stop its program and remove its unit's network.
     await Promise.all([...unitChildren].map(stopChild));
     for (const p of peers.splice(0).reverse()) await p.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stopAll().then(() => process.exit(130)));
   const loadBefore = os.loadavg();
