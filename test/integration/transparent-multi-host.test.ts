@@ -244,7 +244,7 @@ test('inside a transparent unit, curl --noproxy, a raw TCP client, a Python gRPC
   }),
 );
 
-test('web\'s app port cannot be dialled around its strict sidecar from another host; its sidecar\'s port wants mTLS', T(30_000), () =>
+test('web\'s app port cannot be dialled around its strict sidecar from another host; its sidecar\'s port wants mTLS; alpha\'s VIPs answer alpha\'s unit only', T(30_000), () =>
   explained(async () => {
     // The app listens on 0.0.0.0:8080 — of its unit, which only b's sidecar reaches.
     assert.equal(await cp.canConnect(8080, b.address, 2000), false, 'a direct connection to the app port is refused');
@@ -252,6 +252,13 @@ test('web\'s app port cannot be dialled around its strict sidecar from another h
     const inbound = Number(/"inbound":(\d+)/.exec(web.proc.output())![1]);
     const res = await cp.fetch(`http://${b.address}:${inbound}/direct`, { timeoutMs: 3000 }).catch((err: Error) => ({ status: 0, body: err.message }));
     assert.notEqual(res.status, 200, `plaintext to a strict sidecar: ${res.status} ${res.body}`);
+    // Alpha's VIPs call with alpha's identity: only alpha's unit may use them, not another process on its host.
+    const lookup = await inUnit(a, alpha, [process.execPath, '-e', NODE_LOOKUP, 'web']);
+    const vip = (JSON.parse(lookup.stdout) as { address: string }).address;
+    assert.match(vip, /^24\d\./);
+    assert.equal(await a.canConnect(80, vip, 2000), false, `a process on host a outside the unit cannot use ${vip}:80`);
+    const fromUnit = await inUnit(a, alpha, ['curl', '--noproxy', '*', '-sS', '--max-time', '5', `http://${vip}/by-vip`, '-H', 'host: web']);
+    assert.equal(fromUnit.stdout, 'web saw /by-vip', fromUnit.stderr);
   }),
 );
 

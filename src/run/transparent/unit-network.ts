@@ -16,8 +16,8 @@
 // through the host (masquerade) or, with egress 'mesh-only', are refused.
 //
 // Everything made here lives in the unit namespace or on its veth link and
-// goes with `ip netns del`, except the host's masquerade and forward rules
-// (tagged with the unit's name) and /etc/netns/<name>: `cleanupCommands()`
+// goes with `ip netns del`, except the host's rules (tagged with the unit's
+// name: its VIPs answer only the unit; masquerade and forward for egress) and /etc/netns/<name>: `cleanupCommands()`
 // lists what removes them, for the unit guard (unit-guard.ts) to run even
 // after a SIGKILL of weft run, and `sweepStaleUnits()` removes what a unit
 // whose weft run is gone left behind.
@@ -132,8 +132,32 @@ function ruleTag(name: string): string {
   return `weft-unit:${name}`;
 }
 
-/** The host's iptables rules for a unit: [table, chain, rule…]; added with -A/-I, removed with -D. */
-function hostRules(name: string, hostLink: string, unitAddress: string): { table: string; chain: string; insert: boolean; rule: string[] }[] {
+interface HostRule {
+  table: string;
+  chain: string;
+  /** -I (first in the chain) rather than -A. */
+  insert: boolean;
+  rule: string[];
+}
+
+/**
+ * The host rules every unit has: its VIP sockets and the sidecar's side of
+ * the veth answer only what comes from the unit. The VIPs are local
+ * addresses of the host, and the sidecar behind them calls with the unit's
+ * identity: without these, another process on the host, or a host on the
+ * same link that routes the block here, could borrow it.
+ */
+function guardRules(name: string, hostLink: string, hostAddress: string, vipBlock: string): HostRule[] {
+  const tag = ['-m', 'comment', '--comment', ruleTag(name)];
+  return [
+    { table: 'filter', chain: 'INPUT', insert: true, rule: ['-d', vipBlock, '!', '-i', hostLink, '-p', 'tcp', ...tag, '-j', 'REJECT', '--reject-with', 'tcp-reset'] },
+    { table: 'filter', chain: 'INPUT', insert: true, rule: ['-d', vipBlock, '!', '-i', hostLink, ...tag, '-j', 'DROP'] },
+    { table: 'filter', chain: 'INPUT', insert: true, rule: ['-d', `${hostAddress}/32`, '!', '-i', hostLink, ...tag, '-j', 'DROP'] },
+  ];
+}
+
+/** The host rules of passthrough egress: the unit's other traffic leaves masqueraded as the host. */
+function egressRules(name: string, hostLink: string, unitAddress: string): HostRule[] {
   const tag = ['-m', 'comment', '--comment', ruleTag(name)];
   return [
     { table: 'nat', chain: 'POSTROUTING', insert: false, rule: ['-s', `${unitAddress}/32`, '!', '-o', hostLink, ...tag, '-j', 'MASQUERADE'] },
@@ -179,6 +203,13 @@ export function createUnitNetwork(opts: UnitNetworkOptions): UnitNetwork {
     // The sidecar's connections to the program arrive on the veth: to the unit's loopback, port kept.
     inUnit(['sh', '-c', `echo 1 > /proc/sys/net/ipv4/conf/${unitLink}/route_localnet`]);
     inUnit(['iptables', '-t', 'nat', '-A', 'PREROUTING', '-i', unitLink, '-d', unitAddress, '-p', 'tcp', '-j', 'DNAT', '--to-destination', '127.0.0.1']);
+    const addHostRules = (rules: HostRule[]) => {
+      for (const r of rules) {
+        run(['iptables', '-t', r.table, r.insert ? '-I' : '-A', r.chain, ...r.rule]);
+        commands.push(['iptables', '-t', r.table, '-D', r.chain, ...r.rule]);
+      }
+    };
+    addHostRules(guardRules(name, hostLink, hostAddress, `${vipA}.${vipB}.0.0/16`));
     if (opts.egress === 'mesh-only') {
       // Only the sidecar's side (DNS, replies to it) and the VIPs; anything else is refused at once, not left to time out.
       inUnit(['iptables', '-A', 'OUTPUT', '-o', unitLink, '-d', hostAddress, '-j', 'ACCEPT']);
@@ -187,10 +218,7 @@ export function createUnitNetwork(opts: UnitNetworkOptions): UnitNetwork {
       inUnit(['iptables', '-A', 'OUTPUT', '-o', unitLink, '-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited']);
     } else {
       fs.writeFileSync(`/proc/sys/net/ipv4/conf/${hostLink}/forwarding`, '1');
-      for (const r of hostRules(name, hostLink, unitAddress)) {
-        run(['iptables', '-t', r.table, r.insert ? '-I' : '-A', r.chain, ...r.rule]);
-        commands.push(['iptables', '-t', r.table, '-D', r.chain, ...r.rule]);
-      }
+      addHostRules(egressRules(name, hostLink, unitAddress));
       if (!hostForwards()) {
         opts.log('warn', 'this host does not forward IPv4 (net.ipv4.conf.all.forwarding=0): the program reaches mesh services, but not other destinations; enable forwarding (sysctl -w net.ipv4.ip_forward=1) or pass --egress mesh-only', {
           unit: name,
