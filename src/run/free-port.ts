@@ -35,13 +35,17 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** A port free right now, below the ephemeral range where the host leaves room for it (else one the kernel picks). */
-export async function freePort(): Promise<number> {
+/**
+ * A port free right now, below the ephemeral range where the host leaves room
+ * for it (else one the kernel picks); never one of `exclude` (`weft run`'s
+ * app port: free until the app binds it, after the sidecar's ports are chosen).
+ */
+export async function freePort(exclude: readonly number[] = []): Promise<number> {
   if (next !== 0) {
     for (let tries = 0; tries < HIGH - LOW; tries++) {
       const port = next;
       next = next + 1 >= HIGH ? LOW : next + 1;
-      if (await bindable(port)) return port;
+      if (!exclude.includes(port) && (await bindable(port))) return port;
     }
   }
   // No room below the ephemeral range (a host that starts it low): the kernel's choice, race and all.

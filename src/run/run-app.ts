@@ -76,9 +76,10 @@ export async function runApp(opts: RunOptions): Promise<number> {
 
 async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Promise<number> {
   const { log } = opts;
-  const outboundPort = opts.outboundPort ?? (await freePort());
+  const appPorts = opts.port !== undefined ? [opts.port] : [];
+  const outboundPort = opts.outboundPort ?? (await freePort(appPorts));
   // A client-only program of a service gets an inbound listener too (the service's); a port of its own, so several share a host.
-  const inboundPort = opts.port !== undefined || opts.service ? (opts.inboundPort ?? (await freePort())) : undefined;
+  const inboundPort = opts.port !== undefined || opts.service ? (opts.inboundPort ?? (await freePort([...appPorts, outboundPort]))) : undefined;
   const proxy = await startProxy({
     xds: opts.xds,
     nodeId: `${opts.service ?? 'client'}~${opts.address}~${process.pid}`,
