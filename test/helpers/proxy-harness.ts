@@ -27,14 +27,16 @@ export const T = { timeout: 15_000 };
 
 /**
  * Call first in a file's `after`: if something still holds the event loop
- * 10 s later (a connection nobody closed), the file fails instead of
+ * 30 s later (a connection nobody closed), the file fails instead of
  * hanging the suite. The timer is unref'd, so a clean exit never waits.
+ * 30 s, not less: the teardown itself runs in that time (sidecars drain,
+ * etcd members stop), and on a loaded CI machine it took over 10 s.
  */
 export function exitGuard(): void {
   setTimeout(() => {
-    process.stderr.write(`proxy-harness: handles still open 10 s after teardown began (${process.getActiveResourcesInfo().join(', ')}); failing the file\n`);
+    process.stderr.write(`proxy-harness: handles still open 30 s after teardown began (${process.getActiveResourcesInfo().join(', ')}); failing the file\n`);
     process.exit(1);
-  }, 10_000).unref();
+  }, 30_000).unref();
 }
 
 import { freePort } from './ports';
