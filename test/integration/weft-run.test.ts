@@ -158,7 +158,7 @@ const get = (url) => new Promise((resolve) => http.get(url, (res) => {
   assert.match(out, new RegExp(`^DIRECT FETCH backend saw localhost:${backendPort}/direct$`, 'm'), out);
 });
 
-test('SIGKILL of weft run does not orphan the app: its guard stops the app (and what the app started)', { timeout: 30_000 }, async () => {
+test('SIGKILL of weft run does not orphan the app: its guard stops the app (and what the app started)', { timeout: 60_000 }, async () => {
   const port = await freePort();
   // The app starts a child of its own too: the whole process group goes.
   const app = `
@@ -168,7 +168,8 @@ console.log('PIDS ' + process.pid + ' ' + child.pid);
 require('node:http').createServer((q, s) => s.end('up')).listen(Number(process.env.PORT), '127.0.0.1');
 `;
   const run = weftRun(['--service', 'web', '--port', String(port)], [process.execPath, '-e', app]);
-  await waitFor(() => /PIDS \d+ \d+/.test(run.output()), 15_000, 'the app and its child started');
+  // The app starts once the sidecar is ready (its certificate included): up to 20 s on a loaded CI machine.
+  await waitFor(() => /PIDS \d+ \d+/.test(run.output()), 30_000, 'the app and its child started');
   const pids = /PIDS (\d+) (\d+)/.exec(run.output())!.slice(1).map(Number);
   // A zombie (exited, not yet reaped by whoever adopted it) is gone too.
   const alive = (pid: number) => {
