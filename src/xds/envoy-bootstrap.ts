@@ -1,7 +1,7 @@
 // The bootstrap of an Envoy that joins the mesh as a weft sidecar (`weft
 // bootstrap --envoy`): who the node is (the metadata keys the control plane
 // reads, node-info.ts), and delta ADS to the control plane over a static
-// cluster "weft-xds" (HTTP/2, TLS verified with the mesh's trust bundle,
+// cluster "xds_cluster" (HTTP/2, TLS verified with the mesh's trust bundle,
 // the join token sent as weft's own sidecar sends it: `authorization: Bearer`
 // call metadata, ads-client.ts). Everything else (listeners, clusters,
 // endpoints, routes, secrets) arrives over that one ADS stream.
@@ -13,9 +13,14 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseXdsAddresses } from './client/control-plane-addresses';
 import { NODE_METADATA } from './node-info';
+import { CONTROL_PLANE_CLUSTER } from './rate-limit-names';
 
-/** The static cluster of the control plane's replicas, the one ADS uses. */
-export const XDS_CLUSTER = 'weft-xds';
+/**
+ * The static cluster of the control plane's replicas, the one ADS uses. Named as the
+ * translator's global rate limit filter names the control plane (rate-limit-names.ts), so an
+ * Envoy reaches weft's RateLimitService through the same cluster.
+ */
+export const XDS_CLUSTER = CONTROL_PLANE_CLUSTER;
 export const DEFAULT_ENVOY_ADMIN_PORT = 15000;
 
 const TYPE = 'type.googleapis.com/';
