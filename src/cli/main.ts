@@ -395,12 +395,19 @@ export function buildProgram(): Command {
   program
     .command('bootstrap')
     .description('print a bootstrap file for an xDS client of this mesh')
-    .option('--grpc', 'a bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP): the only kind there is')
-    .option('--xds <host:port>', 'the control plane xDS address', '127.0.0.1:15010')
+    .option('--grpc', 'a bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP)')
+    .option('--envoy', "an Envoy sidecar's bootstrap (envoy -c <file>): delta ADS to the control plane, needs --service")
+    .option('--xds <host:port>', 'the control plane xDS address (--envoy: several replicas as a:15010,b:15010)', '127.0.0.1:15010')
     .option('--node-id <id>', 'node id (default: <service>-<random>)')
     .option('--service <name>', 'the service this client runs as')
     .option('-n, --namespace <ns>', 'its namespace', 'default')
     .option('--zone <zone>', 'its zone, for same-zone preference')
+    .option('--ca-file <file>', "--envoy: the mesh's trust bundle, xDS over TLS verified with it; omit against a --dev control plane")
+    .option('--join-token-file <file>', '--envoy: a file holding the service\'s join token (default $WEFT_JOIN_TOKEN)')
+    .option('--admin-port <port>', "--envoy: Envoy's admin port on 127.0.0.1", '15000')
+    .option('--outbound-port <port>', '--envoy: the port of the outbound listener (default the control plane\'s, 15001)')
+    .option('--inbound-port <port>', '--envoy: the port of the inbound listener (default 15006)')
+    .option('--app-port <port>', '--envoy: where the app listens, if not its service port')
     .action(lazy('bootstrap', 'runBootstrap'));
 
   return program;

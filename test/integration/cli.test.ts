@@ -169,6 +169,26 @@ test('weft bootstrap --grpc prints a bootstrap for grpc-js-xds', () => {
   assert.equal(b.node.metadata.WEFT_SERVICE, 'shop');
 });
 
+test('weft bootstrap --envoy prints an Envoy bootstrap: the node, delta ADS with the join token from a file, TLS with the CA file', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-envoy-boot-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'token'), 'wjt_secret\n');
+    const res = weft(['bootstrap', '--envoy', '--service', 'shop', '-n', 'prod', '--xds', '10.0.0.5:15010,10.0.0.6:15010', '--ca-file', path.join(dir, 'bundle.pem'), '--join-token-file', path.join(dir, 'token'), '--node-id', 'shop-1', '--admin-port', '19000']);
+    assert.equal(res.code, 0, res.err);
+    const b = JSON.parse(res.out);
+    assert.deepEqual(b.node.metadata, { WEFT_SERVICE: 'shop', WEFT_NAMESPACE: 'prod', WEFT_ROLE: 'sidecar' });
+    assert.equal(b.node.id, 'shop-1');
+    assert.equal(b.dynamic_resources.ads_config.api_type, 'DELTA_GRPC');
+    assert.deepEqual(b.dynamic_resources.ads_config.grpc_services[0].initial_metadata, [{ key: 'authorization', value: 'Bearer wjt_secret' }]);
+    assert.equal(b.static_resources.clusters[0].type, 'STATIC');
+    assert.equal(b.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints.length, 2);
+    assert.equal(b.static_resources.clusters[0].transport_socket.typed_config.common_tls_context.validation_context.trusted_ca.filename, path.join(dir, 'bundle.pem'));
+    assert.equal(b.admin.address.socket_address.port_value, 19000);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a mistyped kind lists the kinds; a missing file says it does not exist; bootstrap without --grpc says what it makes', () => {
   const get = weft(['get', 'foo']);
   assert.equal(get.code, 1);
@@ -186,8 +206,14 @@ test('a mistyped kind lists the kinds; a missing file says it does not exist; bo
 
   const boot = weft(['bootstrap', '--service', 'x']);
   assert.equal(boot.code, 1);
-  assert.match(boot.err, /add --grpc\. It prints the bootstrap file of a proxyless gRPC client .*a weft sidecar needs no bootstrap file/);
+  assert.match(boot.err, /add --grpc or --envoy\. --grpc prints the bootstrap file of a proxyless gRPC client .*--envoy --service <name> prints an Envoy sidecar's .*a weft sidecar needs no bootstrap file/);
   assert.doesNotMatch(boot.err, /required option/);
+  const both = weft(['bootstrap', '--grpc', '--envoy', '--service', 'x']);
+  assert.equal(both.code, 1);
+  assert.match(both.err, /choose one of --grpc and --envoy/);
+  const noService = weft(['bootstrap', '--envoy']);
+  assert.equal(noService.code, 1);
+  assert.match(noService.err, /bootstrap --envoy: add --service <name>/);
 });
 
 test('errors in arguments are explained', () => {
