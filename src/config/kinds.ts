@@ -488,7 +488,7 @@ export const pluginSpecSchema = z.strictObject({
   /** init: runs to completion before the app (by order, then name); general: runs beside the app. */
   type: z.enum(PLUGIN_TYPES),
   /** The argv: a path or a program on PATH, then its arguments. */
-  command: z.array(z.string()).min(1).refine((argv) => argv[0].length > 0, { message: 'the program (command[0]) must not be empty' }),
+  command: z.array(z.string()).min(1).refine((argv) => argv.length === 0 || argv[0].length > 0, { message: 'the program (command[0]) must not be empty' }),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).optional(),
   /** Absent: the app's working directory. */
   workingDir: z.string().min(1).optional(),
