@@ -23,6 +23,8 @@ import { fetchPlugins, PluginFetchError, type PluginQuery } from './plugin-clien
 const STDERR_TAIL = 10;
 /** How long output a plugin wrote before it exited may still be read after it has. */
 const OUTPUT_AFTER_EXIT_MS = 1000;
+/** A run at least this long resets a plugin's backoff (a slow start under load is still a crash loop). */
+const HEALTHY_RUN_MS = 10_000;
 
 export interface PluginContext {
   /** The app's environment (proxy or transparent mode), which plugins share. */
@@ -125,8 +127,8 @@ export class PluginSupervisor {
         this.ctx.log(failed ? 'warn' : 'info', 'plugin exited; not restarted', { plugin: plugin.name, exit: describeExit(exit), restartPolicy: plugin.restartPolicy });
         return;
       }
-      // A plugin that ran for longer than the longest wait was healthy: its backoff starts over.
-      const step = Date.now() - started >= plugin.restartBackoffMs.max ? 0 : backoffStep;
+      // A plugin that ran a while (the longest wait, at least HEALTHY_RUN_MS) was healthy: its backoff starts over.
+      const step = Date.now() - started >= Math.max(plugin.restartBackoffMs.max, HEALTHY_RUN_MS) ? 0 : backoffStep;
       const delayMs = Math.min(plugin.restartBackoffMs.max, plugin.restartBackoffMs.min * 2 ** Math.min(step, 30));
       r.restarts += 1;
       this.ctx.log('warn', `plugin ${plugin.name} exited (${describeExit(exit)}); restart ${r.restarts} in ${delayMs} ms`, {
