@@ -5,6 +5,8 @@
 //   workload  an admin credential, or a join token whose identity the handler
 //             checks against what is asked (a workload may only register,
 //             renew and deregister instances of its own service)
+//   reader    a viewer or admin credential, or a join token whose identity the
+//             handler checks (a workload reads only its own service's, e.g. its plugins)
 // Outside --dev, a request without a credential gets 401 and one with too
 // little 403, both with a JSON reason. In --dev everything is open, as the
 // trust model says (one machine only).
@@ -13,7 +15,7 @@ import type { JoinTokenStore } from '../ca/join-tokens';
 import { CredentialError, looksLikeApiToken, type CredentialStore, type Role } from './credentials';
 import { HttpError } from './http-error';
 
-export type Access = 'public' | 'viewer' | 'admin' | 'workload';
+export type Access = 'public' | 'viewer' | 'admin' | 'workload' | 'reader';
 
 export type Principal =
   | { kind: 'dev' }
@@ -60,7 +62,7 @@ export function authorize(access: Access, principal: Principal | undefined, what
   if (access === 'public' || principal?.kind === 'dev') return;
   if (!principal) throw new HttpError(401, NO_CREDENTIAL, { code: 'E_AUTH_REQUIRED' });
   const role = principal.kind === 'credential' ? principal.role : 'workload';
-  const allowed = access === 'viewer' ? role === 'viewer' || role === 'admin' : access === 'admin' ? role === 'admin' : role === 'admin' || role === 'workload';
+  const allowed = access === 'viewer' ? role === 'viewer' || role === 'admin' : access === 'admin' ? role === 'admin' : access === 'reader' ? true : role === 'admin' || role === 'workload';
   if (!allowed) throw new HttpError(403, `${describe(principal)} may not ${what} (needs ${access === 'workload' ? 'an admin credential or the join token of the service' : `the ${access} role`})`, { code: 'E_AUTH_FORBIDDEN' });
 }
 

@@ -14,6 +14,7 @@
 //   PUT    /api/v1/registrations/:id                renew the lease (body: {health?})
 //   DELETE /api/v1/registrations/:id
 //   GET    /api/v1/nodes                            connected xDS clients and their sync state
+//   GET    /api/v1/plugins?service=S[&namespace=NS]  the service's plugins, config resolved (plugins-api.ts)
 //   GET    /api/v1/errors                           rejected config (the last good keeps serving); warnings: accepted, not in effect
 //   (src/observe/dashboard-api.ts adds /api/v1/topology, /services, /events, /explain and the dashboard at /)
 //   GET    /metrics                                 the control plane's own metrics, Prometheus text (control-metrics.ts)
@@ -30,6 +31,7 @@ import { ConfigRejectedError, StoreUnavailableError, type ResourceOrigin, type S
 import { kindFromName, unknownKindMessage } from './kind-names';
 import { HttpError } from './http-error';
 import { readBody } from './read-body';
+import { installPluginsApi } from './plugins-api';
 import { authenticate, authorize, describe, requireOwnService, type Access, type Authenticator, type Principal } from './access';
 import type { AuditLog } from './audit-log';
 
@@ -234,6 +236,7 @@ export class ApiServer {
       snapshots: this.deps.snapshotErrors(),
       warnings: this.deps.configWarnings?.() ?? [],
     }));
+    installPluginsApi(this, store);
   }
 
   /**
@@ -323,7 +326,7 @@ function view(item: StoredResource) {
 }
 
 function countByKind(store: Store): Record<string, number> {
-  const kinds = ['Service', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TrafficPolicy', 'MeshTLS', 'AuthorizationPolicy', 'RequestAuthentication'] as const;
+  const kinds = ['Service', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TrafficPolicy', 'MeshTLS', 'AuthorizationPolicy', 'RequestAuthentication', 'Plugin'] as const;
   return Object.fromEntries(kinds.map((k) => [k, store.list(k).length]));
 }
 

@@ -5,3 +5,4 @@ export { ConfigError, resourceLabel, type ConfigErrorCode, type ConfigErrorInit,
 export { formatPath } from './field-path';
 export { loadConfigPath, parseDocuments, parseResource } from './parse';
 export { validateAgainst, validateDelete, validateSet, type Where } from './validate';
+export { attachesTo, resolvePlugins, type ResolvedPlugin } from './plugin-config';

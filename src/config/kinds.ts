@@ -476,6 +476,42 @@ export const requestAuthenticationSpecSchema = z.strictObject({
   jwtRules: z.array(jwtRule).min(1),
 });
 
+// ---- Plugin (weft.dev/v1): a process `weft run` starts beside the services it attaches to ----
+
+export const PLUGIN_TYPES = ['init', 'general'] as const;
+export const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'] as const;
+/** restartBackoff fields left out. */
+export const PLUGIN_BACKOFF_DEFAULTS = { min: '1s', max: '30s' } as const;
+const configGroup = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'a key of letters, digits, "_", "." or "-"'), z.string());
+
+export const pluginSpecSchema = z.strictObject({
+  /** init: runs to completion before the app (by order, then name); general: runs beside the app. */
+  type: z.enum(PLUGIN_TYPES),
+  /** The argv: a path or a program on PATH, then its arguments. */
+  command: z.array(z.string()).min(1).refine((argv) => argv.length === 0 || argv[0].length > 0, { message: 'the program (command[0]) must not be empty' }),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).optional(),
+  /** Absent: the app's working directory. */
+  workingDir: z.string().min(1).optional(),
+  /** Services of the plugin's namespace it attaches to (with `selector`: either matches). */
+  targetRefs: z.array(z.strictObject({ kind: z.literal('Service').default('Service'), name })).min(1).optional(),
+  /** Services whose metadata.labels carry every one of these. */
+  selector: z.strictObject({ matchLabels: labels.refine((l) => Object.keys(l).length > 0, { message: 'at least one label' }) }).optional(),
+  /** Key/value config, resolved per instance: ${service}, ${namespace}; ${port} per own port; ${dependency} per dependsOn entry. */
+  config: z
+    .strictObject({
+      global: configGroup.default({}),
+      perPort: configGroup.default({}),
+      perDependency: configGroup.default({}),
+    })
+    .default({ global: {}, perPort: {}, perDependency: {} }),
+  /** general plugins only; default Always. */
+  restartPolicy: z.enum(RESTART_POLICIES).optional(),
+  /** The wait before a restart doubles from min up to max. */
+  restartBackoff: z.strictObject({ min: duration.optional(), max: duration.optional() }).optional(),
+  /** init plugins only: lower runs first (default 0). */
+  order: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+});
+
 // ---- The registry of kinds ----
 
 export const KINDS = {
@@ -487,6 +523,7 @@ export const KINDS = {
   MeshTLS: { apiVersion: 'weft.dev/v1', spec: meshTlsSpecSchema },
   AuthorizationPolicy: { apiVersion: 'weft.dev/v1', spec: authorizationPolicySpecSchema },
   RequestAuthentication: { apiVersion: 'weft.dev/v1', spec: requestAuthenticationSpecSchema },
+  Plugin: { apiVersion: 'weft.dev/v1', spec: pluginSpecSchema },
 } as const;
 
 export type Kind = keyof typeof KINDS;
@@ -502,6 +539,7 @@ export type TrafficPolicySpec = z.output<typeof trafficPolicySpecSchema>;
 export type MeshTLSSpec = z.output<typeof meshTlsSpecSchema>;
 export type AuthorizationPolicySpec = z.output<typeof authorizationPolicySpecSchema>;
 export type RequestAuthenticationSpec = z.output<typeof requestAuthenticationSpecSchema>;
+export type PluginSpec = z.output<typeof pluginSpecSchema>;
 
 export interface SpecByKind {
   Service: ServiceSpec;
@@ -512,6 +550,7 @@ export interface SpecByKind {
   MeshTLS: MeshTLSSpec;
   AuthorizationPolicy: AuthorizationPolicySpec;
   RequestAuthentication: RequestAuthenticationSpec;
+  Plugin: PluginSpec;
 }
 
 /** A validated resource, defaults applied. */

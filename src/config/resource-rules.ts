@@ -5,8 +5,9 @@ import { isIP } from 'node:net';
 import type { Problem } from './errors';
 import { durationToMs } from './duration';
 import { jwksProblem } from './jwks';
+import { GROUP_PLACEHOLDERS, placeholdersIn, type ConfigGroup } from './plugin-config';
 import { compileRe2 } from './re2';
-import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, type RequestAuthenticationSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
+import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, PLUGIN_BACKOFF_DEFAULTS, type PluginSpec, type RequestAuthenticationSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
 
 type Path = PropertyKey[];
 
@@ -280,6 +281,44 @@ function requestAuthenticationRules(spec: RequestAuthenticationSpec): Problem[] 
   return out;
 }
 
+// A plugin attaches to something; placeholders are ones its group resolves; type-specific fields fit the type.
+function pluginRules(spec: PluginSpec): Problem[] {
+  const out: Problem[] = [];
+  if (!spec.targetRefs && !spec.selector) {
+    out.push(invalid(['spec'], 'a Plugin attaches to no service: set targetRefs or selector', 'targetRefs: [{ kind: Service, name }] or selector: { matchLabels }'));
+  }
+  for (const group of ['global', 'perPort', 'perDependency'] as ConfigGroup[]) {
+    const allowed = GROUP_PLACEHOLDERS[group];
+    for (const [key, value] of Object.entries(spec.config[group])) {
+      const unknown = placeholdersIn(value).filter((p) => !allowed.includes(p));
+      if (unknown.length > 0) {
+        const expected = `placeholders ${allowed.map((a) => '${' + a + '}').join(', ')}`;
+        out.push(invalid(['spec', 'config', group, key], `unknown placeholder ${unknown.map((u) => '${' + u + '}').join(', ')} in config.${group} (expected ${expected})`, expected));
+      }
+    }
+  }
+  if (spec.type === 'init') {
+    if (spec.restartPolicy !== undefined) out.push(invalid(['spec', 'restartPolicy'], 'an init plugin runs once to completion: restartPolicy is for general plugins', 'type general'));
+    if (spec.restartBackoff !== undefined) out.push(invalid(['spec', 'restartBackoff'], 'an init plugin runs once to completion: restartBackoff is for general plugins', 'type general'));
+  } else if (spec.order !== undefined) {
+    out.push(invalid(['spec', 'order'], 'order is the run order of init plugins; a general plugin starts beside the app', 'type init'));
+  }
+  const backoff = spec.restartBackoff;
+  if (backoff) {
+    for (const field of ['min', 'max'] as const) {
+      const value = backoff[field];
+      if (value !== undefined && durationToMs(value) === 0) out.push(invalid(['spec', 'restartBackoff', field], `${field} must be longer than 0`, 'a duration > 0'));
+    }
+    const min = backoff.min ?? PLUGIN_BACKOFF_DEFAULTS.min;
+    const max = backoff.max ?? PLUGIN_BACKOFF_DEFAULTS.max;
+    if (durationToMs(max) < durationToMs(min)) {
+      const field = backoff.max !== undefined ? 'max' : 'min';
+      out.push(invalid(['spec', 'restartBackoff', field], `max ${max} is shorter than min ${min}` + (backoff.max === undefined ? ` (max defaults to ${max})` : ''), field === 'max' ? `a duration >= ${min}` : `a duration <= ${max}`));
+    }
+  }
+  return out;
+}
+
 /** Problems of one resource on its own, with paths from the document root. */
 export function resourceRules(r: Resource): Problem[] {
   switch (r.kind) {
@@ -293,6 +332,8 @@ export function resourceRules(r: Resource): Problem[] {
       return trafficPolicyRules((r as Resource<'TrafficPolicy'>).spec);
     case 'RequestAuthentication':
       return requestAuthenticationRules((r as Resource<'RequestAuthentication'>).spec);
+    case 'Plugin':
+      return pluginRules((r as Resource<'Plugin'>).spec);
     default:
       return [];
   }

@@ -125,6 +125,9 @@ class ReferenceChecker {
         if (target) this.service(r, target, ['spec', 'targetRef'], out);
         break;
       }
+      case 'Plugin':
+        ((r as Resource<'Plugin'>).spec.targetRefs ?? []).forEach((t, i) => this.service(r, t, ['spec', 'targetRefs', i], out));
+        break;
       case 'RequestAuthentication': {
         const spec = (r as Resource<'RequestAuthentication'>).spec;
         if (spec.targetRef) this.service(r, spec.targetRef, ['spec', 'targetRef'], out);

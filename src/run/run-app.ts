@@ -12,6 +12,7 @@ import type { TracingOptions } from '../observe/tracing/proxy-tracer';
 import { startProxy } from '../proxy/proxy';
 import { freePort } from './free-port';
 import { listeningAddresses } from './listening-ports';
+import { pluginQuery, startPlugins, type PluginSupervisor } from './plugins/plugin-supervisor';
 import { RegistrationClient } from './registration-client';
 import { TransparentUnit } from './transparent/transparent-unit';
 import { TransparentUnavailableError, transparentUnavailable, type EgressMode } from './transparent/unit-network';
@@ -119,15 +120,20 @@ async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Pro
 
   const proxyUrl = `http://127.0.0.1:${outboundPort}`;
   const command = unit ? unit.command(opts.command) : opts.command;
+  const env = unit ? transparentEnv(opts) : proxyEnv(opts, proxyUrl);
+  // Init plugins run to completion first; general ones start beside the app (plugins/plugin-supervisor.ts).
+  const plugins = await startPlugins(pluginQuery(opts), { env, cwd: process.cwd(), wrap: unit && ((argv) => unit.command(argv)), stopGraceMs: opts.stopGraceMs, log });
+  if (!plugins) return (await proxy.close(), 1);
   const app = spawn(command[0], command.slice(1), {
     stdio: 'inherit',
     // Its own process group: a Ctrl-C at the terminal reaches weft run, which drains before stopping the app.
     detached: true,
-    env: unit ? transparentEnv(opts) : proxyEnv(opts, proxyUrl),
+    env,
   });
   // From here the app's end is guarded: a SIGKILL of weft run stops it and removes the unit's network.
   const guard = app.pid !== undefined ? UnitGuard.start({ processGroup: app.pid, graceMs: opts.stopGraceMs, ...unit?.cleanup() }) : undefined;
-  const result = await superviseApp(opts, app, proxy, inboundPort, unit?.appAddress ?? '127.0.0.1');
+  const result = await superviseApp(opts, app, proxy, inboundPort, unit?.appAddress ?? '127.0.0.1', plugins);
+  await plugins.stop();
   await unit?.close();
   await guard?.release();
   return result;
@@ -160,7 +166,7 @@ function transparentEnv(opts: RunOptions): NodeJS.ProcessEnv {
 }
 
 /** Registers the app once it listens, drains on SIGTERM, and returns its exit code once it and the sidecar have stopped. */
-async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Awaited<ReturnType<typeof startProxy>>, inboundPort: number | undefined, appHost: string): Promise<number> {
+async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Awaited<ReturnType<typeof startProxy>>, inboundPort: number | undefined, appHost: string, plugins: PluginSupervisor): Promise<number> {
   const { log } = opts;
   // If weft run itself goes away (an uncaught error, process.exit), the app goes too:
   // in its own process group it would otherwise outlive its sidecar.
@@ -233,6 +239,7 @@ async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Awaited<
   process.off('SIGINT', onSignal);
   log('info', 'app exited', { code });
   await registration?.deregister();
+  await plugins.stop(); // after the app, while the sidecar still carries what they send
   await proxy.close();
   return code;
 }

@@ -100,6 +100,7 @@ const ROUTES: Record<string, Row> = {
   'DELETE ^\\/api\\/v1\\/registrations\\/([^/]+)$': { method: 'DELETE', path: () => `/api/v1/registrations/${regId}`, refused: ['none', 'viewer', 'betaWl'] },
   'GET ^\\/api\\/v1\\/nodes$': { method: 'GET', path: () => '/api/v1/nodes', refused: READ },
   'GET ^\\/api\\/v1\\/errors$': { method: 'GET', path: () => '/api/v1/errors', refused: READ },
+  'GET ^\\/api\\/v1\\/plugins$': { method: 'GET', path: () => '/api/v1/plugins?service=alpha', refused: ['none', 'betaWl'] },
   'GET ^\\/api\\/v1\\/credentials$': { method: 'GET', path: () => '/api/v1/credentials', refused: ADMIN },
   'POST ^\\/api\\/v1\\/credentials$': { method: 'POST', path: () => '/api/v1/credentials', body: () => JSON.stringify({ name: 'x', role: 'viewer' }), refused: ADMIN },
   'DELETE ^\\/api\\/v1\\/credentials\\/([^/]+)$': { method: 'DELETE', path: () => '/api/v1/credentials/ffffffffffff', refused: ADMIN },

@@ -1,0 +1,101 @@
+// A Plugin's config groups and how they resolve for one Service: `global`
+// once, `perPort` for each of the service's own ports, `perDependency` for
+// each Service in its dependsOn. Values may hold ${name} placeholders; which
+// names a group may use is fixed here, so a typo is a config error rather
+// than a literal "${prot}" reaching the plugin.
+import { durationToMs } from './duration';
+import { PLUGIN_BACKOFF_DEFAULTS, type PluginSpec, type Resource } from './kinds';
+
+export type ConfigGroup = 'global' | 'perPort' | 'perDependency';
+
+export const GROUP_PLACEHOLDERS: Record<ConfigGroup, readonly string[]> = {
+  global: ['service', 'namespace'],
+  perPort: ['service', 'namespace', 'port', 'portName', 'protocol'],
+  perDependency: ['service', 'namespace', 'dependency', 'dependencyNamespace'],
+};
+
+const PLACEHOLDER = /\$\{([^}]*)\}/g;
+
+/** The placeholder names in a value, in order ("${port}" → "port"). */
+export function placeholdersIn(value: string): string[] {
+  return [...value.matchAll(PLACEHOLDER)].map((m) => m[1]);
+}
+
+function substitute(value: string, vars: Record<string, string>): string {
+  return value.replace(PLACEHOLDER, (whole, key: string) => vars[key] ?? whole);
+}
+
+function resolveGroup(group: Record<string, string>, vars: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(group).map(([k, v]) => [k, substitute(v, vars)]));
+}
+
+/** What `weft run` gets for one plugin of one service (GET /api/v1/plugins). */
+export interface ResolvedPlugin {
+  name: string;
+  namespace: string;
+  type: PluginSpec['type'];
+  command: string[];
+  env: Record<string, string>;
+  workingDir?: string;
+  /** init plugins: run by order, then name. */
+  order: number;
+  /** general plugins: Always by default; init plugins: Never (they run once). */
+  restartPolicy: 'Always' | 'OnFailure' | 'Never';
+  restartBackoffMs: { min: number; max: number };
+  config: {
+    global: Record<string, string>;
+    perPort: { name: string; port: number; protocol: string; values: Record<string, string> }[];
+    perDependency: { service: string; namespace: string; values: Record<string, string> }[];
+  };
+}
+
+/** Whether `plugin` attaches to `service`: named in targetRefs, or its labels match the selector. */
+export function attachesTo(plugin: Resource<'Plugin'>, service: Resource<'Service'>): boolean {
+  if (plugin.metadata.namespace !== service.metadata.namespace) return false;
+  const { targetRefs, selector } = plugin.spec;
+  if (targetRefs?.some((t) => t.name === service.metadata.name)) return true;
+  if (!selector) return false;
+  const labels = service.metadata.labels ?? {};
+  return Object.entries(selector.matchLabels).every(([k, v]) => labels[k] === v);
+}
+
+/** The plugins of `service`, init plugins first in their run order, config resolved for it. */
+export function resolvePlugins(plugins: readonly Resource<'Plugin'>[], service: Resource<'Service'>): ResolvedPlugin[] {
+  const svc = service.metadata.name;
+  const ns = service.metadata.namespace;
+  const base = { service: svc, namespace: ns };
+  const resolved = plugins
+    .filter((p) => attachesTo(p, service))
+    .map((p): ResolvedPlugin => {
+      const { spec } = p;
+      return {
+        name: p.metadata.name,
+        namespace: p.metadata.namespace,
+        type: spec.type,
+        command: spec.command,
+        env: spec.env ?? {},
+        ...(spec.workingDir !== undefined ? { workingDir: spec.workingDir } : {}),
+        order: spec.order ?? 0,
+        restartPolicy: spec.type === 'init' ? 'Never' : (spec.restartPolicy ?? 'Always'),
+        restartBackoffMs: {
+          min: durationToMs(spec.restartBackoff?.min ?? PLUGIN_BACKOFF_DEFAULTS.min),
+          max: durationToMs(spec.restartBackoff?.max ?? PLUGIN_BACKOFF_DEFAULTS.max),
+        },
+        config: {
+          global: resolveGroup(spec.config.global, base),
+          perPort: service.spec.ports.map((port) => ({
+            name: port.name,
+            port: port.port,
+            protocol: port.protocol,
+            values: resolveGroup(spec.config.perPort, { ...base, port: String(port.port), portName: port.name, protocol: port.protocol }),
+          })),
+          perDependency: (service.spec.dependsOn ?? []).map((d) => {
+            const dns = d.namespace ?? ns;
+            return { service: d.name, namespace: dns, values: resolveGroup(spec.config.perDependency, { ...base, dependency: d.name, dependencyNamespace: dns }) };
+          }),
+        },
+      };
+    });
+  const rank = (p: ResolvedPlugin) => (p.type === 'init' ? 0 : 1);
+  return resolved.sort((a, b) => rank(a) - rank(b) || (a.type === 'init' ? a.order - b.order : 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -1,0 +1,232 @@
+// The plugins of a `weft run` unit (the Plugin kind, config/plugin-config.ts).
+// Init plugins run one after the other, each to completion, after the sidecar
+// is ready and before the app: a failure stops the unit and the app never
+// starts. General plugins run beside the app for as long as it runs, are
+// restarted by their policy with exponential backoff (counted), and are
+// stopped after the app. Each gets the app's environment, working directory
+// and (transparent mode) network namespace, plus WEFT_PLUGIN_NAME and
+// WEFT_PLUGIN_CONFIG. Their output goes to weft run's, each line tagged
+// "[plugin <name>]".
+//
+// Each plugin is a process group of its own, watched by a UnitGuard: if weft
+// run is SIGKILLed, the guard stops the plugin as it stops the app.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import type { ResolvedPlugin } from '../../config/plugin-config';
+import type { Logger } from '../../observe/log';
+import { UnitGuard } from '../unit-guard';
+import { fetchPlugins, PluginFetchError, type PluginQuery } from './plugin-client';
+
+/** Stderr lines of a plugin kept for the error that names why it failed. */
+const STDERR_TAIL = 10;
+/** How long output a plugin wrote before it exited may still be read after it has. */
+const OUTPUT_AFTER_EXIT_MS = 1000;
+/** A run at least this long resets a plugin's backoff (a slow start under load is still a crash loop). */
+const HEALTHY_RUN_MS = 10_000;
+
+export interface PluginContext {
+  /** The app's environment (proxy or transparent mode), which plugins share. */
+  env: NodeJS.ProcessEnv;
+  /** The app's working directory; a plugin's relative workingDir is relative to it. */
+  cwd: string;
+  /** Transparent mode: the prefix that runs a command inside the unit (TransparentUnit.command). */
+  wrap?: (argv: string[]) => string[];
+  /** SIGTERM to SIGKILL when stopping a plugin. */
+  stopGraceMs: number;
+  log: Logger;
+  /** Where tagged output goes (default weft run's stdout and stderr). */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+export class PluginInitError extends Error {
+  readonly code = 'E_PLUGIN_INIT';
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The program could not be started (ENOENT, EACCES). */
+  error?: string;
+  stderrTail: string[];
+}
+
+/** A general plugin: its current process and how often it was restarted. */
+interface Running {
+  plugin: ResolvedPlugin;
+  child?: ChildProcess;
+  exited?: Promise<Exit>;
+  restarts: number;
+  timer?: NodeJS.Timeout;
+}
+
+export class PluginSupervisor {
+  private readonly running: Running[] = [];
+  private stopping = false;
+
+  constructor(private readonly ctx: PluginContext) {}
+
+  /** Runs the init plugins in order (the list's order: the API sorts them); throws PluginInitError at the first failure. */
+  async runInit(plugins: readonly ResolvedPlugin[]): Promise<void> {
+    for (const plugin of plugins.filter((p) => p.type === 'init')) {
+      if (this.stopping) throw new PluginInitError(`init plugin ${plugin.name} not run: the unit is stopping`);
+      this.ctx.log('info', 'init plugin starting', { plugin: plugin.name, command: plugin.command.join(' ') });
+      const started = Date.now();
+      const { exited } = this.spawnPlugin(plugin);
+      const exit = await exited;
+      if (exit.code !== 0) throw new PluginInitError(`init plugin ${plugin.name} failed (${describeExit(exit)})${exit.stderrTail.length ? `: ${exit.stderrTail.join('\n')}` : ''}`);
+      this.ctx.log('info', 'init plugin done', { plugin: plugin.name, ms: Date.now() - started });
+    }
+  }
+
+  /** Starts the general plugins beside the app. */
+  startGeneral(plugins: readonly ResolvedPlugin[]): void {
+    for (const plugin of plugins.filter((p) => p.type === 'general')) {
+      const r: Running = { plugin, restarts: 0 };
+      this.running.push(r);
+      this.ctx.log('info', 'plugin starting', { plugin: plugin.name, command: plugin.command.join(' '), restartPolicy: plugin.restartPolicy });
+      this.keep(r, 0);
+    }
+  }
+
+  /** Restarts so far, by plugin name. */
+  restartCounts(): Record<string, number> {
+    return Object.fromEntries(this.running.map((r) => [r.plugin.name, r.restarts]));
+  }
+
+  /** Stops every plugin (SIGTERM to its process group, SIGKILL after the grace) and waits until they have exited. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.running.map(async (r) => {
+        clearTimeout(r.timer);
+        if (!r.child || !r.exited) return;
+        if (r.child.exitCode === null && r.child.signalCode === null) this.ctx.log('info', 'plugin stopping', { plugin: r.plugin.name });
+        signalGroup(r.child, 'SIGTERM');
+        const timer = setTimeout(() => signalGroup(r.child!, 'SIGKILL'), this.ctx.stopGraceMs);
+        await r.exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  /** Runs `r` and, by its policy, runs it again when it exits. `backoffStep`: failed runs in a row before this one. */
+  private keep(r: Running, backoffStep: number): void {
+    const { plugin } = r;
+    const started = Date.now();
+    const { child, exited } = this.spawnPlugin(plugin);
+    r.child = child;
+    r.exited = exited;
+    void exited.then((exit) => {
+      if (this.stopping) return;
+      const failed = exit.code !== 0;
+      const again = plugin.restartPolicy === 'Always' || (plugin.restartPolicy === 'OnFailure' && failed);
+      if (!again) {
+        this.ctx.log(failed ? 'warn' : 'info', 'plugin exited; not restarted', { plugin: plugin.name, exit: describeExit(exit), restartPolicy: plugin.restartPolicy });
+        return;
+      }
+      // A plugin that ran a while (the longest wait, at least HEALTHY_RUN_MS) was healthy: its backoff starts over.
+      const step = Date.now() - started >= Math.max(plugin.restartBackoffMs.max, HEALTHY_RUN_MS) ? 0 : backoffStep;
+      const delayMs = Math.min(plugin.restartBackoffMs.max, plugin.restartBackoffMs.min * 2 ** Math.min(step, 30));
+      r.restarts += 1;
+      this.ctx.log('warn', `plugin ${plugin.name} exited (${describeExit(exit)}); restart ${r.restarts} in ${delayMs} ms`, {
+        plugin: plugin.name,
+        restarts: r.restarts,
+        delayMs,
+        ...(exit.stderrTail.length ? { stderr: exit.stderrTail.slice(-3).join('\n') } : {}),
+      });
+      r.timer = setTimeout(() => {
+        if (!this.stopping) this.keep(r, step + 1);
+      }, delayMs);
+    });
+  }
+
+  private spawnPlugin(plugin: ResolvedPlugin): { child: ChildProcess; exited: Promise<Exit> } {
+    const { ctx } = this;
+    const argv = ctx.wrap ? ctx.wrap(plugin.command) : plugin.command;
+    const env: NodeJS.ProcessEnv = {
+      ...ctx.env,
+      ...plugin.env,
+      WEFT_PLUGIN_NAME: plugin.name,
+      WEFT_PLUGIN_CONFIG: JSON.stringify(plugin.config),
+    };
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd: plugin.workingDir ? path.resolve(ctx.cwd, plugin.workingDir) : ctx.cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so stop() reaches what it starts too, and a guard to stop it if weft run dies.
+      detached: true,
+    });
+    const guard = child.pid !== undefined ? UnitGuard.start({ processGroup: child.pid, graceMs: ctx.stopGraceMs }) : undefined;
+    const tail: string[] = [];
+    const tag = `[plugin ${plugin.name}] `;
+    const pipe = (from: NodeJS.ReadableStream, to: NodeJS.WritableStream, keep: boolean) =>
+      new Promise<void>((resolve) => {
+        const lines = readline.createInterface({ input: from, crlfDelay: Infinity });
+        lines.on('line', (line) => {
+          to.write(tag + line + '\n');
+          if (keep) {
+            tail.push(line);
+            if (tail.length > STDERR_TAIL) tail.shift();
+          }
+        });
+        lines.once('close', resolve);
+      });
+    const drained = Promise.all([pipe(child.stdout!, ctx.stdout ?? process.stdout, false), pipe(child.stderr!, ctx.stderr ?? process.stderr, true)]);
+    const exited = new Promise<Exit>((resolve) => {
+      child.once('error', (err) => resolve({ code: null, signal: null, error: err.message, stderrTail: tail }));
+      child.once('exit', (code, signal) => resolve({ code, signal, stderrTail: tail }));
+    }).then(async (exit) => {
+      // Its last lines, for the tail; not forever: something it started may hold the pipes open.
+      if (exit.error === undefined) await Promise.race([drained, new Promise((r) => setTimeout(r, OUTPUT_AFTER_EXIT_MS).unref())]);
+      await guard?.release();
+      return exit;
+    });
+    return { child, exited };
+  }
+}
+
+/** What to ask the control plane for a unit: nothing for a program that is no service's. */
+export function pluginQuery(opts: { service?: string; namespace: string; api: string; joinToken?: string; caFile?: string; log: Logger }): PluginQuery | undefined {
+  if (!opts.service) return undefined;
+  const token = opts.joinToken ?? process.env.WEFT_JOIN_TOKEN;
+  return { api: opts.api, service: opts.service, namespace: opts.namespace, token, ca: opts.caFile ? fs.readFileSync(opts.caFile, 'utf8') : undefined, log: opts.log };
+}
+
+/**
+ * Fetches the plugins of the unit's service, runs its init plugins and starts
+ * its general ones. Undefined when the unit must not start (the error is
+ * logged): the plugins could not be fetched, or an init plugin failed.
+ */
+export async function startPlugins(query: PluginQuery | undefined, ctx: PluginContext): Promise<PluginSupervisor | undefined> {
+  const supervisor = new PluginSupervisor(ctx);
+  if (!query) return supervisor;
+  try {
+    const plugins = await fetchPlugins(query);
+    if (plugins.length > 0) ctx.log('info', 'plugins', { init: plugins.filter((p) => p.type === 'init').map((p) => p.name), general: plugins.filter((p) => p.type === 'general').map((p) => p.name) });
+    await supervisor.runInit(plugins);
+    supervisor.startGeneral(plugins);
+    return supervisor;
+  } catch (err) {
+    if (!(err instanceof PluginInitError || err instanceof PluginFetchError)) throw err;
+    ctx.log('error', `${err.message}; the app is not started`, { code: err.code });
+    await supervisor.stop();
+    return undefined;
+  }
+}
+
+function describeExit(exit: Exit): string {
+  if (exit.error !== undefined) return `could not start: ${exit.error}`;
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}

@@ -1,0 +1,81 @@
+// The Plugin kind: what a bad document is told (file, document, field), and
+// how its config groups resolve for a service (config/plugin-config.ts).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { resolvePlugins, type Resource } from '../../src/config';
+import { BASE_KEYS, keys, loadYaml, onlyError, withBase } from './support';
+
+/** A Plugin document; BASE's Services are web (ports 80, 9901), db and greeter. */
+function plugin(name: string, spec: string): string {
+  return `apiVersion: weft.dev/v1\nkind: Plugin\nmetadata: { name: ${name} }\nspec:\n${spec}`;
+}
+
+async function expectBad(spec: string, code: string, path: string, detail?: RegExp): Promise<void> {
+  const { file, resources, errors } = await loadYaml(withBase(plugin('bad', spec)));
+  const e = onlyError(errors, { code: code as never, file, document: 3, path });
+  if (detail) assert.match(e.message, detail);
+  assert.match(e.message, /Plugin default\/bad/, 'the message names the resource');
+  assert.deepEqual(keys(resources), BASE_KEYS, 'the bad document yields no resource');
+}
+
+const OK = '  type: general\n  command: [node, agent.js]\n  targetRefs: [{ kind: Service, name: web }]\n';
+
+test('a Plugin needs a type, a non-empty command and something to attach to', async () => {
+  await expectBad('  type: sidecar\n  command: [x]\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.type', /init|general/);
+  await expectBad('  type: init\n  command: []\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.command');
+  await expectBad('  type: init\n  command: [""]\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.command', /command\[0\]/);
+  await expectBad('  type: init\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.command');
+  await expectBad('  type: init\n  command: [x]', 'E_INVALID', 'spec', /targetRefs or selector/);
+  await expectBad(OK + '  sidecar: true', 'E_SCHEMA', 'spec.sidecar');
+  await expectBad(OK.replace('name: web', 'name: nope'), 'E_REFERENCE', 'spec.targetRefs[0].name', /Service default\/nope does not exist/);
+  await expectBad(OK + '  env: { "1BAD": x }', 'E_SCHEMA', 'spec.env["1BAD"]');
+});
+
+test('a placeholder a config group does not resolve is an error naming the key', async () => {
+  await expectBad(OK + '  config:\n    global: { url: "http://x:${port}/" }', 'E_INVALID', 'spec.config.global.url', /unknown placeholder \$\{port\} in config\.global/);
+  await expectBad(OK + '  config:\n    perPort: { url: "${prot}" }', 'E_INVALID', 'spec.config.perPort.url', /\$\{prot\}.*\$\{port\}/);
+  await expectBad(OK + '  config:\n    perDependency: { to: "${port}" }', 'E_INVALID', 'spec.config.perDependency.to', /\$\{dependency\}/);
+});
+
+test('fields of the other plugin type, and a backoff whose max is below its min, are errors', async () => {
+  await expectBad(OK + '  order: 2', 'E_INVALID', 'spec.order', /init plugins/);
+  await expectBad(OK.replace('general', 'init') + '  restartPolicy: Always', 'E_INVALID', 'spec.restartPolicy');
+  await expectBad(OK + '  restartPolicy: Sometimes', 'E_SCHEMA', 'spec.restartPolicy');
+  await expectBad(OK + '  restartBackoff: { min: 10s, max: 2s }', 'E_INVALID', 'spec.restartBackoff.max', /shorter than min 10s/);
+  await expectBad(OK + '  restartBackoff: { min: 1m }', 'E_INVALID', 'spec.restartBackoff.min', /defaults to 30s/);
+  await expectBad(OK + '  restartBackoff: { min: 0s }', 'E_INVALID', 'spec.restartBackoff.min', /longer than 0/);
+  await expectBad(OK + '  restartBackoff: { min: soon }', 'E_SCHEMA', 'spec.restartBackoff.min');
+});
+
+test('config resolves per port and per dependency; targetRefs and selectors attach; init plugins come first by order, then name', async () => {
+  const svc = `apiVersion: weft.dev/v1\nkind: Service\nmetadata: { name: shop, labels: { tier: front } }\nspec:\n  ports:\n    - { name: http, port: 8080, protocol: http }\n    - { name: grpc, port: 9090, protocol: grpc }\n  dependsOn: [{ name: db }, { name: greeter }]`;
+  const { resources, errors } = await loadYaml(
+    withBase(
+      svc,
+      plugin('mon', '  type: general\n  command: [mon]\n  selector: { matchLabels: { tier: front } }\n  config:\n    global: { id: "${namespace}/${service}" }\n    perPort: { probe: "${portName}=127.0.0.1:${port}" }\n    perDependency: { upstream: "${dependency}.${namespace}" }'),
+      plugin('zz-first', '  type: init\n  order: -1\n  command: [a]\n  targetRefs: [{ name: shop }]'),
+      plugin('b-second', '  type: init\n  command: [b]\n  targetRefs: [{ name: shop }]'),
+      plugin('a-second', '  type: init\n  command: [c]\n  targetRefs: [{ name: shop }]'),
+      plugin('other', '  type: general\n  command: [x]\n  selector: { matchLabels: { tier: back } }'),
+    ),
+  );
+  assert.deepEqual(errors.map((e) => e.message), []);
+  const shop = resources.find((r) => r.kind === 'Service' && r.metadata.name === 'shop') as Resource<'Service'>;
+  const resolved = resolvePlugins(resources.filter((r) => r.kind === 'Plugin') as Resource<'Plugin'>[], shop);
+  assert.deepEqual(resolved.map((p) => p.name), ['zz-first', 'a-second', 'b-second', 'mon']);
+  const mon = resolved[3];
+  assert.deepEqual(mon.config, {
+    global: { id: 'default/shop' },
+    perPort: [
+      { name: 'http', port: 8080, protocol: 'http', values: { probe: 'http=127.0.0.1:8080' } },
+      { name: 'grpc', port: 9090, protocol: 'grpc', values: { probe: 'grpc=127.0.0.1:9090' } },
+    ],
+    perDependency: [
+      { service: 'db', namespace: 'default', values: { upstream: 'db.default' } },
+      { service: 'greeter', namespace: 'default', values: { upstream: 'greeter.default' } },
+    ],
+  });
+  assert.equal(mon.restartPolicy, 'Always', 'the default for a general plugin');
+  assert.deepEqual(mon.restartBackoffMs, { min: 1000, max: 30_000 });
+  assert.equal(resolved[0].restartPolicy, 'Never', 'an init plugin runs once');
+});
