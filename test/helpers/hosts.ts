@@ -752,7 +752,7 @@ async function killNamespace(ns: string): Promise<void> {
 }
 
 /** `pid` and all its descendants, from /proc (parents before children). */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

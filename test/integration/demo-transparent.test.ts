@@ -14,9 +14,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Hosts, multiHostSkip, type Host, type Proc, withProcessLogs } from '../helpers/hosts';
+import { descendants, Hosts, multiHostSkip, type Host, type Proc, withProcessLogs } from '../helpers/hosts';
 import { parsePrometheus } from '../helpers/proxy-harness';
-import { tempDir, waitFor } from '../helpers/tmp';
+import { processAlive, tempDir, waitFor } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/weft.js');
@@ -79,20 +79,7 @@ after(async () => {
 
 /** The pids of `pid`'s descendants whose command line matches `re`. */
 function descendantsMatching(pid: number, re: RegExp): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited while we looked
-    }
-  }
-  const all = [pid];
-  for (let i = 0; i < all.length; i++) all.push(...(children.get(all[i]) ?? []));
-  return all.slice(1).filter((p) => re.test(cmdline(p)));
+  return descendants(pid).slice(1).filter((p) => re.test(cmdline(p)));
 }
 
 function cmdline(pid: number): string {
@@ -105,15 +92,6 @@ function cmdline(pid: number): string {
 
 function environ(pid: number): string[] {
   return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-}
-
-/** A zombie (exited, not yet reaped) counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -221,7 +199,7 @@ test('weft demo --transparent: the shop serves, a purchase goes storefront → o
       left.push(...links.stdout.split('\n').filter((l) => /: wu\d+h[@:]/.test(l)));
       const rules = await h.exec('iptables-save');
       left.push(...rules.stdout.split('\n').filter((l) => l.includes('weft-unit:')));
-      for (const pid of [...weftRuns, ...apps]) if (alive(pid)) left.push(`pid ${pid} ${cmdline(pid)}`);
+      for (const pid of [...weftRuns, ...apps]) if (processAlive(pid)) left.push(`pid ${pid} ${cmdline(pid)}`);
       assert.deepEqual(left, [], 'nothing of the demo is left');
     });
   },

@@ -23,7 +23,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Hosts, multiHostSkip, type Host, type Proc, withProcessLogs } from '../helpers/hosts';
 import { serviceYaml } from '../helpers/resources';
-import { tempDir, waitFor } from '../helpers/tmp';
+import { processAlive, tempDir, waitFor } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/weft.js');
@@ -147,17 +147,8 @@ async function leftovers(host: Host, unit: Unit): Promise<string[]> {
   if (links.stdout.includes(`wu${unit.pid}h`)) left.push(`link wu${unit.pid}h`);
   const rules = await host.exec('iptables-save');
   if (rules.stdout.includes(`weft-unit:${unit.name}`)) left.push('iptables rules');
-  if (unit.appPid !== undefined && alive(unit.appPid)) left.push(`app pid ${unit.appPid}`);
+  if (unit.appPid !== undefined && processAlive(unit.appPid)) left.push(`app pid ${unit.appPid}`);
   return left;
-}
-
-/** A zombie (exited, not yet reaped by whoever adopted it) counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 const explained = (fn: () => Promise<void>) => withProcessLogs(procs.filter((p) => p.command.includes(BIN)), fn);

@@ -10,7 +10,7 @@ import { startControlPlane, type ControlPlane } from '../../src/control/control-
 import { silentLogger } from '../../src/observe/log';
 import { freePort } from '../../src/run/free-port';
 import { serviceYaml } from '../helpers/resources';
-import { tempDir, waitFor } from '../helpers/tmp';
+import { processAlive, tempDir, waitFor } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/weft.js');
@@ -171,16 +171,8 @@ require('node:http').createServer((q, s) => s.end('up')).listen(Number(process.e
   // The app starts once the sidecar is ready (its certificate included): up to 20 s on a loaded CI machine.
   await waitFor(() => /PIDS \d+ \d+/.test(run.output()), 30_000, 'the app and its child started');
   const pids = /PIDS (\d+) (\d+)/.exec(run.output())!.slice(1).map(Number);
-  // A zombie (exited, not yet reaped by whoever adopted it) is gone too.
-  const alive = (pid: number) => {
-    try {
-      return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  };
-  assert.ok(pids.every(alive));
+  assert.ok(pids.every(processAlive));
   run.child.kill('SIGKILL');
   await run.exited;
-  await waitFor(() => !pids.some(alive), 15_000, 'the app and its child stopped after weft run was killed');
+  await waitFor(() => !pids.some(processAlive), 15_000, 'the app and its child stopped after weft run was killed');
 });

@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/observe/log';
 import type { ListenerConfig, ProxyConfig, RouteTable } from '../../src/proxy/config/types';
 import { capturedPorts, VipListeners, type CapturedPort } from '../../src/run/transparent/vip-listeners';
 import { guardScript } from '../../src/run/unit-guard';
-import { tempDir, waitFor } from '../helpers/tmp';
+import { processAlive, tempDir, waitFor } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -73,15 +73,6 @@ test('VIP sockets: one per service port, each connection handed to its listener;
   }
 });
 
-/** A zombie (exited, not yet reaped) counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 test('unit guard: when its owner is SIGKILLed, the app\'s process group is stopped, then the clean-up commands run', { timeout: 20_000 }, async () => {
   const dir = tempDir(undefined, 'weft-guard-');
   const marker = path.join(dir, "cleaned 'up'");
@@ -103,7 +94,7 @@ setInterval(() => {}, 1 << 30);
   try {
     await waitFor(() => /APP \d+/.test(out), 10_000, 'the owner started its app');
     const pgid = Number(/APP (\d+)/.exec(out)![1]);
-    const members = () => spawnSync('pgrep', ['-g', String(pgid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number).filter(alive);
+    const members = () => spawnSync('pgrep', ['-g', String(pgid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number).filter(processAlive);
     assert.equal(members().length, 2, 'the app and its child run');
     owner.kill('SIGKILL');
     await waitFor(() => members().length === 0 && fs.existsSync(marker) && !fs.existsSync(path.join(dir, 'gone')), 10_000, 'the guard stopped the app and cleaned up');
