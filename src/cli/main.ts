@@ -240,6 +240,13 @@ export function buildProgram(): Command {
     .action(lazy('run', 'runRun'));
 
   program
+    .command('plugin')
+    .description("run a built-in plugin (log, backup, monitor); weft run starts it for a Plugin with command [weft, plugin, <name>]")
+    .argument('<name>', 'log, backup or monitor')
+    .argument('[args...]', "the plugin's arguments (backup restore)")
+    .action(lazy('plugin', 'runPlugin'));
+
+  program
     .command('validate')
     .description('check YAML resources without applying them: a file with the other YAML files of its directory, a directory as one set')
     .requiredOption('-f, --file <path>', 'a YAML file or a directory of them')

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type { Problem } from './errors';
 import { durationToMs } from './duration';
 import { jwksProblem } from './jwks';
+import { BUILTIN_PLUGINS, builtinOf, isBuiltin } from '../plugins/builtin-plugins';
 import { GROUP_PLACEHOLDERS, placeholdersIn, type ConfigGroup } from './plugin-config';
 import { compileRe2 } from './re2';
 import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, PLUGIN_BACKOFF_DEFAULTS, type PluginSpec, type RequestAuthenticationSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
@@ -281,6 +282,39 @@ function requestAuthenticationRules(spec: RequestAuthenticationSpec): Problem[] 
   return out;
 }
 
+// A built-in plugin (`command: [weft, plugin, <name>]`) exists, runs as a type it supports, and its
+// config.global parses with its schema (placeholders filled with sample values first).
+function builtinPluginRules(spec: PluginSpec): Problem[] {
+  const name = builtinOf(spec.command);
+  if (name === undefined) return [];
+  const known = Object.keys(BUILTIN_PLUGINS).join(', ');
+  if (!isBuiltin(name)) return [invalid(['spec', 'command', 2], `weft has no built-in plugin "${name}"`, `one of ${known}`)];
+  const builtin = BUILTIN_PLUGINS[name];
+  const out: Problem[] = [];
+  if (!(builtin.types as readonly string[]).includes(spec.type)) out.push(invalid(['spec', 'type'], `the ${name} plugin runs as ${builtin.types.join(' or ')}, not ${spec.type}`, builtin.types.join(' or ')));
+  const sample = { service: 'svc', namespace: 'ns' };
+  const global = Object.fromEntries(Object.entries(spec.config.global).map(([k, v]) => [k, v.replace(/\$\{([^}]*)\}/g, (w, key: string) => (sample as Record<string, string>)[key] ?? w)]));
+  const parsed = builtin.config.safeParse(global);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = issue.path[0];
+      if (issue.code === 'unrecognized_keys') {
+        for (const k of issue.keys) out.push(invalid(['spec', 'config', 'global', k], `the ${name} plugin has no setting "${k}"`, `settings of ${name}: ${Object.keys(builtin.config.shape).join(', ')}`));
+      } else {
+        out.push(invalid(['spec', 'config', 'global', ...(key !== undefined ? [String(key)] : [])], key === undefined ? issue.message : `${issue.message} (the ${name} plugin's ${String(key)})`));
+      }
+    }
+  }
+  if (name === 'backup' && parsed.success) {
+    const c = parsed.data as { paths?: string[]; command?: string; restoreCommand?: string };
+    const restoring = spec.type === 'init';
+    if (!c.paths && !(restoring ? c.restoreCommand : c.command)) {
+      out.push(invalid(['spec', 'config', 'global'], `the backup plugin needs paths (archived with tar) or ${restoring ? 'restoreCommand' : 'command'}`, 'paths: "data" or command/restoreCommand'));
+    }
+  }
+  return out;
+}
+
 // A plugin attaches to something; placeholders are ones its group resolves; type-specific fields fit the type.
 function pluginRules(spec: PluginSpec): Problem[] {
   const out: Problem[] = [];
@@ -297,6 +331,7 @@ function pluginRules(spec: PluginSpec): Problem[] {
       }
     }
   }
+  out.push(...builtinPluginRules(spec));
   if (spec.type === 'init') {
     if (spec.restartPolicy !== undefined) out.push(invalid(['spec', 'restartPolicy'], 'an init plugin runs once to completion: restartPolicy is for general plugins', 'type general'));
     if (spec.restartBackoff !== undefined) out.push(invalid(['spec', 'restartBackoff'], 'an init plugin runs once to completion: restartBackoff is for general plugins', 'type general'));

@@ -12,7 +12,9 @@ import type { TracingOptions } from '../observe/tracing/proxy-tracer';
 import { startProxy } from '../proxy/proxy';
 import { freePort } from './free-port';
 import { listeningAddresses } from './listening-ports';
+import { AppOutput } from './plugins/app-output';
 import { pluginQuery, startPlugins, type PluginSupervisor } from './plugins/plugin-supervisor';
+import { UnitChannel } from './plugins/unit-channel';
 import { RegistrationClient } from './registration-client';
 import { TransparentUnit } from './transparent/transparent-unit';
 import { TransparentUnavailableError, transparentUnavailable, type EgressMode } from './transparent/unit-network';
@@ -122,14 +124,38 @@ async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Pro
   const command = unit ? unit.command(opts.command) : opts.command;
   const env = unit ? transparentEnv(opts) : proxyEnv(opts, proxyUrl);
   // Init plugins run to completion first; general ones start beside the app (plugins/plugin-supervisor.ts).
-  const plugins = await startPlugins(pluginQuery(opts), { env, cwd: process.cwd(), wrap: unit && ((argv) => unit.command(argv)), stopGraceMs: opts.stopGraceMs, log });
+  // They reach weft run on the unit channel, which also hands them the app's output.
+  const output = opts.service ? new AppOutput() : undefined;
+  const channel = opts.service ? await UnitChannel.open({ service: opts.service, namespace: opts.namespace, appPort: opts.port, appHost: '127.0.0.1' }, output, log) : undefined;
+  try {
+    return await runWithPlugins(opts, unit, proxy, { command, env, inboundPort, output, channel });
+  } finally {
+    await channel?.close();
+  }
+}
+
+async function runWithPlugins(
+  opts: RunOptions,
+  unit: TransparentUnit | undefined,
+  proxy: Awaited<ReturnType<typeof startProxy>>,
+  a: { command: string[]; env: NodeJS.ProcessEnv; inboundPort: number | undefined; output: AppOutput | undefined; channel: UnitChannel | undefined },
+): Promise<number> {
+  const { log } = opts;
+  const { command, env, inboundPort } = a;
+  const plugins = await startPlugins(pluginQuery(opts), { env, cwd: process.cwd(), wrap: unit && ((argv) => unit.command(argv)), channel: a.channel, stopGraceMs: opts.stopGraceMs, log });
   if (!plugins) return (await proxy.close(), 1);
+  // The app's output is piped (and passed on unchanged) only when a plugin runs beside it to read it.
+  const capture = a.output !== undefined && plugins.hasGeneral;
   const app = spawn(command[0], command.slice(1), {
-    stdio: 'inherit',
+    stdio: capture ? ['inherit', 'pipe', 'pipe'] : 'inherit',
     // Its own process group: a Ctrl-C at the terminal reaches weft run, which drains before stopping the app.
     detached: true,
     env,
   });
+  if (capture) {
+    a.output!.tee(app.stdout!, 'stdout', process.stdout);
+    a.output!.tee(app.stderr!, 'stderr', process.stderr);
+  }
   // From here the app's end is guarded: a SIGKILL of weft run stops it and removes the unit's network.
   const guard = app.pid !== undefined ? UnitGuard.start({ processGroup: app.pid, graceMs: opts.stopGraceMs, ...unit?.cleanup() }) : undefined;
   const result = await superviseApp(opts, app, proxy, inboundPort, unit?.appAddress ?? '127.0.0.1', plugins);

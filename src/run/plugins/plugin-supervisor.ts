@@ -4,8 +4,11 @@
 // starts. General plugins run beside the app for as long as it runs, are
 // restarted by their policy with exponential backoff (counted), and are
 // stopped after the app. Each gets the app's environment, working directory
-// and (transparent mode) network namespace, plus WEFT_PLUGIN_NAME and
-// WEFT_PLUGIN_CONFIG. Their output goes to weft run's, each line tagged
+// and (transparent mode) network namespace, plus WEFT_PLUGIN_NAME,
+// WEFT_PLUGIN_TYPE, WEFT_PLUGIN_CONFIG (and the same JSON in the file
+// WEFT_PLUGIN_CONFIG_FILE) and WEFT_UNIT_SOCKET (unit-channel.ts). A command
+// `[weft, …]` runs the same weft as weft run (the built-in plugins,
+// src/plugins/). Their output goes to weft run's, each line tagged
 // "[plugin <name>]".
 //
 // Each plugin is a process group of its own, watched by a UnitGuard: if weft
@@ -17,6 +20,7 @@ import * as readline from 'node:readline';
 import type { ResolvedPlugin } from '../../config/plugin-config';
 import type { Logger } from '../../observe/log';
 import { UnitGuard } from '../unit-guard';
+import type { UnitChannel } from './unit-channel';
 import { fetchPlugins, PluginFetchError, type PluginQuery } from './plugin-client';
 
 /** Stderr lines of a plugin kept for the error that names why it failed. */
@@ -33,6 +37,8 @@ export interface PluginContext {
   cwd: string;
   /** Transparent mode: the prefix that runs a command inside the unit (TransparentUnit.command). */
   wrap?: (argv: string[]) => string[];
+  /** The unit's channel for plugins (its socket and the directory of their config files). */
+  channel?: UnitChannel;
   /** SIGTERM to SIGKILL when stopping a plugin. */
   stopGraceMs: number;
   log: Logger;
@@ -91,6 +97,11 @@ export class PluginSupervisor {
     }
   }
 
+  /** Whether general plugins run beside the app. */
+  get hasGeneral(): boolean {
+    return this.running.length > 0;
+  }
+
   /** Restarts so far, by plugin name. */
   restartCounts(): Record<string, number> {
     return Object.fromEntries(this.running.map((r) => [r.plugin.name, r.restarts]));
@@ -145,13 +156,22 @@ export class PluginSupervisor {
 
   private spawnPlugin(plugin: ResolvedPlugin): { child: ChildProcess; exited: Promise<Exit> } {
     const { ctx } = this;
-    const argv = ctx.wrap ? ctx.wrap(plugin.command) : plugin.command;
+    const command = resolveWeft(plugin.command);
+    const argv = ctx.wrap ? ctx.wrap(command) : command;
+    const config = JSON.stringify(plugin.config);
     const env: NodeJS.ProcessEnv = {
       ...ctx.env,
       ...plugin.env,
       WEFT_PLUGIN_NAME: plugin.name,
-      WEFT_PLUGIN_CONFIG: JSON.stringify(plugin.config),
+      WEFT_PLUGIN_TYPE: plugin.type,
+      WEFT_PLUGIN_CONFIG: config,
     };
+    if (ctx.channel) {
+      const file = path.join(ctx.channel.dir, `${plugin.name}.config.json`);
+      fs.writeFileSync(file, config, { mode: 0o600 });
+      env.WEFT_PLUGIN_CONFIG_FILE = file;
+      env.WEFT_UNIT_SOCKET = ctx.channel.socketPath;
+    }
     const child = spawn(argv[0], argv.slice(1), {
       cwd: plugin.workingDir ? path.resolve(ctx.cwd, plugin.workingDir) : ctx.cwd,
       env,
@@ -215,6 +235,14 @@ export async function startPlugins(query: PluginQuery | undefined, ctx: PluginCo
     await supervisor.stop();
     return undefined;
   }
+}
+
+/** The weft that runs this code: bin/weft.js of the same checkout or package. */
+const WEFT_BIN = path.resolve(__dirname, '../../../../bin/weft.js');
+
+/** `[weft, …]` runs this weft with this node (weft need not be on PATH, and is the same version); other commands as given. */
+export function resolveWeft(command: readonly string[]): string[] {
+  return command[0] === 'weft' ? [process.execPath, WEFT_BIN, ...command.slice(1)] : [...command];
 }
 
 function describeExit(exit: Exit): string {

@@ -1,0 +1,98 @@
+// What a built-in plugin (`weft plugin <name>`) gets from `weft run`: its
+// config (WEFT_PLUGIN_CONFIG, checked with the plugin's schema), a reload of
+// it on SIGHUP (from WEFT_PLUGIN_CONFIG_FILE, which weft run rewrites when
+// the mesh changes the plugin's config), and a client for the unit channel
+// (WEFT_UNIT_SOCKET, src/run/plugins/unit-channel.ts).
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { z } from 'zod';
+import type { ResolvedPlugin } from '../config/plugin-config';
+import { jsonLogger, type Logger } from '../observe/log';
+import type { BuiltinPluginName } from './builtin-plugins';
+
+export class PluginConfigError extends Error {
+  readonly code = 'E_PLUGIN_CONFIG';
+}
+
+export interface PluginRuntime<C> {
+  name: string;
+  type: ResolvedPlugin['type'];
+  config: C;
+  /** The whole resolved config (perPort, perDependency too). */
+  resolved: ResolvedPlugin['config'];
+  log: Logger;
+  /** Called with the new config after a SIGHUP that changed it (an invalid one is logged and ignored). */
+  onReload(fn: (config: C) => void): void;
+  /** The unit channel's socket, when run by weft run. */
+  unitSocket?: string;
+}
+
+/**
+ * The runtime of built-in `name` (its schema: BUILTIN_PLUGINS[name].config),
+ * its config from the environment; throws PluginConfigError naming the field.
+ */
+export function pluginRuntime<C>(name: BuiltinPluginName, schema: z.ZodType<C>, env: NodeJS.ProcessEnv = process.env, log: Logger = jsonLogger('info')): PluginRuntime<C> {
+  const resolved = readResolved(env.WEFT_PLUGIN_CONFIG, 'WEFT_PLUGIN_CONFIG');
+  let reload: ((c: C) => void) | undefined;
+  const rt: PluginRuntime<C> = {
+    name: env.WEFT_PLUGIN_NAME ?? name,
+    type: (env.WEFT_PLUGIN_TYPE as ResolvedPlugin['type']) ?? 'general',
+    config: parseConfig(name, schema, resolved.global),
+    resolved,
+    log,
+    onReload: (fn) => (reload = fn),
+    unitSocket: env.WEFT_UNIT_SOCKET || undefined,
+  };
+  const file = env.WEFT_PLUGIN_CONFIG_FILE;
+  if (file) {
+    process.on('SIGHUP', () => {
+      try {
+        const next = readResolved(fs.readFileSync(file, 'utf8'), file);
+        rt.config = parseConfig(name, schema, next.global);
+        rt.resolved = next;
+        log('info', 'config reloaded', { plugin: rt.name });
+        reload?.(rt.config);
+      } catch (err) {
+        log('error', `config not reloaded, the last one stays: ${(err as Error).message}`, { plugin: rt.name });
+      }
+    });
+  }
+  return rt;
+}
+
+function readResolved(text: string | undefined, from: string): ResolvedPlugin['config'] {
+  if (!text) throw new PluginConfigError(`no ${from}: a built-in plugin runs under weft run (a Plugin with command [weft, plugin, …])`);
+  try {
+    const parsed = JSON.parse(text) as Partial<ResolvedPlugin['config']>;
+    return { global: parsed.global ?? {}, perPort: parsed.perPort ?? [], perDependency: parsed.perDependency ?? [] };
+  } catch (err) {
+    throw new PluginConfigError(`${from} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+function parseConfig<T>(name: string, schema: z.ZodType<T>, global: Record<string, string>): T {
+  const parsed = schema.safeParse(global);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const key = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path.join('.');
+  throw new PluginConfigError(`config.global.${key}: ${issue.code === 'unrecognized_keys' ? `the ${name} plugin has no such setting` : issue.message}`);
+}
+
+/** One request to the unit channel; the body parsed as JSON (undefined when empty). */
+export function unitRequest(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath, method, path, timeout: timeoutMs, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as unknown) : undefined });
+      });
+      res.once('error', reject);
+    });
+    req.once('timeout', () => req.destroy(new Error(`the unit channel did not answer ${method} ${path} within ${timeoutMs} ms`)));
+    req.once('error', reject);
+    req.end(payload);
+  });
+}
