@@ -480,6 +480,7 @@ export const requestAuthenticationSpecSchema = z.strictObject({
 
 export const PLUGIN_TYPES = ['init', 'general'] as const;
 export const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'] as const;
+export const CONFIG_RELOADS = ['Restart', 'Signal'] as const;
 /** restartBackoff fields left out. */
 export const PLUGIN_BACKOFF_DEFAULTS = { min: '1s', max: '30s' } as const;
 const configGroup = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'a key of letters, digits, "_", "." or "-"'), z.string());
@@ -508,6 +509,8 @@ export const pluginSpecSchema = z.strictObject({
   restartPolicy: z.enum(RESTART_POLICIES).optional(),
   /** The wait before a restart doubles from min up to max. */
   restartBackoff: z.strictObject({ min: duration.optional(), max: duration.optional() }).optional(),
+  /** general plugins: a config change from the mesh restarts the plugin (Restart), or reaches it as SIGHUP with a new WEFT_PLUGIN_CONFIG_FILE (Signal). Default: Signal for weft's built-ins, else Restart. */
+  configReload: z.enum(CONFIG_RELOADS).optional(),
   /** init plugins only: lower runs first (default 0). */
   order: z.number().int().min(-1_000_000).max(1_000_000).optional(),
 });

@@ -3,6 +3,7 @@
 // each Service in its dependsOn. Values may hold ${name} placeholders; which
 // names a group may use is fixed here, so a typo is a config error rather
 // than a literal "${prot}" reaching the plugin.
+import { builtinOf } from '../plugins/builtin-plugins';
 import { durationToMs } from './duration';
 import { PLUGIN_BACKOFF_DEFAULTS, type PluginSpec, type Resource } from './kinds';
 
@@ -42,6 +43,8 @@ export interface ResolvedPlugin {
   /** general plugins: Always by default; init plugins: Never (they run once). */
   restartPolicy: 'Always' | 'OnFailure' | 'Never';
   restartBackoffMs: { min: number; max: number };
+  /** How a running general plugin takes a config change (the API's next answer). */
+  configReload: 'Restart' | 'Signal';
   config: {
     global: Record<string, string>;
     perPort: { name: string; port: number; protocol: string; values: Record<string, string> }[];
@@ -81,6 +84,7 @@ export function resolvePlugins(plugins: readonly Resource<'Plugin'>[], service: 
           min: durationToMs(spec.restartBackoff?.min ?? PLUGIN_BACKOFF_DEFAULTS.min),
           max: durationToMs(spec.restartBackoff?.max ?? PLUGIN_BACKOFF_DEFAULTS.max),
         },
+        configReload: spec.configReload ?? (builtinOf(spec.command) !== undefined ? 'Signal' : 'Restart'),
         config: {
           global: resolveGroup(spec.config.global, base),
           perPort: service.spec.ports.map((port) => ({

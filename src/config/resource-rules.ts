@@ -335,6 +335,7 @@ function pluginRules(spec: PluginSpec): Problem[] {
   if (spec.type === 'init') {
     if (spec.restartPolicy !== undefined) out.push(invalid(['spec', 'restartPolicy'], 'an init plugin runs once to completion: restartPolicy is for general plugins', 'type general'));
     if (spec.restartBackoff !== undefined) out.push(invalid(['spec', 'restartBackoff'], 'an init plugin runs once to completion: restartBackoff is for general plugins', 'type general'));
+    if (spec.configReload !== undefined) out.push(invalid(['spec', 'configReload'], 'an init plugin runs once to completion: configReload is for general plugins', 'type general'));
   } else if (spec.order !== undefined) {
     out.push(invalid(['spec', 'order'], 'order is the run order of init plugins; a general plugin starts beside the app', 'type init'));
   }

@@ -21,7 +21,7 @@ import type { ResolvedPlugin } from '../../config/plugin-config';
 import type { Logger } from '../../observe/log';
 import { UnitGuard } from '../unit-guard';
 import type { UnitChannel } from './unit-channel';
-import { fetchPlugins, PluginFetchError, type PluginQuery } from './plugin-client';
+import { fetchPlugins, PluginFetchError, watchPlugins, type PluginQuery } from './plugin-client';
 
 /** Stderr lines of a plugin kept for the error that names why it failed. */
 const STDERR_TAIL = 10;
@@ -66,11 +66,15 @@ interface Running {
   exited?: Promise<Exit>;
   restarts: number;
   timer?: NodeJS.Timeout;
+  /** Stopped for good (removed from the mesh, or replaced by a changed one): not restarted. */
+  retired?: boolean;
 }
 
 export class PluginSupervisor {
   private readonly running: Running[] = [];
   private stopping = false;
+  private stopWatch: (() => void) | undefined;
+  private updating: Promise<void> = Promise.resolve();
 
   constructor(private readonly ctx: PluginContext) {}
 
@@ -89,12 +93,59 @@ export class PluginSupervisor {
 
   /** Starts the general plugins beside the app. */
   startGeneral(plugins: readonly ResolvedPlugin[]): void {
-    for (const plugin of plugins.filter((p) => p.type === 'general')) {
-      const r: Running = { plugin, restarts: 0 };
-      this.running.push(r);
-      this.ctx.log('info', 'plugin starting', { plugin: plugin.name, command: plugin.command.join(' '), restartPolicy: plugin.restartPolicy });
-      this.keep(r, 0);
+    for (const plugin of plugins.filter((p) => p.type === 'general')) this.startOne(plugin);
+  }
+
+  /**
+   * Brings the general plugins in line with the mesh's new list: new ones
+   * start, removed ones stop, a changed one takes its new config by SIGHUP
+   * (configReload Signal, when only its config changed) or is restarted.
+   * Init plugins ran before the app; a change to them applies at the next start.
+   */
+  update(plugins: readonly ResolvedPlugin[]): Promise<void> {
+    // One change at a time: a second answer waits until the first one's restarts are done.
+    this.updating = this.updating.then(() => this.applyUpdate(plugins));
+    return this.updating;
+  }
+
+  private async applyUpdate(plugins: readonly ResolvedPlugin[]): Promise<void> {
+    if (this.stopping) return;
+    const next = new Map(plugins.filter((p) => p.type === 'general').map((p) => [p.name, p]));
+    const work: Promise<void>[] = [];
+    for (const r of [...this.running]) {
+      const plugin = next.get(r.plugin.name);
+      next.delete(r.plugin.name);
+      if (!plugin) {
+        this.ctx.log('info', 'plugin removed from the mesh; stopping it', { plugin: r.plugin.name });
+        work.push(this.retire(r));
+      } else if (JSON.stringify(plugin) === JSON.stringify(r.plugin)) {
+        continue;
+      } else if (plugin.configReload === 'Signal' && sameButConfig(plugin, r.plugin) && r.child && r.child.exitCode === null && r.child.signalCode === null) {
+        r.plugin = plugin;
+        this.writeConfig(plugin);
+        this.ctx.log('info', 'plugin config changed; sent SIGHUP', { plugin: plugin.name });
+        r.child.kill('SIGHUP');
+      } else {
+        this.ctx.log('info', 'plugin changed; restarting it', { plugin: plugin.name });
+        work.push(this.retire(r).then(() => void (this.stopping || this.startOne(plugin, r.restarts))));
+      }
     }
+    for (const plugin of next.values()) this.startOne(plugin);
+    await Promise.all(work);
+  }
+
+  private startOne(plugin: ResolvedPlugin, restarts = 0): void {
+    const r: Running = { plugin, restarts };
+    this.running.push(r);
+    this.ctx.log('info', 'plugin starting', { plugin: plugin.name, command: plugin.command.join(' '), restartPolicy: plugin.restartPolicy });
+    this.keep(r, 0);
+  }
+
+  /** Stops `r` for good and forgets it. */
+  private async retire(r: Running): Promise<void> {
+    r.retired = true;
+    this.running.splice(this.running.indexOf(r), 1);
+    await this.stopOne(r);
   }
 
   /** Whether general plugins run beside the app. */
@@ -107,20 +158,26 @@ export class PluginSupervisor {
     return Object.fromEntries(this.running.map((r) => [r.plugin.name, r.restarts]));
   }
 
+  /** Hands over the stop function of the watch that feeds update(): stop() ends it. */
+  follow(stopWatch: () => void): void {
+    this.stopWatch = stopWatch;
+  }
+
   /** Stops every plugin (SIGTERM to its process group, SIGKILL after the grace) and waits until they have exited. Idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(
-      this.running.map(async (r) => {
-        clearTimeout(r.timer);
-        if (!r.child || !r.exited) return;
-        if (r.child.exitCode === null && r.child.signalCode === null) this.ctx.log('info', 'plugin stopping', { plugin: r.plugin.name });
-        signalGroup(r.child, 'SIGTERM');
-        const timer = setTimeout(() => signalGroup(r.child!, 'SIGKILL'), this.ctx.stopGraceMs);
-        await r.exited;
-        clearTimeout(timer);
-      }),
-    );
+    this.stopWatch?.();
+    await Promise.all(this.running.map((r) => this.stopOne(r)));
+  }
+
+  private async stopOne(r: Running): Promise<void> {
+    clearTimeout(r.timer);
+    if (!r.child || !r.exited) return;
+    if (r.child.exitCode === null && r.child.signalCode === null) this.ctx.log('info', 'plugin stopping', { plugin: r.plugin.name });
+    signalGroup(r.child, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(r.child!, 'SIGKILL'), this.ctx.stopGraceMs);
+    await r.exited;
+    clearTimeout(timer);
   }
 
   /** Runs `r` and, by its policy, runs it again when it exits. `backoffStep`: failed runs in a row before this one. */
@@ -131,7 +188,7 @@ export class PluginSupervisor {
     r.child = child;
     r.exited = exited;
     void exited.then((exit) => {
-      if (this.stopping) return;
+      if (this.stopping || r.retired) return;
       const failed = exit.code !== 0;
       const again = plugin.restartPolicy === 'Always' || (plugin.restartPolicy === 'OnFailure' && failed);
       if (!again) {
@@ -149,9 +206,18 @@ export class PluginSupervisor {
         ...(exit.stderrTail.length ? { stderr: exit.stderrTail.slice(-3).join('\n') } : {}),
       });
       r.timer = setTimeout(() => {
-        if (!this.stopping) this.keep(r, step + 1);
+        if (!this.stopping && !r.retired) this.keep(r, step + 1);
       }, delayMs);
     });
+  }
+
+  /** Writes the plugin's config where WEFT_PLUGIN_CONFIG_FILE points (atomically: a reload never reads half a file). */
+  private writeConfig(plugin: ResolvedPlugin): string | undefined {
+    if (!this.ctx.channel) return undefined;
+    const file = path.join(this.ctx.channel.dir, `${plugin.name}.config.json`);
+    fs.writeFileSync(file + '.tmp', JSON.stringify(plugin.config), { mode: 0o600 });
+    fs.renameSync(file + '.tmp', file);
+    return file;
   }
 
   private spawnPlugin(plugin: ResolvedPlugin): { child: ChildProcess; exited: Promise<Exit> } {
@@ -166,9 +232,8 @@ export class PluginSupervisor {
       WEFT_PLUGIN_TYPE: plugin.type,
       WEFT_PLUGIN_CONFIG: config,
     };
-    if (ctx.channel) {
-      const file = path.join(ctx.channel.dir, `${plugin.name}.config.json`);
-      fs.writeFileSync(file, config, { mode: 0o600 });
+    const file = this.writeConfig(plugin);
+    if (file && ctx.channel) {
       env.WEFT_PLUGIN_CONFIG_FILE = file;
       env.WEFT_UNIT_SOCKET = ctx.channel.socketPath;
     }
@@ -224,10 +289,12 @@ export async function startPlugins(query: PluginQuery | undefined, ctx: PluginCo
   const supervisor = new PluginSupervisor(ctx);
   if (!query) return supervisor;
   try {
-    const plugins = await fetchPlugins(query);
+    const set = await fetchPlugins(query);
+    const plugins = set.items;
     if (plugins.length > 0) ctx.log('info', 'plugins', { init: plugins.filter((p) => p.type === 'init').map((p) => p.name), general: plugins.filter((p) => p.type === 'general').map((p) => p.name) });
     await supervisor.runInit(plugins);
     supervisor.startGeneral(plugins);
+    supervisor.follow(watchPlugins(query, set.version, (next) => void supervisor.update(next.items)));
     return supervisor;
   } catch (err) {
     if (!(err instanceof PluginInitError || err instanceof PluginFetchError)) throw err;
@@ -235,6 +302,11 @@ export async function startPlugins(query: PluginQuery | undefined, ctx: PluginCo
     await supervisor.stop();
     return undefined;
   }
+}
+
+/** Whether two versions of a plugin differ in their config groups only. */
+function sameButConfig(a: ResolvedPlugin, b: ResolvedPlugin): boolean {
+  return JSON.stringify({ ...a, config: undefined }) === JSON.stringify({ ...b, config: undefined });
 }
 
 /** The weft that runs this code: bin/weft.js of the same checkout or package. */
