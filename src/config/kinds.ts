@@ -509,6 +509,18 @@ export const pluginSpecSchema = z.strictObject({
   restartPolicy: z.enum(RESTART_POLICIES).optional(),
   /** The wait before a restart doubles from min up to max. */
   restartBackoff: z.strictObject({ min: duration.optional(), max: duration.optional() }).optional(),
+  /** Limits for the plugin's processes, applied with cgroups where the host gives them (else a warning). */
+  resources: z
+    .strictObject({
+      /** Bytes: 268435456, 256Mi, 1Gi, 500M. */
+      memory: z.string().regex(/^[0-9]+(Ki|Mi|Gi|K|M|G)?$/, 'bytes, or a quantity such as 256Mi, 1Gi, 500M'),
+      /** Cores: 500m, 0.5, 2. */
+      cpu: z.string().regex(/^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$/, 'cores, such as 500m, 0.5 or 2'),
+      /** Processes and threads at most. */
+      pids: z.number().int().min(1).max(1_000_000),
+    })
+    .partial()
+    .optional(),
   /** general plugins: a config change from the mesh restarts the plugin (Restart), or reaches it as SIGHUP with a new WEFT_PLUGIN_CONFIG_FILE (Signal). Default: Signal for weft's built-ins, else Restart. */
   configReload: z.enum(CONFIG_RELOADS).optional(),
   /** init plugins only: lower runs first (default 0). */

@@ -43,6 +43,8 @@ export interface ResolvedPlugin {
   /** general plugins: Always by default; init plugins: Never (they run once). */
   restartPolicy: 'Always' | 'OnFailure' | 'Never';
   restartBackoffMs: { min: number; max: number };
+  /** cgroup limits (run/plugins/plugin-cgroup.ts); absent: none. */
+  resources?: PluginLimits;
   /** How a running general plugin takes a config change (the API's next answer). */
   configReload: 'Restart' | 'Signal';
   config: {
@@ -50,6 +52,27 @@ export interface ResolvedPlugin {
     perPort: { name: string; port: number; protocol: string; values: Record<string, string> }[];
     perDependency: { service: string; namespace: string; values: Record<string, string> }[];
   };
+}
+
+export interface PluginLimits {
+  memoryBytes?: number;
+  /** Thousandths of a core. */
+  cpuMillis?: number;
+  pids?: number;
+}
+
+const BYTES: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** The spec's quantities as numbers (the schema has checked their form). */
+export function pluginLimits(r: NonNullable<PluginSpec['resources']>): PluginLimits {
+  const out: PluginLimits = {};
+  if (r.memory !== undefined) {
+    const [, n, unit] = /^([0-9]+)([A-Za-z]*)$/.exec(r.memory)!;
+    out.memoryBytes = Number(n) * BYTES[unit];
+  }
+  if (r.cpu !== undefined) out.cpuMillis = r.cpu.endsWith('m') ? Number(r.cpu.slice(0, -1)) : Math.round(Number(r.cpu) * 1000);
+  if (r.pids !== undefined) out.pids = r.pids;
+  return out;
 }
 
 /** Whether `plugin` attaches to `service`: named in targetRefs, or its labels match the selector. */
@@ -84,6 +107,7 @@ export function resolvePlugins(plugins: readonly Resource<'Plugin'>[], service: 
           min: durationToMs(spec.restartBackoff?.min ?? PLUGIN_BACKOFF_DEFAULTS.min),
           max: durationToMs(spec.restartBackoff?.max ?? PLUGIN_BACKOFF_DEFAULTS.max),
         },
+        ...(spec.resources && Object.keys(spec.resources).length > 0 ? { resources: pluginLimits(spec.resources) } : {}),
         configReload: spec.configReload ?? (builtinOf(spec.command) !== undefined ? 'Signal' : 'Restart'),
         config: {
           global: resolveGroup(spec.config.global, base),

@@ -6,7 +6,7 @@ import type { Problem } from './errors';
 import { durationToMs } from './duration';
 import { jwksProblem } from './jwks';
 import { BUILTIN_PLUGINS, builtinOf, isBuiltin } from '../plugins/builtin-plugins';
-import { GROUP_PLACEHOLDERS, placeholdersIn, type ConfigGroup } from './plugin-config';
+import { GROUP_PLACEHOLDERS, placeholdersIn, pluginLimits, type ConfigGroup } from './plugin-config';
 import { compileRe2 } from './re2';
 import { HEALTH_CHECK_DEFAULTS, type GRPCRouteSpec, type HTTPRouteSpec, PLUGIN_BACKOFF_DEFAULTS, type PluginSpec, type RequestAuthenticationSpec, type Resource, type ServiceSpec, type TrafficPolicySpec } from './kinds';
 
@@ -332,6 +332,9 @@ function pluginRules(spec: PluginSpec): Problem[] {
     }
   }
   out.push(...builtinPluginRules(spec));
+  const limits = spec.resources ? pluginLimits(spec.resources) : {};
+  if (limits.memoryBytes !== undefined && limits.memoryBytes < 4 * 1024 * 1024) out.push(invalid(['spec', 'resources', 'memory'], 'at least 4Mi: no program starts in less', '4Mi or more'));
+  if (limits.cpuMillis !== undefined && limits.cpuMillis < 10) out.push(invalid(['spec', 'resources', 'cpu'], 'at least 10m (a hundredth of a core)', '10m or more'));
   if (spec.type === 'init') {
     if (spec.restartPolicy !== undefined) out.push(invalid(['spec', 'restartPolicy'], 'an init plugin runs once to completion: restartPolicy is for general plugins', 'type general'));
     if (spec.restartBackoff !== undefined) out.push(invalid(['spec', 'restartBackoff'], 'an init plugin runs once to completion: restartBackoff is for general plugins', 'type general'));

@@ -20,6 +20,7 @@ import * as readline from 'node:readline';
 import type { ResolvedPlugin } from '../../config/plugin-config';
 import type { Logger } from '../../observe/log';
 import { UnitGuard } from '../unit-guard';
+import { PluginCgroup, sweepStaleCgroups } from './plugin-cgroup';
 import type { UnitChannel } from './unit-channel';
 import { fetchPlugins, PluginFetchError, watchPlugins, type PluginQuery } from './plugin-client';
 
@@ -56,12 +57,15 @@ interface Exit {
   signal: NodeJS.Signals | null;
   /** The program could not be started (ENOENT, EACCES). */
   error?: string;
+  /** The kernel killed it at its cgroup's memory limit. */
+  outOfMemory?: boolean;
   stderrTail: string[];
 }
 
 /** A general plugin: its current process and how often it was restarted. */
 interface Running {
   plugin: ResolvedPlugin;
+  cgroup?: PluginCgroup;
   child?: ChildProcess;
   exited?: Promise<Exit>;
   restarts: number;
@@ -84,8 +88,10 @@ export class PluginSupervisor {
       if (this.stopping) throw new PluginInitError(`init plugin ${plugin.name} not run: the unit is stopping`);
       this.ctx.log('info', 'init plugin starting', { plugin: plugin.name, command: plugin.command.join(' ') });
       const started = Date.now();
-      const { exited } = this.spawnPlugin(plugin);
+      const cgroup = this.cgroupFor(plugin);
+      const { exited } = this.spawnPlugin(plugin, cgroup);
       const exit = await exited;
+      cgroup?.remove();
       if (exit.code !== 0) throw new PluginInitError(`init plugin ${plugin.name} failed (${describeExit(exit)})${exit.stderrTail.length ? `: ${exit.stderrTail.join('\n')}` : ''}`);
       this.ctx.log('info', 'init plugin done', { plugin: plugin.name, ms: Date.now() - started });
     }
@@ -178,13 +184,15 @@ export class PluginSupervisor {
     const timer = setTimeout(() => signalGroup(r.child!, 'SIGKILL'), this.ctx.stopGraceMs);
     await r.exited;
     clearTimeout(timer);
+    r.cgroup?.remove();
   }
 
   /** Runs `r` and, by its policy, runs it again when it exits. `backoffStep`: failed runs in a row before this one. */
   private keep(r: Running, backoffStep: number): void {
     const { plugin } = r;
     const started = Date.now();
-    const { child, exited } = this.spawnPlugin(plugin);
+    r.cgroup ??= this.cgroupFor(plugin);
+    const { child, exited } = this.spawnPlugin(plugin, r.cgroup);
     r.child = child;
     r.exited = exited;
     void exited.then((exit) => {
@@ -220,10 +228,17 @@ export class PluginSupervisor {
     return file;
   }
 
-  private spawnPlugin(plugin: ResolvedPlugin): { child: ChildProcess; exited: Promise<Exit> } {
+  /** The plugin's cgroup when it has limits (undefined, with a warning, where the host gives none). */
+  private cgroupFor(plugin: ResolvedPlugin): PluginCgroup | undefined {
+    return plugin.resources ? PluginCgroup.create(`${process.pid}-${plugin.name}`, plugin.resources, this.ctx.log, plugin.name) : undefined;
+  }
+
+  private spawnPlugin(plugin: ResolvedPlugin, cgroup?: PluginCgroup): { child: ChildProcess; exited: Promise<Exit> } {
     const { ctx } = this;
     const command = resolveWeft(plugin.command);
-    const argv = ctx.wrap ? ctx.wrap(command) : command;
+    const inUnit = ctx.wrap ? ctx.wrap(command) : command;
+    const argv = cgroup ? cgroup.wrap(inUnit) : inUnit;
+    const oomBefore = cgroup?.oomKills() ?? 0;
     const config = JSON.stringify(plugin.config);
     const env: NodeJS.ProcessEnv = {
       ...ctx.env,
@@ -262,7 +277,7 @@ export class PluginSupervisor {
     const drained = Promise.all([pipe(child.stdout!, ctx.stdout ?? process.stdout, false), pipe(child.stderr!, ctx.stderr ?? process.stderr, true)]);
     const exited = new Promise<Exit>((resolve) => {
       child.once('error', (err) => resolve({ code: null, signal: null, error: err.message, stderrTail: tail }));
-      child.once('exit', (code, signal) => resolve({ code, signal, stderrTail: tail }));
+      child.once('exit', (code, signal) => resolve({ code, signal, stderrTail: tail, ...(cgroup && cgroup.oomKills() > oomBefore ? { outOfMemory: true } : {}) }));
     }).then(async (exit) => {
       // Its last lines, for the tail; not forever: something it started may hold the pipes open.
       if (exit.error === undefined) await Promise.race([drained, new Promise((r) => setTimeout(r, OUTPUT_AFTER_EXIT_MS).unref())]);
@@ -291,6 +306,7 @@ export async function startPlugins(query: PluginQuery | undefined, ctx: PluginCo
   try {
     const set = await fetchPlugins(query);
     const plugins = set.items;
+    if (plugins.some((p) => p.resources)) sweepStaleCgroups(processAlive);
     if (plugins.length > 0) ctx.log('info', 'plugins', { init: plugins.filter((p) => p.type === 'init').map((p) => p.name), general: plugins.filter((p) => p.type === 'general').map((p) => p.name) });
     await supervisor.runInit(plugins);
     supervisor.startGeneral(plugins);
@@ -301,6 +317,15 @@ export async function startPlugins(query: PluginQuery | undefined, ctx: PluginCo
     ctx.log('error', `${err.message}; the app is not started`, { code: err.code });
     await supervisor.stop();
     return undefined;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -319,6 +344,7 @@ export function resolveWeft(command: readonly string[]): string[] {
 
 function describeExit(exit: Exit): string {
   if (exit.error !== undefined) return `could not start: ${exit.error}`;
+  if (exit.outOfMemory) return `killed by ${exit.signal ?? 'the kernel'}: out of memory at its resources.memory limit`;
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }
 
