@@ -288,7 +288,7 @@ function builtinPluginRules(spec: PluginSpec): Problem[] {
   const name = builtinOf(spec.command);
   if (name === undefined) return [];
   const known = Object.keys(BUILTIN_PLUGINS).join(', ');
-  if (!isBuiltin(name)) return [invalid(['spec', 'command', 2], `weft has no built-in plugin "${name}"`, `one of ${known}`)];
+  if (!isBuiltin(name)) return [invalid(['spec', 'command', 2], `weft has no built-in plugin "${name}" (there are ${known})`, `one of ${known}`)];
   const builtin = BUILTIN_PLUGINS[name];
   const out: Problem[] = [];
   if (!(builtin.types as readonly string[]).includes(spec.type)) out.push(invalid(['spec', 'type'], `the ${name} plugin runs as ${builtin.types.join(' or ')}, not ${spec.type}`, builtin.types.join(' or ')));
@@ -300,6 +300,8 @@ function builtinPluginRules(spec: PluginSpec): Problem[] {
       const key = issue.path[0];
       if (issue.code === 'unrecognized_keys') {
         for (const k of issue.keys) out.push(invalid(['spec', 'config', 'global', k], `the ${name} plugin has no setting "${k}"`, `settings of ${name}: ${Object.keys(builtin.config.shape).join(', ')}`));
+      } else if (key !== undefined && global[String(key)] === undefined) {
+        out.push(invalid(['spec', 'config', 'global', String(key)], `the ${name} plugin needs ${String(key)}`));
       } else {
         out.push(invalid(['spec', 'config', 'global', ...(key !== undefined ? [String(key)] : [])], key === undefined ? issue.message : `${issue.message} (the ${name} plugin's ${String(key)})`));
       }
