@@ -491,6 +491,8 @@ export const pluginSpecSchema = z.strictObject({
   /** The argv: a path or a program on PATH, then its arguments. */
   command: z.array(z.string()).min(1).refine((argv) => argv.length === 0 || argv[0].length > 0, { message: 'the program (command[0]) must not be empty' }),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).optional(),
+  /** Obtain the program from npm: a package spec npm install takes (name@version, a tarball); command[0] is then one of its bins. */
+  npm: z.string().min(1).optional(),
   /** Absent: the app's working directory. */
   workingDir: z.string().min(1).optional(),
   /** Services of the plugin's namespace it attaches to (with `selector`: either matches). */

@@ -36,6 +36,8 @@ export interface ResolvedPlugin {
   namespace: string;
   type: PluginSpec['type'];
   command: string[];
+  /** The npm package command[0] comes from (installed by weft run). */
+  npm?: string;
   env: Record<string, string>;
   workingDir?: string;
   /** init plugins: run by order, then name. */
@@ -99,6 +101,7 @@ export function resolvePlugins(plugins: readonly Resource<'Plugin'>[], service: 
         namespace: p.metadata.namespace,
         type: spec.type,
         command: spec.command,
+        ...(spec.npm !== undefined ? { npm: spec.npm } : {}),
         env: spec.env ?? {},
         ...(spec.workingDir !== undefined ? { workingDir: spec.workingDir } : {}),
         order: spec.order ?? 0,

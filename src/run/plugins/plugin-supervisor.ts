@@ -21,6 +21,7 @@ import type { ResolvedPlugin } from '../../config/plugin-config';
 import type { Logger } from '../../observe/log';
 import { UnitGuard } from '../unit-guard';
 import { PluginCgroup, sweepStaleCgroups } from './plugin-cgroup';
+import { installPackage, packageCommand, PluginPackageError } from './plugin-package';
 import type { UnitChannel } from './unit-channel';
 import { fetchPlugins, PluginFetchError, watchPlugins, type PluginQuery } from './plugin-client';
 
@@ -79,8 +80,22 @@ export class PluginSupervisor {
   private stopping = false;
   private stopWatch: (() => void) | undefined;
   private updating: Promise<void> = Promise.resolve();
+  /** The argv of plugins whose program comes from an npm package, once installed. */
+  private readonly packaged = new Map<string, string[]>();
 
   constructor(private readonly ctx: PluginContext) {}
+
+  /** Installs the npm packages of `plugins` (once per spec, cached on the host); throws PluginPackageError. */
+  async prepare(plugins: readonly ResolvedPlugin[]): Promise<void> {
+    for (const plugin of plugins) {
+      if (plugin.npm === undefined) {
+        this.packaged.delete(plugin.name);
+        continue;
+      }
+      const dir = await installPackage(plugin.npm, this.ctx.log);
+      this.packaged.set(plugin.name, packageCommand(dir, plugin.command, plugin.npm));
+    }
+  }
 
   /** Runs the init plugins in order (the list's order: the API sorts them); throws PluginInitError at the first failure. */
   async runInit(plugins: readonly ResolvedPlugin[]): Promise<void> {
@@ -110,7 +125,7 @@ export class PluginSupervisor {
    */
   update(plugins: readonly ResolvedPlugin[]): Promise<void> {
     // One change at a time: a second answer waits until the first one's restarts are done.
-    this.updating = this.updating.then(() => this.applyUpdate(plugins));
+    this.updating = this.updating.then(() => this.prepareAndApply(plugins));
     return this.updating;
   }
 
@@ -138,6 +153,17 @@ export class PluginSupervisor {
     }
     for (const plugin of next.values()) this.startOne(plugin);
     await Promise.all(work);
+  }
+
+  /** applyUpdate, with the packages of new and changed plugins installed first (a failed install leaves the unit as it was). */
+  private async prepareAndApply(plugins: readonly ResolvedPlugin[]): Promise<void> {
+    try {
+      await this.prepare(plugins.filter((p) => p.type === 'general'));
+    } catch (err) {
+      this.ctx.log('error', `plugin change not applied: ${(err as Error).message}`, { code: (err as PluginPackageError).code });
+      return;
+    }
+    await this.applyUpdate(plugins);
   }
 
   private startOne(plugin: ResolvedPlugin, restarts = 0): void {
@@ -235,7 +261,7 @@ export class PluginSupervisor {
 
   private spawnPlugin(plugin: ResolvedPlugin, cgroup?: PluginCgroup): { child: ChildProcess; exited: Promise<Exit> } {
     const { ctx } = this;
-    const command = resolveWeft(plugin.command);
+    const command = this.packaged.get(plugin.name) ?? resolveWeft(plugin.command);
     const inUnit = ctx.wrap ? ctx.wrap(command) : command;
     const argv = cgroup ? cgroup.wrap(inUnit) : inUnit;
     const oomBefore = cgroup?.oomKills() ?? 0;
@@ -308,12 +334,13 @@ export async function startPlugins(query: PluginQuery | undefined, ctx: PluginCo
     const plugins = set.items;
     if (plugins.some((p) => p.resources)) sweepStaleCgroups(processAlive);
     if (plugins.length > 0) ctx.log('info', 'plugins', { init: plugins.filter((p) => p.type === 'init').map((p) => p.name), general: plugins.filter((p) => p.type === 'general').map((p) => p.name) });
+    await supervisor.prepare(plugins);
     await supervisor.runInit(plugins);
     supervisor.startGeneral(plugins);
     supervisor.follow(watchPlugins(query, set.version, (next) => void supervisor.update(next.items)));
     return supervisor;
   } catch (err) {
-    if (!(err instanceof PluginInitError || err instanceof PluginFetchError)) throw err;
+    if (!(err instanceof PluginInitError || err instanceof PluginFetchError || err instanceof PluginPackageError)) throw err;
     ctx.log('error', `${err.message}; the app is not started`, { code: err.code });
     await supervisor.stop();
     return undefined;

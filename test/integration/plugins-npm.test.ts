@@ -1,0 +1,79 @@
+// A plugin obtained from npm (spec.npm): weft run installs the package once
+// into its cache (a tarball here, so no registry is needed) and runs the
+// command's program from the package's bins; a program the package does
+// not have stops the unit with an error naming the programs it has.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
+import { silentLogger } from '../../src/observe/log';
+import { freePort } from '../../src/run/free-port';
+import { serviceYaml } from '../helpers/resources';
+import { tempDir, waitFor } from '../helpers/tmp';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BIN = path.join(ROOT, 'bin/weft.js');
+const NODE = process.execPath;
+let cp: ControlPlane;
+let tarball: string;
+let cache: string;
+const children: ChildProcess[] = [];
+
+before(async () => {
+  const pkg = tempDir(undefined, 'weft-npm-plugin-');
+  fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'weft-hello-plugin', version: '1.0.0', bin: { 'hello-plugin': 'hello.js' } }));
+  fs.writeFileSync(path.join(pkg, 'hello.js'), `#!/usr/bin/env node\nconsole.log('HELLO', process.argv[2], process.env.WEFT_PLUGIN_NAME);\nprocess.on('SIGTERM', () => process.exit(0));\nsetInterval(() => {}, 1000);\n`);
+  const packed = spawnSync('npm', ['pack', '--silent', '--pack-destination', pkg], { cwd: pkg, encoding: 'utf8' });
+  assert.equal(packed.status, 0, packed.stderr);
+  tarball = path.join(pkg, packed.stdout.trim().split('\n').pop()!);
+  cache = tempDir(undefined, 'weft-plugin-cache-');
+  const plugin = (name: string, service: string, program: string) =>
+    `apiVersion: weft.dev/v1\nkind: Plugin\nmetadata: { name: ${name} }\nspec:\n  type: general\n  npm: ${JSON.stringify(tarball)}\n  command: [${program}, from-npm]\n  targetRefs: [{ kind: Service, name: ${service} }]\n`;
+  const config = tempDir();
+  fs.writeFileSync(path.join(config, 'mesh.yaml'), [serviceYaml('web', 8080), serviceYaml('typo', 8080), plugin('hello', 'web', 'hello-plugin'), plugin('nope', 'typo', 'helo-plugin')].join('---\n'));
+  cp = await startControlPlane({ configDir: config, dataDir: tempDir(), xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
+});
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await cp.close();
+});
+
+async function weftRun(service: string) {
+  const child = spawn(NODE, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.2', '--service', service, '--port', String(await freePort()), '--', NODE, '-e', `require('node:http').createServer((q, s) => s.end()).listen(Number(process.env.PORT), '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));`], {
+    cwd: tempDir(),
+    env: { ...process.env, WEFT_PLUGIN_CACHE: cache, npm_config_update_notifier: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, out: () => out };
+}
+
+test('a plugin from an npm package is installed once into the cache and runs its bin', async () => {
+  const run = await weftRun('web');
+  await waitFor(() => /\[plugin hello\] HELLO from-npm hello\n/.test(run.out()), 120_000, 'the packaged plugin ran');
+  const installed = fs.readdirSync(cache).filter((d) => !d.startsWith('.'));
+  assert.equal(installed.length, 1, 'one install in the cache');
+  assert.ok(fs.existsSync(path.join(cache, installed[0], 'node_modules', '.bin', 'hello-plugin')));
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0);
+
+  // Again: from the cache, no second install.
+  const again = await weftRun('web');
+  await waitFor(() => /\[plugin hello\] HELLO from-npm/.test(again.out()), 30_000, 'the plugin ran again');
+  assert.doesNotMatch(again.out(), /installing plugin package/);
+  again.child.kill('SIGTERM');
+  assert.equal(await again.exited, 0);
+});
+
+test('a command the package does not provide stops the unit, naming the programs it has', async () => {
+  const run = await weftRun('typo');
+  assert.equal(await run.exited, 1);
+  assert.match(run.out(), /the package .*weft-hello-plugin-1\.0\.0\.tgz has no program \\"helo-plugin\\" \(its programs: hello-plugin\); the app is not started/);
+});
