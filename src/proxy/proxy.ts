@@ -4,7 +4,7 @@
 // the runtime they started with.
 import type * as http from 'node:http';
 import type { Logger } from '../observe/log';
-import { ProxyTracer, type TracingOptions } from '../observe/tracing/proxy-tracer';
+import type { ProxyTracer, TracingOptions } from '../observe/tracing/proxy-tracer';
 import { XdsClient } from '../xds/client/ads-client';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 import { NODE_METADATA } from '../xds/node-info';
@@ -130,7 +130,11 @@ export class Proxy {
     const h2 = this.h2;
     this.tls = new TlsContexts(this.secrets, this.stats, opts.log);
     this.runtime = new Runtime(EMPTY_CONFIG, undefined, this.tls);
-    if (opts.tracing) this.tracer = new ProxyTracer(opts.tracing, { service: opts.service, namespace: opts.namespace, nodeId: opts.nodeId });
+    // The OpenTelemetry SDK is loaded only by a sidecar that traces (it is most of an idle sidecar's memory otherwise).
+    if (opts.tracing) {
+      const { ProxyTracer: Tracer } = require('../observe/tracing/proxy-tracer') as typeof import('../observe/tracing/proxy-tracer');
+      this.tracer = new Tracer(opts.tracing, { service: opts.service, namespace: opts.namespace, nodeId: opts.nodeId });
+    }
     this.listeners = new ListenerManager({
       tracer: this.tracer,
       runtime: () => this.runtime,

@@ -188,17 +188,8 @@ export class ProxyTracer {
   }
 }
 
-/**
- * The request's fields with the propagation fields replaced by `t`'s:
- * for HTTP/2 and node:http header objects (lower-case names).
- */
-export function setTraceHeaders(headers: Record<string, unknown>, t: RequestTrace): void {
-  if (t.headers.length === 0) return; // an unsampled request whose context passes as it came
-  for (const name of PROPAGATION_FIELDS) delete headers[name];
-  for (let i = 0; i < t.headers.length; i += 2) headers[t.headers[i]] = t.headers[i + 1];
-}
-
 export { PROPAGATION_FIELDS, type TraceFormat };
+export { setTraceHeaders } from './trace-headers';
 
 function pathOnly(path: string): string {
   const q = path.indexOf('?');

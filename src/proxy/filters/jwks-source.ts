@@ -7,7 +7,8 @@
 // their keys.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import { createLocalJWKSet, errors, type JSONWebKeySet } from 'jose';
+import type { createLocalJWKSet, JSONWebKeySet } from 'jose';
+import { jose } from './jose-lazy';
 import { jwksProblem } from '../../config/jwks';
 import type { FilterState } from './catalog';
 import { filterEnv } from './filter-env';
@@ -37,7 +38,7 @@ export interface JwksSource {
 function keySetOf(text: string): KeySet {
   const problem = jwksProblem(text);
   if (problem) throw new JwksUnavailableError(`not a JWKS: ${problem}`);
-  return createLocalJWKSet(JSON.parse(text) as JSONWebKeySet);
+  return jose().createLocalJWKSet(JSON.parse(text) as JSONWebKeySet);
 }
 
 class InlineJwks implements JwksSource {
@@ -209,4 +210,4 @@ export function jwksSource(state: FilterState, config: JwksConfig): JwksSource {
   return made;
 }
 
-export const isNoMatchingKey = (err: unknown): boolean => err instanceof errors.JWKSNoMatchingKey;
+export const isNoMatchingKey = (err: unknown): boolean => err instanceof jose().errors.JWKSNoMatchingKey;

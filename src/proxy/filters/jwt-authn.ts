@@ -22,7 +22,8 @@
 // A token no provider accepts gets 401 flagged JWT with `www-authenticate: Bearer ...
 // error="invalid_token"` and the reason in the body; one log line per 10 s says why.
 // With forward false the token's header is removed from a verified request.
-import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type KeyLike } from 'jose';
+import type { JWTPayload, JWTVerifyOptions, KeyLike } from 'jose';
+import { jose } from './jose-lazy';
 import { jwksProblem } from '../../config/jwks';
 import { onlyFields, type FieldPath } from '../config/nack';
 import { durationMs, type Obj } from '../config/read-proto';
@@ -191,18 +192,18 @@ function addRequirement(at: FieldPath, req: Obj, into: JwtRequirement, providers
 
 /** Why a token was refused, for the 401's body and the log. */
 function reasonOf(err: unknown): string {
-  if (err instanceof errors.JWTExpired) return 'expired';
-  if (err instanceof errors.JWTClaimValidationFailed) {
+  if (err instanceof jose().errors.JWTExpired) return 'expired';
+  if (err instanceof jose().errors.JWTClaimValidationFailed) {
     if (err.claim === 'iss') return 'wrong issuer';
     if (err.claim === 'aud') return 'wrong audience';
     if (err.claim === 'nbf') return 'not yet valid';
     return `invalid claim ${err.claim}`;
   }
-  if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad signature';
-  if (err instanceof errors.JOSEAlgNotAllowed) return 'algorithm not allowed (RS256 and ES256 only)';
-  if (err instanceof errors.JWKSNoMatchingKey) return 'unknown kid (no key of the JWKS matches)';
+  if (err instanceof jose().errors.JWSSignatureVerificationFailed) return 'bad signature';
+  if (err instanceof jose().errors.JOSEAlgNotAllowed) return 'algorithm not allowed (RS256 and ES256 only)';
+  if (err instanceof jose().errors.JWKSNoMatchingKey) return 'unknown kid (no key of the JWKS matches)';
   if (err instanceof JwksUnavailableError) return `no keys: ${err.message}`;
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) return 'malformed token';
+  if (err instanceof jose().errors.JWSInvalid || err instanceof jose().errors.JWTInvalid || err instanceof jose().errors.JOSENotSupported) return 'malformed token';
   return `not verified (${(err as Error)?.message ?? String(err)})`;
 }
 
@@ -282,7 +283,7 @@ class JwtAuthnFilter implements HttpFilter {
     try {
       let iss: string | undefined;
       try {
-        const claims = decodeJwt(token);
+        const claims = jose().decodeJwt(token);
         iss = typeof claims.iss === 'string' ? claims.iss : undefined;
       } catch {
         return this.failed(req, requires, reason);
@@ -323,18 +324,18 @@ class JwtAuthnFilter implements HttpFilter {
       }
     };
     try {
-      return (await jwtVerify(token, keyFor, options)).payload;
+      return (await jose().jwtVerify(token, keyFor, options)).payload;
     } catch (err) {
       // No kid and several keys fit: try each.
-      if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+      if (!(err instanceof jose().errors.JWKSMultipleMatchingKeys)) throw err;
       for await (const key of err as unknown as AsyncIterable<KeyLike>) {
         try {
-          return (await jwtVerify(token, key, options)).payload;
+          return (await jose().jwtVerify(token, key, options)).payload;
         } catch (inner) {
-          if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+          if (!(inner instanceof jose().errors.JWSSignatureVerificationFailed)) throw inner;
         }
       }
-      throw new errors.JWSSignatureVerificationFailed();
+      throw new (jose().errors.JWSSignatureVerificationFailed)();
     }
   }
 

@@ -4,7 +4,8 @@
 // HTTP/1.0 client cannot read chunked framing: its body ends with the connection.
 import * as http2 from 'node:http2';
 import type { Endpoint, Route, RouteAction } from '../config/types';
-import { setTraceHeaders, type RequestTrace } from '../../observe/tracing/proxy-tracer';
+import type { RequestTrace } from '../../observe/tracing/proxy-tracer';
+import { setTraceHeaders } from '../../observe/tracing/trace-headers';
 import type { LocalFailure } from '../retry';
 import type { ClusterRuntime } from '../runtime';
 import { isH2Forbidden } from '../http2/session-pool';

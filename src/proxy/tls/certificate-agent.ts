@@ -36,6 +36,7 @@ import {
   WORKLOAD_SECRET_NAME,
 } from '../../ca/sds-protocol';
 import { isSignedBy, splitPemCertificates } from '../../ca/cert-info';
+import { createCsrPem, generateEcKeyPem } from '../../ca/csr';
 import { TRUST_BUNDLE_SECRET, WORKLOAD_CERT_SECRET, type SecretStore } from './secret-store';
 
 export interface CertificateAgentOptions {
@@ -169,9 +170,8 @@ export class CertificateAgent {
     if (this.stopped) return;
     this.renewing = true;
     try {
-      const { generateKeyPem, createCsr } = await import('../../ca/pki');
-      const keyPem = await generateKeyPem();
-      const csr = await createCsr(keyPem, this.opts.spiffeId);
+      const keyPem = await generateEcKeyPem();
+      const csr = createCsrPem(keyPem, this.opts.spiffeId);
       const chainPem = await this.fetch(csr);
       if (this.stopped) return;
       const leaf = new X509Certificate(chainPem);
