@@ -297,6 +297,14 @@ function pluginRules(spec: PluginSpec): Problem[] {
       }
     }
   }
+  if (spec.type === 'http-filter') {
+    out.push(...httpFilterPluginRules(spec));
+    return out;
+  }
+  if (spec.command === undefined) out.push(invalid(['spec', 'command'], `is required for a ${spec.type} plugin (the argv to run)`, 'command: [program, args...]'));
+  for (const field of ['module', 'direction'] as const) {
+    if (spec[field] !== undefined) out.push(invalid(['spec', field], `${field} is for http-filter plugins; a ${spec.type} plugin is a process (command)`, 'type http-filter'));
+  }
   if (spec.type === 'init') {
     if (spec.restartPolicy !== undefined) out.push(invalid(['spec', 'restartPolicy'], 'an init plugin runs once to completion: restartPolicy is for general plugins', 'type general'));
     if (spec.restartBackoff !== undefined) out.push(invalid(['spec', 'restartBackoff'], 'an init plugin runs once to completion: restartBackoff is for general plugins', 'type general'));
@@ -315,6 +323,23 @@ function pluginRules(spec: PluginSpec): Problem[] {
       const field = backoff.max !== undefined ? 'max' : 'min';
       out.push(invalid(['spec', 'restartBackoff', field], `max ${max} is shorter than min ${min}` + (backoff.max === undefined ? ` (max defaults to ${max})` : ''), field === 'max' ? `a duration >= ${min}` : `a duration <= ${max}`));
     }
+  }
+  return out;
+}
+
+/** A module path the sidecar can load: absolute, or an npm package name (a relative path has no base the sidecar shares). */
+const MODULE_SPEC = /^(\/.+|(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(\/[^\s]+)?)$/;
+
+// An http-filter plugin is a module, not a process: module required, the process fields refused by name.
+function httpFilterPluginRules(spec: PluginSpec): Problem[] {
+  const out: Problem[] = [];
+  if (spec.module === undefined) out.push(invalid(['spec', 'module'], 'is required for an http-filter plugin (the module the sidecar loads)', 'an absolute path or an npm package name'));
+  else if (!MODULE_SPEC.test(spec.module)) out.push(invalid(['spec', 'module'], `expected an absolute path or an npm package name, got ${JSON.stringify(spec.module)}`, 'an absolute path or an npm package name'));
+  for (const field of ['command', 'env', 'workingDir', 'restartPolicy', 'restartBackoff'] as const) {
+    if (spec[field] !== undefined) out.push(invalid(['spec', field], `${field} is for init and general plugins; an http-filter plugin is a module the sidecar loads`, 'module'));
+  }
+  for (const group of ['perPort', 'perDependency'] as const) {
+    if (Object.keys(spec.config[group]).length > 0) out.push(invalid(['spec', 'config', group], `an http-filter plugin gets config.global only`, 'config.global'));
   }
   return out;
 }
