@@ -301,7 +301,7 @@ function pluginRules(spec: PluginSpec): Problem[] {
     out.push(...httpFilterPluginRules(spec));
     return out;
   }
-  if (spec.command === undefined) out.push(invalid(['spec', 'command'], `is required for a ${spec.type} plugin (the argv to run)`, 'command: [program, args...]'));
+  if (spec.command === undefined) out.push(invalid(['spec', 'command'], `is required for ${spec.type} plugins (the argv to run)`, 'command: [program, args...]'));
   for (const field of ['module', 'direction'] as const) {
     if (spec[field] !== undefined) out.push(invalid(['spec', field], `${field} is for http-filter plugins; a ${spec.type} plugin is a process (command)`, 'type http-filter'));
   }
