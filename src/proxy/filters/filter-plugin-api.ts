@@ -1,6 +1,6 @@
 // The API of an http-filter Plugin: what a module the sidecar loads exports
 // and what it is handed. Types only, no runtime code, so a filter package can
-// `import type { HttpFilterPluginFactory } from 'weft/dist/src/proxy/filters/filter-plugin-api'`
+// `import type { HttpFilterPluginFactory } from 'weft/src/proxy/filters/filter-plugin-api'`
 // (or copy these few lines). module-filter.ts implements it.
 //
 // A module exports its factory as `module.exports`, as `default` (TypeScript's
