@@ -476,9 +476,11 @@ export const requestAuthenticationSpecSchema = z.strictObject({
   jwtRules: z.array(jwtRule).min(1),
 });
 
-// ---- Plugin (weft.dev/v1): a process `weft run` starts beside the services it attaches to ----
+// ---- Plugin (weft.dev/v1): a process `weft run` starts beside the services it attaches to,
+// or (http-filter) a JS module their sidecars run in the HTTP filter chain ----
 
-export const PLUGIN_TYPES = ['init', 'general'] as const;
+export const PLUGIN_TYPES = ['init', 'general', 'http-filter'] as const;
+export const FILTER_DIRECTIONS = ['inbound', 'outbound'] as const;
 export const RESTART_POLICIES = ['Always', 'OnFailure', 'Never'] as const;
 export const CONFIG_RELOADS = ['Restart', 'Signal'] as const;
 /** restartBackoff fields left out. */
@@ -486,10 +488,14 @@ export const PLUGIN_BACKOFF_DEFAULTS = { min: '1s', max: '30s' } as const;
 const configGroup = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'a key of letters, digits, "_", "." or "-"'), z.string());
 
 export const pluginSpecSchema = z.strictObject({
-  /** init: runs to completion before the app (by order, then name); general: runs beside the app. */
+  /** init: runs to completion before the app (by order, then name); general: runs beside the app; http-filter: a module the sidecar runs per request. */
   type: z.enum(PLUGIN_TYPES),
-  /** The argv: a path or a program on PATH, then its arguments. */
-  command: z.array(z.string()).min(1).refine((argv) => argv.length === 0 || argv[0].length > 0, { message: 'the program (command[0]) must not be empty' }),
+  /** init and general: the argv, a path or a program on PATH, then its arguments. */
+  command: z.array(z.string()).min(1).refine((argv) => argv.length === 0 || argv[0].length > 0, { message: 'the program (command[0]) must not be empty' }).optional(),
+  /** http-filter: the JS module, an absolute path or an npm package name the sidecar can resolve. */
+  module: z.string().min(1).optional(),
+  /** http-filter: inbound (default) filters requests to the attached services; outbound, the requests they make. */
+  direction: z.enum(FILTER_DIRECTIONS).optional(),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string()).optional(),
   /** Obtain the program from npm: a package spec npm install takes (name@version, a tarball); command[0] is then one of its bins. */
   npm: z.string().min(1).optional(),
@@ -525,7 +531,7 @@ export const pluginSpecSchema = z.strictObject({
     .optional(),
   /** general plugins: a config change from the mesh restarts the plugin (Restart), or reaches it as SIGHUP with a new WEFT_PLUGIN_CONFIG_FILE (Signal). Default: Signal for weft's built-ins, else Restart. */
   configReload: z.enum(CONFIG_RELOADS).optional(),
-  /** init plugins only: lower runs first (default 0). */
+  /** init plugins: lower runs first; http-filter plugins: lower filters first (default 0). */
   order: z.number().int().min(-1_000_000).max(1_000_000).optional(),
 });
 

@@ -30,11 +30,11 @@ function resolveGroup(group: Record<string, string>, vars: Record<string, string
   return Object.fromEntries(Object.entries(group).map(([k, v]) => [k, substitute(v, vars)]));
 }
 
-/** What `weft run` gets for one plugin of one service (GET /api/v1/plugins). */
+/** What `weft run` gets for one plugin of one service (GET /api/v1/plugins): the process plugins, not http-filter ones. */
 export interface ResolvedPlugin {
   name: string;
   namespace: string;
-  type: PluginSpec['type'];
+  type: 'init' | 'general';
   command: string[];
   /** The npm package command[0] comes from (installed by weft run). */
   npm?: string;
@@ -87,20 +87,24 @@ export function attachesTo(plugin: Resource<'Plugin'>, service: Resource<'Servic
   return Object.entries(selector.matchLabels).every(([k, v]) => labels[k] === v);
 }
 
-/** The plugins of `service`, init plugins first in their run order, config resolved for it. */
+/**
+ * The process plugins of `service` (what `weft run` starts), init plugins
+ * first in their run order, config resolved for it. http-filter plugins are
+ * not among them: the sidecar gets those over xDS (resolveFilterPlugins).
+ */
 export function resolvePlugins(plugins: readonly Resource<'Plugin'>[], service: Resource<'Service'>): ResolvedPlugin[] {
   const svc = service.metadata.name;
   const ns = service.metadata.namespace;
   const base = { service: svc, namespace: ns };
   const resolved = plugins
-    .filter((p) => attachesTo(p, service))
+    .filter((p) => p.spec.type !== 'http-filter' && attachesTo(p, service))
     .map((p): ResolvedPlugin => {
       const { spec } = p;
       return {
         name: p.metadata.name,
         namespace: p.metadata.namespace,
-        type: spec.type,
-        command: spec.command,
+        type: spec.type as ResolvedPlugin['type'],
+        command: spec.command ?? [],
         ...(spec.npm !== undefined ? { npm: spec.npm } : {}),
         env: spec.env ?? {},
         ...(spec.workingDir !== undefined ? { workingDir: spec.workingDir } : {}),
@@ -111,7 +115,7 @@ export function resolvePlugins(plugins: readonly Resource<'Plugin'>[], service: 
           max: durationToMs(spec.restartBackoff?.max ?? PLUGIN_BACKOFF_DEFAULTS.max),
         },
         ...(spec.resources && Object.keys(spec.resources).length > 0 ? { resources: pluginLimits(spec.resources) } : {}),
-        configReload: spec.configReload ?? (builtinOf(spec.command) !== undefined ? 'Signal' : 'Restart'),
+        configReload: spec.configReload ?? (builtinOf(spec.command ?? []) !== undefined ? 'Signal' : 'Restart'),
         config: {
           global: resolveGroup(spec.config.global, base),
           perPort: service.spec.ports.map((port) => ({
@@ -129,4 +133,32 @@ export function resolvePlugins(plugins: readonly Resource<'Plugin'>[], service: 
     });
   const rank = (p: ResolvedPlugin) => (p.type === 'init' ? 0 : 1);
   return resolved.sort((a, b) => rank(a) - rank(b) || (a.type === 'init' ? a.order - b.order : 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** An http-filter plugin of one service, as its sidecar runs it. */
+export interface ResolvedFilterPlugin {
+  name: string;
+  namespace: string;
+  /** An absolute path or an npm package name. */
+  module: string;
+  direction: 'inbound' | 'outbound';
+  order: number;
+  /** config.global, ${service} and ${namespace} resolved for the service. */
+  config: Record<string, string>;
+}
+
+/** The http-filter plugins of `service` for one direction, in chain order: by order, then namespace/name. */
+export function resolveFilterPlugins(plugins: readonly Resource<'Plugin'>[], service: Resource<'Service'>, direction: 'inbound' | 'outbound'): ResolvedFilterPlugin[] {
+  const base = { service: service.metadata.name, namespace: service.metadata.namespace };
+  return plugins
+    .filter((p) => p.spec.type === 'http-filter' && p.spec.module !== undefined && (p.spec.direction ?? 'inbound') === direction && attachesTo(p, service))
+    .map((p) => ({
+      name: p.metadata.name,
+      namespace: p.metadata.namespace,
+      module: p.spec.module!,
+      direction,
+      order: p.spec.order ?? 0,
+      config: resolveGroup(p.spec.config.global, base),
+    }))
+    .sort((a, b) => a.order - b.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -285,7 +285,7 @@ function requestAuthenticationRules(spec: RequestAuthenticationSpec): Problem[] 
 // A built-in plugin (`command: [weft, plugin, <name>]`) exists, runs as a type it supports, and its
 // config.global parses with its schema (placeholders filled with sample values first).
 function builtinPluginRules(spec: PluginSpec): Problem[] {
-  const name = builtinOf(spec.command);
+  const name = builtinOf(spec.command ?? []);
   if (name === undefined) return [];
   const known = Object.keys(BUILTIN_PLUGINS).join(', ');
   if (!isBuiltin(name)) return [invalid(['spec', 'command', 2], `weft has no built-in plugin "${name}" (there are ${known})`, `one of ${known}`)];
@@ -333,6 +333,14 @@ function pluginRules(spec: PluginSpec): Problem[] {
       }
     }
   }
+  if (spec.type === 'http-filter') {
+    out.push(...httpFilterPluginRules(spec));
+    return out;
+  }
+  if (spec.command === undefined) out.push(invalid(['spec', 'command'], `is required for ${spec.type} plugins (the argv to run)`, 'command: [program, args...]'));
+  for (const field of ['module', 'direction'] as const) {
+    if (spec[field] !== undefined) out.push(invalid(['spec', field], `${field} is for http-filter plugins; a ${spec.type} plugin is a process (command)`, 'type http-filter'));
+  }
   out.push(...builtinPluginRules(spec));
   const limits = spec.resources ? pluginLimits(spec.resources) : {};
   if (limits.memoryBytes !== undefined && limits.memoryBytes < 4 * 1024 * 1024) out.push(invalid(['spec', 'resources', 'memory'], 'at least 4Mi: no program starts in less', '4Mi or more'));
@@ -356,6 +364,23 @@ function pluginRules(spec: PluginSpec): Problem[] {
       const field = backoff.max !== undefined ? 'max' : 'min';
       out.push(invalid(['spec', 'restartBackoff', field], `max ${max} is shorter than min ${min}` + (backoff.max === undefined ? ` (max defaults to ${max})` : ''), field === 'max' ? `a duration >= ${min}` : `a duration <= ${max}`));
     }
+  }
+  return out;
+}
+
+/** A module path the sidecar can load: absolute, or an npm package name (a relative path has no base the sidecar shares). */
+const MODULE_SPEC = /^(\/.+|(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(\/[^\s]+)?)$/;
+
+// An http-filter plugin is a module, not a process: module required, the process fields refused by name.
+function httpFilterPluginRules(spec: PluginSpec): Problem[] {
+  const out: Problem[] = [];
+  if (spec.module === undefined) out.push(invalid(['spec', 'module'], 'is required for an http-filter plugin (the module the sidecar loads)', 'an absolute path or an npm package name'));
+  else if (!MODULE_SPEC.test(spec.module)) out.push(invalid(['spec', 'module'], `expected an absolute path or an npm package name, got ${JSON.stringify(spec.module)}`, 'an absolute path or an npm package name'));
+  for (const field of ['command', 'npm', 'env', 'workingDir', 'restartPolicy', 'restartBackoff', 'resources', 'configReload'] as const) {
+    if (spec[field] !== undefined) out.push(invalid(['spec', field], `${field} is for init and general plugins; an http-filter plugin is a module the sidecar loads`, 'module'));
+  }
+  for (const group of ['perPort', 'perDependency'] as const) {
+    if (Object.keys(spec.config[group]).length > 0) out.push(invalid(['spec', 'config', group], `an http-filter plugin gets config.global only`, 'config.global'));
   }
   return out;
 }

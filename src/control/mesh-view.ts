@@ -14,6 +14,7 @@ export function buildMeshView(store: Store, registry: Registry): MeshView {
     meshTls: resources('MeshTLS'),
     authorizationPolicies: resources('AuthorizationPolicy'),
     requestAuthentications: resources('RequestAuthentication'),
+    plugins: resources('Plugin'),
     endpoints: registry.endpoints(),
   };
 }

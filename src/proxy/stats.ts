@@ -172,6 +172,8 @@ export class ProxyStats implements StatsIdentity {
   private readonly rateLimits = new Map<string, number>();
   /** RBAC denials by filter (http, network), action of the filter that denied, stat prefix. */
   private readonly rbacDenials = new Map<string, number>();
+  /** Requests an http-filter plugin's module failed (answered 500 FE), by plugin and stage, NUL-separated. */
+  private readonly filterErrors = new Map<string, number>();
   /** Rate limit service failures by stat_prefix and allowed/denied. */
   private readonly rateLimitFailures = new Map<string, number>();
 
@@ -198,6 +200,11 @@ export class ProxyStats implements StatsIdentity {
   rbacDenied(filter: 'http' | 'network', action: string, statPrefix: string): void {
     const key = `${filter}\u0000${action}\u0000${statPrefix}`;
     this.rbacDenials.set(key, (this.rbacDenials.get(key) ?? 0) + 1);
+  }
+
+  filterError(plugin: string, stage: string): void {
+    const key = `${plugin}\u0000${stage}`;
+    this.filterErrors.set(key, (this.filterErrors.get(key) ?? 0) + 1);
   }
 
   rateLimitFailure(statPrefix: string, denied: boolean): void {
@@ -323,6 +330,12 @@ export class ProxyStats implements StatsIdentity {
     for (const [key, n] of this.rbacDenials) {
       const [filter, action, prefix] = key.split('\u0000');
       out.push(`weft_rbac_denied_total{filter="${filter}",action="${action}",stat_prefix="${escapeLabel(prefix)}"} ${n}`);
+    }
+
+    family('weft_http_filter_errors_total', 'counter', 'Requests an http-filter plugin failed with 500 (flag FE), by plugin and stage: load (the module or its factory failed), decode, encode, timeout (decodeHeaders did not settle).');
+    for (const [key, n] of this.filterErrors) {
+      const [plugin, stage] = key.split('\u0000');
+      out.push(`weft_http_filter_errors_total{plugin="${escapeLabel(plugin)}",stage="${stage}"} ${n}`);
     }
 
     const tcp = this.tcpAll;

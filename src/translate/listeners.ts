@@ -48,7 +48,7 @@ function tcpProxyFilter(tcpProxy: Obj): Obj {
 }
 
 /** The sidecar's HTTP listener for everything its app calls; routes come from RDS `outbound`. */
-export function outboundListener(node: NodeInfo, opts: { fault?: boolean } = {}): Obj {
+export function outboundListener(node: NodeInfo, opts: { fault?: boolean; plugins?: Obj[] } = {}): Obj {
   return {
     name: OUTBOUND_LISTENER.name,
     address: socketAddress(OUTBOUND_LISTENER.address, node.outboundPort ?? OUTBOUND_LISTENER.port),
@@ -60,7 +60,8 @@ export function outboundListener(node: NodeInfo, opts: { fault?: boolean } = {})
             stat_prefix: OUTBOUND_LISTENER.name,
             rds: { config_source: adsConfigSource(), route_config_name: OUTBOUND_ROUTE_CONFIG },
             // The fault filter only when a route overrides it (fault.ts): no filter, no per-request cost.
-            http_filters: opts.fault ? [faultFilter(), routerFilter()] : [routerFilter()],
+            // Then the outbound http-filter plugins of the node's service (filter-plugins.ts).
+            http_filters: [...(opts.fault ? [faultFilter()] : []), ...(opts.plugins ?? []), routerFilter()],
           }),
         ],
       },
@@ -128,6 +129,8 @@ export interface InboundSecurity {
   rbac?: (port: ServicePort) => PortRbac;
   /** The jwt_authn HTTP filter (jwt-authn.ts), first in every HCM. */
   jwtAuthn?: Obj;
+  /** The inbound http-filter plugins (filter-plugins.ts): after every guard, just before the router. */
+  plugins?: Obj[];
 }
 
 /**
@@ -142,7 +145,7 @@ export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPo
   const plaintext = (security.mode ?? 'permissive') === 'permissive';
   const portFilters = (port: ServicePort): Obj[] => {
     const rbac = security.rbac?.(port);
-    return [...(rbac?.network ?? []), inboundFilter(port, own, policy, rbac?.http, security.jwtAuthn)];
+    return [...(rbac?.network ?? []), inboundFilter(port, own, policy, rbac?.http, security.jwtAuthn, security.plugins)];
   };
   const chains: Obj[] = [];
   for (const port of ports) {
@@ -172,7 +175,7 @@ export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPo
   };
 }
 
-function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined, rbac: Obj[] = [], jwtAuthn?: Obj): Obj {
+function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpec | undefined, rbac: Obj[] = [], jwtAuthn?: Obj, plugins: Obj[] = []): Obj {
   const cluster = inboundClusterName(port.port);
   const name = inboundRouteConfigName(port.port);
   if (!isHttpPort(port)) return tcpProxyFilter({ stat_prefix: name, cluster });
@@ -193,8 +196,9 @@ function inboundFilter(port: ServicePort, own: Service, policy: TrafficPolicySpe
       ],
     },
     // jwt_authn first (the RBAC filters read the claims it verified), then RBAC
-    // (deny, then allow) before anything counts the request.
-    http_filters: [...(jwtAuthn ? [jwtAuthn] : []), ...rbac, ...(limits?.httpFilters ?? []), routerFilter()],
+    // (deny, then allow) before anything counts the request; the plugins' modules
+    // last, so they never see a request the guards refuse.
+    http_filters: [...(jwtAuthn ? [jwtAuthn] : []), ...rbac, ...(limits?.httpFilters ?? []), ...plugins, routerFilter()],
   });
 }
 

@@ -3,7 +3,8 @@
 // resources (every list is built in a sorted order), so the cache can hash
 // them and skip pushes that change nothing.
 //
-// MeshTLS: mtls.ts; RequestAuthentication: jwt-authn.ts; AuthorizationPolicy: authz.ts.
+// MeshTLS: mtls.ts; RequestAuthentication: jwt-authn.ts; AuthorizationPolicy: authz.ts;
+// http-filter Plugins: filter-plugins.ts.
 import { TYPE_URL, XDS_RESOURCE_TYPES } from '../xds/type-urls';
 import { inboundRbac, policiesFor } from './authz';
 import { inboundCluster, outboundCluster } from './clusters';
@@ -11,6 +12,7 @@ import { buildContext, keyOf, sortedPorts } from './context';
 import { routesUseFault } from './fault';
 import { loadAssignment } from './endpoints';
 import { jwtAuthnFilter } from './jwt-authn';
+import { pluginFilters } from './filter-plugins';
 import { apiListeners, inboundListener, outboundListener, tcpListeners } from './listeners';
 import { compareStrings } from './proto-values';
 import { meshTlsMode } from './mtls';
@@ -38,12 +40,12 @@ export function translate(view: MeshView, node: NodeInfo, opts: TranslateOptions
 
   if (node.role === 'sidecar') {
     const outbound = outboundRouteConfig(ctx, scope.callable);
-    listeners.push(outboundListener(node, { fault: routesUseFault(outbound) }), ...tcpListeners(ctx, scope.callable, scope.own));
+    listeners.push(outboundListener(node, { fault: routesUseFault(outbound), plugins: pluginFilters(ctx, scope.own, 'outbound') }), ...tcpListeners(ctx, scope.callable, scope.own));
     routeConfigs.push(outbound);
     if (scope.own) {
       const authz = policiesFor(ctx, scope.own);
       const rbac = authz.length ? (port: Parameters<typeof inboundRbac>[1]) => inboundRbac(authz, port, ctx.trustDomain) : undefined;
-      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), { mode: meshTlsMode(ctx, scope.own), rbac, jwtAuthn: jwtAuthnFilter(ctx, scope.own) }));
+      listeners.push(inboundListener(scope.own, node, ctx.policies.get(keyOf(scope.own)), { mode: meshTlsMode(ctx, scope.own), rbac, jwtAuthn: jwtAuthnFilter(ctx, scope.own), plugins: pluginFilters(ctx, scope.own, 'inbound') }));
       const lowest = sortedPorts(scope.own)[0].port;
       clusters.push(...scope.own.spec.ports.map((p) => inboundCluster(p, p.port === lowest ? node.appPort : undefined, node.appAddress)));
     }

@@ -34,6 +34,8 @@ export interface MeshView {
   meshTls: Resource<'MeshTLS'>[];
   authorizationPolicies: Resource<'AuthorizationPolicy'>[];
   requestAuthentications: Resource<'RequestAuthentication'>[];
+  /** Plugins; the translator reads the http-filter ones (filter-plugins.ts). Absent: none. */
+  plugins?: Resource<'Plugin'>[];
   /** "namespace/name" of a Service → its endpoints */
   endpoints: Map<string, Endpoint[]>;
 }

@@ -34,6 +34,7 @@ const PROTO_FILES = [
   'envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto',
   'envoy/extensions/load_balancing_policies/random/v3/random.proto',
   'envoy/service/metrics/v3/metrics_service.proto',
+  'xds/type/v3/typed_struct.proto',
 ];
 
 /** Folders of the proto tree inside @grpc/grpc-js-xds. */

@@ -19,7 +19,12 @@ export const TYPE_URL = {
   TlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   DownstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
   UpstreamTlsContext: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  /** An extension's config as a Struct, named by its own type_url (how Envoy carries configs it has no proto for). */
+  TypedStruct: 'type.googleapis.com/xds.type.v3.TypedStruct',
 } as const;
+
+/** The type_url inside the TypedStruct of an http-filter Plugin: weft's own, unknown to Envoy (the filter is optional). */
+export const MODULE_FILTER_TYPE_URL = 'weft.dev/filters.http.typescript';
 
 /** The resource types of ADS, in the order a client should apply them (CDS before EDS, LDS before RDS). */
 export const XDS_RESOURCE_TYPES = [

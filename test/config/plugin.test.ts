@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { resolvePlugins, type Resource } from '../../src/config';
+import { resolveFilterPlugins } from '../../src/config/plugin-config';
 import { BASE_KEYS, keys, loadYaml, onlyError, withBase } from './support';
 
 /** A Plugin document; BASE's Services are web (ports 80, 9901), db and greeter. */
@@ -24,7 +25,7 @@ test('a Plugin needs a type, a non-empty command and something to attach to', as
   await expectBad('  type: sidecar\n  command: [x]\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.type', /init|general/);
   await expectBad('  type: init\n  command: []\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.command');
   await expectBad('  type: init\n  command: [""]\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.command', /command\[0\]/);
-  await expectBad('  type: init\n  targetRefs: [{ name: web }]', 'E_SCHEMA', 'spec.command');
+  await expectBad('  type: init\n  targetRefs: [{ name: web }]', 'E_INVALID', 'spec.command', /required for init plugins/);
   await expectBad('  type: init\n  command: [x]', 'E_INVALID', 'spec', /targetRefs or selector/);
   await expectBad(OK + '  sidecar: true', 'E_SCHEMA', 'spec.sidecar');
   await expectBad(OK.replace('name: web', 'name: nope'), 'E_REFERENCE', 'spec.targetRefs[0].name', /Service default\/nope does not exist/);
@@ -78,4 +79,36 @@ test('config resolves per port and per dependency; targetRefs and selectors atta
   assert.equal(mon.restartPolicy, 'Always', 'the default for a general plugin');
   assert.deepEqual(mon.restartBackoffMs, { min: 1000, max: 30_000 });
   assert.equal(resolved[0].restartPolicy, 'Never', 'an init plugin runs once');
+});
+
+const FILTER = '  type: http-filter\n  module: /opt/filters/tag.js\n  targetRefs: [{ kind: Service, name: web }]\n';
+
+test('an http-filter plugin is a module: module required, process fields refused by name, global config only', async () => {
+  await expectBad('  type: http-filter\n  targetRefs: [{ name: web }]', 'E_INVALID', 'spec.module', /required for an http-filter plugin/);
+  await expectBad(FILTER.replace('/opt/filters/tag.js', './tag.js'), 'E_INVALID', 'spec.module', /absolute path or an npm package name/);
+  await expectBad(FILTER + '  command: [node, x.js]', 'E_INVALID', 'spec.command', /init and general plugins/);
+  await expectBad(FILTER + '  env: { A: b }', 'E_INVALID', 'spec.env');
+  await expectBad(FILTER + '  restartPolicy: Always', 'E_INVALID', 'spec.restartPolicy');
+  await expectBad(FILTER + '  config:\n    perPort: { a: b }', 'E_INVALID', 'spec.config.perPort', /config\.global only/);
+  await expectBad(FILTER + '  direction: sideways', 'E_SCHEMA', 'spec.direction');
+  await expectBad(OK + '  module: /x.js', 'E_INVALID', 'spec.module', /for http-filter plugins/);
+  await expectBad(OK + '  direction: inbound', 'E_INVALID', 'spec.direction', /for http-filter plugins/);
+});
+
+test('http-filter plugins are the sidecar\'s: weft run\'s list leaves them out', async () => {
+  const { resources, errors } = await loadYaml(
+    withBase(
+      plugin('tagger', FILTER + '  order: 3\n  direction: outbound\n  config:\n    global: { tag: "${service}" }'),
+      plugin('scoped', '  type: http-filter\n  module: "@acme/weft-filter/deny"\n  targetRefs: [{ name: web }]'),
+      plugin('mon', OK),
+    ),
+  );
+  assert.deepEqual(errors.map((e) => e.message), []);
+  const web = resources.find((r) => r.kind === 'Service' && r.metadata.name === 'web') as Resource<'Service'>;
+  const plugins = resources.filter((r) => r.kind === 'Plugin') as Resource<'Plugin'>[];
+  assert.deepEqual(resolvePlugins(plugins, web).map((p) => p.name), ['mon']);
+  assert.deepEqual(resolveFilterPlugins(plugins, web, 'outbound'), [
+    { name: 'tagger', namespace: 'default', module: '/opt/filters/tag.js', direction: 'outbound', order: 3, config: { tag: 'web' } },
+  ]);
+  assert.deepEqual(resolveFilterPlugins(plugins, web, 'inbound').map((p) => p.module), ['@acme/weft-filter/deny']);
 });

@@ -76,6 +76,7 @@ export function meshView(yamlText: string, endpoints: Record<string, EndpointSpe
     meshTls: of('MeshTLS'),
     authorizationPolicies: of('AuthorizationPolicy'),
     requestAuthentications: of('RequestAuthentication'),
+    plugins: of('Plugin'),
     endpoints: eps,
   };
 }

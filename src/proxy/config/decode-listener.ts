@@ -17,7 +17,9 @@
 //                     (downstream connections; default 1 h)
 //                     or an inline route_config (see decode-route.ts), http_filters ending in
 //                     envoy.filters.http.router (Router's stats/tracing knobs accepted), before it
-//                     the filters of filters/catalog.ts; another HTTP filter is a NACK unless
+//                     the filters of filters/catalog.ts (a typed_config may be an
+//                     xds.type.v3.TypedStruct: its type_url names the filter, its
+//                     Struct is the config); another HTTP filter is a NACK unless
 //                     is_optional, in which case it is skipped as Envoy skips one it does not know
 //     TcpProxy        stat_prefix, cluster | weighted_clusters {name, weight}, idle_timeout
 //                     (absent: the proxy's default; 0: none)
@@ -28,7 +30,7 @@ import { TYPE_URL } from '../../xds/type-urls';
 import { decodeRouteTable } from './decode-route';
 import { FieldPath, onlyFields } from './nack';
 import { decodeDownstreamTls, decodeListenerFilters } from './decode-tls';
-import { bool, durationMs, ipSocketAddress, requireAdsConfigSource, u32, unpackAny, type Obj } from './read-proto';
+import { bool, durationMs, ipSocketAddress, requireAdsConfigSource, structToJson, u32, unpackAny, type Obj } from './read-proto';
 import { filterTypeFor, HTTP_FILTER_TYPES } from '../filters/catalog';
 import { decodeNetworkRbac, type NetworkRbacConfig } from '../tcp/network-rbac';
 import type { FilterChain, HttpFilterConfig, HttpNetworkFilter, ListenerConfig, TcpNetworkFilter, WeightedCluster } from './types';
@@ -180,7 +182,14 @@ function httpFilters(at: FieldPath, filters: Obj[]): HttpFilterConfig[] {
     const named = here.note(f.name || f.typed_config?.type_url || 'unnamed');
     if (router) named.invalid(`comes after ${ROUTER_FILTER}, which must be the last HTTP filter`);
     if (!f.typed_config) here.field('typed_config').invalid('is required');
-    const typeUrl: string = f.typed_config.type_url;
+    let typeUrl: string = f.typed_config.type_url;
+    // A TypedStruct names its extension by its own type_url and carries the config as a Struct (JSON).
+    let typedStruct: Obj | undefined;
+    if (typeUrl === TYPE_URL.TypedStruct) {
+      const { msg } = unpackAny(here.field('typed_config'), f.typed_config, [TYPE_URL.TypedStruct]);
+      typeUrl = msg.type_url ?? '';
+      typedStruct = structToJson(msg.value);
+    }
     if (typeUrl !== TYPE_URL.Router) {
       const type = filterTypeFor(typeUrl);
       if (!type) {
@@ -190,7 +199,7 @@ function httpFilters(at: FieldPath, filters: Obj[]): HttpFilterConfig[] {
       }
       if (!f.name) here.field('name').invalid('is required');
       if (out.some((o) => o.name === f.name)) here.field('name').invalid(`"${f.name}" names another filter of this chain`);
-      const { msg } = unpackAny(here.field('typed_config'), f.typed_config, [typeUrl]);
+      const msg = typedStruct ?? unpackAny(here.field('typed_config'), f.typed_config, [typeUrl]).msg;
       out.push({ name: f.name, typeUrl, config: type.decode(here.field('typed_config'), msg) });
       return;
     }

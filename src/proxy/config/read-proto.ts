@@ -98,3 +98,33 @@ export function regexMatcher(at: FieldPath, m: Obj | undefined, mode: Re2Mode): 
   onlyFields(at, 'envoy.type.matcher.v3.RegexMatcher', m, ['regex', 'google_re2']);
   return re2(at.field('regex'), m.regex, mode);
 }
+
+/**
+ * A decoded google.protobuf.Struct as plain JSON. protobufjs bundles the
+ * well-known types with camelCase field names (stringValue, structValue, …),
+ * and decodeMessage keeps the oneof's `kind`.
+ */
+export function structToJson(struct: Obj | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(struct?.fields ?? {})) out[key] = valueToJson(value as Obj);
+  return out;
+}
+
+function valueToJson(v: Obj): unknown {
+  switch (v.kind) {
+    case 'nullValue':
+      return null;
+    case 'numberValue':
+      return v.numberValue;
+    case 'stringValue':
+      return v.stringValue;
+    case 'boolValue':
+      return v.boolValue;
+    case 'structValue':
+      return structToJson(v.structValue);
+    case 'listValue':
+      return ((v.listValue?.values ?? []) as Obj[]).map(valueToJson);
+    default:
+      return null;
+  }
+}

@@ -10,6 +10,7 @@ import { FAULT_FILTER_TYPE } from './fault';
 import { GLOBAL_RATE_LIMIT_TYPE } from './global-rate-limit';
 import { JWT_AUTHN_TYPE } from './jwt-authn';
 import { LOCAL_RATE_LIMIT_TYPE } from './local-rate-limit';
+import { MODULE_FILTER_TYPE } from './module-filter';
 import { HTTP_RBAC_TYPE } from './rbac';
 
 /**
@@ -20,7 +21,7 @@ import { HTTP_RBAC_TYPE } from './rbac';
 export type FilterState = Map<string, unknown>;
 
 export interface HttpFilterType {
-  /** Type URL of the listener-level typed_config. */
+  /** Type URL of the listener-level typed_config (or, for a TypedStruct, of its type_url: decode then gets the Struct as JSON). */
   typeUrl: string;
   /** Decodes (and validates, NACKing by field) the listener-level config. */
   decode(at: FieldPath, msg: Obj): unknown;
@@ -31,7 +32,7 @@ export interface HttpFilterType {
 }
 
 /** Every HTTP filter weft proxy supports besides the router. */
-export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER_TYPE, LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE, JWT_AUTHN_TYPE, HTTP_RBAC_TYPE];
+export const HTTP_FILTER_TYPES: readonly HttpFilterType[] = [FAULT_FILTER_TYPE, LOCAL_RATE_LIMIT_TYPE, GLOBAL_RATE_LIMIT_TYPE, JWT_AUTHN_TYPE, HTTP_RBAC_TYPE, MODULE_FILTER_TYPE];
 
 export function filterTypeFor(typeUrl: string): HttpFilterType | undefined {
   return HTTP_FILTER_TYPES.find((t) => t.typeUrl === typeUrl);

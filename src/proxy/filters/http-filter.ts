@@ -26,6 +26,38 @@ export interface FilterRequest extends RequestInfo {
   filterMetadata: Record<string, Record<string, unknown>> | undefined;
   /** Removes every field `lowerName` from the request sent upstream (jwt_authn with forward false). */
   removeRequestHeader?(lowerName: string): void;
+  /** Replaces every field `name` of the request sent upstream with one (filter modules). */
+  setRequestHeader?(name: string, value: string): void;
+  /** Adds a field to the request sent upstream (filter modules). */
+  addRequestHeader?(name: string, value: string): void;
+  /**
+   * Asks to see the response head before it goes downstream (Envoy's
+   * encodeHeaders): `hook` runs once, on the upstream's final response (not
+   * on local replies, not on a 101 upgrade). Hooks run in the order they
+   * were registered. With none registered the response path is unchanged.
+   */
+  onResponseHeaders?(hook: EncodeHeadersHook): void;
+}
+
+/** A response head as an encode hook sees it: the status, and its fields to read and change. */
+export interface FilterResponseHead {
+  readonly status: number;
+  header(lowerName: string): string | undefined;
+  setHeader(name: string, value: string): void;
+  addHeader(name: string, value: string): void;
+  removeHeader(lowerName: string): void;
+}
+
+/** An encode hook: undefined lets the (maybe edited) response go on; a reply replaces it, the upstream's is dropped. */
+export type EncodeHeadersHook = (res: FilterResponseHead) => LocalReplySpec | undefined;
+
+/** Runs a request's encode hooks on a response head; the first reply wins. */
+export function runEncodeHooks(hooks: readonly EncodeHeadersHook[], res: FilterResponseHead): LocalReplySpec | undefined {
+  for (let i = 0; i < hooks.length; i++) {
+    const reply = hooks[i](res);
+    if (reply !== undefined) return reply;
+  }
+  return undefined;
 }
 
 /** A local answer a filter asks for. `headers` are extra response headers, flat name/value pairs. */

@@ -11,7 +11,8 @@ import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
-import { runRequestFilters, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
+import { runEncodeHooks, runRequestFilters, type EncodeHeadersHook, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
+import { FlatResponseHead, ObjectResponseHead } from '../filters/header-edits';
 import { startShadows, type Shadow } from '../mirror';
 import { PROPAGATION_FIELDS } from '../../observe/tracing/propagation';
 import type { RequestTrace } from '../../observe/tracing/proxy-tracer';
@@ -91,6 +92,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   private filterFlags = '';
   /** A filter changed the request's headers: its received head bytes cannot be sent as they are. */
   private headersEdited = false;
+  /** Filters that asked to see the response head (encodeHeaders); unset on the fast path. */
+  private encodeHooks: EncodeHeadersHook[] | undefined;
   /** This request's span and the context for the next hop; unset when tracing is off. */
   trace: RequestTrace | undefined;
   /** Bytes from and to downstream, heads included (metrics and records). */
@@ -126,6 +129,23 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       if (h[i].toLowerCase() === lowerName) h.splice(i, 2);
     }
     this.headersEdited = true;
+  }
+
+  /** FilterRequest: a filter set a header (every field of that name is replaced). */
+  setRequestHeader(name: string, value: string): void {
+    this.removeRequestHeader(name.toLowerCase());
+    this.head.headers.push(name, value);
+  }
+
+  /** FilterRequest: a filter added a header. */
+  addRequestHeader(name: string, value: string): void {
+    this.head.headers.push(name, value);
+    this.headersEdited = true;
+  }
+
+  /** FilterRequest: a filter wants the response head. */
+  onResponseHeaders(hook: EncodeHeadersHook): void {
+    (this.encodeHooks ??= []).push(hook);
   }
 
   get wantsRequestBody(): boolean {
@@ -377,10 +397,21 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const outcomes = this.cluster!.outcomes;
     if (outcomes !== undefined) outcomes.response(this.endpoint!, trailersOnly ? effectiveStatus(status, headers['grpc-status']) : status);
     const retry = this.retry;
-    if (!retry) return false;
-    const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
-    if ((retryOnStatus(retry, status) || (grpcStatus !== undefined && retryOnGrpc(retry, grpcStatus))) && this.scheduleRetry(String(status))) return true;
-    clearTimeout(this.tryTimer);
+    if (retry) {
+      const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
+      if ((retryOnStatus(retry, status) || (grpcStatus !== undefined && retryOnGrpc(retry, grpcStatus))) && this.scheduleRetry(String(status))) return true;
+      clearTimeout(this.tryTimer);
+    }
+    // Filters' encode hooks edit the head the bridge is about to write, or answer instead of it.
+    if (this.encodeHooks !== undefined) {
+      const reply = runEncodeHooks(this.encodeHooks, new ObjectResponseHead(status, headers));
+      if (reply) {
+        this.bridge?.abandon();
+        this.bridge = undefined;
+        this.reply(reply.status, reply.flag, reply.detail, this.cluster?.config.name ?? '', false, reply.headers);
+        return true;
+      }
+    }
     return false;
   }
 
@@ -624,6 +655,14 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const outcomes = this.cluster!.outcomes;
     if (outcomes !== undefined) outcomes.response(this.endpoint!, head.status);
     if (this.retry && !head.upgrade && this.retryOn(head.status) && this.scheduleRetry(String(head.status))) return;
+    let edited = false;
+    if (this.encodeHooks !== undefined && !head.upgrade) {
+      // Filters' encode hooks: edit the head in place, or answer instead of the upstream.
+      const res = new FlatResponseHead(head.status, head.headers);
+      const reply = runEncodeHooks(this.encodeHooks, res);
+      if (reply) return this.reply(reply.status, reply.flag, reply.detail, this.cluster!.config.name, false, reply.headers);
+      edited = res.edited;
+    }
     this.resHead = head;
     if (head.upgrade) return this.tunnel(buf.subarray(0, head.headLength), rest);
     this.responseStarted = true;
@@ -635,6 +674,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
       keepOpen &&
       head.minor === 1 &&
       this.head.minor === 1 &&
+      !edited &&
       route.responseHeadersToAdd.length === 0 &&
       route.responseHeadersToRemove.length === 0 &&
       forwardableAsIs(head.headers, true);

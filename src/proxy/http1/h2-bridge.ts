@@ -20,7 +20,11 @@ export interface BridgeHost {
   bridgeDone(status: number, close: boolean): void;
   /** Nothing was written yet: answer locally (or retry). */
   bridgeFailed(status: number, flag: string, message: string, failure: LocalFailure): void;
-  /** The response head arrived, nothing written yet: true when the host retries instead (the bridge then goes quiet). */
+  /**
+   * The response head arrived, nothing written yet: true when the host retries
+   * or answers instead (the bridge then goes quiet). The host may edit `headers`
+   * (filters' encode hooks): the head is written from them.
+   */
   bridgeRetries(status: number, headers: http2.IncomingHttpHeaders, trailersOnly: boolean): boolean;
   /** The response was cut after it started. */
   bridgeAborted(): void;

@@ -11,7 +11,8 @@ import { requestHash, sourceIp } from '../router/hash';
 import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
-import { runRequestFilters, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
+import { runEncodeHooks, runRequestFilters, type EncodeHeadersHook, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
+import { ObjectResponseHead } from '../filters/header-edits';
 import { startShadows } from '../mirror';
 import type { RequestTrace } from '../../observe/tracing/proxy-tracer';
 import { setTraceHeaders } from '../../observe/tracing/trace-headers';
@@ -61,6 +62,8 @@ export class H2Exchange implements FilterRequest, FilterHost {
   /** The HTTP filters' run of this request (cancelled if the client leaves during a delay); unset when none runs. */
   private filterRun: FilterRun | undefined;
   private filterFlags = '';
+  /** Filters that asked to see the response head (encodeHeaders); unset on the fast path. */
+  private encodeHooks: EncodeHeadersHook[] | undefined;
   /** What the router needs once the filters let the request go on. */
   private held: { runtime: Runtime; route: Route } | undefined;
   /** This request's span and the context for the next hop; unset when tracing is off. */
@@ -93,6 +96,28 @@ export class H2Exchange implements FilterRequest, FilterHost {
   /** FilterRequest: a filter removed a header from what goes upstream. */
   removeRequestHeader(lowerName: string): void {
     delete this.headers[lowerName];
+  }
+
+  /** FilterRequest: a filter set a header (replacing every value it had). */
+  setRequestHeader(name: string, value: string): void {
+    this.headers[name.toLowerCase()] = value;
+  }
+
+  /** FilterRequest: a filter added a header. */
+  addRequestHeader(name: string, value: string): void {
+    const lower = name.toLowerCase();
+    const prev = this.headers[lower];
+    this.headers[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+
+  /** FilterRequest: a filter wants the response head. */
+  onResponseHeaders(hook: EncodeHeadersHook): void {
+    (this.encodeHooks ??= []).push(hook);
+  }
+
+  /** The filters' encode hooks on a response head about to go downstream: a reply to send instead, or undefined. */
+  private encodeReply(status: number, headers: http2.OutgoingHttpHeaders): LocalReplySpec | undefined {
+    return this.encodeHooks === undefined ? undefined : runEncodeHooks(this.encodeHooks, new ObjectResponseHead(status, headers));
   }
 
   start(): void {
@@ -363,6 +388,11 @@ export class H2Exchange implements FilterRequest, FilterHost {
       const res: http2.OutgoingHttpHeaders = { ':status': status };
       copyHeaders(headers, res, route.responseHeadersToRemove);
       for (const h of route.responseHeadersToAdd) res[h.name] = h.value;
+      const replaced = this.encodeReply(status, res);
+      if (replaced) {
+        resetStream(up, 'cancel');
+        return this.reply(replaced.status, replaced.flag, replaced.detail, cluster.config.name, replaced.headers ?? [], replaced.grpcStatus);
+      }
       // Node sets endAfterHeaders only after 'response': the frame's END_STREAM flag says it now.
       if (trailersOnly) {
         if (this.trace && headers['grpc-status'] !== undefined) this.trace.grpcStatus = Number(headers['grpc-status']);
@@ -495,6 +525,12 @@ export class H2Exchange implements FilterRequest, FilterHost {
       const out: http2.OutgoingHttpHeaders = { ':status': status };
       copyHeaders(res.headers, out, route.responseHeadersToRemove);
       for (const h of route.responseHeadersToAdd) out[h.name] = h.value;
+      const replaced = this.encodeReply(status, out);
+      if (replaced) {
+        res.resume();
+        req.destroy();
+        return this.reply(replaced.status, replaced.flag, replaced.detail, cluster.config.name, replaced.headers ?? [], replaced.grpcStatus);
+      }
       this.stream.respond(out, { waitForTrailers: true });
       this.stream.on('wantTrailers', () => {
         const t: http2.OutgoingHttpHeaders = {};
