@@ -70,7 +70,7 @@ export class ClusterUpstreams {
       agent.createConnection = ((opts: { host?: string; port?: number | string }, cb?: (err: Error | null, s: Duplex) => void) => {
         const endpoint = endpoints.get(`${opts.host?.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`);
         const tlsOptions = endpoint && tlsContexts.upstream(config, endpoint);
-        return tlsOptions ? tls.connect(tlsOptions) : plain(opts as net.NetConnectOpts, cb);
+        return tlsOptions ? tlsContexts.connect(tlsOptions) : plain(opts as net.NetConnectOpts, cb);
       }) as typeof agent.createConnection;
     }
     return (this.agent = agent);

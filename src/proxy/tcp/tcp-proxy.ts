@@ -50,7 +50,7 @@ export function proxyTcp(
   // Auto mTLS: an endpoint with a sidecar gets TLS ('secureConnect' once the peer is verified).
   const tlsOptions = runtime.tls?.upstream(cluster.config, endpoint);
   const upstream: net.Socket = tlsOptions
-    ? tls.connect({ ...tlsOptions, allowHalfOpen: true } as tls.ConnectionOptions)
+    ? runtime.tls!.connect({ ...tlsOptions, allowHalfOpen: true } as tls.ConnectionOptions)
     : net.connect({ host: endpoint.address, port: endpoint.port, allowHalfOpen: true, noDelay: true });
   if (tlsOptions) upstream.setNoDelay(true);
   upstream.setTimeout(cluster.config.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));

@@ -34,9 +34,22 @@ interface ServerEntry {
 
 type SecureHandler = { onSecure(socket: tls.TLSSocket, peer: PeerIdentity): void; cfg: DownstreamTlsConfig };
 
+/** Where connectOptions() leaves the session cache's key for connect(). */
+const SESSION_KEY = Symbol('weft.tlsSessionKey');
+type SessionKeyed = { [SESSION_KEY]?: string };
+/** Sessions kept at most (one per upstream endpoint in use; the oldest goes first). */
+const MAX_SESSIONS = 4096;
+
 export class TlsContexts {
   private readonly servers = new Map<string, ServerEntry>();
   private readonly clients = new Map<string, tls.SecureContext | null>();
+  /**
+   * The last TLS session per (cluster, endpoint, SNI) as its server offered
+   * it: the next connection resumes it (an abbreviated handshake, no
+   * certificate exchange or verify), which is most of a new mTLS
+   * connection's cost. Dropped with the contexts when a secret changes.
+   */
+  private readonly sessions = new Map<string, Buffer>();
   /** Raw socket → what to do once its handshake completes (tls.Server reports by the TLS socket, whose _parent it is). */
   private readonly pending = new WeakMap<object, SecureHandler>();
   private readonly lastLogged = new Map<string, { at: number; count: number }>();
@@ -186,8 +199,23 @@ export class TlsContexts {
     return secureContext ? this.connectOptions(cluster, endpoint, cfg, secureContext) : 'no_certificate';
   }
 
+  /** tls.connect with the options upstream() gave, resuming the last session to the same endpoint and keeping the one the server offers. */
+  connect(options: tls.ConnectionOptions): tls.TLSSocket {
+    const key = (options as SessionKeyed)[SESSION_KEY];
+    const session = key !== undefined ? this.sessions.get(key) : undefined;
+    const socket = tls.connect(session ? { ...options, session } : options);
+    if (key !== undefined) {
+      socket.on('session', (s: Buffer) => {
+        if (this.sessions.size >= MAX_SESSIONS && !this.sessions.has(key)) this.sessions.delete(this.sessions.keys().next().value!);
+        this.sessions.set(key, s);
+      });
+    }
+    return socket;
+  }
+
   private connectOptions(cluster: ClusterConfig, endpoint: Endpoint, cfg: UpstreamTlsConfig, secureContext: tls.SecureContext): tls.ConnectionOptions {
-    return {
+    const options: tls.ConnectionOptions & SessionKeyed = {
+      [SESSION_KEY]: `${cluster.name}\u0000${endpoint.key}\u0000${cfg.sni}`,
       host: endpoint.address,
       port: endpoint.port,
       secureContext,
@@ -203,6 +231,7 @@ export class TlsContexts {
         return err;
       },
     };
+    return options;
   }
 
   private clientContext(cfg: UpstreamTlsConfig): tls.SecureContext | undefined {
@@ -233,6 +262,7 @@ export class TlsContexts {
   /** A secret changed: new contexts for new connections (open ones keep theirs). */
   private rebuild(): void {
     this.clients.clear();
+    this.sessions.clear();
     this.warnedFallback = false;
     for (const entry of this.servers.values()) this.configure(entry, entry.cfg);
   }

@@ -167,7 +167,7 @@ export class UpstreamPool {
     this.counters.connectionsTotal++;
     // Plaintext unless the cluster has transport_socket_matches and one picks this endpoint.
     const tlsOptions = this.cluster.transportSocketMatches && this.tls?.upstream(this.cluster, endpoint);
-    const socket = tlsOptions ? tls.connect(tlsOptions) : net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+    const socket = tlsOptions ? this.tls!.connect(tlsOptions) : net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
     if (tlsOptions) socket.setNoDelay(true);
     let settled = false;
     const fail = (reason: string) => {
