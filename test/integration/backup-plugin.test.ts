@@ -108,6 +108,7 @@ test('the backup plugin archives on its schedule, keeps the newest 3, and takes 
 
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0, run.stderr());
+  assert.doesNotMatch(run.stderr(), /plugin snapshots exited/, 'the plugin ran until it was stopped, never restarted');
   const all = written();
   assert.equal(all.at(-1)!.why, 'stop', 'one more at stop');
   assert.equal(all.filter((l) => l.why === 'stop').length, 1);

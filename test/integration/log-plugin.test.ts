@@ -162,6 +162,7 @@ test('the log plugin ships the app’s output and a followed file to a file sink
   // Stopping the unit: the app's goodbye, written after weft run was told to stop, still arrives.
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0, run.stderr());
+  assert.doesNotMatch(run.stderr(), /plugin ship-\w+ exited/, 'the plugin ran until it was stopped, never restarted');
   // (stdout and stderr are two pipes: their order against each other is not kept, each one's is.)
   const stdout = records().filter((r) => r.stream === 'stdout').map((r) => r.line);
   assert.deepEqual(stdout.slice(-3), ['GOODBYE 1', 'GOODBYE 2', 'GOODBYE 3'], run.stderr());
@@ -213,6 +214,7 @@ test('the log plugin POSTs NDJSON with its token; while the sink is down it hold
 
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0, run.stderr());
+  assert.doesNotMatch(run.stderr(), /plugin ship-\w+ exited/, 'the plugin ran until it was stopped, never restarted');
   assert.ok(['GOODBYE 3', 'LAST ON STDERR'].every((l) => delivered().some((r) => r.line === l)), 'the last lines arrived before the plugin exited');
 });
 
@@ -250,5 +252,6 @@ test('the log plugin sends OTLP/HTTP JSON logs a collector decodes: the unit as 
   assert.deepEqual(err.lr.attributes, [{ key: 'log.iostream', value: { stringValue: 'stderr' } }]);
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0, run.stderr());
+  assert.doesNotMatch(run.stderr(), /plugin ship-\w+ exited/, 'the plugin ran until it was stopped, never restarted');
   assert.ok(records().some((r) => r.lr.body.stringValue === 'LAST ON STDERR'));
 });

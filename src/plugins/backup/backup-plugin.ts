@@ -11,7 +11,7 @@
 import * as path from 'node:path';
 import { jsonLogger, type Logger, type LogLevel } from '../../observe/log';
 import { backupConfigSchema, type BackupConfig } from '../builtin-plugins';
-import { PluginConfigError, pluginRuntime, unitRequest, type PluginRuntime } from '../plugin-runtime';
+import { PluginConfigError, pluginRuntime, unitRequest, untilStopped, type PluginRuntime } from '../plugin-runtime';
 import { BackupError, listArchives, prune, restoreArchive, writeArchive } from './archives';
 
 export async function runPlugin(args: string[]): Promise<number> {
@@ -20,8 +20,11 @@ export async function runPlugin(args: string[]): Promise<number> {
   const log = jsonLogger((process.env.WEFT_LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const rt = pluginRuntime('backup', backupConfigSchema, process.env, log);
   checkConfig(rt.config, mode);
+  // From the start: a stop that comes early still gets its last backup.
+  const stopped = mode === 'backup' ? untilStopped() : Promise.resolve<NodeJS.Signals>('SIGTERM');
   const service = await serviceName(rt);
-  return mode === 'restore' ? restore(rt.config, service, log) : backupLoop(rt, service, log);
+  if (mode === 'restore') return restore(rt.config, service, log);
+  return backupLoop(rt, service, log, stopped);
 }
 
 /** What the apply-time rules check too (resource-rules.ts), for a plugin run by hand. */
@@ -50,7 +53,7 @@ async function restore(c: BackupConfig, service: string, log: Logger): Promise<n
   return 0;
 }
 
-async function backupLoop(rt: PluginRuntime<BackupConfig>, service: string, log: Logger): Promise<number> {
+async function backupLoop(rt: PluginRuntime<BackupConfig>, service: string, log: Logger, stopped: Promise<NodeJS.Signals>): Promise<number> {
   let running: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
@@ -83,10 +86,7 @@ async function backupLoop(rt: PluginRuntime<BackupConfig>, service: string, log:
   };
   rt.onReload(() => schedule());
   schedule();
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stopped;
   stopping = true;
   clearTimeout(timer);
   await running;

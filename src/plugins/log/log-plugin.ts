@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { jsonLogger, type LogLevel } from '../../observe/log';
 import { logConfigSchema, type LogConfig } from '../builtin-plugins';
-import { PluginConfigError, pluginRuntime, unitRequest } from '../plugin-runtime';
+import { PluginConfigError, pluginRuntime, unitRequest, untilStopped } from '../plugin-runtime';
 import { AppOutputSource } from './app-output-source';
 import { FileFollower } from './file-follower';
 import type { LogRecord, RecordOrigin } from './log-record';
@@ -23,6 +23,8 @@ const FLUSH_MS = 5000;
 export async function runPlugin(args: string[]): Promise<number> {
   if (args.length > 0) throw new PluginConfigError(`weft plugin log takes no arguments (got ${args.join(' ')}): its settings are the Plugin's config.global`);
   const log = jsonLogger((process.env.WEFT_LOG_LEVEL as LogLevel | undefined) ?? 'info');
+  // From the start: a stop while it is setting up still reads and sends what the app wrote.
+  const stopped = untilStopped();
   const rt = pluginRuntime('log', logConfigSchema, process.env, log);
   const origin = await unitOrigin(rt.unitSocket);
   const record = ({ time, ...fields }: Pick<LogRecord, 'time' | 'line' | 'stream' | 'file' | 'dropped'>): LogRecord => ({ time, ...origin, ...stripUndefined(fields) });
@@ -70,10 +72,7 @@ export async function runPlugin(args: string[]): Promise<number> {
     log('info', 'shipping logs', { sink: makeSink(config.sink, undefined).describe, files: config.files ?? [] });
   });
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stopped;
   log('info', 'stopping: sending what is left', { signal });
   await Promise.all([...followers.values()].map((f) => f.stop()));
   if (source && !(await source.waitEnd(END_WAIT_MS))) log('warn', `the app's output had not ended ${END_WAIT_MS} ms after the stop: its last lines may be missing`);
