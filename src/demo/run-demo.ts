@@ -3,7 +3,11 @@
 // `weft run`, and a small load generator. Ctrl-C stops it all, apps first.
 // Only the ports a user opens are fixed (--port, --api-port, --xds-port);
 // the apps listen on free ones, so a second demo beside the first comes up too.
+// Each unit runs in a directory of its own under the data directory, where
+// its plugins (examples/mesh/plugins.yaml) keep its shipped log and, for
+// order, its orders and their backups.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { startControlPlane } from '../control/control-plane';
@@ -44,6 +48,8 @@ interface DemoApp {
 
 export interface Demo {
   apiPort: number;
+  /** The units' working directories: <data dir>/units/<service> (app-log.ndjson, order's orders.json and backups/). */
+  unitsDir: string;
   storefrontUrl: string;
   /** Resolves once every unit (weft run + app) has exited, with how each ended ("payment: code 1"). */
   allExited: Promise<string[]>;
@@ -76,19 +82,22 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     { service: 'payment', port: opts.appPorts?.['payment'] ?? (await freePort()), command: ['python3', path.join(apps, 'payment.py')] },
     { service: 'product', port: opts.appPorts?.['product'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v1' } },
     { service: 'product-v2', port: opts.appPorts?.['product-v2'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'product.js')], env: { VERSION: 'v2' } },
-    { service: 'order', port: opts.appPorts?.['order'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'order.js')] },
+    { service: 'order', port: opts.appPorts?.['order'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'order.js')], env: { ORDERS_FILE: 'orders.json' } },
     { service: 'storefront', port: opts.storefrontPort, command: [process.execPath, path.join(apps, 'storefront.js')] },
   ];
   const transparentUnit = (app: DemoApp) => opts.transparent === true && app.service !== 'storefront';
   const children: ChildProcess[] = [];
   const endings: Promise<string>[] = [];
   const bin = path.join(opts.root, 'bin/weft.js');
+  const unitsDir = path.resolve(opts.dataDir, 'units');
   for (const app of demoApps) {
+    const cwd = path.join(unitsDir, app.service);
+    fs.mkdirSync(cwd, { recursive: true });
     const child = spawn(
       process.execPath,
       [bin, 'run', ...(transparentUnit(app) ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
       // Own process groups: Ctrl-C reaches the demo only, which stops each unit in order.
-      { env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+      { cwd, env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     prefixLines(child.stdout!, `[${app.service}] `, opts.out);
     prefixLines(child.stderr!, `[${app.service}] `, opts.out);
@@ -112,6 +121,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
 
   return {
     apiPort: cp.apiPort,
+    unitsDir,
     storefrontUrl,
     allExited: Promise.all(endings),
     async stop() {

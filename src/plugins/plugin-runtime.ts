@@ -96,3 +96,23 @@ export function unitRequest(socketPath: string, method: string, path: string, bo
     req.end(payload);
   });
 }
+
+/**
+ * Resolves with the signal once weft run stops the plugin (SIGTERM; SIGINT
+ * by hand). It holds the process open meanwhile: a plugin with nothing
+ * pending (its reads done, no timer) would otherwise exit at once, and weft
+ * run would count that as a crash.
+ */
+export function untilStopped(): Promise<NodeJS.Signals> {
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      clearInterval(keepAlive);
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      resolve(signal);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+}

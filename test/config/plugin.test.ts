@@ -112,3 +112,25 @@ test('http-filter plugins are the sidecar\'s: weft run\'s list leaves them out',
   ]);
   assert.deepEqual(resolveFilterPlugins(plugins, web, 'inbound').map((p) => p.module), ['@acme/weft-filter/deny']);
 });
+
+test('the built-in log and backup plugins’ settings are checked at apply: a bad sink, an unknown setting, a malformed number or duration, nothing to back up', async () => {
+  const log = (global: string, type = 'general') => `  type: ${type}\n  command: [weft, plugin, log]\n  targetRefs: [{ name: web }]\n  config:\n    global: ${global}`;
+  const backup = (global: string, type = 'general') => `  type: ${type}\n  command: [weft, plugin, backup${type === 'init' ? ', restore' : ''}]\n  targetRefs: [{ name: web }]\n  config:\n    global: ${global}`;
+  const good = async (spec: string) => assert.deepEqual((await loadYaml(withBase(plugin('good', spec)))).errors, []);
+  await good(log('{ sink: "file:logs/${service}.ndjson", files: "a.log, b.log", bufferLines: "100", batchLines: "10", flushInterval: 250ms }'));
+  await good(log('{ sink: "otlp+https://collector:4318/v1/logs", token: t0k }'));
+  await good(backup('{ dir: backups, paths: "data, state.json", every: 10m, keep: "7" }'));
+  await good(backup('{ dir: backups, restoreCommand: "pg_restore $WEFT_BACKUP_FILE" }', 'init'));
+
+  await expectBad(log('{ sink: "syslog://x" }'), 'E_INVALID', 'spec.config.global.sink', /file:<path>, http\(s\):\/\/<url>.*otlp\+http/);
+  await expectBad(log('{}'), 'E_INVALID', 'spec.config.global.sink');
+  await expectBad(log('{ sink: "file:x", buffer: "5" }'), 'E_INVALID', 'spec.config.global.buffer', /the log plugin has no setting "buffer"/);
+  await expectBad(log('{ sink: "file:x", bufferLines: "lots" }'), 'E_INVALID', 'spec.config.global.bufferLines', /a whole number/);
+  await expectBad(log('{ sink: "file:x", bufferLines: "0" }'), 'E_INVALID', 'spec.config.global.bufferLines', /between 1 and/);
+  await expectBad(log('{ sink: "file:x", flushInterval: 0s }'), 'E_INVALID', 'spec.config.global.flushInterval', /longer than 0/);
+  await expectBad(log('{ sink: "file:x" }', 'init'), 'E_INVALID', 'spec.type', /runs as general, not init/);
+  await expectBad(backup('{ dir: backups }'), 'E_INVALID', 'spec.config.global', /needs paths \(archived with tar\) or command/);
+  await expectBad(backup('{ dir: backups, command: "pg_dump > $WEFT_BACKUP_FILE" }', 'init'), 'E_INVALID', 'spec.config.global', /or restoreCommand/);
+  await expectBad(backup('{ dir: backups, paths: data, every: daily }'), 'E_INVALID', 'spec.config.global.every', /a duration/);
+  await expectBad(backup('{ paths: data }'), 'E_INVALID', 'spec.config.global.dir');
+});

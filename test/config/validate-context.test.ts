@@ -21,7 +21,7 @@ test("the demo's routes.yaml is valid with its directory (alone it names Service
   const file = path.join(DEMO, 'routes.yaml');
   const inDir = await validateInContext(file, { kind: 'directory' });
   assert.deepEqual(inDir.errors.map((e) => e.message), []);
-  assert.equal(inDir.context, `validated ${file} with the 3 other files of ${DEMO}/ (policies.yaml, security.yaml, services.yaml)`);
+  assert.equal(inDir.context, `validated ${file} with the 4 other files of ${DEMO}/ (plugins.yaml, policies.yaml, security.yaml, services.yaml)`);
   assert.ok(inDir.resources.length > 0);
 
   const alone = await validateInContext(file, { kind: 'alone' });

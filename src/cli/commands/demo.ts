@@ -16,7 +16,7 @@ export async function runDemo(opts: { dataDir: string; apiPort: number; xdsPort:
     out: process.stdout,
   });
   process.stdout.write(
-    `\nweft demo mesh is starting:\n  shop       ${demo.storefrontUrl}\n  dashboard  http://127.0.0.1:${demo.apiPort}/\n  API        http://127.0.0.1:${demo.apiPort}/api/v1/status\n  try        npx weft status · npx weft endpoints · npx weft get httproutes\n  stop       Ctrl-C\n\n`,
+    `\nweft demo mesh is starting:\n  shop       ${demo.storefrontUrl}\n  dashboard  http://127.0.0.1:${demo.apiPort}/\n  API        http://127.0.0.1:${demo.apiPort}/api/v1/status\n  logs       ${path.join(demo.unitsDir, '<service>', 'app-log.ndjson')} (the log plugin)\n  backups    ${path.join(demo.unitsDir, 'order', 'backups')} (order's orders, restored at its start)\n  try        npx weft status · npx weft endpoints · npx weft get httproutes\n  stop       Ctrl-C\n\n`,
   );
   let stopping = false;
   const stop = () => {

@@ -3,7 +3,9 @@
 // general plugins: the bytes go on to weft run's own stdout/stderr as they
 // came, and each line is numbered and kept in a bounded ring, so a plugin
 // that connects late or restarts reads on from the last line it saw
-// (`since`) instead of losing the app's first lines.
+// (`since`) instead of losing the app's first lines. Once every stream it
+// copies has ended (the app exited and its pipes closed), readers are told
+// so: a plugin stopped after the app knows it has read the app's last line.
 import { StringDecoder } from 'node:string_decoder';
 
 export interface OutputLine {
@@ -20,6 +22,9 @@ export class AppOutput {
   private readonly ring: OutputLine[] = [];
   private seq = 0;
   private readonly subscribers = new Set<(line: OutputLine) => void>();
+  private readonly endListeners = new Set<() => void>();
+  private teed = 0;
+  private closed = 0;
 
   constructor(private readonly capacity = 1000) {}
 
@@ -27,6 +32,8 @@ export class AppOutput {
   tee(from: NodeJS.ReadableStream, stream: OutputLine['stream'], to: NodeJS.WritableStream): void {
     const decoder = new StringDecoder('utf8');
     let partial = '';
+    let done = false;
+    this.teed++;
     from.on('data', (chunk: Buffer) => {
       to.write(chunk);
       const text = partial + decoder.write(chunk);
@@ -38,11 +45,27 @@ export class AppOutput {
         partial = partial.slice(MAX_LINE_CHARS);
       }
     });
-    from.on('end', () => {
+    const finish = () => {
+      if (done) return;
+      done = true;
       const rest = partial + decoder.end();
       if (rest.length > 0) this.push(stream, rest);
       partial = '';
-    });
+      if (++this.closed === this.teed) for (const fn of [...this.endListeners]) fn();
+    };
+    from.on('end', finish);
+    from.on('close', finish);
+  }
+
+  /** Whether every stream copied here has ended (false while none has been copied yet). */
+  get ended(): boolean {
+    return this.teed > 0 && this.closed === this.teed;
+  }
+
+  /** Calls `fn` once the output has ended, until the returned function is called. */
+  onEnd(fn: () => void): () => void {
+    this.endListeners.add(fn);
+    return () => this.endListeners.delete(fn);
   }
 
   push(stream: OutputLine['stream'], line: string): void {

@@ -4,7 +4,8 @@
 // transparent unit's network namespace, and nothing on the network reaches it.
 //
 //   GET /v1/unit                      the unit: service, namespace, app port
-//   GET /v1/app-output?after=<seq>    the app's output lines as NDJSON, kept lines after <seq>, then live
+//   GET /v1/app-output?after=<seq>    the app's output lines as NDJSON, kept lines after <seq>, then live;
+//                                     once the app's output has ended, a last {"end":true} and the response ends
 //   PUT /v1/health {"health":"healthy"|"unhealthy","reason"?}
 //                                     the app's health as a plugin sees it (the monitor plugin):
 //                                     an unhealthy instance leaves load balancing
@@ -103,8 +104,20 @@ export class UnitChannel {
       res.write(JSON.stringify(line) + '\n');
     };
     for (const line of this.output.since(after)) send(line);
+    const end = () => {
+      if (dropped > 0) res.write(JSON.stringify({ dropped }) + '\n');
+      res.end(JSON.stringify({ end: true }) + '\n');
+    };
+    if (this.output.ended) return end();
     const unsubscribe = this.output.subscribe(send);
-    res.once('close', unsubscribe);
+    const unsubscribeEnd = this.output.onEnd(() => {
+      unsubscribe();
+      end();
+    });
+    res.once('close', () => {
+      unsubscribe();
+      unsubscribeEnd();
+    });
   }
 
   private async putHealth(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
