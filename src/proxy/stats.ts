@@ -165,6 +165,8 @@ export class ProxyStats implements StatsIdentity {
   tapDropped = 0;
   /** Inbound mTLS handshakes completed, and connections refused before carrying anything, by reason (tls/tls-contexts.ts). */
   tlsHandshakes = 0;
+  /** Of those, handshakes that resumed a session (no certificate exchange). */
+  tlsResumed = 0;
   readonly tlsRefused = new Map<string, number>();
   /** Downstream HTTP/2 errors by scope (stream: RST_STREAM or a refused request; session: GOAWAY) and reason, NUL-separated. */
   private readonly h2Errors = new Map<string, number>();
@@ -354,6 +356,8 @@ export class ProxyStats implements StatsIdentity {
     out.push(`weft_tap_dropped_total ${this.tapDropped}`);
     family('weft_downstream_tls_handshakes_total', 'counter', 'Inbound mTLS handshakes completed with a verified caller.');
     out.push(`weft_downstream_tls_handshakes_total ${this.tlsHandshakes}`);
+    family('weft_downstream_tls_resumed_total', 'counter', 'Of the inbound mTLS handshakes, those that resumed a session (an abbreviated handshake, the caller identified by its session).');
+    out.push(`weft_downstream_tls_resumed_total ${this.tlsResumed}`);
     family('weft_downstream_tls_refused_total', 'counter', 'Inbound connections closed before carrying anything, by reason (plaintext on a strict port, failed handshake, caller certificate missing or rejected, no workload certificate yet).');
     for (const [reason, n] of this.tlsRefused) out.push(`weft_downstream_tls_refused_total{reason="${reason}"} ${n}`);
     family('weft_proxy_uncaught_errors_total', 'counter', 'Errors no handler caught, kept from ending the process by the last-resort guard (each one is a bug).');

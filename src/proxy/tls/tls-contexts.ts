@@ -131,6 +131,8 @@ export class TlsContexts {
       return void socket.destroy();
     }
     this.stats.tlsHandshakes++;
+    // A resumed session skipped the certificate exchange; the caller's certificate (checked above) is the one its session holds.
+    if (socket.isSessionReused()) this.stats.tlsResumed++;
     socket.allowHalfOpen = true; // as the listener's plaintext sockets: a client's FIN ends only its direction
     handler.onSecure(socket, peerIdentity(uris[0]));
   }

@@ -214,6 +214,30 @@ test('TCP over mTLS: bytes both ways, the inbound side counts the caller', T, as
   await waitFor(async () => (await metrics(db))('weft_tcp_connections_total', { direction: 'inbound', source: 'shop.default' }) === 1, 3000, 'the TCP connection counted with its caller');
 });
 
+test('new connections between sidecars resume the TLS session: an abbreviated handshake, the caller still identified by its certificate', T, async () => {
+  const before = await metrics(db);
+  const [handshakes0, resumed0] = [before('weft_downstream_tls_handshakes_total'), before('weft_downstream_tls_resumed_total')];
+  const connections0 = before('weft_tcp_connections_total', { direction: 'inbound', source: 'shop.default' });
+  for (let i = 0; i < 4; i++) {
+    const got = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(dbPort, '127.0.0.1', () => s.write(`hello ${i}`));
+      let text = '';
+      s.on('data', (c: Buffer) => {
+        text += c;
+        if (text.length >= 7) s.end();
+      });
+      s.on('close', () => resolve(text));
+      s.on('error', reject);
+    });
+    assert.equal(got, `hello ${i}`);
+  }
+  await waitFor(async () => (await metrics(db))('weft_tcp_connections_total', { direction: 'inbound', source: 'shop.default' }) - connections0 === 4, 3000, 'four connections, each with its caller');
+  const m = await metrics(db);
+  assert.equal(m('weft_downstream_tls_handshakes_total') - handshakes0, 4);
+  // The first may be a full handshake (or resume the session of the test before); the next ones resume.
+  assert.ok(m('weft_downstream_tls_resumed_total') - resumed0 >= 3, `resumed ${m('weft_downstream_tls_resumed_total') - resumed0} of 4`);
+});
+
 test('permissive: plaintext callers and mTLS callers are both served; only mTLS ones are identified', T, async () => {
   assert.equal((await request(ports.api, { host: 'api', path: '/plain' })).status, 200);
   const s = await tlsClient(ports.api, await leaf('direct'));
