@@ -1,0 +1,91 @@
+// What an idle sidecar costs in memory, and how long one takes to start:
+// `weft proxy` against a --dev control plane with one upstream service,
+// measured from /proc: RSS once ready and settled, RSS after a load, and
+// the time from spawn to admin /ready (what `weft run` of a batch job waits
+// for before its program starts). Beside it, a bare `node` idling (the
+// floor of any Node process here) and HAProxy doing the same proxying.
+//
+//   npx tsc -p tsconfig.build.json && node dist/bench/sidecar-memory.js [--starts 5] [--seconds 5]
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { arg, freePort, requireTool, ROOT, rssMiB, startHaproxy, startNginxUpstream, startWeftControl, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
+
+const starts = Number(arg('starts', '5'));
+const seconds = Number(arg('seconds', '5'));
+const BIN = path.join(ROOT, 'bin/weft.js');
+
+/** Waits until the RSS of `pid` stops moving (±0.5 MiB over 1 s), at most 10 s; returns it. */
+async function settledRss(pid: number): Promise<number> {
+  let last = rssMiB(pid);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = rssMiB(pid);
+    if (Math.abs(now - last) < 0.5 && i >= 2) return now;
+    last = now;
+  }
+  return last;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['nginx', 'wrk', 'haproxy']) requireTool(tool);
+  const dir = tempDir('weft-bench-mem-');
+  const peers: Peer[] = [];
+  try {
+    const [upPort, xdsPort, apiPort, haPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    peers.push(await startNginxUpstream(dir, upPort, 100));
+    const mesh = `apiVersion: weft.dev/v1\nkind: Service\nmetadata: { name: upstream }\nspec:\n  ports: [{ name: http, port: 80, protocol: http }]\n  endpoints: [{ address: 127.0.0.1, port: ${upPort} }]\n`;
+    peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
+
+    const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const bareRss = await settledRss(bare.pid!);
+    bare.kill();
+
+    const startMs: number[] = [];
+    const idle: number[] = [];
+    let loaded = 0;
+    let loadedIdle = 0;
+    for (let i = 0; i < starts; i++) {
+      const [port, adminPort] = [await freePort(), await freePort()];
+      const t0 = performance.now();
+      const child = spawn(process.execPath, [BIN, 'proxy', '--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(port), '--admin-port', String(adminPort), '--log-level', 'warn'], { stdio: 'ignore' });
+      try {
+        await waitForAdminReady('weft proxy', adminPort);
+        startMs.push(performance.now() - t0);
+        idle.push(await settledRss(child.pid!));
+        if (i === starts - 1) {
+          wrk(`http://127.0.0.1:${port}/`, 32, seconds, ['Host: upstream']);
+          loaded = rssMiB(child.pid!);
+          loadedIdle = await settledRss(child.pid!);
+        }
+      } finally {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    }
+    const ha = await startHaproxy(dir, haPort, upPort, 'http');
+    peers.push(ha);
+    const haIdle = await settledRss(ha.pid);
+    wrk(`http://127.0.0.1:${haPort}/`, 32, seconds);
+    const haLoaded = rssMiB(ha.pid);
+
+    const f = (n: number) => n.toFixed(1);
+    console.log(`weft proxy start → ready (median of ${starts}): ${f(median(startMs))} ms (min ${f(Math.min(...startMs))}, max ${f(Math.max(...startMs))})`);
+    console.log(`RSS MiB: bare node ${f(bareRss)}; weft proxy idle ${f(median(idle))} (median of ${starts}; ${idle.map(f).join(', ')}), at the end of ${seconds} s of wrk -c32 ${f(loaded)}, settled after ${f(loadedIdle)}`);
+    console.log(`RSS MiB: haproxy idle ${f(haIdle)}, after load ${f(haLoaded)}`);
+    console.log(`weft idle over bare node: +${f(median(idle) - bareRss)} MiB`);
+  } finally {
+    for (const p of peers.reverse()) await p.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
