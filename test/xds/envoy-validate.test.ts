@@ -168,6 +168,7 @@ describe('what weft serves passes Envoy\'s protoc-gen-validate rules', () => {
     ['a sidecar of storefront (demo mesh)', sidecar({ service: 'storefront', zone: 'a' })],
     ['a sidecar of order, custom ports (demo mesh)', sidecar({ service: 'order', outboundPort: 16001, inboundPort: 16006, appPort: 18082 })],
     ['a proxyless client of storefront (demo mesh)', proxyless({ service: 'storefront' })],
+    ['an Envoy of storefront with a local SDS server (demo mesh)', sidecar({ service: 'storefront', localSds: true })],
   ] as const) {
     test(label, () => {
       const { problems, counted } = checkServed(demoMesh(), node);
