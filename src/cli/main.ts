@@ -415,6 +415,7 @@ export function buildProgram(): Command {
     .option('--outbound-port <port>', '--envoy: the port of the outbound listener (default the control plane\'s, 15001)')
     .option('--inbound-port <port>', '--envoy: the port of the inbound listener (default 15006)')
     .option('--app-port <port>', '--envoy: where the app listens, if not its service port')
+    .option('--sds-socket <path>', '--envoy: a local SDS server\'s unix socket (as `weft run --proxy envoy` runs one): the workload certificate comes from it')
     .action(lazy('bootstrap', 'runBootstrap'));
 
   return program;
