@@ -162,3 +162,43 @@ test('an Envoy that exits before it is ready: waitReady says so at once, not aft
   assert.ok(Date.now() - started < 10_000);
   await sidecar.close();
 });
+
+test('through the CLI: weft run --proxy envoy --envoy-binary starts the app once Envoy is ready and registers it; SIGTERM stops app then Envoy; a SIGKILLed weft run leaves no Envoy behind', { timeout: 60_000 }, async () => {
+  const mesh = await Mesh.start({ 'web.yaml': 'apiVersion: weft.dev/v1\nkind: Service\nmetadata: { name: web }\nspec: { ports: [{ name: http, port: 8080, protocol: http }] }\n' });
+  closers.push(() => mesh.close());
+  const children: import('node:child_process').ChildProcess[] = [];
+  closers.push(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')));
+  const start = async () => {
+    const dir = tempDir();
+    const appPort = await freePort();
+    const app = `require('node:http').createServer((q, s) => s.end('ok')).listen(${appPort}, '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));`;
+    const child = spawn(process.execPath, [BIN, 'run', '--proxy', 'envoy', '--envoy-binary', standIn(dir, 'serve'), '--service', 'web', '--port', String(appPort), '--xds', mesh.xdsAddress, '--api', `http://127.0.0.1:${mesh.cp!.apiPort}`, '--drain-seconds', '0.1', '--', process.execPath, '-e', app], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor(() => {
+      if (child.exitCode !== null) throw new Error(`weft run exited ${child.exitCode}: ${output}`);
+      return (mesh.cp!.registry.endpoints().get('default/web') ?? []).length === 1;
+    }, 30_000, 'registered');
+    const envoy = records(dir).find((r) => r.args);
+    assert.ok(records(dir).some((r) => r.secret === 'default'), 'Envoy had its certificate before the app started');
+    assert.match(output, /"msg":"sidecar ready"/);
+    return { child, exited, envoy, privateDir: path.dirname(envoy.args[1]), dir, output: () => output };
+  };
+
+  const a = await start();
+  a.child.kill('SIGTERM');
+  assert.equal(await a.exited, 0, a.output());
+  assert.ok(records(a.dir).some((r) => r.signal === 'SIGTERM'));
+  assert.equal(processAlive(a.envoy.pid), false);
+  assert.equal(fs.existsSync(a.privateDir), false);
+  await waitFor(() => (mesh.cp!.registry.endpoints().get('default/web') ?? []).length === 0, 10_000, 'deregistered');
+
+  const b = await start();
+  b.child.kill('SIGKILL');
+  await b.exited;
+  await waitFor(() => !processAlive(b.envoy.pid), 15_000, 'the guard stopped Envoy');
+  await waitFor(() => !fs.existsSync(b.privateDir), 5000, 'the guard removed the private directory');
+});
