@@ -225,6 +225,8 @@ export function buildProgram(): Command {
     .option('--admin-port <port>', "the sidecar's admin port (default: a free port)", portNumber)
     .option('--transparent', "run the program in a network namespace of its own: it reaches services by name (<service>[.<namespace>]:<port>) over any protocol with no proxy setting, and only the sidecar reaches its port (Linux, root)")
     .addOption(new Option('--egress <mode>', "with --transparent, destinations that are not mesh services: passthrough (through the host; the default) or mesh-only (refused)").choices(['passthrough', 'mesh-only']))
+    .addOption(new Option('--proxy <sidecar>', 'the sidecar: weft (weft proxy, in this process) or envoy (an envoy binary, its workload certificate served on a local SDS socket)').choices(['weft', 'envoy']).default('weft'))
+    .option('--envoy-binary <path>', '--proxy envoy: the envoy executable (default: envoy on PATH)')
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
     .addOption(new Option('--ready-timeout <duration>', 'how long the program may take to listen on --port before it is stopped with an error (0: no limit)').argParser(readyTimeout).default(60_000, '60s'))
     .addOption(new Option('--otlp-endpoint <url>', OTLP_HELP).argParser(otlpEndpoint))
@@ -415,6 +417,7 @@ export function buildProgram(): Command {
     .option('--outbound-port <port>', '--envoy: the port of the outbound listener (default the control plane\'s, 15001)')
     .option('--inbound-port <port>', '--envoy: the port of the inbound listener (default 15006)')
     .option('--app-port <port>', '--envoy: where the app listens, if not its service port')
+    .option('--sds-socket <path>', '--envoy: a local SDS server\'s unix socket (as `weft run --proxy envoy` runs one): the workload certificate comes from it')
     .action(lazy('bootstrap', 'runBootstrap'));
 
   return program;

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from '../observe/log';
 import type { TracingOptions } from '../observe/tracing/proxy-tracer';
-import { startProxy } from '../proxy/proxy';
+import { startProxy, type Proxy } from '../proxy/proxy';
 import { freePort } from './free-port';
 import { listeningAddresses } from './listening-ports';
 import { AppOutput } from './plugins/app-output';
@@ -19,6 +19,7 @@ import { RegistrationClient } from './registration-client';
 import { TransparentUnit } from './transparent/transparent-unit';
 import { TransparentUnavailableError, transparentUnavailable, type EgressMode } from './transparent/unit-network';
 import { UnitGuard } from './unit-guard';
+import { findEnvoyBinary, startEnvoySidecar, type Sidecar } from './envoy/envoy-sidecar';
 
 /** How often `weft run` says what it is waiting for while the app has not yet listened on --port. */
 const READY_PROGRESS_MS = 5000;
@@ -60,10 +61,20 @@ export interface RunOptions {
   transparent?: boolean;
   /** Transparent mode's other destinations: through the host (default) or refused. */
   egress?: EgressMode;
+  /** The sidecar: weft proxy (default) or Envoy (envoy/envoy-sidecar.ts), its binary from --envoy-binary or PATH. */
+  proxy?: 'weft' | 'envoy';
+  envoyBinary?: string;
 }
 
 export async function runApp(opts: RunOptions): Promise<number> {
   const { log } = opts;
+  // Checked before anything starts: without a binary there is no sidecar to wait for.
+  if (opts.proxy === 'envoy') {
+    if (opts.transparent) throw new Error('--proxy envoy with --transparent is not supported yet (the unit\'s captured connections are handed to weft proxy\'s listeners in-process); use one or the other');
+    const weftOnly = (['metricsAddress', 'tracing', 'accessLog'] as const).filter((k) => opts[k] !== undefined);
+    if (weftOnly.length) throw new Error(`--proxy envoy: ${weftOnly.map((k) => ({ metricsAddress: '--metrics-address', tracing: '--otlp-endpoint', accessLog: '--access-log' })[k]).join(', ')} configure weft proxy, not Envoy (Envoy serves /stats/prometheus on its admin port)`);
+    opts = { ...opts, envoyBinary: findEnvoyBinary(opts.envoyBinary) };
+  }
   let unit: TransparentUnit | undefined;
   if (opts.transparent) {
     const why = transparentUnavailable();
@@ -83,7 +94,7 @@ async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Pro
   const outboundPort = opts.outboundPort ?? (await freePort(appPorts));
   // A client-only program of a service gets an inbound listener too (the service's); a port of its own, so several share a host.
   const inboundPort = opts.port !== undefined || opts.service ? (opts.inboundPort ?? (await freePort([...appPorts, outboundPort]))) : undefined;
-  const proxy = await startProxy({
+  const proxy: Sidecar = opts.proxy === 'envoy' ? await startEnvoy(opts, outboundPort, inboundPort) : await startProxy({
     xds: opts.xds,
     nodeId: `${opts.service ?? 'client'}~${opts.address}~${process.pid}`,
     service: opts.service,
@@ -107,7 +118,7 @@ async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Pro
   });
   try {
     await proxy.waitReady(30_000);
-    await unit?.attach(proxy);
+    if (unit) await unit.attach(proxy as Proxy); // never an Envoy: refused with --transparent
   } catch (err) {
     await proxy.close();
     throw err;
@@ -137,7 +148,7 @@ async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Pro
 async function runWithPlugins(
   opts: RunOptions,
   unit: TransparentUnit | undefined,
-  proxy: Awaited<ReturnType<typeof startProxy>>,
+  proxy: Sidecar,
   a: { command: string[]; env: NodeJS.ProcessEnv; inboundPort: number | undefined; output: AppOutput | undefined; channel: UnitChannel | undefined },
 ): Promise<number> {
   const { log } = opts;
@@ -163,6 +174,21 @@ async function runWithPlugins(
   await unit?.close();
   await guard?.release();
   return result;
+}
+
+/** Envoy as the sidecar, on the ports weft run chose and an admin port of its own. */
+async function startEnvoy(opts: RunOptions, outboundPort: number, inboundPort: number | undefined): Promise<Sidecar> {
+  const taken = [opts.port, outboundPort, inboundPort].filter((p): p is number => p !== undefined);
+  return startEnvoySidecar({
+    ...opts,
+    binary: opts.envoyBinary!,
+    nodeId: `${opts.service ?? 'client'}~${opts.address}~${process.pid}`,
+    outboundPort,
+    inboundPort,
+    appPort: opts.port,
+    adminPort: opts.adminPort ?? (await freePort(taken)),
+    joinToken: opts.joinToken ?? process.env.WEFT_JOIN_TOKEN,
+  });
 }
 
 /** The environment of an app in HTTP_PROXY mode: its calls to the mesh go to the sidecar as an HTTP proxy. */
@@ -192,7 +218,7 @@ function transparentEnv(opts: RunOptions): NodeJS.ProcessEnv {
 }
 
 /** Registers the app once it listens, drains on SIGTERM, and returns its exit code once it and the sidecar have stopped. */
-async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Awaited<ReturnType<typeof startProxy>>, inboundPort: number | undefined, appHost: string, plugins: PluginSupervisor): Promise<number> {
+async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Sidecar, inboundPort: number | undefined, appHost: string, plugins: PluginSupervisor): Promise<number> {
   const { log } = opts;
   // If weft run itself goes away (an uncaught error, process.exit), the app goes too:
   // in its own process group it would otherwise outlive its sidecar.

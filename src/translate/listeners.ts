@@ -154,7 +154,7 @@ export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPo
       name: `${name}|tls`,
       filter_chain_match: { destination_port: { value: port.port }, transport_protocol: 'tls' },
       filters: portFilters(port),
-      transport_socket: downstreamTlsSocket(),
+      transport_socket: downstreamTlsSocket(node),
     });
     if (plaintext) chains.push({ name, filter_chain_match: { destination_port: { value: port.port } }, filters: portFilters(port) });
   }
@@ -163,7 +163,7 @@ export function inboundListener(own: Service, node: NodeInfo, policy?: TrafficPo
     name: `${INBOUND_LISTENER.name}|default|tls`,
     filter_chain_match: { transport_protocol: 'tls' },
     filters: portFilters(ports[0]),
-    transport_socket: downstreamTlsSocket(),
+    transport_socket: downstreamTlsSocket(node),
   });
   return {
     name: INBOUND_LISTENER.name,

@@ -22,9 +22,9 @@ import { TYPE_URL } from '../xds/type-urls';
 import type { Service, ServicePort, TranslateContext } from './context';
 import { isHttp2Port, isHttpPort } from './context';
 import { msToProtoDuration } from '../config/duration';
-import { adsConfigSource } from './proto-values';
+import { adsConfigSource, ENUM, protoEnum } from './proto-values';
 import type { Resource } from '../config/kinds';
-import type { MeshView } from './types';
+import type { MeshView, NodeInfo } from './types';
 
 type Obj = Record<string, unknown>;
 
@@ -61,8 +61,31 @@ export function spiffeIdOf(ctx: TranslateContext, service: Service): string {
   return spiffeId(ctx.trustDomain, service.metadata.namespace, service.metadata.name);
 }
 
+/** The static cluster of an Envoy's local SDS server (`weft run --proxy envoy`, `weft bootstrap --envoy --sds-socket`). */
+export const LOCAL_SDS_CLUSTER = 'weft_sds';
+
 function sds(name: string): Obj {
   return { name, sds_config: adsConfigSource() };
+}
+
+/**
+ * The workload certificate's SDS reference. The control plane never holds a
+ * sidecar's key (sidecars send a CSR), so it cannot serve "default" over ADS;
+ * a local-SDS node fetches it from the agent beside it (istio-agent's model).
+ */
+function workloadCertSds(node: NodeInfo): Obj {
+  if (!node.localSds) return sds(WORKLOAD_CERT);
+  return {
+    name: WORKLOAD_CERT,
+    sds_config: {
+      api_config_source: {
+        api_type: protoEnum('envoy.config.core.v3.ApiConfigSource.ApiType').GRPC,
+        transport_api_version: ENUM.apiVersion().V3,
+        grpc_services: [{ envoy_grpc: { cluster_name: LOCAL_SDS_CLUSTER } }],
+      },
+      resource_api_version: ENUM.apiVersion().V3,
+    },
+  };
 }
 
 function alpnFor(port: ServicePort): string[] {
@@ -84,13 +107,13 @@ export function inspectorFields(): Obj {
 }
 
 /** The server side of a caller's mTLS: our workload certificate, callers verified against the trust bundle. */
-export function downstreamTlsSocket(): Obj {
+export function downstreamTlsSocket(node: NodeInfo): Obj {
   return {
     name: TLS_TRANSPORT_SOCKET,
     typed_config: anyOf(TYPE_URL.DownstreamTlsContext, {
       require_client_certificate: { value: true },
       common_tls_context: {
-        tls_certificate_sds_secret_configs: [sds(WORKLOAD_CERT)],
+        tls_certificate_sds_secret_configs: [workloadCertSds(node)],
         validation_context_sds_secret_config: sds(TRUST_BUNDLE),
         alpn_protocols: ['h2', 'http/1.1'],
       },
@@ -104,7 +127,7 @@ export function transportSocketMatches(ctx: TranslateContext, service: Service, 
   const tls: Obj = {
     sni: `${service.metadata.name}.${service.metadata.namespace}`,
     common_tls_context: {
-      tls_certificate_sds_secret_configs: [sds(WORKLOAD_CERT)],
+      tls_certificate_sds_secret_configs: [workloadCertSds(ctx.node)],
       combined_validation_context: {
         default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: spiffeIdOf(ctx, service) } }] },
         validation_context_sds_secret_config: sds(TRUST_BUNDLE),

@@ -68,6 +68,8 @@ export interface NodeInfo {
   appAddress?: string;
   /** Under `weft run --transparent`: TCP listeners are virtual (bind_to_port false), reached from the unit's VIP sockets. */
   transparent?: boolean;
+  /** An Envoy with a local SDS server (`weft run --proxy envoy`): the workload certificate "default" is fetched from the static cluster weft_sds, the trust bundle still over ADS. */
+  localSds?: boolean;
   /** A sidecar's admin port on its host's loopback (not translated: `weft status` reads /clusters there). */
   adminPort?: number;
   /** The host's name the node announced (WEFT_HOSTNAME). */

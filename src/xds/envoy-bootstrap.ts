@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { parseXdsAddresses } from './client/control-plane-addresses';
 import { NODE_METADATA } from './node-info';
 import { CONTROL_PLANE_CLUSTER } from './rate-limit-names';
+import { LOCAL_SDS_CLUSTER } from '../translate/mtls';
 
 /**
  * The static cluster of the control plane's replicas, the one ADS uses. Named as the
@@ -44,6 +45,13 @@ export interface EnvoyBootstrapOptions {
   outboundPort?: number;
   inboundPort?: number;
   appPort?: number;
+  /**
+   * A local SDS server's unix socket (`weft run --proxy envoy`): the node announces
+   * WEFT_LOCAL_SDS=true, so the translator points the workload certificate at the
+   * static cluster weft_sds, which dials this socket. Absent: the certificate is
+   * expected over ADS, which weft's control plane cannot serve (it never holds a key).
+   */
+  sdsSocket?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -69,6 +77,7 @@ export function envoyBootstrap(opts: EnvoyBootstrapOptions): Json {
   if (opts.outboundPort) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
   if (opts.inboundPort) metadata[NODE_METADATA.inboundPort] = String(opts.inboundPort);
   if (opts.appPort) metadata[NODE_METADATA.appPort] = String(opts.appPort);
+  if (opts.sdsSocket) metadata[NODE_METADATA.localSds] = 'true';
 
   const grpcService: Json = { envoy_grpc: { cluster_name: XDS_CLUSTER } };
   if (opts.joinToken) grpcService.initial_metadata = [{ key: 'authorization', value: `Bearer ${opts.joinToken}` }];
@@ -112,9 +121,28 @@ export function envoyBootstrap(opts: EnvoyBootstrapOptions): Json {
       cds_config: { ads: {}, resource_api_version: 'V3' },
       lds_config: { ads: {}, resource_api_version: 'V3' },
     },
-    static_resources: { clusters: [xdsCluster] },
+    static_resources: { clusters: opts.sdsSocket ? [xdsCluster, localSdsCluster(opts.sdsSocket)] : [xdsCluster] },
     admin: {
       address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort ?? DEFAULT_ENVOY_ADMIN_PORT } },
+    },
+  };
+}
+
+/** The local SDS server's cluster: gRPC (HTTP/2) over a unix socket, no TLS (the socket's 0600 mode is the guard). */
+function localSdsCluster(socket: string): Json {
+  return {
+    name: LOCAL_SDS_CLUSTER,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: LOCAL_SDS_CLUSTER,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: path.resolve(socket) } } } }] }],
+    },
+    typed_extension_protocol_options: {
+      [HTTP_PROTOCOL_OPTIONS]: {
+        '@type': TYPE + HTTP_PROTOCOL_OPTIONS,
+        explicit_http_config: { http2_protocol_options: {} },
+      },
     },
   };
 }

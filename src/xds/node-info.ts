@@ -16,6 +16,8 @@ export const NODE_METADATA = {
   appAddress: 'WEFT_APP_ADDRESS',
   /** "true" under `weft run --transparent`: the program's calls arrive on per-service VIP sockets, so TCP listeners are not bound. */
   transparent: 'WEFT_TRANSPARENT',
+  /** "true" for an Envoy under `weft run --proxy envoy`: its workload certificate comes from a local SDS socket (cluster weft_sds), never from the control plane. */
+  localSds: 'WEFT_LOCAL_SDS',
   /** A sidecar's admin port (on its host's loopback), for `weft status` to read its /clusters. */
   adminPort: 'WEFT_ADMIN_PORT',
   /** The name of the host the node runs on (shown beside the address its connection comes from). */
@@ -92,6 +94,11 @@ export function nodeInfoFromXdsNode(node: XdsNodeLike): NodeInfo {
     throw new InvalidNodeError(`node ${node.id}: metadata ${NODE_METADATA.transparent} is "${transparent}", expected "true" or "false"`);
   }
   if (transparent === 'true') info.transparent = true;
+  const localSds = metadataString(node, NODE_METADATA.localSds);
+  if (localSds !== undefined && localSds !== 'true' && localSds !== 'false') {
+    throw new InvalidNodeError(`node ${node.id}: metadata ${NODE_METADATA.localSds} is "${localSds}", expected "true" or "false"`);
+  }
+  if (localSds === 'true') info.localSds = true;
   const metrics = metadataString(node, NODE_METADATA.metricsAddress);
   if (metrics !== undefined) {
     try {
@@ -109,5 +116,7 @@ export function nodeGroupKey(info: NodeInfo): string {
   // Zone is part of the key: the translator orders localities by the node's zone.
   const ports = info.outboundPort || info.inboundPort || info.appPort ? `|${info.outboundPort ?? ''}|${info.inboundPort ?? ''}|${info.appPort ?? ''}` : '';
   const app = info.appAddress || info.transparent ? `|${info.appAddress ?? ''}|${info.transparent ? 'transparent' : ''}` : '';
-  return `${info.role}|${info.namespace}|${info.service ?? ''}|${info.zone ?? ''}${ports}${app}`;
+  // A local-SDS node gets other sds_config sources for the workload certificate.
+  const sds = info.localSds ? '|local-sds' : '';
+  return `${info.role}|${info.namespace}|${info.service ?? ''}|${info.zone ?? ''}${ports}${app}${sds}`;
 }

@@ -2,7 +2,9 @@
 // bootstrap of `weft bootstrap --envoy` (checked first against Envoy's own
 // protos), delta ADS to a --dev control plane on loopback, Envoy LIVE
 // (admin /ready), and one HTTP request routed by Envoy's outbound listener
-// (the RDS weft serves) to a service with a static endpoint.
+// (the RDS weft serves) to a service with a static endpoint. Then `weft run
+// --proxy envoy`: Envoy as a unit's sidecar, its workload certificate from
+// weft run's local SDS socket, serving a weft sidecar's call over mTLS.
 //
 // Envoy is not packaged for Debian, and the README promises it on no
 // platform, so a missing envoy skips this test, under CI=true too (the rule
@@ -17,6 +19,9 @@ import * as path from 'node:path';
 import { once } from 'node:events';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
+import * as net from 'node:net';
+import { startProxy, type Proxy } from '../../src/proxy/proxy';
+import { processAlive } from '../helpers/tmp';
 import { freePort } from '../../src/run/free-port';
 import { envoyBootstrap } from '../../src/xds/envoy-bootstrap';
 import { assertValidEnvoyBootstrap } from '../../src/xds/envoy-validate';
@@ -125,5 +130,106 @@ spec:
     }
     await cp?.close();
     backend.close();
+  }
+});
+
+const BIN = path.resolve(__dirname, '../../../bin/weft.js');
+
+/** Sends a plaintext request straight to a port and resolves what came back before the connection ended. */
+function rawExchange(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nhost: web\r\n\r\n'));
+    let got = '';
+    socket.setTimeout(10_000, () => socket.destroy());
+    socket.on('data', (d) => (got += d));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(got));
+  });
+}
+
+test('weft run --proxy envoy: Envoy serves a weft sidecar\'s call on its inbound listener over mTLS, its certificate from the local SDS socket', { timeout: 120_000 }, async (t) => {
+  const version = envoyVersion();
+  if (!version) {
+    t.skip('no `envoy` on PATH: Envoy is not packaged for Debian and the README promises it on no platform (install one, e.g. from envoyproxy.io, to run this test)');
+    return;
+  }
+  const configDir = tempDir(t, 'weft-envoy-run-config-');
+  // web accepts mTLS only: a 200 through its Envoy proves the handshake with the certificate from the local SDS.
+  fs.writeFileSync(
+    path.join(configDir, 'services.yaml'),
+    `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: web }
+spec:
+  ports: [{ name: http, port: 8080, protocol: http }]
+---
+apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: client }
+spec:
+  ports: [{ name: http, port: 8090, protocol: http }]
+  dependsOn: [{ name: web }]
+---
+apiVersion: weft.dev/v1
+kind: MeshTLS
+metadata: { name: web-strict }
+spec: { targetRef: { name: web }, mode: strict }
+`,
+  );
+  let cp: ControlPlane | undefined;
+  let run: ChildProcess | undefined;
+  let client: Proxy | undefined;
+  let output = '';
+  const logLines = () => output.split('\n').flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } });
+  try {
+    cp = await startControlPlane({ configDir, dataDir: tempDir(t, 'weft-envoy-run-data-'), xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
+    const appPort = await freePort();
+    const app = `require('node:http').createServer((q, s) => s.end('web app saw ' + q.url)).listen(${appPort}, '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));`;
+    run = spawn(process.execPath, [BIN, 'run', '--proxy', 'envoy', '--service', 'web', '--port', String(appPort), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.2', '--', process.execPath, '-e', app], { stdio: ['ignore', 'pipe', 'pipe'] });
+    run.stdout!.on('data', (d) => (output += d));
+    run.stderr!.on('data', (d) => (output += d));
+    const exited = once(run, 'exit');
+    await waitFor(() => {
+      if (run!.exitCode !== null) throw new Error(`weft run exited with ${run!.exitCode}:\n${output.slice(-4000)}`);
+      return (cp!.registry.endpoints().get('default/web') ?? []).length === 1;
+    }, 60_000, 'web registered behind its Envoy');
+    const ready = logLines().find((l) => l.msg === 'sidecar ready');
+    const started = logLines().find((l) => l.msg === 'envoy started');
+    assert.ok(ready && started, output);
+    const envoyNode = cp.xds.status().find((n) => n.node.service === 'web');
+    assert.equal(envoyNode?.node.localSds, true, 'the Envoy announced its local SDS');
+    assert.deepEqual(envoyNode!.types.filter((s) => s.lastNack).map((s) => `${s.type}: ${s.lastNack!.message}`), []);
+
+    const [outboundPort, inboundPort] = [await freePort(), await freePort()];
+    client = await startProxy({ xds: `127.0.0.1:${cp.xdsPort}`, nodeId: 'client-1', service: 'client', namespace: 'default', outboundPort, inboundPort, adminPort: 0, log: silentLogger });
+    await client.waitReady(10_000);
+    await client.certificateAgent!.waitForCertificate(10_000);
+    let last = '';
+    await waitFor(async () => {
+      const res = await get(outboundPort, '/through-envoy', { host: 'web:8080' }).catch((e: Error) => ({ status: 0, body: e.message }));
+      last = `${res.status} ${res.body}`;
+      return res.status === 200;
+    }, 30_000, 'a 200 through the weft sidecar and web\'s Envoy').catch((err) => assert.fail(`${err.message}; last: ${last}\n${output.slice(-4000)}`));
+    assert.equal(last, '200 web app saw /through-envoy');
+    // Strict: plaintext straight to Envoy's inbound port gets no answer.
+    const [endpoint] = cp.registry.endpoints().get('default/web')!;
+    assert.doesNotMatch(await rawExchange(Object.values(endpoint.ports)[0] as number), /web app saw/);
+    // Envoy's own view: it holds web's SPIFFE certificate and has done TLS handshakes.
+    const certs = await get(ready.admin, '/certs');
+    assert.match(certs.body, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/);
+    const stats = await get(ready.admin, '/stats?filter=ssl.handshake');
+    assert.ok(stats.body.split('\n').some((l) => /ssl\.handshake: [1-9]/.test(l)), stats.body);
+
+    run.kill('SIGTERM');
+    const [code] = await exited;
+    assert.equal(code, 0, output.slice(-4000));
+    assert.equal(processAlive(started.pid), false, 'Envoy stopped with its unit');
+  } finally {
+    if (run && run.exitCode === null && run.signalCode === null) {
+      run.kill('SIGKILL');
+      await once(run, 'exit').catch(() => undefined);
+    }
+    await client?.close();
+    await cp?.close();
   }
 });

@@ -155,3 +155,42 @@ test('MeshTLS config: mode defaults to permissive; a bad mode and an unknown fie
   assert.match(error('{ mode: strict, peers: [] }'), /spec: unknown field "peers"|spec\.peers/);
   assert.match(error('{ targetRef: { kind: Deployment, name: web } }'), /spec\.targetRef\.kind/);
 });
+
+describe('a local-SDS node (WEFT_LOCAL_SDS, `weft run --proxy envoy`): the workload certificate from the weft_sds cluster', () => {
+  const localSds = {
+    name: 'default',
+    sds_config: {
+      api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'weft_sds' } }] },
+      resource_api_version: 'V3',
+    },
+  };
+  const ads = { name: 'ROOTCA', sds_config: { ads: {}, resource_api_version: 'V3' } };
+  const d = resourcesFor(meshView(SERVICES), sidecar({ service: 'web', localSds: true }));
+
+  test('inbound TLS chains: "default" over the local SDS cluster, ROOTCA still over ADS', () => {
+    const l = d.listener('inbound');
+    const tlsChains = l.filter_chains.filter((c: Obj) => c.transport_socket);
+    assert.equal(tlsChains.length, 2);
+    for (const chain of tlsChains) {
+      const ctx = unpack(chain.transport_socket.typed_config).common_tls_context;
+      assertSubset(ctx.tls_certificate_sds_secret_configs, [localSds]);
+      assert.equal(ctx.tls_certificate_sds_secret_configs[0].sds_config.ads, undefined);
+      assertSubset(ctx.validation_context_sds_secret_config, ads);
+    }
+  });
+
+  test('outbound auto mTLS: the same', () => {
+    const [m] = d.cluster('outbound|50051||rpc.default').transport_socket_matches;
+    const ctx = unpack(m.transport_socket.typed_config).common_tls_context;
+    assertSubset(ctx.tls_certificate_sds_secret_configs, [localSds]);
+    assert.equal(ctx.tls_certificate_sds_secret_configs[0].sds_config.ads, undefined);
+    assertSubset(ctx.combined_validation_context.validation_context_sds_secret_config, ads);
+  });
+
+  test('a node without it keeps "default" on ADS (weft proxy gets it from its own agent)', () => {
+    const [m] = resourcesFor(meshView(SERVICES), sidecar({ service: 'web' })).cluster('outbound|50051||rpc.default').transport_socket_matches;
+    const [ref] = unpack(m.transport_socket.typed_config).common_tls_context.tls_certificate_sds_secret_configs;
+    assertSubset(ref, { name: 'default', sds_config: { ads: {}, resource_api_version: 'V3' } });
+    assert.equal(ref.sds_config.api_config_source, undefined);
+  });
+});

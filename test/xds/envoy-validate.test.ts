@@ -102,6 +102,20 @@ describe('weft bootstrap --envoy against Envoy\'s bootstrap.proto', () => {
     assert.ok(path.isAbsolute(cluster.transport_socket.typed_config.common_tls_context.validation_context.trusted_ca.filename));
   });
 
+  test('with a local SDS socket: WEFT_LOCAL_SDS=true and a static cluster weft_sds (HTTP/2 over a pipe), still valid', () => {
+    const b = envoyBootstrap({ ...base, caFile: 'bundle.pem', sdsSocket: '/run/weft/sds/sds.sock' }) as any;
+    assert.deepEqual(envoyBootstrapProblems(b), []);
+    assert.equal(b.node.metadata.WEFT_LOCAL_SDS, 'true');
+    const sds = b.static_resources.clusters.find((c: any) => c.name === 'weft_sds');
+    assert.deepEqual(sds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address, { pipe: { path: '/run/weft/sds/sds.sock' } });
+    assert.ok(sds.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options);
+    assert.equal(sds.transport_socket, undefined);
+    assert.equal((envoyBootstrap(base) as any).node.metadata.WEFT_LOCAL_SDS, undefined);
+    // The checker sees the pipe: an empty path breaks a PGV rule.
+    sds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path = '';
+    assert.deepEqual(envoyBootstrapProblems(b).map((p) => p.path), ['static_resources.clusters[1].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path']);
+  });
+
   test('lowerCamel JSON names and Duration strings are read as Envoy reads them', () => {
     const b = envoyBootstrap(base) as any;
     b.static_resources.clusters[0] = { ...b.static_resources.clusters[0], connectTimeout: '0.250s' };
@@ -168,6 +182,7 @@ describe('what weft serves passes Envoy\'s protoc-gen-validate rules', () => {
     ['a sidecar of storefront (demo mesh)', sidecar({ service: 'storefront', zone: 'a' })],
     ['a sidecar of order, custom ports (demo mesh)', sidecar({ service: 'order', outboundPort: 16001, inboundPort: 16006, appPort: 18082 })],
     ['a proxyless client of storefront (demo mesh)', proxyless({ service: 'storefront' })],
+    ['an Envoy of storefront with a local SDS server (demo mesh)', sidecar({ service: 'storefront', localSds: true })],
   ] as const) {
     test(label, () => {
       const { problems, counted } = checkServed(demoMesh(), node);

@@ -82,3 +82,12 @@ test('a transparent unit: WEFT_APP_ADDRESS (IPv4) and WEFT_TRANSPARENT ("true"/"
   assert.throws(() => nodeInfoFromXdsNode({ id: 'x', metadata: meta({ WEFT_APP_ADDRESS: 'app.local' }) }), /WEFT_APP_ADDRESS.*IPv4/);
   assert.throws(() => nodeInfoFromXdsNode({ id: 'y', metadata: meta({ WEFT_TRANSPARENT: 'yes' }) }), /WEFT_TRANSPARENT.*"true" or "false"/);
 });
+
+test('an Envoy with a local SDS server: WEFT_LOCAL_SDS ("true"/"false", strictly), in the group key', () => {
+  const info = nodeInfoFromXdsNode({ id: 'e', metadata: meta({ WEFT_SERVICE: 'web', WEFT_LOCAL_SDS: 'true' }) });
+  assert.equal(info.localSds, true);
+  assert.equal(nodeInfoFromXdsNode({ id: 'f', metadata: meta({ WEFT_LOCAL_SDS: 'false' }) }).localSds, undefined);
+  const plain = nodeInfoFromXdsNode({ id: 'p', metadata: meta({ WEFT_SERVICE: 'web' }) });
+  assert.notEqual(nodeGroupKey(info), nodeGroupKey(plain));
+  assert.throws(() => nodeInfoFromXdsNode({ id: 'y', metadata: meta({ WEFT_LOCAL_SDS: 'yes' }) }), /WEFT_LOCAL_SDS.*"true" or "false"/);
+});

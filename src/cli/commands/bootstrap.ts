@@ -17,6 +17,7 @@ export interface BootstrapCliOptions {
   outboundPort?: string;
   inboundPort?: string;
   appPort?: string;
+  sdsSocket?: string;
 }
 
 function port(value: string | undefined, flag: string): number | undefined {
@@ -49,6 +50,7 @@ export function runBootstrap(opts: BootstrapCliOptions): void {
       outboundPort: port(opts.outboundPort, '--outbound-port'),
       inboundPort: port(opts.inboundPort, '--inbound-port'),
       appPort: port(opts.appPort, '--app-port'),
+      sdsSocket: opts.sdsSocket,
     });
     process.stdout.write(JSON.stringify(bootstrap, null, 2) + '\n');
     return;
