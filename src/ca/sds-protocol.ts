@@ -49,3 +49,29 @@ export function trustBundleSecret(name: string, bundlePem: string): Record<strin
 }
 
 export const SECRET_TYPE_URL = TYPE_URL.Secret;
+
+/** A DiscoveryRequest that did not decode: what the server's handler gets instead of the request, to refuse it with the reason. */
+export class MalformedRequest {
+  constructor(readonly message: string) {}
+}
+
+/** A gRPC method of the SecretDiscoveryService over DiscoveryRequest/Response (FetchSecrets unary, StreamSecrets bidi). */
+export function sdsMethod(method: 'FetchSecrets' | 'StreamSecrets') {
+  const streaming = method === 'StreamSecrets';
+  return {
+    path: `/${SDS_SERVICE_NAME}/${method}`,
+    requestStream: streaming,
+    responseStream: streaming,
+    requestSerialize: encodeDiscoveryRequest,
+    requestDeserialize: (b: Buffer): Record<string, any> | MalformedRequest => {
+      try {
+        return decodeDiscoveryRequest(b);
+      } catch (err) {
+        return new MalformedRequest(`DiscoveryRequest does not decode: ${(err as Error).message}`);
+      }
+    },
+    responseSerialize: encodeDiscoveryResponse,
+    responseDeserialize: decodeDiscoveryResponse,
+    originalName: streaming ? 'streamSecrets' : 'fetchSecrets',
+  };
+}

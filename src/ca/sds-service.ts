@@ -14,13 +14,10 @@ import { anyOf } from '../xds/protos';
 import { CaError, type CertificateAuthority, type WorkloadIdentity } from './certificate-authority';
 import { JoinTokenError, type JoinTokenStore } from './join-tokens';
 import {
+  MalformedRequest,
+  sdsMethod,
   certificateSecret,
   CSR_METADATA,
-  decodeDiscoveryRequest,
-  decodeDiscoveryResponse,
-  encodeDiscoveryRequest,
-  encodeDiscoveryResponse,
-  FETCH_SECRETS_PATH,
   SECRET_TYPE_URL,
   WORKLOAD_SECRET_NAME,
 } from './sds-protocol';
@@ -33,34 +30,15 @@ export interface SdsServiceOptions {
   log: Logger;
 }
 
-class Malformed {
-  constructor(readonly message: string) {}
-}
-
 type Obj = Record<string, any>;
 
 export function sdsService(opts: SdsServiceOptions): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const definition = {
-    FetchSecrets: {
-      path: FETCH_SECRETS_PATH,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: encodeDiscoveryRequest,
-      requestDeserialize: (b: Buffer) => {
-        try {
-          return decodeDiscoveryRequest(b);
-        } catch (err) {
-          return new Malformed(`DiscoveryRequest does not decode: ${(err as Error).message}`);
-        }
-      },
-      responseSerialize: encodeDiscoveryResponse,
-      responseDeserialize: decodeDiscoveryResponse,
-      originalName: 'fetchSecrets',
-    },
+    FetchSecrets: sdsMethod('FetchSecrets'),
   } as grpc.ServiceDefinition;
   let version = 0;
   const handlers: grpc.UntypedServiceImplementation = {
-    FetchSecrets: (call: grpc.ServerUnaryCall<Obj | Malformed, Obj>, callback: grpc.sendUnaryData<Obj>) => {
+    FetchSecrets: (call: grpc.ServerUnaryCall<Obj | MalformedRequest, Obj>, callback: grpc.sendUnaryData<Obj>) => {
       fetchSecrets(opts, call).then(
         (chainPem) =>
           callback(null, {
@@ -93,9 +71,9 @@ class Refusal extends Error {
   }
 }
 
-async function fetchSecrets(opts: SdsServiceOptions, call: grpc.ServerUnaryCall<Obj | Malformed, Obj>): Promise<string> {
+async function fetchSecrets(opts: SdsServiceOptions, call: grpc.ServerUnaryCall<Obj | MalformedRequest, Obj>): Promise<string> {
   const req = call.request;
-  if (req instanceof Malformed) throw new Refusal(grpc.status.INVALID_ARGUMENT, req.message);
+  if (req instanceof MalformedRequest) throw new Refusal(grpc.status.INVALID_ARGUMENT, req.message);
   const names: string[] = req.resource_names ?? [];
   if (names.length !== 1 || names[0] !== WORKLOAD_SECRET_NAME) {
     throw new Refusal(grpc.status.INVALID_ARGUMENT, `FetchSecrets serves resource_names ["${WORKLOAD_SECRET_NAME}"] only, got ${JSON.stringify(names)}`);

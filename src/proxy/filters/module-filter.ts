@@ -25,6 +25,7 @@ import * as path from 'node:path';
 import type { FieldPath } from '../config/nack';
 import type { Obj } from '../config/read-proto';
 import { MODULE_FILTER_TYPE_URL } from '../../xds/type-urls';
+import { RateLimitedLog } from './rate-limited-log';
 import type { FilterState, HttpFilterType } from './catalog';
 import { filterEnv, type FilterEnv } from './filter-env';
 import type { FilterHeaders, FilterPluginRequest, FilterPluginResponse, HttpFilterPlugin, HttpFilterPluginFactory, LocalResponse } from './filter-plugin-api';
@@ -122,30 +123,6 @@ function messageOf(err: unknown): string {
 
 // ---- errors ----
 
-/** Logs failed requests, at most ERROR_LOGS_PER_SECOND a second per proxy; the rest are counted in the next line. */
-class ErrorLog {
-  private windowStart = 0;
-  private inWindow = 0;
-  private suppressed = 0;
-
-  static of(state: FilterState): ErrorLog {
-    let log = state.get('module-filter.error-log') as ErrorLog | undefined;
-    if (!log) state.set('module-filter.error-log', (log = new ErrorLog()));
-    return log;
-  }
-
-  write(env: FilterEnv, fields: Record<string, unknown>): void {
-    const now = Date.now();
-    if (now - this.windowStart >= 1000) {
-      this.windowStart = now;
-      this.inWindow = 0;
-      if (this.suppressed) fields = { ...fields, notLoggedBefore: this.suppressed };
-      this.suppressed = 0;
-    }
-    if (this.inWindow++ < ERROR_LOGS_PER_SECOND) env.log?.('warn', 'http-filter plugin failed a request (500 FE)', fields);
-    else this.suppressed++;
-  }
-}
 
 // ---- the views a module gets ----
 
@@ -255,7 +232,7 @@ function localReplyOf(r: LocalResponse): LocalReplySpec {
 
 class ModuleFilter implements HttpFilter {
   private readonly env: FilterEnv;
-  private readonly errors: ErrorLog;
+  private readonly errors: RateLimitedLog;
   /** The one answer of a filter whose module is not loaded. */
   private readonly notLoaded: FilterVerdict;
 
@@ -265,7 +242,7 @@ class ModuleFilter implements HttpFilter {
     state: FilterState,
   ) {
     this.env = filterEnv(state);
-    this.errors = ErrorLog.of(state);
+    this.errors = RateLimitedLog.of(state, 'module-filter.error-log', 'warn', 'http-filter plugin failed a request (500 FE)', ERROR_LOGS_PER_SECOND);
     this.notLoaded = Object.freeze({ kind: 'reply', reply: Object.freeze({ status: 500, flag: FILTER_ERROR_FLAG, detail: `http-filter plugin ${loaded.plugin} is not loaded (see the sidecar log)` }) });
   }
 

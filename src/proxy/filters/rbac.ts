@@ -12,6 +12,7 @@ import { onlyFields, type FieldPath } from '../config/nack';
 import type { Obj } from '../config/read-proto';
 import type { Route } from '../config/types';
 import { TYPE_URL } from '../../xds/type-urls';
+import { RateLimitedLog } from './rate-limited-log';
 import type { FilterState, HttpFilterType } from './catalog';
 import { filterEnv, type FilterEnv } from './filter-env';
 import type { FilterRequest, FilterVerdict, HttpFilter } from './http-filter';
@@ -40,34 +41,14 @@ const DENIED: FilterVerdict = Object.freeze({
   reply: Object.freeze({ status: 403, flag: 'RBAC', detail: RBAC_DENIED_BODY, grpcStatus: GRPC_PERMISSION_DENIED }),
 });
 
-/** Logs denials, at most DENIAL_LOGS_PER_SECOND a second per proxy; the rest are counted in the next line. */
-export class DenialLog {
-  private windowStart = 0;
-  private inWindow = 0;
-  private suppressed = 0;
-
-  static of(state: FilterState): DenialLog {
-    let log = state.get('rbac.denial-log') as DenialLog | undefined;
-    if (!log) state.set('rbac.denial-log', (log = new DenialLog()));
-    return log;
-  }
-
-  write(env: FilterEnv, fields: Record<string, unknown>): void {
-    const now = Date.now();
-    if (now - this.windowStart >= 1000) {
-      this.windowStart = now;
-      this.inWindow = 0;
-      if (this.suppressed) fields = { ...fields, notLoggedBefore: this.suppressed };
-      this.suppressed = 0;
-    }
-    if (this.inWindow++ < DENIAL_LOGS_PER_SECOND) env.log?.('info', 'rbac: access denied', fields);
-    else this.suppressed++;
-  }
+/** The RBAC denial log: at most DENIAL_LOGS_PER_SECOND lines a second per proxy (network RBAC shares it). */
+export function denialLog(state: FilterState): RateLimitedLog {
+  return RateLimitedLog.of(state, 'rbac.denial-log', 'info', 'rbac: access denied', DENIAL_LOGS_PER_SECOND);
 }
 
 class HttpRbacFilter implements HttpFilter {
   private readonly env: FilterEnv;
-  private readonly log: DenialLog;
+  private readonly log: RateLimitedLog;
 
   constructor(
     readonly name: string,
@@ -76,7 +57,7 @@ class HttpRbacFilter implements HttpFilter {
     state: FilterState,
   ) {
     this.env = filterEnv(state);
-    this.log = DenialLog.of(state);
+    this.log = denialLog(state);
   }
 
   decodeHeaders(req: FilterRequest): FilterVerdict {

@@ -11,7 +11,7 @@ import type * as net from 'node:net';
 import { onlyFields, type FieldPath } from '../config/nack';
 import type { Obj } from '../config/read-proto';
 import { allowed, decodeRbacRules, firstMatch, type RbacRules } from '../filters/rbac-engine';
-import { DenialLog } from '../filters/rbac';
+import { denialLog } from '../filters/rbac';
 import { filterEnv } from '../filters/filter-env';
 import type { Runtime } from '../runtime';
 
@@ -45,7 +45,7 @@ export function networkRbacAllows(filters: readonly NetworkRbacConfig[], socket:
     const env = filterEnv(runtime.filterState);
     env.stats?.rbacDenied('network', f.rules.action, f.statPrefix);
     const hit = firstMatch(f.rules, subject);
-    DenialLog.of(runtime.filterState).write(env, {
+    denialLog(runtime.filterState).write(env, {
       filter: f.name,
       action: f.rules.action,
       policy: hit >= 0 ? f.rules.names[hit] : undefined,

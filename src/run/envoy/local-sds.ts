@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../observe/log';
 import { anyOf } from '../../xds/protos';
-import { decodeDiscoveryRequest, encodeDiscoveryRequest, decodeDiscoveryResponse, encodeDiscoveryResponse, SDS_SERVICE_NAME, SECRET_TYPE_URL } from '../../ca/sds-protocol';
+import { MalformedRequest, SDS_SERVICE_NAME, SECRET_TYPE_URL, sdsMethod } from '../../ca/sds-protocol';
 import { WORKLOAD_CERT_SECRET, type CertificateSecret, type SecretStore } from '../../proxy/tls/secret-store';
 
 export const STREAM_SECRETS_PATH = `/${SDS_SERVICE_NAME}/StreamSecrets`;
@@ -26,28 +26,9 @@ export const LOCAL_SDS_SOCKET = 'sds.sock';
 
 type Obj = Record<string, any>;
 
-class Malformed {
-  constructor(readonly message: string) {}
-}
-
 /** The service definition, shared by the server and the tests' client. */
 export const streamSecretsDefinition = {
-  StreamSecrets: {
-    path: STREAM_SECRETS_PATH,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: encodeDiscoveryRequest,
-    requestDeserialize: (b: Buffer): Obj | Malformed => {
-      try {
-        return decodeDiscoveryRequest(b);
-      } catch (err) {
-        return new Malformed(`DiscoveryRequest does not decode: ${(err as Error).message}`);
-      }
-    },
-    responseSerialize: encodeDiscoveryResponse,
-    responseDeserialize: decodeDiscoveryResponse,
-    originalName: 'streamSecrets',
-  },
+  StreamSecrets: sdsMethod('StreamSecrets'),
 } as grpc.ServiceDefinition;
 
 /** The Secret Envoy reads a certificate and its key from (inline: they live only in this process and Envoy's). */
@@ -91,7 +72,7 @@ export class LocalSdsServer {
     fs.rmSync(socketPath, { force: true }); // a stale socket of a killed run
     const server = new grpc.Server();
     const sds = new LocalSdsServer(server, socketPath, opts);
-    server.addService(streamSecretsDefinition, { StreamSecrets: (call: grpc.ServerDuplexStream<Obj | Malformed, Obj>) => sds.stream(call) });
+    server.addService(streamSecretsDefinition, { StreamSecrets: (call: grpc.ServerDuplexStream<Obj | MalformedRequest, Obj>) => sds.stream(call) });
     try {
       await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
     } catch (err) {
@@ -118,7 +99,7 @@ export class LocalSdsServer {
     fs.rmSync(this.socketPath, { force: true });
   }
 
-  private stream(call: grpc.ServerDuplexStream<Obj | Malformed, Obj>): void {
+  private stream(call: grpc.ServerDuplexStream<Obj | MalformedRequest, Obj>): void {
     const { log, secrets } = this.opts;
     let nonce = 0;
     let sentVersion: string | undefined;
@@ -144,8 +125,8 @@ export class LocalSdsServer {
       end();
       call.end();
     });
-    call.on('data', (req: Obj | Malformed) => {
-      if (req instanceof Malformed) {
+    call.on('data', (req: Obj | MalformedRequest) => {
+      if (req instanceof MalformedRequest) {
         end();
         call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: req.message });
         return;
