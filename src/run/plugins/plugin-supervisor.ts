@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ResolvedPlugin } from '../../config/plugin-config';
 import type { Logger } from '../../observe/log';
+import type { PluginStatus } from '../../registry/registry';
 import { UnitGuard } from '../unit-guard';
 import type { UnitChannel } from './unit-channel';
 import { fetchPlugins, PluginFetchError, type PluginQuery } from './plugin-client';
@@ -66,6 +67,8 @@ interface Running {
   exited?: Promise<Exit>;
   restarts: number;
   timer?: NodeJS.Timeout;
+  state: PluginStatus['state'];
+  lastExit?: string;
 }
 
 export class PluginSupervisor {
@@ -90,7 +93,7 @@ export class PluginSupervisor {
   /** Starts the general plugins beside the app. */
   startGeneral(plugins: readonly ResolvedPlugin[]): void {
     for (const plugin of plugins.filter((p) => p.type === 'general')) {
-      const r: Running = { plugin, restarts: 0 };
+      const r: Running = { plugin, restarts: 0, state: 'running' };
       this.running.push(r);
       this.ctx.log('info', 'plugin starting', { plugin: plugin.name, command: plugin.command.join(' '), restartPolicy: plugin.restartPolicy });
       this.keep(r, 0);
@@ -105,6 +108,17 @@ export class PluginSupervisor {
   /** Restarts so far, by plugin name. */
   restartCounts(): Record<string, number> {
     return Object.fromEntries(this.running.map((r) => [r.plugin.name, r.restarts]));
+  }
+
+  /** The general plugins' state, as the instance's registration reports it (`weft status`, the dashboard). */
+  states(): PluginStatus[] {
+    return this.running.map((r) => ({
+      name: r.plugin.name,
+      type: r.plugin.type,
+      state: r.state,
+      restarts: r.restarts,
+      ...(r.lastExit !== undefined ? { lastExit: r.lastExit } : {}),
+    }));
   }
 
   /** Stops every plugin (SIGTERM to its process group, SIGKILL after the grace) and waits until they have exited. Idempotent. */
@@ -130,10 +144,13 @@ export class PluginSupervisor {
     const { child, exited } = this.spawnPlugin(plugin);
     r.child = child;
     r.exited = exited;
+    r.state = 'running';
     void exited.then((exit) => {
       if (this.stopping) return;
       const failed = exit.code !== 0;
       const again = plugin.restartPolicy === 'Always' || (plugin.restartPolicy === 'OnFailure' && failed);
+      r.lastExit = describeExit(exit).slice(0, 200);
+      r.state = again ? 'restarting' : failed ? 'failed' : 'exited';
       if (!again) {
         this.ctx.log(failed ? 'warn' : 'info', 'plugin exited; not restarted', { plugin: plugin.name, exit: describeExit(exit), restartPolicy: plugin.restartPolicy });
         return;
