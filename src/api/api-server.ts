@@ -11,7 +11,7 @@
 //   GET    /api/v1/endpoints[?service=ns/name]      live endpoints by service
 //   GET    /api/v1/registrations                    leased instances
 //   POST   /api/v1/registrations                    register an instance → {id, ttlSeconds}
-//   PUT    /api/v1/registrations/:id                renew the lease (body: {health?})
+//   PUT    /api/v1/registrations/:id                renew the lease (body: {health?, healthReason?, plugins?})
 //   DELETE /api/v1/registrations/:id
 //   GET    /api/v1/nodes                            connected xDS clients and their sync state
 //   GET    /api/v1/plugins?service=S[&namespace=NS]  the service's plugins, config resolved (plugins-api.ts)
@@ -26,7 +26,7 @@ import { resourceKey, type Resource } from '../config/kinds';
 import { ConfigError } from '../config/errors';
 import { parseConfigFile, parseResource, type ParsedEntry } from '../config/parse';
 import { silentLogger, type Logger } from '../observe/log';
-import { RegistrationError, type Registry } from '../registry/registry';
+import { RegistrationError, type RegistrationUpdate, type Registry } from '../registry/registry';
 import { ConfigRejectedError, StoreUnavailableError, type ResourceOrigin, type Store, type StoredResource } from '../store/store';
 import { kindFromName, unknownKindMessage } from './kind-names';
 import { HttpError } from './http-error';
@@ -220,9 +220,10 @@ export class ApiServer {
       return reg;
     });
     this.route('PUT', /^\/api\/v1\/registrations\/([^/]+)$/, 'workload', async (req, [id], _u, caller) => {
-      const body = JSON.parse((await readBody(req)) || '{}') as { health?: 'healthy' | 'unhealthy' | 'draining' };
+      // {health?, healthReason?, plugins?}: checked by the registry, which names a wrong field.
+      const body = JSON.parse((await readBody(req)) || '{}') as RegistrationUpdate;
       this.ownRegistration(req, caller, id, 'renew registrations');
-      return registry.renew(id, body.health);
+      return registry.renew(id, body);
     });
     this.route('DELETE', /^\/api\/v1\/registrations\/([^/]+)$/, 'workload', async (req, [id], _u, caller) => {
       this.ownRegistration(req, caller, id, 'deregister instances');

@@ -3,7 +3,8 @@
 //
 //   GET /                                     the dashboard (static files of web/dist)
 //   GET /api/v1/topology                      services and edges with golden signals
-//   GET /api/v1/services/:ns/:name            one service: signals, endpoints and their
+//   GET /api/v1/services/:ns/:name            one service: signals, endpoints (with their
+//                                             monitor's reason and plugins' restarts) and their
 //                                             health in each caller's sidecar, routes,
 //                                             policies, recent errors
 //   GET /api/v1/events                        Server-Sent Events: topology, errors, nodes
@@ -224,7 +225,12 @@ async function serviceDetail(deps: DashboardDeps, observer: MeshObserver, ns: st
     .list('TrafficPolicy')
     .map((i) => i.resource)
     .filter((p) => p.spec.targetRef.name === name && (p.spec.targetRef.namespace ?? p.metadata.namespace) === ns);
-  const endpoints = deps.registry.endpoints().get(`${ns}/${name}`) ?? [];
+  // A registered instance's endpoint with why it is unhealthy (its monitor) and its plugins' restarts.
+  const registrations = new Map(deps.registry.list().map((r) => [r.id, r]));
+  const endpoints = (deps.registry.endpoints().get(`${ns}/${name}`) ?? []).map((e) => {
+    const reg = registrations.get(e.origin);
+    return { ...e, ...(reg?.healthReason ? { healthReason: reg.healthReason } : {}), ...(reg?.plugins ? { plugins: reg.plugins } : {}) };
+  });
   const topology = observer.topology();
   const nodes = (await deps.telemetry.nodes()).items;
 

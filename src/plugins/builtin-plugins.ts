@@ -53,8 +53,14 @@ export const backupConfigSchema = z.strictObject({
 });
 
 export const monitorConfigSchema = z.strictObject({
-  /** http://127.0.0.1:8080/healthz | tcp:127.0.0.1:8080 | exec:<sh command> (exit 0 = healthy). */
-  probe: z.string().refine((s) => /^(https?:\/\/.+|tcp:.+:[0-9]+|exec:.+)$/.test(s), 'http(s)://<url>, tcp:<host>:<port> or exec:<command>'),
+  /**
+   * http://127.0.0.1:8080/healthz | /healthz (the app's own port) | tcp:127.0.0.1:8080 | exec:<sh command>
+   * (exit 0 = healthy); absent: a TCP connect to the app's port. HTTP: 2xx and 3xx are healthy.
+   */
+  probe: z
+    .string()
+    .refine((s) => /^(https?:\/\/.+|\/.*|tcp:.+:[0-9]{1,5}|exec:.+)$/.test(s), 'http(s)://<url>, /<path> (on the app\'s port), tcp:<host>:<port> or exec:<command>')
+    .optional(),
   interval: positiveDuration.default(5000),
   timeout: positiveDuration.default(1000),
   /** Failed probes in a row before the instance is marked unhealthy. */

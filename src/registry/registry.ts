@@ -20,6 +20,36 @@ export type Health = Endpoint['health'];
 export const DEFAULT_TTL_SECONDS = 15;
 const MAX_TTL_SECONDS = 3600;
 
+/** Plugins a registration may list, and the length of their strings: a registration is a small document. */
+const MAX_PLUGINS = 32;
+const MAX_REASON = 500;
+
+/** A plugin of the instance as its `weft run` reports it (for `weft status` and the dashboard; not used for routing). */
+const pluginStatusSchema = z.strictObject({
+  name: z.string().min(1).max(63),
+  type: z.string().min(1).max(32),
+  state: z.enum(['running', 'restarting', 'exited', 'failed']),
+  /** Restarts since the unit started. */
+  restarts: z.number().int().min(0).max(1_000_000_000),
+  /** How its last run ended ("exit code 1", "killed by SIGSEGV"). */
+  lastExit: z.string().max(200).optional(),
+});
+
+export type PluginStatus = z.output<typeof pluginStatusSchema>;
+
+const healthReasonSchema = z.string().max(MAX_REASON);
+const pluginsSchema = z.array(pluginStatusSchema).max(MAX_PLUGINS);
+
+/** What a renewal may change besides the lease. */
+const renewalSchema = z.strictObject({
+  health: z.enum(['healthy', 'unhealthy', 'draining']).optional(),
+  /** Why the instance is unhealthy (the monitor plugin's last failed probe); dropped once it is not. */
+  healthReason: healthReasonSchema.optional(),
+  plugins: pluginsSchema.optional(),
+});
+
+export type RegistrationUpdate = z.input<typeof renewalSchema>;
+
 const registrationRequestSchema = z.strictObject({
   service: nameSchema,
   namespace: nameSchema.optional(),
@@ -31,6 +61,9 @@ const registrationRequestSchema = z.strictObject({
   zone: z.string().optional(),
   weight: z.number().int().min(1).max(128).optional(),
   health: z.enum(['healthy', 'unhealthy', 'draining']).optional(),
+  healthReason: healthReasonSchema.optional(),
+  /** The instance's plugins and their restarts (`weft run`). */
+  plugins: pluginsSchema.optional(),
   /** Lease length; the instance must renew before it runs out. */
   ttlSeconds: z.number().int().min(1).max(MAX_TTL_SECONDS).optional(),
   /** A weft sidecar fronts the instance (`weft run`): callers' sidecars speak mTLS to it. */
@@ -49,9 +82,13 @@ export interface Registration {
   zone?: string;
   weight: number;
   health: Health;
+  /** Why it is unhealthy, as its monitor said (only while unhealthy). */
+  healthReason?: string;
   ttlSeconds: number;
   /** A weft sidecar fronts the instance (absent in registrations saved before mTLS: false). */
   sidecar?: boolean;
+  /** Its plugins' state, reported by `weft run` (absent in older registrations and for other registrants). */
+  plugins?: PluginStatus[];
   registeredAt: number;
   expiresAt: number;
 }
@@ -143,7 +180,9 @@ export class Registry {
       weight,
       health,
       ttlSeconds,
+      ...(health === 'unhealthy' && req.healthReason ? { healthReason: req.healthReason } : {}),
       ...(req.sidecar ? { sidecar: true } : {}),
+      ...(req.plugins ? { plugins: req.plugins } : {}),
       registeredAt: same?.registeredAt ?? now,
       expiresAt: now + ttlSeconds * 1000,
     };
@@ -152,16 +191,39 @@ export class Registry {
     return reg;
   }
 
-  /** Extends the lease; may also change the instance's health (e.g. draining before exit). */
-  async renew(id: string, health?: Health): Promise<Registration> {
+  /**
+   * Extends the lease; may also change the instance's health (e.g. draining before exit, unhealthy
+   * from its monitor) and its plugins' state. A health or a reason the body does not give stays.
+   */
+  async renew(id: string, update: Health | RegistrationUpdate = {}): Promise<Registration> {
+    const parsed = renewalSchema.safeParse(typeof update === 'string' ? { health: update } : update);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const field = issue.path.join('.');
+      throw new RegistrationError('E_REGISTRATION_INVALID', `${field || 'body'}: ${issue.message}`, field || undefined);
+    }
+    const u = parsed.data;
     const reg = this.registrations.get(id);
     const gone = () => new RegistrationError('E_UNKNOWN_REGISTRATION', `no registration ${id} (expired or never made)`, 'id');
     if (!reg) throw gone();
     if (!(await this.registrations.keepAlive(id))) throw gone();
-    const renewed: Registration = { ...reg, expiresAt: this.now() + reg.ttlSeconds * 1000 };
-    // The document changes only with the health: a renewal alone is one keep-alive, not a write.
-    if (health && health !== reg.health) await this.registrations.put(id, { ...renewed, health }, { ttlSeconds: reg.ttlSeconds });
-    return { ...renewed, health: health ?? reg.health };
+    const health = u.health ?? reg.health;
+    const reason = health !== 'unhealthy' ? undefined : u.health ? u.healthReason : (u.healthReason ?? reg.healthReason);
+    const { healthReason: _old, ...rest } = reg;
+    const next: Registration = {
+      ...rest,
+      health,
+      ...(reason ? { healthReason: reason } : {}),
+      ...(u.plugins ? { plugins: u.plugins } : {}),
+      expiresAt: this.now() + reg.ttlSeconds * 1000,
+    };
+    // The document changes only with what it says: a renewal alone is one keep-alive, not a write.
+    const changed = health !== reg.health || reason !== reg.healthReason || (u.plugins !== undefined && JSON.stringify(u.plugins) !== JSON.stringify(reg.plugins ?? []));
+    if (changed) {
+      await this.registrations.put(id, next, { ttlSeconds: reg.ttlSeconds });
+      if (health !== reg.health) this.log('info', `instance ${health}`, { id, service: `${reg.namespace}/${reg.service}`, ...(reason ? { reason } : {}) });
+    }
+    return next;
   }
 
   async deregister(id: string): Promise<boolean> {

@@ -10,12 +10,15 @@
 // and the instance registers again there.
 import { apiRequestAny } from '../api/api-request';
 import type { Logger } from '../observe/log';
+import type { PluginStatus } from '../registry/registry';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 
 interface Registration {
   id: string;
   ttlSeconds: number;
 }
+
+export type AppHealth = 'healthy' | 'unhealthy';
 
 export class RegistrationClient {
   private current: Registration | undefined;
@@ -24,6 +27,14 @@ export class RegistrationClient {
   private readonly urls: ControlPlaneAddresses;
   /** The first registration while it is on its way. */
   private registering: Promise<void> | undefined;
+  /** Updates and renewals one after another: a health change never overtakes the one before it. */
+  private queue: Promise<void> = Promise.resolve();
+  /** The app's health as its plugins (the monitor) report it; `version` counts changes, `sent` the last one the API took. */
+  private appHealth: { health: AppHealth; reason?: string; version: number; sent: number } = { health: 'healthy', version: 0, sent: 0 };
+  private draining = false;
+  private plugins: (() => PluginStatus[]) | undefined;
+  /** The plugins' state as the control plane last took it (JSON), so a renewal sends it only when it changed. */
+  private sentPlugins: string | undefined;
 
   /** `api`: the admin API's URL, or the replicas' URLs comma-separated. */
   constructor(
@@ -37,21 +48,43 @@ export class RegistrationClient {
     this.urls = ControlPlaneAddresses.api(api);
   }
 
-  async register(request: { service: string; namespace: string; address: string; port: number; zone?: string }): Promise<void> {
+  /** `plugins`: the unit's plugins' state, sent with the registration and with a renewal when it changed. */
+  async register(request: { service: string; namespace: string; address: string; port: number; zone?: string }, opts: { plugins?: () => PluginStatus[] } = {}): Promise<void> {
     this.request = { ...request, ttlSeconds: 15, sidecar: true }; // weft run always has its sidecar in front
+    this.plugins = opts.plugins;
     this.registering = this.registerNow();
     await this.registering;
     this.timer = setInterval(() => void this.renew(), (this.current!.ttlSeconds * 1000) / 3);
     this.timer.unref();
   }
 
+  /**
+   * The app's health as a plugin sees it: sent at once when registered (and kept by renewals and
+   * re-registrations), or with the first registration. A draining instance stays draining.
+   */
+  setHealth(health: AppHealth, reason?: string): Promise<void> {
+    const version = this.appHealth.version + 1;
+    this.appHealth = { health, ...(reason ? { reason } : {}), version, sent: this.appHealth.sent };
+    if (!this.current && !this.registering) return Promise.resolve();
+    return this.enqueue(async () => {
+      await this.registering?.catch(() => {});
+      // A renewal still sends it when this one fails.
+      if (this.appHealth.sent < version) await this.sync(true);
+    });
+  }
+
   async markDraining(): Promise<void> {
     // A SIGTERM while the registration is on its way: the control plane may already list the
     // instance, so wait for its answer and drain it, rather than skip the draining step.
+    this.draining = true;
     await this.registering?.catch(() => {});
     if (!this.current) return;
-    await this.call('PUT', `/api/v1/registrations/${this.current.id}`, { health: 'draining' }).catch((err) =>
-      this.log('warn', 'could not mark the instance draining', { error: String(err) }),
+    const id = this.current.id;
+    await this.enqueue(() =>
+      this.call('PUT', `/api/v1/registrations/${id}`, { health: 'draining' }).then(
+        () => undefined,
+        (err) => this.log('warn', 'could not mark the instance draining', { error: String(err) }),
+      ),
     );
   }
 
@@ -63,20 +96,57 @@ export class RegistrationClient {
     await this.call('DELETE', `/api/v1/registrations/${id}`).catch((err) => this.log('warn', 'could not deregister', { error: String(err) }));
   }
 
-  private async registerNow(): Promise<void> {
-    this.current = (await this.call('POST', '/api/v1/registrations', this.request)) as Registration;
-    this.log('info', 'instance registered', { id: this.current.id, ...this.request });
+  /** What the lease timer runs: a renewal, with whatever changed. */
+  private renew(): Promise<void> {
+    return this.enqueue(() => this.sync());
   }
 
-  private async renew(): Promise<void> {
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  /** The health the control plane should hold: draining wins over what a plugin says. */
+  private healthBody(): { health: string; healthReason?: string } {
+    if (this.draining) return { health: 'draining' };
+    const { health, reason } = this.appHealth;
+    return { health, ...(health === 'unhealthy' && reason ? { healthReason: reason.slice(0, 500) } : {}) };
+  }
+
+  private async registerNow(): Promise<void> {
+    const version = this.appHealth.version;
+    const plugins = this.plugins?.();
+    this.current = (await this.call('POST', '/api/v1/registrations', { ...this.request, ...this.healthBody(), ...(plugins ? { plugins } : {}) })) as Registration;
+    this.appHealth.sent = Math.max(this.appHealth.sent, version);
+    if (plugins) this.sentPlugins = JSON.stringify(plugins);
+    this.log('info', 'instance registered', { id: this.current.id, ...this.request, ...(this.appHealth.health !== 'healthy' ? this.healthBody() : {}) });
+  }
+
+  /**
+   * Renews the lease, with what changed since the control plane last heard (health, plugins);
+   * registers again if it forgot the instance. `update`: a health change, logged if it fails.
+   */
+  private async sync(update = false): Promise<void> {
     if (!this.current) return;
+    const body: Record<string, unknown> = {};
+    const version = this.appHealth.version;
+    if (!this.draining && this.appHealth.sent < version) Object.assign(body, this.healthBody());
+    const plugins = this.plugins?.();
+    const pluginsJson = plugins && JSON.stringify(plugins);
+    if (plugins && pluginsJson !== this.sentPlugins) body.plugins = plugins;
     try {
-      await this.call('PUT', `/api/v1/registrations/${this.current.id}`, {});
+      await this.call('PUT', `/api/v1/registrations/${this.current.id}`, body);
+      if ('health' in body) {
+        this.appHealth.sent = Math.max(this.appHealth.sent, version);
+        this.log('info', `instance marked ${String(body.health)}`, { id: this.current.id, ...(body.healthReason ? { reason: body.healthReason } : {}) });
+      }
+      if (body.plugins) this.sentPlugins = pluginsJson;
     } catch (err) {
       if ((err as { status?: number }).status === 404) {
         await this.registerNow().catch((e) => this.log('warn', 'could not register again', { error: String(e) }));
       } else {
-        this.log('warn', 'lease renewal failed; will retry', { error: String(err) });
+        this.log('warn', update ? 'could not update the instance’s health; the next renewal will' : 'lease renewal failed; will retry', { error: String(err) });
       }
     }
   }

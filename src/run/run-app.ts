@@ -169,7 +169,7 @@ async function runWithPlugins(
   }
   // From here the app's end is guarded: a SIGKILL of weft run stops it and removes the unit's network.
   const guard = app.pid !== undefined ? UnitGuard.start({ processGroup: app.pid, graceMs: opts.stopGraceMs, ...unit?.cleanup() }) : undefined;
-  const result = await superviseApp(opts, app, proxy, inboundPort, unit?.appAddress ?? '127.0.0.1', plugins);
+  const result = await superviseApp(opts, app, proxy, inboundPort, unit?.appAddress ?? '127.0.0.1', plugins, a.channel);
   await plugins.stop();
   await unit?.close();
   await guard?.release();
@@ -218,7 +218,15 @@ function transparentEnv(opts: RunOptions): NodeJS.ProcessEnv {
 }
 
 /** Registers the app once it listens, drains on SIGTERM, and returns its exit code once it and the sidecar have stopped. */
-async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Sidecar, inboundPort: number | undefined, appHost: string, plugins: PluginSupervisor): Promise<number> {
+async function superviseApp(
+  opts: RunOptions,
+  app: ChildProcess,
+  proxy: Sidecar,
+  inboundPort: number | undefined,
+  appHost: string,
+  plugins: PluginSupervisor,
+  channel: UnitChannel | undefined,
+): Promise<number> {
   const { log } = opts;
   // If weft run itself goes away (an uncaught error, process.exit), the app goes too:
   // in its own process group it would otherwise outlive its sidecar.
@@ -272,8 +280,11 @@ async function superviseApp(opts: RunOptions, app: ChildProcess, proxy: Sidecar,
     }
     if (reachable && !draining) {
       registration = new RegistrationClient(opts.api, log, opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, opts.caFile ? fs.readFileSync(opts.caFile, 'utf8') : undefined);
+      // The app's health as a plugin (the monitor) reports it: an unhealthy instance leaves load balancing.
+      const client = registration;
+      channel?.onHealth((health, reason) => void client.setHealth(health, reason));
       try {
-        await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone });
+        await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone }, { plugins: () => plugins.states() });
       } catch (err) {
         // An instance that cannot join the mesh should not pretend to: stop it and say why.
         log('error', 'registration failed; stopping the app', { error: String(err) });

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { EmbeddedStore } from '../../src/store/embedded-store';
 import { Registry, RegistrationError } from '../../src/registry/registry';
 import type { Resource } from '../../src/config/kinds';
@@ -117,4 +118,65 @@ test('registering the same instance again (a replayed request) updates it instea
   const other = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3001 });
   assert.notEqual(other.id, first.id, 'another port is another instance');
   assert.equal(registry.list().length, 2);
+});
+
+test("an instance's health reason and plugins: kept on renewals, written only when they change, bounded", async (t) => {
+  const { registry } = await setup(t);
+  let writes = 0;
+  registry.onChange(() => writes++);
+  const plugins = [{ name: 'monitor', type: 'general', state: 'running' as const, restarts: 0 }];
+  const reg = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3000, health: 'unhealthy', healthReason: 'HTTP 500', plugins });
+  assert.deepEqual([reg.health, reg.healthReason, reg.plugins], ['unhealthy', 'HTTP 500', plugins], 'the first registration carries what the unit already knew');
+  assert.equal(writes, 1);
+
+  await registry.renew(reg.id, {});
+  await registry.renew(reg.id, { plugins });
+  await registry.renew(reg.id, { health: 'unhealthy', healthReason: 'HTTP 500' });
+  assert.equal(writes, 1, 'renewals that change nothing are keep-alives, not writes');
+
+  const crashed = [{ name: 'monitor', type: 'general', state: 'restarting' as const, restarts: 3, lastExit: 'exit code 1' }];
+  const renewed = await registry.renew(reg.id, { plugins: crashed });
+  assert.equal(writes, 2);
+  assert.deepEqual(renewed.plugins, crashed);
+  assert.equal(renewed.healthReason, 'HTTP 500', 'a renewal without health keeps the reason');
+  const well = await registry.renew(reg.id, { health: 'healthy', healthReason: 'HTTP 200' });
+  assert.equal(writes, 3);
+  assert.equal(well.health, 'healthy');
+  assert.equal(well.healthReason, undefined, 'a reason is kept only while unhealthy');
+  assert.deepEqual(registry.list()[0].plugins, crashed, 'plugins stay until the next report');
+  assert.equal(registry.endpoints().get('default/shop')![1].health, 'healthy');
+  await registry.renew(reg.id, 'draining');
+  assert.equal(registry.list()[0].health, 'draining', 'the old renew(id, health) still works');
+
+  const bad: [unknown, string][] = [
+    [{ plugins: Array.from({ length: 33 }, (_, i) => ({ name: `p${i}`, type: 'general', state: 'running', restarts: 0 })) }, 'plugins'],
+    [{ plugins: [{ name: 'x'.repeat(64), type: 'general', state: 'running', restarts: 0 }] }, 'plugins.0.name'],
+    [{ plugins: [{ name: 'x', type: 'general', state: 'sleeping', restarts: 0 }] }, 'plugins.0.state'],
+    [{ plugins: [{ name: 'x', type: 'general', state: 'running', restarts: -1 }] }, 'plugins.0.restarts'],
+    [{ healthReason: 'x'.repeat(501) }, 'healthReason'],
+    [{ health: 'fine' }, 'health'],
+  ];
+  for (const [update, field] of bad) {
+    await assert.rejects(
+      () => registry.renew(reg.id, update as never),
+      (err: unknown) => err instanceof RegistrationError && err.code === 'E_REGISTRATION_INVALID' && err.field === field,
+      field,
+    );
+  }
+  await assert.rejects(() => registry.register({ service: 'shop', address: '127.0.0.1', port: 3001, plugins: [{ name: 'x', type: 'general', state: 'running', restarts: 0, extra: 1 }] }), RegistrationError);
+});
+
+test('registrations saved before plugins and health reasons were reported still load and renew', async (t) => {
+  const { store, registry, clock, dataDir } = await setup(t);
+  const reg = await registry.register({ service: 'shop', address: '127.0.0.1', port: 3000 });
+  await registry.close();
+  // What an older control plane wrote: no plugins, no healthReason.
+  const file = `${dataDir}/registrations.json`;
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Record<string, unknown>[] };
+  assert.ok(saved.registrations.every((r) => !('plugins' in r) && !('healthReason' in r)));
+  const restarted = new Registry({ store, dataDir, now: clock.now, sweepIntervalMs: 0 });
+  t.after(() => restarted.close());
+  const renewed = await restarted.renew(reg.id, {});
+  assert.equal(renewed.plugins, undefined);
+  assert.equal(renewed.health, 'healthy');
 });

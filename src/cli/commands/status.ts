@@ -5,6 +5,10 @@
 // replica it is connected to (/api/v1/endpoint-health), so this shows the
 // sidecars of every host.
 //
+// Then the registered instances whose health or plugins say something: an
+// instance its monitor marked unhealthy (and why), and each instance's
+// plugins with their restarts ("monitor(0↻) crasher(7↻ restarting)").
+//
 // Any replica answers for the whole mesh (it asks the others): the REPLICA
 // column says which one serves each node. With several URLs (`--api a,b`),
 // every one listed is asked too, so a replica that lost its peers still
@@ -14,6 +18,7 @@ import { apiRequest, connectedNodes } from '../api-client';
 import { table } from '../format';
 import type { TypeStatus } from '../../xds/server/node-status';
 import type { EndpointVerdictRow } from '../../observe/telemetry/mesh-telemetry';
+import type { Registration } from '../../registry/registry';
 
 const TYPES = ['CDS', 'EDS', 'LDS', 'RDS'] as const;
 
@@ -43,6 +48,13 @@ export async function runStatus(opts: { api: string; out?: { write(text: string)
     out.write(`\n${warnings.length} warning(s): config accepted but not in effect:\n`);
     for (const w of warnings) out.write(`  warning: ${w.message ?? JSON.stringify(w)}\n`);
   }
+  const regs = ((await apiRequest(opts.api, 'GET', '/api/v1/registrations')) as { items: Registration[] }).items;
+  const notable = regs.filter((r) => r.health !== 'healthy' || (r.plugins?.length ?? 0) > 0);
+  if (notable.length > 0) {
+    out.write(`\nInstances:\n`);
+    const rows = notable.map((r) => [`${r.service}.${r.namespace}`, `${r.address}:${Object.values(r.ports).join(',')}`, r.health + (r.healthReason ? `: ${r.healthReason}` : ''), pluginsCell(r)]);
+    out.write(table(['SERVICE', 'ADDRESS', 'HEALTH', 'PLUGINS'], rows));
+  }
   const health = (await apiRequest(opts.api, 'GET', '/api/v1/endpoint-health')) as { items: EndpointVerdictRow[]; unreachableReplicas?: { replica: string; error: string }[] };
   if (health.items.length > 0) {
     out.write(`\nEndpoints the sidecars took out of load balancing:\n`);
@@ -50,6 +62,12 @@ export async function runStatus(opts: { api: string; out?: { write(text: string)
   }
   const away = [...(health.unreachableReplicas ?? [])];
   if (away.length) out.write(`\nReplicas that did not answer (their sidecars are missing above): ${away.map((r) => `${r.replica} (${r.error})`).join(', ')}\n`);
+}
+
+/** "monitor(0↻) crasher(7↻ restarting, exit code 1)": each plugin, its restarts, and its state unless running. */
+export function pluginsCell(r: Pick<Registration, 'plugins'>): string {
+  if (!r.plugins?.length) return '-';
+  return r.plugins.map((p) => `${p.name}(${p.restarts}↻${p.state === 'running' ? '' : ` ${p.state}${p.lastExit ? `, ${p.lastExit}` : ''}`})`).join(' ');
 }
 
 function cell(t: TypeStatus | undefined): string {

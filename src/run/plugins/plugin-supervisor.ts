@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ResolvedPlugin } from '../../config/plugin-config';
 import type { Logger } from '../../observe/log';
+import type { PluginStatus } from '../../registry/registry';
 import { UnitGuard } from '../unit-guard';
 import { PluginCgroup, sweepStaleCgroups } from './plugin-cgroup';
 import { installPackage, packageCommand, PluginPackageError } from './plugin-package';
@@ -73,6 +74,8 @@ interface Running {
   timer?: NodeJS.Timeout;
   /** Stopped for good (removed from the mesh, or replaced by a changed one): not restarted. */
   retired?: boolean;
+  state: PluginStatus['state'];
+  lastExit?: string;
 }
 
 export class PluginSupervisor {
@@ -167,7 +170,7 @@ export class PluginSupervisor {
   }
 
   private startOne(plugin: ResolvedPlugin, restarts = 0): void {
-    const r: Running = { plugin, restarts };
+    const r: Running = { plugin, restarts, state: 'running' };
     this.running.push(r);
     this.ctx.log('info', 'plugin starting', { plugin: plugin.name, command: plugin.command.join(' '), restartPolicy: plugin.restartPolicy });
     this.keep(r, 0);
@@ -193,6 +196,17 @@ export class PluginSupervisor {
   /** Hands over the stop function of the watch that feeds update(): stop() ends it. */
   follow(stopWatch: () => void): void {
     this.stopWatch = stopWatch;
+  }
+
+  /** The general plugins' state, as the instance's registration reports it (`weft status`, the dashboard). */
+  states(): PluginStatus[] {
+    return this.running.map((r) => ({
+      name: r.plugin.name,
+      type: r.plugin.type,
+      state: r.state,
+      restarts: r.restarts,
+      ...(r.lastExit !== undefined ? { lastExit: r.lastExit } : {}),
+    }));
   }
 
   /** Stops every plugin (SIGTERM to its process group, SIGKILL after the grace) and waits until they have exited. Idempotent. */
@@ -221,10 +235,13 @@ export class PluginSupervisor {
     const { child, exited } = this.spawnPlugin(plugin, r.cgroup);
     r.child = child;
     r.exited = exited;
+    r.state = 'running';
     void exited.then((exit) => {
       if (this.stopping || r.retired) return;
       const failed = exit.code !== 0;
       const again = plugin.restartPolicy === 'Always' || (plugin.restartPolicy === 'OnFailure' && failed);
+      r.lastExit = describeExit(exit).slice(0, 200);
+      r.state = again ? 'restarting' : failed ? 'failed' : 'exited';
       if (!again) {
         this.ctx.log(failed ? 'warn' : 'info', 'plugin exited; not restarted', { plugin: plugin.name, exit: describeExit(exit), restartPolicy: plugin.restartPolicy });
         return;

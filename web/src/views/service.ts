@@ -1,5 +1,6 @@
 // #/service/<ns>/<name> — one service: its signals over time, the hosts its
-// instances run on, endpoints and their health in callers' sidecars, calls,
+// instances run on, endpoints (their monitor's verdict, their plugins' restarts)
+// and their health in callers' sidecars, calls,
 // routes, policies, recent errors.
 import { getJsonAtMost, type EdgeSignals, type Instance } from '../api';
 import { signalCharts } from '../charts';
@@ -35,6 +36,17 @@ export async function renderService(ns: string, name: string): Promise<void> {
     const hc = view.filter((v) => v.healthCheck && v.healthCheck.state !== 'healthy').map((v) => `health check ${v.healthCheck.state} (${v.caller ?? v.node})`);
     return [...ejected, ...hc].join('; ') || (view.length ? 'in load balancing' : '—');
   };
+  // Each plugin of the instance with its restarts, flagged when it restarted or is not running.
+  const plugins_ = (list: any[] | undefined) =>
+    list?.length
+      ? h(
+          'span',
+          { class: 'plugins' },
+          ...list.map((p) =>
+            h('span', { class: `plugin ${p.state !== 'running' ? 'bad' : p.restarts > 0 ? 'warn' : 'good'}`, title: p.lastExit ? `last exit: ${p.lastExit}` : undefined }, `${p.name} ${p.restarts}↻${p.state === 'running' ? '' : ` ${p.state}`} `),
+          ),
+        )
+      : '—';
   const block = (title: string, spec: unknown) => h('details', { open: '' }, h('summary', {}, title), h('pre', { class: 'yaml' }, yaml(spec)));
   app.replaceChildren(
     h('h1', {}, key),
@@ -54,8 +66,17 @@ export async function renderService(ns: string, name: string): Promise<void> {
       : h('p', { class: 'muted', id: 'instances-table' }, `${live?.proxies ?? 0} sidecar(s) connected; the control plane does not say where they run.`),
     h('h2', {}, 'Endpoints'),
     table(
-      ['Address', 'Ports', 'Zone', 'Registry health', 'In callers’ sidecars', 'Origin'],
-      (d.endpoints as any[]).map((e) => [e.address, JSON.stringify(e.ports), e.zone ?? '', h('span', { class: e.health === 'healthy' ? 'good' : 'bad' }, e.health), health_(e), e.origin]),
+      ['Address', 'Ports', 'Zone', 'Registry health', 'In callers’ sidecars', 'Plugins', 'Origin'],
+      (d.endpoints as any[]).map((e) => [
+        e.address,
+        JSON.stringify(e.ports),
+        e.zone ?? '',
+        // An instance its monitor plugin marked unhealthy says why.
+        h('span', { class: e.health === 'healthy' ? 'good' : 'bad', title: e.healthReason }, e.healthReason ? `${e.health}: ${e.healthReason}` : e.health),
+        health_(e),
+        plugins_(e.plugins),
+        e.origin,
+      ]),
       { id: 'endpoints-table' },
     ),
     h('h2', {}, 'Calls'),
