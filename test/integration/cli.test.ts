@@ -104,7 +104,7 @@ test("weft validate -f <file> validates it with its directory's other files, and
   const file = path.join(ROOT, 'examples', 'mesh', 'routes.yaml');
   const res = weft(['validate', '-f', file]);
   assert.equal(res.code, 0, res.out + res.err);
-  assert.equal(res.out.split('\n')[0], `validated ${file} with the 3 other files of ${path.dirname(file)}/ (policies.yaml, security.yaml, services.yaml)`);
+  assert.equal(res.out.split('\n')[0], `validated ${file} with the 4 other files of ${path.dirname(file)}/ (plugins.yaml, policies.yaml, security.yaml, services.yaml)`);
   assert.match(res.out, /✓ \d+ resource\(s\) in 1 file\(s\) are valid/);
   const alone = weft(['validate', '-f', file, '--alone']);
   assert.equal(alone.code, 1);
