@@ -186,3 +186,43 @@ test('delta: after a route moves off a cluster and its Service is deleted, RDS w
     await cp.close();
   }
 });
+
+test('SotW: a stream that has not ACKed its RDS yet gets the new RDS before the CDS removal (the removal waits for it)', async () => {
+  const { cp, configDir } = await startMesh();
+  const s = new TestStream(cp.xdsPort, 'sotw');
+  try {
+    s.send({ node: NODE, type_url: TYPE_URL.Cluster });
+    const cds = await s.next(5000);
+    s.send(ack(cds));
+    s.send({ type_url: TYPE_URL.Listener });
+    const lds = await s.next(5000);
+    s.send(ack(lds));
+    const routeNames = rdsNames(resourcesOf(lds));
+    s.send({ type_url: TYPE_URL.RouteConfiguration, resource_names: routeNames });
+    const rds = await s.next(5000); // not ACKed yet, as an Envoy busy warming would
+    assert.ok(await s.quiet(200), 'in sync before the change');
+
+    writeConfig(configDir, AFTER);
+    const rdsStatus = () => cp.xds.status().find((n) => n.nodeId === 'web-1')?.types.find((t) => t.type === 'RDS');
+    await waitUntil(() => rdsStatus()?.snapshotVersion !== rds.version_info, 5000);
+    s.send(ack(rds, routeNames));
+    const first = await s.next(5000);
+    assert.equal(short[first.type_url], 'RDS', 'the new routes first');
+    assert.ok(!JSON.stringify(resourcesOf(first)).includes(OLD));
+    s.send(ack(first, routeNames));
+    const second = await s.next(5000);
+    assert.equal(short[second.type_url], 'CDS', 'then the removal');
+    assert.ok(!resourcesOf(second).some((c) => c.name === OLD));
+  } finally {
+    s.close();
+    await cp.close();
+  }
+});
+
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
