@@ -110,8 +110,12 @@ test('SotW: a NACK is logged and recorded, the version is not resent, a later ch
     await h.cache.refresh();
     const v3 = await s.next();
     assert.notEqual(v3.version_info, v2.version_info);
-    assert.deepEqual(resourcesOf(v3).map((c) => c.name).sort(), ['backend', 'fourth', 'other']);
+    // Make before break: the addition first, the removal in the next response.
+    assert.deepEqual(resourcesOf(v3).map((c) => c.name).sort(), ['backend', 'fourth', 'other', 'third']);
     s.send(ack(v3));
+    const v4 = await s.next();
+    assert.deepEqual(resourcesOf(v4).map((c) => c.name).sort(), ['backend', 'fourth', 'other']);
+    s.send(ack(v4));
     await eventually(() => h.server.status()[0].types[0].state === 'SYNCED');
   } finally {
     s.close();

@@ -3,11 +3,11 @@
 // lives, and dropped after it has had no watch for idleGroupTtlMs.
 import type { NodeInfo, ResourceSet } from '../../translate/types';
 import { nodeGroupKey } from '../node-info';
-import { TYPE_SHORT_NAME, XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
+import { TYPE_SHORT_NAME, TYPE_URL, XDS_RESOURCE_TYPES, type XdsTypeUrl } from '../type-urls';
 import { checkConsistency } from './consistency';
 import { SnapshotError, SnapshotGenerateError, SnapshotInconsistentError } from './errors';
 import { silentLogger, type Logger } from '../../observe/log';
-import { buildSnapshot, type Snapshot } from './snapshot';
+import { buildSnapshot, withRemovalsHeld, type Snapshot } from './snapshot';
 import {
   deltaAnswer,
   sotwAnswer,
@@ -21,6 +21,24 @@ import {
 /** A refresh pass yields to the event loop after about this long. */
 const REFRESH_SLICE_MS = 10;
 
+/**
+ * Make before break (Envoy's ADS rule): a change that removes resources is
+ * published in two generations. The first holds `next` plus every Cluster,
+ * ClusterLoadAssignment, RouteConfiguration and Secret the previous snapshot
+ * had and `next` lacks (kept at their previous content; listener removals go
+ * out at once, since nothing refers to a listener). The second, `next`
+ * itself, carries those removals. It is published once every stream of the
+ * group holds the first generation's CDS, LDS and RDS (it was sent them, or
+ * its watch found nothing new), so on each stream the responses of a change
+ * come CDS (adds and updates), EDS, LDS, RDS, and only then the CDS/EDS/RDS
+ * removals; or after REMOVAL_GRACE_MS, whichever comes first, so a stream
+ * that stopped reading cannot hold removals back forever.
+ */
+const HELD_TYPES: readonly XdsTypeUrl[] = [TYPE_URL.Cluster, TYPE_URL.ClusterLoadAssignment, TYPE_URL.RouteConfiguration, TYPE_URL.Secret];
+/** The types that refer to held resources: a stream must hold their first generation before removals go out. */
+const REFERRING_TYPES: readonly XdsTypeUrl[] = [TYPE_URL.Cluster, TYPE_URL.Listener, TYPE_URL.RouteConfiguration];
+const REMOVAL_GRACE_MS = 1000;
+
 export interface SnapshotCacheOptions {
   /** The resources for a node group; called with the group's first node. */
   generate(node: NodeInfo): ResourceSet;
@@ -29,6 +47,15 @@ export interface SnapshotCacheOptions {
   idleGroupTtlMs?: number;
   /** Clock in ms, for tests. */
   now?: () => number;
+  /** The longest removals wait for streams to catch up with the first generation (default 1 s; see HELD_TYPES). */
+  removalGraceMs?: number;
+}
+
+/** The removal generation of a change, waiting for the streams that do not hold its first generation yet. */
+interface PendingRemoval {
+  snapshot: Snapshot;
+  lagging: Set<number>;
+  timer: NodeJS.Timeout;
 }
 
 type PendingWatch =
@@ -41,6 +68,9 @@ class NodeGroup {
   readonly watches = new Map<XdsTypeUrl, Set<PendingWatch>>(XDS_RESOURCE_TYPES.map((t) => [t, new Set()]));
   watchCount = 0;
   idleSince: number;
+  /** streamId → the version of each referring type the stream holds (was sent, or found current). */
+  readonly streams = new Map<number, Map<XdsTypeUrl, string>>();
+  pending: PendingRemoval | undefined;
 
   constructor(
     readonly key: string,
@@ -76,6 +106,7 @@ export class SnapshotCache {
   private readonly log: Logger;
   private readonly idleGroupTtlMs: number;
   private readonly now: () => number;
+  private readonly removalGraceMs: number;
   private readonly sweepTimer: NodeJS.Timeout;
   private nextPassWaiters: (() => void)[] = [];
   private passRunning = false;
@@ -89,6 +120,7 @@ export class SnapshotCache {
     this.log = options.log ?? silentLogger;
     this.idleGroupTtlMs = options.idleGroupTtlMs ?? 60_000;
     this.now = options.now ?? Date.now;
+    this.removalGraceMs = options.removalGraceMs ?? REMOVAL_GRACE_MS;
     this.sweepTimer = setInterval(() => this.dropIdleGroups(), Math.max(1000, this.idleGroupTtlMs / 2));
     this.sweepTimer.unref();
   }
@@ -157,6 +189,7 @@ export class SnapshotCache {
     const group = this.group(req.node);
     const snap = group.snapshot?.type(req.typeUrl);
     const response = snap && sotwAnswer(snap, req);
+    if (snap) this.holds(group, req.streamId, req.typeUrl, snap.version);
     if (response) return { response };
     return { cancel: this.addWatch(group, req.typeUrl, { kind: 'sotw', req, respond }) };
   }
@@ -165,8 +198,17 @@ export class SnapshotCache {
     const group = this.group(req.node);
     const snap = group.snapshot?.type(req.typeUrl);
     const response = snap && deltaAnswer(snap, req);
+    if (snap) this.holds(group, req.streamId, req.typeUrl, snap.version);
     if (response) return { response };
     return { cancel: this.addWatch(group, req.typeUrl, { kind: 'delta', req, respond }) };
+  }
+
+  /** A stream went away: it no longer holds back removals. */
+  streamClosed(node: NodeInfo, streamId: number): void {
+    const group = this.groups.get(nodeGroupKey(node));
+    if (!group) return;
+    group.streams.delete(streamId);
+    if (group.pending?.lagging.delete(streamId)) this.maybePublishRemovals(group);
   }
 
   /** The published snapshot of the node's group (created on first use). */
@@ -217,6 +259,7 @@ export class SnapshotCache {
     const now = this.now();
     for (const [key, group] of this.groups) {
       if (group.watchCount === 0 && now - group.idleSince >= this.idleGroupTtlMs) {
+        if (group.pending) clearTimeout(group.pending.timer);
         this.groups.delete(key);
         this.log('debug', 'node group dropped', { group: key });
       }
@@ -227,6 +270,7 @@ export class SnapshotCache {
   close(): void {
     this.closed = true;
     clearInterval(this.sweepTimer);
+    for (const group of this.groups.values()) if (group.pending) clearTimeout(group.pending.timer);
     for (const resolve of this.nextPassWaiters.splice(0)) resolve();
   }
 
@@ -273,9 +317,66 @@ export class SnapshotCache {
       });
       return;
     }
+    group.error = undefined;
+    const previous = group.snapshot;
+    if (group.pending) {
+      // Superseded: the new change holds whatever the first generation still held.
+      clearTimeout(group.pending.timer);
+      group.pending = undefined;
+    }
+    const first = previous ? withRemovalsHeld(next, previous, HELD_TYPES) : next;
+    this.publish(group, first);
+    if (first === next) return;
+    const lagging = new Set<number>();
+    for (const [streamId, held] of group.streams) {
+      if (REFERRING_TYPES.some((t) => held.has(t) && held.get(t) !== first.type(t).version)) lagging.add(streamId);
+    }
+    const timer = setTimeout(() => {
+      if (group.pending !== pending) return;
+      this.log('debug', 'removals published after the grace period', { group: group.key, lagging: pending.lagging.size });
+      this.publishRemovals(group);
+    }, this.removalGraceMs);
+    timer.unref();
+    const pending: PendingRemoval = { snapshot: next, lagging, timer };
+    group.pending = pending;
+    // Every stream already holds the first generation: its responses are written, removals may follow now.
+    if (lagging.size === 0) this.publishRemovals(group);
+  }
+
+  /** Records that a stream holds (was just sent, or found current) a version of a referring type. */
+  private holds(group: NodeGroup, streamId: number | undefined, typeUrl: XdsTypeUrl, version: string): void {
+    if (streamId === undefined || !REFERRING_TYPES.includes(typeUrl)) return;
+    let held = group.streams.get(streamId);
+    if (!held) group.streams.set(streamId, (held = new Map()));
+    held.set(typeUrl, version);
+    const pending = group.pending;
+    if (!pending?.lagging.has(streamId)) return;
+    const snapshot = group.snapshot!;
+    if (REFERRING_TYPES.every((t) => !held.has(t) || held.get(t) === snapshot.type(t).version)) {
+      pending.lagging.delete(streamId);
+      this.maybePublishRemovals(group);
+    }
+  }
+
+  private maybePublishRemovals(group: NodeGroup): void {
+    const pending = group.pending;
+    if (!pending || pending.lagging.size > 0) return;
+    // On the next turn: the caller may be a watch whose response the stream has not written yet.
+    setImmediate(() => {
+      if (group.pending === pending && !this.closed) this.publishRemovals(group);
+    });
+  }
+
+  private publishRemovals(group: NodeGroup): void {
+    const pending = group.pending!;
+    clearTimeout(pending.timer);
+    group.pending = undefined;
+    this.publish(group, pending.snapshot);
+  }
+
+  private publish(group: NodeGroup, next: Snapshot): void {
     const previous = group.snapshot;
     group.snapshot = next;
-    group.error = undefined;
     // Types in XDS_RESOURCE_TYPES order, so every stream gets CDS before EDS and LDS before RDS.
     for (const typeUrl of XDS_RESOURCE_TYPES) {
       const snap = next.type(typeUrl);
@@ -294,6 +395,8 @@ export class SnapshotCache {
     for (const watch of [...set]) {
       if (!set.has(watch)) continue;
       try {
+        // Answered or not, the stream holds this version once the loop has passed it.
+        this.holds(group, watch.req.streamId, typeUrl, snap.version);
         if (watch.kind === 'sotw') {
           const response = sotwAnswer(snap, watch.req);
           if (!response) continue;

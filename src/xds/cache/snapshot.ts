@@ -120,9 +120,39 @@ function encodeType(
       deltaEntry: deltaResourceEntry(typeUrl, name, hash, bytes),
     });
   }
-  const version = shortHash(names.map((n) => `${n}\0${resources.get(n)!.hash}`).join('\n'));
+  const version = typeVersion(resources);
   if (previous && previous.version === version) return previous;
   return new TypeSnapshot(typeUrl, version, resources);
+}
+
+/** A type's version: a hash of its names and content hashes, so equal content has an equal version everywhere. */
+function typeVersion(resources: ReadonlyMap<string, EncodedResource>): string {
+  const names = [...resources.keys()].sort();
+  return shortHash(names.map((n) => `${n}\0${resources.get(n)!.hash}`).join('\n'));
+}
+
+/**
+ * `next` with, in the given types, the resources `previous` had and `next`
+ * lacks kept at their previous content: the "make" generation of a change
+ * whose removals are published afterwards. Returns `next` itself when
+ * nothing is kept; a type whose result equals `previous`'s keeps its
+ * TypeSnapshot (and version), so it is not pushed again.
+ */
+export function withRemovalsHeld(next: Snapshot, previous: Snapshot, typeUrls: readonly XdsTypeUrl[]): Snapshot {
+  let held = false;
+  const types = new Map(next.types);
+  for (const typeUrl of typeUrls) {
+    const before = previous.type(typeUrl);
+    const after = next.type(typeUrl);
+    const gone = [...before.resources.keys()].filter((name) => !after.resources.has(name));
+    if (gone.length === 0) continue;
+    held = true;
+    const resources = new Map(after.resources);
+    for (const name of gone) resources.set(name, before.resources.get(name)!);
+    const version = typeVersion(resources);
+    types.set(typeUrl, version === before.version ? before : new TypeSnapshot(typeUrl, version, resources));
+  }
+  return held ? new Snapshot(types, next.createdAt) : next;
 }
 
 /** Encodes a generated resource set; types whose content did not change keep their previous TypeSnapshot. */

@@ -9,6 +9,8 @@ import type { EncodedResource, TypeSnapshot } from './snapshot';
 export interface SotwWatchRequest {
   node: NodeInfo;
   typeUrl: XdsTypeUrl;
+  /** The stream asking, so the cache can tell when it has caught up (for deferred removals). */
+  streamId?: number;
   /** The version the stream last sent for this type, or before that the client's version_info. */
   knownVersion: string;
   /** The requested names; undefined for a wildcard subscription. */
@@ -34,6 +36,8 @@ export const ABSENT = '';
 export interface DeltaWatchRequest {
   node: NodeInfo;
   typeUrl: XdsTypeUrl;
+  /** The stream asking, so the cache can tell when it has caught up (for deferred removals). */
+  streamId?: number;
   wildcard: boolean;
   /** Names subscribed explicitly. */
   subscribed: ReadonlySet<string>;

@@ -187,6 +187,7 @@ export abstract class AdsStream<Req extends AdsRequest, State extends TypeState>
     if (this.closed) return;
     this.closed = true;
     for (const state of this.types.values()) state.closeWatch();
+    if (this.node) this.ctx.cache.streamClosed(this.node, this.id);
     this.ctx.onClosed(this);
     if (this.node) {
       this.ctx.log('info', 'xds stream closed', { stream: this.id, node: this.node.id });

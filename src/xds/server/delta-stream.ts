@@ -72,6 +72,7 @@ export class DeltaStream extends AdsStream<DeltaDiscoveryRequestMessage, DeltaTy
       {
         node: this.node!,
         typeUrl: state.typeUrl,
+        streamId: this.id,
         wildcard: state.wildcard,
         subscribed: state.subscribed,
         known: state.known,

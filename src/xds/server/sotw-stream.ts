@@ -56,6 +56,7 @@ export class SotwStream extends AdsStream<DiscoveryRequestMessage, SotwTypeState
       {
         node: this.node!,
         typeUrl,
+        streamId: this.id,
         knownVersion: known,
         names: state.wildcard ? undefined : state.names,
         namesKey: state.namesKey,
