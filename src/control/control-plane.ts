@@ -44,6 +44,8 @@ import { ReplicaPeers } from '../observe/telemetry/replica-peers';
 import * as os from 'node:os';
 
 export interface ControlPlaneOptions {
+  /** How long a change's removals wait for every stream to hold its new routes (make before break; default 1 s). */
+  xdsRemovalGraceMs?: number;
   /** YAML config directory, loaded and watched. */
   configDir?: string;
   /** Persistent state (API-applied resources, registrations). */
@@ -169,7 +171,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     set.get(TYPE_URL.Secret)?.set(TRUST_BUNDLE_SECRET_NAME, { name: TRUST_BUNDLE_SECRET_NAME, resource: trustBundleSecret(TRUST_BUNDLE_SECRET_NAME, ca.bundlePem()) });
     return set;
   };
-  const cache = new SnapshotCache({ generate: metrics.timed(generate), log });
+  const cache = new SnapshotCache({ generate: metrics.timed(generate), log, removalGraceMs: opts.xdsRemovalGraceMs });
   // Accepted but not in effect (a backend's retries a route does not apply): worked out once per view.
   let warned: { view: MeshView; list: PolicyWarning[] } | undefined;
   const configWarnings = (): PolicyWarning[] => {

@@ -81,7 +81,8 @@ async function startMesh() {
   const configDir = path.join(dir, 'config');
   fs.mkdirSync(configDir);
   writeConfig(configDir, BEFORE);
-  const cp = await startControlPlane({ configDir, dataDir: path.join(dir, 'data'), xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
+  // A long grace: the removal must be released by the streams' ACKs, not by the clock (CI runs beside a CPU hog).
+  const cp = await startControlPlane({ configDir, dataDir: path.join(dir, 'data'), xdsPort: 0, apiPort: 0, log: silentLogger, dev: true, xdsRemovalGraceMs: 20_000 });
   return { cp, configDir };
 }
 
