@@ -6,17 +6,17 @@
 // whose data file was lost; a corrupt archive stops the unit before the app.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
 import { freePort } from '../../src/run/free-port';
 import { serviceYaml } from '../helpers/resources';
+import { spawnWeftRun } from '../helpers/weft-run';
 import { tempDir, waitFor } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '../../..');
-const BIN = path.join(ROOT, 'bin/weft.js');
 const NODE = process.execPath;
 const ORDER_JS = path.join(ROOT, 'examples/apps/order.js');
 const ARCHIVE = /^[a-z]+-[0-9]{8}T[0-9]{6}\.[0-9]{3}Z\.tar\.gz$/;
@@ -69,18 +69,9 @@ after(async () => {
 });
 
 function weftRun(service: string, port: number, cwd: string, command: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(NODE, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.1', '--service', service, '--port', String(port), '--', ...command], {
-    cwd,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+  const run = spawnWeftRun(cp, ['--service', service, '--port', String(port)], command, { cwd, env });
+  started.push(run.child);
+  return run;
 }
 
 /** The JSON log lines a plugin wrote (weft run tags them "[plugin <name>] "). */

@@ -8,7 +8,7 @@
 // arrive every time.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,10 +18,9 @@ import { startControlPlane, type ControlPlane } from '../../src/control/control-
 import { silentLogger } from '../../src/observe/log';
 import { freePort } from '../../src/run/free-port';
 import { serviceYaml } from '../helpers/resources';
+import { spawnWeftRun } from '../helpers/weft-run';
 import { tempDir, waitFor } from '../helpers/tmp';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const BIN = path.join(ROOT, 'bin/weft.js');
 const NODE = process.execPath;
 const HOST = os.hostname();
 // OpenTelemetry's generated protobufjs root (see test/helpers/otlp-collector.ts).
@@ -106,21 +105,13 @@ after(async () => {
 
 async function weftRun(service: string, cwd: string) {
   const port = await freePort();
-  const child = spawn(NODE, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.1', '--service', service, '--port', String(port), '--', NODE, appJs], {
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const run = spawnWeftRun(cp, ['--service', service, '--port', String(port)], [NODE, appJs], { cwd });
+  started.push(run.child);
   const say = async (text: string, n = 1, stream = 'stdout') => {
     const res = await fetch(`http://127.0.0.1:${port}/?text=${encodeURIComponent(text)}&n=${n}&stream=${stream}`);
     assert.equal(await res.text(), 'ok');
   };
-  return { child, exited, say, stdout: () => stdout, stderr: () => stderr };
+  return { ...run, say };
 }
 
 const ndjson = (text: string): Record<string, any>[] => text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));

@@ -6,7 +6,7 @@
 // skipped without one, a failure under CI=true.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
@@ -14,10 +14,9 @@ import { silentLogger } from '../../src/observe/log';
 import { freePort } from '../../src/run/free-port';
 import { cgroupLayout } from '../../src/run/plugins/plugin-cgroup';
 import { serviceYaml } from '../helpers/resources';
+import { killWeftRuns, spawnWeftRun } from '../helpers/weft-run';
 import { tempDir, waitFor } from '../helpers/tmp';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const BIN = path.join(ROOT, 'bin/weft.js');
 const NODE = process.execPath;
 const layout = cgroupLayout();
 const skip = 'unavailable' in layout ? `no plugin cgroups here: ${layout.unavailable}` : false;
@@ -61,20 +60,15 @@ before(async () => {
   );
   fs.writeFileSync(path.join(bin, 'app.js'), PROGRAMS['app.js']);
   cp = await startControlPlane({ configDir: config, dataDir: tempDir(), xdsPort: 0, apiPort: 0, log: silentLogger, dev: true });
-  let out = '';
-  child = spawn(NODE, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.2', '--service', 'web', '--port', String(await freePort()), '--', NODE, path.join(bin, 'app.js')], {
-    cwd: tempDir(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  output = () => out;
+  const run = spawnWeftRun(cp, ['--service', 'web', '--port', String(await freePort())], [NODE, path.join(bin, 'app.js')], { cwd: tempDir(), drainSeconds: 0.2 });
+  child = run.child;
+  output = run.out;
 });
 
 let output = () => '';
 
 after(async () => {
-  child?.kill('SIGKILL');
+  killWeftRuns();
   await cp?.close();
 });
 

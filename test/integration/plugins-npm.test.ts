@@ -4,22 +4,20 @@
 // not have stops the unit with an error naming the programs it has.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
 import { freePort } from '../../src/run/free-port';
 import { serviceYaml } from '../helpers/resources';
+import { killWeftRuns, spawnWeftRun } from '../helpers/weft-run';
 import { tempDir, waitFor } from '../helpers/tmp';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const BIN = path.join(ROOT, 'bin/weft.js');
 const NODE = process.execPath;
 let cp: ControlPlane;
 let tarball: string;
 let cache: string;
-const children: ChildProcess[] = [];
 
 before(async () => {
   const pkg = tempDir(undefined, 'weft-npm-plugin-');
@@ -37,22 +35,13 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of children) c.kill('SIGKILL');
+  killWeftRuns();
   await cp.close();
 });
 
 async function weftRun(service: string) {
-  const child = spawn(NODE, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.2', '--service', service, '--port', String(await freePort()), '--', NODE, '-e', `require('node:http').createServer((q, s) => s.end()).listen(Number(process.env.PORT), '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));`], {
-    cwd: tempDir(),
-    env: { ...process.env, WEFT_PLUGIN_CACHE: cache, npm_config_update_notifier: 'false' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, out: () => out };
+  const app = `require('node:http').createServer((q, s) => s.end()).listen(Number(process.env.PORT), '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));`;
+  return spawnWeftRun(cp, ['--service', service, '--port', String(await freePort())], [NODE, '-e', app], { cwd: tempDir(), env: { WEFT_PLUGIN_CACHE: cache, npm_config_update_notifier: 'false' }, drainSeconds: 0.2 });
 }
 
 test('a plugin from an npm package is installed once into the cache and runs its bin', async () => {

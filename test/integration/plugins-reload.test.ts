@@ -6,7 +6,6 @@
 // deleted one stops. The app runs on throughout.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseDocuments } from '../../src/config';
@@ -14,14 +13,12 @@ import { startControlPlane, type ControlPlane } from '../../src/control/control-
 import { silentLogger } from '../../src/observe/log';
 import { freePort } from '../../src/run/free-port';
 import { serviceYaml } from '../helpers/resources';
+import { killWeftRuns, spawnWeftRun } from '../helpers/weft-run';
 import { processAlive, tempDir, waitFor } from '../helpers/tmp';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const BIN = path.join(ROOT, 'bin/weft.js');
 const NODE = process.execPath;
 let cp: ControlPlane;
 let scripts: string;
-let child: ChildProcess | undefined;
 
 // Prints its config at start and on every SIGHUP (re-read from the file weft run rewrites).
 const WATCHER = `
@@ -55,43 +52,37 @@ before(async () => {
 });
 
 after(async () => {
-  child?.kill('SIGKILL');
+  killWeftRuns();
   await cp.close();
 });
 
 test('a unit follows plugin changes: SIGHUP for a config change, a restart for a command change, start and stop for added and deleted Plugins', async () => {
   await apply(plugin('signalled', 'info', '  configReload: Signal\n') + '---\n' + plugin('restarted', 'info'));
-  let out = '';
-  child = spawn(NODE, [BIN, 'run', '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--drain-seconds', '0.2', '--service', 'web', '--port', String(await freePort()), '--', NODE, path.join(scripts, 'app.js')], {
-    cwd: tempDir(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+  const run = spawnWeftRun(cp, ['--service', 'web', '--port', String(await freePort())], [NODE, path.join(scripts, 'app.js')], { cwd: tempDir(), drainSeconds: 0.2 });
+  const { child, exited } = run;
   const line = (name: string, why: string, level: string) => new RegExp(`\\[plugin ${name}\\] CONFIG ${why} (\\d+) ${level}\\n`);
-  await waitFor(() => line('signalled', 'start', 'info').test(out) && line('restarted', 'start', 'info').test(out) && /APP \d+/.test(out), 20_000, 'the app and both plugins started');
-  const signalledPid = Number(line('signalled', 'start', 'info').exec(out)![1]);
-  const restartedPid = Number(line('restarted', 'start', 'info').exec(out)![1]);
-  const appPid = Number(/APP (\d+)/.exec(out)![1]);
+  await waitFor(() => line('signalled', 'start', 'info').test(run.out()) && line('restarted', 'start', 'info').test(run.out()) && /APP \d+/.test(run.out()), 20_000, 'the app and both plugins started');
+  const signalledPid = Number(line('signalled', 'start', 'info').exec(run.out())![1]);
+  const restartedPid = Number(line('restarted', 'start', 'info').exec(run.out())![1]);
+  const appPid = Number(/APP (\d+)/.exec(run.out())![1]);
 
   // A config change: the signalled plugin re-reads it in the same process; the other is replaced.
   await apply(plugin('signalled', 'debug', '  configReload: Signal\n') + '---\n' + plugin('restarted', 'debug'));
-  await waitFor(() => line('signalled', 'hup', 'debug').test(out) && line('restarted', 'start', 'debug').test(out), 15_000, 'both plugins took the new config');
-  assert.equal(Number(line('signalled', 'hup', 'debug').exec(out)![1]), signalledPid, 'SIGHUP: the same process');
-  const newRestartedPid = Number(line('restarted', 'start', 'debug').exec(out)![1]);
+  await waitFor(() => line('signalled', 'hup', 'debug').test(run.out()) && line('restarted', 'start', 'debug').test(run.out()), 15_000, 'both plugins took the new config');
+  assert.equal(Number(line('signalled', 'hup', 'debug').exec(run.out())![1]), signalledPid, 'SIGHUP: the same process');
+  const newRestartedPid = Number(line('restarted', 'start', 'debug').exec(run.out())![1]);
   assert.notEqual(newRestartedPid, restartedPid, 'Restart (the default for a program): a new process');
-  assert.match(out, new RegExp(`\\[plugin restarted\\] STOPPED ${restartedPid}\\n`), 'the old one was stopped with SIGTERM');
+  assert.match(run.out(), new RegExp(`\\[plugin restarted\\] STOPPED ${restartedPid}\\n`), 'the old one was stopped with SIGTERM');
   assert.ok(!processAlive(restartedPid));
 
   // A new Plugin starts; a deleted one stops; the app runs on.
   await apply(plugin('added', 'warn'));
-  await waitFor(() => line('added', 'start', 'warn').test(out), 15_000, 'the added plugin started');
+  await waitFor(() => line('added', 'start', 'warn').test(run.out()), 15_000, 'the added plugin started');
   await cp.store.delete('Plugin', 'default', 'restarted');
-  await waitFor(() => new RegExp(`\\[plugin restarted\\] STOPPED ${newRestartedPid}\\n`).test(out), 15_000, 'the deleted plugin stopped');
+  await waitFor(() => new RegExp(`\\[plugin restarted\\] STOPPED ${newRestartedPid}\\n`).test(run.out()), 15_000, 'the deleted plugin stopped');
   assert.ok(processAlive(appPid), 'the app ran on through every change');
   assert.ok(processAlive(signalledPid));
-  assert.doesNotMatch(out, /restart \d+ in/, 'no change counted as a crash');
+  assert.doesNotMatch(run.out(), /restart \d+ in/, 'no change counted as a crash');
 
   child.kill('SIGTERM');
   assert.equal(await exited, 0);

@@ -25,6 +25,7 @@ import { PluginCgroup, sweepStaleCgroups } from './plugin-cgroup';
 import { installPackage, packageCommand, PluginPackageError } from './plugin-package';
 import type { UnitChannel } from './unit-channel';
 import { fetchPlugins, PluginFetchError, watchPlugins, type PluginQuery } from './plugin-client';
+import { processAlive } from '../process-alive';
 
 /** Stderr lines of a plugin kept for the error that names why it failed. */
 const STDERR_TAIL = 10;
@@ -364,14 +365,6 @@ export async function startPlugins(query: PluginQuery | undefined, ctx: PluginCo
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether two versions of a plugin differ in their config groups only. */
 function sameButConfig(a: ResolvedPlugin, b: ResolvedPlugin): boolean {

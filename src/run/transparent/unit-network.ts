@@ -25,6 +25,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../observe/log';
+import { processAlive } from '../process-alive';
 
 /** Where `ip netns exec` finds the files it binds over /etc for a namespace. */
 const ETC_NETNS = '/etc/netns';
@@ -296,7 +297,7 @@ export function sweepStaleUnits(log: Logger): string[] {
   }
   const stale = [...new Set([...names, ...dirs])].filter((n) => {
     const pid = Number(n.slice(NAME_PREFIX.length));
-    return Number.isInteger(pid) && pid > 0 && !alive(pid);
+    return Number.isInteger(pid) && pid > 0 && !processAlive(pid);
   });
   for (const n of stale) {
     tryRun(['ip', 'netns', 'del', n]);
@@ -307,14 +308,6 @@ export function sweepStaleUnits(log: Logger): string[] {
   return stale;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Deletes the host's iptables rules tagged for unit `name` (iptables-save lists them as -A lines). */
 function removeTaggedRules(name: string): void {
