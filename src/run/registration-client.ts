@@ -11,14 +11,13 @@
 import { apiRequestAny } from '../api/api-request';
 import type { Logger } from '../observe/log';
 import type { PluginStatus } from '../registry/registry';
+import type { AppHealth } from './plugins/unit-channel';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 
 interface Registration {
   id: string;
   ttlSeconds: number;
 }
-
-export type AppHealth = 'healthy' | 'unhealthy';
 
 export class RegistrationClient {
   private current: Registration | undefined;

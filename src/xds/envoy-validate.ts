@@ -9,10 +9,8 @@
 //      Anys decoded by type URL and checked too (Envoy validates a typed
 //      config when it unpacks it).
 // A problem names the field path ("static_resources.clusters[0].name").
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import { protoIncludeDirs } from './protos';
+import { includeDirResolver, protoIncludeDirs } from './protos';
 
 export interface ValidationProblem {
   path: string;
@@ -39,16 +37,8 @@ let bootstrapRoot: protobuf.Root | undefined;
 /** A Root of Envoy's bootstrap proto (its own: weft's shared Root does not need it), loaded once. */
 export function envoyBootstrapRoot(): protobuf.Root {
   if (bootstrapRoot) return bootstrapRoot;
-  const dirs = protoIncludeDirs();
   const r = new protobuf.Root();
-  r.resolvePath = (_origin, target) => {
-    if (path.isAbsolute(target) && fs.existsSync(target)) return target;
-    for (const dir of dirs) {
-      const candidate = path.join(dir, target);
-      if (fs.existsSync(candidate)) return candidate;
-    }
-    return target;
-  };
+  r.resolvePath = includeDirResolver(protoIncludeDirs());
   r.loadSync(BOOTSTRAP_PROTOS, { keepCase: true });
   r.resolveAll();
   bootstrapRoot = r;

@@ -50,25 +50,28 @@ export function protoIncludeDirs(): string[] {
   ];
 }
 
-let root: protobuf.Root | undefined;
-
-/** The shared Root, loaded once (about a few hundred ms) on first use. */
-export function protoRoot(): protobuf.Root {
-  if (root) return root;
-  const includeDirs = protoIncludeDirs();
-  const r = new protobuf.Root();
-  // Prometheus's client model is not shipped with the Envoy protos: declared in code instead.
-  r.addJSON(PROMETHEUS_MODEL.nested!);
-  r.resolvePath = (origin, target) => {
-    if (target === PROMETHEUS_MODEL_IMPORT) return null as unknown as string;
+/** A Root.resolvePath that finds an import in the include dirs (google/protobuf/*.proto: protobufjs bundles them, the target as it is). */
+export function includeDirResolver(includeDirs: readonly string[]): (origin: string, target: string) => string {
+  return (_origin, target) => {
     if (path.isAbsolute(target) && fs.existsSync(target)) return target;
     for (const dir of includeDirs) {
       const candidate = path.join(dir, target);
       if (fs.existsSync(candidate)) return candidate;
     }
-    // google/protobuf/*.proto are bundled with protobufjs as common types.
     return target;
   };
+}
+
+let root: protobuf.Root | undefined;
+
+/** The shared Root, loaded once (about a few hundred ms) on first use. */
+export function protoRoot(): protobuf.Root {
+  if (root) return root;
+  const fromIncludeDirs = includeDirResolver(protoIncludeDirs());
+  const r = new protobuf.Root();
+  // Prometheus's client model is not shipped with the Envoy protos: declared in code instead.
+  r.addJSON(PROMETHEUS_MODEL.nested!);
+  r.resolvePath = (origin, target) => (target === PROMETHEUS_MODEL_IMPORT ? (null as unknown as string) : fromIncludeDirs(origin, target));
   r.loadSync(PROTO_FILES, { keepCase: true });
   r.resolveAll();
   root = r;

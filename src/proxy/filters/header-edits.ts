@@ -40,6 +40,12 @@ export class FlatResponseHead implements FilterResponseHead {
 
 type HeaderObject = Record<string, string | string[] | number | undefined>;
 
+/** Adds a value to a header object's field: the first value as a string, further ones as an array. */
+export function appendHeaderValue(headers: HeaderObject, lowerName: string, value: string): void {
+  const prev = headers[lowerName];
+  headers[lowerName] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+}
+
 /** node:http2's (and node:http's) header object. */
 export class ObjectResponseHead implements FilterResponseHead {
   constructor(
@@ -57,9 +63,7 @@ export class ObjectResponseHead implements FilterResponseHead {
   }
 
   addHeader(name: string, value: string): void {
-    const lower = name.toLowerCase();
-    const prev = this.headers[lower];
-    this.headers[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+    appendHeaderValue(this.headers, name.toLowerCase(), value);
   }
 
   removeHeader(lowerName: string): void {

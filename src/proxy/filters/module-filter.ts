@@ -121,9 +121,6 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-// ---- errors ----
-
-
 // ---- the views a module gets ----
 
 /** Field names a module may not change: framing, connection handling, the authority the route was chosen by. */

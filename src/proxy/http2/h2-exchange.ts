@@ -12,7 +12,7 @@ import { rewritePath } from '../router/rewrite';
 import { pickWeightedCluster } from '../router/weighted';
 import { admitRetry, backoffMs, failedAttemptReply, MAX_REPLAY_BODY, repickEndpoint, retryOnFailure, retryOnGrpc, retryOnStatus, type LocalFailure, type RetryDenial } from '../retry';
 import { runEncodeHooks, runRequestFilters, type EncodeHeadersHook, type FilterHost, type FilterRequest, type FilterRun, type LocalReplySpec } from '../filters/http-filter';
-import { ObjectResponseHead } from '../filters/header-edits';
+import { appendHeaderValue, ObjectResponseHead } from '../filters/header-edits';
 import { startShadows } from '../mirror';
 import type { RequestTrace } from '../../observe/tracing/proxy-tracer';
 import { setTraceHeaders } from '../../observe/tracing/trace-headers';
@@ -105,9 +105,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
 
   /** FilterRequest: a filter added a header. */
   addRequestHeader(name: string, value: string): void {
-    const lower = name.toLowerCase();
-    const prev = this.headers[lower];
-    this.headers[lower] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+    appendHeaderValue(this.headers, name.toLowerCase(), value);
   }
 
   /** FilterRequest: a filter wants the response head. */

@@ -17,10 +17,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../observe/log';
 import { anyOf } from '../../xds/protos';
-import { MalformedRequest, SDS_SERVICE_NAME, SECRET_TYPE_URL, sdsMethod } from '../../ca/sds-protocol';
+import { MalformedRequest, SECRET_TYPE_URL, sdsMethod } from '../../ca/sds-protocol';
 import { WORKLOAD_CERT_SECRET, type CertificateSecret, type SecretStore } from '../../proxy/tls/secret-store';
 
-export const STREAM_SECRETS_PATH = `/${SDS_SERVICE_NAME}/StreamSecrets`;
+export const STREAM_SECRETS_PATH = sdsMethod('StreamSecrets').path;
 /** The socket's name inside its directory. */
 export const LOCAL_SDS_SOCKET = 'sds.sock';
 

@@ -189,11 +189,6 @@ export class PluginSupervisor {
     return this.running.length > 0;
   }
 
-  /** Restarts so far, by plugin name. */
-  restartCounts(): Record<string, number> {
-    return Object.fromEntries(this.running.map((r) => [r.plugin.name, r.restarts]));
-  }
-
   /** Hands over the stop function of the watch that feeds update(): stop() ends it. */
   follow(stopWatch: () => void): void {
     this.stopWatch = stopWatch;

@@ -39,6 +39,11 @@ const HELD_TYPES: readonly XdsTypeUrl[] = [TYPE_URL.Cluster, TYPE_URL.ClusterLoa
 const REFERRING_TYPES: readonly XdsTypeUrl[] = [TYPE_URL.Cluster, TYPE_URL.Listener, TYPE_URL.RouteConfiguration];
 const REMOVAL_GRACE_MS = 1000;
 
+/** Whether a stream holds `snapshot`'s version of every referring type it subscribed to. */
+function holdsAll(held: ReadonlyMap<XdsTypeUrl, string>, snapshot: Snapshot): boolean {
+  return REFERRING_TYPES.every((t) => !held.has(t) || held.get(t) === snapshot.type(t).version);
+}
+
 export interface SnapshotCacheOptions {
   /** The resources for a node group; called with the group's first node. */
   generate(node: NodeInfo): ResourceSet;
@@ -329,7 +334,7 @@ export class SnapshotCache {
     if (first === next) return;
     const lagging = new Set<number>();
     for (const [streamId, held] of group.streams) {
-      if (REFERRING_TYPES.some((t) => held.has(t) && held.get(t) !== first.type(t).version)) lagging.add(streamId);
+      if (!holdsAll(held, first)) lagging.add(streamId);
     }
     const timer = setTimeout(() => {
       if (group.pending !== pending) return;
@@ -352,7 +357,7 @@ export class SnapshotCache {
     const pending = group.pending;
     if (!pending?.lagging.has(streamId)) return;
     const snapshot = group.snapshot!;
-    if (REFERRING_TYPES.every((t) => !held.has(t) || held.get(t) === snapshot.type(t).version)) {
+    if (holdsAll(held, snapshot)) {
       pending.lagging.delete(streamId);
       this.maybePublishRemovals(group);
     }
