@@ -566,11 +566,13 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
 
   // ---- UpstreamHandler: the response side ----
 
-  onData(chunk: Buffer): void {
-    if (this.finished) return;
+  onData(chunk: Buffer): boolean {
+    if (this.finished) return false;
     this.lastActivity = activityClock.now;
-    if (!this.resFraming) return this.responseHeadBytes(chunk);
-    this.responseBody(chunk, 0);
+    if (!this.resFraming) this.responseHeadBytes(chunk);
+    else this.responseBody(chunk, 0);
+    // The chunk is still referred to by a partial head kept for the next read, or by a write not yet done.
+    return this.resBuf !== undefined || this.conn.socket.writableLength > 0;
   }
 
   onDrain(): void {
@@ -753,11 +755,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.cluster?.load.ended(this.endpoint!);
     up.handler = undefined;
     this.conn.detach();
-    up.socket.removeAllListeners('data');
-    up.socket.removeAllListeners('drain');
     down.write(headBytes);
     if (rest) down.write(rest);
-    up.socket.pipe(down);
+    up.tunnelTo(down);
     down.pipe(up.socket);
     up.socket.on('close', () => down.destroy());
     down.on('close', () => up.socket.destroy());
