@@ -10,8 +10,8 @@ import type { ClusterConfig, Endpoint } from '../config/types';
 /** What the request currently using a connection receives from it. */
 export interface UpstreamHandler {
   /**
-   * Bytes read from the upstream. On a plaintext connection `chunk` lies in a
-   * read buffer that the next read reuses: return true when anything still
+   * Bytes read from the upstream. `chunk` lies in a read buffer that the
+   * next read reuses: return true when anything still
    * refers to it after this call (kept for later, or a write that has not
    * finished), and the next read gets a fresh buffer.
    */
@@ -21,11 +21,11 @@ export interface UpstreamHandler {
   onDrain(): void;
 }
 
-/** Bytes of one read from a plaintext upstream (HAProxy reads into 16 KiB buffers). */
+/** Bytes of one read from an upstream (HAProxy reads into 16 KiB buffers). */
 const READ_BUFFER_BYTES = 32 * 1024;
 
 /**
- * The read buffer of a plaintext upstream connection (net.connect's `onread`):
+ * The read buffer of an upstream connection (net.connect's and tls.connect's `onread`):
  * reads land in one buffer, reused until a handler holds on to what it read.
  * This skips the readable stream's per-read allocation, push and 'data' event,
  * the largest share of the proxy's user CPU per request after the syscalls.
@@ -56,10 +56,9 @@ export class UpstreamConnection {
     readonly socket: net.Socket,
     readonly endpoint: Endpoint,
     private readonly pool: UpstreamPool,
-    /** Set when the socket reads into a reused buffer (plaintext); TLS sockets emit 'data'. */
-    private readonly readBuffer?: ReadBuffer,
+    /** Where the socket reads (net.connect and tls.connect's `onread`): it emits no 'data'. */
+    private readonly readBuffer: ReadBuffer,
   ) {
-    if (!readBuffer) socket.on('data', (chunk: Buffer) => this.received(chunk));
     socket.on('drain', () => this.handler?.onDrain());
     socket.on('error', () => {}); // 'close' follows with hadError
     socket.on('close', (hadError) => {
@@ -77,17 +76,12 @@ export class UpstreamConnection {
       this.socket.destroy(); // bytes nobody asked for: the connection is unusable
       return;
     }
-    if (this.handler.onData(chunk) && this.readBuffer) this.readBuffer.held = true;
+    if (this.handler.onData(chunk)) this.readBuffer.held = true;
   }
 
   /** After 101 Switching Protocols: everything the upstream sends goes to `down` as it is, with backpressure. */
   tunnelTo(down: net.Socket): void {
     this.socket.removeAllListeners('drain');
-    if (!this.readBuffer) {
-      this.socket.removeAllListeners('data');
-      this.socket.pipe(down);
-      return;
-    }
     this.handler = {
       onData: (chunk) => {
         if (!down.write(chunk)) this.socket.pause();
@@ -168,6 +162,8 @@ export class UpstreamPool {
       conn.socket.destroy();
       return;
     }
+    // The last write of the response may have pushed back and paused reading: the next request must hear its answer.
+    if (conn.socket.isPaused()) conn.socket.resume();
     const i = this.pending.findIndex((w) => w.endpoint.key === conn.endpoint.key);
     if (i >= 0) {
       const [waiter] = this.pending.splice(i, 1);
@@ -224,22 +220,19 @@ export class UpstreamPool {
     // Plaintext unless the cluster has transport_socket_matches and one picks this endpoint.
     const tlsOptions = this.cluster.transportSocketMatches && this.tls?.upstream(this.cluster, endpoint);
     let conn: UpstreamConnection | undefined;
-    const readBuffer = tlsOptions ? undefined : new ReadBuffer();
+    const readBuffer = new ReadBuffer();
+    const onread = {
+      buffer: () => readBuffer.next(),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        if (conn) conn.received((buf as Buffer).subarray(0, n));
+        else socket.destroy();
+        return true; // backpressure pauses the socket instead
+      },
+    };
     const socket: net.Socket = tlsOptions
-      ? this.tls!.connect(tlsOptions)
-      : net.connect({
-          host: endpoint.address,
-          port: endpoint.port,
-          noDelay: true,
-          onread: {
-            buffer: () => readBuffer!.next(),
-            callback: (n: number, buf: Uint8Array): boolean => {
-              if (conn) conn.received((buf as Buffer).subarray(0, n));
-              else socket.destroy();
-              return true; // backpressure pauses the socket instead
-            },
-          },
-        });
+      ? // tls.connect documents `onread` (used when it makes the socket itself); @types/node lacks it.
+        this.tls!.connect({ ...tlsOptions, onread } as tls.ConnectionOptions)
+      : net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true, onread });
     if (tlsOptions) socket.setNoDelay(true);
     let settled = false;
     const fail = (reason: string) => {

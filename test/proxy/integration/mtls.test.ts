@@ -13,7 +13,8 @@ import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { createIntermediate, createRoot, issueKeyedLeaf, spiffeId, type KeyedCertificate } from '../../../src/ca/pki';
 import type { RequestRecord } from '../../../src/observe/request-record';
-import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
+import { firstMismatch, writeUntilPushedBack } from '../../helpers/byte-pattern';
+import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, RawClient, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 
 const HOUR = 3600_000;
 let root: KeyedCertificate;
@@ -366,5 +367,36 @@ test('a sidecar without a certificate yet: outbound to mTLS endpoints in plainte
     assert.equal((await metrics(bare))('weft_downstream_tls_refused_total', { reason: 'no_workload_certificate' }), 1);
   } finally {
     await bare.close();
+  }
+});
+
+test('over mTLS, a client that stops reading gets every byte of a large response once it reads again (the TLS read buffer is not reused too early), and the paused connections serve the next request', { timeout: 30_000 }, async () => {
+  let pushedBack!: () => void;
+  const appPushedBack = new Promise<void>((r) => (pushedBack = r));
+  let sent = -1;
+  secureApp.handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    writeUntilPushedBack(res, (piece) => piece, pushedBack, (n) => {
+      sent = n;
+      res.end();
+    });
+  };
+  const c = await RawClient.connect(shop.outboundPort);
+  try {
+    c.socket.pause();
+    c.write('GET /big HTTP/1.1\r\nHost: secure\r\n\r\n');
+    // The app is pushed back only once both sidecars have stopped reading: writes of earlier reads are pending.
+    await appPushedBack;
+    c.socket.resume();
+    const res = await c.readResponse('GET', 20_000);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.length, sent);
+    assert.equal(firstMismatch(res.body), -1, 'every byte as sent');
+    // The sidecars' connections went back to their pools though reading had paused: the next request is heard.
+    secureApp.handler = (_req, res2) => res2.end('next');
+    assert.equal((await request(shop.outboundPort, { host: 'secure', path: '/next' })).text, 'next');
+  } finally {
+    c.destroy();
+    secureApp.handler = undefined;
   }
 });

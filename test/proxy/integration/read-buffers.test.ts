@@ -1,57 +1,20 @@
-// The sidecar reads plaintext upstream connections into a reused buffer
-// (pool.ts, ReadBuffer). These tests make the cases where a read must NOT be
-// reused: a client that stops reading (the proxy's writes of earlier reads
-// are still pending), a response head that arrives in pieces (kept between
-// reads), and an Upgrade tunnel under backpressure. Every byte is checked
-// against a pattern of its offset, so a buffer reused too early shows.
+// The sidecar reads upstream connections into a reused buffer (pool.ts,
+// ReadBuffer; the mTLS case is in mtls.test.ts). These tests make the cases
+// where a read must NOT be reused: a client that stops reading (the proxy's
+// writes of earlier reads are still pending), a response head that arrives
+// in pieces (kept between reads), and an Upgrade tunnel under backpressure.
+// Every byte is checked against a pattern of its offset, so a buffer reused
+// too early shows.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type * as net from 'node:net';
+import { firstMismatch, pattern, writeUntilPushedBack } from '../../helpers/byte-pattern';
 import { docs, Mesh, onRequestHeads, RawClient, RawUpstream, serviceYaml, type Sidecar, T, exitGuard } from '../../helpers/proxy-harness';
 
 let mesh: Mesh;
 let sc: Sidecar;
 let raw: RawUpstream;
 let behaviour: (socket: net.Socket, head: string) => void = () => {};
-
-/** The byte at `offset` of every body these tests send. */
-const patternAt = (offset: number) => (offset * 131 + (offset >> 11)) & 0xff;
-const pattern = (from: number, n: number) => {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = patternAt(from + i);
-  return b;
-};
-function firstMismatch(body: Buffer): number {
-  for (let i = 0; i < body.length; i++) if (body[i] !== patternAt(i)) return i;
-  return -1;
-}
-
-/**
- * Writes `frame(piece)` pieces of the pattern, each in a turn of its own so
- * the proxy reads them one by one, until the socket pushes back (the proxy
- * stopped reading), calls `pushedBack`, then writes 64 more and calls `done`
- * with the number of pattern bytes sent. Small pieces matter: a write of a
- * read below the socket's high-water mark can be pending while the proxy
- * goes on reading.
- */
-function writeUntilPushedBack(socket: net.Socket, frame: (piece: Buffer) => Buffer, pushedBack: () => void, done: (sent: number) => void): void {
-  const PIECE = 4096;
-  let sent = 0;
-  let more = -1;
-  const step = () => {
-    if (more === 0) return done(sent);
-    const ok = socket.write(frame(pattern(sent, PIECE)));
-    sent += PIECE;
-    if (more > 0) more--;
-    if (ok) return setImmediate(step);
-    if (more < 0) {
-      more = 64;
-      pushedBack();
-    }
-    socket.once('drain', step);
-  };
-  step();
-}
 
 before(async () => {
   raw = await RawUpstream.start((socket) => onRequestHeads(socket, (head) => behaviour(socket, head)));
