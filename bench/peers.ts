@@ -179,10 +179,11 @@ export function wrk(url: string, connections: number, seconds: number, headers: 
   return { requests, rps, p50ms: pct('50'), p99ms: pct('99'), errors };
 }
 
-/** h2load over h2c with prior knowledge. */
-export function h2load(url: string, clients: number, streams: number, seconds: number, headers: string[] = []): LoadResult {
+/** h2load over h2c with prior knowledge; `dataFile`: every request POSTs that file's bytes. */
+export function h2load(url: string, clients: number, streams: number, seconds: number, headers: string[] = [], dataFile?: string): LoadResult {
   const tool = requireTool('h2load');
-  const args = ['-c', String(clients), '-m', String(streams), '-D', String(seconds), '-t', '1', ...headers.flatMap((h) => ['-H', h]), url];
+  const data = dataFile ? ['-d', dataFile] : [];
+  const args = ['-c', String(clients), '-m', String(streams), '-D', String(seconds), '-t', '1', ...data, ...headers.flatMap((h) => ['-H', h]), url];
   const res = spawnSync(tool, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
   const out = res.stdout;
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);

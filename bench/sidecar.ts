@@ -1,10 +1,12 @@
 // The sidecar against its peers, in one run: the same nginx upstream
 // reached directly, through HAProxy (1 thread), nginx proxy_pass (1 worker)
 // and one weft proxy process (outbound listener, Host routing, stats on).
-// HTTP/1.1 with wrk -t1 -c32; HTTP/2 (h2c) with h2load; TCP; two hops
-// (client sidecar → server sidecar → app); and the proxy's RSS.
+// HTTP/1.1 with wrk -t1 -c32; HTTP/2 (h2c) with h2load; gRPC (h2load
+// POSTing a gRPC-framed message to a grpc-js server, HAProxy in h2 mode as
+// the peer); TCP; two hops (client sidecar → server sidecar → app); and the
+// proxy's RSS.
 //
-//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,tcp,twohop] [--retries | --resilience] [--tracing <ratio>] [--authz]
+//   node dist/bench/sidecar.js [--seconds 10] [--connections 32] [--only http1,h2,grpc,tcp,twohop] [--retries | --resilience] [--tracing <ratio>] [--authz]
 //
 // --authz gives the two-hop server an AuthorizationPolicy its requests pass (a DENY rule on a
 // path and an ALLOW rule on path and method): what RBAC costs a request on the inbound.
@@ -47,7 +49,7 @@ import {
 
 const seconds = Number(arg('seconds', '10'));
 const connections = Number(arg('connections', '32'));
-const only = new Set(arg('only', 'http1,h2,tcp,twohop').split(','));
+const only = new Set(arg('only', 'http1,h2,grpc,tcp,twohop').split(','));
 const withRetries = process.argv.includes('--retries');
 const withResilience = process.argv.includes('--resilience');
 const withAuthz = process.argv.includes('--authz');
@@ -181,8 +183,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
-    const [upPort, h2UpPort, haPort, haTcpPort, haH2Port, ngxPort, xdsPort, apiPort, outPort, admin1, inPort, admin2, out2Port, tcpPort] = await Promise.all(
-      Array.from({ length: 14 }, () => freePort()),
+    const [upPort, h2UpPort, haPort, haTcpPort, haH2Port, ngxPort, xdsPort, apiPort, outPort, admin1, inPort, admin2, out2Port, tcpPort, grpcUpPort, haGrpcPort] = await Promise.all(
+      Array.from({ length: 16 }, () => freePort()),
     );
     peers.push(await startNginxUpstream(dir, upPort, BODY_BYTES));
     // An h2c upstream for the HTTP/2 case: the same nginx binary with `http2` on a second listener.
@@ -192,6 +194,12 @@ async function main(): Promise<void> {
     const haH2 = await startHaproxy(dir, haH2Port, h2UpPort, 'h2');
     const ngxProxy = await startNginxProxy(dir, ngxPort, upPort);
     peers.push(haHttp, haTcp, haH2, ngxProxy);
+    let haGrpc: Peer | undefined;
+    if (only.has('grpc')) {
+      peers.push(await startGrpcUpstream(grpcUpPort));
+      haGrpc = await startHaproxy(dir, haGrpcPort, grpcUpPort, 'h2');
+      peers.push(haGrpc);
+    }
 
     const mesh = `apiVersion: weft.dev/v1
 kind: Service
@@ -206,6 +214,13 @@ metadata: { name: upstream-h2 }
 spec:
   ports: [{ name: h2, port: 81, protocol: http2 }]
   endpoints: [{ address: 127.0.0.1, port: ${h2UpPort} }]
+---
+apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: upstream-grpc }
+spec:
+  ports: [{ name: grpc, port: 82, protocol: grpc }]
+  endpoints: [{ address: 127.0.0.1, port: ${grpcUpPort} }]
 ---
 apiVersion: weft.dev/v1
 kind: Service
@@ -292,6 +307,17 @@ ${withRetries || withResilience ? policies() : ''}${tracingRatio !== undefined ?
       const weft = run('h2', 'weft', h(`http://127.0.0.1:${outPort}/`, [':authority: upstream-h2']), [client.pid], client.pid);
       console.log('\n' + [line(ha, direct), line(weft, ha)].join('\n') + '\n');
     }
+    if (only.has('grpc')) {
+      // One unary call per request: a 5-byte gRPC frame header and a 100-byte message, answered in kind.
+      const message = path.join(dir, 'grpc-request.bin');
+      fs.writeFileSync(message, grpcFrame(Buffer.alloc(BODY_BYTES, 0x61)));
+      const headers = ['content-type: application/grpc', 'te: trailers'];
+      const g = (url: string, extra: string[] = []) => () => h2load(url, connections, 10, seconds, [...headers, ...extra], message);
+      const direct = run('grpc', 'direct', g(`http://127.0.0.1:${grpcUpPort}${GRPC_PATH}`));
+      const ha = run('grpc', 'haproxy', g(`http://127.0.0.1:${haGrpcPort}${GRPC_PATH}`), [haGrpc!.pid]);
+      const weft = run('grpc', 'weft', g(`http://127.0.0.1:${outPort}${GRPC_PATH}`, [':authority: upstream-grpc']), [client.pid], client.pid);
+      console.log('\n' + [line(ha, direct), line(weft, ha)].join('\n') + '\n');
+    }
     const summary = { seconds, connections, bodyBytes: BODY_BYTES, weftRssIdleMiB: idleRss, weftRssAfterMiB: rssMiB(client.pid), rows };
     const outDir = path.join(__dirname, '../../bench/results');
     fs.mkdirSync(outDir, { recursive: true });
@@ -311,6 +337,34 @@ async function startOtlpSink(port: number): Promise<Peer> {
   await waitForPort(port);
   return {
     name: 'otlp-sink',
+    pid: child.pid!,
+    stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM')))),
+  };
+}
+
+const GRPC_PATH = '/bench.Echo/Unary';
+
+/** A length-prefixed gRPC message (uncompressed). */
+function grpcFrame(message: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(message.length, 1);
+  return Buffer.concat([head, message]);
+}
+
+/** A grpc-js server in its own process whose one unary method answers every call with its request's bytes. */
+async function startGrpcUpstream(port: number): Promise<Peer> {
+  const { spawn } = await import('node:child_process');
+  const grpcJs = require.resolve('@grpc/grpc-js');
+  const code = `const grpc = require(${JSON.stringify(grpcJs)});
+const same = (b) => b;
+const server = new grpc.Server();
+server.addService({ Unary: { path: ${JSON.stringify(GRPC_PATH)}, requestStream: false, responseStream: false, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same } },
+  { Unary: (call, cb) => cb(null, call.request) });
+server.bindAsync('127.0.0.1:${port}', grpc.ServerCredentials.createInsecure(), (err) => { if (err) { console.error(err); process.exit(1); } });`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForPort(port);
+  return {
+    name: 'grpc-upstream',
     pid: child.pid!,
     stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM')))),
   };
