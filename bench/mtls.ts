@@ -5,6 +5,7 @@
 // terminates it and verifies the client). All four keep their connections
 // alive (wrk -c32 into the first hop, pooled connections between hops), so
 // the figures are the steady-state cost of TLS records, not of handshakes.
+// Beside req/s: CPU time per request of both hops together, from /proc.
 //
 //   npm run build && node dist/bench/mtls.js [--seconds 8] [--connections 32] [--rounds 2]
 //
@@ -18,7 +19,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { createIntermediate, createRoot, issueKeyedLeaf, spiffeId } from '../src/ca/pki';
-import { arg, freePort, requireTool, ROOT, startNginxUpstream, startProcess, startWeftControl, startWeftProxy, tempDir, waitForPort, wrk, type LoadResult, type Peer } from './peers';
+import { arg, freePort, procCpuMs, requireTool, ROOT, startNginxUpstream, startProcess, startWeftControl, startWeftProxy, tempDir, waitForPort, wrk, type LoadResult, type Peer } from './peers';
 
 const seconds = Number(arg('seconds', '8'));
 const connections = Number(arg('connections', '32'));
@@ -30,7 +31,10 @@ interface Case {
   name: string;
   url: string;
   headers: string[];
+  /** The two hops' processes, whose CPU per request is reported. */
+  pids: number[];
   results: LoadResult[];
+  cpuUsPerRequest: number[];
 }
 
 async function main(): Promise<void> {
@@ -47,11 +51,16 @@ async function main(): Promise<void> {
     peers.push(await startNginxUpstream(dir, appPort, BODY_BYTES));
 
     // HAProxy, plaintext and TLS, two hops each.
-    peers.push(await startHaproxyHop(dir, 'ha-front', haFront, `server s1 127.0.0.1:${haBack}`));
-    peers.push(await startHaproxyHop(dir, 'ha-back', haBack, `server s1 127.0.0.1:${appPort}`));
+    const started = (peer: Peer) => (peers.push(peer), peer.pid);
+    const haPids = [
+      started(await startHaproxyHop(dir, 'ha-front', haFront, `server s1 127.0.0.1:${haBack}`)),
+      started(await startHaproxyHop(dir, 'ha-back', haBack, `server s1 127.0.0.1:${appPort}`)),
+    ];
     const pki = await haproxyPki(dir);
-    peers.push(await startHaproxyHop(dir, 'ha-tls-front', haTlsFront, `server s1 127.0.0.1:${haTlsBack} ssl crt ${pki.client} ca-file ${pki.roots} verify required verifyhost server alpn http/1.1`));
-    peers.push(await startHaproxyHop(dir, 'ha-tls-back', haTlsBack, `server s1 127.0.0.1:${appPort}`, `ssl crt ${pki.server} ca-file ${pki.roots} verify required alpn h2,http/1.1`));
+    const haTlsPids = [
+      started(await startHaproxyHop(dir, 'ha-tls-front', haTlsFront, `server s1 127.0.0.1:${haTlsBack} ssl crt ${pki.client} ca-file ${pki.roots} verify required verifyhost server alpn http/1.1`)),
+      started(await startHaproxyHop(dir, 'ha-tls-back', haTlsBack, `server s1 127.0.0.1:${appPort}`, `ssl crt ${pki.server} ca-file ${pki.roots} verify required alpn h2,http/1.1`)),
+    ];
 
     const mesh = `apiVersion: weft.dev/v1
 kind: Service
@@ -77,10 +86,11 @@ spec:
 `;
     peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
     const xds = ['--xds', `127.0.0.1:${xdsPort}`];
-    peers.push(await startWeftProxy('weft-client', [...xds, '--service', 'bench-client', '--outbound-port', String(clientOut)], clientAdmin));
-    peers.push(await startWeftProxy('weft-server-plain', [...xds, '--service', 'server-plain', '--inbound-port', String(plainIn), '--app-port', String(appPort), '--outbound-port', String(plainOut)], plainAdmin));
+    const clientPid = started(await startWeftProxy('weft-client', [...xds, '--service', 'bench-client', '--outbound-port', String(clientOut)], clientAdmin));
+    const plainPid = started(await startWeftProxy('weft-server-plain', [...xds, '--service', 'server-plain', '--inbound-port', String(plainIn), '--app-port', String(appPort), '--outbound-port', String(plainOut)], plainAdmin));
     // The mTLS server: `weft run` registers it; its "program" is a process that stays up while nginx answers on appPort.
-    peers.push(
+    // Its sidecar runs in the `weft run` process, so that process's CPU is the second hop's.
+    const mtlsPid = started(
       startProcess('weft-run-server-mtls', process.execPath, [
         path.join(ROOT, 'bin/weft.js'), 'run', '--service', 'server-mtls', '--port', String(appPort), ...xds, '--api', `http://127.0.0.1:${apiPort}`, '--log-level', 'warn', '--',
         process.execPath, '-e', 'setInterval(() => {}, 1 << 30)',
@@ -89,28 +99,33 @@ spec:
     await waitForMtlsRoute(clientOut);
 
     const cases: Case[] = [
-      { name: 'haproxy → haproxy', url: `http://127.0.0.1:${haFront}/`, headers: [], results: [] },
-      { name: 'haproxy → TLS → haproxy', url: `http://127.0.0.1:${haTlsFront}/`, headers: [], results: [] },
-      { name: 'weft → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-plain'], results: [] },
-      { name: 'weft → mTLS → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-mtls'], results: [] },
+      { name: 'haproxy → haproxy', url: `http://127.0.0.1:${haFront}/`, headers: [], pids: haPids, results: [], cpuUsPerRequest: [] },
+      { name: 'haproxy → TLS → haproxy', url: `http://127.0.0.1:${haTlsFront}/`, headers: [], pids: haTlsPids, results: [], cpuUsPerRequest: [] },
+      { name: 'weft → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-plain'], pids: [clientPid, plainPid], results: [], cpuUsPerRequest: [] },
+      { name: 'weft → mTLS → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-mtls'], pids: [clientPid, mtlsPid], results: [], cpuUsPerRequest: [] },
     ];
+    const cpuMs = (pids: number[]) => pids.reduce((n, pid) => n + procCpuMs(pid), 0);
     for (const c of cases) wrk(c.url, connections, 2, c.headers); // warm-up: pools filled, JIT warm
     for (let round = 1; round <= rounds; round++) {
       for (const c of cases) {
+        const before = cpuMs(c.pids);
         const r = wrk(c.url, connections, seconds, c.headers);
+        const cpu = ((cpuMs(c.pids) - before) * 1000) / (r.requests ?? NaN);
         if (r.errors) throw new Error(`${c.name}: ${r.errors} errors`);
         c.results.push(r);
-        console.log(`round ${round}  ${c.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms`);
+        c.cpuUsPerRequest.push(cpu);
+        console.log(`round ${round}  ${c.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms  cpu ${cpu.toFixed(1)} µs/req`);
       }
     }
     const mean = (c: Case, k: 'rps' | 'p50ms' | 'p99ms') => c.results.reduce((n, r) => n + r[k], 0) / c.results.length;
+    const meanCpu = (c: Case) => c.cpuUsPerRequest.reduce((n, x) => n + x, 0) / c.cpuUsPerRequest.length;
     const byName = new Map(cases.map((c) => [c.name, c]));
     const ratio = (a: string, b: string) => {
       const [x, y] = [byName.get(a)!, byName.get(b)!];
-      return `${a.padEnd(34)} vs ${b.padEnd(30)} ${(mean(x, 'rps') / mean(y, 'rps')).toFixed(2)}× rps  ${(mean(x, 'p50ms') / mean(y, 'p50ms')).toFixed(2)}× p50  ${(mean(x, 'p99ms') / mean(y, 'p99ms')).toFixed(2)}× p99`;
+      return `${a.padEnd(34)} vs ${b.padEnd(30)} ${(mean(x, 'rps') / mean(y, 'rps')).toFixed(2)}× rps  ${(mean(x, 'p50ms') / mean(y, 'p50ms')).toFixed(2)}× p50  ${(mean(x, 'p99ms') / mean(y, 'p99ms')).toFixed(2)}× p99  ${(meanCpu(x) / meanCpu(y)).toFixed(2)}× cpu/req`;
     };
     console.log(`\nmeans of ${rounds} runs:`);
-    for (const c of cases) console.log(`${c.name.padEnd(34)} ${mean(c, 'rps').toFixed(0).padStart(7)} req/s  p50 ${mean(c, 'p50ms').toFixed(3)} ms  p99 ${mean(c, 'p99ms').toFixed(3)} ms`);
+    for (const c of cases) console.log(`${c.name.padEnd(34)} ${mean(c, 'rps').toFixed(0).padStart(7)} req/s  p50 ${mean(c, 'p50ms').toFixed(3)} ms  p99 ${mean(c, 'p99ms').toFixed(3)} ms  cpu ${meanCpu(c).toFixed(1)} µs/req (both hops)`);
     console.log('');
     console.log(ratio('weft → mTLS → weft', 'weft → weft'));
     console.log(ratio('weft → mTLS → weft', 'haproxy → TLS → haproxy'));
