@@ -410,7 +410,10 @@ export interface RawResponse {
 export class RawClient {
   /** Clients not closed yet: Mesh.close() destroys them so a failed test cannot hold a sidecar open. */
   static readonly open = new Set<RawClient>();
-  private buf = Buffer.alloc(0);
+  /** Received bytes not taken yet are store[from, to); appends double the store, so taking in a large body stays linear. */
+  private store = Buffer.alloc(0);
+  private from = 0;
+  private to = 0;
   ended = false;
   closed = false;
   private waiters: (() => void)[] = [];
@@ -418,7 +421,7 @@ export class RawClient {
   private constructor(readonly socket: net.Socket) {
     RawClient.open.add(this);
     socket.on('data', (c: Buffer) => {
-      this.buf = Buffer.concat([this.buf, c]);
+      this.append(c);
       this.wake();
     });
     socket.on('end', () => {
@@ -468,6 +471,30 @@ export class RawClient {
     return this.buf;
   }
 
+  /** The bytes received and not taken yet (a view: taken bytes are never written over). */
+  private get buf(): Buffer {
+    return this.store.subarray(this.from, this.to);
+  }
+
+  private append(c: Buffer): void {
+    if (this.to + c.length > this.store.length) {
+      const live = this.to - this.from;
+      const grown = Buffer.allocUnsafe(Math.max(64 * 1024, 2 * (live + c.length)));
+      this.store.copy(grown, 0, this.from, this.to);
+      this.store = grown;
+      this.from = 0;
+      this.to = live;
+    }
+    c.copy(this.store, this.to);
+    this.to += c.length;
+  }
+
+  private take(n: number): Buffer {
+    const out = this.store.subarray(this.from, this.from + n);
+    this.from += n;
+    return out;
+  }
+
   private wake(): void {
     for (const w of this.waiters.splice(0)) w();
   }
@@ -492,9 +519,7 @@ export class RawClient {
   /** Takes `n` raw bytes. */
   async readBytes(n: number, timeoutMs = 3000): Promise<Buffer> {
     await this.until(() => this.buf.length >= n, timeoutMs, `${n} bytes`);
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return out;
+    return this.take(n);
   }
 
   /** Takes bytes up to and including `marker`. */
@@ -502,9 +527,7 @@ export class RawClient {
     const m = Buffer.from(marker, 'latin1');
     await this.until(() => this.buf.indexOf(m) >= 0, timeoutMs, JSON.stringify(marker));
     const end = this.buf.indexOf(m) + m.length;
-    const out = this.buf.subarray(0, end).toString('latin1');
-    this.buf = this.buf.subarray(end);
-    return out;
+    return this.take(end).toString('latin1');
   }
 
   /** Reads one response; `method` tells whether a body follows (HEAD has none). */
@@ -544,8 +567,7 @@ export class RawClient {
       res.body = Buffer.from(await this.readBytes(Number(headers['content-length']), timeoutMs));
     } else {
       await this.waitEnd(timeoutMs);
-      res.body = this.buf;
-      this.buf = Buffer.alloc(0);
+      res.body = this.take(this.to - this.from);
     }
     return res;
   }
