@@ -16,6 +16,12 @@ function count(value: string): number {
   return n;
 }
 
+function workerCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new InvalidArgumentError('expected a number of worker processes (1-1024)');
+  return n;
+}
+
 function portNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
@@ -206,6 +212,7 @@ export function buildProgram(): Command {
     .option('--ca-file <file>', CA_FILE_HELP)
     .option('--join-token <token>', JOIN_TOKEN_HELP)
     .option('--trust-domain <domain>', TRUST_DOMAIN_HELP, 'cluster.local')
+    .option('--concurrency <n>', 'worker processes sharing the listeners, each with its own upstream pools (as Envoy\'s --concurrency); one xDS stream, admin port and certificate for all', workerCount, 1)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('proxy', 'runProxy'));
 
