@@ -31,7 +31,8 @@ function start(init: WorkerInit): (msg: ToWorker) => void {
   const source = new RelayedConfig(init.xds);
   const proxy = new Proxy({ ...init, adminPort: 0, log, telemetryIntervalMs: 0 }, source);
   const state = () => send({ t: 'state', ready: proxy.ready(), reason: proxy.ready() ? '' : proxy.notReadyReason(), versions: proxy.configVersions() });
-  proxy.onConfigApplied(state);
+  // After the listeners of onConfigApplied have run: the proxy counts as configured only then.
+  proxy.onConfigApplied(() => setImmediate(state));
   let stopping = false;
   const stop = () => {
     if (stopping) return;
