@@ -1,0 +1,167 @@
+// `weft proxy --concurrency 2` as a real process (the CLI) against a dev
+// control plane and real HTTP upstreams: both workers serve (each new
+// connection goes to whichever worker the kernel hands it), the admin port's
+// counters are the sum over workers, a config change reaches every worker,
+// a worker killed with SIGKILL is replaced while the other serves, and
+// SIGTERM stops the primary and every worker.
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { docs, exitGuard, freePort, HttpUpstream, Mesh, serviceYaml, waitFor } from '../../helpers/proxy-harness';
+import { processAlive } from '../../helpers/tmp';
+
+interface WorkerView {
+  worker: number;
+  pid?: number;
+  ready: boolean;
+  versions?: Record<string, string>;
+  restarts: number;
+  requests?: number;
+}
+
+let mesh: Mesh;
+let web: HttpUpstream;
+let api: HttpUpstream;
+let child: ChildProcess;
+let exited: Promise<number | null>;
+let stderr = '';
+let outbound = 0;
+let adminPort = 0;
+/** Every worker pid seen, killed in `after` if the test failed before SIGTERM did it. */
+const pids = new Set<number>();
+
+const admin = async (p: string) => {
+  const res = await fetch(`http://127.0.0.1:${adminPort}${p}`);
+  assert.equal(res.status, 200, `GET ${p}`);
+  return p === '/stats/prometheus' ? res.text() : res.json();
+};
+
+async function workers(): Promise<WorkerView[]> {
+  const list = (await admin('/workers')) as WorkerView[];
+  for (const w of list) if (w.pid) pids.add(w.pid);
+  return list;
+}
+
+/** One request on a connection of its own (so the kernel picks a worker for each): status and the upstream that answered. */
+function get(host: string): Promise<{ status: number; upstream: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: outbound, path: '/', headers: { host }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, upstream: String(res.headers['x-upstream'] ?? '') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Batches of `parallel` concurrent requests to `host`, all expected 200 from `upstream`, until `done` (at most `max` requests). */
+async function sendUntil(host: string, upstream: string, done: () => Promise<boolean>, max = 2000, parallel = 8): Promise<number> {
+  let sent = 0;
+  while (sent < max) {
+    const results = await Promise.all(Array.from({ length: parallel }, () => get(host)));
+    sent += parallel;
+    for (const r of results) assert.deepEqual(r, { status: 200, upstream }, `request ${sent} to ${host}`);
+    if (await done()) return sent;
+  }
+  assert.fail(`still not done after ${max} requests to ${host}: ${JSON.stringify(await workers())}`);
+}
+
+/** The sum of a counter family's samples in /stats/prometheus. */
+async function total(family: string): Promise<number> {
+  const text = (await admin('/stats/prometheus')) as string;
+  let n = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${family}{`) || line.startsWith(`${family} `)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return n;
+}
+
+before(async () => {
+  web = await HttpUpstream.start('web');
+  api = await HttpUpstream.start('api');
+  mesh = await Mesh.start({ 'web.yaml': serviceYaml({ name: 'web', endpoints: [web.port] }) });
+  [outbound, adminPort] = [await freePort(), await freePort()];
+  const inbound = await freePort();
+  const bin = path.resolve(__dirname, '../../../../bin/weft.js');
+  child = spawn(
+    process.execPath,
+    [bin, 'proxy', '--xds', mesh.xdsAddress, '--node-id', 'concurrency-1', '--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(adminPort), '--concurrency', '2'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  child.stderr!.on('data', (d) => (stderr += d));
+  exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).then((r) => r.status, () => 0)) === 200, 20_000, 'weft proxy --concurrency 2 ready');
+  await waitFor(async () => (await workers()).every((w) => w.ready), 20_000, 'both workers ready');
+}, { timeout: 45_000 });
+
+after(async () => {
+  exitGuard();
+  child?.kill('SIGKILL');
+  for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  await mesh?.close();
+  await Promise.all([web?.close(), api?.close()]);
+});
+
+const T = { timeout: 60_000 };
+
+test('both workers serve, and the admin counters are their sum', T, async () => {
+  const list = await workers();
+  assert.equal(list.length, 2);
+  assert.notEqual(list[0].pid, list[1].pid);
+  const sent = await sendUntil('web', 'web', async () => (await workers()).every((w) => (w.requests ?? 0) > 0));
+  const per = await workers();
+  assert.ok(per.every((w) => w.requests! > 0), `every worker served: ${JSON.stringify(per)}`);
+  // A request is counted when its response has gone out: the last ones may lag the client by a moment.
+  await waitFor(async () => (await total('weft_requests_total')) === sent, 5000, `weft_requests_total = ${sent}`);
+  assert.equal(await total('weft_downstream_connections_total'), sent);
+  assert.equal(per.reduce((n, w) => n + w.requests!, 0), sent, 'per-worker requests add up to the total');
+  assert.equal(web.requests, sent);
+});
+
+test('a config change from the control plane reaches every worker', T, async () => {
+  mesh.write('api.yaml', serviceYaml({ name: 'api', endpoints: [api.port] }));
+  // Each worker reports the versions it applied; they must be the ones the primary ACKed.
+  await waitFor(
+    async () => {
+      const xds = (await admin('/xds')) as { types: Record<string, { version?: string }> };
+      const clusters = (await admin('/clusters')) as { name: string }[];
+      if (!clusters.some((c) => c.name.includes('api'))) return false;
+      return (await workers()).every((w) => w.ready && Object.entries(w.versions ?? {}).every(([k, v]) => v === xds.types[k].version));
+    },
+    15_000,
+    'every worker on the config with the api service',
+  );
+  const before = new Map((await workers()).map((w) => [w.worker, w.requests!]));
+  // Every worker answers for the new service (a worker without it would answer 404 NR).
+  await sendUntil('api', 'api', async () => (await workers()).every((w) => w.requests! > before.get(w.worker)!));
+});
+
+test('a worker killed with SIGKILL is replaced; the proxy keeps serving and its counts stay', T, async () => {
+  const [victim, other] = await workers();
+  const counted = await total('weft_requests_total');
+  process.kill(victim.pid!, 'SIGKILL');
+  await waitFor(() => !processAlive(victim.pid!), 5000, 'the worker gone');
+  // The other worker takes every connection meanwhile.
+  for (let i = 0; i < 20; i++) assert.deepEqual(await get('web'), { status: 200, upstream: 'web' });
+  await waitFor(
+    async () => {
+      const w = (await workers()).find((x) => x.worker === victim.worker)!;
+      return w.pid !== undefined && w.pid !== victim.pid && w.ready && w.restarts === 1;
+    },
+    20_000,
+    'a replacement worker, ready',
+  );
+  assert.equal((await workers()).find((x) => x.worker === other.worker)!.pid, other.pid, 'the other worker was not touched');
+  // What the dead worker counted stays in the totals (it was reported at the scrape just before).
+  await waitFor(async () => (await total('weft_requests_total')) === counted + 20, 5000, `weft_requests_total = ${counted + 20}`);
+  assert.match(stderr, /proxy worker exited; starting a replacement/);
+});
+
+test('SIGTERM stops the primary and every worker', T, async () => {
+  const live = (await workers()).map((w) => w.pid!);
+  assert.equal(live.length, 2);
+  child.kill('SIGTERM');
+  const code = await exited;
+  assert.equal(code, 0, `exit code (stderr: ${stderr.slice(-800)})`);
+  await waitFor(() => live.every((pid) => !processAlive(pid)), 5000, `workers ${live.join(', ')} gone`);
+});
