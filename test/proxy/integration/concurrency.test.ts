@@ -45,9 +45,9 @@ async function workers(): Promise<WorkerView[]> {
 }
 
 /** One request on a connection of its own (so the kernel picks a worker for each): status and the upstream that answered. */
-function get(host: string): Promise<{ status: number; upstream: string }> {
+function get(host: string, path = '/'): Promise<{ status: number; upstream: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: outbound, path: '/', headers: { host }, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: outbound, path, headers: { host }, agent: false }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode!, upstream: String(res.headers['x-upstream'] ?? '') }));
     });
@@ -57,10 +57,10 @@ function get(host: string): Promise<{ status: number; upstream: string }> {
 }
 
 /** Batches of `parallel` concurrent requests to `host`, all expected 200 from `upstream`, until `done` (at most `max` requests). */
-async function sendUntil(host: string, upstream: string, done: () => Promise<boolean>, max = 2000, parallel = 8): Promise<number> {
+async function sendUntil(host: string, upstream: string, done: () => Promise<boolean>, max = 2000, parallel = 8, path = '/'): Promise<number> {
   let sent = 0;
   while (sent < max) {
-    const results = await Promise.all(Array.from({ length: parallel }, () => get(host)));
+    const results = await Promise.all(Array.from({ length: parallel }, () => get(host, path)));
     sent += parallel;
     for (const r of results) assert.deepEqual(r, { status: 200, upstream }, `request ${sent} to ${host}`);
     if (await done()) return sent;
@@ -134,6 +134,38 @@ test('a config change from the control plane reaches every worker', T, async () 
   const before = new Map((await workers()).map((w) => [w.worker, w.requests!]));
   // Every worker answers for the new service (a worker without it would answer 404 NR).
   await sendUntil('api', 'api', async () => (await workers()).every((w) => w.requests! > before.get(w.worker)!));
+});
+
+test('admin /requests and /tap see the requests of every worker', T, async () => {
+  // /requests: the workers' rings merged, oldest first.
+  const ring = (await admin('/requests?limit=5&authority=api')) as { capacity: number; items: { time: number; authority: string }[] };
+  assert.equal(ring.capacity, 2000, 'two rings of 1000');
+  assert.equal(ring.items.length, 5);
+  assert.ok(ring.items.every((r) => r.authority === 'api'), JSON.stringify(ring.items));
+  assert.deepEqual([...ring.items].sort((a, b) => a.time - b.time), ring.items);
+  // /tap: the primary asks the workers for records while someone taps; enough requests that both serve some.
+  const res = await fetch(`http://127.0.0.1:${adminPort}/tap`);
+  const reader = res.body!.getReader();
+  let text = '';
+  const count = (path: string) => text.split('\n').filter((l) => l.includes(`"path":"${path}"`)).length;
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      text += Buffer.from(value).toString();
+    }
+  })();
+  try {
+    // Taps start asynchronously in the workers: send until records arrive, then count a marked batch.
+    await sendUntil('web', 'web', async () => count('/warm') > 0, 2000, 8, '/warm');
+    const before = new Map((await workers()).map((w) => [w.worker, w.requests!]));
+    const sent = await sendUntil('web', 'web', async () => (await workers()).every((w) => w.requests! > before.get(w.worker)!), 2000, 8, '/tapped');
+    await waitFor(() => count('/tapped') >= sent, 5000, `${sent} tap records`);
+    assert.equal(count('/tapped'), sent);
+  } finally {
+    await reader.cancel();
+    await reading.catch(() => {});
+  }
 });
 
 test('a worker killed with SIGKILL is replaced; the proxy keeps serving and its counts stay', T, async () => {
