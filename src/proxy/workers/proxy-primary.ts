@@ -12,9 +12,11 @@
 //     primary refreshes every REFRESH_MS;
 //   - /clusters, /listeners, /requests, /tap merge the workers' answers;
 //     /workers lists them (pid, state, config versions, requests served).
-// Per worker, not shared: upstream pools, circuit-breaker counts, outlier
-// detection and health checking (each worker checks every endpoint itself),
-// retry budgets, and local rate limit buckets (each a 1/N share).
+// Per worker, not shared (Envoy's worker threads share all but the pools):
+// upstream pools, circuit-breaker counts (a limit of M admits up to N×M),
+// outlier detection, health checking (each worker probes every endpoint),
+// retry budgets; local rate limit buckets are divided, each worker decoding
+// a 1/N share (filters/local-rate-limit.ts), so the whole stays at the rate.
 import type * as http from 'node:http';
 import { installLastResortGuard } from '../last-resort';
 import type { RequestRecord } from '../../observe/request-record';

@@ -1,8 +1,9 @@
 // A `weft proxy --concurrency N` worker: the data plane only. Its listeners
 // share the primary's sockets (node:cluster, the kernel spreads accepts),
 // its runtime has its own upstream pools, health checkers, outlier
-// detectors, circuit-breaker counts, retry budgets and local rate limit
-// buckets (a 1/N share of each, local-rate-limit.ts). Config and secrets
+// detectors, circuit-breaker counts and retry budgets (not divided: a limit
+// of M admits up to N×M over the proxy), and local rate limit buckets (a 1/N
+// share, local-rate-limit.ts, so the whole stays at the configured rate). Config and secrets
 // come from the primary (worker-protocol.ts); the worker has no xDS stream,
 // no certificate agent, no admin port and no telemetry of its own. It stops
 // when the primary says so or goes away, never on a signal of its own (a
