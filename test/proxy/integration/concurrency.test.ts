@@ -2,8 +2,9 @@
 // control plane and real HTTP upstreams: both workers serve (each new
 // connection goes to whichever worker the kernel hands it), the admin port's
 // counters are the sum over workers, a config change reaches every worker,
-// a worker killed with SIGKILL is replaced while the other serves, and
-// SIGTERM stops the primary and every worker.
+// a worker killed with SIGKILL is replaced while the other serves, the
+// workload certificate the primary obtains serves strict mTLS in every
+// worker, and SIGTERM stops the primary and every worker.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,33 +22,58 @@ interface WorkerView {
   requests?: number;
 }
 
+/** `weft proxy --concurrency 2` through the CLI, a process of its own. */
+class WeftProxy {
+  stderr = '';
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly adminPort: number,
+    args: string[],
+  ) {
+    const bin = path.resolve(__dirname, '../../../../bin/weft.js');
+    this.child = spawn(process.execPath, [bin, 'proxy', '--xds', mesh.xdsAddress, '--admin-port', String(adminPort), '--concurrency', '2', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr!.on('data', (d) => (this.stderr += d));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    proxies.push(this);
+  }
+
+  async ready(): Promise<void> {
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${this.adminPort}/ready`).then((r) => r.status, () => 0)) === 200, 20_000, 'weft proxy --concurrency 2 ready');
+    await waitFor(async () => (await this.workers()).every((w) => w.ready), 20_000, 'both workers ready');
+  }
+
+  async admin(p: string): Promise<any> {
+    const res = await fetch(`http://127.0.0.1:${this.adminPort}${p}`);
+    assert.equal(res.status, 200, `GET ${p}`);
+    return p === '/stats/prometheus' ? res.text() : res.json();
+  }
+
+  async workers(): Promise<WorkerView[]> {
+    const list = (await this.admin('/workers')) as WorkerView[];
+    for (const w of list) if (w.pid) pids.add(w.pid);
+    return list;
+  }
+}
+
 let mesh: Mesh;
 let web: HttpUpstream;
 let api: HttpUpstream;
-let child: ChildProcess;
-let exited: Promise<number | null>;
-let stderr = '';
+let secureApp: HttpUpstream | undefined;
+let proxy: WeftProxy;
+const proxies: WeftProxy[] = [];
 let outbound = 0;
-let adminPort = 0;
 /** Every worker pid seen, killed in `after` if the test failed before SIGTERM did it. */
 const pids = new Set<number>();
 
-const admin = async (p: string) => {
-  const res = await fetch(`http://127.0.0.1:${adminPort}${p}`);
-  assert.equal(res.status, 200, `GET ${p}`);
-  return p === '/stats/prometheus' ? res.text() : res.json();
-};
-
-async function workers(): Promise<WorkerView[]> {
-  const list = (await admin('/workers')) as WorkerView[];
-  for (const w of list) if (w.pid) pids.add(w.pid);
-  return list;
-}
+const admin = (p: string) => proxy.admin(p);
+const workers = () => proxy.workers();
 
 /** One request on a connection of its own (so the kernel picks a worker for each): status and the upstream that answered. */
-function get(host: string, path = '/'): Promise<{ status: number; upstream: string }> {
+function get(host: string, path = '/', port = outbound): Promise<{ status: number; upstream: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: outbound, path, headers: { host }, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode!, upstream: String(res.headers['x-upstream'] ?? '') }));
     });
@@ -80,26 +106,18 @@ before(async () => {
   web = await HttpUpstream.start('web');
   api = await HttpUpstream.start('api');
   mesh = await Mesh.start({ 'web.yaml': serviceYaml({ name: 'web', endpoints: [web.port] }) });
-  [outbound, adminPort] = [await freePort(), await freePort()];
-  const inbound = await freePort();
-  const bin = path.resolve(__dirname, '../../../../bin/weft.js');
-  child = spawn(
-    process.execPath,
-    [bin, 'proxy', '--xds', mesh.xdsAddress, '--node-id', 'concurrency-1', '--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(adminPort), '--concurrency', '2'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  child.stderr!.on('data', (d) => (stderr += d));
-  exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).then((r) => r.status, () => 0)) === 200, 20_000, 'weft proxy --concurrency 2 ready');
-  await waitFor(async () => (await workers()).every((w) => w.ready), 20_000, 'both workers ready');
+  const [adminPort, inbound] = [await freePort(), await freePort()];
+  outbound = await freePort();
+  proxy = new WeftProxy(adminPort, ['--node-id', 'concurrency-1', '--outbound-port', String(outbound), '--inbound-port', String(inbound)]);
+  await proxy.ready();
 }, { timeout: 45_000 });
 
 after(async () => {
   exitGuard();
-  child?.kill('SIGKILL');
+  for (const p of proxies) p.child.kill('SIGKILL');
   for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   await mesh?.close();
-  await Promise.all([web?.close(), api?.close()]);
+  await Promise.all([web?.close(), api?.close(), secureApp?.close()]);
 });
 
 const T = { timeout: 60_000 };
@@ -144,7 +162,7 @@ test('admin /requests and /tap see the requests of every worker', T, async () =>
   assert.ok(ring.items.every((r) => r.authority === 'api'), JSON.stringify(ring.items));
   assert.deepEqual([...ring.items].sort((a, b) => a.time - b.time), ring.items);
   // /tap: the primary asks the workers for records while someone taps; enough requests that both serve some.
-  const res = await fetch(`http://127.0.0.1:${adminPort}/tap`);
+  const res = await fetch(`http://127.0.0.1:${proxy.adminPort}/tap`);
   const reader = res.body!.getReader();
   let text = '';
   const count = (path: string) => text.split('\n').filter((l) => l.includes(`"path":"${path}"`)).length;
@@ -186,14 +204,60 @@ test('a worker killed with SIGKILL is replaced; the proxy keeps serving and its 
   assert.equal((await workers()).find((x) => x.worker === other.worker)!.pid, other.pid, 'the other worker was not touched');
   // What the dead worker counted stays in the totals (it was reported at the scrape just before).
   await waitFor(async () => (await total('weft_requests_total')) === counted + 20, 5000, `weft_requests_total = ${counted + 20}`);
-  assert.match(stderr, /proxy worker exited; starting a replacement/);
+  assert.match(proxy.stderr, /proxy worker exited; starting a replacement/);
+});
+
+test("the workload certificate the primary obtained serves strict mTLS in every worker", T, async () => {
+  secureApp = await HttpUpstream.start('secure');
+  mesh.write(
+    'secure.yaml',
+    docs(
+      serviceYaml({ name: 'secure', port: 81, dependsOn: [] }),
+      serviceYaml({ name: 'shop', dependsOn: ['secure'] }),
+      `apiVersion: weft.dev/v1
+kind: MeshTLS
+metadata: { name: secure-strict }
+spec: { targetRef: { kind: Service, name: secure }, mode: strict }
+---
+apiVersion: weft.dev/v1
+kind: TrafficPolicy
+metadata: { name: secure }
+spec: { targetRef: { name: secure }, connectionPool: { maxRequestsPerConnection: 1 } }
+`,
+    ),
+  );
+  const [inbound, adminPort, out] = [await freePort(), await freePort(), await freePort()];
+  // Registered as `weft run` registers an instance (behind its sidecar's inbound port), once the control plane has read the file.
+  const register = () => mesh.cp!.registry.register({ service: 'secure', address: '127.0.0.1', port: inbound, sidecar: true, ttlSeconds: 3600 });
+  await waitFor(() => Promise.resolve(register()).then(() => true, () => false), 10_000, 'the secure Service known to the control plane');
+  const secure = new WeftProxy(adminPort, ['--node-id', 'secure-1', '--service', 'secure', '--inbound-port', String(inbound), '--app-port', String(secureApp.port), '--outbound-port', String(out)]);
+  await secure.ready(); // ready only once the primary holds its certificate
+  const certs = await secure.admin('/certs');
+  assert.match(JSON.stringify(certs), /spiffe:\/\/cluster\.local\/ns\/default\/sa\/secure/);
+  // A caller with a certificate of its own (in-process sidecar, real SDS); one upstream connection per request, so both workers see handshakes.
+  const shop = await mesh.sidecar({ nodeId: 'shop-1', service: 'shop' });
+  await shop.waitConfig((c) => (c.endpoints.get('outbound|81||secure.default')?.localities.length ?? 0) > 0, 10_000, "shop's route to secure");
+  let sent = 0;
+  while (!(await secure.workers()).every((w) => (w.requests ?? 0) > 0)) {
+    assert.ok(sent < 1000, `a worker never served after ${sent} requests: ${JSON.stringify(await secure.workers())}`);
+    const results = await Promise.all(Array.from({ length: 8 }, () => get('secure', '/', shop.outboundPort)));
+    sent += 8;
+    for (const r of results) assert.deepEqual(r, { status: 200, upstream: 'secure' });
+  }
+  const text = (await secure.admin('/stats/prometheus')) as string;
+  const handshakes = Number(/^weft_downstream_tls_handshakes_total (\d+)$/m.exec(text)?.[1]);
+  assert.ok(handshakes >= sent, `${handshakes} mTLS handshakes summed over workers for ${sent} requests`);
+  // Strict: plaintext straight to the inbound port is refused by whichever worker takes it.
+  for (let i = 0; i < 4; i++) await assert.rejects(get('secure', '/', inbound));
+  secure.child.kill('SIGTERM');
+  assert.equal(await secure.exited, 0);
 });
 
 test('SIGTERM stops the primary and every worker', T, async () => {
   const live = (await workers()).map((w) => w.pid!);
   assert.equal(live.length, 2);
-  child.kill('SIGTERM');
-  const code = await exited;
-  assert.equal(code, 0, `exit code (stderr: ${stderr.slice(-800)})`);
+  proxy.child.kill('SIGTERM');
+  const code = await proxy.exited;
+  assert.equal(code, 0, `exit code (stderr: ${proxy.stderr.slice(-800)})`);
   await waitFor(() => live.every((pid) => !processAlive(pid)), 5000, `workers ${live.join(', ')} gone`);
 });
