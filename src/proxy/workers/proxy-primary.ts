@@ -41,7 +41,7 @@ import { sumExposition } from './sum-exposition';
 import { WorkerPool } from './worker-pool';
 import type { WorkerReport } from './worker-protocol';
 
-/** How often the primary refreshes the sum that telemetry and /ready's neighbours read. */
+/** How often the primary refreshes the sum telemetry reads (and the dead workers' counts it keeps). */
 const REFRESH_MS = 1000;
 
 export class ProxyPrimary implements AdminSubject {
@@ -58,6 +58,7 @@ export class ProxyPrimary implements AdminSubject {
   private configAppliedAt = 0;
   /** What workers that died had counted. */
   private readonly retired = new ProxyStats(0);
+  /** The last report of each running worker, by pid. */
   private readonly lastReports = new Map<number, WorkerReport>();
   private summed = new ProxyStats(0);
   private unhealthy: UnhealthyEndpoint[] = [];
@@ -88,9 +89,9 @@ export class ProxyPrimary implements AdminSubject {
       },
       secrets: this.secrets,
       log: opts.log,
-      onExit: (slot) => {
-        const last = this.lastReports.get(slot);
-        this.lastReports.delete(slot);
+      onExit: (pid) => {
+        const last = this.lastReports.get(pid);
+        this.lastReports.delete(pid);
         if (last) this.retired.add(last.stats, false);
       },
       onRecords: (records: RequestRecord[]) => {
@@ -108,7 +109,7 @@ export class ProxyPrimary implements AdminSubject {
   }
 
   /** Asks every worker for its counts; the sum becomes what telemetry and the admin port read. */
-  async refresh(): Promise<ProxyStats> {
+  async refresh(): Promise<{ sum: ProxyStats; metrics: string[][] }> {
     const answers = await this.pool.ask<WorkerReport>({ what: 'report' });
     const sum = new ProxyStats(0);
     sum.identify(this.opts.service, this.opts.namespace);
@@ -116,27 +117,25 @@ export class ProxyPrimary implements AdminSubject {
     retired.scalars.uncaught = this.retired.uncaughtElsewhere; // the dead workers' only, not this process's
     sum.add(retired, false);
     const unhealthy = new Map<string, UnhealthyEndpoint>();
-    for (const { slot, body } of answers) {
-      this.lastReports.set(slot.slot, body);
+    for (const { slot, pid, body } of answers) {
+      // By pid: an answer that arrives after its worker died must not count for the one replacing it.
+      if (slot.pid === pid) this.lastReports.set(pid, body);
       sum.add(body.stats);
       for (const u of body.unhealthy) unhealthy.set(`${u.cluster}\u0000${u.endpoint}\u0000${u.reason}`, u);
     }
     sum.tapDropped += this.stats.tapDropped;
     this.summed = sum;
     this.unhealthy = [...unhealthy.values()];
-    this.lastMetrics = answers.map((a) => a.body.metrics);
-    return sum;
+    return { sum, metrics: answers.map((a) => a.body.metrics) };
   }
-
-  private lastMetrics: string[][] = [];
 
   countedStats(): ProxyStats {
     return this.summed;
   }
 
   async metricsText(): Promise<string> {
-    const sum = await this.refresh();
-    return sum.render([...sumExposition(this.lastMetrics), ...xdsMetrics(this.xds.status(), this.configAppliedAt)]);
+    const { sum, metrics } = await this.refresh();
+    return sum.render([...sumExposition(metrics), ...xdsMetrics(this.xds.status(), this.configAppliedAt)]);
   }
 
   ready(): boolean {

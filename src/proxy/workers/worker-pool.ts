@@ -41,7 +41,7 @@ export interface WorkerPoolOptions {
   secrets: SecretStore;
   log: Logger;
   /** A worker died: what it had counted (its last report) must stay in the totals. */
-  onExit(slot: number): void;
+  onExit(pid: number): void;
   /** Records a worker sent while the primary is tapped. */
   onRecords(records: RequestRecord[]): void;
 }
@@ -115,7 +115,7 @@ export class WorkerPool {
     s.pid = undefined;
     s.state = { ready: false, reason: 'restarting', versions: undefined };
     if (this.stopping) return;
-    this.opts.onExit(s.slot);
+    if (worker.process.pid !== undefined) this.opts.onExit(worker.process.pid);
     s.restarts++;
     if (Date.now() - s.startedAt >= STABLE_MS) s.backoff.reset();
     const delay = s.backoff.next();
@@ -150,7 +150,7 @@ export class WorkerPool {
   }
 
   /** Asks every running worker; a worker that does not answer in time (or dies) is left out. */
-  async ask<T>(msg: { what: 'report' } | { what: 'view'; path: string; query: string }): Promise<{ slot: PoolSlot; body: T }[]> {
+  async ask<T>(msg: { what: 'report' } | { what: 'view'; path: string; query: string }): Promise<{ slot: PoolSlot; pid: number; body: T }[]> {
     const asks = this.slots.map(async (slot) => {
       const worker = slot.worker;
       if (!worker || !worker.isConnected()) return undefined;
@@ -164,7 +164,7 @@ export class WorkerPool {
         worker.send({ t: 'ask', id, ...msg } as ToWorker);
       });
       if (answer?.error) throw new Error(`worker ${slot.slot}: ${answer.error}`);
-      return answer ? { slot, body: answer.body as T } : undefined;
+      return answer ? { slot, pid: worker.process.pid!, body: answer.body as T } : undefined;
     });
     return (await Promise.all(asks)).filter((a) => a !== undefined);
   }
