@@ -64,6 +64,7 @@ let secureApp: HttpUpstream | undefined;
 let proxy: WeftProxy;
 const proxies: WeftProxy[] = [];
 let outbound = 0;
+let metricsPort = 0;
 /** Every worker pid seen, killed in `after` if the test failed before SIGTERM did it. */
 const pids = new Set<number>();
 
@@ -94,9 +95,9 @@ async function sendUntil(host: string, upstream: string, done: () => Promise<boo
   assert.fail(`still not done after ${max} requests to ${host}: ${JSON.stringify(await workers())}`);
 }
 
-/** The sum of a counter family's samples in /stats/prometheus. */
-async function total(family: string): Promise<number> {
-  const text = (await admin('/stats/prometheus')) as string;
+/** The sum of a counter family's samples in /stats/prometheus (of the admin port, or of the --metrics-address listener). */
+async function total(family: string, metricsListener = false): Promise<number> {
+  const text = metricsListener ? await fetch(`http://127.0.0.1:${metricsPort}/stats/prometheus`).then((r) => r.text()) : ((await admin('/stats/prometheus')) as string);
   let n = 0;
   for (const line of text.split('\n')) if (line.startsWith(`${family}{`) || line.startsWith(`${family} `)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
   return n;
@@ -107,8 +108,8 @@ before(async () => {
   api = await HttpUpstream.start('api');
   mesh = await Mesh.start({ 'web.yaml': serviceYaml({ name: 'web', endpoints: [web.port] }) });
   const [adminPort, inbound] = [await freePort(), await freePort()];
-  outbound = await freePort();
-  proxy = new WeftProxy(adminPort, ['--node-id', 'concurrency-1', '--outbound-port', String(outbound), '--inbound-port', String(inbound)]);
+  [outbound, metricsPort] = [await freePort(), await freePort()];
+  proxy = new WeftProxy(adminPort, ['--node-id', 'concurrency-1', '--outbound-port', String(outbound), '--inbound-port', String(inbound), '--metrics-address', `127.0.0.1:${metricsPort}`]);
   await proxy.ready();
 }, { timeout: 45_000 });
 
@@ -132,6 +133,7 @@ test('both workers serve, and the admin counters are their sum', T, async () => 
   // A request is counted when its response has gone out: the last ones may lag the client by a moment.
   await waitFor(async () => (await total('weft_requests_total')) === sent, 5000, `weft_requests_total = ${sent}`);
   assert.equal(await total('weft_downstream_connections_total'), sent);
+  assert.equal(await total('weft_requests_total', true), sent, 'the --metrics-address listener serves the same sum');
   assert.equal(per.reduce((n, w) => n + w.requests!, 0), sent, 'per-worker requests add up to the total');
   assert.equal(web.requests, sent);
 });
