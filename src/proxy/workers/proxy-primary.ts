@@ -155,6 +155,15 @@ export class ProxyPrimary implements AdminSubject {
     return this.pool.slots.map((s) => `worker ${s.slot}: ${s.state.reason || 'not ready'}`).join('; ');
   }
 
+  /** Waits until ready, or rejects after `timeoutMs`. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ready()) {
+      if (Date.now() > deadline) throw new Error(`proxy not ready after ${timeoutMs} ms: ${this.notReadyReason()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   certsView(): unknown {
     return certsView(this.secrets, this.certificateAgent?.status());
   }

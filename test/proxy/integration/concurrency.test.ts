@@ -12,6 +12,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { docs, exitGuard, freePort, HttpUpstream, Mesh, serviceYaml, waitFor } from '../../helpers/proxy-harness';
 import { processAlive } from '../../helpers/tmp';
+import { killWeftRuns, spawnWeftRun } from '../../helpers/weft-run';
 
 interface WorkerView {
   worker: number;
@@ -28,12 +29,14 @@ class WeftProxy {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
 
+  /** `child`: one started otherwise (weft run), whose admin port this reads. */
   constructor(
     readonly adminPort: number,
     args: string[],
+    child?: ChildProcess,
   ) {
     const bin = path.resolve(__dirname, '../../../../bin/weft.js');
-    this.child = spawn(process.execPath, [bin, 'proxy', '--xds', mesh.xdsAddress, '--admin-port', String(adminPort), '--concurrency', '2', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = child ?? spawn(process.execPath, [bin, 'proxy', '--xds', mesh.xdsAddress, '--admin-port', String(adminPort), '--concurrency', '2', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr!.on('data', (d) => (this.stderr += d));
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
     proxies.push(this);
@@ -116,6 +119,7 @@ before(async () => {
 after(async () => {
   exitGuard();
   for (const p of proxies) p.child.kill('SIGKILL');
+  killWeftRuns();
   for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
   await mesh?.close();
   await Promise.all([web?.close(), api?.close(), secureApp?.close()]);
@@ -253,6 +257,27 @@ spec: { targetRef: { name: secure }, connectionPool: { maxRequestsPerConnection:
   for (let i = 0; i < 4; i++) await assert.rejects(get('secure', '/', inbound));
   secure.child.kill('SIGTERM');
   assert.equal(await secure.exited, 0);
+});
+
+test('weft run --proxy-concurrency 2: the app is served through both workers of its sidecar', T, async () => {
+  mesh.write('hello.yaml', serviceYaml({ name: 'hello', port: 80, dependsOn: [] }));
+  const [appPort, adminPort] = [await freePort(), await freePort()];
+  const app = `require('node:http').createServer((q, s) => s.writeHead(200, { 'x-upstream': 'hello' }).end('hi')).listen(${appPort}, '127.0.0.1'); process.on('SIGTERM', () => process.exit(0))`;
+  const run = spawnWeftRun({ xdsPort: mesh.cp!.xdsPort, apiPort: mesh.cp!.apiPort }, ['--service', 'hello', '--port', String(appPort), '--admin-port', String(adminPort), '--proxy-concurrency', '2'], [process.execPath, '-e', app]);
+  const sidecar = new WeftProxy(adminPort, [], run.child);
+  await sidecar.ready();
+  // Reached from the first proxy, through the registered endpoint: weft run's inbound port.
+  await waitFor(async () => (await get('hello')).status === 200, 15_000, 'hello registered and routed');
+  let sent = 0;
+  while (!(await sidecar.workers()).every((w) => (w.requests ?? 0) > 0)) {
+    assert.ok(sent < 1000, `a worker never served after ${sent} requests: ${JSON.stringify(await sidecar.workers())}`);
+    for (const r of await Promise.all(Array.from({ length: 8 }, () => get('hello')))) assert.deepEqual(r, { status: 200, upstream: 'hello' });
+    sent += 8;
+  }
+  const live = (await sidecar.workers()).map((w) => w.pid!);
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0, run.out().slice(-800)); // weft run exits with the app's code
+  await waitFor(() => live.every((pid) => !processAlive(pid)), 5000, `workers ${live.join(', ')} gone`);
 });
 
 test('SIGTERM stops the primary and every worker', T, async () => {
