@@ -104,12 +104,12 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
 }
 
 /** HAProxy with one thread: HTTP or TCP mode, keep-alive to the server. */
-export async function startHaproxy(dir: string, port: number, upstreamPort: number, mode: 'http' | 'tcp' | 'h2'): Promise<Peer> {
+export async function startHaproxy(dir: string, port: number, upstreamPort: number, mode: 'http' | 'tcp' | 'h2', threads = 1): Promise<Peer> {
   const haproxy = requireTool('haproxy');
   const bind = mode === 'h2' ? `bind 127.0.0.1:${port} proto h2` : `bind 127.0.0.1:${port}`;
   const server = mode === 'h2' ? `server s1 127.0.0.1:${upstreamPort} proto h2` : `server s1 127.0.0.1:${upstreamPort}`;
   const conf = `global
-  nbthread 1
+  nbthread ${threads}
   maxconn 4096
 defaults
   mode ${mode === 'tcp' ? 'tcp' : 'http'}
@@ -123,8 +123,9 @@ frontend fe
 backend be
   ${server}
 `;
-  fs.writeFileSync(path.join(dir, `haproxy-${mode}.cfg`), conf);
-  const { peer } = run(`haproxy-${mode}`, haproxy, ['-f', path.join(dir, `haproxy-${mode}.cfg`), '-db']);
+  const name = threads === 1 ? `haproxy-${mode}` : `haproxy-${mode}-${threads}t`;
+  fs.writeFileSync(path.join(dir, `${name}.cfg`), conf);
+  const { peer } = run(name, haproxy, ['-f', path.join(dir, `${name}.cfg`), '-db']);
   await waitForPort(port);
   return peer;
 }
@@ -166,9 +167,9 @@ export interface LoadResult {
 }
 
 /** wrk with one thread; latency percentiles from its --latency output. */
-export function wrk(url: string, connections: number, seconds: number, headers: string[] = []): LoadResult {
+export function wrk(url: string, connections: number, seconds: number, headers: string[] = [], threads = 1): LoadResult {
   const tool = requireTool('wrk');
-  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+  const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
   const res = spawnSync(tool, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
   const out = res.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);

@@ -16,6 +16,12 @@ function count(value: string): number {
   return n;
 }
 
+function workerCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new InvalidArgumentError('expected a number of worker processes (1-1024)');
+  return n;
+}
+
 function portNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
@@ -206,6 +212,7 @@ export function buildProgram(): Command {
     .option('--ca-file <file>', CA_FILE_HELP)
     .option('--join-token <token>', JOIN_TOKEN_HELP)
     .option('--trust-domain <domain>', TRUST_DOMAIN_HELP, 'cluster.local')
+    .option('--concurrency <n>', 'worker processes sharing the listeners, each with its own upstream pools (as Envoy\'s --concurrency); one xDS stream, admin port and certificate for all', workerCount, 1)
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .action(lazy('proxy', 'runProxy'));
 
@@ -227,6 +234,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--egress <mode>', "with --transparent, destinations that are not mesh services: passthrough (through the host; the default) or mesh-only (refused)").choices(['passthrough', 'mesh-only']))
     .addOption(new Option('--proxy <sidecar>', 'the sidecar: weft (weft proxy, in this process) or envoy (an envoy binary, its workload certificate served on a local SDS socket)').choices(['weft', 'envoy']).default('weft'))
     .option('--envoy-binary <path>', '--proxy envoy: the envoy executable (default: envoy on PATH)')
+    .option('--proxy-concurrency <n>', "weft proxy's --concurrency: worker processes of the sidecar sharing its listeners (not with --transparent or --proxy envoy)", workerCount, 1)
     .option('--drain-seconds <n>', 'on SIGTERM, how long to keep serving while callers move away', Number, 2)
     .addOption(new Option('--ready-timeout <duration>', 'how long the program may take to listen on --port before it is stopped with an error (0: no limit)').argParser(readyTimeout).default(60_000, '60s'))
     .addOption(new Option('--otlp-endpoint <url>', OTLP_HELP).argParser(otlpEndpoint))

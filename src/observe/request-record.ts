@@ -97,11 +97,16 @@ export class RequestObservers {
   add(observer: RecordObserver): () => void {
     this.observers.add(observer);
     this.active = true;
+    this.onObservers?.(this.observers.size);
     return () => {
-      this.observers.delete(observer);
+      if (!this.observers.delete(observer)) return;
       this.active = this.observers.size > 0 || this.ring !== undefined;
+      this.onObservers?.(this.observers.size);
     };
   }
+
+  /** Told how many observers there are whenever that changes (a --concurrency primary asks its workers for records only while someone observes). */
+  onObservers: ((count: number) => void) | undefined;
 
   emit(record: RequestRecord): void {
     this.ring?.push(record);

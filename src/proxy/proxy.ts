@@ -5,10 +5,10 @@
 import type * as http from 'node:http';
 import type { Logger } from '../observe/log';
 import type { ProxyTracer, TracingOptions } from '../observe/tracing/proxy-tracer';
-import { XdsClient } from '../xds/client/ads-client';
+import { XdsClient, type XdsClientStatus } from '../xds/client/ads-client';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 import { NODE_METADATA } from '../xds/node-info';
-import { startAdminServer } from './admin/admin-server';
+import { recentRequests, startAdminServer, type AdminSubject } from './admin/admin-server';
 import { checkMetricsListener, readMetricsToken, startMetricsServer } from './admin/metrics-server';
 import { formatHostPort, parseMetricsAddress } from '../xds/metrics-address';
 import type { ProxyConfig } from './config/types';
@@ -90,7 +90,10 @@ const EMPTY_CONFIG: ProxyConfig = {
 /** Default size of the ring of recent requests. */
 export const RECENT_REQUESTS = 1000;
 
-export class Proxy {
+/** Where the proxy's config comes from: the xDS client, or in a `--concurrency` worker its primary (workers/relayed-config.ts). */
+export type ConfigSource = Pick<XdsClient, 'addresses' | 'onConfig' | 'status' | 'configDump' | 'stop'>;
+
+export class Proxy implements AdminSubject {
   readonly stats: ProxyStats;
   private readonly accessLog: AccessLog | undefined;
   /** When the last config was applied (epoch ms; 0: never). */
@@ -117,7 +120,7 @@ export class Proxy {
 
   constructor(
     readonly opts: ProxyOptions,
-    readonly xds: XdsClient,
+    readonly xds: ConfigSource,
   ) {
     this.stats = new ProxyStats(opts.recentRequests ?? RECENT_REQUESTS);
     this.stats.identify(opts.service, opts.namespace);
@@ -196,6 +199,11 @@ export class Proxy {
     return failed.map((l) => `listener ${l.name} ${l.state}${l.error ? `: ${l.error}` : ''}`).join('; ');
   }
 
+  /** The versions of the config applied (undefined before the first). */
+  configVersions(): ProxyConfig['versions'] | undefined {
+    return this.configured ? this.runtime.config.versions : undefined;
+  }
+
   /** Waits until ready, or rejects after `timeoutMs`. */
   async waitReady(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -254,23 +262,35 @@ export class Proxy {
     return out;
   }
 
-  /** Gauges that live outside ProxyStats: xDS state and pools. */
+  /** Gauges that live outside ProxyStats: pools, xDS state. */
   extraMetrics(): string[] {
+    return [...this.dataPlaneMetrics(), ...xdsMetrics(this.xds.status(), this.configAppliedAt)];
+  }
+
+  /** Those of the data plane: pools, endpoint health, circuit breakers, tracing (a worker's share under --concurrency). */
+  dataPlaneMetrics(): string[] {
     const out = ['# HELP weft_upstream_connections_open Open upstream connections by cluster.', '# TYPE weft_upstream_connections_open gauge'];
     for (const c of this.runtime.clusters.values()) out.push(`weft_upstream_connections_open{cluster="${c.config.name}"} ${c.pool.openConnections}`);
     out.push(...endpointHealthMetrics(this.runtime));
-    out.push('# HELP weft_xds_connected Whether the xDS stream to the control plane is up.', '# TYPE weft_xds_connected gauge');
-    const xds = this.xds.status();
-    out.push(`weft_xds_connected ${xds.connected ? 1 : 0}`);
-    out.push('# HELP weft_xds_config_version_info The version_info of the config applied, by xDS type (value 1).', '# TYPE weft_xds_config_version_info gauge');
-    for (const [type, t] of Object.entries(xds.types)) if (t.version !== undefined) out.push(`weft_xds_config_version_info{type="${type}",version="${escapeLabel(t.version)}"} 1`);
-    out.push('# HELP weft_xds_config_rejected Whether the latest response of an xDS type was rejected (NACK).', '# TYPE weft_xds_config_rejected gauge');
-    for (const [type, t] of Object.entries(xds.types)) out.push(`weft_xds_config_rejected{type="${type}"} ${t.nacked ? 1 : 0}`);
-    out.push('# HELP weft_xds_last_update_timestamp_seconds When the sidecar last applied a config from the control plane.', '# TYPE weft_xds_last_update_timestamp_seconds gauge');
-    out.push(`weft_xds_last_update_timestamp_seconds ${this.configAppliedAt / 1000}`);
     out.push(...circuitBreakerMetrics(this.runtime));
     if (this.tracer) out.push(...this.tracer.metrics());
     return out;
+  }
+
+  countedStats(): ProxyStats {
+    return this.stats;
+  }
+
+  metricsText(): string {
+    return this.stats.render(this.extraMetrics());
+  }
+
+  listenersView(): unknown {
+    return this.listeners.status();
+  }
+
+  recentRequests(query: URLSearchParams): unknown {
+    return recentRequests(this.stats, query);
   }
 
   async startAdmin(): Promise<void> {
@@ -280,7 +300,7 @@ export class Proxy {
 
   /** The metrics listener (`--metrics-address`); the same text as the admin port's /stats/prometheus. */
   async startMetrics(address: string, token: string | undefined): Promise<void> {
-    this.metricsServer = await startMetricsServer({ address, token, dev: !this.opts.caFile, render: () => this.stats.render(this.extraMetrics()) });
+    this.metricsServer = await startMetricsServer({ address, token, dev: !this.opts.caFile, render: () => this.metricsText() });
     const bound = this.metricsServer.address() as { port: number };
     this.metricsAddress = formatHostPort(parseMetricsAddress(address, true).host, bound.port);
   }
@@ -307,6 +327,19 @@ export class Proxy {
       this.metricsServer.closeAllConnections();
     });
   }
+}
+
+/** The xDS stream's state and the versions applied (`appliedAt`: epoch ms of the last config applied, 0: none). */
+export function xdsMetrics(xds: XdsClientStatus, appliedAt: number): string[] {
+  const out = ['# HELP weft_xds_connected Whether the xDS stream to the control plane is up.', '# TYPE weft_xds_connected gauge'];
+  out.push(`weft_xds_connected ${xds.connected ? 1 : 0}`);
+  out.push('# HELP weft_xds_config_version_info The version_info of the config applied, by xDS type (value 1).', '# TYPE weft_xds_config_version_info gauge');
+  for (const [type, t] of Object.entries(xds.types)) if (t.version !== undefined) out.push(`weft_xds_config_version_info{type="${type}",version="${escapeLabel(t.version)}"} 1`);
+  out.push('# HELP weft_xds_config_rejected Whether the latest response of an xDS type was rejected (NACK).', '# TYPE weft_xds_config_rejected gauge');
+  for (const [type, t] of Object.entries(xds.types)) out.push(`weft_xds_config_rejected{type="${type}"} ${t.nacked ? 1 : 0}`);
+  out.push('# HELP weft_xds_last_update_timestamp_seconds When the sidecar last applied a config from the control plane.', '# TYPE weft_xds_last_update_timestamp_seconds gauge');
+  out.push(`weft_xds_last_update_timestamp_seconds ${appliedAt / 1000}`);
+  return out;
 }
 
 /** Circuit breakers at their limit now, and the requests the pools refused. */
@@ -361,11 +394,15 @@ function endpointHealthMetrics(runtime: Runtime): string[] {
   return out;
 }
 
-export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
-  if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
-  // Checked before anything starts: a metrics listener beyond loopback needs its token outside dev mode (no --ca-file).
+/** The metrics listener's token, checked before anything starts: beyond loopback it needs one outside dev mode (no --ca-file). */
+export function metricsTokenOf(opts: ProxyOptions): string | undefined {
   const metricsToken = opts.metricsAddress !== undefined && opts.metricsTokenFile !== undefined ? readMetricsToken(opts.metricsTokenFile) : undefined;
   if (opts.metricsAddress !== undefined) checkMetricsListener({ address: opts.metricsAddress, token: metricsToken, dev: !opts.caFile });
+  return metricsToken;
+}
+
+/** The node metadata the sidecar announces on its xDS stream. */
+export function nodeMetadata(opts: ProxyOptions): Record<string, string> {
   const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace, [NODE_METADATA.hostname]: os.hostname() };
   if (opts.service) metadata[NODE_METADATA.service] = opts.service;
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
@@ -373,6 +410,13 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   if (opts.appPort !== undefined) metadata[NODE_METADATA.appPort] = String(opts.appPort);
   if (opts.appAddress !== undefined) metadata[NODE_METADATA.appAddress] = opts.appAddress;
   if (opts.transparent) metadata[NODE_METADATA.transparent] = 'true';
+  return metadata;
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
+  const metricsToken = metricsTokenOf(opts);
+  const metadata = nodeMetadata(opts);
   const credentials = controlPlaneCredentials(opts.caFile);
   const sds = opts.sds ?? true;
   // One list of the control plane's replicas, and one preference among them, for the xDS stream, SDS and rate limit calls.

@@ -254,6 +254,118 @@ export class ProxyStats implements StatsIdentity {
     return [this.byDirection, ...this.bySource.values()].flatMap((d) => [...d.values()].flatMap((m) => [...m.values()]));
   }
 
+  /** Uncaught errors of other processes (`--concurrency`: the workers'), added to this one's in the exposition. */
+  uncaughtElsewhere = 0;
+
+  /** Every count, as plain data that crosses process boundaries (a worker's answer to its primary). */
+  snapshot(): StatsSnapshot {
+    const requests: RequestSnapshot[] = [];
+    const tcp: TcpSnapshot[] = [];
+    const walk = <V>(byDirection: Map<string, Map<string, V>>, source: string | undefined, fn: (direction: string, cluster: string, source: string | undefined, v: V) => void) => {
+      for (const [direction, clusters] of byDirection) for (const [cluster, v] of clusters) fn(direction, cluster, source, v);
+    };
+    const request = (direction: string, cluster: string, source: string | undefined, s: RequestStats) =>
+      requests.push({
+        direction,
+        cluster,
+        source,
+        counts: [s.requests, s.retries, s.retryOverflow, s.requestBytes, s.responseBytes],
+        routes: [...s.routes].map(([route, r]) => ({
+          route,
+          latency: [r.latency.sum, r.latency.count, ...r.latency.counts],
+          codes: [...r.codes.values()].map((c) => ({ status: c.status, grpc: c.grpc, plain: c.plain, flagged: c.flagged ? [...c.flagged] : [] })),
+        })),
+      });
+    const connections = (direction: string, cluster: string, source: string | undefined, t: TcpStats) =>
+      tcp.push({ direction, cluster, source, counts: [t.connections, t.active, t.received, t.sent] });
+    walk(this.byDirection, undefined, request);
+    for (const [source, d] of this.bySource) walk(d, source, request);
+    walk(this.tcp, undefined, connections);
+    for (const [source, d] of this.tcpBySource) walk(d, source, connections);
+    return {
+      scalars: {
+        downstreamConnectionsTotal: this.downstreamConnectionsTotal,
+        downstreamConnectionsActive: this.downstreamConnectionsActive,
+        downstreamProtocolErrors: this.downstreamProtocolErrors,
+        accessLogDropped: this.accessLogDropped,
+        tapDropped: this.tapDropped,
+        tlsHandshakes: this.tlsHandshakes,
+        tlsResumed: this.tlsResumed,
+        uncaught: uncaughtErrors() + this.uncaughtElsewhere,
+      },
+      keyed: {
+        tlsRefused: [...this.tlsRefused],
+        h2Errors: [...this.h2Errors],
+        rateLimits: [...this.rateLimits],
+        rbacDenials: [...this.rbacDenials],
+        filterErrors: [...this.filterErrors],
+        rateLimitFailures: [...this.rateLimitFailures],
+        mirrorsSent: [...this.mirrors.sent],
+        mirrorsDropped: [...this.mirrors.dropped],
+      },
+      requests,
+      tcp,
+    };
+  }
+
+  /**
+   * Adds another process's snapshot to these counts. `gauges` false: only what
+   * only grows (a worker that is gone: its counts stay in the totals, its open
+   * connections do not).
+   */
+  add(snap: StatsSnapshot, gauges = true): void {
+    const sc = snap.scalars;
+    this.downstreamConnectionsTotal += sc.downstreamConnectionsTotal;
+    if (gauges) this.downstreamConnectionsActive += sc.downstreamConnectionsActive;
+    this.downstreamProtocolErrors += sc.downstreamProtocolErrors;
+    this.accessLogDropped += sc.accessLogDropped;
+    this.tapDropped += sc.tapDropped;
+    this.tlsHandshakes += sc.tlsHandshakes;
+    this.tlsResumed += sc.tlsResumed;
+    this.uncaughtElsewhere += sc.uncaught;
+    const k = snap.keyed;
+    const sum = (into: Map<string, number>, from: [string, number][]) => {
+      for (const [key, n] of from) into.set(key, (into.get(key) ?? 0) + n);
+    };
+    sum(this.tlsRefused, k.tlsRefused);
+    sum(this.h2Errors, k.h2Errors);
+    sum(this.rateLimits, k.rateLimits);
+    sum(this.rbacDenials, k.rbacDenials);
+    sum(this.filterErrors, k.filterErrors);
+    sum(this.rateLimitFailures, k.rateLimitFailures);
+    sum(this.mirrors.sent, k.mirrorsSent);
+    sum(this.mirrors.dropped, k.mirrorsDropped);
+    for (const r of snap.requests) {
+      const s = this.forCluster(r.direction, r.cluster, r.source);
+      s.requests += r.counts[0];
+      s.retries += r.counts[1];
+      s.retryOverflow += r.counts[2];
+      s.requestBytes += r.counts[3];
+      s.responseBytes += r.counts[4];
+      for (const rs of r.routes) {
+        let series = s.routes.get(rs.route);
+        if (series === undefined) s.routes.set(rs.route, (series = new RouteSeries()));
+        series.latency.sum += rs.latency[0];
+        series.latency.count += rs.latency[1];
+        for (let i = 0; i < series.latency.counts.length; i++) series.latency.counts[i] += rs.latency[2 + i] ?? 0;
+        for (const c of rs.codes) {
+          const key = c.status * 32 + c.grpc + 1;
+          let cell = series.codes.get(key);
+          if (cell === undefined) series.codes.set(key, (cell = new CodeCell(c.status, c.grpc)));
+          cell.plain += c.plain;
+          if (c.flagged.length) sum((cell.flagged ??= new Map()), c.flagged);
+        }
+      }
+    }
+    for (const t of snap.tcp) {
+      const s = this.forTcp(t.direction, t.cluster, t.source);
+      s.connections += t.counts[0];
+      if (gauges) s.active += t.counts[1];
+      s.received += t.counts[2];
+      s.sent += t.counts[3];
+    }
+  }
+
   /** Prometheus text exposition (version 0.0.4). */
   render(extra: string[] = []): string {
     const out: string[] = [];
@@ -361,7 +473,7 @@ export class ProxyStats implements StatsIdentity {
     family('weft_downstream_tls_refused_total', 'counter', 'Inbound connections closed before carrying anything, by reason (plaintext on a strict port, failed handshake, caller certificate missing or rejected, no workload certificate yet).');
     for (const [reason, n] of this.tlsRefused) out.push(`weft_downstream_tls_refused_total{reason="${reason}"} ${n}`);
     family('weft_proxy_uncaught_errors_total', 'counter', 'Errors no handler caught, kept from ending the process by the last-resort guard (each one is a bug).');
-    out.push(`weft_proxy_uncaught_errors_total ${uncaughtErrors()}`);
+    out.push(`weft_proxy_uncaught_errors_total ${uncaughtErrors() + this.uncaughtElsewhere}`);
     family('weft_downstream_h2_errors_total', 'counter', 'Downstream HTTP/2 streams ended in error (scope="stream": RST_STREAM code, or malformed_* for a request refused with 400) and sessions ended by a protocol error or flood (scope="session").');
     for (const [key, n] of this.h2Errors) {
       const [scope, reason] = key.split('\u0000');
@@ -370,6 +482,31 @@ export class ProxyStats implements StatsIdentity {
     out.push(...this.mirrors.render());
     return [...out, ...extra].join('\n') + '\n';
   }
+}
+
+/** One (direction, cluster[, caller]) of a snapshot; counts: requests, retries, retryOverflow, requestBytes, responseBytes. */
+export interface RequestSnapshot {
+  direction: string;
+  cluster: string;
+  source: string | undefined;
+  counts: number[];
+  /** latency: sum, count, then the bucket counts. */
+  routes: { route: string; latency: number[]; codes: { status: number; grpc: number; plain: number; flagged: [string, number][] }[] }[];
+}
+
+/** counts: connections, active, received, sent. */
+export interface TcpSnapshot {
+  direction: string;
+  cluster: string;
+  source: string | undefined;
+  counts: number[];
+}
+
+export interface StatsSnapshot {
+  scalars: Record<'downstreamConnectionsTotal' | 'downstreamConnectionsActive' | 'downstreamProtocolErrors' | 'accessLogDropped' | 'tapDropped' | 'tlsHandshakes' | 'tlsResumed' | 'uncaught', number>;
+  keyed: Record<'tlsRefused' | 'h2Errors' | 'rateLimits' | 'rbacDenials' | 'filterErrors' | 'rateLimitFailures' | 'mirrorsSent' | 'mirrorsDropped', [string, number][]>;
+  requests: RequestSnapshot[];
+  tcp: TcpSnapshot[];
 }
 
 export function escapeLabel(value: string): string {

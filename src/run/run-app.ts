@@ -7,9 +7,9 @@ import * as fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { Logger } from '../observe/log';
+import type { Logger, LogLevel } from '../observe/log';
 import type { TracingOptions } from '../observe/tracing/proxy-tracer';
-import { startProxy, type Proxy } from '../proxy/proxy';
+import { startProxy, type Proxy, type ProxyOptions } from '../proxy/proxy';
 import { freePort } from './free-port';
 import { listeningAddresses } from './listening-ports';
 import { AppOutput } from './plugins/app-output';
@@ -64,6 +64,10 @@ export interface RunOptions {
   /** The sidecar: weft proxy (default) or Envoy (envoy/envoy-sidecar.ts), its binary from --envoy-binary or PATH. */
   proxy?: 'weft' | 'envoy';
   envoyBinary?: string;
+  /** weft proxy --concurrency: worker processes of the sidecar (default 1: the proxy runs in this process). */
+  proxyConcurrency?: number;
+  /** The log level of the sidecar's workers (they log on their own). */
+  logLevel?: LogLevel;
 }
 
 export async function runApp(opts: RunOptions): Promise<number> {
@@ -74,6 +78,9 @@ export async function runApp(opts: RunOptions): Promise<number> {
     const weftOnly = (['metricsAddress', 'tracing', 'accessLog'] as const).filter((k) => opts[k] !== undefined);
     if (weftOnly.length) throw new Error(`--proxy envoy: ${weftOnly.map((k) => ({ metricsAddress: '--metrics-address', tracing: '--otlp-endpoint', accessLog: '--access-log' })[k]).join(', ')} configure weft proxy, not Envoy (Envoy serves /stats/prometheus on its admin port)`);
     opts = { ...opts, envoyBinary: findEnvoyBinary(opts.envoyBinary) };
+  }
+  if ((opts.proxyConcurrency ?? 1) > 1 && (opts.transparent || opts.proxy === 'envoy')) {
+    throw new Error(`--proxy-concurrency applies to weft proxy in HTTP_PROXY mode only (${opts.transparent ? '--transparent hands captured connections to listeners in this process' : 'Envoy has its own --concurrency'})`);
   }
   let unit: TransparentUnit | undefined;
   if (opts.transparent) {
@@ -94,7 +101,10 @@ async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Pro
   const outboundPort = opts.outboundPort ?? (await freePort(appPorts));
   // A client-only program of a service gets an inbound listener too (the service's); a port of its own, so several share a host.
   const inboundPort = opts.port !== undefined || opts.service ? (opts.inboundPort ?? (await freePort([...appPorts, outboundPort]))) : undefined;
-  const proxy: Sidecar = opts.proxy === 'envoy' ? await startEnvoy(opts, outboundPort, inboundPort) : await startProxy({
+  const workers = opts.proxyConcurrency ?? 1;
+  const start = (o: ProxyOptions): Promise<Sidecar> =>
+    workers > 1 ? (require('../proxy/workers/proxy-primary') as typeof import('../proxy/workers/proxy-primary')).startProxyWorkers(o, workers, opts.logLevel ?? 'info') : startProxy(o);
+  const proxy: Sidecar = opts.proxy === 'envoy' ? await startEnvoy(opts, outboundPort, inboundPort) : await start({
     xds: opts.xds,
     nodeId: `${opts.service ?? 'client'}~${opts.address}~${process.pid}`,
     service: opts.service,

@@ -26,6 +26,8 @@ export interface ProxyCommandOptions {
   caFile?: string;
   joinToken?: string;
   trustDomain?: string;
+  /** Worker processes (default 1: this process serves, no node:cluster). */
+  concurrency?: number;
 }
 
 export async function runProxy(opts: ProxyCommandOptions): Promise<void> {
@@ -33,9 +35,16 @@ export async function runProxy(opts: ProxyCommandOptions): Promise<void> {
   const nodeId = opts.nodeId ?? `${opts.service ?? 'proxy'}~${os.hostname()}~${crypto.randomBytes(3).toString('hex')}`;
   const tracing = opts.otlpEndpoint ? { endpoint: opts.otlpEndpoint, sampleRatio: opts.traceSample } : undefined;
   const metricsTokenFile = opts.metricsTokenFile ?? (process.env.WEFT_METRICS_TOKEN_FILE || undefined);
-  const proxy = await startProxy({ ...opts, joinToken: opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, metricsTokenFile, nodeId, log, tracing });
+  const options = { ...opts, joinToken: opts.joinToken ?? process.env.WEFT_JOIN_TOKEN, metricsTokenFile, nodeId, log, tracing };
+  const workers = opts.concurrency ?? 1;
+  // Loaded only with workers: the single-process proxy pays nothing for them.
+  const proxy =
+    workers > 1
+      ? await (require('../../proxy/workers/proxy-primary') as typeof import('../../proxy/workers/proxy-primary')).startProxyWorkers(options, workers, opts.logLevel)
+      : await startProxy(options);
   const metrics = proxy.metricsAddress ? `, metrics http://${proxy.metricsAddress}/stats/prometheus` : '';
-  process.stdout.write(`weft proxy ${nodeId}: xDS ${opts.xds}, admin http://127.0.0.1:${proxy.adminPort}/${metrics}\n`);
+  const many = workers > 1 ? `, ${workers} workers` : '';
+  process.stdout.write(`weft proxy ${nodeId}: xDS ${opts.xds}, admin http://127.0.0.1:${proxy.adminPort}/${metrics}${many}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -20,8 +20,8 @@ export interface MetricsServerOptions {
   token?: string;
   /** Dev mode (the sidecar runs without --ca-file): a non-loopback listener may go without a token. */
   dev: boolean;
-  /** The Prometheus text, the same the admin port's /stats/prometheus serves. */
-  render(): string;
+  /** The Prometheus text, the same the admin port's /stats/prometheus serves (a promise under --concurrency: the workers' sum). */
+  render(): string | Promise<string>;
 }
 
 /** Longer than any token worth having, by far: a bigger header is refused before it is compared. */
@@ -75,10 +75,14 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<ht
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/stats/prometheus') return send(404, 'this listener serves only GET /stats/prometheus\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'only GET /stats/prometheus\n', { allow: 'GET, HEAD' });
+    const failed = (err: unknown) => send(500, `metrics error: ${(err as Error).message}\n`);
+    const ok = (text: string) => send(200, text, { 'content-type': 'text/plain; version=0.0.4' });
     try {
-      send(200, opts.render(), { 'content-type': 'text/plain; version=0.0.4' });
+      const text = opts.render();
+      if (typeof text === 'string') ok(text);
+      else text.then(ok, failed);
     } catch (err) {
-      send(500, `metrics error: ${(err as Error).message}\n`);
+      failed(err);
     }
   });
   return new Promise<http.Server>((resolve, reject) => {

@@ -32,6 +32,21 @@ import { TYPE_URL } from '../../xds/type-urls';
 export const MAX_BUCKETS = 10_000;
 const MIN_FILL_INTERVAL_MS = 50;
 
+/**
+ * `weft proxy --concurrency N`: each worker process keeps its own buckets, so
+ * a worker decodes every bucket as its 1/N share (the fill interval N times
+ * longer: the same tokens per fill, so the rate divides exactly; the burst
+ * max_tokens/N rounded up). The proxy as a whole then admits at most the
+ * configured rate, as Envoy's process-wide bucket does; a client whose
+ * connections all land on one worker gets only that worker's share. 1 (the
+ * default, and the primary, which decodes only to validate): as configured.
+ */
+let workerShare = 1;
+
+export function shareLocalRateLimits(workers: number): void {
+  workerShare = Math.max(1, Math.floor(workers));
+}
+
 export interface LocalRateLimitConfig {
   statPrefix: string;
   status: number;
@@ -56,6 +71,7 @@ function tokenBucket(at: FieldPath, b: Obj | undefined): BucketSpec {
   if (!b.fill_interval) at.field('fill_interval').invalid('is required');
   const fillIntervalMs = durationMs(at.field('fill_interval'), b.fill_interval, 0);
   if (fillIntervalMs < MIN_FILL_INTERVAL_MS) at.field('fill_interval').invalid(`must be at least ${MIN_FILL_INTERVAL_MS}ms, got ${fillIntervalMs}ms`);
+  if (workerShare > 1) return { maxTokens: Math.ceil(maxTokens / workerShare), tokensPerFill, fillIntervalMs: fillIntervalMs * workerShare };
   return { maxTokens, tokensPerFill, fillIntervalMs };
 }
 

@@ -18,12 +18,11 @@ import type { RequestRecord } from '../../observe/request-record';
 import { ADMIN_RELAY_PATH, adminRelayDefinition, METRICS_SERVICE_PATH, metricsServiceDefinition, type RelayDown, type RelayUp } from '../../observe/telemetry/telemetry-protocol';
 import { Backoff } from '../../xds/client/backoff';
 import type { XdsClient } from '../../xds/client/ads-client';
-import { adminView, RELAYED_VIEWS, subscribeTap } from '../admin/admin-server';
-import type { Proxy } from '../proxy';
+import { adminView, RELAYED_VIEWS, subscribeTap, type AdminSubject } from '../admin/admin-server';
 import { metricsReport } from './metrics-report';
 
 export interface TelemetryClientOptions {
-  proxy: Proxy;
+  proxy: AdminSubject;
   xds: XdsClient;
   token?: string;
   credentials?: grpc.ChannelCredentials;
@@ -148,7 +147,7 @@ export class TelemetryClient {
     const call = this.metrics;
     if (!call || this.metricsBlocked) return;
     const { proxy } = this.opts;
-    const report = metricsReport(proxy.stats, proxy.unhealthyEndpoints());
+    const report = metricsReport(proxy.countedStats(), proxy.unhealthyEndpoints());
     const now = Date.now();
     if (report.signature === this.lastSignature && now - this.lastSentAt < REPORT_REFRESH_MS) return;
     const first = this.lastSignature === undefined;
@@ -168,10 +167,12 @@ export class TelemetryClient {
     if ('get' in msg) {
       const url = new URL(msg.get + (msg.query ? `?${msg.query}` : ''), 'http://relay');
       if (!(RELAYED_VIEWS as readonly string[]).includes(url.pathname)) return void call.write({ id: msg.id, error: `${url.pathname} is not an admin view the relay serves (${RELAYED_VIEWS.join(' ')})` });
+      const failed = (err: unknown) => call.write({ id: msg.id, error: (err as Error).message });
       try {
-        call.write({ id: msg.id, body: adminView(this.opts.proxy, url.pathname, url.searchParams) });
+        // A promise under --concurrency (the workers answer over IPC).
+        Promise.resolve(adminView(this.opts.proxy, url.pathname, url.searchParams)).then((body) => call.write({ id: msg.id, body }), failed);
       } catch (err) {
-        call.write({ id: msg.id, error: (err as Error).message });
+        failed(err);
       }
     } else if ('tap' in msg) {
       this.startTap(call, msg.id, new URLSearchParams(msg.tap));

@@ -35,8 +35,10 @@ import {
   giveUp,
   missingResources,
   referencedAssignments,
+  rawResources,
   referencedRouteTables,
   type ClientStates,
+  type RawResourceSet,
 } from './config-assembly';
 import { configDump, type ConfigDump } from './config-dump';
 import { XdsClientError, XdsResourceError } from './errors';
@@ -224,6 +226,11 @@ export class XdsClient {
   /** The last config emitted, if any. */
   current(): ProxyConfig | undefined {
     return this.config;
+  }
+
+  /** The resources behind the last config, as received (a primary relays them to its workers, which decode the same bytes). */
+  held(): RawResourceSet {
+    return rawResources(this.states);
   }
 
   status(): XdsClientStatus {

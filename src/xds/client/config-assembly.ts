@@ -82,3 +82,24 @@ export function assembleConfig(states: ClientStates): ProxyConfig {
     },
   };
 }
+
+/** A held resource as the server sent it. */
+export interface RawResource {
+  name: string;
+  version: string;
+  bytes: Uint8Array;
+}
+
+/** Everything held, raw, with each type's version: what `weft proxy --concurrency` relays to its workers. */
+export interface RawResourceSet {
+  versions: ProxyConfig['versions'];
+  resources: Record<keyof ClientStates, RawResource[]>;
+}
+
+export function rawResources(states: ClientStates): RawResourceSet {
+  const raw = (s: TypeState<unknown>) => [...s.resources.values()].map((r) => ({ name: r.name, version: r.version, bytes: r.bytes }));
+  return {
+    versions: { LDS: states.LDS.version ?? '', RDS: states.RDS.version ?? '', CDS: states.CDS.version ?? '', EDS: states.EDS.version ?? '' },
+    resources: { LDS: raw(states.LDS), RDS: raw(states.RDS), CDS: raw(states.CDS), EDS: raw(states.EDS) },
+  };
+}
