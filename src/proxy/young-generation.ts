@@ -16,8 +16,8 @@ const FLAG = 'semi-space-growth-factor';
  * loaded sidecar too, only after seconds of extra scavenges.
  */
 const LOAD_FACTOR = 16;
-/** Scavenges within one second that mean traffic (at 1 MiB semi-spaces: ~10 MiB/s allocated). */
-const LOAD_SCAVENGES_PER_SECOND = 10;
+/** Scavenges within one second that mean traffic (at 1 MiB semi-spaces: ~5 MiB/s allocated, some hundreds of requests a second; an idle one scavenged once in the 20 s after its start). */
+const LOAD_SCAVENGES_PER_SECOND = 5;
 
 /**
  * Holds the young generation at its initial size; the returned function, called

@@ -1,5 +1,5 @@
 // The young generation held at its initial size through a start, and let grow
-// once scavenges come as fast as under traffic. V8's flags are per process, so
+// once scavenges come as often as under traffic. V8's flags are per process, so
 // each case runs in a child node.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
