@@ -3,9 +3,9 @@
 // a start alone takes the semi-spaces to 8 MiB, which an idle sidecar then
 // keeps committed (~10 MiB of RSS) while using a few hundred KB of them.
 // Growth is held back through the start and, once the proxy is ready, until
-// traffic shows up as frequent scavenges; from then on V8 grows it as usual, and a loaded sidecar has within seconds the
-// young generation and the scavenges per request it had before (BENCHMARKS.md,
-// issue 15).
+// traffic shows up as frequent scavenges; then it grows in one step to V8's
+// maximum, where a loaded sidecar's young generation ends up anyway: the same
+// scavenges per request under load as without the hold (BENCHMARKS.md, issue 15).
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 
@@ -16,7 +16,11 @@ const FLAG = 'semi-space-growth-factor';
  * loaded sidecar too, only after seconds of extra scavenges.
  */
 const LOAD_FACTOR = 16;
-/** Scavenges within one second that mean traffic (at 1 MiB semi-spaces: ~5 MiB/s allocated, some hundreds of requests a second; an idle one scavenged once in the 20 s after its start). */
+/**
+ * Scavenges within one second that mean traffic (at 1 MiB semi-spaces: ~5 MiB/s
+ * allocated, some hundreds of requests a second; an idle sidecar scavenged once
+ * in the 20 s after its start).
+ */
 const LOAD_SCAVENGES_PER_SECOND = 5;
 
 /**
