@@ -1,10 +1,13 @@
 // Loads the Envoy v3 and xDS protos shipped in @grpc/grpc-js-xds (never copied
 // into this repository) into one protobufjs Root, and offers the encoders the
-// translator, cache, server and proxy share.
+// translator, cache, server and proxy share. Types are looked up in the
+// sidecar's pruned set first (sidecar-protos.ts), so a sidecar never parses
+// the full set; the control plane loads it on the first type outside.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { PROMETHEUS_MODEL, PROMETHEUS_MODEL_IMPORT } from './prometheus-model';
+import { sidecarMessageType, sidecarRoot } from './sidecar-protos';
 
 /** The proto files weft uses; their imports are resolved from the include dirs. */
 const PROTO_FILES = [
@@ -80,15 +83,26 @@ export function protoRoot(): protobuf.Root {
 
 const typeCache = new Map<string, protobuf.Type>();
 
-/** A message type by full name ("envoy.config.listener.v3.Listener") or type URL. */
+/** A message type by full name ("envoy.config.listener.v3.Listener") or type URL: from the sidecar's set, else from the full one. */
 export function messageType(nameOrTypeUrl: string): protobuf.Type {
   const fullName = nameOrTypeUrl.replace(/^type\.googleapis\.com\//, '');
   let t = typeCache.get(fullName);
   if (!t) {
-    t = protoRoot().lookupType(fullName);
+    t = sidecarMessageType(fullName) ?? protoRoot().lookupType(fullName);
     typeCache.set(fullName, t);
   }
   return t;
+}
+
+/** A message type of the full set, with its options (protoc-gen-validate's rules): for checks against Envoy's own rules. */
+export function envoyMessageType(nameOrTypeUrl: string): protobuf.Type {
+  return protoRoot().lookupType(nameOrTypeUrl.replace(/^type\.googleapis\.com\//, ''));
+}
+
+/** An enum's values by full name, from the sidecar's set, else from the full one. */
+export function enumValues(fullName: string): Record<string, number> {
+  const e = sidecarRoot().lookup(fullName, [protobuf.Enum]) as protobuf.Enum | null;
+  return (e ?? protoRoot().lookupEnum(fullName)).values;
 }
 
 /**

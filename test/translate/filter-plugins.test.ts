@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { translate } from '../../src/translate/translate';
 import { decodedTree, pgvProblems } from '../../src/xds/envoy-validate';
-import { anyOf, decodeMessage, encodeMessage, messageType } from '../../src/xds/protos';
+import { anyOf, decodeMessage, encodeMessage, envoyMessageType } from '../../src/xds/protos';
 import { MODULE_FILTER_TYPE_URL, TYPE_URL } from '../../src/xds/type-urls';
 import { decodeListener } from '../../src/proxy/config/decode-listener';
 import { structToJson } from '../../src/proxy/config/read-proto';
@@ -87,7 +87,7 @@ function proxylessListeners(view: ReturnType<typeof meshView>) {
 
 test('the resources pass Envoy\'s validation rules, and weft proxy decodes the module filter from them', () => {
   for (const [typeUrl, byName] of translate(meshView(MESH), sidecar({ service: 'api' }))) {
-    const type = messageType(typeUrl);
+    const type = envoyMessageType(typeUrl);
     for (const [name, item] of byName) {
       const bytes = encodeMessage(typeUrl, item.resource);
       assert.deepEqual(pgvProblems(type, decodedTree(type, bytes), name), [], `${typeUrl} ${name}`);

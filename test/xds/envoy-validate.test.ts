@@ -16,7 +16,7 @@ import {
   pgvProblems,
   type ValidationProblem,
 } from '../../src/xds/envoy-validate';
-import { encodeMessage, messageType } from '../../src/xds/protos';
+import { encodeMessage, envoyMessageType } from '../../src/xds/protos';
 import { TYPE_URL } from '../../src/xds/type-urls';
 import { translate } from '../../src/translate/translate';
 import type { MeshView, NodeInfo } from '../../src/translate/types';
@@ -48,7 +48,7 @@ function checkServed(view: MeshView, node: NodeInfo): { problems: ValidationProb
   const problems: ValidationProblem[] = [];
   const counted = new Map<string, number>();
   for (const [typeUrl, byName] of translate(view, node)) {
-    const type = messageType(typeUrl);
+    const type = envoyMessageType(typeUrl);
     for (const [name, item] of byName) {
       const tree = decodedTree(type, encodeMessage(typeUrl, item.resource));
       problems.push(...pgvProblems(type, tree, `${typeUrl.split('.').pop()}[${name}]`));
@@ -169,7 +169,7 @@ describe('weft bootstrap --envoy against Envoy\'s bootstrap.proto', () => {
     const noSource = envoyBootstrap(base) as any;
     noSource.dynamic_resources.cds_config = { resource_api_version: 'V3' };
     assert.match(show(envoyBootstrapProblems(noSource)), /dynamic_resources\.cds_config\.config_source_specifier: one of .*ads.* is required/);
-    const routes = messageType(TYPE_URL.RouteConfiguration);
+    const routes = envoyMessageType(TYPE_URL.RouteConfiguration);
     const split = { name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { weighted_clusters: { clusters: [] } } }] }] };
     assert.deepEqual(pgvProblems(routes, decodedTree(routes, encodeMessage(TYPE_URL.RouteConfiguration, split))), [
       { path: 'virtual_hosts[0].routes[0].route.weighted_clusters.clusters', message: 'needs at least 1 item(s), has 0' },
@@ -204,7 +204,7 @@ describe('what weft serves passes Envoy\'s protoc-gen-validate rules', () => {
   });
 
   test('the Secrets: the trust bundle (ROOTCA) and a workload certificate', () => {
-    const type = messageType(TYPE_URL.Secret);
+    const type = envoyMessageType(TYPE_URL.Secret);
     const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     for (const secret of [trustBundleSecret('ROOTCA', pem), certificateSecret('default', pem)]) {
       assert.deepEqual(pgvProblems(type, decodedTree(type, encodeMessage(TYPE_URL.Secret, secret))), []);
@@ -212,7 +212,7 @@ describe('what weft serves passes Envoy\'s protoc-gen-validate rules', () => {
   });
 
   test('the checker finds a violation in a served resource shape (it can fail)', () => {
-    const type = messageType(TYPE_URL.Cluster);
+    const type = envoyMessageType(TYPE_URL.Cluster);
     const bad = { name: '', type: 'EDS', eds_cluster_config: { eds_config: { resource_api_version: 'V3' } }, connect_timeout: { seconds: -1 } };
     const paths = pgvProblems(type, decodedTree(type, encodeMessage(TYPE_URL.Cluster, bad))).map((p) => p.path);
     assert.deepEqual(paths.sort(), ['connect_timeout', 'eds_cluster_config.eds_config.config_source_specifier', 'name']);

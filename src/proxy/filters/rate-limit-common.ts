@@ -1,6 +1,6 @@
 // Pieces both rate limit filters share: the 429 they answer, its headers,
 // the HttpStatus and percent fields they read, and their counter.
-import { protoRoot } from '../../xds/protos';
+import { enumValues } from '../../xds/protos';
 import { onlyFields, type FieldPath } from '../config/nack';
 import type { Obj } from '../config/read-proto';
 import type { LocalReplySpec } from './http-filter';
@@ -25,7 +25,7 @@ export function rateLimitedReply(status: number, retryAfterMs: number | undefine
 export function httpStatus(at: FieldPath, s: Obj | undefined): number {
   if (!s) return 429;
   onlyFields(at, 'envoy.type.v3.HttpStatus', s, ['code']);
-  const code = typeof s.code === 'number' ? s.code : (protoRoot().lookupEnum('envoy.type.v3.StatusCode').values[s.code] ?? 0);
+  const code = typeof s.code === 'number' ? s.code : (enumValues('envoy.type.v3.StatusCode')[s.code] ?? 0);
   return code >= 400 ? code : 429;
 }
 

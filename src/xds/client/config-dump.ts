@@ -1,7 +1,7 @@
 // The client's resources as JSON for the proxy's /config_dump: per type the
 // version, the last NACK and every held resource decoded the way Envoy shows
 // it (nested Anys unpacked with an "@type", bytes in base64).
-import { messageType } from '../protos';
+import { sidecarMessageType } from '../sidecar-protos';
 import type { ClientStates } from './config-assembly';
 import type { NackRecord } from './resource-state';
 import { REQUEST_ORDER, type XdsKind } from './resource-types';
@@ -27,7 +27,9 @@ export type ConfigDump = Record<XdsKind, TypeDump>;
 
 /** A message as JSON-ready plain data, Anys unpacked when their type is known. */
 export function dumpMessage(typeUrl: string, bytes: Uint8Array): Obj {
-  const type = messageType(typeUrl);
+  // The sidecar's set only: a type outside it is shown as it came rather than loading all of Envoy's protos.
+  const type = sidecarMessageType(typeUrl.replace(/^type\.googleapis\.com\//, ''));
+  if (!type) throw new Error(`${typeUrl} is not a type weft proxy knows`);
   const obj = type.toObject(type.decode(bytes), { enums: String, longs: Number, bytes: String, defaults: false });
   return unpackAnys(obj) as Obj;
 }
