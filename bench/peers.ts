@@ -140,8 +140,9 @@ export async function startWeftControl(dir: string, configYaml: string, xdsPort:
 }
 
 /** One weft proxy process; resolves once its admin port says ready. */
-export async function startWeftProxy(name: string, args: string[], adminPort: number): Promise<Peer> {
-  const { peer } = run(name, process.execPath, [BIN, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args]);
+/** `bin`: another checkout's bin/weft.js, to compare builds in one run (bench/sidecar-ab.ts). */
+export async function startWeftProxy(name: string, args: string[], adminPort: number, bin = BIN): Promise<Peer> {
+  const { peer } = run(name, process.execPath, [bin, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args]);
   await waitForAdminReady(name, adminPort);
   return peer;
 }
@@ -204,10 +205,16 @@ function toMs(m: RegExpExecArray | null): number {
 
 /** user + system CPU time of a process so far, in ms (from /proc: the figure that holds on a shared machine). */
 export function procCpuMs(pid: number): number {
+  const { userMs, systemMs } = procCpuSplitMs(pid);
+  return userMs + systemMs;
+}
+
+/** A process's user and system CPU time so far, in ms, from /proc/<pid>/stat. */
+export function procCpuSplitMs(pid: number): { userMs: number; systemMs: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
-  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  // utime and stime, in ticks of USER_HZ (100 on Linux)
+  return { userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
 }
 
 /** Resident memory of a process, in MiB. */
