@@ -395,14 +395,14 @@ function endpointHealthMetrics(runtime: Runtime): string[] {
 }
 
 /** The metrics listener's token, checked before anything starts: beyond loopback it needs one outside dev mode (no --ca-file). */
-export function metricsTokenOf(opts: ProxyOptions): string | undefined {
+function metricsTokenOf(opts: ProxyOptions): string | undefined {
   const metricsToken = opts.metricsAddress !== undefined && opts.metricsTokenFile !== undefined ? readMetricsToken(opts.metricsTokenFile) : undefined;
   if (opts.metricsAddress !== undefined) checkMetricsListener({ address: opts.metricsAddress, token: metricsToken, dev: !opts.caFile });
   return metricsToken;
 }
 
 /** The node metadata the sidecar announces on its xDS stream. */
-export function nodeMetadata(opts: ProxyOptions): Record<string, string> {
+function nodeMetadata(opts: ProxyOptions): Record<string, string> {
   const metadata: Record<string, string> = { [NODE_METADATA.role]: 'sidecar', [NODE_METADATA.namespace]: opts.namespace, [NODE_METADATA.hostname]: os.hostname() };
   if (opts.service) metadata[NODE_METADATA.service] = opts.service;
   if (opts.outboundPort !== undefined) metadata[NODE_METADATA.outboundPort] = String(opts.outboundPort);
@@ -414,6 +414,28 @@ export function nodeMetadata(opts: ProxyOptions): Record<string, string> {
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  return startSidecar(opts, (xds) => new Proxy(opts, xds));
+}
+
+/** What a sidecar's control-plane side is: this process's Proxy, or the primary of `--concurrency` (workers/proxy-primary.ts). */
+export interface SidecarSide extends AdminSubject {
+  readonly secrets: SecretStore;
+  certificateAgent: CertificateAgent | undefined;
+  telemetry: TelemetryClient | undefined;
+  adminPort: number;
+  metricsAddress: string | undefined;
+  startAdmin(): Promise<void>;
+  startMetrics(address: string, token: string | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a sidecar's side of the control plane, the same for both shapes: the
+ * xDS stream, the certificate agent, the admin and metrics ports (named in
+ * the node's metadata before the stream opens), then telemetry.
+ * `beforeStream` runs once the ports are up, before the first config arrives.
+ */
+export async function startSidecar<T extends SidecarSide>(opts: ProxyOptions, make: (xds: XdsClient) => T, beforeStream?: (side: T) => void): Promise<T> {
   if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
   const metricsToken = metricsTokenOf(opts);
   const metadata = nodeMetadata(opts);
@@ -422,41 +444,42 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   // One list of the control plane's replicas, and one preference among them, for the xDS stream, SDS and rate limit calls.
   const addresses = ControlPlaneAddresses.xds(opts.xds);
   const xds = new XdsClient({ server: addresses, node: { id: opts.nodeId, metadata, zone: opts.zone }, token: opts.joinToken, log: opts.log, credentials, secretNames: sds ? ['ROOTCA'] : [] });
-  const proxy = new Proxy(opts, xds);
-  xds.onSecret((secret) => proxy.secrets.setTrustBundle(secret.name, secret.trustBundle));
+  const side = make(xds);
+  xds.onSecret((secret) => side.secrets.setTrustBundle(secret.name, secret.trustBundle));
   if (opts.service && sds) {
-    proxy.certificateAgent = new CertificateAgent({
+    side.certificateAgent = new CertificateAgent({
       server: addresses,
       credentials,
       nodeId: opts.nodeId,
       metadata,
       spiffeId: spiffeId(opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, opts.namespace, opts.service),
       joinToken: opts.joinToken,
-      secrets: proxy.secrets,
+      secrets: side.secrets,
       log: opts.log,
       backoff: opts.certificateRetry,
     });
   }
-  await proxy.startAdmin();
+  await side.startAdmin();
   // Read when the stream opens: `weft status` finds the sidecar's /clusters with it.
-  metadata[NODE_METADATA.adminPort] = String(proxy.adminPort);
+  metadata[NODE_METADATA.adminPort] = String(side.adminPort);
   if (opts.metricsAddress !== undefined) {
     try {
-      await proxy.startMetrics(opts.metricsAddress, metricsToken);
+      await side.startMetrics(opts.metricsAddress, metricsToken);
     } catch (err) {
-      await proxy.close();
+      await side.close();
       throw err;
     }
     // The control plane's Prometheus service discovery lists it (an unspecified host becomes the stream's peer address).
-    metadata[NODE_METADATA.metricsAddress] = proxy.metricsAddress!;
+    metadata[NODE_METADATA.metricsAddress] = side.metricsAddress!;
   }
+  beforeStream?.(side);
   xds.start();
-  proxy.certificateAgent?.start();
+  side.certificateAgent?.start();
   if (opts.telemetryIntervalMs !== 0) {
-    proxy.telemetry = new TelemetryClient({ proxy, xds, token: opts.joinToken, credentials, log: opts.log, intervalMs: opts.telemetryIntervalMs });
-    proxy.telemetry.start();
+    side.telemetry = new TelemetryClient({ proxy: side, xds, token: opts.joinToken, credentials, log: opts.log, intervalMs: opts.telemetryIntervalMs });
+    side.telemetry.start();
   }
-  return proxy;
+  return side;
 }
 
 /** TLS verified with the bundle in `caFile`, or plaintext (dev mode) without one. */

@@ -18,21 +18,17 @@
 // retry budgets; local rate limit buckets are divided, each worker decoding
 // a 1/N share (filters/local-rate-limit.ts), so the whole stays at the rate.
 import type * as http from 'node:http';
-import { installLastResortGuard } from '../last-resort';
 import type { RequestRecord } from '../../observe/request-record';
-import { DEFAULT_TRUST_DOMAIN, spiffeId } from '../../ca/spiffe-id';
 import type { LogLevel } from '../../observe/log';
-import { XdsClient } from '../../xds/client/ads-client';
-import { ControlPlaneAddresses } from '../../xds/client/control-plane-addresses';
-import { NODE_METADATA } from '../../xds/node-info';
+import type { XdsClient } from '../../xds/client/ads-client';
 import { formatHostPort, parseMetricsAddress } from '../../xds/metrics-address';
 import { startAdminServer, type AdminSubject } from '../admin/admin-server';
 import { startMetricsServer } from '../admin/metrics-server';
-import { controlPlaneCredentials, metricsTokenOf, nodeMetadata, RECENT_REQUESTS, xdsMetrics, type ProxyOptions } from '../proxy';
+import { RECENT_REQUESTS, startSidecar, xdsMetrics, type ProxyOptions } from '../proxy';
 import { ProxyStats } from '../stats';
 import type { UnhealthyEndpoint } from '../telemetry/metrics-report';
-import { TelemetryClient } from '../telemetry/telemetry-client';
-import { CertificateAgent } from '../tls/certificate-agent';
+import type { TelemetryClient } from '../telemetry/telemetry-client';
+import type { CertificateAgent } from '../tls/certificate-agent';
 import { certsView } from '../tls/certs-view';
 import { SecretStore, WORKLOAD_CERT_SECRET } from '../tls/secret-store';
 import { DEFAULT_DRAIN_MS } from '../listener/listener-manager';
@@ -241,45 +237,6 @@ export class ProxyPrimary implements AdminSubject {
 
 /** weft proxy with `count` > 1 workers; the same options as startProxy. */
 export async function startProxyWorkers(opts: ProxyOptions, count: number, logLevel: LogLevel): Promise<ProxyPrimary> {
-  if (opts.lastResortGuard ?? true) installLastResortGuard(opts.log);
-  const metricsToken = metricsTokenOf(opts);
-  const metadata = nodeMetadata(opts);
-  const credentials = controlPlaneCredentials(opts.caFile);
-  const sds = opts.sds ?? true;
-  const addresses = ControlPlaneAddresses.xds(opts.xds);
-  const xds = new XdsClient({ server: addresses, node: { id: opts.nodeId, metadata, zone: opts.zone }, token: opts.joinToken, log: opts.log, credentials, secretNames: sds ? ['ROOTCA'] : [] });
-  const primary = new ProxyPrimary(opts, xds, count, logLevel);
-  xds.onSecret((secret) => primary.secrets.setTrustBundle(secret.name, secret.trustBundle));
-  if (opts.service && sds) {
-    primary.certificateAgent = new CertificateAgent({
-      server: addresses,
-      credentials,
-      nodeId: opts.nodeId,
-      metadata,
-      spiffeId: spiffeId(opts.trustDomain ?? DEFAULT_TRUST_DOMAIN, opts.namespace, opts.service),
-      joinToken: opts.joinToken,
-      secrets: primary.secrets,
-      log: opts.log,
-      backoff: opts.certificateRetry,
-    });
-  }
-  await primary.startAdmin();
-  metadata[NODE_METADATA.adminPort] = String(primary.adminPort);
-  if (opts.metricsAddress !== undefined) {
-    try {
-      await primary.startMetrics(opts.metricsAddress, metricsToken);
-    } catch (err) {
-      await primary.close();
-      throw err;
-    }
-    metadata[NODE_METADATA.metricsAddress] = primary.metricsAddress!;
-  }
-  primary.pool.start();
-  xds.start();
-  primary.certificateAgent?.start();
-  if (opts.telemetryIntervalMs !== 0) {
-    primary.telemetry = new TelemetryClient({ proxy: primary, xds, token: opts.joinToken, credentials, log: opts.log, intervalMs: opts.telemetryIntervalMs });
-    primary.telemetry.start();
-  }
-  return primary;
+  // The workers are forked once the admin port is known and before the first config arrives.
+  return startSidecar(opts, (xds) => new ProxyPrimary(opts, xds, count, logLevel), (primary) => primary.pool.start());
 }
