@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-export { freePort } from '../src/run/free-port';
+import { freePort } from '../src/run/free-port';
+export { freePort };
 
 /** A `--name value` command-line argument, or the fallback. */
 export function arg(name: string, fallback: string): string {
@@ -137,6 +138,25 @@ export async function startWeftControl(dir: string, configYaml: string, xdsPort:
   const { peer } = run('weft-control', process.execPath, [BIN, 'control', '--config', path.join(dir, 'config'), '--data-dir', path.join(dir, 'data'), '--xds-port', String(xdsPort), '--api-port', String(apiPort), '--log-level', 'warn', '--dev']);
   await waitForPort(apiPort);
   return peer;
+}
+
+/** The mesh most benches load: one HTTP service `upstream` whose endpoint is `upstreamPort`. */
+export function upstreamServiceYaml(upstreamPort: number): string {
+  return `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: upstream }
+spec:
+  ports: [{ name: http, port: 80, protocol: http }]
+  endpoints: [{ address: 127.0.0.1, port: ${upstreamPort} }]
+`;
+}
+
+/** An nginx upstream answering `bodyBytes`, and a `--dev` control plane serving upstreamServiceYaml for it; both go into `peers` to be stopped. */
+export async function startUpstreamMesh(dir: string, bodyBytes: number, peers: Peer[]): Promise<{ upstreamPort: number; xdsPort: number }> {
+  const [upstreamPort, xdsPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  peers.push(await startNginxUpstream(dir, upstreamPort, bodyBytes));
+  peers.push(await startWeftControl(dir, upstreamServiceYaml(upstreamPort), xdsPort, apiPort));
+  return { upstreamPort, xdsPort };
 }
 
 /** One weft proxy process; resolves once its admin port says ready. */

@@ -12,7 +12,7 @@
 // $PWD/node_modules /tmp/base/ && (cd /tmp/base && npx tsc -p tsconfig.build.json)`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { arg, freePort, procCpuSplitMs, requireTool, startHaproxy, startNginxUpstream, startWeftControl, startWeftProxy, tempDir, wrk, type Peer } from './peers';
+import { arg, freePort, procCpuSplitMs, requireTool, startHaproxy, startUpstreamMesh, startWeftProxy, tempDir, wrk, type Peer } from './peers';
 
 const rounds = Number(arg('rounds', '8'));
 const seconds = Number(arg('seconds', '4'));
@@ -34,10 +34,8 @@ async function main(): Promise<void> {
   const dir = tempDir('weft-bench-ab-');
   const peers: Peer[] = [];
   try {
-    const [upPort, xdsPort, apiPort, haPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    peers.push(await startNginxUpstream(dir, upPort, 100));
-    const mesh = `apiVersion: weft.dev/v1\nkind: Service\nmetadata: { name: upstream }\nspec:\n  ports: [{ name: http, port: 80, protocol: http }]\n  endpoints: [{ address: 127.0.0.1, port: ${upPort} }]\n`;
-    peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
+    const { upstreamPort: upPort, xdsPort } = await startUpstreamMesh(dir, 100, peers);
+    const haPort = await freePort();
     const targets: Target[] = [];
     for (const build of builds) {
       const [name, checkout] = build.split('=');

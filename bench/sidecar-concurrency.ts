@@ -12,7 +12,7 @@
 // for the cores (see BENCHMARKS.md for how to measure on 16 cores).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { arg, freePort, procCpuMs, requireTool, startHaproxy, startNginxUpstream, startWeftControl, startWeftProxy, tempDir, wrk, type LoadResult, type Peer } from './peers';
+import { arg, freePort, procCpuMs, requireTool, startHaproxy, startUpstreamMesh, startWeftProxy, tempDir, wrk, type LoadResult, type Peer } from './peers';
 
 const counts = arg('concurrency', '1,2')
   .split(',')
@@ -63,16 +63,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   console.log(`${os.cpus().length} cpus, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; wrk -t${wrkThreads} -c${connections} -d${seconds}s`);
   try {
-    const [upPort, xdsPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
-    peers.push(await startNginxUpstream(dir, upPort, BODY_BYTES));
-    const mesh = `apiVersion: weft.dev/v1
-kind: Service
-metadata: { name: upstream }
-spec:
-  ports: [{ name: http, port: 80, protocol: http }]
-  endpoints: [{ address: 127.0.0.1, port: ${upPort} }]
-`;
-    peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
+    const { upstreamPort: upPort, xdsPort } = await startUpstreamMesh(dir, BODY_BYTES, peers);
     for (const n of counts) {
       // One proxy at a time: the others would only sit idle beside it.
       const haPort = await freePort();

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { arg, freePort, requireTool, ROOT, rssMiB, startHaproxy, startNginxUpstream, startWeftControl, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
+import { arg, freePort, requireTool, ROOT, rssMiB, startHaproxy, startUpstreamMesh, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
 
 const starts = Number(arg('starts', '5'));
 const seconds = Number(arg('seconds', '5'));
@@ -37,10 +37,8 @@ async function main(): Promise<void> {
   const dir = tempDir('weft-bench-mem-');
   const peers: Peer[] = [];
   try {
-    const [upPort, xdsPort, apiPort, haPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    peers.push(await startNginxUpstream(dir, upPort, 100));
-    const mesh = `apiVersion: weft.dev/v1\nkind: Service\nmetadata: { name: upstream }\nspec:\n  ports: [{ name: http, port: 80, protocol: http }]\n  endpoints: [{ address: 127.0.0.1, port: ${upPort} }]\n`;
-    peers.push(await startWeftControl(dir, mesh, xdsPort, apiPort));
+    const { upstreamPort: upPort, xdsPort } = await startUpstreamMesh(dir, 100, peers);
+    const haPort = await freePort();
 
     const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
     const bareRss = await settledRss(bare.pid!);

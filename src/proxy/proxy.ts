@@ -205,12 +205,8 @@ export class Proxy implements AdminSubject {
   }
 
   /** Waits until ready, or rejects after `timeoutMs`. */
-  async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ready()) {
-      if (Date.now() > deadline) throw new Error(`proxy not ready after ${timeoutMs} ms: ${this.notReadyReason()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  waitReady(timeoutMs: number): Promise<void> {
+    return waitUntilReady(this, timeoutMs);
   }
 
   /** Admin /certs: the workload certificate and the trust bundle. */
@@ -415,6 +411,15 @@ function nodeMetadata(opts: ProxyOptions): Record<string, string> {
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   return startSidecar(opts, (xds) => new Proxy(opts, xds));
+}
+
+/** Polls `side.ready()` until it holds, or rejects after `timeoutMs` naming what is missing. */
+export async function waitUntilReady(side: { ready(): boolean; notReadyReason(): string }, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!side.ready()) {
+    if (Date.now() > deadline) throw new Error(`proxy not ready after ${timeoutMs} ms: ${side.notReadyReason()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** What a sidecar's control-plane side is: this process's Proxy, or the primary of `--concurrency` (workers/proxy-primary.ts). */

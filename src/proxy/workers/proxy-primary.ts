@@ -24,7 +24,7 @@ import type { XdsClient } from '../../xds/client/ads-client';
 import { formatHostPort, parseMetricsAddress } from '../../xds/metrics-address';
 import { startAdminServer, type AdminSubject } from '../admin/admin-server';
 import { startMetricsServer } from '../admin/metrics-server';
-import { RECENT_REQUESTS, startSidecar, xdsMetrics, type ProxyOptions } from '../proxy';
+import { RECENT_REQUESTS, startSidecar, waitUntilReady, xdsMetrics, type ProxyOptions } from '../proxy';
 import { ProxyStats } from '../stats';
 import type { UnhealthyEndpoint } from '../telemetry/metrics-report';
 import type { TelemetryClient } from '../telemetry/telemetry-client';
@@ -152,12 +152,8 @@ export class ProxyPrimary implements AdminSubject {
   }
 
   /** Waits until ready, or rejects after `timeoutMs`. */
-  async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ready()) {
-      if (Date.now() > deadline) throw new Error(`proxy not ready after ${timeoutMs} ms: ${this.notReadyReason()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  waitReady(timeoutMs: number): Promise<void> {
+    return waitUntilReady(this, timeoutMs);
   }
 
   certsView(): unknown {
