@@ -2,7 +2,7 @@
 // over (Durations, wrappers, Anys of well-known extensions), so the modules
 // that build resources read like the Envoy docs.
 import { durationToMs, msToProtoDuration } from '../config/duration';
-import { anyOf, protoRoot } from '../xds/protos';
+import { anyOf, enumValues } from '../xds/protos';
 import { TYPE_URL } from '../xds/type-urls';
 
 /** Well-known extension names (the keys Envoy and grpc-js look them up by). */
@@ -20,7 +20,8 @@ const enumCache = new Map<string, Record<string, number>>();
 export function protoEnum(fullName: string): Record<string, number> {
   let values = enumCache.get(fullName);
   if (!values) {
-    values = protoRoot().lookupEnum(fullName).values;
+    // From the sidecar's pruned set: the full one (0.4 s to parse) loads only for an enum outside it.
+    values = enumValues(fullName);
     enumCache.set(fullName, values);
   }
   return values;
