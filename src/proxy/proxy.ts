@@ -2,15 +2,14 @@
 // becomes a Runtime (routes, load balancers, pools) and bound listeners.
 // Config changes swap the runtime atomically: requests in flight finish on
 // the runtime they started with.
-import type * as http from 'node:http';
 import type { Logger } from '../observe/log';
 import type { ProxyTracer, TracingOptions } from '../observe/tracing/proxy-tracer';
 import { XdsClient, type XdsClientStatus } from '../xds/client/ads-client';
 import { ControlPlaneAddresses } from '../xds/client/control-plane-addresses';
 import { NODE_METADATA } from '../xds/node-info';
-import { recentRequests, startAdminServer, type AdminSubject } from './admin/admin-server';
-import { checkMetricsListener, readMetricsToken, startMetricsServer } from './admin/metrics-server';
-import { formatHostPort, parseMetricsAddress } from '../xds/metrics-address';
+import { recentRequests, type AdminSubject } from './admin/admin-server';
+import { SidecarPorts } from './admin/sidecar-ports';
+import { checkMetricsListener, readMetricsToken } from './admin/metrics-server';
 import type { ProxyConfig } from './config/types';
 import { H2Downstream } from './http2/h2-server';
 import { installLastResortGuard } from './last-resort';
@@ -101,11 +100,7 @@ export class Proxy implements AdminSubject {
   readonly listeners: ListenerManager;
   private runtime = new Runtime(EMPTY_CONFIG);
   private configured = false;
-  private admin: http.Server | undefined;
-  adminPort = 0;
-  private metricsServer: http.Server | undefined;
-  /** Where the metrics listener is bound, host:port (undefined without --metrics-address). */
-  metricsAddress: string | undefined;
+  readonly ports = new SidecarPorts();
   private applying: Promise<void> = Promise.resolve();
   private readonly h2 = new H2Downstream();
   readonly tracer: ProxyTracer | undefined;
@@ -289,16 +284,13 @@ export class Proxy implements AdminSubject {
     return recentRequests(this.stats, query);
   }
 
-  async startAdmin(): Promise<void> {
-    this.admin = await startAdminServer(this, this.opts.adminPort);
-    this.adminPort = (this.admin.address() as { port: number }).port;
+  get adminPort(): number {
+    return this.ports.adminPort;
   }
 
-  /** The metrics listener (`--metrics-address`); the same text as the admin port's /stats/prometheus. */
-  async startMetrics(address: string, token: string | undefined): Promise<void> {
-    this.metricsServer = await startMetricsServer({ address, token, dev: !this.opts.caFile, render: () => this.metricsText() });
-    const bound = this.metricsServer.address() as { port: number };
-    this.metricsAddress = formatHostPort(parseMetricsAddress(address, true).host, bound.port);
+  /** Where the metrics listener is bound, host:port (undefined without --metrics-address). */
+  get metricsAddress(): string | undefined {
+    return this.ports.metricsAddress;
   }
 
   /** Stops: no new connections, open ones drain for up to `drainMs` (see ListenerManager.close). */
@@ -312,16 +304,7 @@ export class Proxy implements AdminSubject {
     closeFilterEnv(this.runtime.filterState);
     await this.tracer?.close();
     await this.accessLog?.close();
-    await new Promise<void>((resolve) => {
-      if (!this.admin) return resolve();
-      this.admin.close(() => resolve());
-      this.admin.closeAllConnections(); // tap streams never end on their own
-    });
-    await new Promise<void>((resolve) => {
-      if (!this.metricsServer) return resolve();
-      this.metricsServer.close(() => resolve());
-      this.metricsServer.closeAllConnections();
-    });
+    await this.ports.close();
   }
 }
 
@@ -427,10 +410,7 @@ export interface SidecarSide extends AdminSubject {
   readonly secrets: SecretStore;
   certificateAgent: CertificateAgent | undefined;
   telemetry: TelemetryClient | undefined;
-  adminPort: number;
-  metricsAddress: string | undefined;
-  startAdmin(): Promise<void>;
-  startMetrics(address: string, token: string | undefined): Promise<void>;
+  readonly ports: SidecarPorts;
   close(): Promise<void>;
 }
 
@@ -464,18 +444,18 @@ export async function startSidecar<T extends SidecarSide>(opts: ProxyOptions, ma
       backoff: opts.certificateRetry,
     });
   }
-  await side.startAdmin();
+  await side.ports.listenAdmin(side, opts.adminPort);
   // Read when the stream opens: `weft status` finds the sidecar's /clusters with it.
-  metadata[NODE_METADATA.adminPort] = String(side.adminPort);
+  metadata[NODE_METADATA.adminPort] = String(side.ports.adminPort);
   if (opts.metricsAddress !== undefined) {
     try {
-      await side.startMetrics(opts.metricsAddress, metricsToken);
+      await side.ports.listenMetrics(side, opts.metricsAddress, metricsToken, !opts.caFile);
     } catch (err) {
       await side.close();
       throw err;
     }
     // The control plane's Prometheus service discovery lists it (an unspecified host becomes the stream's peer address).
-    metadata[NODE_METADATA.metricsAddress] = side.metricsAddress!;
+    metadata[NODE_METADATA.metricsAddress] = side.ports.metricsAddress!;
   }
   beforeStream?.(side);
   xds.start();

@@ -11,9 +11,9 @@ import type { ClusterConfig, Endpoint } from '../config/types';
 export interface UpstreamHandler {
   /**
    * Bytes read from the upstream. `chunk` lies in a read buffer that the
-   * next read reuses: return true when anything still
-   * refers to it after this call (kept for later, or a write that has not
-   * finished), and the next read gets a fresh buffer.
+   * next read reuses: return true when anything still refers to it after
+   * this call (kept for later, or a write that has not finished), and the
+   * next read gets a fresh buffer.
    */
   onData(chunk: Buffer): boolean;
   /** The connection closed or failed while this handler owned it. */

@@ -17,13 +17,11 @@
 // outlier detection, health checking (each worker probes every endpoint),
 // retry budgets; local rate limit buckets are divided, each worker decoding
 // a 1/N share (filters/local-rate-limit.ts), so the whole stays at the rate.
-import type * as http from 'node:http';
 import type { RequestRecord } from '../../observe/request-record';
 import type { LogLevel } from '../../observe/log';
 import type { XdsClient } from '../../xds/client/ads-client';
-import { formatHostPort, parseMetricsAddress } from '../../xds/metrics-address';
-import { startAdminServer, type AdminSubject } from '../admin/admin-server';
-import { startMetricsServer } from '../admin/metrics-server';
+import type { AdminSubject } from '../admin/admin-server';
+import { SidecarPorts } from '../admin/sidecar-ports';
 import { RECENT_REQUESTS, startSidecar, waitUntilReady, xdsMetrics, type ProxyOptions } from '../proxy';
 import { ProxyStats } from '../stats';
 import type { UnhealthyEndpoint } from '../telemetry/metrics-report';
@@ -47,10 +45,7 @@ export class ProxyPrimary implements AdminSubject {
   certificateAgent: CertificateAgent | undefined;
   telemetry: TelemetryClient | undefined;
   readonly pool: WorkerPool;
-  adminPort = 0;
-  metricsAddress: string | undefined;
-  private admin: http.Server | undefined;
-  private metricsServer: http.Server | undefined;
+  readonly ports = new SidecarPorts();
   private configAppliedAt = 0;
   /** What workers that died had counted. */
   private readonly retired = new ProxyStats(0);
@@ -203,15 +198,12 @@ export class ProxyPrimary implements AdminSubject {
     });
   }
 
-  async startAdmin(): Promise<void> {
-    this.admin = await startAdminServer(this, this.opts.adminPort);
-    this.adminPort = (this.admin.address() as { port: number }).port;
+  get adminPort(): number {
+    return this.ports.adminPort;
   }
 
-  async startMetrics(address: string, token: string | undefined): Promise<void> {
-    this.metricsServer = await startMetricsServer({ address, token, dev: !this.opts.caFile, render: () => this.metricsText() });
-    const bound = this.metricsServer.address() as { port: number };
-    this.metricsAddress = formatHostPort(parseMetricsAddress(address, true).host, bound.port);
+  get metricsAddress(): string | undefined {
+    return this.ports.metricsAddress;
   }
 
   /** Stops the control-plane side, then the workers (each drains for up to `drainMs`). */
@@ -221,13 +213,7 @@ export class ProxyPrimary implements AdminSubject {
     this.telemetry?.stop();
     this.certificateAgent?.stop();
     await this.pool.stop(drainMs + 2000);
-    for (const server of [this.admin, this.metricsServer]) {
-      if (!server) continue;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    }
+    await this.ports.close();
   }
 }
 
