@@ -23,6 +23,7 @@ import { effectiveStatus } from '../upstream/outlier-detector';
 import { grpcStatusFor, isH2Forbidden } from './session-pool';
 import { peerOf, type PeerIdentity } from '../tls/peer';
 import { onBodyEnd, resetStream } from './stream-reset';
+import type { H2ServerStream } from './codec/server-stream';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -77,7 +78,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
   private requestTrailers: http2.OutgoingHttpHeaders | undefined;
 
   constructor(
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: H2ServerStream,
     private readonly headers: http2.IncomingHttpHeaders,
     private readonly ctx: HttpChainContext,
   ) {
@@ -535,9 +536,15 @@ export class H2Exchange implements FilterRequest, FilterHost {
         copyHeaders(res.trailers, t, []);
         this.stream.sendTrailers(t);
       });
-      res.on('data', (chunk: Buffer) => (this.responseBytes += chunk.length));
-      res.pipe(this.stream);
-      res.on('end', () => this.finish(status, ''));
+      res.on('data', (chunk: Buffer) => {
+        this.responseBytes += chunk.length;
+        if (!this.stream.write(chunk)) res.pause();
+      });
+      this.stream.on('drain', () => res.resume());
+      res.on('end', () => {
+        this.stream.end();
+        this.finish(status, '');
+      });
       // The upstream connection closed mid-body (no 'end', and no 'error' on req once a response
       // came): the client gets RST_STREAM, never END_STREAM after a body cut short.
       res.on('close', () => {

@@ -1,0 +1,818 @@
+// weft's own HTTP/2 server side of one downstream connection (RFC 9113), on
+// the raw socket: frames parsed as they arrive, checked against the
+// connection's state, HPACK (hpack-*.ts), flow control both ways, and the
+// limits that keep one client from costing the proxy more than its requests
+// (rapid reset, CONTINUATION floods, unread ACKs, refused and invalid
+// streams). It replaces node:http2 on this path, whose per-stream objects and
+// native round trips cost ~5× HAProxy's CPU per request (BENCHMARKS.md).
+//
+// Errors: a stream error resets the stream (RST_STREAM) and the connection
+// goes on; a connection error sends GOAWAY with its code and closes the socket
+// once it is written. A well-formed request becomes an H2ServerStream, handed
+// to `onRequest` after the whole read is parsed, so a stream the same read
+// resets (rapid reset) is never routed.
+import type * as net from 'node:net';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { activityClock, idleFor } from '../../listener/activity-clock';
+import {
+  codeName,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_WINDOW,
+  ErrorCode,
+  Flag,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  goawayFrame,
+  headerFrames,
+  MAX_MAX_FRAME_SIZE,
+  MAX_WINDOW,
+  PREFACE,
+  pingFrame,
+  rstStreamFrame,
+  Setting,
+  SETTINGS_ACK,
+  settingsFrame,
+  windowUpdateFrame,
+  writeFrameHeader,
+} from './frames';
+import { HpackDecoder, HpackError } from './hpack-decoder';
+import { HpackEncoder } from './hpack-encoder';
+import { MalformedFields, requestHead, trailerFields, type RequestHead } from './request-fields';
+import { H2ServerStream } from './server-stream';
+
+/** The limits a downstream connection advertises and enforces. */
+export const LIMITS = {
+  /** HAProxy and nginx advertise 100 and 128. */
+  maxConcurrentStreams: 100,
+  maxHeaderListSize: 65_536,
+  /** CONTINUATION frames after one HEADERS (nghttp2 takes 8; CVE-2024-27316 is the flood of them). */
+  maxContinuations: 8,
+  /** Streams the client resets before they finish: a burst, then a rate (rapid reset, CVE-2023-44487). */
+  resetBurst: 1000,
+  resetsPerSecond: 33,
+  /** Streams refused over the concurrency limit, and frames that broke a stream, before the connection ends. */
+  maxRefusedStreams: 100,
+  maxInvalidFrames: 100,
+  /** Bytes of our replies (ACKs, RSTs) queued unread before the connection ends (a client that sends PINGs and never reads). */
+  maxUnreadReplyBytes: 1 << 20,
+} as const;
+
+/** Response bytes the socket may hold before DATA waits for it to drain. */
+const SOCKET_HIGH_WATER = 256 * 1024;
+/** How long streams still open may take to finish once the client has sent FIN (it can no longer send WINDOW_UPDATE). */
+const CLOSING_GRACE_MS = 1000;
+
+/** What the owner of a connection learns from it. */
+export interface H2ServerHandler {
+  /** A well-formed request; its body, if any, follows on the stream. */
+  onRequest(stream: H2ServerStream, head: RequestHead): void;
+  /** A request the codec refused before routing, or an error of the connection or a stream, counted by reason. */
+  onError(scope: 'stream' | 'session', reason: string): void;
+  /** A request whose header list is larger than the limit: answered (431) by the owner. */
+  onOversizedHeaders(stream: H2ServerStream): void;
+}
+
+export class H2ServerConnection {
+  private readonly decoder = new HpackDecoder({ maxHeaderListSize: LIMITS.maxHeaderListSize });
+  private readonly encoder = new HpackEncoder();
+  private readonly streams = new Map<number, H2ServerStream>();
+  /** Bytes of a frame not yet complete (or of the preface). */
+  private pending: Buffer | undefined;
+  private prefaceSeen = false;
+  private settingsSeen = false;
+  /** The highest stream id the client opened. */
+  private lastStreamId = 0;
+  /** The header block being received: its stream, frames so far, and whether it ends the stream. */
+  private block: HeaderBlock | undefined;
+  /** Streams opened in the current read, routed when it has been parsed. */
+  private opened: H2ServerStream[] = [];
+
+  // ---- flow control ----
+  private connRecvWindow = DEFAULT_WINDOW;
+  /** Received DATA bytes whose connection window is not yet given back. */
+  private connUnacknowledged = 0;
+  private connSendWindow = DEFAULT_WINDOW;
+  private peerInitialWindow = DEFAULT_WINDOW;
+  private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  /** Streams with DATA waiting for window or the socket. */
+  private readonly blocked = new Set<H2ServerStream>();
+
+  // ---- output ----
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+
+  // ---- limits ----
+  private resetTokens: number = LIMITS.resetBurst;
+  private resetRefilled = performance.now();
+  private refusedStreams = 0;
+  private invalidFrames = 0;
+
+  // ---- ending ----
+  /** GOAWAY sent: no new streams; the socket closes when the last stream ends. */
+  private goingAway = false;
+  /** The connection is over: nothing more is read or sent. */
+  closed = false;
+  private closingTimer: NodeJS.Timeout | undefined;
+  private lastActivity = activityClock.now;
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly handler: H2ServerHandler,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onSocketDrain());
+    socket.on('end', () => this.onClientEnd());
+    socket.on('close', () => this.onSocketClose());
+    // Our SETTINGS first (§3.4); the window and frame size stay at their defaults.
+    this.queue(
+      settingsFrame([
+        [Setting.MAX_CONCURRENT_STREAMS, LIMITS.maxConcurrentStreams],
+        [Setting.MAX_HEADER_LIST_SIZE, LIMITS.maxHeaderListSize],
+        [Setting.ENABLE_PUSH, 0],
+      ]),
+    );
+  }
+
+  /** Streams open now. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Bytes from the socket (the first call gets what the HTTP/1 sniffing already read). */
+  onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastActivity = activityClock.now;
+    let buf = chunk;
+    if (this.pending !== undefined) {
+      buf = Buffer.concat([this.pending, chunk]);
+      this.pending = undefined;
+    }
+    try {
+      this.parse(buf);
+      this.startOpened();
+    } catch (err) {
+      // A bug of ours (or of an exchange this read drove), never the client's: this connection ends, the process does not.
+      this.handler.onError('session', 'internal');
+      this.connectionError(ErrorCode.INTERNAL_ERROR, (err as Error).message);
+    }
+    this.acknowledgeConnection();
+    this.flush();
+  }
+
+  private parse(buf: Buffer): void {
+    let at = 0;
+    if (!this.prefaceSeen) {
+      const n = Math.min(buf.length, PREFACE.length);
+      if (buf.compare(PREFACE, 0, n, 0, n) !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'bad preface');
+      if (n < PREFACE.length) {
+        this.pending = buf;
+        return;
+      }
+      this.prefaceSeen = true;
+      at = PREFACE.length;
+    }
+    while (!this.closed) {
+      if (buf.length - at < FRAME_HEADER_BYTES) break;
+      const length = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
+      const type = buf[at + 3];
+      const flags = buf[at + 4];
+      const streamId = buf.readUInt32BE(at + 5) & MAX_WINDOW;
+      // Our SETTINGS_MAX_FRAME_SIZE is the default: anything longer is a connection error (§4.2).
+      if (length > DEFAULT_MAX_FRAME_SIZE) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'frame too large');
+      // What the header alone shows wrong is refused from it, not after waiting for the payload.
+      const sizeError = wrongSize(type, flags, length);
+      if (sizeError !== undefined) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, sizeError);
+      const misplaced = this.misplaced(type, streamId);
+      if (misplaced !== undefined) return this.connectionError(ErrorCode.PROTOCOL_ERROR, misplaced);
+      if (buf.length - at - FRAME_HEADER_BYTES < length) break;
+      const payload = buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+      at += FRAME_HEADER_BYTES + length;
+      if (!this.settingsSeen && type !== FrameType.SETTINGS) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'first frame is not SETTINGS');
+      this.onFrame(type, flags, streamId, payload);
+    }
+    if (!this.closed && at < buf.length) this.pending = buf.subarray(at);
+  }
+
+  /** Why a frame cannot come here whatever its payload (a connection error), or undefined. */
+  private misplaced(type: number, streamId: number): string | undefined {
+    // Inside a header block only its CONTINUATION may come (§6.10).
+    if (this.block !== undefined) return type !== FrameType.CONTINUATION || streamId !== this.block.streamId ? 'header block interrupted' : undefined;
+    switch (type) {
+      case FrameType.CONTINUATION:
+        return 'CONTINUATION without HEADERS';
+      case FrameType.PUSH_PROMISE:
+        return 'PUSH_PROMISE from a client';
+      case FrameType.DATA:
+        return streamId === 0 ? 'DATA on stream 0' : streamId > this.lastStreamId ? 'DATA on an idle stream' : undefined;
+      case FrameType.HEADERS:
+        return streamId === 0 || streamId % 2 === 0 ? 'HEADERS on a stream a client cannot open' : undefined;
+      case FrameType.RST_STREAM:
+        return streamId === 0 ? 'RST_STREAM on stream 0' : streamId > this.lastStreamId ? 'RST_STREAM on an idle stream' : undefined;
+      case FrameType.PRIORITY:
+        return streamId === 0 ? 'PRIORITY on stream 0' : undefined;
+      case FrameType.WINDOW_UPDATE:
+        return streamId > this.lastStreamId ? 'WINDOW_UPDATE on an idle stream' : undefined;
+      case FrameType.SETTINGS:
+      case FrameType.PING:
+      case FrameType.GOAWAY:
+        return streamId !== 0 ? 'a connection frame on a stream' : undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    switch (type) {
+      case FrameType.DATA:
+        return this.onDataFrame(flags, streamId, payload);
+      case FrameType.HEADERS:
+        return this.onHeadersFrame(flags, streamId, payload);
+      case FrameType.CONTINUATION:
+        return this.onContinuation(flags, streamId, payload);
+      case FrameType.PRIORITY:
+        return this.onPriority(streamId, payload);
+      case FrameType.RST_STREAM:
+        return this.onRstStream(streamId, payload);
+      case FrameType.SETTINGS:
+        return this.onSettings(flags, streamId, payload);
+      case FrameType.PING:
+        return this.onPing(flags, streamId, payload);
+      case FrameType.GOAWAY:
+        return this.onGoaway(streamId, payload);
+      case FrameType.WINDOW_UPDATE:
+        return this.onWindowUpdate(streamId, payload);
+      case FrameType.PUSH_PROMISE:
+        return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE from a client');
+      default:
+        return; // unknown frame types are ignored (§4.1, §5.5)
+    }
+  }
+
+  /** Strips the padding of a PADDED frame; undefined (after the connection error) when it is invalid. */
+  private unpad(flags: number, payload: Buffer): Buffer | undefined {
+    if (!(flags & Flag.PADDED)) return payload;
+    if (payload.length < 1 || payload[0] >= payload.length) {
+      this.connectionError(ErrorCode.PROTOCOL_ERROR, 'padding exceeds the payload');
+      return undefined;
+    }
+    return payload.subarray(1, payload.length - payload[0]);
+  }
+
+  private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
+    if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on an idle stream');
+    // The whole frame, padding included, counts against both windows (§6.9.1).
+    this.connRecvWindow -= payload.length;
+    if (this.connRecvWindow < 0) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
+    this.connUnacknowledged += payload.length;
+    const stream = this.streams.get(streamId);
+    // A stream already closed (reset, or ended) may still get frames that were in flight: ignored.
+    if (stream === undefined || stream.remoteEnded) return;
+    const data = this.unpad(flags, payload);
+    if (data === undefined) return;
+    stream.recvWindow -= payload.length;
+    if (stream.recvWindow < 0) return this.streamError(stream, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control');
+    // Padding is given back at once; the data when the exchange has read it.
+    stream.recvWindow += payload.length - data.length;
+    if (stream.remainingLength >= 0) {
+      stream.remainingLength -= data.length;
+      if (stream.remainingLength < 0) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'content_length');
+    }
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if (data.length === 0 && !endStream && ++this.invalidFrames > LIMITS.maxInvalidFrames) {
+      // Empty DATA frames cost the proxy work and carry nothing (CVE-2019-9518).
+      return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'empty DATA flood');
+    }
+    if (endStream && stream.remainingLength > 0) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'content_length');
+    if (data.length > 0) stream.received(data);
+    if (endStream && !stream.destroyed) stream.receivedEnd();
+    else if (!stream.holding) this.consumed(stream);
+  }
+
+  private onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0 || streamId % 2 === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS on a stream a client cannot open');
+    let fragment = this.unpad(flags, payload);
+    if (fragment === undefined) return;
+    let drop: string | undefined;
+    if (flags & Flag.PRIORITY) {
+      if (fragment.length < 5) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'HEADERS priority truncated');
+      // A stream that depends on itself is a stream error (§5.3.1); its block still carries HPACK state.
+      if ((fragment.readUInt32BE(0) & MAX_WINDOW) === streamId) drop = 'self_dependency';
+      fragment = fragment.subarray(5);
+    }
+    this.block = { streamId, parts: [fragment], bytes: fragment.length, endStream: (flags & Flag.END_STREAM) !== 0, continuations: 0, drop };
+    if (flags & Flag.END_HEADERS) this.onHeaderBlock();
+  }
+
+  private onContinuation(flags: number, streamId: number, payload: Buffer): void {
+    const block = this.block;
+    if (block === undefined) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without HEADERS');
+    // A block past the header list limit, or in more frames than a real one needs, is a flood (CVE-2024-27316).
+    if (++block.continuations > LIMITS.maxContinuations || block.bytes + payload.length > LIMITS.maxHeaderListSize * 2) {
+      return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'CONTINUATION flood');
+    }
+    block.parts.push(payload);
+    block.bytes += payload.length;
+    if (flags & Flag.END_HEADERS) this.onHeaderBlock();
+  }
+
+  /** A whole header block: a new request, or the trailers of one in flight. */
+  private onHeaderBlock(): void {
+    const block = this.block!;
+    this.block = undefined;
+    const data = block.parts.length === 1 ? block.parts[0] : Buffer.concat(block.parts, block.bytes);
+    const fields: string[] = [];
+    let size: number;
+    try {
+      size = this.decoder.decode(data, fields);
+    } catch (err) {
+      if (err instanceof HpackError) return this.connectionError(ErrorCode.COMPRESSION_ERROR, err.message);
+      throw err;
+    }
+    const id = block.streamId;
+    if (block.drop !== undefined) {
+      if (id > this.lastStreamId) this.lastStreamId = id;
+      return this.streamErrorById(id, ErrorCode.PROTOCOL_ERROR, block.drop);
+    }
+    if (id <= this.lastStreamId) return this.onTrailerBlock(id, fields, size, block.endStream);
+    if (this.goingAway) {
+      // Past our GOAWAY's last stream id: never processed, the client may retry it elsewhere.
+      this.lastStreamId = id;
+      this.queue(rstStreamFrame(id, ErrorCode.REFUSED_STREAM));
+      return;
+    }
+    this.lastStreamId = id;
+    if (this.streams.size >= LIMITS.maxConcurrentStreams) {
+      // §5.1.2: REFUSED_STREAM says it was not processed; a client that keeps going is cut off.
+      this.handler.onError('stream', 'refused_stream');
+      this.queue(rstStreamFrame(id, ErrorCode.REFUSED_STREAM));
+      if (++this.refusedStreams > LIMITS.maxRefusedStreams) this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many refused streams');
+      return;
+    }
+    let head: RequestHead;
+    try {
+      if (size < 0) head = { headers: Object.create(null), contentLength: -1 };
+      else head = requestHead(fields);
+    } catch (err) {
+      if (!(err instanceof MalformedFields)) throw err;
+      return this.refuse(id, `malformed_${err.reason}`);
+    }
+    if (block.endStream && head.contentLength > 0) return this.refuse(id, 'malformed_content_length');
+    const stream = new H2ServerStream(this, id, block.endStream, head.contentLength, DEFAULT_WINDOW, this.peerInitialWindow);
+    this.streams.set(id, stream);
+    if (size < 0) {
+      this.handler.onOversizedHeaders(stream);
+      return;
+    }
+    (stream as StreamWithHead).head = head;
+    this.opened.push(stream);
+  }
+
+  /** A header block on a stream the client opened before: trailers, if it is open and still sending. */
+  private onTrailerBlock(id: number, fields: string[], size: number, endStream: boolean): void {
+    const stream = this.streams.get(id);
+    // A stream that is gone (reset by us, or finished) may still get a late block: its HPACK state is applied, the rest ignored.
+    if (stream === undefined || stream.remoteEnded) return;
+    if (!endStream) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'malformed_trailers_without_end_stream');
+    if (size < 0) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'header_list_too_large');
+    let trailers: IncomingHttpHeaders;
+    try {
+      trailers = trailerFields(fields);
+    } catch (err) {
+      if (!(err instanceof MalformedFields)) throw err;
+      return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, `malformed_${err.reason}`);
+    }
+    if (stream.remainingLength > 0) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'content_length');
+    stream.receivedTrailers(trailers);
+    stream.receivedEnd();
+  }
+
+  /** A malformed request: RST_STREAM(PROTOCOL_ERROR) before anything is routed (§8.1.1). */
+  private refuse(id: number, reason: string): void {
+    this.handler.onError('stream', reason);
+    this.queue(rstStreamFrame(id, ErrorCode.PROTOCOL_ERROR));
+    this.countInvalid();
+  }
+
+  private onPriority(streamId: number, payload: Buffer): void {
+    if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
+    if (payload.length !== 5) return this.streamErrorById(streamId, ErrorCode.FRAME_SIZE_ERROR, 'frame_size');
+    if ((payload.readUInt32BE(0) & MAX_WINDOW) === streamId) return this.streamErrorById(streamId, ErrorCode.PROTOCOL_ERROR, 'self_dependency');
+    // Priorities are deprecated (RFC 9113 §5.3.2) and weft does not schedule by them.
+  }
+
+  private onRstStream(streamId: number, payload: Buffer): void {
+    if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
+    if (payload.length !== 4) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM size');
+    if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) return;
+    const code = payload.readUInt32BE(0);
+    // A client resetting streams before their response is rapid reset when it keeps doing it.
+    if (!this.takeResetToken()) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'rapid reset');
+    if (code !== ErrorCode.NO_ERROR && code !== ErrorCode.CANCEL) this.handler.onError('stream', codeName(code));
+    this.closeStream(stream, code);
+  }
+
+  private takeResetToken(): boolean {
+    const now = performance.now();
+    const refill = ((now - this.resetRefilled) / 1000) * LIMITS.resetsPerSecond;
+    if (refill >= 1) {
+      this.resetTokens = Math.min(LIMITS.resetBurst, this.resetTokens + Math.floor(refill));
+      this.resetRefilled = now;
+    }
+    if (this.resetTokens === 0) return false;
+    this.resetTokens--;
+    return true;
+  }
+
+  private onSettings(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS on a stream');
+    if (flags & Flag.ACK) {
+      if (payload.length !== 0) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
+      return;
+    }
+    if (payload.length % 6 !== 0) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS size');
+    this.settingsSeen = true;
+    for (let i = 0; i < payload.length; i += 6) {
+      const id = payload.readUInt16BE(i);
+      const value = payload.readUInt32BE(i + 2);
+      switch (id) {
+        case Setting.HEADER_TABLE_SIZE:
+          this.encoder.setPeerMaxTableSize(value);
+          break;
+        case Setting.ENABLE_PUSH:
+          if (value > 1) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'ENABLE_PUSH not 0 or 1');
+          break;
+        case Setting.INITIAL_WINDOW_SIZE: {
+          if (value > MAX_WINDOW) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE too large');
+          // The change applies to every open stream's window (§6.9.2).
+          const delta = value - this.peerInitialWindow;
+          this.peerInitialWindow = value;
+          for (const stream of this.streams.values()) {
+            stream.sendWindow += delta;
+            if (stream.sendWindow > MAX_WINDOW) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE overflows a stream window');
+          }
+          if (delta > 0) for (const stream of this.blocked) this.pump(stream);
+          break;
+        }
+        case Setting.MAX_FRAME_SIZE:
+          if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_MAX_FRAME_SIZE) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'MAX_FRAME_SIZE out of range');
+          this.peerMaxFrameSize = value;
+          break;
+        default:
+          break; // MAX_CONCURRENT_STREAMS (weft does not push), MAX_HEADER_LIST_SIZE (advisory), unknown ones
+      }
+    }
+    this.reply(SETTINGS_ACK);
+  }
+
+  private onPing(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
+    if (payload.length !== 8) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING size');
+    if (flags & Flag.ACK) return;
+    this.reply(pingFrame(payload, true));
+  }
+
+  private onGoaway(streamId: number, payload: Buffer): void {
+    if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
+    if (payload.length < 8) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'GOAWAY size');
+    // The client is leaving: the streams in flight finish, then the connection closes (with our GOAWAY).
+    this.goaway();
+  }
+
+  private onWindowUpdate(streamId: number, payload: Buffer): void {
+    if (payload.length !== 4) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'WINDOW_UPDATE size');
+    const increment = payload.readUInt32BE(0) & MAX_WINDOW;
+    if (streamId === 0) {
+      if (increment === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
+      this.connSendWindow += increment;
+      if (this.connSendWindow > MAX_WINDOW) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window overflow');
+      for (const stream of this.blocked) this.pump(stream);
+      return;
+    }
+    if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream');
+    const stream = this.streams.get(streamId);
+    if (increment === 0) {
+      // A stream error (§6.9); on a stream already gone it changes nothing.
+      if (stream) this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'window_update_zero');
+      return;
+    }
+    if (stream === undefined) return;
+    stream.sendWindow += increment;
+    if (stream.sendWindow > MAX_WINDOW) return this.streamError(stream, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control');
+    this.pump(stream);
+  }
+
+  /** Routes the streams this read opened that are still open (rapid reset: a reset in the same read drops one). */
+  private startOpened(): void {
+    if (this.opened.length === 0) return;
+    const opened = this.opened;
+    this.opened = [];
+    for (const stream of opened) {
+      if (stream.destroyed) continue;
+      const head = (stream as StreamWithHead).head!;
+      (stream as StreamWithHead).head = undefined;
+      this.handler.onRequest(stream, head);
+    }
+  }
+
+  // ---------------------------------------------------------------- flow control of the request bodies
+
+  /** The exchange read what a stream held: its window goes back to the client. */
+  consumed(stream: H2ServerStream): void {
+    if (stream.remoteEnded || stream.destroyed || stream.unacknowledged < DEFAULT_WINDOW / 2) return;
+    const n = stream.unacknowledged;
+    stream.unacknowledged = 0;
+    stream.recvWindow += n;
+    this.queue(windowUpdateFrame(stream.id, n));
+    this.scheduleFlush();
+  }
+
+  /** The connection window is given back as DATA arrives: each stream's own window bounds what is held. */
+  private acknowledgeConnection(): void {
+    if (this.connUnacknowledged < DEFAULT_WINDOW / 2 || this.closed) return;
+    const n = this.connUnacknowledged;
+    this.connUnacknowledged = 0;
+    this.connRecvWindow += n;
+    this.queue(windowUpdateFrame(0, n));
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /** A response head (or trailers) for a stream. */
+  sendHeaders(stream: H2ServerStream, headers: OutgoingHttpHeaders, endStream: boolean): void {
+    if (this.closed) return;
+    const block = this.encoder.encode(responseFields(headers));
+    this.queue(headerFrames(stream.id, block, endStream, this.peerMaxFrameSize));
+    this.scheduleFlush();
+  }
+
+  /** Sends what a stream has queued, as far as the windows and the socket allow, then its end. */
+  pump(stream: H2ServerStream): void {
+    if (this.closed || stream.closed) return;
+    while (stream.outQueue.length > 0) {
+      const room = Math.min(stream.sendWindow, this.connSendWindow, this.peerMaxFrameSize);
+      if (room <= 0 || this.socket.writableLength > SOCKET_HIGH_WATER) {
+        this.blocked.add(stream);
+        this.scheduleFlush();
+        return;
+      }
+      const chunk = stream.outQueue[0];
+      const n = Math.min(room, chunk.length);
+      const last = n === chunk.length && stream.outQueue.length === 1;
+      const part = n === chunk.length ? chunk : chunk.subarray(0, n);
+      if (n === chunk.length) stream.outQueue.shift();
+      else stream.outQueue[0] = chunk.subarray(n);
+      stream.outBytes -= n;
+      stream.sendWindow -= n;
+      this.connSendWindow -= n;
+      // The last DATA carries END_STREAM when the response ends without trailers.
+      const end = last && stream.endQueued && stream.endsWithData;
+      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+      writeFrameHeader(header, 0, n, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
+      this.out.push(header, part);
+      if (end) return this.localEnd(stream);
+    }
+    this.blocked.delete(stream);
+    this.scheduleFlush();
+    stream.drained();
+    if (!stream.endQueued || stream.localEnded) return;
+    // sendTrailers() from the 'wantTrailers' listener comes back here and ends the stream itself.
+    if (stream.trailersQueued === undefined && stream.askTrailers() && (stream.trailersQueued === undefined || stream.localEnded)) return;
+    if (stream.trailersQueued !== undefined && Object.keys(stream.trailersQueued).length > 0) {
+      this.queue(headerFrames(stream.id, this.encoder.encode(responseFields(stream.trailersQueued)), true, this.peerMaxFrameSize));
+    } else {
+      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+      writeFrameHeader(header, 0, 0, FrameType.DATA, Flag.END_STREAM, stream.id);
+      this.out.push(header);
+    }
+    this.localEnd(stream);
+  }
+
+  private localEnd(stream: H2ServerStream): void {
+    stream.localEnded = true;
+    this.blocked.delete(stream);
+    this.scheduleFlush();
+    // A complete response while the request is still coming: RST_STREAM(NO_ERROR) stops the rest
+    // of it (RFC 9113 §8.1) instead of reading a body nobody needs (the code close() asked for, if any).
+    if (!stream.remoteEnded) return this.resetStream(stream, (stream as StreamWithReset).resetAfterEnd ?? ErrorCode.NO_ERROR, false);
+    this.maybeClosed(stream);
+  }
+
+  /** A stream both sides have ended is closed (§5.1). */
+  maybeClosed(stream: H2ServerStream): void {
+    if (!stream.localEnded || !stream.remoteEnded || stream.closed) return;
+    this.closeStream(stream, undefined);
+  }
+
+  /**
+   * Resets a stream from our side. `afterResponse` (node's close(code)): a response already
+   * ended goes out first, then RST_STREAM stops the rest of the request body (§8.1).
+   */
+  resetStream(stream: H2ServerStream, code: number, afterResponse: boolean): void {
+    if (stream.closed) return;
+    if (afterResponse && stream.endQueued && !stream.localEnded) {
+      (stream as StreamWithReset).resetAfterEnd = code;
+      return;
+    }
+    if (!(stream.localEnded && stream.remoteEnded)) this.queue(rstStreamFrame(stream.id, code));
+    this.scheduleFlush();
+    this.closeStream(stream, code);
+  }
+
+  private closeStream(stream: H2ServerStream, code: number | undefined): void {
+    if (!this.streams.delete(stream.id)) return;
+    this.blocked.delete(stream);
+    // Window the stream's unread bytes held goes back to the connection with the next update.
+    stream.closedWith(code);
+    if (this.goingAway && this.streams.size === 0) this.finishClose();
+  }
+
+  /** A stream error: RST_STREAM with `code`, counted; the connection goes on (§5.4.2). */
+  private streamError(stream: H2ServerStream, code: ErrorCode, reason: string): void {
+    this.handler.onError('stream', reason);
+    this.countInvalid();
+    this.queue(rstStreamFrame(stream.id, code));
+    this.closeStream(stream, code);
+  }
+
+  private streamErrorById(id: number, code: ErrorCode, reason: string): void {
+    const stream = this.streams.get(id);
+    if (stream) return this.streamError(stream, code, reason);
+    this.handler.onError('stream', reason);
+    this.countInvalid();
+    this.queue(rstStreamFrame(id, code));
+  }
+
+  private countInvalid(): void {
+    if (++this.invalidFrames > LIMITS.maxInvalidFrames) this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many invalid frames');
+  }
+
+  /** A connection error (§5.4.1): GOAWAY with its code, then the socket closes once it is written. */
+  connectionError(code: ErrorCode, detail: string): void {
+    if (this.closed) return;
+    this.handler.onError('session', codeName(code).toLowerCase());
+    this.queue(goawayFrame(this.lastStreamId, code, detail));
+    this.terminate();
+  }
+
+  /** Ends the connection now: the queued frames go out, then FIN; streams in flight close. */
+  private terminate(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.closingTimer);
+    for (const stream of [...this.streams.values()]) this.closeStream(stream, ErrorCode.CANCEL);
+    this.flush();
+    this.socket.end();
+    this.socket.destroySoon();
+  }
+
+  /** A reply the client must read (ACKs): a client that makes us queue them unread is cut off. */
+  private reply(frame: Buffer): void {
+    if (this.socket.writableLength + this.outBytes > LIMITS.maxUnreadReplyBytes) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
+    this.queue(frame);
+  }
+
+  private queue(frame: Buffer): void {
+    this.out.push(frame);
+    this.outBytes += frame.length;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(flushConnection, this);
+  }
+
+  /** Writes what is queued: one writev for all the frames of this tick. */
+  flush(): void {
+    this.flushScheduled = false;
+    const out = this.out;
+    if (out.length === 0 || this.socket.destroyed) return;
+    this.out = [];
+    this.outBytes = 0;
+    if (out.length === 1) {
+      this.socket.write(out[0]);
+      return;
+    }
+    this.socket.cork();
+    for (const b of out) this.socket.write(b);
+    this.socket.uncork();
+  }
+
+  private onSocketDrain(): void {
+    for (const stream of this.blocked) this.pump(stream);
+    this.flush();
+  }
+
+  // ---------------------------------------------------------------- ending
+
+  /**
+   * GOAWAY (NO_ERROR): streams in flight finish, then the socket closes (the proxy drains, the
+   * idle timeout, the client's GOAWAY). `graceMs` bounds how long they may take.
+   */
+  goaway(graceMs = 0): void {
+    if (this.closed) return;
+    if (!this.goingAway) {
+      this.goingAway = true;
+      this.queue(goawayFrame(this.lastStreamId, ErrorCode.NO_ERROR));
+      this.scheduleFlush();
+      if (this.streams.size === 0) return this.finishClose();
+    }
+    if (graceMs > 0 && this.closingTimer === undefined) {
+      this.closingTimer = setTimeout(() => this.terminate(), graceMs);
+      this.closingTimer.unref();
+    }
+  }
+
+  private finishClose(): void {
+    // After the current tick's frames (the last stream's end) are written.
+    process.nextTick(() => this.terminate());
+  }
+
+  /**
+   * The client's FIN. HTTP/2 has no half-closed connection: a client that sent FIN can no longer
+   * send WINDOW_UPDATE, so streams in flight get CLOSING_GRACE_MS to finish, then the socket closes.
+   */
+  private onClientEnd(): void {
+    this.goaway(CLOSING_GRACE_MS);
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    clearTimeout(this.closingTimer);
+    for (const stream of [...this.streams.values()]) this.closeStream(stream, ErrorCode.CANCEL);
+  }
+
+  /** The sweep: idle streams time out; a connection with no stream idle past `idleTimeoutMs` goes away. */
+  sweepIdle(now: number, idleTimeoutMs: number): void {
+    if (this.closed) return;
+    if (this.streams.size === 0) {
+      if (idleFor(now, this.lastActivity, idleTimeoutMs)) this.goaway();
+      return;
+    }
+    for (const stream of this.streams.values()) {
+      if (stream.idleTimeoutMs > 0 && idleFor(now, stream.lastActivity, stream.idleTimeoutMs)) stream.onIdle?.();
+    }
+  }
+}
+
+/** Why a frame's length cannot be right for its type (a connection error, §4.2), or undefined. */
+function wrongSize(type: number, flags: number, length: number): string | undefined {
+  switch (type) {
+    case FrameType.SETTINGS:
+      return (flags & Flag.ACK ? length !== 0 : length % 6 !== 0) ? 'SETTINGS size' : undefined;
+    case FrameType.PING:
+      return length !== 8 ? 'PING size' : undefined;
+    case FrameType.WINDOW_UPDATE:
+      return length !== 4 ? 'WINDOW_UPDATE size' : undefined;
+    case FrameType.RST_STREAM:
+      return length !== 4 ? 'RST_STREAM size' : undefined;
+    case FrameType.GOAWAY:
+      return length < 8 ? 'GOAWAY size' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function flushConnection(c: H2ServerConnection): void {
+  c.flush();
+}
+
+/** A header block being received (HEADERS, then CONTINUATION until END_HEADERS). */
+interface HeaderBlock {
+  streamId: number;
+  parts: Buffer[];
+  bytes: number;
+  endStream: boolean;
+  continuations: number;
+  /** Set when the stream is refused whatever the block holds: it is decoded (HPACK state), then dropped. */
+  drop: string | undefined;
+}
+
+/** What the connection keeps on a stream between its HEADERS and its routing. */
+type StreamWithHead = H2ServerStream & { head?: RequestHead };
+/** A close(code) asked for while the response was still going out. */
+type StreamWithReset = H2ServerStream & { resetAfterEnd?: number };
+
+/** Response fields a node:http2-style headers object holds, :status first, names lowercased; connection-specific ones dropped. */
+function responseFields(headers: OutgoingHttpHeaders): string[] {
+  const fields: string[] = [];
+  const status = headers[':status'];
+  if (status !== undefined) fields.push(':status', String(status));
+  for (const key in headers) {
+    if (key === ':status') continue;
+    const value = headers[key];
+    if (value === undefined) continue;
+    const name = key.toLowerCase();
+    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'transfer-encoding' || name === 'upgrade') continue;
+    if (Array.isArray(value)) for (const v of value) fields.push(name, String(v));
+    else fields.push(name, String(value));
+  }
+  return fields;
+}
