@@ -68,7 +68,8 @@ export class HpackDecoder {
    * header list size (RFC 9113 §6.5.2: Σ name + value + 32), or -1 when that
    * exceeds maxHeaderListSize: decoding then still runs to the end (the
    * dynamic table must stay in sync with the peer's) but `out` keeps only
-   * the fields that fit. Throws HpackError on every HPACK error.
+   * the fields that fit. Throws HpackError on every HPACK error; the
+   * decoder is then out of step with the peer, and the connection must end.
    */
   decode(block: Buffer, out: string[]): number {
     const end = block.length;

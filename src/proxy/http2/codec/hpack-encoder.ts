@@ -152,7 +152,7 @@ export class HpackEncoder {
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const name = fields[i];
       const value = fields[i + 1];
-      this.reserve(pos + 12 + name.length + value.length);
+      this.reserve(pos + 16 + name.length + value.length); // representation and two lengths: at most 3 + 5 + 5 bytes
       const info = NAME_INFO.get(name);
       if (info !== undefined && info.fields !== undefined) {
         const index = info.fields.get(value);
@@ -184,7 +184,9 @@ export class HpackEncoder {
       }
     }
     const block = Buffer.allocUnsafe(pos);
-    this.buf.copy(block, headroom, headroom, pos);
+    const buf = this.buf;
+    if (pos - headroom <= 64) for (let i = headroom; i < pos; i++) block[i] = buf[i]; // cheaper than copy()'s argument checks
+    else buf.copy(block, headroom, headroom, pos);
     return block;
   }
 
@@ -224,7 +226,7 @@ export class HpackEncoder {
       }
     }
     pos = this.writeInt(pos, n, 0x7f, 0);
-    if (n < 16) {
+    if (n <= 32) {
       // a short loop is cheaper than the native call
       const buf = this.buf;
       for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i);
