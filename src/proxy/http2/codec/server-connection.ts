@@ -160,7 +160,7 @@ export class H2ServerConnection {
       this.connectionError(ErrorCode.INTERNAL_ERROR, (err as Error).message);
     }
     this.acknowledgeConnection();
-    this.flush();
+    this.scheduleFlush();
   }
 
   private parse(buf: Buffer): void {
@@ -683,10 +683,16 @@ export class H2ServerConnection {
     this.outBytes += frame.length;
   }
 
+  /**
+   * Frames go out once per turn of the event loop (setImmediate, after every read of this turn):
+   * the responses an upstream read finishes, and the ACKs of a client read, leave in one write.
+   * A flush per frame (or per nextTick, which runs after each callback) cost a write syscall per
+   * response: 40% of the CPU in the h2c profile.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    process.nextTick(flushConnection, this);
+    setImmediate(flushConnection, this);
   }
 
   /** Writes what is queued: one writev for all the frames of this tick. */
