@@ -15,38 +15,29 @@ import { arg, requireTool, startProcess, tempDir, waitForPort } from './peers';
 import { docs, freePort, HttpUpstream, Mesh, serviceYaml } from '../test/helpers/proxy-harness';
 import { describeOutcome, H2Frames, h2Request, toolMissing, type CaseOutcome, type FramesTarget } from '../test/helpers/h2-tools';
 
-const DROPPED = 'nghttp2 drops the invalid field and the request goes on without it (a deviation, see the README); none of its bytes reach the upstream. HAProxy';
+const SPACE = 'weft resets the stream (RFC 9113 §8.2.1: a value with whitespace at either end is malformed); HAProxy forwards it as it treats it.';
 /** Why weft and HAProxy differ, case by case (a case not listed behaves the same on both). */
 const NOTES: Record<string, string> = {
-  conn_transfer_encoding: 'Both refuse; HAProxy also ends the connection, nghttp2 resets only the stream.',
-  cl_without_data: 'content-length 5 and END_STREAM on HEADERS: nghttp2 resets it (RFC 9113 §8.1.1: malformed), HAProxy forwards it.',
-  name_nul: `${DROPPED} resets the stream.`,
-  name_space: `${DROPPED} resets the stream.`,
-  name_colon_inside: `${DROPPED} resets the stream.`,
-  name_empty: `${DROPPED} ends the connection (COMPRESSION_ERROR).`,
-  value_nul: `${DROPPED} resets the stream.`,
-  value_cr: `${DROPPED} resets the stream.`,
-  value_lf: `${DROPPED} resets the stream.`,
-  value_crlf_injection: `${DROPPED} resets the stream.`,
-  value_leading_space: 'Both forward: weft without the field (nghttp2 drops it; Node 20.20 has no strictFieldWhitespaceValidation), HAProxy as it treats it.',
-  value_trailing_space: 'Both forward: weft without the field (nghttp2 drops it), HAProxy as it treats it.',
-  value_trailing_tab: 'Both forward: weft without the field (nghttp2 drops it), HAProxy as it treats it.',
-  path_asterisk_get: 'nghttp2 resets `:path: *` on a GET (only OPTIONS may use it); HAProxy forwards it.',
+  conn_transfer_encoding: 'Both refuse; HAProxy also ends the connection, weft resets only the stream (RFC 9113 §8.1.1: a malformed request is a stream error).',
+  cl_without_data: 'content-length 5 and END_STREAM on HEADERS: weft resets it (RFC 9113 §8.1.1: malformed), HAProxy forwards it.',
+  name_empty: 'weft resets the stream (an empty name is malformed, §8.2.1); HAProxy ends the connection (COMPRESSION_ERROR).',
+  value_leading_space: SPACE,
+  value_trailing_space: SPACE,
+  value_trailing_tab: SPACE,
+  path_asterisk_get: 'weft resets `:path: *` on a GET (only OPTIONS may use it, §8.3.1); HAProxy forwards it.',
   host_differs: 'weft refuses a host that names another authority than :authority (400 DPE, RFC 9113 §8.3.1); HAProxy forwards it.',
-  connect: 'weft answers 405 (it does not tunnel); HAProxy refuses the stream.',
-  data_closed_stream: 'nghttp2 ignores DATA on a closed stream (RFC 9113 §5.1 allows either); HAProxy resets it with STREAM_CLOSED.',
-  headers_lower_stream_id: 'nghttp2 ignores it: it keeps no closed streams and cannot tell it from a late frame (a deviation, §5.1.1 wants PROTOCOL_ERROR); HAProxy ends the connection.',
-  wu_zero_stream: 'nghttp2 ends the connection for a zero increment on a stream (a deviation, §6.9: a stream error); HAProxy resets the stream.',
+  connect: 'weft answers 405 (it does not tunnel), then RST_STREAM(NO_ERROR) ends the request; HAProxy refuses the stream.',
+  data_closed_stream: 'weft ignores DATA on a closed stream (RFC 9113 §5.1 allows either: it may have been in flight when weft reset the stream); HAProxy resets it with STREAM_CLOSED.',
+  headers_lower_stream_id: 'weft applies its HPACK state and ignores it, as a late block on a stream it closed (§5.1.1 wants PROTOCOL_ERROR for a new stream numbered below one used); HAProxy ends the connection.',
   data_over_window: 'Not comparable: on weft the request goes to a route that holds its body (else the window weft grants as it reads makes the bytes legal); HAProxy reads the body and grants window, so the DATA was legal there.',
-  settings_flood: 'nghttp2 ends a connection that does not read its SETTINGS ACKs (ENHANCE_YOUR_CALM); HAProxy queues them all and serves on.',
-  ping_flood: 'nghttp2 ends a connection that does not read its PING ACKs (ENHANCE_YOUR_CALM); HAProxy serves on.',
-  rapid_reset: 'weft routes a stream only after the read it came in: none reaches the backend, and nghttp2 ends the connection (INTERNAL_ERROR, its code) after about 1,000 resets. HAProxy forwards several hundred (the count varies run to run) and serves on.',
-  continuation_flood: 'Both close early; nghttp2 stops at 8 CONTINUATION frames (ENHANCE_YOUR_CALM), HAProxy sends INTERNAL_ERROR.',
-  huge_header_block: 'Both end the connection: nghttp2 for more than 8 CONTINUATION frames (ENHANCE_YOUR_CALM), HAProxy with INTERNAL_ERROR.',
-  huge_single_header: 'Both end the connection: nghttp2 cannot decompress a field that large (COMPRESSION_ERROR), HAProxy sends INTERNAL_ERROR.',
-  many_small_headers: 'Both end the connection: Node resets the stream past its header count, nghttp2 ends the session past 8 CONTINUATION frames (ENHANCE_YOUR_CALM); HAProxy sends INTERNAL_ERROR.',
-  max_concurrent_streams: 'nghttp2 ends the connection once the client has acknowledged the limit (a deviation, §5.1.2), its last-stream-id naming the last stream within it so the rest are known unprocessed; HAProxy refuses each extra stream (REFUSED_STREAM) and serves on.',
-  client_goaway: 'Both complete the stream in flight; weft (Node) answers the client\'s GOAWAY with its own before closing.',
+  settings_flood: 'Both queue the ACKs and serve on: 100,001 of them are 900 KB, under the 1 MiB of unread replies weft allows a connection.',
+  ping_flood: 'weft ends a connection that leaves more than 1 MiB of PING ACKs unread (ENHANCE_YOUR_CALM); HAProxy serves on.',
+  rapid_reset: 'weft routes a stream only after the read it came in: none reaches the backend, and resets beyond a burst of 1,000 end the connection (ENHANCE_YOUR_CALM). HAProxy forwards several hundred (the count varies run to run) and serves on.',
+  continuation_flood: 'Both close early; weft stops at 8 CONTINUATION frames (ENHANCE_YOUR_CALM), HAProxy sends INTERNAL_ERROR.',
+  huge_header_block: 'Both end the connection: weft for more than 8 CONTINUATION frames (ENHANCE_YOUR_CALM), HAProxy with INTERNAL_ERROR.',
+  huge_single_header: 'weft answers 431 (the header list is over the 64 KiB it advertised) and serves on; HAProxy ends the connection (INTERNAL_ERROR).',
+  many_small_headers: 'Both end the connection: weft past 8 CONTINUATION frames (ENHANCE_YOUR_CALM); HAProxy sends INTERNAL_ERROR.',
+  client_goaway: 'Both complete the stream in flight; weft answers the client\'s GOAWAY with its own before closing.',
 };
 
 interface Side {

@@ -156,7 +156,6 @@ export class H2ServerConnection {
       this.startOpened();
     } catch (err) {
       // A bug of ours (or of an exchange this read drove), never the client's: this connection ends, the process does not.
-      this.handler.onError('session', 'internal');
       this.connectionError(ErrorCode.INTERNAL_ERROR, (err as Error).message);
     }
     this.acknowledgeConnection();
