@@ -5,6 +5,7 @@
 //   node dist/bench/hpack.js [--iterations 200000] [--rounds 5]
 import { HpackDecoder } from '../src/proxy/http2/codec/hpack-decoder';
 import { HpackEncoder } from '../src/proxy/http2/codec/hpack-encoder';
+import { measure, parseArgs } from './micro';
 
 /** h2load's request, as field list. */
 const REQUEST = [':method', 'GET', ':path', '/', ':scheme', 'http', ':authority', 'upstream-h2', 'accept', '*/*', 'accept-encoding', 'gzip, deflate, br', 'user-agent', 'h2load nghttp2/1.52.0'];
@@ -17,39 +18,12 @@ const REQUEST_INDEXED = Buffer.from('828486c1c0bfbe', 'hex');
 /** A gRPC server's response head. */
 const RESPONSE = [':status', '200', 'content-type', 'application/grpc', 'grpc-accept-encoding', 'identity', 'date', 'Sat, 21 Nov 2026 11:00:00 GMT', 'content-length', '100'];
 
-function parseArgs(argv: string[]): { iterations: number; rounds: number } {
-  const opts = { iterations: 200_000, rounds: 5 };
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--iterations') opts.iterations = Number(argv[++i]);
-    else if (argv[i] === '--rounds') opts.rounds = Number(argv[++i]);
-    else throw new Error(`unknown flag ${argv[i]}`);
-  }
-  return opts;
-}
-
-/** ns per call over rounds: the median, and the best round (closest to an idle machine). */
-function measure(name: string, iterations: number, rounds: number, fn: () => number): number {
-  let sink = 0;
-  for (let i = 0; i < iterations / 2; i++) sink += fn(); // warm up: let V8 optimize
-  const samples: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iterations; i++) sink += fn();
-    samples.push(Number(process.hrtime.bigint() - t0) / iterations);
-  }
-  samples.sort((a, b) => a - b);
-  const median = samples[Math.floor(samples.length / 2)];
-  if (sink === -1) console.log(''); // keeps the results alive
-  console.log(`${name.padEnd(60)} median ${median.toFixed(0).padStart(5)} ns/op, best ${samples[0].toFixed(0).padStart(5)}`);
-  return median;
-}
-
 function check(got: string[], want: string[], what: string): void {
   if (got.join('\n') !== want.join('\n')) throw new Error(`${what}: decoded ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
 }
 
 function main(): void {
-  const { iterations, rounds } = parseArgs(process.argv.slice(2));
+  const { iterations, rounds } = parseArgs(process.argv.slice(2), { iterations: 200_000, rounds: 5 });
   console.log(`node ${process.version}, ${iterations} iterations x ${rounds} rounds`);
 
   // (a) the request block after its first appearance: indices only.

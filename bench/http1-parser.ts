@@ -7,6 +7,7 @@
 //   node dist/bench/http1-parser.js [--iterations 300000] [--rounds 5]
 import { ChunkedScanner } from '../src/proxy/http1/chunked';
 import { parseRequestHead, parseResponseHead } from '../src/proxy/http1/head-parser';
+import { measure, parseArgs } from './micro';
 
 /** Node's llhttp binding, as lib/_http_common exports it to node:http (internal: typed with just what is used here). */
 interface LlhttpParser {
@@ -63,35 +64,8 @@ const RESPONSE = Buffer.from(
 
 const CHUNKED_BODY = Buffer.from('1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n10\r\n0123456789abcdef\r\n0\r\nX-Checksum: 9\r\n\r\n', 'latin1');
 
-function parseArgs(argv: string[]): { iterations: number; rounds: number } {
-  const opts = { iterations: 300_000, rounds: 5 };
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--iterations') opts.iterations = Number(argv[++i]);
-    else if (argv[i] === '--rounds') opts.rounds = Number(argv[++i]);
-    else throw new Error(`unknown flag ${argv[i]}`);
-  }
-  return opts;
-}
-
-/** ns per call over rounds: the median, and the best round (closest to an idle machine). */
-function measure(name: string, iterations: number, rounds: number, fn: () => number): number {
-  let sink = 0;
-  for (let i = 0; i < iterations / 2; i++) sink += fn(); // warm up: let V8 optimize
-  const samples: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iterations; i++) sink += fn();
-    samples.push(Number(process.hrtime.bigint() - t0) / iterations);
-  }
-  samples.sort((a, b) => a - b);
-  const median = samples[Math.floor(samples.length / 2)];
-  if (sink === -1) console.log(''); // keeps the results alive
-  console.log(`${name.padEnd(48)} median ${median.toFixed(0).padStart(5)} ns/op, best ${samples[0].toFixed(0).padStart(5)}`);
-  return median;
-}
-
 function main(): void {
-  const { iterations, rounds } = parseArgs(process.argv.slice(2));
+  const { iterations, rounds } = parseArgs(process.argv.slice(2), { iterations: 300_000, rounds: 5 });
   console.log(`node ${process.version}, ${iterations} iterations x ${rounds} rounds; request head ${REQUEST.length} B, response head ${RESPONSE.length} B`);
 
   const weftReq = measure(`weft parseRequestHead, API (${REQUEST.length} B)`, iterations, rounds, () => (parseRequestHead(REQUEST) as { headLength: number }).headLength);

@@ -14,16 +14,7 @@ import { requestHash } from '../src/proxy/router/hash';
 import { CompiledRouteTable, type RequestInfo } from '../src/proxy/router/route-table';
 import { createLoadBalancer, type LoadBalancer } from '../src/proxy/upstream/lb/load-balancer';
 import { cluster, endpointSet, endpoints, locality, seeded } from '../test/proxy/lb/fixtures';
-
-function parseArgs(argv: string[]): { iterations: number; rounds: number } {
-  const opts = { iterations: 300_000, rounds: 5 };
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--iterations') opts.iterations = Number(argv[++i]);
-    else if (argv[i] === '--rounds') opts.rounds = Number(argv[++i]);
-    else throw new Error(`unknown argument ${argv[i]}`);
-  }
-  return opts;
-}
+import { parseArgs } from './micro';
 
 function route(name: string, match: Route['match']): Route {
   return {
@@ -194,7 +185,7 @@ async function benchLb(iterations: number, rounds: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { iterations, rounds } = parseArgs(process.argv.slice(2));
+  const { iterations, rounds } = parseArgs(process.argv.slice(2), { iterations: 300_000, rounds: 5 });
   console.log(`node ${process.version}, ${iterations} iterations × ${rounds} rounds, median`);
   benchRouter(iterations, rounds);
   await benchLb(iterations, rounds);
