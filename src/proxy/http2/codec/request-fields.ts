@@ -39,12 +39,12 @@ function pseudoBit(name: string): number {
 }
 
 /** Fields an HTTP/2 message must not carry (§8.2.2): they describe a connection, and HTTP/2 has its own. */
-function connectionSpecific(name: string): boolean {
+export function connectionSpecific(name: string): boolean {
   return name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'transfer-encoding' || name === 'upgrade';
 }
 
 /** A field name: lowercase token characters only (§8.2.1: uppercase is malformed). */
-function validName(name: string, from: number): boolean {
+export function validName(name: string, from: number): boolean {
   if (name.length <= from) return false;
   for (let i = from; i < name.length; i++) {
     const c = name.charCodeAt(i);
@@ -58,7 +58,7 @@ function validName(name: string, from: number): boolean {
  * A field value (§8.2.1): no NUL, CR or LF, no whitespace at either end. weft also refuses the
  * other control characters, as its HTTP/1.1 parser does: an HTTP/1.1 upstream would get them.
  */
-function validValue(value: string): boolean {
+export function validValue(value: string): boolean {
   const n = value.length;
   if (n === 0) return true;
   const first = value.charCodeAt(0);
@@ -80,7 +80,7 @@ function validPath(path: string, method: string): boolean {
 }
 
 /** Adds a field to the headers object the way node:http2 joins repeats, so the exchange reads one shape. */
-function addField(headers: IncomingHttpHeaders, name: string, value: string): void {
+export function addField(headers: IncomingHttpHeaders, name: string, value: string): void {
   const had = headers[name];
   if (had === undefined) {
     headers[name] = name === 'set-cookie' ? [value] : value;
@@ -92,7 +92,7 @@ function addField(headers: IncomingHttpHeaders, name: string, value: string): vo
 }
 
 /** A decimal content-length; repeats must agree (RFC 9110 §8.6). Throws for anything else. */
-function contentLength(value: string, had: number): number {
+export function contentLength(value: string, had: number): number {
   if (value.length === 0 || value.length > 15) throw new MalformedFields('content_length');
   let n = 0;
   for (let i = 0; i < value.length; i++) {
