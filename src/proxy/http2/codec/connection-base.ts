@@ -207,8 +207,10 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     }
     this.blocked.delete(stream);
     this.scheduleFlush();
+    // A 'drain' listener may write (and end) at once: the pump it ran sent what it could, and the end
+    // goes after what it left queued, never before.
     stream.drained();
-    if (!stream.endQueued || stream.localEnded) return;
+    if (!stream.endQueued || stream.localEnded || stream.closed || stream.outQueue.length > 0) return;
     // sendTrailers() from the 'wantTrailers' listener comes back here and ends the stream itself.
     if (stream.trailersQueued === undefined && stream.askTrailers() && (stream.trailersQueued === undefined || stream.localEnded)) return;
     if (stream.trailersQueued !== undefined && Object.keys(stream.trailersQueued).length > 0) {
