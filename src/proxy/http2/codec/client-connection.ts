@@ -16,21 +16,11 @@
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { OutgoingHttpHeaders } from 'node:http2';
-import { H2ConnectionBase, outgoingFields } from './connection-base';
+import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connection-base';
 import { H2ClientStream, streamError } from './client-stream';
-import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, pingFrame, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
-import { HpackDecoder, HpackError } from './hpack-decoder';
+import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
 import { MalformedFields, trailerFields } from './request-fields';
 import { responseHead, type ResponseHead } from './response-fields';
-
-/** The limits an upstream connection advertises and enforces. */
-export const CLIENT_LIMITS = {
-  maxHeaderListSize: 65_536,
-  /** CONTINUATION frames after one HEADERS. */
-  maxContinuations: 8,
-  /** Bytes of our replies (ACKs) queued unread before the connection ends. */
-  maxUnreadReplyBytes: 1 << 20,
-} as const;
 
 export interface H2ClientOptions {
   /** Streams at once until the server's SETTINGS says otherwise (node's peerMaxConcurrentStreams). */
@@ -42,14 +32,11 @@ export interface H2ClientOptions {
 }
 
 export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
-  private readonly decoder = new HpackDecoder({ maxHeaderListSize: CLIENT_LIMITS.maxHeaderListSize });
   private readonly streams = new Map<number, H2ClientStream>();
   /** Streams waiting for the connection or for a concurrency slot, in order. */
   private waiting: H2ClientStream[] = [];
   private nextStreamId = 1;
   private maxConcurrent: number;
-  /** The header block being received. */
-  private block: HeaderBlock | undefined;
   private connected = false;
   /** close() was called: no new requests; the connection ends when its streams have. */
   private closing = false;
@@ -80,7 +67,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     this.queue(
       settingsFrame([
         [Setting.ENABLE_PUSH, 0],
-        [Setting.MAX_HEADER_LIST_SIZE, CLIENT_LIMITS.maxHeaderListSize],
+        [Setting.MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_SIZE],
       ]),
     );
     this.scheduleFlush();
@@ -117,7 +104,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
       if (this.nextStreamId > MAX_WINDOW) {
         // Stream ids are spent (§5.1.1): this connection is done; the pool makes another.
         this.waiting.unshift(stream);
-        return this.onGoaway(0, ErrorCode.NO_ERROR);
+        return this.goneAway(0, ErrorCode.NO_ERROR);
       }
       this.start(stream);
     }
@@ -207,33 +194,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     }
   }
 
-  protected onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
-    switch (type) {
-      case FrameType.DATA:
-        return this.onDataFrame(flags, streamId, payload);
-      case FrameType.HEADERS:
-        return this.onHeadersFrame(flags, streamId, payload);
-      case FrameType.CONTINUATION:
-        return this.onContinuation(flags, payload);
-      case FrameType.PRIORITY:
-        return this.onPriority(streamId, payload);
-      case FrameType.RST_STREAM:
-        return this.onRstStream(streamId, payload);
-      case FrameType.SETTINGS:
-        return this.onSettings(flags, payload);
-      case FrameType.PING:
-        if (!(flags & Flag.ACK)) this.reply(pingFrame(payload, true));
-        return;
-      case FrameType.GOAWAY:
-        return this.onGoaway(payload.readUInt32BE(0) & MAX_WINDOW, payload.readUInt32BE(4));
-      case FrameType.WINDOW_UPDATE:
-        return this.onWindowUpdate(streamId, payload);
-      default:
-        return; // unknown frame types are ignored (§4.1, §5.5)
-    }
-  }
-
-  private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
+  protected onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     // The whole frame, padding included, counts against both windows (§6.9.1).
     this.connRecvWindow -= payload.length;
     if (this.connRecvWindow < 0) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
@@ -263,7 +224,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     } else if (!stream.holding) this.consumed(stream);
   }
 
-  private onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
+  protected onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
     let fragment = this.unpad(flags, payload);
     if (fragment === undefined) return;
     if (flags & Flag.PRIORITY) {
@@ -274,29 +235,11 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     if (flags & Flag.END_HEADERS) this.onHeaderBlock();
   }
 
-  private onContinuation(flags: number, payload: Buffer): void {
-    const block = this.block!;
-    if (++block.continuations > CLIENT_LIMITS.maxContinuations || block.bytes + payload.length > CLIENT_LIMITS.maxHeaderListSize * 2) {
-      return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'CONTINUATION flood');
-    }
-    block.parts.push(payload);
-    block.bytes += payload.length;
-    if (flags & Flag.END_HEADERS) this.onHeaderBlock();
-  }
-
   /** A whole header block: a response head (1xx ones skipped), or the trailers after one. */
-  private onHeaderBlock(): void {
-    const block = this.block!;
-    this.block = undefined;
-    const data = block.parts.length === 1 ? block.parts[0] : Buffer.concat(block.parts, block.bytes);
-    const fields: string[] = [];
-    let size: number;
-    try {
-      size = this.decoder.decode(data, fields);
-    } catch (err) {
-      if (err instanceof HpackError) return this.connectionError(ErrorCode.COMPRESSION_ERROR, err.message);
-      throw err;
-    }
+  protected onHeaderBlock(): void {
+    const decoded = this.takeBlock();
+    if (decoded === undefined) return;
+    const { block, fields, size } = decoded;
     const stream = this.streams.get(block.streamId);
     // A stream we reset may still get a late block: its HPACK state is applied, the rest ignored.
     if (stream === undefined) return;
@@ -343,14 +286,14 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     this.maybeClosed(stream);
   }
 
-  private onPriority(streamId: number, payload: Buffer): void {
+  protected onPriority(streamId: number, payload: Buffer): void {
     // Priorities are deprecated (RFC 9113 §5.3.2) and ignored; only a wrong size is an error (of the stream).
     if (payload.length === 5) return;
     const stream = this.streams.get(streamId);
     if (stream) this.streamError(stream, ErrorCode.FRAME_SIZE_ERROR, 'PRIORITY size');
   }
 
-  private onRstStream(streamId: number, payload: Buffer): void {
+  protected onRstStream(streamId: number, payload: Buffer): void {
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
     const code = payload.readUInt32BE(0);
@@ -359,7 +302,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     stream.closedWith(code, code === ErrorCode.NO_ERROR || code === ErrorCode.CANCEL ? undefined : streamError(code), true);
   }
 
-  private onSettings(flags: number, payload: Buffer): void {
+  protected onSettings(flags: number, _streamId: number, payload: Buffer): void {
     if (flags & Flag.ACK) return;
     const ok = this.applySettings(payload, this.streams.values(), (id, value) => {
       if (id === Setting.MAX_CONCURRENT_STREAMS) this.maxConcurrent = value;
@@ -372,7 +315,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     this.startWaiting();
   }
 
-  private onWindowUpdate(streamId: number, payload: Buffer): void {
+  protected onWindowUpdate(streamId: number, payload: Buffer): void {
     const increment = payload.readUInt32BE(0) & MAX_WINDOW;
     if (streamId === 0) return this.connectionWindowUpdate(increment);
     const stream = this.streams.get(streamId);
@@ -383,8 +326,12 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     this.pump(stream);
   }
 
+  protected onGoaway(_streamId: number, payload: Buffer): void {
+    this.goneAway(payload.readUInt32BE(0) & MAX_WINDOW, payload.readUInt32BE(4));
+  }
+
   /** The server's GOAWAY (or our ids ran out): streams above `lastStreamId`, and the queued ones, were never processed. */
-  private onGoaway(lastStreamId: number, code: number): void {
+  private goneAway(lastStreamId: number, code: number): void {
     this.peerGoaway = true;
     this.gone();
     for (const stream of [...this.streams.values()]) {
@@ -475,12 +422,6 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     for (const stream of open) stream.closedWith(ErrorCode.INTERNAL_ERROR, err, true);
   }
 
-  /** A reply the server must read (ACKs): a server that makes us queue them unread is cut off. */
-  private reply(frame: Buffer): void {
-    if (this.socket.writableLength + this.outBytes > CLIENT_LIMITS.maxUnreadReplyBytes) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
-    this.queue(frame);
-  }
-
   private gone(): void {
     if (this.goneNotified) return;
     this.goneNotified = true;
@@ -535,13 +476,4 @@ function cancelled(cause: Error | undefined): Error {
   err.code = 'ERR_HTTP2_STREAM_CANCEL';
   if (cause) err.cause = cause;
   return err;
-}
-
-/** A header block being received (HEADERS, then CONTINUATION until END_HEADERS). */
-interface HeaderBlock {
-  streamId: number;
-  parts: Buffer[];
-  bytes: number;
-  endStream: boolean;
-  continuations: number;
 }

@@ -16,21 +16,44 @@ import {
   headerFrames,
   MAX_MAX_FRAME_SIZE,
   MAX_WINDOW,
+  pingFrame,
   Setting,
   windowUpdateFrame,
   writeFrameHeader,
 } from './frames';
+import { HpackDecoder, HpackError } from './hpack-decoder';
 import { HpackEncoder } from './hpack-encoder';
 import type { H2StreamBase } from './stream-base';
 
 /** Bytes the socket may hold before DATA waits for it to drain. */
 const SOCKET_HIGH_WATER = 256 * 1024;
 
+/** The header list size either side advertises and decodes (HAProxy and nginx take 64 kB too). */
+export const MAX_HEADER_LIST_SIZE = 65_536;
+/** CONTINUATION frames after one HEADERS (nghttp2 takes 8; CVE-2024-27316 is the flood of them). */
+const MAX_CONTINUATIONS = 8;
+/** Bytes of our replies (ACKs, RSTs) queued unread before the connection ends (a peer that sends PINGs and never reads). */
+const MAX_UNREAD_REPLY_BYTES = 1 << 20;
+
+/** A header block being received (HEADERS, then CONTINUATION until END_HEADERS). */
+export interface HeaderBlock {
+  streamId: number;
+  parts: Buffer[];
+  bytes: number;
+  endStream: boolean;
+  continuations: number;
+  /** Set when the stream is refused whatever the block holds: it is decoded (HPACK state), then dropped. */
+  drop?: string;
+}
+
 /** A stream as the connection pumps it: the base halves and its id. */
 export type PumpedStream = H2StreamBase & { readonly id: number };
 
 export abstract class H2ConnectionBase<S extends PumpedStream> {
   protected readonly encoder = new HpackEncoder();
+  protected readonly decoder = new HpackDecoder({ maxHeaderListSize: MAX_HEADER_LIST_SIZE });
+  /** The header block being received. */
+  protected block: HeaderBlock | undefined;
   /** Bytes of a frame not yet complete. */
   protected pending: Buffer | undefined;
   /** The peer's first frame (its SETTINGS, §3.4) came. */
@@ -60,7 +83,15 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
 
   /** Why a frame cannot come here whatever its payload (a connection error), or undefined. */
   protected abstract misplaced(type: number, streamId: number): string | undefined;
-  protected abstract onFrame(type: number, flags: number, streamId: number, payload: Buffer): void;
+  protected abstract onDataFrame(flags: number, streamId: number, payload: Buffer): void;
+  protected abstract onHeadersFrame(flags: number, streamId: number, payload: Buffer): void;
+  /** A whole header block (in `block`): takeBlock() decodes it. */
+  protected abstract onHeaderBlock(): void;
+  protected abstract onPriority(streamId: number, payload: Buffer): void;
+  protected abstract onRstStream(streamId: number, payload: Buffer): void;
+  protected abstract onSettings(flags: number, streamId: number, payload: Buffer): void;
+  protected abstract onGoaway(streamId: number, payload: Buffer): void;
+  protected abstract onWindowUpdate(streamId: number, payload: Buffer): void;
   abstract connectionError(code: ErrorCode, detail: string): void;
 
   /** Parses the frames of `buf` from `at`; an incomplete frame waits in `pending` for the next read. */
@@ -85,6 +116,71 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
       this.onFrame(type, flags, streamId, payload);
     }
     if (!this.closed && at < buf.length) this.pending = buf.subarray(at);
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    switch (type) {
+      case FrameType.DATA:
+        return this.onDataFrame(flags, streamId, payload);
+      case FrameType.HEADERS:
+        return this.onHeadersFrame(flags, streamId, payload);
+      case FrameType.CONTINUATION:
+        return this.onContinuation(flags, payload);
+      case FrameType.PRIORITY:
+        return this.onPriority(streamId, payload);
+      case FrameType.RST_STREAM:
+        return this.onRstStream(streamId, payload);
+      case FrameType.SETTINGS:
+        return this.onSettings(flags, streamId, payload);
+      case FrameType.PING:
+        if (!(flags & Flag.ACK)) this.reply(pingFrame(payload, true));
+        return;
+      case FrameType.GOAWAY:
+        return this.onGoaway(streamId, payload);
+      case FrameType.WINDOW_UPDATE:
+        return this.onWindowUpdate(streamId, payload);
+      case FrameType.PUSH_PROMISE:
+        // Never allowed here: a client cannot push, and weft's client side turns push off.
+        return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE');
+      default:
+        return; // unknown frame types are ignored (§4.1, §5.5)
+    }
+  }
+
+  private onContinuation(flags: number, payload: Buffer): void {
+    const block = this.block;
+    if (block === undefined) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without HEADERS');
+    // A block past the header list limit, or in more frames than a real one needs, is a flood (CVE-2024-27316).
+    if (++block.continuations > MAX_CONTINUATIONS || block.bytes + payload.length > MAX_HEADER_LIST_SIZE * 2) {
+      return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'CONTINUATION flood');
+    }
+    block.parts.push(payload);
+    block.bytes += payload.length;
+    if (flags & Flag.END_HEADERS) this.onHeaderBlock();
+  }
+
+  /**
+   * The whole header block, decoded: its fields (name, value, …) and header list size (-1: over
+   * the limit). Undefined after the connection error a broken block is (COMPRESSION_ERROR).
+   */
+  protected takeBlock(): { block: HeaderBlock; fields: string[]; size: number } | undefined {
+    const block = this.block!;
+    this.block = undefined;
+    const data = block.parts.length === 1 ? block.parts[0] : Buffer.concat(block.parts, block.bytes);
+    const fields: string[] = [];
+    try {
+      return { block, fields, size: this.decoder.decode(data, fields) };
+    } catch (err) {
+      if (!(err instanceof HpackError)) throw err;
+      this.connectionError(ErrorCode.COMPRESSION_ERROR, err.message);
+      return undefined;
+    }
+  }
+
+  /** A reply the peer must read (ACKs, RSTs): a peer that makes us queue them unread is cut off. */
+  protected reply(frame: Buffer): void {
+    if (this.socket.writableLength + this.outBytes > MAX_UNREAD_REPLY_BYTES) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
+    this.queue(frame);
   }
 
   /** Strips the padding of a PADDED frame; undefined (after the connection error) when it is invalid. */

@@ -39,12 +39,12 @@ function pseudoBit(name: string): number {
 }
 
 /** Fields an HTTP/2 message must not carry (§8.2.2): they describe a connection, and HTTP/2 has its own. */
-export function connectionSpecific(name: string): boolean {
+function connectionSpecific(name: string): boolean {
   return name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'transfer-encoding' || name === 'upgrade';
 }
 
 /** A field name: lowercase token characters only (§8.2.1: uppercase is malformed). */
-export function validName(name: string, from: number): boolean {
+function validName(name: string, from: number): boolean {
   if (name.length <= from) return false;
   for (let i = from; i < name.length; i++) {
     const c = name.charCodeAt(i);
@@ -58,7 +58,7 @@ export function validName(name: string, from: number): boolean {
  * A field value (§8.2.1): no NUL, CR or LF, no whitespace at either end. weft also refuses the
  * other control characters, as its HTTP/1.1 parser does: an HTTP/1.1 upstream would get them.
  */
-export function validValue(value: string): boolean {
+function validValue(value: string): boolean {
   const n = value.length;
   if (n === 0) return true;
   const first = value.charCodeAt(0);
@@ -80,7 +80,7 @@ function validPath(path: string, method: string): boolean {
 }
 
 /** Adds a field to the headers object the way node:http2 joins repeats, so the exchange reads one shape. */
-export function addField(headers: IncomingHttpHeaders, name: string, value: string): void {
+function addField(headers: IncomingHttpHeaders, name: string, value: string): void {
   const had = headers[name];
   if (had === undefined) {
     headers[name] = name === 'set-cookie' ? [value] : value;
@@ -92,7 +92,7 @@ export function addField(headers: IncomingHttpHeaders, name: string, value: stri
 }
 
 /** A decimal content-length; repeats must agree (RFC 9110 §8.6). Throws for anything else. */
-export function contentLength(value: string, had: number): number {
+function contentLength(value: string, had: number): number {
   if (value.length === 0 || value.length > 15) throw new MalformedFields('content_length');
   let n = 0;
   for (let i = 0; i < value.length; i++) {
@@ -102,6 +102,16 @@ export function contentLength(value: string, had: number): number {
   }
   if (had !== -1 && had !== n) throw new MalformedFields('content_length');
   return n;
+}
+
+/** A regular field of a request or response head, checked (§8.2) and added; returns the content-length so far (-1: none). */
+export function regularField(headers: IncomingHttpHeaders, name: string, value: string, length: number): number {
+  if (!validName(name, 0)) throw new MalformedFields('field_name');
+  if (!validValue(value)) throw new MalformedFields('field_value');
+  if (connectionSpecific(name)) throw new MalformedFields('connection_header');
+  if (name === 'te' && value !== 'trailers') throw new MalformedFields('te');
+  addField(headers, name, value);
+  return name === 'content-length' ? contentLength(value, length) : length;
 }
 
 /** A request's header block (name, value, … as decoded) → its head; throws MalformedFields. */
@@ -124,12 +134,7 @@ export function requestHead(fields: readonly string[]): RequestHead {
       continue;
     }
     regular = true;
-    if (!validName(name, 0)) throw new MalformedFields('field_name');
-    if (!validValue(value)) throw new MalformedFields('field_value');
-    if (connectionSpecific(name)) throw new MalformedFields('connection_header');
-    if (name === 'te' && value !== 'trailers') throw new MalformedFields('te');
-    if (name === 'content-length') length = contentLength(value, length);
-    addField(headers, name, value);
+    length = regularField(headers, name, value, length);
   }
   const method = headers[':method'] as string | undefined;
   if (method === undefined || method.length === 0 || !validName(method.toLowerCase(), 0)) throw new MalformedFields('method');

@@ -4,7 +4,7 @@
 // node:http2 gives ('response' listeners read one shape). A response that
 // breaks a rule is malformed: its stream is reset with PROTOCOL_ERROR (§8.1.1).
 import type { IncomingHttpHeaders } from 'node:http2';
-import { addField, connectionSpecific, contentLength, MalformedFields, validName, validValue } from './request-fields';
+import { MalformedFields, regularField } from './request-fields';
 
 /** A response head: :status (a number in `headers` too, as node gives it) and content-length (-1: none). */
 export interface ResponseHead {
@@ -32,12 +32,7 @@ export function responseHead(fields: readonly string[]): ResponseHead {
       continue;
     }
     regular = true;
-    if (!validName(name, 0)) throw new MalformedFields('field_name');
-    if (!validValue(value)) throw new MalformedFields('field_value');
-    if (connectionSpecific(name)) throw new MalformedFields('connection_header');
-    if (name === 'te' && value !== 'trailers') throw new MalformedFields('te');
-    if (name === 'content-length') length = contentLength(value, length);
-    addField(headers, name, value);
+    length = regularField(headers, name, value, length);
   }
   if (status === -1) throw new MalformedFields('status');
   return { status, headers, contentLength: length };

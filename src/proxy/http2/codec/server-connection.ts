@@ -14,9 +14,8 @@
 import type * as net from 'node:net';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { activityClock, idleFor } from '../../listener/activity-clock';
-import { H2ConnectionBase, outgoingFields } from './connection-base';
+import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connection-base';
 import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, pingFrame, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
-import { HpackDecoder, HpackError } from './hpack-decoder';
 import { MalformedFields, requestHead, trailerFields, type RequestHead } from './request-fields';
 import { H2ServerStream } from './server-stream';
 
@@ -24,17 +23,13 @@ import { H2ServerStream } from './server-stream';
 export const LIMITS = {
   /** HAProxy and nginx advertise 100 and 128. */
   maxConcurrentStreams: 100,
-  maxHeaderListSize: 65_536,
-  /** CONTINUATION frames after one HEADERS (nghttp2 takes 8; CVE-2024-27316 is the flood of them). */
-  maxContinuations: 8,
+  maxHeaderListSize: MAX_HEADER_LIST_SIZE,
   /** Streams the client resets before they finish: a burst, then a rate (rapid reset, CVE-2023-44487). */
   resetBurst: 1000,
   resetsPerSecond: 33,
   /** Streams refused over the concurrency limit, and frames that broke a stream, before the connection ends. */
   maxRefusedStreams: 100,
   maxInvalidFrames: 100,
-  /** Bytes of our replies (ACKs, RSTs) queued unread before the connection ends (a client that sends PINGs and never reads). */
-  maxUnreadReplyBytes: 1 << 20,
 } as const;
 
 /** How long streams still open may take to finish once the client has sent FIN (it can no longer send WINDOW_UPDATE). */
@@ -51,13 +46,10 @@ export interface H2ServerHandler {
 }
 
 export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
-  private readonly decoder = new HpackDecoder({ maxHeaderListSize: LIMITS.maxHeaderListSize });
   private readonly streams = new Map<number, H2ServerStream>();
   private prefaceSeen = false;
   /** The highest stream id the client opened. */
   private lastStreamId = 0;
-  /** The header block being received: its stream, frames so far, and whether it ends the stream. */
-  private block: HeaderBlock | undefined;
   /** Streams opened in the current read, routed when it has been parsed. */
   private opened: H2ServerStream[] = [];
 
@@ -164,34 +156,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     }
   }
 
-  protected onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
-    switch (type) {
-      case FrameType.DATA:
-        return this.onDataFrame(flags, streamId, payload);
-      case FrameType.HEADERS:
-        return this.onHeadersFrame(flags, streamId, payload);
-      case FrameType.CONTINUATION:
-        return this.onContinuation(flags, streamId, payload);
-      case FrameType.PRIORITY:
-        return this.onPriority(streamId, payload);
-      case FrameType.RST_STREAM:
-        return this.onRstStream(streamId, payload);
-      case FrameType.SETTINGS:
-        return this.onSettings(flags, streamId, payload);
-      case FrameType.PING:
-        return this.onPing(flags, streamId, payload);
-      case FrameType.GOAWAY:
-        return this.onGoaway(streamId, payload);
-      case FrameType.WINDOW_UPDATE:
-        return this.onWindowUpdate(streamId, payload);
-      case FrameType.PUSH_PROMISE:
-        return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE from a client');
-      default:
-        return; // unknown frame types are ignored (§4.1, §5.5)
-    }
-  }
-
-  private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
+  protected onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
     if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on an idle stream');
     // The whole frame, padding included, counts against both windows (§6.9.1).
@@ -222,7 +187,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     else if (!stream.holding) this.consumed(stream);
   }
 
-  private onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
+  protected onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0 || streamId % 2 === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS on a stream a client cannot open');
     let fragment = this.unpad(flags, payload);
     if (fragment === undefined) return;
@@ -237,31 +202,11 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     if (flags & Flag.END_HEADERS) this.onHeaderBlock();
   }
 
-  private onContinuation(flags: number, streamId: number, payload: Buffer): void {
-    const block = this.block;
-    if (block === undefined) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without HEADERS');
-    // A block past the header list limit, or in more frames than a real one needs, is a flood (CVE-2024-27316).
-    if (++block.continuations > LIMITS.maxContinuations || block.bytes + payload.length > LIMITS.maxHeaderListSize * 2) {
-      return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'CONTINUATION flood');
-    }
-    block.parts.push(payload);
-    block.bytes += payload.length;
-    if (flags & Flag.END_HEADERS) this.onHeaderBlock();
-  }
-
   /** A whole header block: a new request, or the trailers of one in flight. */
-  private onHeaderBlock(): void {
-    const block = this.block!;
-    this.block = undefined;
-    const data = block.parts.length === 1 ? block.parts[0] : Buffer.concat(block.parts, block.bytes);
-    const fields: string[] = [];
-    let size: number;
-    try {
-      size = this.decoder.decode(data, fields);
-    } catch (err) {
-      if (err instanceof HpackError) return this.connectionError(ErrorCode.COMPRESSION_ERROR, err.message);
-      throw err;
-    }
+  protected onHeaderBlock(): void {
+    const decoded = this.takeBlock();
+    if (decoded === undefined) return;
+    const { block, fields, size } = decoded;
     const id = block.streamId;
     if (block.drop !== undefined) {
       if (id > this.lastStreamId) this.lastStreamId = id;
@@ -327,14 +272,14 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     this.countInvalid();
   }
 
-  private onPriority(streamId: number, payload: Buffer): void {
+  protected onPriority(streamId: number, payload: Buffer): void {
     if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
     if (payload.length !== 5) return this.streamErrorById(streamId, ErrorCode.FRAME_SIZE_ERROR, 'frame_size');
     if ((payload.readUInt32BE(0) & MAX_WINDOW) === streamId) return this.streamErrorById(streamId, ErrorCode.PROTOCOL_ERROR, 'self_dependency');
     // Priorities are deprecated (RFC 9113 §5.3.2) and weft does not schedule by them.
   }
 
-  private onRstStream(streamId: number, payload: Buffer): void {
+  protected onRstStream(streamId: number, payload: Buffer): void {
     if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (payload.length !== 4) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM size');
     if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
@@ -359,7 +304,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     return true;
   }
 
-  private onSettings(flags: number, streamId: number, payload: Buffer): void {
+  protected onSettings(flags: number, streamId: number, payload: Buffer): void {
     if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS on a stream');
     if (flags & Flag.ACK) {
       if (payload.length !== 0) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
@@ -371,21 +316,14 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     this.reply(SETTINGS_ACK);
   }
 
-  private onPing(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
-    if (payload.length !== 8) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING size');
-    if (flags & Flag.ACK) return;
-    this.reply(pingFrame(payload, true));
-  }
-
-  private onGoaway(streamId: number, payload: Buffer): void {
+  protected onGoaway(streamId: number, payload: Buffer): void {
     if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
     if (payload.length < 8) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'GOAWAY size');
     // The client is leaving: the streams in flight finish, then the connection closes (with our GOAWAY).
     this.goaway();
   }
 
-  private onWindowUpdate(streamId: number, payload: Buffer): void {
+  protected onWindowUpdate(streamId: number, payload: Buffer): void {
     if (payload.length !== 4) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'WINDOW_UPDATE size');
     const increment = payload.readUInt32BE(0) & MAX_WINDOW;
     if (streamId === 0) return this.connectionWindowUpdate(increment);
@@ -503,14 +441,6 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     this.socket.destroySoon();
   }
 
-  /** A reply the client must read (ACKs): a client that makes us queue them unread is cut off. */
-  private reply(frame: Buffer): void {
-    if (this.socket.writableLength + this.outBytes > LIMITS.maxUnreadReplyBytes) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
-    this.queue(frame);
-  }
-
-  // ---------------------------------------------------------------- ending
-
   /**
    * GOAWAY (NO_ERROR): streams in flight finish, then the socket closes (the proxy drains, the
    * idle timeout, the client's GOAWAY). `graceMs` bounds how long they may take.
@@ -559,17 +489,6 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
       if (stream.idleTimeoutMs > 0 && idleFor(now, stream.lastActivity, stream.idleTimeoutMs)) stream.onIdle?.();
     }
   }
-}
-
-/** A header block being received (HEADERS, then CONTINUATION until END_HEADERS). */
-interface HeaderBlock {
-  streamId: number;
-  parts: Buffer[];
-  bytes: number;
-  endStream: boolean;
-  continuations: number;
-  /** Set when the stream is refused whatever the block holds: it is decoded (HPACK state), then dropped. */
-  drop: string | undefined;
 }
 
 /** What the connection keeps on a stream between its HEADERS and its routing. */
