@@ -208,8 +208,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     if (!stream.responded) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'DATA before the response head');
     stream.recvWindow -= payload.length;
     if (stream.recvWindow < 0) return this.streamError(stream, ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the stream window');
-    // Padding is given back at once; the data when the exchange has read it.
-    stream.recvWindow += payload.length - data.length;
+    // Padding goes back with the next WINDOW_UPDATE of the stream; the data once the exchange has read it.
     stream.unacknowledged += payload.length - data.length;
     if (stream.remainingLength >= 0) {
       stream.remainingLength -= data.length;
