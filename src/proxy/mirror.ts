@@ -19,6 +19,7 @@ import { buildHead } from './http1/head-writer';
 import { isH2Forbidden } from './http2/session-pool';
 import type { ClusterRuntime, Runtime } from './runtime';
 import type { MirrorStats } from './stats';
+import type { H2ClientStream } from './http2/codec/client-stream';
 
 /** Unwritten bytes a shadow may hold before it is dropped. */
 const MAX_SHADOW_BUFFER = 1 << 20;
@@ -169,7 +170,7 @@ class H1Shadow extends ShadowBase {
 }
 
 class H2Shadow extends ShadowBase {
-  private readonly stream: http2.ClientHttp2Stream | undefined;
+  private readonly stream: H2ClientStream | undefined;
 
   constructor(cluster: ClusterRuntime, endpoint: Endpoint, req: MirroredRequest, stats: MirrorStats) {
     super(cluster, endpoint, stats);

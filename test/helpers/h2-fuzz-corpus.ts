@@ -105,7 +105,7 @@ function oneFrame(g: Gen, i: number): Buffer {
 }
 
 /** A valid frame, sometimes damaged: bits flipped, the length, type or flags rewritten. */
-function mutated(g: Gen, f: Buffer): Buffer {
+export function mutated(g: Gen, f: Buffer): Buffer {
   if (!g.chance(0.3)) return f;
   const out = Buffer.from(f);
   switch (g.int(4)) {

@@ -11,6 +11,7 @@ import type { ClusterRuntime } from '../runtime';
 import { isH2Forbidden } from '../http2/session-pool';
 import type { RequestHead } from './head-parser';
 import { reasonPhrase } from './head-writer';
+import type { H2ClientStream } from '../http2/codec/client-stream';
 
 export interface BridgeHost {
   writeDownstream(chunk: Buffer): void;
@@ -31,7 +32,7 @@ export interface BridgeHost {
 }
 
 export class H2Bridge {
-  private readonly up: http2.ClientHttp2Stream;
+  private readonly up: H2ClientStream;
   private responded = false;
   private status = 0;
   private noBody = false;
@@ -87,6 +88,8 @@ export class H2Bridge {
     this.up.on('trailers', (t) => (this.trailers = t));
     this.up.on('end', () => {
       if (this.dead || !this.responded) return;
+      // A reset that cut the response short ends a destroyed stream: no last chunk for it.
+      if (this.up.destroyed) return host.bridgeAborted();
       if (!this.noBody && !this.untilClose) host.writeDownstream(Buffer.from('0\r\n' + trailerLines(this.trailers) + '\r\n', 'latin1'));
       host.bridgeDone(this.status, this.untilClose && !this.noBody);
     });

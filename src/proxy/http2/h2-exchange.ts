@@ -24,6 +24,7 @@ import { grpcStatusFor, isH2Forbidden } from './session-pool';
 import { peerOf, type PeerIdentity } from '../tls/peer';
 import { onBodyEnd, resetStream } from './stream-reset';
 import type { H2ServerStream } from './codec/server-stream';
+import type { H2ClientStream } from './codec/client-stream';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -48,7 +49,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
   private retry: RetryPolicy | undefined;
   private attempt = 1;
   /** The upstream stream of the current attempt; the others' events are ignored. */
-  private currentUp: http2.ClientHttp2Stream | undefined;
+  private currentUp: H2ClientStream | undefined;
   /** The same for an HTTP/1.1 upstream. */
   private currentReq: http.ClientRequest | undefined;
   /** The request body so far, for a retry; undefined once it outgrew MAX_REPLAY_BODY. */
@@ -328,7 +329,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
     const retry = this.retry;
     if (retry) out['x-envoy-attempt-count'] = String(this.attempt);
     if (this.trace) setTraceHeaders(out, this.trace);
-    let up: http2.ClientHttp2Stream;
+    let up: H2ClientStream;
     try {
       // A request whose HEADERS ended the stream (a GET) needs no body pipe.
       up = cluster.h2Pool().session(endpoint).request(out, { endStream: this.stream.endAfterHeaders, waitForTrailers: this.mayHaveTrailers });

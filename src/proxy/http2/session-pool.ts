@@ -1,12 +1,13 @@
-// HTTP/2 upstream sessions of one cluster: one multiplexed h2c session per
-// endpoint, made on first use and made again when the peer closes it or
-// sends GOAWAY.
-import * as http2 from 'node:http2';
+// HTTP/2 upstream sessions of one cluster: one multiplexed connection per
+// endpoint (weft's own client codec, client-connection.ts), made on first use
+// and made again when the peer closes it or sends GOAWAY.
+import * as net from 'node:net';
 import type { ClusterConfig, Endpoint } from '../config/types';
 import type { TlsContexts } from '../tls/tls-contexts';
+import { H2ClientConnection } from './codec/client-connection';
 
 export class H2SessionPool {
-  private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  private readonly sessions = new Map<string, H2ClientConnection>();
   private closed = false;
 
   constructor(
@@ -16,20 +17,16 @@ export class H2SessionPool {
   ) {}
 
   /** An open session to the endpoint (connecting if needed); requests made on it queue until it connects. */
-  session(endpoint: Endpoint): http2.ClientHttp2Session {
+  session(endpoint: Endpoint): H2ClientConnection {
     const existing = this.sessions.get(endpoint.key);
-    if (existing && !existing.closed && !existing.destroyed) return existing;
-    const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
+    if (existing && existing.acceptsStreams) return existing;
     const tlsOptions = this.cluster.transportSocketMatches && this.tls?.upstream(this.cluster, endpoint);
-    const session = tlsOptions
-      ? http2.connect(`https://${host}:${endpoint.port}`, { ...tlsOptions, ALPNProtocols: ['h2'], peerMaxConcurrentStreams: this.cluster.limits.maxRequests })
-      : http2.connect(`http://${host}:${endpoint.port}`, { peerMaxConcurrentStreams: this.cluster.limits.maxRequests });
-    session.on('error', () => {}); // streams see their own errors; 'close' cleans up
+    // TLS through TlsContexts.connect(): the next connection to the endpoint resumes the session.
+    const socket = tlsOptions ? this.tls!.connect({ ...tlsOptions, ALPNProtocols: ['h2'] }) : net.connect({ host: endpoint.address, port: endpoint.port });
     const forget = () => {
       if (this.sessions.get(endpoint.key) === session) this.sessions.delete(endpoint.key);
     };
-    session.on('close', forget);
-    session.on('goaway', forget);
+    const session = new H2ClientConnection(socket, { peerMaxConcurrentStreams: this.cluster.limits.maxRequests, secure: !!tlsOptions, onGone: forget });
     session.setTimeout(this.cluster.idleTimeoutMs || 3_600_000, () => session.close());
     this.sessions.set(endpoint.key, session);
     return session;

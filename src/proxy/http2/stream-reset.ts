@@ -1,6 +1,7 @@
 // Ending an HTTP/2 stream of an exchange that failed, so that nothing reads as its end.
 import type * as http2 from 'node:http2';
 import { addAbortSignal } from 'node:stream';
+import { H2ClientStream } from './codec/client-stream';
 import { H2ServerStream } from './codec/server-stream';
 
 /** Already aborted: addAbortSignal(ABORTED, stream) destroys the stream at once with an AbortError. */
@@ -16,10 +17,10 @@ const PEER_FAILED = new Error('the other side of the exchange failed');
  * RST_STREAM(CANCEL), with another error RST_STREAM(INTERNAL_ERROR). A stream not yet sent
  * (its session still connecting) is dropped without a frame.
  */
-export function resetStream(stream: http2.Http2Stream | H2ServerStream, code: 'cancel' | 'internal'): void {
+export function resetStream(stream: http2.Http2Stream | H2ServerStream | H2ClientStream, code: 'cancel' | 'internal'): void {
   if (stream.destroyed) return;
-  // A downstream stream of weft's own codec resets with exactly the code asked for.
-  if (stream instanceof H2ServerStream) return void stream.destroy(code === 'cancel' ? undefined : PEER_FAILED);
+  // A stream of weft's own codec (either side) resets with exactly the code asked for.
+  if (stream instanceof H2ServerStream || stream instanceof H2ClientStream) return void stream.destroy(code === 'cancel' ? undefined : PEER_FAILED);
   if (code === 'cancel') addAbortSignal(ABORTED, stream);
   else stream.destroy(PEER_FAILED);
 }
@@ -30,6 +31,6 @@ export function resetStream(stream: http2.Http2Stream | H2ServerStream, code: 'c
  * and a pipe() that took it for one ended the other side (END_STREAM, or a chunked request's
  * last chunk) with the body cut short.
  */
-export function onBodyEnd(stream: http2.Http2Stream | H2ServerStream, then: () => void): void {
+export function onBodyEnd(stream: http2.Http2Stream | H2ServerStream | H2ClientStream, then: () => void): void {
   stream.on('end', () => stream.destroyed || then());
 }

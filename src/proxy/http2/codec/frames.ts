@@ -1,6 +1,7 @@
-// HTTP/2 frames (RFC 9113 §4, §6): the codes, and the writers of the frames a
-// server sends. Reading is in server-connection.ts, where each frame is
-// checked against the connection's state as it is parsed.
+// HTTP/2 frames (RFC 9113 §4, §6): the codes, and the writers of the frames
+// either side sends. Reading is in connection-base.ts and the two connections
+// (server-connection.ts, client-connection.ts), where each frame is checked
+// against the connection's state as it is parsed.
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 export const FRAME_HEADER_BYTES = 9;

@@ -104,6 +104,16 @@ function contentLength(value: string, had: number): number {
   return n;
 }
 
+/** A regular field of a request or response head, checked (§8.2) and added; returns the content-length so far (-1: none). */
+export function regularField(headers: IncomingHttpHeaders, name: string, value: string, length: number): number {
+  if (!validName(name, 0)) throw new MalformedFields('field_name');
+  if (!validValue(value)) throw new MalformedFields('field_value');
+  if (connectionSpecific(name)) throw new MalformedFields('connection_header');
+  if (name === 'te' && value !== 'trailers') throw new MalformedFields('te');
+  addField(headers, name, value);
+  return name === 'content-length' ? contentLength(value, length) : length;
+}
+
 /** A request's header block (name, value, … as decoded) → its head; throws MalformedFields. */
 export function requestHead(fields: readonly string[]): RequestHead {
   const headers: IncomingHttpHeaders = Object.create(null);
@@ -124,12 +134,7 @@ export function requestHead(fields: readonly string[]): RequestHead {
       continue;
     }
     regular = true;
-    if (!validName(name, 0)) throw new MalformedFields('field_name');
-    if (!validValue(value)) throw new MalformedFields('field_value');
-    if (connectionSpecific(name)) throw new MalformedFields('connection_header');
-    if (name === 'te' && value !== 'trailers') throw new MalformedFields('te');
-    if (name === 'content-length') length = contentLength(value, length);
-    addField(headers, name, value);
+    length = regularField(headers, name, value, length);
   }
   const method = headers[':method'] as string | undefined;
   if (method === undefined || method.length === 0 || !validName(method.toLowerCase(), 0)) throw new MalformedFields('method');

@@ -14,29 +14,8 @@
 import type * as net from 'node:net';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { activityClock, idleFor } from '../../listener/activity-clock';
-import {
-  codeName,
-  DEFAULT_MAX_FRAME_SIZE,
-  DEFAULT_WINDOW,
-  ErrorCode,
-  Flag,
-  FRAME_HEADER_BYTES,
-  FrameType,
-  goawayFrame,
-  headerFrames,
-  MAX_MAX_FRAME_SIZE,
-  MAX_WINDOW,
-  PREFACE,
-  pingFrame,
-  rstStreamFrame,
-  Setting,
-  SETTINGS_ACK,
-  settingsFrame,
-  windowUpdateFrame,
-  writeFrameHeader,
-} from './frames';
-import { HpackDecoder, HpackError } from './hpack-decoder';
-import { HpackEncoder } from './hpack-encoder';
+import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connection-base';
+import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, pingFrame, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
 import { MalformedFields, requestHead, trailerFields, type RequestHead } from './request-fields';
 import { H2ServerStream } from './server-stream';
 
@@ -44,21 +23,15 @@ import { H2ServerStream } from './server-stream';
 export const LIMITS = {
   /** HAProxy and nginx advertise 100 and 128. */
   maxConcurrentStreams: 100,
-  maxHeaderListSize: 65_536,
-  /** CONTINUATION frames after one HEADERS (nghttp2 takes 8; CVE-2024-27316 is the flood of them). */
-  maxContinuations: 8,
+  maxHeaderListSize: MAX_HEADER_LIST_SIZE,
   /** Streams the client resets before they finish: a burst, then a rate (rapid reset, CVE-2023-44487). */
   resetBurst: 1000,
   resetsPerSecond: 33,
   /** Streams refused over the concurrency limit, and frames that broke a stream, before the connection ends. */
   maxRefusedStreams: 100,
   maxInvalidFrames: 100,
-  /** Bytes of our replies (ACKs, RSTs) queued unread before the connection ends (a client that sends PINGs and never reads). */
-  maxUnreadReplyBytes: 1 << 20,
 } as const;
 
-/** Response bytes the socket may hold before DATA waits for it to drain. */
-const SOCKET_HIGH_WATER = 256 * 1024;
 /** How long streams still open may take to finish once the client has sent FIN (it can no longer send WINDOW_UPDATE). */
 const CLOSING_GRACE_MS = 1000;
 
@@ -72,35 +45,13 @@ export interface H2ServerHandler {
   onOversizedHeaders(stream: H2ServerStream): void;
 }
 
-export class H2ServerConnection {
-  private readonly decoder = new HpackDecoder({ maxHeaderListSize: LIMITS.maxHeaderListSize });
-  private readonly encoder = new HpackEncoder();
+export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
   private readonly streams = new Map<number, H2ServerStream>();
-  /** Bytes of a frame not yet complete (or of the preface). */
-  private pending: Buffer | undefined;
   private prefaceSeen = false;
-  private settingsSeen = false;
   /** The highest stream id the client opened. */
   private lastStreamId = 0;
-  /** The header block being received: its stream, frames so far, and whether it ends the stream. */
-  private block: HeaderBlock | undefined;
   /** Streams opened in the current read, routed when it has been parsed. */
   private opened: H2ServerStream[] = [];
-
-  // ---- flow control ----
-  private connRecvWindow = DEFAULT_WINDOW;
-  /** Received DATA bytes whose connection window is not yet given back. */
-  private connUnacknowledged = 0;
-  private connSendWindow = DEFAULT_WINDOW;
-  private peerInitialWindow = DEFAULT_WINDOW;
-  private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
-  /** Streams with DATA waiting for window or the socket. */
-  private readonly blocked = new Set<H2ServerStream>();
-
-  // ---- output ----
-  private out: Buffer[] = [];
-  private outBytes = 0;
-  private flushScheduled = false;
 
   // ---- limits ----
   private resetTokens: number = LIMITS.resetBurst;
@@ -111,15 +62,14 @@ export class H2ServerConnection {
   // ---- ending ----
   /** GOAWAY sent: no new streams; the socket closes when the last stream ends. */
   private goingAway = false;
-  /** The connection is over: nothing more is read or sent. */
-  closed = false;
   private closingTimer: NodeJS.Timeout | undefined;
   private lastActivity = activityClock.now;
 
   constructor(
-    readonly socket: net.Socket,
+    socket: net.Socket,
     private readonly handler: H2ServerHandler,
   ) {
+    super(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onSocketDrain());
@@ -174,30 +124,11 @@ export class H2ServerConnection {
       this.prefaceSeen = true;
       at = PREFACE.length;
     }
-    while (!this.closed) {
-      if (buf.length - at < FRAME_HEADER_BYTES) break;
-      const length = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
-      const type = buf[at + 3];
-      const flags = buf[at + 4];
-      const streamId = buf.readUInt32BE(at + 5) & MAX_WINDOW;
-      // Our SETTINGS_MAX_FRAME_SIZE is the default: anything longer is a connection error (§4.2).
-      if (length > DEFAULT_MAX_FRAME_SIZE) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'frame too large');
-      // What the header alone shows wrong is refused from it, not after waiting for the payload.
-      const sizeError = wrongSize(type, flags, length);
-      if (sizeError !== undefined) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, sizeError);
-      const misplaced = this.misplaced(type, streamId);
-      if (misplaced !== undefined) return this.connectionError(ErrorCode.PROTOCOL_ERROR, misplaced);
-      if (buf.length - at - FRAME_HEADER_BYTES < length) break;
-      const payload = buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
-      at += FRAME_HEADER_BYTES + length;
-      if (!this.settingsSeen && type !== FrameType.SETTINGS) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'first frame is not SETTINGS');
-      this.onFrame(type, flags, streamId, payload);
-    }
-    if (!this.closed && at < buf.length) this.pending = buf.subarray(at);
+    this.readFrames(buf, at);
   }
 
   /** Why a frame cannot come here whatever its payload (a connection error), or undefined. */
-  private misplaced(type: number, streamId: number): string | undefined {
+  protected misplaced(type: number, streamId: number): string | undefined {
     // Inside a header block only its CONTINUATION may come (§6.10).
     if (this.block !== undefined) return type !== FrameType.CONTINUATION || streamId !== this.block.streamId ? 'header block interrupted' : undefined;
     switch (type) {
@@ -224,44 +155,7 @@ export class H2ServerConnection {
     }
   }
 
-  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
-    switch (type) {
-      case FrameType.DATA:
-        return this.onDataFrame(flags, streamId, payload);
-      case FrameType.HEADERS:
-        return this.onHeadersFrame(flags, streamId, payload);
-      case FrameType.CONTINUATION:
-        return this.onContinuation(flags, streamId, payload);
-      case FrameType.PRIORITY:
-        return this.onPriority(streamId, payload);
-      case FrameType.RST_STREAM:
-        return this.onRstStream(streamId, payload);
-      case FrameType.SETTINGS:
-        return this.onSettings(flags, streamId, payload);
-      case FrameType.PING:
-        return this.onPing(flags, streamId, payload);
-      case FrameType.GOAWAY:
-        return this.onGoaway(streamId, payload);
-      case FrameType.WINDOW_UPDATE:
-        return this.onWindowUpdate(streamId, payload);
-      case FrameType.PUSH_PROMISE:
-        return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE from a client');
-      default:
-        return; // unknown frame types are ignored (§4.1, §5.5)
-    }
-  }
-
-  /** Strips the padding of a PADDED frame; undefined (after the connection error) when it is invalid. */
-  private unpad(flags: number, payload: Buffer): Buffer | undefined {
-    if (!(flags & Flag.PADDED)) return payload;
-    if (payload.length < 1 || payload[0] >= payload.length) {
-      this.connectionError(ErrorCode.PROTOCOL_ERROR, 'padding exceeds the payload');
-      return undefined;
-    }
-    return payload.subarray(1, payload.length - payload[0]);
-  }
-
-  private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
+  protected onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
     if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on an idle stream');
     // The whole frame, padding included, counts against both windows (§6.9.1).
@@ -292,7 +186,7 @@ export class H2ServerConnection {
     else if (!stream.holding) this.consumed(stream);
   }
 
-  private onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
+  protected onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0 || streamId % 2 === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS on a stream a client cannot open');
     let fragment = this.unpad(flags, payload);
     if (fragment === undefined) return;
@@ -307,31 +201,11 @@ export class H2ServerConnection {
     if (flags & Flag.END_HEADERS) this.onHeaderBlock();
   }
 
-  private onContinuation(flags: number, streamId: number, payload: Buffer): void {
-    const block = this.block;
-    if (block === undefined) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without HEADERS');
-    // A block past the header list limit, or in more frames than a real one needs, is a flood (CVE-2024-27316).
-    if (++block.continuations > LIMITS.maxContinuations || block.bytes + payload.length > LIMITS.maxHeaderListSize * 2) {
-      return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'CONTINUATION flood');
-    }
-    block.parts.push(payload);
-    block.bytes += payload.length;
-    if (flags & Flag.END_HEADERS) this.onHeaderBlock();
-  }
-
   /** A whole header block: a new request, or the trailers of one in flight. */
-  private onHeaderBlock(): void {
-    const block = this.block!;
-    this.block = undefined;
-    const data = block.parts.length === 1 ? block.parts[0] : Buffer.concat(block.parts, block.bytes);
-    const fields: string[] = [];
-    let size: number;
-    try {
-      size = this.decoder.decode(data, fields);
-    } catch (err) {
-      if (err instanceof HpackError) return this.connectionError(ErrorCode.COMPRESSION_ERROR, err.message);
-      throw err;
-    }
+  protected onHeaderBlock(): void {
+    const decoded = this.takeBlock();
+    if (decoded === undefined) return;
+    const { block, fields, size } = decoded;
     const id = block.streamId;
     if (block.drop !== undefined) {
       if (id > this.lastStreamId) this.lastStreamId = id;
@@ -397,14 +271,14 @@ export class H2ServerConnection {
     this.countInvalid();
   }
 
-  private onPriority(streamId: number, payload: Buffer): void {
+  protected onPriority(streamId: number, payload: Buffer): void {
     if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
     if (payload.length !== 5) return this.streamErrorById(streamId, ErrorCode.FRAME_SIZE_ERROR, 'frame_size');
     if ((payload.readUInt32BE(0) & MAX_WINDOW) === streamId) return this.streamErrorById(streamId, ErrorCode.PROTOCOL_ERROR, 'self_dependency');
     // Priorities are deprecated (RFC 9113 §5.3.2) and weft does not schedule by them.
   }
 
-  private onRstStream(streamId: number, payload: Buffer): void {
+  protected onRstStream(streamId: number, payload: Buffer): void {
     if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (payload.length !== 4) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM size');
     if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
@@ -429,71 +303,29 @@ export class H2ServerConnection {
     return true;
   }
 
-  private onSettings(flags: number, streamId: number, payload: Buffer): void {
+  protected onSettings(flags: number, streamId: number, payload: Buffer): void {
     if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS on a stream');
     if (flags & Flag.ACK) {
       if (payload.length !== 0) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
       return;
     }
     if (payload.length % 6 !== 0) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS size');
-    this.settingsSeen = true;
-    for (let i = 0; i < payload.length; i += 6) {
-      const id = payload.readUInt16BE(i);
-      const value = payload.readUInt32BE(i + 2);
-      switch (id) {
-        case Setting.HEADER_TABLE_SIZE:
-          this.encoder.setPeerMaxTableSize(value);
-          break;
-        case Setting.ENABLE_PUSH:
-          if (value > 1) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'ENABLE_PUSH not 0 or 1');
-          break;
-        case Setting.INITIAL_WINDOW_SIZE: {
-          if (value > MAX_WINDOW) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE too large');
-          // The change applies to every open stream's window (§6.9.2).
-          const delta = value - this.peerInitialWindow;
-          this.peerInitialWindow = value;
-          for (const stream of this.streams.values()) {
-            stream.sendWindow += delta;
-            if (stream.sendWindow > MAX_WINDOW) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE overflows a stream window');
-          }
-          if (delta > 0) for (const stream of this.blocked) this.pump(stream);
-          break;
-        }
-        case Setting.MAX_FRAME_SIZE:
-          if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_MAX_FRAME_SIZE) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'MAX_FRAME_SIZE out of range');
-          this.peerMaxFrameSize = value;
-          break;
-        default:
-          break; // MAX_CONCURRENT_STREAMS (weft does not push), MAX_HEADER_LIST_SIZE (advisory), unknown ones
-      }
-    }
+    // MAX_CONCURRENT_STREAMS (weft does not push), MAX_HEADER_LIST_SIZE (advisory) and unknown ones change nothing here.
+    if (!this.applySettings(payload, this.streams.values(), settingsOfClient)) return;
     this.reply(SETTINGS_ACK);
   }
 
-  private onPing(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
-    if (payload.length !== 8) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING size');
-    if (flags & Flag.ACK) return;
-    this.reply(pingFrame(payload, true));
-  }
-
-  private onGoaway(streamId: number, payload: Buffer): void {
+  protected onGoaway(streamId: number, payload: Buffer): void {
     if (streamId !== 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
     if (payload.length < 8) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'GOAWAY size');
     // The client is leaving: the streams in flight finish, then the connection closes (with our GOAWAY).
     this.goaway();
   }
 
-  private onWindowUpdate(streamId: number, payload: Buffer): void {
+  protected onWindowUpdate(streamId: number, payload: Buffer): void {
     if (payload.length !== 4) return this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'WINDOW_UPDATE size');
     const increment = payload.readUInt32BE(0) & MAX_WINDOW;
-    if (streamId === 0) {
-      if (increment === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
-      this.connSendWindow += increment;
-      if (this.connSendWindow > MAX_WINDOW) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window overflow');
-      for (const stream of this.blocked) this.pump(stream);
-      return;
-    }
+    if (streamId === 0) return this.connectionWindowUpdate(increment);
     if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream');
     const stream = this.streams.get(streamId);
     if (increment === 0) {
@@ -520,80 +352,17 @@ export class H2ServerConnection {
     }
   }
 
-  // ---------------------------------------------------------------- flow control of the request bodies
-
-  /** The exchange read what a stream held: its window goes back to the client. */
-  consumed(stream: H2ServerStream): void {
-    if (stream.remoteEnded || stream.destroyed || stream.unacknowledged < DEFAULT_WINDOW / 2) return;
-    const n = stream.unacknowledged;
-    stream.unacknowledged = 0;
-    stream.recvWindow += n;
-    this.queue(windowUpdateFrame(stream.id, n));
-    this.scheduleFlush();
-  }
-
-  /** The connection window is given back as DATA arrives: each stream's own window bounds what is held. */
-  private acknowledgeConnection(): void {
-    if (this.connUnacknowledged < DEFAULT_WINDOW / 2 || this.closed) return;
-    const n = this.connUnacknowledged;
-    this.connUnacknowledged = 0;
-    this.connRecvWindow += n;
-    this.queue(windowUpdateFrame(0, n));
-  }
-
   // ---------------------------------------------------------------- writing
 
   /** A response head (or trailers) for a stream. */
   sendHeaders(stream: H2ServerStream, headers: OutgoingHttpHeaders, endStream: boolean): void {
     if (this.closed) return;
-    const block = this.encoder.encode(responseFields(headers));
+    const block = this.encoder.encode(outgoingFields(headers));
     this.queue(headerFrames(stream.id, block, endStream, this.peerMaxFrameSize));
     this.scheduleFlush();
   }
 
-  /** Sends what a stream has queued, as far as the windows and the socket allow, then its end. */
-  pump(stream: H2ServerStream): void {
-    if (this.closed || stream.closed) return;
-    while (stream.outQueue.length > 0) {
-      const room = Math.min(stream.sendWindow, this.connSendWindow, this.peerMaxFrameSize);
-      if (room <= 0 || this.socket.writableLength > SOCKET_HIGH_WATER) {
-        this.blocked.add(stream);
-        this.scheduleFlush();
-        return;
-      }
-      const chunk = stream.outQueue[0];
-      const n = Math.min(room, chunk.length);
-      const last = n === chunk.length && stream.outQueue.length === 1;
-      const part = n === chunk.length ? chunk : chunk.subarray(0, n);
-      if (n === chunk.length) stream.outQueue.shift();
-      else stream.outQueue[0] = chunk.subarray(n);
-      stream.outBytes -= n;
-      stream.sendWindow -= n;
-      this.connSendWindow -= n;
-      // The last DATA carries END_STREAM when the response ends without trailers.
-      const end = last && stream.endQueued && stream.endsWithData;
-      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      writeFrameHeader(header, 0, n, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
-      this.out.push(header, part);
-      if (end) return this.localEnd(stream);
-    }
-    this.blocked.delete(stream);
-    this.scheduleFlush();
-    stream.drained();
-    if (!stream.endQueued || stream.localEnded) return;
-    // sendTrailers() from the 'wantTrailers' listener comes back here and ends the stream itself.
-    if (stream.trailersQueued === undefined && stream.askTrailers() && (stream.trailersQueued === undefined || stream.localEnded)) return;
-    if (stream.trailersQueued !== undefined && Object.keys(stream.trailersQueued).length > 0) {
-      this.queue(headerFrames(stream.id, this.encoder.encode(responseFields(stream.trailersQueued)), true, this.peerMaxFrameSize));
-    } else {
-      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      writeFrameHeader(header, 0, 0, FrameType.DATA, Flag.END_STREAM, stream.id);
-      this.out.push(header);
-    }
-    this.localEnd(stream);
-  }
-
-  private localEnd(stream: H2ServerStream): void {
+  protected localEnd(stream: H2ServerStream): void {
     stream.localEnded = true;
     this.blocked.delete(stream);
     this.scheduleFlush();
@@ -671,52 +440,6 @@ export class H2ServerConnection {
     this.socket.destroySoon();
   }
 
-  /** A reply the client must read (ACKs): a client that makes us queue them unread is cut off. */
-  private reply(frame: Buffer): void {
-    if (this.socket.writableLength + this.outBytes > LIMITS.maxUnreadReplyBytes) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
-    this.queue(frame);
-  }
-
-  private queue(frame: Buffer): void {
-    this.out.push(frame);
-    this.outBytes += frame.length;
-  }
-
-  /**
-   * Frames go out once per turn of the event loop (setImmediate, after every read of this turn):
-   * the responses an upstream read finishes, and the ACKs of a client read, leave in one write.
-   * A flush per frame (or per nextTick, which runs after each callback) cost a write syscall per
-   * response: 40% of the CPU in the h2c profile.
-   */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(flushConnection, this);
-  }
-
-  /** Writes what is queued: one writev for all the frames of this tick. */
-  flush(): void {
-    this.flushScheduled = false;
-    const out = this.out;
-    if (out.length === 0 || this.socket.destroyed) return;
-    this.out = [];
-    this.outBytes = 0;
-    if (out.length === 1) {
-      this.socket.write(out[0]);
-      return;
-    }
-    this.socket.cork();
-    for (const b of out) this.socket.write(b);
-    this.socket.uncork();
-  }
-
-  private onSocketDrain(): void {
-    for (const stream of this.blocked) this.pump(stream);
-    this.flush();
-  }
-
-  // ---------------------------------------------------------------- ending
-
   /**
    * GOAWAY (NO_ERROR): streams in flight finish, then the socket closes (the proxy drains, the
    * idle timeout, the client's GOAWAY). `graceMs` bounds how long they may take.
@@ -767,57 +490,12 @@ export class H2ServerConnection {
   }
 }
 
-/** Why a frame's length cannot be right for its type (a connection error, §4.2), or undefined. */
-function wrongSize(type: number, flags: number, length: number): string | undefined {
-  switch (type) {
-    case FrameType.SETTINGS:
-      return (flags & Flag.ACK ? length !== 0 : length % 6 !== 0) ? 'SETTINGS size' : undefined;
-    case FrameType.PING:
-      return length !== 8 ? 'PING size' : undefined;
-    case FrameType.WINDOW_UPDATE:
-      return length !== 4 ? 'WINDOW_UPDATE size' : undefined;
-    case FrameType.RST_STREAM:
-      return length !== 4 ? 'RST_STREAM size' : undefined;
-    case FrameType.GOAWAY:
-      return length < 8 ? 'GOAWAY size' : undefined;
-    default:
-      return undefined;
-  }
-}
-
-function flushConnection(c: H2ServerConnection): void {
-  c.flush();
-}
-
-/** A header block being received (HEADERS, then CONTINUATION until END_HEADERS). */
-interface HeaderBlock {
-  streamId: number;
-  parts: Buffer[];
-  bytes: number;
-  endStream: boolean;
-  continuations: number;
-  /** Set when the stream is refused whatever the block holds: it is decoded (HPACK state), then dropped. */
-  drop: string | undefined;
-}
-
 /** What the connection keeps on a stream between its HEADERS and its routing. */
 type StreamWithHead = H2ServerStream & { head?: RequestHead };
 /** A close(code) asked for while the response was still going out. */
 type StreamWithReset = H2ServerStream & { resetAfterEnd?: number };
 
-/** Response fields a node:http2-style headers object holds, :status first, names lowercased; connection-specific ones dropped. */
-function responseFields(headers: OutgoingHttpHeaders): string[] {
-  const fields: string[] = [];
-  const status = headers[':status'];
-  if (status !== undefined) fields.push(':status', String(status));
-  for (const key in headers) {
-    if (key === ':status') continue;
-    const value = headers[key];
-    if (value === undefined) continue;
-    const name = key.toLowerCase();
-    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'transfer-encoding' || name === 'upgrade') continue;
-    if (Array.isArray(value)) for (const v of value) fields.push(name, String(v));
-    else fields.push(name, String(value));
-  }
-  return fields;
+/** The client's settings that change nothing else (§6.5.2): ENABLE_PUSH must still be 0 or 1. */
+function settingsOfClient(id: number, value: number): string | undefined {
+  return id === Setting.ENABLE_PUSH && value > 1 ? 'ENABLE_PUSH not 0 or 1' : undefined;
 }

@@ -1,0 +1,235 @@
+// What a stream of weft's HTTP/2 codec is on either side of the proxy: the
+// half that receives (DATA handed to 'data' listeners as it is parsed, held
+// while the reader pauses, its window given back as it is read) and the half
+// that sends (write/end queue DATA the connection pumps as flow control
+// allows; trailers after it). server-stream.ts (a downstream request) and
+// client-stream.ts (an upstream request) add what their side needs. Not a
+// stream.Duplex: a chunk goes from the socket's read to the listener, and from
+// write() to the connection's DATA frames, with no queue in between beyond
+// what flow control needs.
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { activityClock } from '../../listener/activity-clock';
+
+/** Bytes queued (waiting for flow-control window or the socket) before write() says "wait". */
+const WRITE_HIGH_WATER = 64 * 1024;
+
+/** What can receive a body through pipe(): an upstream stream or request. */
+export interface PipeTarget {
+  write(chunk: Buffer): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/** The connection a stream belongs to, as the stream calls it. */
+export interface StreamOwner<S> {
+  /** The reader took what the stream held: its window may go back to the peer. */
+  consumed(stream: S): void;
+  /** The received side delivered its end: the stream may be closed. */
+  maybeClosed(stream: S): void;
+  /** Queued DATA (and the end) may go out. */
+  pump(stream: S): void;
+}
+
+export abstract class H2StreamBase extends EventEmitter {
+  destroyed = false;
+  closed = false;
+  /** The RST_STREAM code that ended the stream (either side), undefined if it ended cleanly. */
+  rstCode: number | undefined = undefined;
+
+  // ---- the receiving half ----
+  /** The peer sent END_STREAM. */
+  remoteEnded = false;
+  /** Body bytes still allowed by content-length (-1: no content-length). */
+  remainingLength = -1;
+  /** Window this side granted the peer for the stream. */
+  recvWindow: number;
+  /** Body bytes handed to the reader whose window is not yet given back. */
+  unacknowledged = 0;
+  /** Chunks received while nobody was reading (no 'data' listener yet, or paused). */
+  protected inbox: Buffer[] | undefined;
+  protected flowing = false;
+  protected paused = false;
+  protected endDelivered = false;
+  protected pendingTrailers: IncomingHttpHeaders | undefined;
+
+  // ---- the sending half ----
+  /** Window the peer granted for the stream. */
+  sendWindow: number;
+  /** DATA waiting for window or the socket, and its bytes. */
+  readonly outQueue: Buffer[] = [];
+  outBytes = 0;
+  /** end() was called: END_STREAM (or the trailers) goes after the queued DATA. */
+  endQueued = false;
+  /** Trailers to send once the DATA is out (waitForTrailers and sendTrailers). */
+  trailersQueued: OutgoingHttpHeaders | undefined;
+  protected waitForTrailers = false;
+  localEnded = false;
+  private needDrain = false;
+  lastActivity = activityClock.now;
+
+  constructor(
+    protected readonly owner: StreamOwner<H2StreamBase>,
+    recvWindow: number,
+    sendWindow: number,
+  ) {
+    super();
+    this.recvWindow = recvWindow;
+    this.sendWindow = sendWindow;
+  }
+
+  // ---- reading ----
+
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.on(event, listener);
+    if (event === 'data' && !this.flowing) {
+      this.flowing = true;
+      if (!this.paused) process.nextTick(() => this.flushInbox());
+    } else if (event === 'end' && this.remoteEnded && !this.endDelivered && this.flowing && !this.paused) {
+      process.nextTick(() => this.flushInbox());
+    }
+    return this;
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  resume(): this {
+    if (!this.paused) return this;
+    this.paused = false;
+    if (this.flowing) this.flushInbox();
+    return this;
+  }
+
+  /** Forwards the body to `dest` as it comes, pausing while `dest` is full. The end is the caller's (onBodyEnd). */
+  pipe<T extends PipeTarget>(dest: T, _options?: { end?: boolean }): T {
+    this.on('data', (chunk: Buffer) => {
+      if (!dest.write(chunk)) {
+        this.pause();
+        dest.once('drain', () => this.resume());
+      }
+    });
+    return dest;
+  }
+
+  /** The connection: a DATA payload for this stream. */
+  received(chunk: Buffer): void {
+    this.lastActivity = activityClock.now;
+    if (this.flowing && !this.paused && this.inbox === undefined) {
+      this.unacknowledged += chunk.length;
+      this.emit('data', chunk);
+    } else {
+      (this.inbox ??= []).push(chunk);
+    }
+  }
+
+  /** The connection: the trailers, then the end. */
+  receivedTrailers(trailers: IncomingHttpHeaders): void {
+    this.pendingTrailers = trailers;
+  }
+
+  /** The connection: END_STREAM arrived. */
+  receivedEnd(): void {
+    this.remoteEnded = true;
+    if (this.flowing && !this.paused && this.inbox === undefined) this.deliverEnd();
+  }
+
+  protected flushInbox(): void {
+    if (this.destroyed) return;
+    const inbox = this.inbox;
+    if (inbox !== undefined) {
+      while (inbox.length > 0 && !this.paused && !this.destroyed) {
+        const chunk = inbox.shift()!;
+        this.unacknowledged += chunk.length;
+        this.emit('data', chunk);
+      }
+      if (inbox.length > 0 || this.destroyed) return;
+      this.inbox = undefined;
+      this.owner.consumed(this);
+    }
+    if (this.remoteEnded && !this.paused) this.deliverEnd();
+  }
+
+  protected deliverEnd(): void {
+    if (this.endDelivered || this.destroyed) return;
+    this.endDelivered = true;
+    if (this.pendingTrailers !== undefined) this.emitTrailers(this.pendingTrailers);
+    this.emit('end');
+    this.owner.maybeClosed(this);
+  }
+
+  protected emitTrailers(trailers: IncomingHttpHeaders): void {
+    this.emit('trailers', trailers);
+  }
+
+  /** Whether the reader holds received bytes it has not read (paused, or not reading yet). */
+  get holding(): boolean {
+    return this.paused || !this.flowing;
+  }
+
+  // ---- writing ----
+
+  /** Whether the sending side has begun (its HEADERS queued): write() before it sends a default head. */
+  protected abstract beginSending(): void;
+
+  write(chunk: Buffer | string): boolean {
+    if (this.destroyed || this.endQueued) return false;
+    this.enqueue(chunk);
+    this.owner.pump(this);
+    if (this.outBytes < WRITE_HIGH_WATER) return true;
+    this.needDrain = true;
+    return false;
+  }
+
+  end(chunk?: Buffer | string): this {
+    if (this.destroyed || this.endQueued) return this;
+    // Queued with the end, so that the last chunk's DATA frame carries END_STREAM.
+    if (chunk !== undefined) this.enqueue(chunk);
+    this.beginSending();
+    if (this.endQueued) return this;
+    this.endQueued = true;
+    this.owner.pump(this);
+    return this;
+  }
+
+  private enqueue(chunk: Buffer | string): void {
+    this.beginSending();
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (data.length === 0) return;
+    this.lastActivity = activityClock.now;
+    this.outQueue.push(data);
+    this.outBytes += data.length;
+  }
+
+  sendTrailers(trailers: OutgoingHttpHeaders): void {
+    if (this.destroyed || this.localEnded) return;
+    this.trailersQueued = trailers;
+    this.owner.pump(this);
+  }
+
+  /** Whether the message ends with END_STREAM on its last DATA frame (no trailers asked for or given). */
+  get endsWithData(): boolean {
+    return this.trailersQueued === undefined && !this.waitForTrailers;
+  }
+
+  /**
+   * The connection: the DATA is out. A message that waits for trailers gets 'wantTrailers', once
+   * (sendTrailers may follow at once or later); returns whether it was asked.
+   */
+  askTrailers(): boolean {
+    if (!this.waitForTrailers) return false;
+    this.waitForTrailers = false;
+    this.emit('wantTrailers');
+    return true;
+  }
+
+  /** The connection: queued bytes went out. */
+  drained(): void {
+    this.lastActivity = activityClock.now;
+    if (this.needDrain && this.outBytes < WRITE_HIGH_WATER) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
+  }
+}
