@@ -169,8 +169,8 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     if (data === undefined) return;
     stream.recvWindow -= payload.length;
     if (stream.recvWindow < 0) return this.streamError(stream, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control');
-    // Padding is given back at once; the data when the exchange has read it.
-    stream.recvWindow += payload.length - data.length;
+    // Padding goes back with the next WINDOW_UPDATE of the stream; the data once the exchange has read it.
+    stream.unacknowledged += payload.length - data.length;
     if (stream.remainingLength >= 0) {
       stream.remainingLength -= data.length;
       if (stream.remainingLength < 0) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'content_length');
