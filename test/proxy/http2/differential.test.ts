@@ -279,3 +279,38 @@ test(`differential: ${CONNECTIONS} fuzz connections (seed ${SEED}): weft never l
   }
   assert.ok(same >= CONNECTIONS / 2, `most connections are handled alike (${same} of ${CONNECTIONS})`);
 });
+
+test('differential: an upload in many small, maximally padded DATA frames, more padding than the stream window, completes on both (padding comes back as window)', T, async () => {
+  // 800 writes of 100 bytes, each its own DATA frame (the next waits for the last one's callback),
+  // each padded to the most nghttp2 adds (up to 255 bytes): about 200 KB of padding, three windows' worth.
+  const chunks = 800;
+  for (const port of [nghttp2Port, weftPort]) {
+    const who = port === weftPort ? 'weft' : 'nghttp2';
+    const session = http2.connect(`http://127.0.0.1:${port}`, { paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
+    session.on('error', () => {});
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${who}: the upload stalled (its window never came back)`)), 15_000);
+        const req = session.request({ ':method': 'POST', ':path': '/padded' });
+        let text = '';
+        req.setEncoding('latin1');
+        req.on('data', (c: string) => (text += c));
+        req.on('end', () => {
+          clearTimeout(timer);
+          resolve(text);
+        });
+        req.on('error', reject);
+        const chunk = Buffer.alloc(100, 0x61);
+        let sent = 0;
+        const next = (): void => {
+          if (++sent > chunks) return void req.end();
+          req.write(chunk, () => setImmediate(next));
+        };
+        next();
+      });
+      assert.equal(answer, String(chunks * 100), `${who} read the whole padded body`);
+    } finally {
+      session.close();
+    }
+  }
+});
