@@ -163,36 +163,14 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
   }
 
   /** A stream id the server cannot be talking about: one we never opened (push is off, so no even ones). */
-  private idle(streamId: number): boolean {
+  protected idle(streamId: number): boolean {
     return streamId % 2 === 0 || streamId >= this.nextStreamId;
   }
 
-  protected misplaced(type: number, streamId: number): string | undefined {
-    // Inside a header block only its CONTINUATION may come (§6.10).
-    if (this.block !== undefined) return type !== FrameType.CONTINUATION || streamId !== this.block.streamId ? 'header block interrupted' : undefined;
-    switch (type) {
-      case FrameType.CONTINUATION:
-        return 'CONTINUATION without HEADERS';
-      case FrameType.PUSH_PROMISE:
-        return 'PUSH_PROMISE with push disabled';
-      case FrameType.DATA:
-        return streamId === 0 ? 'DATA on stream 0' : this.idle(streamId) ? 'DATA on an idle stream' : undefined;
-      case FrameType.HEADERS:
-        return streamId === 0 ? 'HEADERS on stream 0' : this.idle(streamId) ? 'HEADERS on an idle stream' : undefined;
-      case FrameType.RST_STREAM:
-        return streamId === 0 ? 'RST_STREAM on stream 0' : this.idle(streamId) ? 'RST_STREAM on an idle stream' : undefined;
-      case FrameType.PRIORITY:
-        return streamId === 0 ? 'PRIORITY on stream 0' : undefined;
-      case FrameType.WINDOW_UPDATE:
-        return streamId !== 0 && this.idle(streamId) ? 'WINDOW_UPDATE on an idle stream' : undefined;
-      case FrameType.SETTINGS:
-      case FrameType.PING:
-      case FrameType.GOAWAY:
-        return streamId !== 0 ? 'a connection frame on a stream' : undefined;
-      default:
-        return undefined;
-    }
+  protected headersMisplaced(streamId: number): string | undefined {
+    return streamId === 0 ? 'HEADERS on stream 0' : this.idle(streamId) ? 'HEADERS on an idle stream' : undefined;
   }
+
 
   protected onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     // The whole frame, padding included, counts against both windows (§6.9.1).

@@ -107,13 +107,7 @@ export class H2ClientStream extends H2StreamBase {
    * ended it, so a response it cut short reads as ended on a destroyed stream, as node gives it.
    */
   closedWith(code: number | undefined, error: Error | undefined, byPeer: boolean): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.destroyed = true;
-    this.rstCode = code;
-    this.inbox = undefined;
-    this.outQueue.length = 0;
-    this.outBytes = 0;
+    if (!this.markClosed(code)) return;
     const cutShort = byPeer && error === undefined && this.responded && !this.endDelivered;
     // Asynchronous, as node:http2's: whoever ended the stream finishes its own bookkeeping first.
     process.nextTick(emitClosed, this, error, cutShort);

@@ -81,8 +81,38 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
 
   // ---------------------------------------------------------------- reading
 
-  /** Why a frame cannot come here whatever its payload (a connection error), or undefined. */
-  protected abstract misplaced(type: number, streamId: number): string | undefined;
+  /** Why a frame cannot come here whatever its payload (a connection error, §5.1), or undefined. */
+  private misplaced(type: number, streamId: number): string | undefined {
+    // Inside a header block only its CONTINUATION may come (§6.10).
+    if (this.block !== undefined) return type !== FrameType.CONTINUATION || streamId !== this.block.streamId ? 'header block interrupted' : undefined;
+    switch (type) {
+      case FrameType.CONTINUATION:
+        return 'CONTINUATION without HEADERS';
+      case FrameType.PUSH_PROMISE:
+        return 'PUSH_PROMISE (weft takes no push: a client cannot push, and weft the client turns it off)';
+      case FrameType.DATA:
+        return streamId === 0 ? 'DATA on stream 0' : this.idle(streamId) ? 'DATA on an idle stream' : undefined;
+      case FrameType.HEADERS:
+        return this.headersMisplaced(streamId);
+      case FrameType.RST_STREAM:
+        return streamId === 0 ? 'RST_STREAM on stream 0' : this.idle(streamId) ? 'RST_STREAM on an idle stream' : undefined;
+      case FrameType.PRIORITY:
+        return streamId === 0 ? 'PRIORITY on stream 0' : undefined;
+      case FrameType.WINDOW_UPDATE:
+        return streamId !== 0 && this.idle(streamId) ? 'WINDOW_UPDATE on an idle stream' : undefined;
+      case FrameType.SETTINGS:
+      case FrameType.PING:
+      case FrameType.GOAWAY:
+        return streamId !== 0 ? 'a connection frame on a stream' : undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  /** Whether a (non-zero) stream id names a stream the peer cannot be talking about yet: an idle one (§5.1). */
+  protected abstract idle(streamId: number): boolean;
+  /** Why HEADERS cannot come on this stream whatever it holds, or undefined. */
+  protected abstract headersMisplaced(streamId: number): string | undefined;
   protected abstract onDataFrame(flags: number, streamId: number, payload: Buffer): void;
   protected abstract onHeadersFrame(flags: number, streamId: number, payload: Buffer): void;
   /** A whole header block (in `block`): takeBlock() decodes it. */

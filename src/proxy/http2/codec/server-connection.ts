@@ -127,33 +127,15 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     this.readFrames(buf, at);
   }
 
-  /** Why a frame cannot come here whatever its payload (a connection error), or undefined. */
-  protected misplaced(type: number, streamId: number): string | undefined {
-    // Inside a header block only its CONTINUATION may come (§6.10).
-    if (this.block !== undefined) return type !== FrameType.CONTINUATION || streamId !== this.block.streamId ? 'header block interrupted' : undefined;
-    switch (type) {
-      case FrameType.CONTINUATION:
-        return 'CONTINUATION without HEADERS';
-      case FrameType.PUSH_PROMISE:
-        return 'PUSH_PROMISE from a client';
-      case FrameType.DATA:
-        return streamId === 0 ? 'DATA on stream 0' : streamId > this.lastStreamId ? 'DATA on an idle stream' : undefined;
-      case FrameType.HEADERS:
-        return streamId === 0 || streamId % 2 === 0 ? 'HEADERS on a stream a client cannot open' : undefined;
-      case FrameType.RST_STREAM:
-        return streamId === 0 ? 'RST_STREAM on stream 0' : streamId > this.lastStreamId ? 'RST_STREAM on an idle stream' : undefined;
-      case FrameType.PRIORITY:
-        return streamId === 0 ? 'PRIORITY on stream 0' : undefined;
-      case FrameType.WINDOW_UPDATE:
-        return streamId > this.lastStreamId ? 'WINDOW_UPDATE on an idle stream' : undefined;
-      case FrameType.SETTINGS:
-      case FrameType.PING:
-      case FrameType.GOAWAY:
-        return streamId !== 0 ? 'a connection frame on a stream' : undefined;
-      default:
-        return undefined;
-    }
+  /** A stream the client has not opened yet (§5.1): every id above the last it used. */
+  protected idle(streamId: number): boolean {
+    return streamId > this.lastStreamId;
   }
+
+  protected headersMisplaced(streamId: number): string | undefined {
+    return streamId === 0 || streamId % 2 === 0 ? 'HEADERS on a stream a client cannot open' : undefined;
+  }
+
 
   protected onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');

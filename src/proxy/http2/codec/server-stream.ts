@@ -73,13 +73,7 @@ export class H2ServerStream extends H2StreamBase {
 
   /** The connection: the stream is over (both sides ended, or reset); `code` when reset. */
   closedWith(code: number | undefined): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.destroyed = true;
-    this.rstCode = code;
-    this.inbox = undefined;
-    this.outQueue.length = 0;
-    this.outBytes = 0;
+    if (!this.markClosed(code)) return;
     // Asynchronous, as node:http2's: whoever ended the stream finishes its own bookkeeping first.
     process.nextTick(emitClosed, this, code === undefined);
   }

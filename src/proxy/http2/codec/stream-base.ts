@@ -232,4 +232,16 @@ export abstract class H2StreamBase extends EventEmitter {
       this.emit('drain');
     }
   }
+
+  /** The stream is over: what it still held is dropped. Returns false when it already was. */
+  protected markClosed(code: number | undefined): boolean {
+    if (this.closed) return false;
+    this.closed = true;
+    this.destroyed = true;
+    this.rstCode = code;
+    this.inbox = undefined;
+    this.outQueue.length = 0;
+    this.outBytes = 0;
+    return true;
+  }
 }
