@@ -171,7 +171,6 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     return streamId === 0 ? 'HEADERS on stream 0' : this.idle(streamId) ? 'HEADERS on an idle stream' : undefined;
   }
 
-
   protected onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     // The whole frame, padding included, counts against both windows (§6.9.1).
     this.connRecvWindow -= payload.length;

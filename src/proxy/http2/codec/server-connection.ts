@@ -136,10 +136,8 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     return streamId === 0 || streamId % 2 === 0 ? 'HEADERS on a stream a client cannot open' : undefined;
   }
 
-
+  /** DATA on stream 0 or an idle stream was refused from its frame header (misplaced()). */
   protected onDataFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
-    if (streamId > this.lastStreamId) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on an idle stream');
     // The whole frame, padding included, counts against both windows (§6.9.1).
     this.connRecvWindow -= payload.length;
     if (this.connRecvWindow < 0) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
@@ -169,7 +167,6 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
   }
 
   protected onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId === 0 || streamId % 2 === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS on a stream a client cannot open');
     let fragment = this.unpad(flags, payload);
     if (fragment === undefined) return;
     let drop: string | undefined;
