@@ -371,7 +371,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     setImmediate(flushConnection, this);
   }
 
-  /** Writes what is queued: one writev for all the frames of this tick. */
+  /** Writes what is queued: one writev for all the frames of this turn. */
   flush(): void {
     this.flushScheduled = false;
     const out = this.out;
