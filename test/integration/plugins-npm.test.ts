@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control/control-plane';
 import { silentLogger } from '../../src/observe/log';
@@ -40,13 +41,30 @@ after(async () => {
 });
 
 async function weftRun(service: string) {
-  const app = `require('node:http').createServer((q, s) => s.end()).listen(Number(process.env.PORT), '127.0.0.1'); process.on('SIGTERM', () => process.exit(0));`;
-  return spawnWeftRun(cp, ['--service', service, '--port', String(await freePort())], [NODE, '-e', app], { cwd: tempDir(), env: { WEFT_PLUGIN_CACHE: cache, npm_config_update_notifier: 'false' }, drainSeconds: 0.2 });
+  const app = `process.on('SIGTERM', () => process.exit(0)); require('node:http').createServer((q, s) => s.end()).listen(Number(process.env.PORT), '127.0.0.1');`;
+  const port = await freePort();
+  const run = spawnWeftRun(cp, ['--service', service, '--port', String(port)], [NODE, '-e', app], { cwd: tempDir(), env: { WEFT_PLUGIN_CACHE: cache, npm_config_update_notifier: 'false' }, drainSeconds: 0.2 });
+  return Object.assign(run, { port });
+}
+
+/**
+ * The app listens, so it handles SIGTERM (it sets its handler first): a SIGTERM before that,
+ * while a loaded machine was still starting its node, ended it by the signal (143), not with 0.
+ */
+function appListening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
 }
 
 test('a plugin from an npm package is installed once into the cache and runs its bin', async () => {
   const run = await weftRun('web');
   await waitFor(() => /\[plugin hello\] HELLO from-npm hello\n/.test(run.out()), 120_000, 'the packaged plugin ran');
+  await waitFor(() => appListening(run.port), 30_000, 'the app listens');
   const installed = fs.readdirSync(cache).filter((d) => !d.startsWith('.'));
   assert.equal(installed.length, 1, 'one install in the cache');
   assert.ok(fs.existsSync(path.join(cache, installed[0], 'node_modules', '.bin', 'hello-plugin')));
@@ -56,6 +74,7 @@ test('a plugin from an npm package is installed once into the cache and runs its
   // Again: from the cache, no second install.
   const again = await weftRun('web');
   await waitFor(() => /\[plugin hello\] HELLO from-npm/.test(again.out()), 30_000, 'the plugin ran again');
+  await waitFor(() => appListening(again.port), 30_000, 'the app listens');
   assert.doesNotMatch(again.out(), /installing plugin package/);
   again.child.kill('SIGTERM');
   assert.equal(await again.exited, 0);
