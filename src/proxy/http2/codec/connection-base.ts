@@ -169,17 +169,14 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
         return this.onGoaway(streamId, payload);
       case FrameType.WINDOW_UPDATE:
         return this.onWindowUpdate(streamId, payload);
-      case FrameType.PUSH_PROMISE:
-        // Never allowed here: a client cannot push, and weft's client side turns push off.
-        return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE');
       default:
-        return; // unknown frame types are ignored (§4.1, §5.5)
+        return; // unknown frame types are ignored (§4.1, §5.5); PUSH_PROMISE never gets here (misplaced())
     }
   }
 
+  /** A CONTINUATION of the block being received (one without a block was refused by misplaced()). */
   private onContinuation(flags: number, payload: Buffer): void {
-    const block = this.block;
-    if (block === undefined) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without HEADERS');
+    const block = this.block!;
     // A block past the header list limit, or in more frames than a real one needs, is a flood (CVE-2024-27316).
     if (++block.continuations > MAX_CONTINUATIONS || block.bytes + payload.length > MAX_HEADER_LIST_SIZE * 2) {
       return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'CONTINUATION flood');
