@@ -27,6 +27,8 @@ import type { H2StreamBase } from './stream-base';
 
 /** Bytes the socket may hold before DATA waits for it to drain. */
 const SOCKET_HIGH_WATER = 256 * 1024;
+/** Up to this many bytes, a turn's frames are copied into one write; beyond it they go by writev. */
+const CONCAT_LIMIT = 16 * 1024;
 
 /** The header list size either side advertises and decodes (HAProxy and nginx take 64 kB too). */
 export const MAX_HEADER_LIST_SIZE = 65_536;
@@ -377,6 +379,14 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     this.outBytes = 0;
     if (out.length === 1) {
       this.socket.write(out[0]);
+      return;
+    }
+    let bytes = 0;
+    for (const b of out) bytes += b.length;
+    // Small frames are copied into one buffer: one trip through the socket's Writable instead of
+    // one per frame (a turn's frames are mostly heads and small bodies); big bodies go by writev.
+    if (bytes <= CONCAT_LIMIT) {
+      this.socket.write(Buffer.concat(out, bytes));
       return;
     }
     this.socket.cork();

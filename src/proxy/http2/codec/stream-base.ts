@@ -6,8 +6,7 @@
 // client-stream.ts (an upstream request) add what their side needs. Not a
 // stream.Duplex: a chunk goes from the socket's read to the listener, and from
 // write() to the connection's DATA frames, with no queue in between beyond
-// what flow control needs.
-import { EventEmitter } from 'node:events';
+// what flow control needs; and not an EventEmitter either (see StreamEvents).
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { activityClock } from '../../listener/activity-clock';
 
@@ -30,7 +29,58 @@ export interface StreamOwner<S> {
   pump(stream: S): void;
 }
 
-export abstract class H2StreamBase extends EventEmitter {
+type Listener = (...args: any[]) => void;
+
+/**
+ * The events of a stream ('data', 'end', 'response', 'close', …) as the exchange listens to them:
+ * on, once, emit, removeListener, with EventEmitter's rules (listeners in order, an 'error' nobody
+ * listens to is thrown) but none of its generality (capture, newListener, max-listener warnings),
+ * which cost 5% of the CPU of an h2c request, every stream having a handful of listeners.
+ * A list of listeners is replaced, never changed in place, so an emit runs the ones it found.
+ */
+export class StreamEvents {
+  private listeners: Record<string, Listener | Listener[] | undefined> | undefined;
+
+  on(event: string, listener: Listener): this {
+    const all = (this.listeners ??= {});
+    const had = all[event];
+    all[event] = had === undefined ? listener : typeof had === 'function' ? [had, listener] : [...had, listener];
+    return this;
+  }
+
+  once(event: string, listener: Listener): this {
+    const wrapper = (...args: unknown[]): void => {
+      this.removeListener(event, wrapper);
+      listener(...args);
+    };
+    return this.on(event, wrapper);
+  }
+
+  removeListener(event: string, listener: Listener): this {
+    const had = this.listeners?.[event];
+    if (had === undefined) return this;
+    if (typeof had === 'function') {
+      if (had === listener) this.listeners![event] = undefined;
+      return this;
+    }
+    const i = had.indexOf(listener);
+    if (i >= 0) this.listeners![event] = had.length === 2 ? had[1 - i] : had.filter((_, k) => k !== i);
+    return this;
+  }
+
+  emit(event: string, a?: unknown, b?: unknown): boolean {
+    const had = this.listeners?.[event];
+    if (had === undefined) {
+      if (event === 'error') throw a;
+      return false;
+    }
+    if (typeof had === 'function') had.call(this, a, b);
+    else for (const listener of had) listener.call(this, a, b);
+    return true;
+  }
+}
+
+export abstract class H2StreamBase extends StreamEvents {
   destroyed = false;
   closed = false;
   /** The RST_STREAM code that ended the stream (either side), undefined if it ended cleanly. */
@@ -79,7 +129,7 @@ export abstract class H2StreamBase extends EventEmitter {
 
   // ---- reading ----
 
-  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+  override on(event: string, listener: Listener): this {
     super.on(event, listener);
     if (event === 'data' && !this.flowing) {
       this.flowing = true;
