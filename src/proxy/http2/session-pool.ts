@@ -6,8 +6,17 @@ import type { ClusterConfig, Endpoint } from '../config/types';
 import type { TlsContexts } from '../tls/tls-contexts';
 import { H2ClientConnection } from './codec/client-connection';
 
+/**
+ * Streams a new connection starts before the server's SETTINGS say how many it takes (node and
+ * nghttp2 assume 100 too). Starting all of a burst at once, nginx (128) refused those beyond its
+ * limit, and a request retried after a GOAWAY could be refused a second time: a 503.
+ */
+const STREAMS_BEFORE_SETTINGS = 100;
+
 export class H2SessionPool {
   private readonly sessions = new Map<string, H2ClientConnection>();
+  /** Sessions of endpoints no longer in the cluster: their queued streams get no successor. */
+  private readonly retired = new WeakSet<H2ClientConnection>();
   private closed = false;
 
   constructor(
@@ -26,7 +35,9 @@ export class H2SessionPool {
     const forget = () => {
       if (this.sessions.get(endpoint.key) === session) this.sessions.delete(endpoint.key);
     };
-    const session = new H2ClientConnection(socket, { peerMaxConcurrentStreams: this.cluster.limits.maxRequests, secure: !!tlsOptions, onGone: forget });
+    // Streams still queued when it takes a GOAWAY wait on the next connection to the endpoint.
+    const successor = (): H2ClientConnection | undefined => (this.closed || this.retired.has(session) ? undefined : this.session(endpoint));
+    const session = new H2ClientConnection(socket, { peerMaxConcurrentStreams: Math.min(this.cluster.limits.maxRequests, STREAMS_BEFORE_SETTINGS), secure: !!tlsOptions, onGone: forget, successor });
     session.setTimeout(this.cluster.idleTimeoutMs || 3_600_000, () => session.close());
     this.sessions.set(endpoint.key, session);
     return session;
@@ -39,6 +50,7 @@ export class H2SessionPool {
   retainEndpoints(keep: Set<string>): void {
     for (const [key, s] of this.sessions) {
       if (!keep.has(key)) {
+        this.retired.add(s);
         s.close();
         this.sessions.delete(key);
       }

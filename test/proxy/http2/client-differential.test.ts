@@ -360,6 +360,96 @@ test('unit: streams beyond MAX_CONCURRENT_STREAMS wait for a slot, in order; GOA
   }
 });
 
+test('unit: with a successor, the streams still queued at a GOAWAY move to the next connection, their bodies with them, and are answered there; against a server that processes nothing, a stream tries three more connections, then is refused', T, async () => {
+  // A raw server that allows one stream per connection, answers each request once its END_STREAM is in
+  // (with the body's length), and says GOAWAY with the first stream's id after answering it.
+  const conns: number[] = [];
+  const server = net.createServer((s) => {
+    const conn = conns.push(0) - 1;
+    s.write(settingsFrame([[3, 1]]));
+    let buf = Buffer.alloc(0);
+    const bodies = new Map<number, number>();
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.subarray(0, 3).toString() === 'PRI') buf = buf.subarray(24);
+      while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+        const [len, type, flags, id] = [buf.readUIntBE(0, 3), buf[3], buf[4], buf.readUInt32BE(5)];
+        buf = buf.subarray(9 + len);
+        if (type === FrameType.HEADERS) bodies.set(id, 0);
+        if (type === FrameType.DATA) bodies.set(id, bodies.get(id)! + len);
+        if ((type === FrameType.HEADERS || type === FrameType.DATA) && flags & Flag.END_STREAM) {
+          conns[conn]++;
+          s.write(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, literalBlock([[':status', '200'], ['x-conn', String(conn)], ['x-body', String(bodies.get(id))]])));
+          s.write(frame(FrameType.GOAWAY, 0, 0, Buffer.concat([u32(id), u32(0)])));
+        }
+      }
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const made: H2ClientConnection[] = [];
+  const connect = (): H2ClientConnection => {
+    // One stream at a time from the start, as the server's SETTINGS will say: what waits is certain.
+    const c = new H2ClientConnection(net.connect({ host: '127.0.0.1', port }), { peerMaxConcurrentStreams: 1, secure: false, successor: connect });
+    made.push(c);
+    return c;
+  };
+  try {
+    const first = connect();
+    // Four requests, two with a body written while they wait: one goes, three wait, and each GOAWAY moves the rest on.
+    const streams = [0, 5, 0, 7].map((body) => {
+      const s = first.request({ ':method': body ? 'POST' : 'GET', ':path': '/', ':scheme': 'http', ':authority': 'u' }, { endStream: body === 0 });
+      if (body) s.end(Buffer.alloc(body, 0x61));
+      return s;
+    });
+    const answers = await Promise.all(
+      streams.map(
+        (s) =>
+          new Promise<string>((resolve, reject) => {
+            let head = '';
+            s.on('response', (h: Record<string, unknown>) => (head = `${h[':status']} conn ${h['x-conn']} body ${h['x-body']}`));
+            s.on('error', reject);
+            s.on('close', () => resolve(`${head} rst ${s.rstCode}`));
+          }),
+      ),
+    );
+    assert.deepEqual(answers, ['200 conn 0 body 0 rst undefined', '200 conn 1 body 5 rst undefined', '200 conn 2 body 0 rst undefined', '200 conn 3 body 7 rst undefined']);
+    assert.deepEqual(conns, [1, 1, 1, 1]);
+    assert.equal(made.length, 4, 'a GOAWAY with nothing queued makes no connection');
+  } finally {
+    for (const c of made) c.socket.destroy();
+    server.close();
+  }
+  // A server that says GOAWAY before processing anything: a queued stream tries three more connections, then is refused.
+  let refusing = 0;
+  const refuser = net.createServer((s) => {
+    refusing++;
+    s.write(Buffer.concat([settingsFrame([]), frame(FrameType.GOAWAY, 0, 0, Buffer.concat([u32(0), u32(0)]))]));
+    s.on('data', () => {});
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => refuser.listen(0, '127.0.0.1', r));
+  const refuserPort = (refuser.address() as net.AddressInfo).port;
+  const tried: H2ClientConnection[] = [];
+  const next = (): H2ClientConnection => {
+    const c = new H2ClientConnection(net.connect({ host: '127.0.0.1', port: refuserPort }), { peerMaxConcurrentStreams: 1, secure: false, successor: next });
+    tried.push(c);
+    return c;
+  };
+  try {
+    const s = next().request({ ':method': 'GET', ':path': '/', ':scheme': 'http', ':authority': 'u' }, { endStream: true });
+    s.on('error', () => {});
+    const code = await new Promise<number | undefined>((r) => s.on('close', () => r(s.rstCode)));
+    assert.equal(code, 7);
+    assert.equal(tried.length, 4);
+    assert.equal(refusing, 4);
+  } finally {
+    for (const c of tried) c.socket.destroy();
+    refuser.close();
+  }
+});
+
 function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + ms;

@@ -10,9 +10,12 @@
 //
 // Errors: a malformed response resets its stream (RST_STREAM PROTOCOL_ERROR)
 // and fails it with an 'error'; a connection error sends GOAWAY with its code
-// and fails every stream. Streams the server's GOAWAY leaves out (and those
-// still queued) fail with rstCode REFUSED_STREAM: never processed, so the
-// exchange may send them again on a new connection.
+// and fails every stream. Streams the server's GOAWAY leaves out fail with
+// rstCode REFUSED_STREAM: never processed, so the exchange may send them again
+// on a new connection. Those still queued here (never sent) move to the
+// connection the pool makes next, as a request waits in Envoy's pool, not on
+// a connection: nginx says GOAWAY every 1000 requests, and hundreds of
+// queued streams refused at once turned into 503s.
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { OutgoingHttpHeaders } from 'node:http2';
@@ -29,7 +32,10 @@ export interface H2ClientOptions {
   secure: boolean;
   /** The connection takes no new streams any more (GOAWAY either way, an error, the socket closed): once. */
   onGone?: () => void;
+  /** Where streams still queued at a GOAWAY go (the pool's next connection); without it, or when it gives none, they are refused. */
+  successor?: () => H2ClientConnection | undefined;
 }
+
 
 export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
   private readonly streams = new Map<number, H2ClientStream>();
@@ -47,6 +53,10 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
   private failure: Error | undefined;
   private lastActivity = performance.now();
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Responses that began here: a connection that answered none (and whose GOAWAY took none) made no progress. */
+  private responses = 0;
+  /** Frames of a read are being handled: streams that end free their slots for after it. */
+  private reading = false;
 
   constructor(
     socket: net.Socket | tls.TLSSocket,
@@ -104,7 +114,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
       if (this.nextStreamId > MAX_WINDOW) {
         // Stream ids are spent (§5.1.1): this connection is done; the pool makes another.
         this.waiting.unshift(stream);
-        return this.goneAway(0, ErrorCode.NO_ERROR);
+        return this.goneAway(this.nextStreamId - 2, ErrorCode.NO_ERROR); // the streams started go on
       }
       this.start(stream);
     }
@@ -116,9 +126,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     stream.id = id;
     stream.sendWindow = this.peerInitialWindow;
     this.streams.set(id, stream);
-    const head = stream.head!;
-    stream.head = undefined;
-    this.queue(headerFrames(id, this.encoder.encode(outgoingFields(head)), stream.endWithHeaders, this.peerMaxFrameSize));
+    this.queue(headerFrames(id, this.encoder.encode(outgoingFields(stream.head)), stream.endWithHeaders, this.peerMaxFrameSize));
     this.scheduleFlush();
     if (stream.endWithHeaders) stream.localEnded = true;
     else if (stream.outQueue.length > 0 || stream.endQueued) this.pump(stream);
@@ -152,12 +160,15 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
       buf = Buffer.concat([this.pending, chunk]);
       this.pending = undefined;
     }
+    this.reading = true;
     try {
       this.readFrames(buf, 0);
     } catch (err) {
       // A bug of ours (or of an exchange this read drove), never the server's: this connection ends, the process does not.
       this.connectionError(ErrorCode.INTERNAL_ERROR, (err as Error).message);
     }
+    this.reading = false;
+    this.startWaiting();
     this.acknowledgeConnection();
     this.scheduleFlush();
   }
@@ -240,6 +251,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     if (block.endStream && lengthBinds && head.contentLength > 0) return this.streamError(stream, ErrorCode.PROTOCOL_ERROR, 'malformed response head: content-length without DATA');
     stream.remainingLength = lengthBinds ? head.contentLength : -1;
     stream.endAfterHeaders = block.endStream;
+    this.responses++;
     stream.receivedResponse(head.headers, block.endStream ? Flag.END_STREAM | Flag.END_HEADERS : Flag.END_HEADERS);
     if (block.endStream) {
       if (!stream.destroyed) stream.receivedEnd();
@@ -274,6 +286,9 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     if (stream === undefined) return;
     const code = payload.readUInt32BE(0);
     this.release(stream);
+    // Refused unprocessed (over the server's concurrency, before its SETTINGS came, say): it waits
+    // here for a slot and goes again, within its bound of resends.
+    if (code === ErrorCode.REFUSED_STREAM && stream.mayGoAgain && this.acceptsStreams) return this.adopt(stream, false);
     // NO_ERROR and CANCEL are no error (node:http2 gives none either): a response cut short reads as ended on a destroyed stream.
     stream.closedWith(code, code === ErrorCode.NO_ERROR || code === ErrorCode.CANCEL ? undefined : streamError(code), true);
   }
@@ -310,19 +325,30 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
   private goneAway(lastStreamId: number, code: number): void {
     this.peerGoaway = true;
     this.gone();
-    for (const stream of [...this.streams.values()]) {
-      if (stream.id > lastStreamId) this.refuse(stream);
-    }
-    const waiting = this.waiting;
+    // Streams the GOAWAY left out, then those still queued, go (again) on the next connection, in order.
+    const again = [...this.streams.values()].filter((stream) => stream.id > lastStreamId);
+    for (const stream of again) this.release(stream);
+    again.push(...this.waiting);
     this.waiting = [];
-    for (const stream of waiting) stream.closedWith(ErrorCode.REFUSED_STREAM, streamError(ErrorCode.REFUSED_STREAM, `the upstream sent GOAWAY (${codeName(code)})`), true);
+    let successor: H2ClientConnection | undefined;
+    // Leaving a connection that processed nothing of ours spends one of a stream's few tries.
+    const tries = lastStreamId === 0 && this.responses === 0;
+    for (const stream of again) {
+      if (stream.destroyed) continue;
+      if (stream.mayGoAgain && (successor ??= this.options.successor?.()) !== undefined && successor !== this) successor.adopt(stream, tries);
+      else stream.closedWith(ErrorCode.REFUSED_STREAM, streamError(ErrorCode.REFUSED_STREAM, `the upstream sent GOAWAY (${codeName(code)})`), true);
+    }
     if (this.streams.size === 0) this.finishClose();
   }
 
-  private refuse(stream: H2ClientStream): void {
-    this.release(stream);
-    stream.closedWith(ErrorCode.REFUSED_STREAM, streamError(ErrorCode.REFUSED_STREAM, 'the upstream sent GOAWAY'), true);
+  /** A stream that must go again (see goneAway) waits here; `tries`: it spends one of its tries. Refused if this connection takes no streams either. */
+  adopt(stream: H2ClientStream, tries: boolean): void {
+    if (!this.acceptsStreams) return stream.closedWith(ErrorCode.REFUSED_STREAM, streamError(ErrorCode.REFUSED_STREAM, 'no upstream connection takes new streams'), true);
+    stream.moveTo(this, tries);
+    this.waiting.push(stream);
+    this.startWaiting();
   }
+
 
   // ---------------------------------------------------------------- streams ending
 
@@ -344,7 +370,9 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
   private release(stream: H2ClientStream): void {
     if (stream.id === 0 || !this.streams.delete(stream.id)) return;
     this.blocked.delete(stream);
-    this.startWaiting();
+    // During a read, the slot goes to a queued stream after the read: a GOAWAY that came with the
+    // response that freed it (nginx's, every 1000 requests) then moves the stream instead of refusing it.
+    if (!this.reading) this.startWaiting();
     if ((this.closing || this.peerGoaway) && this.streams.size === 0 && this.waiting.length === 0) this.finishClose();
   }
 

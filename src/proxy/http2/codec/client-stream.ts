@@ -11,14 +11,22 @@
 // streams with an 'error' whose message carries the cause ("connect ..." while
 // connecting: the exchange's UF), and a reset of our own emits only 'close'.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
-import { codeName, ErrorCode } from './frames';
+import { codeName, DEFAULT_WINDOW, ErrorCode } from './frames';
 import type { H2ClientConnection } from './client-connection';
 import { H2StreamBase } from './stream-base';
+
+/** Bounds on a stream going again (moved off connections that answered nothing; sent again once refused), so that servers that refuse everything cannot bounce it for ever. */
+const MAX_MOVES = 3;
+const MAX_RESENDS = 10;
 
 export class H2ClientStream extends H2StreamBase {
   /** Our stream id: 0 while the stream waits for the connection or for a concurrency slot. */
   id = 0;
-  readonly session: H2ClientConnection;
+  session: H2ClientConnection;
+  /** Tries spent going again: moved off a connection that answered nothing (client-connection.ts goneAway). */
+  moves = 0;
+  /** Times it was sent, refused unprocessed, and queued again. */
+  resends = 0;
   /** The request's HEADERS end the stream (no body). */
   readonly endWithHeaders: boolean;
   /** The request method: a HEAD response's content-length says nothing of its DATA. */
@@ -27,8 +35,8 @@ export class H2ClientStream extends H2StreamBase {
   responded = false;
   /** The response's HEADERS carried END_STREAM (trailers-only). */
   endAfterHeaders = false;
-  /** Set while queued: the head to send when the stream starts. */
-  head: OutgoingHttpHeaders | undefined;
+  /** The head it sends when it starts (again, if the server refuses it unprocessed). */
+  readonly head: OutgoingHttpHeaders;
 
   constructor(connection: H2ClientConnection, head: OutgoingHttpHeaders, endStream: boolean, waitForTrailers: boolean, recvWindow: number, sendWindow: number) {
     super(connection, recvWindow, sendWindow);
@@ -38,6 +46,35 @@ export class H2ClientStream extends H2StreamBase {
     this.endWithHeaders = endStream;
     this.waitForTrailers = waitForTrailers && !endStream;
     if (endStream) this.endQueued = true;
+    else this.sent = [];
+  }
+
+  /**
+   * Whether the stream may go again, from its first byte, on this connection or another: the
+   * server refused it unprocessed (a GOAWAY that left it out, or REFUSED_STREAM), nothing of the
+   * response came, and its body is all kept (or it has none). gRPC calls this a transparent retry.
+   */
+  get mayGoAgain(): boolean {
+    return !this.responded && !this.destroyed && this.moves < MAX_MOVES && this.resends < MAX_RESENDS && this.inbox === undefined && !this.remoteEnded && (this.endWithHeaders || this.sent !== undefined);
+  }
+
+  /** To wait on `connection` (this one or the next), not started: what it sent is queued again in front of what it has not. */
+  moveTo(connection: H2ClientConnection, tries: boolean): void {
+    this.session = connection;
+    this.owner = connection;
+    if (tries) this.moves++;
+    if (this.id === 0) return;
+    this.resends++;
+    this.id = 0;
+    this.localEnded = false;
+    this.recvWindow = DEFAULT_WINDOW;
+    this.unacknowledged = 0;
+    if (this.sent !== undefined && this.sent.length > 0) {
+      this.outQueue.unshift(...this.sent);
+      this.outBytes += this.sentBytes;
+      this.sent = [];
+      this.sentBytes = 0;
+    }
   }
 
   /** Bytes written and not yet sent (node's writableLength). */
@@ -79,6 +116,8 @@ export class H2ClientStream extends H2StreamBase {
   /** The connection: the response head (a 1xx one never comes here). */
   receivedResponse(headers: IncomingHttpHeaders, flags: number): void {
     this.responded = true;
+    this.sent = undefined; // processed: it never goes again
+
     this.emit('response', headers, flags);
   }
 

@@ -328,6 +328,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
       const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
       writeFrameHeader(header, 0, n, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
       this.out.push(header, part);
+      if (stream.sent !== undefined) stream.keepSent(part);
       if (end) return this.localEnd(stream);
     }
     this.blocked.delete(stream);

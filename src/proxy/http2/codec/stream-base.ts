@@ -12,6 +12,8 @@ import { activityClock } from '../../listener/activity-clock';
 
 /** Bytes queued (waiting for flow-control window or the socket) before write() says "wait". */
 const WRITE_HIGH_WATER = 64 * 1024;
+/** Request body bytes an upstream stream keeps until its response begins, to go again if refused unprocessed. */
+const REPLAY_LIMIT = 64 * 1024;
 
 /** What can receive a body through pipe(): an upstream stream or request. */
 export interface PipeTarget {
@@ -114,11 +116,18 @@ export abstract class H2StreamBase extends StreamEvents {
   trailersQueued: OutgoingHttpHeaders | undefined;
   protected waitForTrailers = false;
   localEnded = false;
+  /**
+   * DATA sent and kept until the response begins (an upstream request only), so that a stream the
+   * server refused unprocessed can go again: undefined when there is nothing to keep or too much.
+   */
+  sent: Buffer[] | undefined = undefined;
+  sentBytes = 0;
   private needDrain = false;
   lastActivity = activityClock.now;
 
   constructor(
-    protected readonly owner: StreamOwner<H2StreamBase>,
+    /** The connection; an upstream stream still queued may move to another (client-stream.ts moveTo). */
+    protected owner: StreamOwner<H2StreamBase>,
     recvWindow: number,
     sendWindow: number,
   ) {
@@ -272,6 +281,13 @@ export abstract class H2StreamBase extends StreamEvents {
     this.waitForTrailers = false;
     this.emit('wantTrailers');
     return true;
+  }
+
+  /** The connection: `part` went out as DATA; kept while the stream may still have to go again. */
+  keepSent(part: Buffer): void {
+    this.sentBytes += part.length;
+    if (this.sentBytes > REPLAY_LIMIT) this.sent = undefined;
+    else this.sent!.push(part);
   }
 
   /** The connection: queued bytes went out. */
