@@ -688,7 +688,7 @@ export function grpcPercentEncode(text: string): string {
 
 /** Copies regular headers, leaving out pseudo-headers, connection-specific ones and `remove`. */
 function copyHeaders(from: http.IncomingHttpHeaders | http2.IncomingHttpHeaders | NodeJS.Dict<string | string[]>, to: Record<string, unknown>, remove: string[]): void {
-  for (const name of Object.keys(from)) {
+  for (const name in from) {
     if (isH2Forbidden(name) || remove.includes(name)) continue;
     const value = from[name];
     if (value !== undefined) to[name] = value;

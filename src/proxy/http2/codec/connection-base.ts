@@ -339,7 +339,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     if (!stream.endQueued || stream.localEnded || stream.closed || stream.outQueue.length > 0) return;
     // sendTrailers() from the 'wantTrailers' listener comes back here and ends the stream itself.
     if (stream.trailersQueued === undefined && stream.askTrailers() && (stream.trailersQueued === undefined || stream.localEnded)) return;
-    if (stream.trailersQueued !== undefined && Object.keys(stream.trailersQueued).length > 0) {
+    if (stream.trailersQueued !== undefined && hasFields(stream.trailersQueued)) {
       this.queue(headerFrames(stream.id, this.encoder.encode(outgoingFields(stream.trailersQueued)), true, this.peerMaxFrameSize));
     } else {
       const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
@@ -408,6 +408,11 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
 
 function flushConnection(c: H2ConnectionBase<PumpedStream>): void {
   c.flush();
+}
+
+function hasFields(headers: OutgoingHttpHeaders): boolean {
+  for (const _ in headers) return true;
+  return false;
 }
 
 /** Why a frame's length cannot be right for its type (a connection error, §4.2), or undefined. */

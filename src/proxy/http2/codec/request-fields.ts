@@ -79,6 +79,18 @@ function validPath(path: string, method: string): boolean {
   return true;
 }
 
+/**
+ * A new headers object, as the codec hands heads and trailers out: its own fields only, with no
+ * Object.prototype behind it (a field named constructor or __proto__ is a field like any other),
+ * and kept in V8's fast mode: Object.create(null) makes a dictionary, 3.5× slower to fill and copy,
+ * and five of them per gRPC call were a tenth of what the proxy allocated.
+ */
+export function newFields(): IncomingHttpHeaders {
+  return new (Fields as unknown as new () => IncomingHttpHeaders)();
+}
+function Fields(): void {}
+Fields.prototype = Object.create(null) as object;
+
 /** Adds a field to the headers object the way node:http2 joins repeats, so the exchange reads one shape. */
 function addField(headers: IncomingHttpHeaders, name: string, value: string): void {
   const had = headers[name];
@@ -116,7 +128,7 @@ export function regularField(headers: IncomingHttpHeaders, name: string, value: 
 
 /** A request's header block (name, value, … as decoded) → its head; throws MalformedFields. */
 export function requestHead(fields: readonly string[]): RequestHead {
-  const headers: IncomingHttpHeaders = Object.create(null);
+  const headers = newFields();
   let seen = 0;
   let regular = false;
   let length = -1;
@@ -151,7 +163,7 @@ export function requestHead(fields: readonly string[]): RequestHead {
 
 /** A trailer block (§8.1): no pseudo-headers, the same field rules; throws MalformedFields. */
 export function trailerFields(fields: readonly string[]): IncomingHttpHeaders {
-  const trailers: IncomingHttpHeaders = Object.create(null);
+  const trailers = newFields();
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i];
     const value = fields[i + 1];

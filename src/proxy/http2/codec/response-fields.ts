@@ -4,7 +4,7 @@
 // node:http2 gives ('response' listeners read one shape). A response that
 // breaks a rule is malformed: its stream is reset with PROTOCOL_ERROR (§8.1.1).
 import type { IncomingHttpHeaders } from 'node:http2';
-import { MalformedFields, regularField } from './request-fields';
+import { MalformedFields, newFields, regularField } from './request-fields';
 
 /** A response head: :status (a number in `headers` too, as node gives it) and content-length (-1: none). */
 export interface ResponseHead {
@@ -15,7 +15,7 @@ export interface ResponseHead {
 
 /** A response's header block (name, value, … as decoded) → its head; throws MalformedFields. */
 export function responseHead(fields: readonly string[]): ResponseHead {
-  const headers: IncomingHttpHeaders = Object.create(null);
+  const headers = newFields();
   let status = -1;
   let regular = false;
   let length = -1;

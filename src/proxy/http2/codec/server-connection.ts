@@ -16,7 +16,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { activityClock, idleFor } from '../../listener/activity-clock';
 import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connection-base';
 import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, pingFrame, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
-import { MalformedFields, requestHead, trailerFields, type RequestHead } from './request-fields';
+import { MalformedFields, newFields, requestHead, trailerFields, type RequestHead } from './request-fields';
 import { H2ServerStream } from './server-stream';
 
 /** The limits a downstream connection advertises and enforces. */
@@ -207,7 +207,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     }
     let head: RequestHead;
     try {
-      if (size < 0) head = { headers: Object.create(null), contentLength: -1 };
+      if (size < 0) head = { headers: newFields(), contentLength: -1 };
       else head = requestHead(fields);
     } catch (err) {
       if (!(err instanceof MalformedFields)) throw err;

@@ -38,7 +38,8 @@ type Listener = (...args: any[]) => void;
  * on, once, emit, removeListener, with EventEmitter's rules (listeners in order, an 'error' nobody
  * listens to is thrown) but none of its generality (capture, newListener, max-listener warnings),
  * which cost 5% of the CPU of an h2c request, every stream having a handful of listeners.
- * A list of listeners is replaced, never changed in place, so an emit runs the ones it found.
+ * An emit runs the listeners there were when it began: one added meanwhile is appended past its
+ * count, and a removal replaces the list rather than shifting it.
  */
 export class StreamEvents {
   private listeners: Record<string, Listener | Listener[] | undefined> | undefined;
@@ -46,7 +47,9 @@ export class StreamEvents {
   on(event: string, listener: Listener): this {
     const all = (this.listeners ??= {});
     const had = all[event];
-    all[event] = had === undefined ? listener : typeof had === 'function' ? [had, listener] : [...had, listener];
+    if (had === undefined) all[event] = listener;
+    else if (typeof had === 'function') all[event] = [had, listener];
+    else had.push(listener);
     return this;
   }
 
@@ -77,7 +80,7 @@ export class StreamEvents {
       return false;
     }
     if (typeof had === 'function') had.call(this, a, b);
-    else for (const listener of had) listener.call(this, a, b);
+    else for (let i = 0, n = had.length; i < n; i++) had[i].call(this, a, b);
     return true;
   }
 }
