@@ -72,7 +72,6 @@ export class H2Exchange implements FilterRequest, FilterHost {
   trace: RequestTrace | undefined;
   private route: Route | undefined;
   /** DATA bytes either way, and the grpc-status seen (-1: none), for metrics and records. */
-  private requestBytes = 0;
   private responseBytes = 0;
   private grpcStatus = -1;
   /** The request's trailers (a HEADERS frame after its DATA), forwarded to every attempt. */
@@ -233,7 +232,6 @@ export class H2Exchange implements FilterRequest, FilterHost {
     // One reader for the whole exchange: the body goes to the current attempt and is kept for the next.
     this.replay = [];
     this.stream.on('data', (chunk: Buffer) => {
-      this.requestBytes += chunk.length;
       if (this.replay) {
         this.replayBytes += chunk.length;
         if (this.replayBytes > MAX_REPLAY_BODY) this.replay = undefined;
@@ -364,7 +362,6 @@ export class H2Exchange implements FilterRequest, FilterHost {
       if (!this.stream.endAfterHeaders) {
         this.stream.pipe(up, { end: false });
         onBodyEnd(this.stream, () => up.end());
-        this.stream.on('data', (chunk: Buffer) => (this.requestBytes += chunk.length));
       }
       this.stream.on('close', () => {
         if (!this.done) {
@@ -504,7 +501,6 @@ export class H2Exchange implements FilterRequest, FilterHost {
       this.abortUpstream = () => req.destroy();
       this.stream.pipe(req, { end: false });
       onBodyEnd(this.stream, () => req.end());
-      this.stream.on('data', (chunk: Buffer) => (this.requestBytes += chunk.length));
       this.stream.on('close', () => {
         if (!this.done) {
           req.destroy();
@@ -638,7 +634,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
     if (this.filterFlags) flag = flag ? `${this.filterFlags},${flag}` : this.filterFlags;
     if (this.trace) this.ctx.tracer!.end(this.trace, { status, flag, cluster: this.cluster?.config.name, endpoint: this.endpoint?.key, route: this.route?.name });
     const ms = performance.now() - this.started;
-    this.stats?.response(status, ms, flag || undefined, this.route?.name, this.grpc ? this.grpcStatus : -1, this.requestBytes, this.responseBytes);
+    this.stats?.response(status, ms, flag || undefined, this.route?.name, this.grpc ? this.grpcStatus : -1, this.stream.bytesRead, this.responseBytes);
     const records = this.ctx.stats.records;
     if (records.active) records.emit(this.record(status, flag, ms));
   }
@@ -663,7 +659,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
       status,
       grpcStatus: this.grpc && this.grpcStatus >= 0 ? this.grpcStatus : undefined,
       flags,
-      requestBytes: this.requestBytes,
+      requestBytes: this.stream.bytesRead,
       responseBytes: this.responseBytes,
       sourceAddress: socket ? `${socket.remoteAddress}:${socket.remotePort}` : '',
       source: stats.source,

@@ -100,6 +100,8 @@ export abstract class H2StreamBase extends StreamEvents {
   recvWindow: number;
   /** Body bytes handed to the reader whose window is not yet given back. */
   unacknowledged = 0;
+  /** Body bytes handed to the reader in all (what the exchange reports as the bytes it received). */
+  bytesRead = 0;
   /** Chunks received while nobody was reading (no 'data' listener yet, or paused). */
   protected inbox: Buffer[] | undefined;
   protected flowing = false;
@@ -145,9 +147,10 @@ export abstract class H2StreamBase extends StreamEvents {
     super.on(event, listener);
     if (event === 'data' && !this.flowing) {
       this.flowing = true;
-      if (!this.paused) process.nextTick(() => this.flushInbox());
+      // What came before the reader is handed over on the next tick; with nothing held, there is nothing to hand.
+      if (!this.paused && (this.inbox !== undefined || this.remoteEnded)) process.nextTick(flushInboxOf, this);
     } else if (event === 'end' && this.remoteEnded && !this.endDelivered && this.flowing && !this.paused) {
-      process.nextTick(() => this.flushInbox());
+      process.nextTick(flushInboxOf, this);
     }
     return this;
   }
@@ -180,6 +183,7 @@ export abstract class H2StreamBase extends StreamEvents {
     this.lastActivity = activityClock.now;
     if (this.flowing && !this.paused && this.inbox === undefined) {
       this.unacknowledged += chunk.length;
+      this.bytesRead += chunk.length;
       this.emit('data', chunk);
     } else {
       (this.inbox ??= []).push(chunk);
@@ -197,13 +201,15 @@ export abstract class H2StreamBase extends StreamEvents {
     if (this.flowing && !this.paused && this.inbox === undefined) this.deliverEnd();
   }
 
-  protected flushInbox(): void {
+  /** What the stream held goes to the reader, as far as it reads (also the tick after a reader came: flushInboxOf). */
+  flushInbox(): void {
     if (this.destroyed) return;
     const inbox = this.inbox;
     if (inbox !== undefined) {
       while (inbox.length > 0 && !this.paused && !this.destroyed) {
         const chunk = inbox.shift()!;
         this.unacknowledged += chunk.length;
+        this.bytesRead += chunk.length;
         this.emit('data', chunk);
       }
       if (inbox.length > 0 || this.destroyed) return;
@@ -313,4 +319,8 @@ export abstract class H2StreamBase extends StreamEvents {
     this.outBytes = 0;
     return true;
   }
+}
+
+function flushInboxOf(stream: H2StreamBase): void {
+  stream.flushInbox();
 }
