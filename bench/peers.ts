@@ -8,8 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from '../src/run/free-port';
-import { proxyNodeFlags } from '../src/proxy/young-generation';
-export { freePort, proxyNodeFlags };
+export { freePort };
 
 /** A `--name value` command-line argument, or the fallback. */
 export function arg(name: string, fallback: string): string {
@@ -160,13 +159,10 @@ export async function startUpstreamMesh(dir: string, bodyBytes: number, peers: P
   return { upstreamPort, xdsPort };
 }
 
-/**
- * One weft proxy process, started as `weft` starts it (with node's proxyNodeFlags, as bin/weft.js
- * run as a program does); resolves once its admin port says ready.
- * `bin`: another checkout's bin/weft.js, to compare builds in one run (bench/sidecar-ab.ts).
- */
+/** One weft proxy process; resolves once its admin port says ready. */
+/** `bin`: another checkout's bin/weft.js, to compare builds in one run (bench/sidecar-ab.ts). */
 export async function startWeftProxy(name: string, args: string[], adminPort: number, bin = BIN): Promise<Peer> {
-  const { peer } = run(name, process.execPath, [...proxyNodeFlags(), bin, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args]);
+  const { peer } = run(name, process.execPath, [bin, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args]);
   await waitForAdminReady(name, adminPort);
   return peer;
 }

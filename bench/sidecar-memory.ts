@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { arg, freePort, proxyNodeFlags, requireTool, ROOT, rssMiB, startHaproxy, startUpstreamMesh, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
+import { arg, freePort, requireTool, ROOT, rssMiB, startHaproxy, startUpstreamMesh, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
 
 const starts = Number(arg('starts', '5'));
 const seconds = Number(arg('seconds', '5'));
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < starts; i++) {
       const [port, adminPort] = [await freePort(), await freePort()];
       const t0 = performance.now();
-      const child = spawn(process.execPath, [...proxyNodeFlags(), BIN, 'proxy', '--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(port), '--admin-port', String(adminPort), '--log-level', 'warn'], { stdio: 'ignore' });
+      const child = spawn(process.execPath, [BIN, 'proxy', '--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(port), '--admin-port', String(adminPort), '--log-level', 'warn'], { stdio: 'ignore' });
       try {
         await waitForAdminReady('weft proxy', adminPort);
         startMs.push(performance.now() - t0);

@@ -34,7 +34,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { arg, freePort, proxyNodeFlags, requireTool, ROOT, rssMiB, startNginxUpstream, startWeftControl, tempDir, type LoadResult, type Peer } from './peers';
+import { arg, freePort, requireTool, ROOT, rssMiB, startNginxUpstream, startWeftControl, tempDir, type LoadResult, type Peer } from './peers';
 
 const BIN = path.join(ROOT, 'bin/weft.js');
 const NS_PREFIX = 'wbt';
@@ -356,7 +356,7 @@ spec:
 async function startUnit(mode: Mode, xdsPort: number, apiPort: number, ns: string, state: string): Promise<Unit> {
   const outboundPort = await freePort();
   const args = [
-    ...proxyNodeFlags(), BIN, 'run', '--service', 'client', '--outbound-port', String(outboundPort),
+    BIN, 'run', '--service', 'client', '--outbound-port', String(outboundPort),
     '--xds', `127.0.0.1:${xdsPort}`, '--api', `http://127.0.0.1:${apiPort}`,
     '--drain-seconds', '0', '--log-level', 'warn',
     ...(mode === 'transparent' ? ['--transparent', '--egress', 'mesh-only'] : []),

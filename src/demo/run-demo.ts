@@ -15,7 +15,6 @@ import type { Logger } from '../observe/log';
 import { portHolders } from '../run/listening-ports';
 import { freePort } from '../run/free-port';
 import { TransparentUnavailableError, transparentUnavailable, unitName } from '../run/transparent/unit-network';
-import { proxyNodeFlags } from '../proxy/young-generation';
 
 export interface DemoOptions {
   root: string;
@@ -96,7 +95,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     fs.mkdirSync(cwd, { recursive: true });
     const child = spawn(
       process.execPath,
-      [...proxyNodeFlags(), bin, 'run', ...(transparentUnit(app) ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
+      [bin, 'run', ...(transparentUnit(app) ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
       // Own process groups: Ctrl-C reaches the demo only, which stops each unit in order.
       { cwd, env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );

@@ -6,34 +6,14 @@
 // traffic shows up as frequent scavenges; then it grows in one step to V8's
 // maximum, where a loaded sidecar's young generation ends up anyway: the same
 // scavenges per request under load as without the hold (BENCHMARKS.md, issue 15).
-//
-// How far it may grow is fixed when node starts (V8 reads --max-semi-space-size
-// once): NODE_FLAGS below, which `weft` (bin/weft.js run as a program) and
-// whatever weft starts itself pass to node.
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 
-/**
- * Node's flags for a process that runs a proxy: semi-spaces of up to 64 MiB, not V8's 16. Under
- * hundreds of concurrent gRPC calls a call's objects outlive a 16 MiB young generation's
- * scavenges: two thirds of what was allocated was copied or promoted, each scavenge took 10-15 ms
- * and the GC was a third of the CPU. With 64 MiB nothing is promoted, a scavenge takes 2-3 ms, and
- * a gRPC call costs about half the CPU (40 → 21 µs, BENCHMARKS.md); HTTP/1.1 does not move, RSS
- * under load does not grow, and an idle sidecar's young generation is held small anyway.
- * bin/weft.js repeats this flag in its first lines (a test keeps the two equal).
- */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
-
-/** Flags for a node that weft starts to run a proxy: NODE_FLAGS, unless the NODE_OPTIONS it inherits size the semi-spaces. */
-export function proxyNodeFlags(): string[] {
-  return /semi[-_]space[-_]size/.test(process.env.NODE_OPTIONS ?? '') ? [] : [...NODE_FLAGS];
-}
-
 const FLAG = 'semi-space-growth-factor';
 /**
- * The factor under load: one growth from the initial 1 MiB semi-spaces to 16 MiB
- * (V8's default maximum; the next goes on to NODE_FLAGS' 64), where the default
- * factor of 2 takes a loaded sidecar too, only after seconds of extra scavenges.
+ * The factor under load: one growth from the initial 1 MiB semi-spaces to V8's
+ * maximum (16 MiB on 64-bit), which is where the default factor of 2 takes a
+ * loaded sidecar too, only after seconds of extra scavenges.
  */
 const LOAD_FACTOR = 16;
 /**
@@ -47,11 +27,11 @@ const LOAD_SCAVENGES_PER_SECOND = 5;
  * Holds the young generation at its initial size; the returned function, called
  * once the proxy is ready, lets it grow again when scavenges come
  * LOAD_SCAVENGES_PER_SECOND a second (a start scavenges as often). A no-op when
- * the user set the young generation's growth in NODE_OPTIONS or node's flags.
+ * the user set the young generation's size or growth in NODE_OPTIONS or node's flags.
  */
 export function holdYoungGeneration(): { releaseUnderLoad(): void } {
   const userFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
-  if (/semi[-_]space[-_]growth/.test(userFlags)) return { releaseUnderLoad: () => {} };
+  if (/semi[-_]space/.test(userFlags)) return { releaseUnderLoad: () => {} };
   v8.setFlagsFromString(`--${FLAG}=1`);
   return { releaseUnderLoad: () => releaseUnderLoad() };
 }
