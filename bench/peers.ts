@@ -140,6 +140,44 @@ export async function startWeftControl(dir: string, configYaml: string, xdsPort:
   return peer;
 }
 
+/** The one gRPC method of startGrpcUpstream's server. */
+export const GRPC_PATH = '/bench.Echo/Unary';
+
+/** A length-prefixed gRPC message (uncompressed). */
+export function grpcFrame(message: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(message.length, 1);
+  return Buffer.concat([head, message]);
+}
+
+/** A grpc-js server in its own process whose one unary method answers every call with its request's bytes. */
+export async function startGrpcUpstream(port: number): Promise<Peer> {
+  const grpcJs = require.resolve('@grpc/grpc-js');
+  const code = `const grpc = require(${JSON.stringify(grpcJs)});
+const same = (b) => b;
+const server = new grpc.Server();
+server.addService({ Unary: { path: ${JSON.stringify(GRPC_PATH)}, requestStream: false, responseStream: false, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same } },
+  { Unary: (call, cb) => cb(null, call.request) });
+server.bindAsync('127.0.0.1:${port}', grpc.ServerCredentials.createInsecure(), (err) => { if (err) { console.error(err); process.exit(1); } });`;
+  const { peer } = run('grpc-upstream', process.execPath, ['-e', code]);
+  await waitForPort(port);
+  return peer;
+}
+
+/** nginx with `http2` (h2c with prior knowledge) answering every request with `bodyBytes`, as startNginxUpstream does over HTTP/1.1. */
+export async function startH2Upstream(dir: string, port: number, bodyBytes: number): Promise<Peer> {
+  const nginx = requireTool('nginx');
+  fs.writeFileSync(path.join(dir, 'body.txt'), 'x'.repeat(bodyBytes - 1) + '\n');
+  const conf = `daemon off; master_process off; worker_processes 1; error_log ${dir}/h2-error.log warn; pid ${dir}/h2.pid;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000;
+  server { listen 127.0.0.1:${port} http2; location / { root ${dir}; try_files /body.txt =404; default_type text/plain; } } }`;
+  fs.writeFileSync(path.join(dir, 'h2.conf'), conf);
+  const { peer } = run('nginx-h2', nginx, ['-c', path.join(dir, 'h2.conf'), '-p', dir, '-e', `${dir}/h2-error.log`]);
+  await waitForPort(port);
+  return peer;
+}
+
 /** The mesh most benches load: one HTTP service `upstream` whose endpoint is `upstreamPort`. */
 export function upstreamServiceYaml(upstreamPort: number): string {
   return `apiVersion: weft.dev/v1

@@ -1,19 +1,42 @@
-// Two (or more) builds of weft proxy against HAProxy on the HTTP/1.1 path, in
-// one run: the same nginx upstream and control plane, wrk -t1 -c32 into each
-// in turn, rounds interleaved so a busy moment of the shared machine falls on
-// all of them. Reports user and system CPU per request (from /proc) and the
-// median over rounds: what an optimisation changed, measured before and after
-// side by side rather than in two runs minutes apart.
+// Two (or more) builds of weft proxy against HAProxy, in one run: the same
+// upstream and control plane, the same load into each in turn, rounds
+// interleaved so a busy moment of the shared machine falls on all of them.
+// Reports user and system CPU per request (from /proc) and the median over
+// rounds: what an optimisation changed, measured before and after side by
+// side rather than in two runs minutes apart.
 //
-//   node dist/bench/sidecar-ab.js [--rounds 8] [--seconds 4] <name>=<checkout> ...
+//   node dist/bench/sidecar-ab.js [--protocol http1|h2|grpc] [--rounds 8] [--seconds 4] <name>=<checkout> ...
+//
+// http1 (default): nginx upstream, wrk -t1 -c32. h2: nginx h2c upstream,
+// h2load -c32 -m10, HAProxy in h2 mode. grpc: a grpc-js unary upstream,
+// h2load -c32 -m10 POSTing a 100-byte gRPC message, HAProxy in h2 mode.
 //
 // A checkout is a directory with bin/weft.js and its dist built, e.g. a git
 // worktree of the commit before: `git worktree add /tmp/base <rev> && ln -s
 // $PWD/node_modules /tmp/base/ && (cd /tmp/base && npx tsc -p tsconfig.build.json)`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { arg, freePort, procCpuSplitMs, requireTool, startHaproxy, startUpstreamMesh, startWeftProxy, tempDir, wrk, type Peer } from './peers';
+import {
+  arg,
+  freePort,
+  GRPC_PATH,
+  grpcFrame,
+  h2load,
+  procCpuSplitMs,
+  requireTool,
+  startGrpcUpstream,
+  startH2Upstream,
+  startHaproxy,
+  startNginxUpstream,
+  startWeftControl,
+  startWeftProxy,
+  tempDir,
+  wrk,
+  type LoadResult,
+  type Peer,
+} from './peers';
 
+const protocol = arg('protocol', 'http1');
 const rounds = Number(arg('rounds', '8'));
 const seconds = Number(arg('seconds', '4'));
 const builds = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--'));
@@ -22,11 +45,57 @@ interface Target {
   name: string;
   pid: number;
   url: string;
-  headers: string[];
+  /** Requests name the service (weft routes by it; HAProxy has one backend). */
+  viaWeft: boolean;
   samples: { userUs: number; systemUs: number; rps: number; p50ms: number; p99ms: number }[];
 }
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** What the upstream speaks, the service weft routes to it, and the load each target gets. */
+interface Setup {
+  upstreamPort: number;
+  haproxyMode: 'http' | 'h2';
+  service: string;
+  /** The load on `url`; `viaWeft`: the request names the service (weft routes by it). */
+  load(url: string, viaWeft: boolean, secs: number): LoadResult;
+  describe: string;
+}
+
+async function startUpstream(dir: string, peers: Peer[]): Promise<Setup> {
+  const port = await freePort();
+  if (protocol === 'http1') {
+    peers.push(await startNginxUpstream(dir, port, 100));
+    return { upstreamPort: port, haproxyMode: 'http', service: serviceYaml('upstream', 80, 'http', port), load: (url, viaWeft, secs) => wrk(url, 32, secs, viaWeft ? ['Host: upstream'] : []), describe: 'wrk -t1 -c32, 100-byte responses' };
+  }
+  requireTool('h2load');
+  if (protocol === 'h2') {
+    peers.push(await startH2Upstream(dir, port, 100));
+    return { upstreamPort: port, haproxyMode: 'h2', service: serviceYaml('upstream-h2', 81, 'http2', port), load: (url, viaWeft, secs) => h2load(url, 32, 10, secs, viaWeft ? [':authority: upstream-h2'] : []), describe: 'h2load -c32 -m10, h2c, 100-byte responses' };
+  }
+  if (protocol !== 'grpc') throw new Error(`--protocol ${protocol}: http1, h2 or grpc`);
+  peers.push(await startGrpcUpstream(port));
+  const message = path.join(dir, 'grpc-request.bin');
+  fs.writeFileSync(message, grpcFrame(Buffer.alloc(100, 0x61)));
+  const headers = ['content-type: application/grpc', 'te: trailers'];
+  return {
+    upstreamPort: port,
+    haproxyMode: 'h2',
+    service: serviceYaml('upstream-grpc', 82, 'grpc', port),
+    load: (url, viaWeft, secs) => h2load(url + GRPC_PATH.slice(1), 32, 10, secs, [...headers, ...(viaWeft ? [':authority: upstream-grpc'] : [])], message),
+    describe: 'h2load -c32 -m10, gRPC unary, 100-byte messages',
+  };
+}
+
+function serviceYaml(name: string, port: number, proto: string, endpointPort: number): string {
+  return `apiVersion: weft.dev/v1
+kind: Service
+metadata: { name: ${name} }
+spec:
+  ports: [{ name: p, port: ${port}, protocol: ${proto} }]
+  endpoints: [{ address: 127.0.0.1, port: ${endpointPort} }]
+`;
+}
 
 async function main(): Promise<void> {
   if (builds.length === 0) throw new Error('name one or more builds: <name>=<checkout directory>');
@@ -34,8 +103,9 @@ async function main(): Promise<void> {
   const dir = tempDir('weft-bench-ab-');
   const peers: Peer[] = [];
   try {
-    const { upstreamPort: upPort, xdsPort } = await startUpstreamMesh(dir, 100, peers);
-    const haPort = await freePort();
+    const setup = await startUpstream(dir, peers);
+    const [xdsPort, apiPort, haPort] = [await freePort(), await freePort(), await freePort()];
+    peers.push(await startWeftControl(dir, setup.service, xdsPort, apiPort));
     const targets: Target[] = [];
     for (const build of builds) {
       const [name, checkout] = build.split('=');
@@ -44,16 +114,16 @@ async function main(): Promise<void> {
       if (!fs.existsSync(bin)) throw new Error(`${name}: no ${bin}`);
       const proxy = await startWeftProxy(name, ['--xds', `127.0.0.1:${xdsPort}`, '--service', `bench-${name}`, '--outbound-port', String(port)], admin, bin);
       peers.push(proxy);
-      targets.push({ name, pid: proxy.pid, url: `http://127.0.0.1:${port}/`, headers: ['Host: upstream'], samples: [] });
+      targets.push({ name, pid: proxy.pid, url: `http://127.0.0.1:${port}/`, viaWeft: true, samples: [] });
     }
-    const ha = await startHaproxy(dir, haPort, upPort, 'http');
+    const ha = await startHaproxy(dir, haPort, setup.upstreamPort, setup.haproxyMode);
     peers.push(ha);
-    targets.push({ name: 'haproxy', pid: ha.pid, url: `http://127.0.0.1:${haPort}/`, headers: [], samples: [] });
-    for (const t of targets) wrk(t.url, 32, 2, t.headers); // warm-up: pools filled, JIT warm
+    targets.push({ name: 'haproxy', pid: ha.pid, url: `http://127.0.0.1:${haPort}/`, viaWeft: false, samples: [] });
+    for (const t of targets) setup.load(t.url, t.viaWeft, 2); // warm-up: pools filled, JIT warm
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
         const before = procCpuSplitMs(t.pid);
-        const r = wrk(t.url, 32, seconds, t.headers);
+        const r = setup.load(t.url, t.viaWeft, seconds);
         const after = procCpuSplitMs(t.pid);
         if (r.errors) throw new Error(`${t.name}: ${r.errors} errors`);
         const per = (ms: number) => (ms * 1000) / r.requests!;
@@ -61,12 +131,12 @@ async function main(): Promise<void> {
       }
     }
     const haTotal = median(targets[targets.length - 1].samples.map((s) => s.userUs + s.systemUs));
-    console.log(`medians of ${rounds} rounds of ${seconds} s (wrk -t1 -c32, 100-byte responses):`);
+    console.log(`medians of ${rounds} rounds of ${seconds} s (${setup.describe}):`);
     for (const t of targets) {
       const m = (k: keyof Target['samples'][number]) => median(t.samples.map((s) => s[k]));
       const total = median(t.samples.map((s) => s.userUs + s.systemUs));
       console.log(
-        `${t.name.padEnd(10)} cpu ${total.toFixed(1).padStart(5)} µs/req (user ${m('userUs').toFixed(1)}, system ${m('systemUs').toFixed(1)})  ${(total / haTotal).toFixed(2)}× haproxy  ${m('rps').toFixed(0).padStart(6)} req/s  p50 ${m('p50ms').toFixed(2)} ms  p99 ${m('p99ms').toFixed(2)} ms`,
+        `${t.name.padEnd(10)} cpu ${total.toFixed(1).padStart(5)} µs/req (user ${m('userUs').toFixed(1)}, system ${m('systemUs').toFixed(1)})  ${(total / haTotal).toFixed(2)}× haproxy  ${m('rps').toFixed(0).padStart(6)} req/s  p50 ${m('p50ms').toFixed(2)} ms  p99 ${Number.isNaN(m('p99ms')) ? '-' : m('p99ms').toFixed(2)} ms`,
       );
     }
   } finally {

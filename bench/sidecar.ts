@@ -31,9 +31,13 @@ import * as path from 'node:path';
 import {
   arg,
   freePort,
+  GRPC_PATH,
+  grpcFrame,
   h2load,
   procCpuMs,
   rssMiB,
+  startGrpcUpstream,
+  startH2Upstream,
   startHaproxy,
   startNginxProxy,
   startNginxUpstream,
@@ -188,7 +192,7 @@ async function main(): Promise<void> {
     );
     peers.push(await startNginxUpstream(dir, upPort, BODY_BYTES));
     // An h2c upstream for the HTTP/2 case: the same nginx binary with `http2` on a second listener.
-    peers.push(await startH2Upstream(dir, h2UpPort));
+    peers.push(await startH2Upstream(dir, h2UpPort, BODY_BYTES));
     const haHttp = await startHaproxy(dir, haPort, upPort, 'http');
     const haTcp = await startHaproxy(dir, haTcpPort, upPort, 'tcp');
     const haH2 = await startHaproxy(dir, haH2Port, h2UpPort, 'h2');
@@ -337,51 +341,6 @@ async function startOtlpSink(port: number): Promise<Peer> {
   await waitForPort(port);
   return {
     name: 'otlp-sink',
-    pid: child.pid!,
-    stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM')))),
-  };
-}
-
-const GRPC_PATH = '/bench.Echo/Unary';
-
-/** A length-prefixed gRPC message (uncompressed). */
-function grpcFrame(message: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(message.length, 1);
-  return Buffer.concat([head, message]);
-}
-
-/** A grpc-js server in its own process whose one unary method answers every call with its request's bytes. */
-async function startGrpcUpstream(port: number): Promise<Peer> {
-  const { spawn } = await import('node:child_process');
-  const grpcJs = require.resolve('@grpc/grpc-js');
-  const code = `const grpc = require(${JSON.stringify(grpcJs)});
-const same = (b) => b;
-const server = new grpc.Server();
-server.addService({ Unary: { path: ${JSON.stringify(GRPC_PATH)}, requestStream: false, responseStream: false, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same } },
-  { Unary: (call, cb) => cb(null, call.request) });
-server.bindAsync('127.0.0.1:${port}', grpc.ServerCredentials.createInsecure(), (err) => { if (err) { console.error(err); process.exit(1); } });`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitForPort(port);
-  return {
-    name: 'grpc-upstream',
-    pid: child.pid!,
-    stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM')))),
-  };
-}
-
-async function startH2Upstream(dir: string, port: number): Promise<Peer> {
-  const { spawn } = await import('node:child_process');
-  const nginx = requireTool('nginx');
-  const conf = `daemon off; master_process off; worker_processes 1; error_log ${dir}/h2-error.log warn; pid ${dir}/h2.pid;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 10000000;
-  server { listen 127.0.0.1:${port} http2; location / { root ${dir}; try_files /body.txt =404; default_type text/plain; } } }`;
-  fs.writeFileSync(path.join(dir, 'h2.conf'), conf);
-  const child = spawn(nginx, ['-c', path.join(dir, 'h2.conf'), '-p', dir, '-e', `${dir}/h2-error.log`], { stdio: 'ignore' });
-  await waitForPort(port);
-  return {
-    name: 'nginx-h2',
     pid: child.pid!,
     stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM')))),
   };
