@@ -8,8 +8,8 @@ import { H2ClientConnection } from './codec/client-connection';
 
 /**
  * Streams a new connection starts before the server's SETTINGS say how many it takes (node and
- * nghttp2 assume 100 too). Starting all of a burst at once, nginx (128) refused those beyond its
- * limit, and a request retried after a GOAWAY could be refused a second time: a 503.
+ * nghttp2 assume 100 too). Starting all of a burst at once (the cluster allows 1024), nginx (128)
+ * refused those beyond its limit with REFUSED_STREAM, each one a round trip to send again.
  */
 const STREAMS_BEFORE_SETTINGS = 100;
 
@@ -35,7 +35,7 @@ export class H2SessionPool {
     const forget = () => {
       if (this.sessions.get(endpoint.key) === session) this.sessions.delete(endpoint.key);
     };
-    // Streams still queued when it takes a GOAWAY wait on the next connection to the endpoint.
+    // The streams a GOAWAY leaves unprocessed go on the next connection to the endpoint.
     const successor = (): H2ClientConnection | undefined => (this.closed || this.retired.has(session) ? undefined : this.session(endpoint));
     const session = new H2ClientConnection(socket, { peerMaxConcurrentStreams: Math.min(this.cluster.limits.maxRequests, STREAMS_BEFORE_SETTINGS), secure: !!tlsOptions, onGone: forget, successor });
     session.setTimeout(this.cluster.idleTimeoutMs || 3_600_000, () => session.close());

@@ -10,12 +10,14 @@
 //
 // Errors: a malformed response resets its stream (RST_STREAM PROTOCOL_ERROR)
 // and fails it with an 'error'; a connection error sends GOAWAY with its code
-// and fails every stream. Streams the server's GOAWAY leaves out fail with
-// rstCode REFUSED_STREAM: never processed, so the exchange may send them again
-// on a new connection. Those still queued here (never sent) move to the
-// connection the pool makes next, as a request waits in Envoy's pool, not on
-// a connection: nginx says GOAWAY every 1000 requests, and hundreds of
-// queued streams refused at once turned into 503s.
+// and fails every stream. A request the server left unprocessed goes again
+// rather than failing: streams still queued at a GOAWAY move to the
+// connection the pool makes next (as a request waits in Envoy's pool, not on
+// a connection), and streams it sent that a GOAWAY left out, or that the
+// server refused (REFUSED_STREAM), are queued again with their kept body
+// (client-stream.ts mayGoAgain). nginx says GOAWAY every 1000 requests, and
+// hundreds of queued streams refused at once turned into 503s. A stream that
+// cannot go again fails with rstCode REFUSED_STREAM.
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { OutgoingHttpHeaders } from 'node:http2';
@@ -32,10 +34,9 @@ export interface H2ClientOptions {
   secure: boolean;
   /** The connection takes no new streams any more (GOAWAY either way, an error, the socket closed): once. */
   onGone?: () => void;
-  /** Where streams still queued at a GOAWAY go (the pool's next connection); without it, or when it gives none, they are refused. */
+  /** Where the streams a GOAWAY leaves unprocessed go (the pool's next connection); without it, or when it gives none, they are refused. */
   successor?: () => H2ClientConnection | undefined;
 }
-
 
 export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
   private readonly streams = new Map<number, H2ClientStream>();
@@ -348,7 +349,6 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     this.waiting.push(stream);
     this.startWaiting();
   }
-
 
   // ---------------------------------------------------------------- streams ending
 

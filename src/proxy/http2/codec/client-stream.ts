@@ -117,7 +117,6 @@ export class H2ClientStream extends H2StreamBase {
   receivedResponse(headers: IncomingHttpHeaders, flags: number): void {
     this.responded = true;
     this.sent = undefined; // processed: it never goes again
-
     this.emit('response', headers, flags);
   }
 

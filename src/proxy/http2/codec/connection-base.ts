@@ -410,6 +410,7 @@ function flushConnection(c: H2ConnectionBase<PumpedStream>): void {
   c.flush();
 }
 
+/** Whether a headers object has a field (Object.keys would build an array to say). */
 function hasFields(headers: OutgoingHttpHeaders): boolean {
   for (const _ in headers) return true;
   return false;
