@@ -178,13 +178,13 @@ http { access_log off; keepalive_requests 10000000;
   return peer;
 }
 
-/** The mesh most benches load: one HTTP service `upstream` whose endpoint is `upstreamPort`. */
-export function upstreamServiceYaml(upstreamPort: number): string {
+/** The mesh most benches load: one service (by default HTTP `upstream` on port 80) whose endpoint is `upstreamPort`. */
+export function upstreamServiceYaml(upstreamPort: number, service = { name: 'upstream', port: 80, protocol: 'http' }): string {
   return `apiVersion: weft.dev/v1
 kind: Service
-metadata: { name: upstream }
+metadata: { name: ${service.name} }
 spec:
-  ports: [{ name: http, port: 80, protocol: http }]
+  ports: [{ name: ${service.protocol}, port: ${service.port}, protocol: ${service.protocol} }]
   endpoints: [{ address: 127.0.0.1, port: ${upstreamPort} }]
 `;
 }

@@ -34,6 +34,7 @@ import {
   wrk,
   type LoadResult,
   type Peer,
+  upstreamServiceYaml,
 } from './peers';
 
 const protocol = arg('protocol', 'http1');
@@ -66,12 +67,12 @@ async function startUpstream(dir: string, peers: Peer[]): Promise<Setup> {
   const port = await freePort();
   if (protocol === 'http1') {
     peers.push(await startNginxUpstream(dir, port, 100));
-    return { upstreamPort: port, haproxyMode: 'http', service: serviceYaml('upstream', 80, 'http', port), load: (url, viaWeft, secs) => wrk(url, 32, secs, viaWeft ? ['Host: upstream'] : []), describe: 'wrk -t1 -c32, 100-byte responses' };
+    return { upstreamPort: port, haproxyMode: 'http', service: upstreamServiceYaml(port), load: (url, viaWeft, secs) => wrk(url, 32, secs, viaWeft ? ['Host: upstream'] : []), describe: 'wrk -t1 -c32, 100-byte responses' };
   }
   requireTool('h2load');
   if (protocol === 'h2') {
     peers.push(await startH2Upstream(dir, port, 100));
-    return { upstreamPort: port, haproxyMode: 'h2', service: serviceYaml('upstream-h2', 81, 'http2', port), load: (url, viaWeft, secs) => h2load(url, 32, 10, secs, viaWeft ? [':authority: upstream-h2'] : []), describe: 'h2load -c32 -m10, h2c, 100-byte responses' };
+    return { upstreamPort: port, haproxyMode: 'h2', service: upstreamServiceYaml(port, { name: 'upstream-h2', port: 81, protocol: 'http2' }), load: (url, viaWeft, secs) => h2load(url, 32, 10, secs, viaWeft ? [':authority: upstream-h2'] : []), describe: 'h2load -c32 -m10, h2c, 100-byte responses' };
   }
   if (protocol !== 'grpc') throw new Error(`--protocol ${protocol}: http1, h2 or grpc`);
   peers.push(await startGrpcUpstream(port));
@@ -81,20 +82,10 @@ async function startUpstream(dir: string, peers: Peer[]): Promise<Setup> {
   return {
     upstreamPort: port,
     haproxyMode: 'h2',
-    service: serviceYaml('upstream-grpc', 82, 'grpc', port),
+    service: upstreamServiceYaml(port, { name: 'upstream-grpc', port: 82, protocol: 'grpc' }),
     load: (url, viaWeft, secs) => h2load(url + GRPC_PATH.slice(1), 32, 10, secs, [...headers, ...(viaWeft ? [':authority: upstream-grpc'] : [])], message),
     describe: 'h2load -c32 -m10, gRPC unary, 100-byte messages',
   };
-}
-
-function serviceYaml(name: string, port: number, proto: string, endpointPort: number): string {
-  return `apiVersion: weft.dev/v1
-kind: Service
-metadata: { name: ${name} }
-spec:
-  ports: [{ name: p, port: ${port}, protocol: ${proto} }]
-  endpoints: [{ address: 127.0.0.1, port: ${endpointPort} }]
-`;
 }
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { codeName, DEFAULT_WINDOW, ErrorCode } from './frames';
 import type { H2ClientConnection } from './client-connection';
-import { H2StreamBase } from './stream-base';
+import { flushInboxOf, H2StreamBase } from './stream-base';
 
 /** Bounds on a stream going again (moved off connections that answered nothing; sent again once refused), so that servers that refuse everything cannot bounce it for ever. */
 const MAX_MOVES = 3;
@@ -107,7 +107,7 @@ export class H2ClientStream extends H2StreamBase {
     if (!this.flowing) {
       this.flowing = true;
       this.paused = false;
-      process.nextTick(() => this.flushInbox());
+      process.nextTick(flushInboxOf, this);
       return this;
     }
     return super.resume();
