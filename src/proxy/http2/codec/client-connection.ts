@@ -23,6 +23,7 @@ import type * as tls from 'node:tls';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connection-base';
 import { H2ClientStream, streamError } from './client-stream';
+import { StreamTable } from './stream-table';
 import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
 import { MalformedFields, trailerFields } from './request-fields';
 import { responseHead, type ResponseHead } from './response-fields';
@@ -39,7 +40,7 @@ export interface H2ClientOptions {
 }
 
 export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
-  private readonly streams = new Map<number, H2ClientStream>();
+  private readonly streams = new StreamTable<H2ClientStream>();
   /** Streams waiting for the connection or for a concurrency slot, in order. */
   private waiting: H2ClientStream[] = [];
   private nextStreamId = 1;
@@ -327,7 +328,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     this.peerGoaway = true;
     this.gone();
     // Streams the GOAWAY left out, then those still queued, go (again) on the next connection, in order.
-    const again = [...this.streams.values()].filter((stream) => stream.id > lastStreamId);
+    const again = this.streams.values().filter((stream) => stream.id > lastStreamId);
     for (const stream of again) this.release(stream);
     again.push(...this.waiting);
     this.waiting = [];
@@ -354,7 +355,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
 
   protected localEnd(stream: H2ClientStream): void {
     stream.localEnded = true;
-    this.blocked.delete(stream);
+    this.blocked.delete(stream.id);
     this.scheduleFlush();
     this.maybeClosed(stream);
   }
@@ -369,7 +370,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
   /** A stream leaves the connection: its slot goes to a waiting one. */
   private release(stream: H2ClientStream): void {
     if (stream.id === 0 || !this.streams.delete(stream.id)) return;
-    this.blocked.delete(stream);
+    this.blocked.delete(stream.id);
     // During a read, the slot goes to a queued stream after the read: a GOAWAY that came with the
     // response that freed it (nginx's, every 1000 requests) then moves the stream instead of refusing it.
     if (!this.reading) this.startWaiting();

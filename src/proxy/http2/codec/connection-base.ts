@@ -24,6 +24,7 @@ import {
 import { HpackDecoder, HpackError } from './hpack-decoder';
 import { HpackEncoder } from './hpack-encoder';
 import type { H2StreamBase } from './stream-base';
+import { StreamTable } from './stream-table';
 
 /** Bytes the socket may hold before DATA waits for it to drain. */
 const SOCKET_HIGH_WATER = 256 * 1024;
@@ -68,8 +69,8 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
   protected connSendWindow = DEFAULT_WINDOW;
   protected peerInitialWindow = DEFAULT_WINDOW;
   protected peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
-  /** Streams with DATA waiting for window or the socket. */
-  protected readonly blocked = new Set<S>();
+  /** Streams with DATA waiting for window or the socket, by id (a StreamTable, not a Set: see stream-table.ts). */
+  protected readonly blocked = new StreamTable<S>();
 
   // ---- output ----
   protected out: Buffer[] = [];
@@ -244,7 +245,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
             stream.sendWindow += delta;
             if (stream.sendWindow > MAX_WINDOW) return this.failed(ErrorCode.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE overflows a stream window');
           }
-          if (delta > 0) for (const stream of this.blocked) this.pump(stream);
+          if (delta > 0 && this.blocked.size > 0) for (const stream of this.blocked.values()) this.pump(stream);
           break;
         }
         case Setting.MAX_FRAME_SIZE:
@@ -270,7 +271,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     if (increment === 0) return this.connectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
     this.connSendWindow += increment;
     if (this.connSendWindow > MAX_WINDOW) return this.connectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window overflow');
-    for (const stream of this.blocked) this.pump(stream);
+    if (this.blocked.size > 0) for (const stream of this.blocked.values()) this.pump(stream);
   }
 
   // ---------------------------------------------------------------- flow control of what we receive
@@ -310,7 +311,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     while (stream.outQueue.length > 0) {
       const room = Math.min(stream.sendWindow, this.connSendWindow, this.peerMaxFrameSize);
       if (room <= 0 || this.socket.writableLength > SOCKET_HIGH_WATER) {
-        this.blocked.add(stream);
+        this.blocked.set(stream.id, stream);
         this.scheduleFlush();
         return;
       }
@@ -331,7 +332,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
       if (stream.sent !== undefined) stream.keepSent(part);
       if (end) return this.localEnd(stream);
     }
-    this.blocked.delete(stream);
+    this.blocked.delete(stream.id);
     this.scheduleFlush();
     // A 'drain' listener may write (and end) at once: the pump it ran sent what it could, and the end
     // goes after what it left queued, never before.
@@ -401,7 +402,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
   }
 
   protected onSocketDrain(): void {
-    for (const stream of this.blocked) this.pump(stream);
+    if (this.blocked.size > 0) for (const stream of this.blocked.values()) this.pump(stream);
     this.flush();
   }
 }

@@ -18,6 +18,7 @@ import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connec
 import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, pingFrame, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
 import { MalformedFields, newFields, requestHead, trailerFields, type RequestHead } from './request-fields';
 import { H2ServerStream } from './server-stream';
+import { StreamTable } from './stream-table';
 
 /** The limits a downstream connection advertises and enforces. */
 export const LIMITS = {
@@ -46,7 +47,7 @@ export interface H2ServerHandler {
 }
 
 export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
-  private readonly streams = new Map<number, H2ServerStream>();
+  private readonly streams = new StreamTable<H2ServerStream>();
   private prefaceSeen = false;
   /** The highest stream id the client opened. */
   private lastStreamId = 0;
@@ -343,7 +344,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
 
   protected localEnd(stream: H2ServerStream): void {
     stream.localEnded = true;
-    this.blocked.delete(stream);
+    this.blocked.delete(stream.id);
     this.scheduleFlush();
     // A complete response while the request is still coming: RST_STREAM(NO_ERROR) stops the rest
     // of it (RFC 9113 §8.1) instead of reading a body nobody needs (the code close() asked for, if any).
@@ -374,7 +375,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
 
   private closeStream(stream: H2ServerStream, code: number | undefined): void {
     if (!this.streams.delete(stream.id)) return;
-    this.blocked.delete(stream);
+    this.blocked.delete(stream.id);
     // Window the stream's unread bytes held goes back to the connection with the next update.
     stream.closedWith(code);
     if (this.goingAway && this.streams.size === 0) this.finishClose();
@@ -413,7 +414,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.closingTimer);
-    for (const stream of [...this.streams.values()]) this.closeStream(stream, ErrorCode.CANCEL);
+    for (const stream of this.streams.values()) this.closeStream(stream, ErrorCode.CANCEL);
     this.flush();
     this.socket.end();
     this.socket.destroySoon();
@@ -453,7 +454,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
   private onSocketClose(): void {
     this.closed = true;
     clearTimeout(this.closingTimer);
-    for (const stream of [...this.streams.values()]) this.closeStream(stream, ErrorCode.CANCEL);
+    for (const stream of this.streams.values()) this.closeStream(stream, ErrorCode.CANCEL);
   }
 
   /** The sweep: idle streams time out; a connection with no stream idle past `idleTimeoutMs` goes away. */
