@@ -644,7 +644,6 @@ export class H2Exchange implements FilterRequest, FilterHost {
     const ctx = this.ctx;
     const cluster = this.cluster?.config.name ?? this.stats?.cluster ?? '';
     const stats = this.stats ?? ctx.stats.forCluster(ctx.direction, cluster, this.peer?.source);
-    const socket = this.stream.session?.socket;
     return {
       time: performance.timeOrigin + this.started,
       durationMs,
@@ -661,7 +660,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
       flags,
       requestBytes: this.stream.bytesRead,
       responseBytes: this.responseBytes,
-      sourceAddress: socket ? `${socket.remoteAddress}:${socket.remotePort}` : '',
+      sourceAddress: this.stream.session.peer,
       source: stats.source,
       destination: stats.destination,
       attempts: this.attempt,

@@ -104,8 +104,12 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     }
     this.lastActivity = performance.now();
     const stream = new H2ClientStream(this, headers, options?.endStream === true, options?.waitForTrailers === true, DEFAULT_WINDOW, this.peerInitialWindow);
-    this.waiting.push(stream);
-    this.startWaiting();
+    // Nothing queued before it and a slot free: it starts now, without a turn through the queue.
+    if (this.waiting.length === 0 && this.streams.size < this.maxConcurrent && this.nextStreamId <= MAX_WINDOW) this.start(stream);
+    else {
+      this.waiting.push(stream);
+      this.startWaiting();
+    }
     return stream;
   }
 

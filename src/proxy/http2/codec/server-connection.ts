@@ -91,6 +91,13 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
     return this.streams.size;
   }
 
+  private peerText: string | undefined;
+
+  /** The client's address:port, as request records give it (built once per connection, not per request). */
+  get peer(): string {
+    return (this.peerText ??= `${this.socket.remoteAddress}:${this.socket.remotePort}`);
+  }
+
   // ---------------------------------------------------------------- reading
 
   /** Bytes from the socket (the first call gets what the HTTP/1 sniffing already read). */
