@@ -21,10 +21,10 @@
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { OutgoingHttpHeaders } from 'node:http2';
-import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connection-base';
+import { H2ConnectionBase, MAX_HEADER_LIST_SIZE } from './connection-base';
 import { H2ClientStream, streamError } from './client-stream';
 import { StreamTable } from './stream-table';
-import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
+import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, goawayFrame, MAX_WINDOW, PREFACE, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
 import { MalformedFields, trailerFields } from './request-fields';
 import { responseHead, type ResponseHead } from './response-fields';
 
@@ -132,7 +132,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     stream.id = id;
     stream.sendWindow = this.peerInitialWindow;
     this.streams.set(id, stream);
-    this.queue(headerFrames(id, this.encoder.encode(outgoingFields(stream.head)), stream.endWithHeaders, this.peerMaxFrameSize));
+    this.queueHeaders(id, stream.head, stream.endWithHeaders);
     this.scheduleFlush();
     if (stream.endWithHeaders) stream.localEnded = true;
     else if (stream.outQueue.length > 0 || stream.endQueued) this.pump(stream);

@@ -13,23 +13,20 @@ import {
   Flag,
   FRAME_HEADER_BYTES,
   FrameType,
-  headerFrames,
   MAX_MAX_FRAME_SIZE,
   MAX_WINDOW,
   pingFrame,
   Setting,
   windowUpdateFrame,
-  writeFrameHeader,
 } from './frames';
 import { HpackDecoder, HpackError } from './hpack-decoder';
 import { HpackEncoder } from './hpack-encoder';
 import type { H2StreamBase } from './stream-base';
 import { StreamTable } from './stream-table';
+import { FrameOutput } from './frame-output';
 
 /** Bytes the socket may hold before DATA waits for it to drain. */
 const SOCKET_HIGH_WATER = 256 * 1024;
-/** Up to this many bytes, a turn's frames are copied into one write; beyond it they go by writev. */
-const CONCAT_LIMIT = 16 * 1024;
 
 /** The header list size either side advertises and decodes (HAProxy and nginx take 64 kB too). */
 export const MAX_HEADER_LIST_SIZE = 65_536;
@@ -73,8 +70,8 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
   protected readonly blocked = new StreamTable<S>();
 
   // ---- output ----
-  protected out: Buffer[] = [];
-  protected outBytes = 0;
+  /** This turn's frames, written once per turn (flush). */
+  protected readonly out = new FrameOutput();
   private flushScheduled = false;
 
   /** The connection is over: nothing more is read or sent. */
@@ -209,7 +206,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
 
   /** A reply the peer must read (ACKs, RSTs): a peer that makes us queue them unread is cut off. */
   protected reply(frame: Buffer): void {
-    if (this.socket.writableLength + this.outBytes > MAX_UNREAD_REPLY_BYTES) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
+    if (this.socket.writableLength + this.out.length > MAX_UNREAD_REPLY_BYTES) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
     this.queue(frame);
   }
 
@@ -326,9 +323,8 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
       this.connSendWindow -= n;
       // The last DATA carries END_STREAM when the message ends without trailers.
       const end = last && stream.endQueued && stream.endsWithData;
-      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      writeFrameHeader(header, 0, n, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
-      this.out.push(header, part);
+      this.out.frameHeader(n, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
+      this.out.bytes(part);
       if (stream.sent !== undefined) stream.keepSent(part);
       if (end) return this.localEnd(stream);
     }
@@ -341,11 +337,9 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     // sendTrailers() from the 'wantTrailers' listener comes back here and ends the stream itself.
     if (stream.trailersQueued === undefined && stream.askTrailers() && (stream.trailersQueued === undefined || stream.localEnded)) return;
     if (stream.trailersQueued !== undefined && hasFields(stream.trailersQueued)) {
-      this.queue(headerFrames(stream.id, this.encoder.encode(outgoingFields(stream.trailersQueued)), true, this.peerMaxFrameSize));
+      this.queueHeaders(stream.id, stream.trailersQueued, true);
     } else {
-      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      writeFrameHeader(header, 0, 0, FrameType.DATA, Flag.END_STREAM, stream.id);
-      this.out.push(header);
+      this.out.frameHeader(0, FrameType.DATA, Flag.END_STREAM, stream.id);
     }
     this.localEnd(stream);
   }
@@ -356,8 +350,13 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
   }
 
   protected queue(frame: Buffer): void {
-    this.out.push(frame);
-    this.outBytes += frame.length;
+    this.out.bytes(frame);
+  }
+
+  /** A head or trailers: encoded, then framed (HEADERS and any CONTINUATION) straight into the output. */
+  protected queueHeaders(streamId: number, headers: OutgoingHttpHeaders, endStream: boolean): void {
+    const length = this.encoder.encodeToScratch(outgoingFields(headers));
+    this.out.headerBlock(streamId, this.encoder.scratch, length, endStream, this.peerMaxFrameSize);
   }
 
   /**
@@ -372,27 +371,17 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     setImmediate(flushConnection, this);
   }
 
-  /** Writes what is queued: one writev for all the frames of this turn. */
+  /** Writes what is queued: the frames of this turn in one write (one writev when big payloads went by reference). */
   flush(): void {
     this.flushScheduled = false;
-    const out = this.out;
-    if (out.length === 0 || this.socket.destroyed || !this.writable()) return;
-    this.out = [];
-    this.outBytes = 0;
-    if (out.length === 1) {
-      this.socket.write(out[0]);
-      return;
-    }
-    let bytes = 0;
-    for (const b of out) bytes += b.length;
-    // Small frames are copied into one buffer: one trip through the socket's Writable instead of
-    // one per frame (a turn's frames are mostly heads and small bodies); big bodies go by writev.
-    if (bytes <= CONCAT_LIMIT) {
-      this.socket.write(Buffer.concat(out, bytes));
+    if (this.out.length === 0 || this.socket.destroyed || !this.writable()) return;
+    const pieces = this.out.take();
+    if (pieces.length === 1) {
+      this.socket.write(pieces[0]);
       return;
     }
     this.socket.cork();
-    for (const b of out) this.socket.write(b);
+    for (const piece of pieces) this.socket.write(piece);
     this.socket.uncork();
   }
 
@@ -439,7 +428,7 @@ function wrongSize(type: number, flags: number, length: number): string | undefi
  * The fields a node:http2-style headers object holds, pseudo-headers first (§8.3), names
  * lowercased, repeated values as repeated fields; connection-specific ones dropped (§8.2.2).
  */
-export function outgoingFields(headers: OutgoingHttpHeaders): string[] {
+function outgoingFields(headers: OutgoingHttpHeaders): string[] {
   const fields: string[] = [];
   let regular = false;
   for (const key in headers) {

@@ -124,30 +124,3 @@ export function goawayFrame(lastStreamId: number, code: ErrorCode, debug = ''): 
 export function pingFrame(payload: Buffer, ack: boolean): Buffer {
   return frame(FrameType.PING, ack ? Flag.ACK : 0, 0, payload);
 }
-
-/**
- * A header block as HEADERS then as many CONTINUATION frames as the peer's frame size needs,
- * in one buffer (one write).
- */
-export function headerFrames(streamId: number, block: Buffer, endStream: boolean, maxFrameSize: number): Buffer {
-  const frames = Math.max(1, Math.ceil(block.length / maxFrameSize));
-  const buf = Buffer.allocUnsafe(frames * FRAME_HEADER_BYTES + block.length);
-  let at = 0;
-  for (let i = 0, from = 0; i < frames; i++) {
-    const to = Math.min(block.length, from + maxFrameSize);
-    const last = i === frames - 1;
-    const flags = (last ? Flag.END_HEADERS : 0) | (i === 0 && endStream ? Flag.END_STREAM : 0);
-    writeFrameHeader(buf, at, to - from, i === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, flags, streamId);
-    block.copy(buf, at + FRAME_HEADER_BYTES, from, to);
-    at += FRAME_HEADER_BYTES + to - from;
-    from = to;
-  }
-  return buf;
-}
-
-/** The 9-byte header of a DATA frame whose payload is written after it. */
-export function dataFrameHeader(streamId: number, length: number, endStream: boolean): Buffer {
-  const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-  writeFrameHeader(buf, 0, length, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId);
-  return buf;
-}

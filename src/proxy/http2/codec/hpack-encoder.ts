@@ -133,12 +133,24 @@ export class HpackEncoder {
 
   /**
    * Encodes fields (name, value, name, value, …; names lowercase;
-   * pseudo-headers first) into one header block. The block starts at byte
-   * `headroom` of the returned buffer (room for a frame header, so the
-   * caller need not copy the block again); those first bytes are unset.
+   * pseudo-headers first) into one header block, in a new buffer from byte
+   * `headroom` (those first bytes are unset).
    */
   encode(fields: readonly string[], headroom = 0): Buffer {
-    let pos = headroom;
+    const n = this.encodeToScratch(fields);
+    const block = Buffer.allocUnsafe(headroom + n);
+    this.buf.copy(block, headroom, 0, n);
+    return block;
+  }
+
+  /** The block encodeToScratch() left, at its start (valid until the next encoding). */
+  get scratch(): Buffer {
+    return this.buf;
+  }
+
+  /** Encodes fields as encode() does, into the start of `scratch`, for the caller to copy into its frames: the block's length. */
+  encodeToScratch(fields: readonly string[]): number {
+    let pos = 0;
     this.reserve(pos + 16);
     // Size updates: the lowest size since the last block if below what the peer knows, then the current one.
     if (this.lowest < this.announced) {
@@ -185,11 +197,7 @@ export class HpackEncoder {
         pos = this.writeString(pos, value);
       }
     }
-    const block = Buffer.allocUnsafe(pos);
-    const buf = this.buf;
-    if (pos - headroom <= 64) for (let i = headroom; i < pos; i++) block[i] = buf[i]; // cheaper than copy()'s argument checks
-    else buf.copy(block, headroom, headroom, pos);
-    return block;
+    return pos;
   }
 
   /** Makes the scratch buffer at least `bytes` long, keeping its content. */

@@ -14,8 +14,8 @@
 import type * as net from 'node:net';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { activityClock, idleFor } from '../../listener/activity-clock';
-import { H2ConnectionBase, MAX_HEADER_LIST_SIZE, outgoingFields } from './connection-base';
-import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, FrameType, goawayFrame, headerFrames, MAX_WINDOW, PREFACE, pingFrame, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
+import { H2ConnectionBase, MAX_HEADER_LIST_SIZE } from './connection-base';
+import { codeName, DEFAULT_WINDOW, ErrorCode, Flag, goawayFrame, MAX_WINDOW, PREFACE, rstStreamFrame, Setting, SETTINGS_ACK, settingsFrame } from './frames';
 import { MalformedFields, newFields, requestHead, trailerFields, type RequestHead } from './request-fields';
 import { H2ServerStream } from './server-stream';
 import { StreamTable } from './stream-table';
@@ -344,8 +344,7 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
   /** A response head (or trailers) for a stream. */
   sendHeaders(stream: H2ServerStream, headers: OutgoingHttpHeaders, endStream: boolean): void {
     if (this.closed) return;
-    const block = this.encoder.encode(outgoingFields(headers));
-    this.queue(headerFrames(stream.id, block, endStream, this.peerMaxFrameSize));
+    this.queueHeaders(stream.id, headers, endStream);
     this.scheduleFlush();
   }
 
