@@ -355,8 +355,8 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
 
   /** A head or trailers: encoded, then framed (HEADERS and any CONTINUATION) straight into the output. */
   protected queueHeaders(streamId: number, headers: OutgoingHttpHeaders, endStream: boolean): void {
-    const length = this.encoder.encodeToScratch(outgoingFields(headers));
-    this.out.headerBlock(streamId, this.encoder.scratch, length, endStream, this.peerMaxFrameSize);
+    encodeFields(this.encoder, headers);
+    this.out.headerBlock(streamId, this.encoder.scratch, this.encoder.blockLength, endStream, this.peerMaxFrameSize);
   }
 
   /**
@@ -425,11 +425,12 @@ function wrongSize(type: number, flags: number, length: number): string | undefi
 }
 
 /**
- * The fields a node:http2-style headers object holds, pseudo-headers first (§8.3), names
- * lowercased, repeated values as repeated fields; connection-specific ones dropped (§8.2.2).
+ * Encodes a head or trailers (a node:http2-style headers object) into a block: pseudo-headers first
+ * (§8.3), names lowercased, array values as repeated fields, connection-specific fields left out
+ * (§8.2.2). Field by field, with no list of them built per head.
  */
-function outgoingFields(headers: OutgoingHttpHeaders): string[] {
-  const fields: string[] = [];
+function encodeFields(encoder: HpackEncoder, headers: OutgoingHttpHeaders): void {
+  encoder.begin();
   let regular = false;
   for (const key in headers) {
     if (key.charCodeAt(0) !== 0x3a) {
@@ -437,17 +438,16 @@ function outgoingFields(headers: OutgoingHttpHeaders): string[] {
       continue;
     }
     const value = headers[key];
-    if (value !== undefined) fields.push(key, String(value));
+    if (value !== undefined) encoder.field(key, String(value));
   }
-  if (!regular) return fields;
+  if (!regular) return;
   for (const key in headers) {
     if (key.charCodeAt(0) === 0x3a) continue;
     const value = headers[key];
     if (value === undefined) continue;
     const name = key.toLowerCase();
     if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'transfer-encoding' || name === 'upgrade') continue;
-    if (Array.isArray(value)) for (const v of value) fields.push(name, String(v));
-    else fields.push(name, String(value));
+    if (Array.isArray(value)) for (const v of value) encoder.field(name, String(v));
+    else encoder.field(name, String(value));
   }
-  return fields;
 }

@@ -111,6 +111,8 @@ export class HpackEncoder {
   private readonly mask: number;
   private readonly byName = new Map<string, DynamicName>();
   private buf = Buffer.allocUnsafe(1024) as Latin1Writer;
+  /** The end of the block being encoded in `buf`. */
+  private pos = 0;
 
   constructor(opts: HpackEncoderOptions = {}) {
     this.ownMax = opts.maxTableSize ?? DEFAULT_TABLE_SIZE;
@@ -137,21 +139,20 @@ export class HpackEncoder {
    * `headroom` (those first bytes are unset).
    */
   encode(fields: readonly string[], headroom = 0): Buffer {
-    const n = this.encodeToScratch(fields);
-    const block = Buffer.allocUnsafe(headroom + n);
-    this.buf.copy(block, headroom, 0, n);
+    this.begin();
+    for (let i = 0; i + 1 < fields.length; i += 2) this.field(fields[i], fields[i + 1]);
+    const block = Buffer.allocUnsafe(headroom + this.pos);
+    this.buf.copy(block, headroom, 0, this.pos);
     return block;
   }
 
-  /** The block encodeToScratch() left, at its start (valid until the next encoding). */
-  get scratch(): Buffer {
-    return this.buf;
-  }
-
-  /** Encodes fields as encode() does, into the start of `scratch`, for the caller to copy into its frames: the block's length. */
-  encodeToScratch(fields: readonly string[]): number {
+  /**
+   * Starts a block in `scratch`, for fields given one by one (field()) where building the list
+   * first would cost an array per head; blockLength is then its length.
+   */
+  begin(): void {
     let pos = 0;
-    this.reserve(pos + 16);
+    this.reserve(16);
     // Size updates: the lowest size since the last block if below what the peer knows, then the current one.
     if (this.lowest < this.announced) {
       pos = this.writeInt(pos, this.lowest, 0x1f, 0x20);
@@ -162,42 +163,52 @@ export class HpackEncoder {
       this.announced = this.capacity;
     }
     this.lowest = this.capacity;
+    this.pos = pos;
+  }
 
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const name = fields[i];
-      const value = fields[i + 1];
-      this.reserve(pos + 16 + name.length + value.length); // representation and two lengths: at most 3 + 5 + 5 bytes
-      const info = NAME_INFO.get(name);
-      if (info !== undefined && info.fields !== undefined) {
-        const index = info.fields.get(value);
-        if (index !== undefined) {
-          pos = this.writeInt(pos, index, 0x7f, 0x80);
-          continue;
-        }
-      }
-      const dyn = this.byName.get(name);
-      if (dyn !== undefined) {
-        const id = dyn.ids.get(value);
-        if (id !== undefined) {
-          pos = this.writeInt(pos, STATIC_COUNT + this.inserted - id, 0x7f, 0x80);
-          continue;
-        }
-      }
-      const nameIndex = info !== undefined && info.index !== 0 ? info.index : dyn !== undefined ? STATIC_COUNT + this.inserted - dyn.latest : 0;
-      const policy = info === undefined ? INDEX : info.policy;
-      const entrySize = name.length + value.length + ENTRY_OVERHEAD;
-      if (policy === INDEX && value.length <= MAX_INDEXED_VALUE && entrySize <= this.capacity >> 1) {
-        pos = this.writeInt(pos, nameIndex, 0x3f, 0x40);
-        if (nameIndex === 0) pos = this.writeString(pos, name);
-        pos = this.writeString(pos, value);
-        this.insert(name, value, entrySize);
-      } else {
-        pos = this.writeInt(pos, nameIndex, 0x0f, policy === NEVER_INDEX ? 0x10 : 0x00);
-        if (nameIndex === 0) pos = this.writeString(pos, name);
-        pos = this.writeString(pos, value);
+  /** The block begin() started, at the start of `scratch` (valid until the next begin()). */
+  get scratch(): Buffer {
+    return this.buf;
+  }
+
+  get blockLength(): number {
+    return this.pos;
+  }
+
+  /** One field of the block begin() started (name lowercase; pseudo-headers before the others). */
+  field(name: string, value: string): void {
+    let pos = this.pos;
+    this.reserve(pos + 16 + name.length + value.length); // representation and two lengths: at most 3 + 5 + 5 bytes
+    const info = NAME_INFO.get(name);
+    if (info !== undefined && info.fields !== undefined) {
+      const index = info.fields.get(value);
+      if (index !== undefined) {
+        this.pos = this.writeInt(pos, index, 0x7f, 0x80);
+        return;
       }
     }
-    return pos;
+    const dyn = this.byName.get(name);
+    if (dyn !== undefined) {
+      const id = dyn.ids.get(value);
+      if (id !== undefined) {
+        this.pos = this.writeInt(pos, STATIC_COUNT + this.inserted - id, 0x7f, 0x80);
+        return;
+      }
+    }
+    const nameIndex = info !== undefined && info.index !== 0 ? info.index : dyn !== undefined ? STATIC_COUNT + this.inserted - dyn.latest : 0;
+    const policy = info === undefined ? INDEX : info.policy;
+    const entrySize = name.length + value.length + ENTRY_OVERHEAD;
+    if (policy === INDEX && value.length <= MAX_INDEXED_VALUE && entrySize <= this.capacity >> 1) {
+      pos = this.writeInt(pos, nameIndex, 0x3f, 0x40);
+      if (nameIndex === 0) pos = this.writeString(pos, name);
+      pos = this.writeString(pos, value);
+      this.insert(name, value, entrySize);
+    } else {
+      pos = this.writeInt(pos, nameIndex, 0x0f, policy === NEVER_INDEX ? 0x10 : 0x00);
+      if (nameIndex === 0) pos = this.writeString(pos, name);
+      pos = this.writeString(pos, value);
+    }
+    this.pos = pos;
   }
 
   /** Makes the scratch buffer at least `bytes` long, keeping its content. */
