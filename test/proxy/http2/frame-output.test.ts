@@ -67,6 +67,20 @@ describe('FrameOutput', () => {
     assert.deepEqual(Buffer.concat(frames.map((f) => f.payload)), block);
   });
 
+  test('a turn of small frames larger than a buffer still leaves as one piece (one write)', () => {
+    const out = new FrameOutput();
+    const body = pattern(100, 3);
+    for (let id = 1; id < 2000; id += 2) {
+      out.frameHeader(body.length, FrameType.DATA, Flag.END_STREAM, id);
+      out.bytes(body);
+    }
+    const pieces = out.take();
+    assert.equal(pieces.length, 1);
+    const frames = parse(pieces[0]);
+    assert.equal(frames.length, 1000);
+    assert.ok(frames.every((f, i) => f.streamId === 2 * i + 1 && f.payload.equals(body)));
+  });
+
   test('bytes taken for the socket are not written over by later turns', () => {
     const out = new FrameOutput();
     const taken: { pieces: Buffer[]; copy: Buffer }[] = [];

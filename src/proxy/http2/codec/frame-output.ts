@@ -5,13 +5,16 @@
 // its HEADERS frame, then a copy of them all for the write, had been four
 // allocations and three copies per head). What a turn hands to the socket is
 // never written again: the next turn goes on after it, in the same buffer
-// until that is full, then in a new one.
+// until that is full, then in a new one (twice the turn's size, the turn's
+// bytes moved over, so that a turn stays one piece: one write, not a writev).
 import { FRAME_HEADER_BYTES, FrameType, Flag, writeFrameHeader } from './frames';
 
-/** Size of a new output buffer (a larger one when a single header block needs it); an idle connection keeps at most one. */
+/** The smallest output buffer; an idle connection keeps at most one, of at most KEEP_BYTES. */
 const BUFFER_BYTES = 8 * 1024;
-/** A buffer with less room than this left after a turn is let go, to be allocated anew when needed. */
+/** After a turn, a buffer with less room than this left is let go, to be allocated anew when needed. */
 const KEEP_ROOM = 1024;
+/** After a turn, a buffer larger than this (a burst made it) is let go. */
+const KEEP_BYTES = 64 * 1024;
 /** DATA payloads from this size go to the socket as they are (by writev), not copied. */
 const COPY_LIMIT = 1024;
 
@@ -22,7 +25,7 @@ export class FrameOutput {
   /** Where this turn's bytes begin in `buf`: what is before was handed to the socket. */
   private start = 0;
   private pos = 0;
-  /** Earlier pieces of this turn, in order: a payload sent by reference, or the end of a full buffer. */
+  /** Earlier pieces of this turn, in order: payloads sent by reference, and the bytes before each. */
   private pieces: Buffer[] = [];
   /** Bytes queued this turn. */
   length = 0;
@@ -81,19 +84,22 @@ export class FrameOutput {
     const pieces = this.pieces;
     this.pieces = [];
     this.length = 0;
-    if (this.buf.length - this.pos < KEEP_ROOM) {
+    if (this.buf.length - this.pos < KEEP_ROOM || this.buf.length > KEEP_BYTES) {
       this.buf = EMPTY;
       this.start = this.pos = 0;
     }
     return pieces;
   }
 
-  /** Makes room for `n` contiguous bytes, in a new buffer when this one is full. */
+  /** Makes room for `n` more bytes after this turn's: in a new buffer when this one is full, the turn's bytes moved over. */
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    this.seal();
-    this.buf = Buffer.allocUnsafe(Math.max(BUFFER_BYTES, n));
-    this.start = this.pos = 0;
+    const turn = this.pos - this.start;
+    const grown = Buffer.allocUnsafe(Math.max(BUFFER_BYTES, 2 * (turn + n)));
+    if (turn > 0) this.buf.copy(grown, 0, this.start, this.pos);
+    this.buf = grown;
+    this.start = 0;
+    this.pos = turn;
   }
 
   /** What this turn wrote in the buffer so far becomes a piece of its own. */
