@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http2';
 import type { HttpChainContext } from '../http1/connection';
 import { RESPONSE_FLAGS_HEADER } from '../http1/head-writer';
 import { activityClock, SWEEP_MS } from '../listener/activity-clock';
+import { OpenSet } from '../listener/open-set';
 import { setPeer, peerOf } from '../tls/peer';
 import { ErrorCode } from './codec/frames';
 import { H2ServerConnection, type H2ServerHandler } from './codec/server-connection';
@@ -19,14 +20,16 @@ import { H2Exchange } from './h2-exchange';
 export { codeName } from './codec/frames';
 
 export class H2Downstream {
-  private readonly connections = new Map<H2ServerConnection, HttpChainContext>();
+  /** Open connections, each with its chain's idle timeout (an OpenSet, not a Map: see open-set.ts). */
+  private readonly connections = new OpenSet<H2ServerConnection>();
   private sweep: NodeJS.Timeout | undefined;
 
   take(socket: net.Socket, firstBytes: Buffer, ctx: HttpChainContext): void {
     const connection = new H2ServerConnection(socket, handlerFor(ctx));
     const peer = peerOf(socket);
     if (peer) setPeer(connection, peer);
-    this.connections.set(connection, ctx);
+    connection.idleTimeoutMs = ctx.idleTimeoutMs;
+    this.connections.add(connection);
     socket.once('close', () => {
       this.connections.delete(connection);
       if (this.connections.size === 0) this.stopSweep();
@@ -37,14 +40,14 @@ export class H2Downstream {
 
   /** The proxy is stopping: every connection gets GOAWAY; streams in flight may finish. */
   drain(): void {
-    for (const connection of this.connections.keys()) connection.goaway();
+    for (const connection of this.connections.values()) connection.goaway();
   }
 
   private startSweep(): void {
     if (this.sweep) return;
     this.sweep = setInterval(() => {
       const now = activityClock.now;
-      for (const [connection, ctx] of this.connections) connection.sweepIdle(now, ctx.idleTimeoutMs);
+      for (const connection of this.connections.values()) connection.sweepIdle(now);
     }, SWEEP_MS);
     this.sweep.unref();
   }

@@ -12,6 +12,7 @@ import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
 import { proxyTcp } from '../tcp/tcp-proxy';
 import { activityClock, SWEEP_MS } from './activity-clock';
+import { OpenSet } from './open-set';
 import { setPeer, type PeerIdentity } from '../tls/peer';
 import type { TlsContexts } from '../tls/tls-contexts';
 
@@ -40,8 +41,8 @@ export const DEFAULT_DRAIN_MS = 5000;
 export class ListenerManager {
   private readonly listeners = new Map<string, BoundListener>();
   /** Accepted connections, and the HTTP/1 ones among them, until they close (for close()). */
-  private readonly sockets = new Set<net.Socket>();
-  private readonly http = new Set<Http1Connection>();
+  private readonly sockets = new OpenSet<net.Socket>();
+  private readonly http = new OpenSet<Http1Connection>();
   private readonly contexts = new WeakMap<FilterChain, HttpChainContext>();
 
   private readonly sweep: NodeJS.Timeout;
@@ -49,7 +50,7 @@ export class ListenerManager {
   constructor(private readonly deps: ListenerDeps) {
     this.sweep = setInterval(() => {
       const now = (activityClock.now = performance.now());
-      for (const conn of this.http) conn.sweepIdle(now);
+      for (const conn of this.http.values()) conn.sweepIdle(now);
     }, SWEEP_MS);
     this.sweep.unref();
   }
@@ -103,9 +104,9 @@ export class ListenerManager {
     clearInterval(this.sweep);
     const closing = [...this.listeners.values()].map((l) => new Promise<void>((resolve) => (l.server ? l.server.close(() => resolve()) : resolve())));
     this.listeners.clear();
-    for (const conn of this.http) conn.drain();
+    for (const conn of this.http.values()) conn.drain();
     const cut = setTimeout(() => {
-      for (const socket of this.sockets) socket.destroy();
+      for (const socket of this.sockets.values()) socket.destroy();
     }, drainMs);
     await Promise.all(closing);
     clearTimeout(cut);

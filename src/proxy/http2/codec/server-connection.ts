@@ -65,6 +65,8 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
   private goingAway = false;
   private closingTimer: NodeJS.Timeout | undefined;
   private lastActivity = activityClock.now;
+  /** How long the connection may stay with no stream before GOAWAY (its chain's idle timeout; 0: no limit). */
+  idleTimeoutMs = 0;
 
   constructor(
     socket: net.Socket,
@@ -464,10 +466,10 @@ export class H2ServerConnection extends H2ConnectionBase<H2ServerStream> {
   }
 
   /** The sweep: idle streams time out; a connection with no stream idle past `idleTimeoutMs` goes away. */
-  sweepIdle(now: number, idleTimeoutMs: number): void {
+  sweepIdle(now: number): void {
     if (this.closed) return;
     if (this.streams.size === 0) {
-      if (idleFor(now, this.lastActivity, idleTimeoutMs)) this.goaway();
+      if (idleFor(now, this.lastActivity, this.idleTimeoutMs)) this.goaway();
       return;
     }
     for (const stream of this.streams.values()) {
