@@ -25,10 +25,11 @@ import { peerOf, type PeerIdentity } from '../tls/peer';
 import { onBodyEnd, resetStream } from './stream-reset';
 import type { H2ServerStream } from './codec/server-stream';
 import type { H2ClientStream } from './codec/client-stream';
+import type { StreamEventHandler, StreamEvents } from './codec/stream-base';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
-export class H2Exchange implements FilterRequest, FilterHost {
+export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler {
   readonly method: string;
   readonly host: string;
   readonly path: string;
@@ -42,14 +43,17 @@ export class H2Exchange implements FilterRequest, FilterHost {
   private timer: NodeJS.Timeout | undefined;
   private done = false;
   private retriedRefused = false;
-  /** Cancels the upstream stream or request, when the proxy gives up on it (route timeout). */
-  private abortUpstream: (() => void) | undefined;
 
   // ---- the route's retry policy (HTTP/2 clusters) ----
   private retry: RetryPolicy | undefined;
   private attempt = 1;
-  /** The upstream stream of the current attempt; the others' events are ignored. */
+  /** The upstream stream of the current attempt; the others' events are ignored (handleEvent). */
   private currentUp: H2ClientStream | undefined;
+  /** The current HTTP/2 attempt's route action, its response status, whether it began, and its trailers. */
+  private upAction: RouteAction | undefined;
+  private upStatus = 0;
+  private upResponded = false;
+  private upTrailers: http2.OutgoingHttpHeaders | undefined;
   /** The same for an HTTP/1.1 upstream. */
   private currentReq: http.ClientRequest | undefined;
   /** The request body so far, for a retry; undefined once it outgrew MAX_REPLAY_BODY. */
@@ -336,14 +340,14 @@ export class H2Exchange implements FilterRequest, FilterHost {
       if (retry) return this.attemptFailed(route, action, 'connect', 503, 'UF', `upstream connect failure: ${(err as Error).message}`);
       return this.reply(503, 'UF', `upstream connect failure: ${(err as Error).message}`, cluster.config.name);
     }
-    if (this.mayHaveTrailers) up.on('wantTrailers', () => up.sendTrailers(this.requestTrailers ?? {}));
-    let trailers: http2.OutgoingHttpHeaders | undefined;
-    let responded = false;
-    /** An earlier attempt's stream, given up on: its events do nothing. */
-    const stale = () => this.done || (retry !== undefined && up !== this.currentUp);
+    // The exchange is the attempt's listener (handleEvent): an earlier attempt's stream is no longer
+    // currentUp, and its events do nothing.
+    this.currentUp = up;
+    this.upAction = action;
+    this.upResponded = false;
+    this.upTrailers = undefined;
+    if (this.mayHaveTrailers) up.on('wantTrailers', this);
     if (retry) {
-      this.currentUp = up;
-      this.abortUpstream = () => this.currentUp && resetStream(this.currentUp, 'cancel');
       if (!this.stream.endAfterHeaders && this.attempt > 1) {
         for (const chunk of this.replay ?? []) up.write(chunk);
         if (this.bodyEnded) up.end();
@@ -351,14 +355,13 @@ export class H2Exchange implements FilterRequest, FilterHost {
       if (retry.perTryTimeoutMs > 0) {
         const ms = retry.perTryTimeoutMs;
         this.tryTimer = setTimeout(() => {
-          if (stale() || responded) return;
+          if (this.done || up !== this.currentUp || this.upResponded) return;
           this.failed(endpoint, 'timeout');
           this.attemptFailed(route, action, 'timeout', 504, 'UT', `upstream did not answer within the per-try timeout of ${ms} ms`);
           if (this.done) resetStream(up, 'cancel');
         }, ms);
       }
     } else {
-      this.abortUpstream = () => resetStream(up, 'cancel');
       if (!this.stream.endAfterHeaders) {
         this.stream.pipe(up, { end: false });
         onBodyEnd(this.stream, () => up.end());
@@ -370,98 +373,146 @@ export class H2Exchange implements FilterRequest, FilterHost {
         }
       });
     }
-    up.on('response', (headers, flags) => {
-      if (stale()) return;
-      const status = Number(headers[':status']);
-      const trailersOnly = up.endAfterHeaders || (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-      const outcomes = cluster.outcomes;
-      if (outcomes !== undefined) outcomes.response(endpoint, trailersOnly ? effectiveStatus(status, headers['grpc-status']) : status);
-      if (retry) {
-        const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
-        if ((retryOnStatus(retry, status) || (grpcStatus !== undefined && retryOnGrpc(retry, grpcStatus))) && this.scheduleRetry(route, action)) return;
-        clearTimeout(this.tryTimer);
-      }
-      responded = true;
-      const res: http2.OutgoingHttpHeaders = { ':status': status };
-      copyHeaders(headers, res, route.responseHeadersToRemove);
-      for (const h of route.responseHeadersToAdd) res[h.name] = h.value;
-      const replaced = this.encodeReply(status, res);
-      if (replaced) {
-        resetStream(up, 'cancel');
-        return this.reply(replaced.status, replaced.flag, replaced.detail, cluster.config.name, replaced.headers ?? [], replaced.grpcStatus);
-      }
-      // Node sets endAfterHeaders only after 'response': the frame's END_STREAM flag says it now.
-      if (trailersOnly) {
-        if (this.trace && headers['grpc-status'] !== undefined) this.trace.grpcStatus = Number(headers['grpc-status']);
-        // Trailers-only (a gRPC error): the status travels in these headers.
-        if (headers['grpc-status'] !== undefined) this.grpcStatus = Number(headers['grpc-status']);
-        this.stream.respond(res, { endStream: true });
-        return this.finish(status, '');
-      }
-      // Trailers are kept for whoever can expect them (RFC 9110 6.5.1): gRPC, a response that announced
-      // them, and a client that said `te: trailers`. Waiting for them keeps the stream open past the
-      // last DATA and, with none, costs an empty DATA frame: about a fifth more CPU per h2 request
-      // (BENCHMARKS.md), so responses nobody asked trailers of end with their last DATA frame.
-      if (this.grpc || headers.trailer !== undefined || this.headers.te === 'trailers' || String(headers['content-type'] ?? '').startsWith('application/grpc')) {
-        this.stream.respond(res, { waitForTrailers: true });
-        this.stream.on('wantTrailers', () => this.stream.sendTrailers(trailers ?? {}));
-      } else {
-        this.stream.respond(res);
-      }
-      up.on('data', (chunk: Buffer) => {
+    up.on('response', this);
+    up.on('trailers', this);
+    up.on('error', this);
+    up.on('close', this);
+  }
+
+  /**
+   * StreamEventHandler: the events of the current attempt's upstream stream, and of the downstream
+   * stream while that attempt's response goes out ('drain', 'wantTrailers'). One object for them
+   * all: a closure per event and attempt was a fifth of what a gRPC call allocated.
+   */
+  handleEvent(event: string, a: unknown, b: unknown, source: StreamEvents): void {
+    if (source === this.stream) {
+      if (event === 'drain') this.currentUp?.resume();
+      else if (event === 'wantTrailers') this.stream.sendTrailers(this.upTrailers ?? {});
+      return;
+    }
+    const up = source as H2ClientStream;
+    if (event === 'wantTrailers') return up.sendTrailers(this.requestTrailers ?? {});
+    if (up !== this.currentUp) return;
+    switch (event) {
+      case 'response':
+        if (!this.done) this.upstreamResponse(up, a as http2.IncomingHttpHeaders, b as number);
+        return;
+      case 'data': {
+        const chunk = a as Buffer;
         this.responseBytes += chunk.length;
         if (!this.stream.write(chunk)) up.pause();
-      });
-      this.stream.on('drain', () => up.resume());
-      up.on('end', () => {
+        return;
+      }
+      case 'end':
         // An upstream reset mid-response ends `up` too (see onBodyEnd): the client gets a reset, not a cut response.
         if (up.destroyed) {
           this.finish(0, 'UPE');
           return resetStream(this.stream, 'internal');
         }
         this.stream.end();
-        this.finish(status, '');
-      });
-    });
-    up.on('trailers', (t) => {
-      if (t['grpc-status'] !== undefined) {
-        this.grpcStatus = Number(t['grpc-status']);
-        if (this.trace) this.trace.grpcStatus = this.grpcStatus;
+        return this.finish(this.upStatus, '');
+      case 'trailers': {
+        const t = a as http2.IncomingHttpHeaders;
+        if (t['grpc-status'] !== undefined) {
+          this.grpcStatus = Number(t['grpc-status']);
+          if (this.trace) this.trace.grpcStatus = this.grpcStatus;
+        }
+        this.upTrailers = {};
+        copyHeaders(t, this.upTrailers, []);
+        return;
       }
-      trailers = {};
-      copyHeaders(t, trailers, []);
-    });
-    up.on('error', (err) => {
-      if (stale()) return;
-      if (retry && !responded) {
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        const connect = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || /connect/i.test(err.message);
-        const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : connect ? 'connect' : 'reset';
-        this.failed(endpoint, failure);
-        return this.attemptFailed(route, action, failure, 503, connect ? 'UF' : 'UC', `upstream stream failed: ${err.message}`);
-      }
-      if (!responded) {
-        if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) return; // 'close' retries
-        this.failed(endpoint, up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset');
-        return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, cluster.config.name);
-      }
-      this.finish(0, 'UPE');
-      resetStream(this.stream, 'internal');
-    });
-    up.on('close', () => {
-      if (stale() || responded) return;
+      case 'error':
+        if (!this.done) this.upstreamError(up, a as Error);
+        return;
+      case 'close':
+        if (!this.done && !this.upResponded) this.upstreamClosed(up);
+        return;
+    }
+  }
+
+  /** The current attempt's response head. */
+  private upstreamResponse(up: H2ClientStream, headers: http2.IncomingHttpHeaders, flags: number): void {
+    const route = this.route!;
+    const action = this.upAction!;
+    const cluster = this.cluster!;
+    const endpoint = this.endpoint!;
+    const retry = this.retry;
+    const status = Number(headers[':status']);
+    const trailersOnly = up.endAfterHeaders || (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    const outcomes = cluster.outcomes;
+    if (outcomes !== undefined) outcomes.response(endpoint, trailersOnly ? effectiveStatus(status, headers['grpc-status']) : status);
+    if (retry) {
+      const grpcStatus = trailersOnly && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : undefined;
+      if ((retryOnStatus(retry, status) || (grpcStatus !== undefined && retryOnGrpc(retry, grpcStatus))) && this.scheduleRetry(route, action)) return;
+      clearTimeout(this.tryTimer);
+    }
+    this.upResponded = true;
+    this.upStatus = status;
+    const res: http2.OutgoingHttpHeaders = { ':status': status };
+    copyHeaders(headers, res, route.responseHeadersToRemove);
+    for (const h of route.responseHeadersToAdd) res[h.name] = h.value;
+    const replaced = this.encodeReply(status, res);
+    if (replaced) {
+      resetStream(up, 'cancel');
+      return this.reply(replaced.status, replaced.flag, replaced.detail, cluster.config.name, replaced.headers ?? [], replaced.grpcStatus);
+    }
+    // Node sets endAfterHeaders only after 'response': the frame's END_STREAM flag says it now.
+    if (trailersOnly) {
+      if (this.trace && headers['grpc-status'] !== undefined) this.trace.grpcStatus = Number(headers['grpc-status']);
+      // Trailers-only (a gRPC error): the status travels in these headers.
+      if (headers['grpc-status'] !== undefined) this.grpcStatus = Number(headers['grpc-status']);
+      this.stream.respond(res, { endStream: true });
+      return this.finish(status, '');
+    }
+    // Trailers are kept for whoever can expect them (RFC 9110 6.5.1): gRPC, a response that announced
+    // them, and a client that said `te: trailers`. Waiting for them keeps the stream open past the
+    // last DATA and, with none, costs an empty DATA frame: about a fifth more CPU per h2 request
+    // (BENCHMARKS.md), so responses nobody asked trailers of end with their last DATA frame.
+    if (this.grpc || headers.trailer !== undefined || this.headers.te === 'trailers' || String(headers['content-type'] ?? '').startsWith('application/grpc')) {
+      this.stream.respond(res, { waitForTrailers: true });
+      this.stream.on('wantTrailers', this);
+    } else {
+      this.stream.respond(res);
+    }
+    up.on('data', this);
+    this.stream.on('drain', this);
+    up.on('end', this);
+  }
+
+  /** The current attempt's stream failed (before its response: retried or answered; after: the client gets a reset). */
+  private upstreamError(up: H2ClientStream, err: Error): void {
+    const endpoint = this.endpoint!;
+    if (this.retry && !this.upResponded) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const connect = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || /connect/i.test(err.message);
+      const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : connect ? 'connect' : 'reset';
+      this.failed(endpoint, failure);
+      return this.attemptFailed(this.route!, this.upAction!, failure, 503, connect ? 'UF' : 'UC', `upstream stream failed: ${err.message}`);
+    }
+    if (!this.upResponded) {
+      if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) return; // 'close' retries
       this.failed(endpoint, up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset');
-      if (retry) {
-        const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset';
-        return this.attemptFailed(route, action, failure, 503, 'UC', `upstream reset the stream (code ${up.rstCode})`);
-      }
-      // REFUSED_STREAM: the upstream never processed it (e.g. it sent GOAWAY); a bodiless request may go again once.
-      if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) {
-        this.retriedRefused = true;
-        return this.toH2(route, action, cluster, endpoint);
-      }
-      this.reply(503, 'UC', `upstream reset the stream (code ${up.rstCode})`, cluster.config.name);
-    });
+      return this.reply(503, 'UC', `upstream stream failed: ${err.message}`, this.cluster!.config.name);
+    }
+    this.finish(0, 'UPE');
+    resetStream(this.stream, 'internal');
+  }
+
+  /** The current attempt's stream closed before its response. */
+  private upstreamClosed(up: H2ClientStream): void {
+    const endpoint = this.endpoint!;
+    const cluster = this.cluster!;
+    this.failed(endpoint, up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset');
+    if (this.retry) {
+      const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset';
+      return this.attemptFailed(this.route!, this.upAction!, failure, 503, 'UC', `upstream reset the stream (code ${up.rstCode})`);
+    }
+    // REFUSED_STREAM: the upstream never processed it (e.g. it sent GOAWAY); a bodiless request may go again once.
+    if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) {
+      this.retriedRefused = true;
+      return this.toH2(this.route!, this.upAction!, cluster, endpoint);
+    }
+    this.reply(503, 'UC', `upstream reset the stream (code ${up.rstCode})`, cluster.config.name);
   }
 
   private toH1(route: Route, action: RouteAction, cluster: ClusterRuntime, endpoint: import('../config/types').Endpoint): void {
@@ -485,7 +536,6 @@ export class H2Exchange implements FilterRequest, FilterHost {
     this.currentReq = req;
     if (this.requestTrailers) req.addTrailers(this.requestTrailers as http.OutgoingHttpHeaders);
     if (retry) {
-      this.abortUpstream = () => this.currentReq?.destroy();
       if (this.attempt > 1) for (const chunk of this.replay ?? []) req.write(chunk);
       if (this.bodyEnded) req.end();
       if (retry.perTryTimeoutMs > 0) {
@@ -498,7 +548,6 @@ export class H2Exchange implements FilterRequest, FilterHost {
         }, ms);
       }
     } else {
-      this.abortUpstream = () => req.destroy();
       this.stream.pipe(req, { end: false });
       onBodyEnd(this.stream, () => req.end());
       this.stream.on('close', () => {
@@ -570,10 +619,16 @@ export class H2Exchange implements FilterRequest, FilterHost {
   /** No frames either way for the stream idle timeout: 408 SI (gRPC: UNAVAILABLE) before the response, else a reset. */
   private streamIdleTimedOut(ms: number): void {
     if (this.done) return;
-    this.abortUpstream?.();
+    this.abortUpstream();
     if (!this.stream.headersSent) return this.reply(408, 'SI', `no activity on the request for ${ms} ms (stream idle timeout)`, this.cluster?.config.name ?? '');
     this.finish(0, 'SI');
     resetStream(this.stream, 'cancel');
+  }
+
+  /** Cancels the current upstream stream or request, when the proxy gives up on it (a timeout). */
+  private abortUpstream(): void {
+    if (this.currentUp) resetStream(this.currentUp, 'cancel');
+    this.currentReq?.destroy();
   }
 
   /** Outlier detection hears of an attempt that failed locally. */
@@ -585,7 +640,7 @@ export class H2Exchange implements FilterRequest, FilterHost {
   private timedOut(ms: number): void {
     if (this.done) return;
     if (!this.stream.headersSent && this.endpoint) this.failed(this.endpoint, 'timeout');
-    this.abortUpstream?.();
+    this.abortUpstream();
     if (!this.stream.headersSent) this.reply(504, 'UT', `upstream did not answer within the route timeout of ${ms} ms`, this.cluster?.config.name ?? '');
     else {
       this.finish(0, 'UT');

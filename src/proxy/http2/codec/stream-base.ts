@@ -31,7 +31,17 @@ export interface StreamOwner<S> {
   pump(stream: S): void;
 }
 
-type Listener = (...args: any[]) => void;
+type ListenerFunction = (...args: any[]) => void;
+
+/**
+ * A listener that is an object, as the DOM's EventListener: one object can take several events of
+ * several streams without a closure made for each (the exchange takes its upstream stream's this way).
+ */
+export interface StreamEventHandler {
+  handleEvent(event: string, a: unknown, b: unknown, source: StreamEvents): void;
+}
+
+type Listener = ListenerFunction | StreamEventHandler;
 
 /**
  * The events of a stream ('data', 'end', 'response', 'close', …) as the exchange listens to them:
@@ -48,12 +58,12 @@ export class StreamEvents {
     const all = (this.listeners ??= {});
     const had = all[event];
     if (had === undefined) all[event] = listener;
-    else if (typeof had === 'function') all[event] = [had, listener];
+    else if (!Array.isArray(had)) all[event] = [had, listener];
     else had.push(listener);
     return this;
   }
 
-  once(event: string, listener: Listener): this {
+  once(event: string, listener: ListenerFunction): this {
     const wrapper = (...args: unknown[]): void => {
       this.removeListener(event, wrapper);
       listener(...args);
@@ -64,7 +74,7 @@ export class StreamEvents {
   removeListener(event: string, listener: Listener): this {
     const had = this.listeners?.[event];
     if (had === undefined) return this;
-    if (typeof had === 'function') {
+    if (!Array.isArray(had)) {
       if (had === listener) this.listeners![event] = undefined;
       return this;
     }
@@ -79,10 +89,15 @@ export class StreamEvents {
       if (event === 'error') throw a;
       return false;
     }
-    if (typeof had === 'function') had.call(this, a, b);
-    else for (let i = 0, n = had.length; i < n; i++) had[i].call(this, a, b);
+    if (!Array.isArray(had)) call(had, this, event, a, b);
+    else for (let i = 0, n = had.length; i < n; i++) call(had[i], this, event, a, b);
     return true;
   }
+}
+
+function call(listener: Listener, source: StreamEvents, event: string, a: unknown, b: unknown): void {
+  if (typeof listener === 'function') listener.call(source, a, b);
+  else listener.handleEvent(event, a, b, source);
 }
 
 export abstract class H2StreamBase extends StreamEvents {
