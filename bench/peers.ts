@@ -48,8 +48,9 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
-function run(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; peer: Peer } {
-  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+function run(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; onStdout?: (text: string) => void } = {}): { child: ChildProcess; peer: Peer } {
+  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', opts.onStdout ? 'pipe' : 'ignore', 'pipe'] });
+  if (opts.onStdout) child.stdout!.setEncoding('utf8').on('data', opts.onStdout);
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   child.on('exit', (code) => {
@@ -199,8 +200,13 @@ export async function startUpstreamMesh(dir: string, bodyBytes: number, peers: P
 
 /** One weft proxy process; resolves once its admin port says ready. */
 /** `bin`: another checkout's bin/weft.js, to compare builds in one run (bench/sidecar-ab.ts). */
-export async function startWeftProxy(name: string, args: string[], adminPort: number, bin = BIN): Promise<Peer> {
-  const { peer } = run(name, process.execPath, [bin, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args]);
+/**
+ * `node`: flags for node itself (e.g. --trace-gc-nvp), with `onStdout` to read what they print,
+ * line by line as it is printed (stdbuf: V8 prints with C stdio, which a pipe would buffer).
+ */
+export async function startWeftProxy(name: string, args: string[], adminPort: number, bin = BIN, node: { flags: string[]; onStdout: (text: string) => void } | undefined = undefined): Promise<Peer> {
+  const proxyArgs = [bin, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args];
+  const { peer } = node ? run(name, requireTool('stdbuf'), ['-oL', process.execPath, ...node.flags, ...proxyArgs], { onStdout: node.onStdout }) : run(name, process.execPath, proxyArgs);
   await waitForAdminReady(name, adminPort);
   return peer;
 }

@@ -5,8 +5,12 @@
 // rounds: what an optimisation changed, measured before and after side by
 // side rather than in two runs minutes apart.
 //
-//   node dist/bench/sidecar-ab.js [--protocol http1|h2|grpc] [--rounds 8] [--seconds 4] <name>=<checkout> ...
+//   node dist/bench/sidecar-ab.js [--protocol http1|h2|grpc] [--rounds 8] [--seconds 4] [--gc] <name>=<checkout> ...
 //
+// --gc: each weft build runs with node's --trace-gc-nvp, and the report adds
+// its young-generation collections per 1000 requests, the bytes each one
+// promoted to the old generation, and GC pause per request (what showed that
+// a call's objects were being promoted: BENCHMARKS.md, issue 15).
 // http1 (default): nginx upstream, wrk -t1 -c32. h2: nginx h2c upstream,
 // h2load -c32 -m10, HAProxy in h2 mode. grpc: a grpc-js unary upstream,
 // h2load -c32 -m10 POSTing a 100-byte gRPC message, HAProxy in h2 mode.
@@ -41,6 +45,32 @@ const protocol = arg('protocol', 'http1');
 const rounds = Number(arg('rounds', '8'));
 const seconds = Number(arg('seconds', '4'));
 const builds = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--'));
+const traceGc = process.argv.includes('--gc');
+
+/** What --trace-gc-nvp printed since the last reset: scavenges, bytes they promoted, pause of every collection. */
+class GcTally {
+  scavenges = 0;
+  promotedBytes = 0;
+  pauseMs = 0;
+  private partial = '';
+
+  read(text: string): void {
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop()!;
+    for (const line of lines) {
+      const pause = /\bpause=([\d.]+)/.exec(line);
+      if (!pause) continue;
+      this.pauseMs += Number(pause[1]);
+      if (!/\bgc=s\b/.test(line)) continue;
+      this.scavenges++;
+      this.promotedBytes += Number(/\bpromoted=(\d+)/.exec(line)?.[1] ?? 0);
+    }
+  }
+
+  reset(): void {
+    this.scavenges = this.promotedBytes = this.pauseMs = 0;
+  }
+}
 
 interface Target {
   name: string;
@@ -48,7 +78,8 @@ interface Target {
   url: string;
   /** Requests name the service (weft routes by it; HAProxy has one backend). */
   viaWeft: boolean;
-  samples: { userUs: number; systemUs: number; rps: number; p50ms: number; p99ms: number }[];
+  samples: { userUs: number; systemUs: number; rps: number; p50ms: number; p99ms: number; scavengesPer1000: number; promotedKbPerScavenge: number; gcUsPerRequest: number }[];
+  gc?: GcTally;
 }
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -103,9 +134,11 @@ async function main(): Promise<void> {
       const [port, admin] = [await freePort(), await freePort()];
       const bin = path.resolve(checkout, 'bin/weft.js');
       if (!fs.existsSync(bin)) throw new Error(`${name}: no ${bin}`);
-      const proxy = await startWeftProxy(name, ['--xds', `127.0.0.1:${xdsPort}`, '--service', `bench-${name}`, '--outbound-port', String(port)], admin, bin);
+      const gc = traceGc ? new GcTally() : undefined;
+      const node = gc ? { flags: ['--trace-gc-nvp'], onStdout: (text: string) => gc.read(text) } : undefined;
+      const proxy = await startWeftProxy(name, ['--xds', `127.0.0.1:${xdsPort}`, '--service', `bench-${name}`, '--outbound-port', String(port)], admin, bin, node);
       peers.push(proxy);
-      targets.push({ name, pid: proxy.pid, url: `http://127.0.0.1:${port}/`, viaWeft: true, samples: [] });
+      targets.push({ name, pid: proxy.pid, url: `http://127.0.0.1:${port}/`, viaWeft: true, samples: [], gc });
     }
     const ha = await startHaproxy(dir, haPort, setup.upstreamPort, setup.haproxyMode);
     peers.push(ha);
@@ -113,12 +146,25 @@ async function main(): Promise<void> {
     for (const t of targets) setup.load(t.url, t.viaWeft, 2); // warm-up: pools filled, JIT warm
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
+        t.gc?.reset();
         const before = procCpuSplitMs(t.pid);
         const r = setup.load(t.url, t.viaWeft, seconds);
         const after = procCpuSplitMs(t.pid);
         if (r.errors) throw new Error(`${t.name}: ${r.errors} errors`);
+        // The load ran synchronously: what the proxy printed meanwhile is read now.
+        if (t.gc) await new Promise((resolve) => setTimeout(resolve, 200));
         const per = (ms: number) => (ms * 1000) / r.requests!;
-        t.samples.push({ userUs: per(after.userMs - before.userMs), systemUs: per(after.systemMs - before.systemMs), rps: r.rps, p50ms: r.p50ms, p99ms: r.p99ms });
+        const gc = t.gc ?? { scavenges: NaN, promotedBytes: NaN, pauseMs: NaN };
+        t.samples.push({
+          userUs: per(after.userMs - before.userMs),
+          systemUs: per(after.systemMs - before.systemMs),
+          rps: r.rps,
+          p50ms: r.p50ms,
+          p99ms: r.p99ms,
+          scavengesPer1000: (gc.scavenges * 1000) / r.requests!,
+          promotedKbPerScavenge: gc.scavenges > 0 ? gc.promotedBytes / gc.scavenges / 1024 : 0,
+          gcUsPerRequest: per(gc.pauseMs),
+        });
       }
     }
     const haTotal = median(targets[targets.length - 1].samples.map((s) => s.userUs + s.systemUs));
@@ -126,8 +172,9 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const m = (k: keyof Target['samples'][number]) => median(t.samples.map((s) => s[k]));
       const total = median(t.samples.map((s) => s.userUs + s.systemUs));
+      const gc = t.gc ? `  gc: ${m('scavengesPer1000').toFixed(2)} scavenges/1000 req, ${m('promotedKbPerScavenge').toFixed(0)} KB promoted each, ${m('gcUsPerRequest').toFixed(1)} µs/req paused` : '';
       console.log(
-        `${t.name.padEnd(10)} cpu ${total.toFixed(1).padStart(5)} µs/req (user ${m('userUs').toFixed(1)}, system ${m('systemUs').toFixed(1)})  ${(total / haTotal).toFixed(2)}× haproxy  ${m('rps').toFixed(0).padStart(6)} req/s  p50 ${m('p50ms').toFixed(2)} ms  p99 ${Number.isNaN(m('p99ms')) ? '-' : m('p99ms').toFixed(2)} ms`,
+        `${t.name.padEnd(10)} cpu ${total.toFixed(1).padStart(5)} µs/req (user ${m('userUs').toFixed(1)}, system ${m('systemUs').toFixed(1)})  ${(total / haTotal).toFixed(2)}× haproxy  ${m('rps').toFixed(0).padStart(6)} req/s  p50 ${m('p50ms').toFixed(2)} ms  p99 ${Number.isNaN(m('p99ms')) ? '-' : m('p99ms').toFixed(2)} ms${gc}`,
       );
     }
   } finally {
