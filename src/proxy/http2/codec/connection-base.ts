@@ -72,6 +72,8 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
   // ---- output ----
   /** This turn's frames, written once per turn (flush). */
   protected readonly out = new FrameOutput();
+  /** Bytes of this turn's frames other than DATA (what reply() weighs: DATA is bounded by the windows). */
+  private controlBytes = 0;
   private flushScheduled = false;
 
   /** The connection is over: nothing more is read or sent. */
@@ -206,7 +208,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
 
   /** A reply the peer must read (ACKs, RSTs): a peer that makes us queue them unread is cut off. */
   protected reply(frame: Buffer): void {
-    if (this.socket.writableLength + this.out.length > MAX_UNREAD_REPLY_BYTES) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
+    if (this.socket.writableLength + this.controlBytes > MAX_UNREAD_REPLY_BYTES) return this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'replies not read');
     this.queue(frame);
   }
 
@@ -351,12 +353,14 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
 
   protected queue(frame: Buffer): void {
     this.out.bytes(frame);
+    this.controlBytes += frame.length;
   }
 
   /** A head or trailers: encoded, then framed (HEADERS and any CONTINUATION) straight into the output. */
   protected queueHeaders(streamId: number, headers: OutgoingHttpHeaders, endStream: boolean): void {
     encodeFields(this.encoder, headers);
     this.out.headerBlock(streamId, this.encoder.scratch, this.encoder.blockLength, endStream, this.peerMaxFrameSize);
+    this.controlBytes += this.encoder.blockLength;
   }
 
   /**
@@ -376,6 +380,7 @@ export abstract class H2ConnectionBase<S extends PumpedStream> {
     this.flushScheduled = false;
     if (this.out.length === 0 || this.socket.destroyed || !this.writable()) return;
     const pieces = this.out.take();
+    this.controlBytes = 0;
     if (pieces.length === 1) {
       this.socket.write(pieces[0]);
       return;
