@@ -382,7 +382,7 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
   /**
    * StreamEventHandler: the events of the current attempt's upstream stream, and of the downstream
    * stream while that attempt's response goes out ('drain', 'wantTrailers'). One object for them
-   * all: a closure per event and attempt was a fifth of what a gRPC call allocated.
+   * all: a closure per event and attempt was about a sixth of what a gRPC call allocated.
    */
   handleEvent(event: string, a: unknown, b: unknown, source: StreamEvents): void {
     if (source === this.stream) {

@@ -7,10 +7,10 @@
 // behind still points at the streams that were open then. That dead table
 // stays until the next full GC, and the scavenger takes its pointers for
 // live ones: every stream it names, with its exchange, listeners and heads,
-// is copied, then promoted, then dies in old space. Measured under gRPC load
-// (bench/sidecar-ab.ts --protocol grpc, --trace-gc-nvp): 3 MB promoted per
-// scavenge, 88% of what survived one scavenge surviving the next, with calls
-// that last 18 ms between scavenges 70 ms apart.
+// is copied, then promoted, then dies in old space. Under gRPC load
+// (`bench/sidecar-ab.js --protocol grpc --gc`) each scavenge promoted 2.9 MB,
+// though a call lasts 18 ms and scavenges came 70 ms apart; with this table,
+// 27 KB (BENCHMARKS.md, issue 15).
 //
 // This table is open addressing with linear probing and backward-shift
 // deletion: a deleted slot is cleared at once, and a table outgrown is
