@@ -198,11 +198,11 @@ export async function startUpstreamMesh(dir: string, bodyBytes: number, peers: P
   return { upstreamPort, xdsPort };
 }
 
-/** One weft proxy process; resolves once its admin port says ready. */
-/** `bin`: another checkout's bin/weft.js, to compare builds in one run (bench/sidecar-ab.ts). */
 /**
- * `node`: flags for node itself (e.g. --trace-gc-nvp), with `onStdout` to read what they print,
- * line by line as it is printed (stdbuf: V8 prints with C stdio, which a pipe would buffer).
+ * One weft proxy process; resolves once its admin port says ready. `bin`: another checkout's
+ * bin/weft.js, to compare builds in one run (bench/sidecar-ab.ts). `node`: flags for node itself
+ * (e.g. --trace-gc-nvp), with `onStdout` to read what they print, line by line as it is printed
+ * (stdbuf: V8 prints with C stdio, which a pipe would buffer).
  */
 export async function startWeftProxy(name: string, args: string[], adminPort: number, bin = BIN, node: { flags: string[]; onStdout: (text: string) => void } | undefined = undefined): Promise<Peer> {
   const proxyArgs = [bin, 'proxy', '--admin-port', String(adminPort), '--log-level', 'warn', ...args];

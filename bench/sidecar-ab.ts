@@ -7,13 +7,14 @@
 //
 //   node dist/bench/sidecar-ab.js [--protocol http1|h2|grpc] [--rounds 8] [--seconds 4] [--gc] <name>=<checkout> ...
 //
+// http1 (default): nginx upstream, wrk -t1 -c32. h2: nginx h2c upstream,
+// h2load -c32 -m10, HAProxy in h2 mode. grpc: a grpc-js unary upstream,
+// h2load -c32 -m10 POSTing a 100-byte gRPC message, HAProxy in h2 mode.
+//
 // --gc: each weft build runs with node's --trace-gc-nvp, and the report adds
 // its young-generation collections per 1000 requests, the bytes each one
 // promoted to the old generation, and GC pause per request (what showed that
 // a call's objects were being promoted: BENCHMARKS.md, issue 15).
-// http1 (default): nginx upstream, wrk -t1 -c32. h2: nginx h2c upstream,
-// h2load -c32 -m10, HAProxy in h2 mode. grpc: a grpc-js unary upstream,
-// h2load -c32 -m10 POSTing a 100-byte gRPC message, HAProxy in h2 mode.
 //
 // A checkout is a directory with bin/weft.js and its dist built, e.g. a git
 // worktree of the commit before: `git worktree add /tmp/base <rev> && ln -s

@@ -49,8 +49,7 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
   private attempt = 1;
   /** The upstream stream of the current attempt; the others' events are ignored (handleEvent). */
   private currentUp: H2ClientStream | undefined;
-  /** The current HTTP/2 attempt's route action, its response status, whether it began, and its trailers. */
-  private upAction: RouteAction | undefined;
+  /** The current HTTP/2 attempt's response status, whether it began, and its trailers. */
   private upStatus = 0;
   private upResponded = false;
   private upTrailers: http2.OutgoingHttpHeaders | undefined;
@@ -343,7 +342,6 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
     // The exchange is the attempt's listener (handleEvent): an earlier attempt's stream is no longer
     // currentUp, and its events do nothing.
     this.currentUp = up;
-    this.upAction = action;
     this.upResponded = false;
     this.upTrailers = undefined;
     if (this.mayHaveTrailers) up.on('wantTrailers', this);
@@ -433,7 +431,7 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
   /** The current attempt's response head. */
   private upstreamResponse(up: H2ClientStream, headers: http2.IncomingHttpHeaders, flags: number): void {
     const route = this.route!;
-    const action = this.upAction!;
+    const action = this.forwardAction;
     const cluster = this.cluster!;
     const endpoint = this.endpoint!;
     const retry = this.retry;
@@ -479,6 +477,11 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
     up.on('end', this);
   }
 
+  /** The route's action once the request is forwarded (routeRequest answered direct and redirect routes itself). */
+  private get forwardAction(): RouteAction {
+    return this.route!.action as RouteAction;
+  }
+
   /** The current attempt's stream failed (before its response: retried or answered; after: the client gets a reset). */
   private upstreamError(up: H2ClientStream, err: Error): void {
     const endpoint = this.endpoint!;
@@ -487,7 +490,7 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
       const connect = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || /connect/i.test(err.message);
       const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : connect ? 'connect' : 'reset';
       this.failed(endpoint, failure);
-      return this.attemptFailed(this.route!, this.upAction!, failure, 503, connect ? 'UF' : 'UC', `upstream stream failed: ${err.message}`);
+      return this.attemptFailed(this.route!, this.forwardAction, failure, 503, connect ? 'UF' : 'UC', `upstream stream failed: ${err.message}`);
     }
     if (!this.upResponded) {
       if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) return; // 'close' retries
@@ -502,15 +505,13 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
   private upstreamClosed(up: H2ClientStream): void {
     const endpoint = this.endpoint!;
     const cluster = this.cluster!;
-    this.failed(endpoint, up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset');
-    if (this.retry) {
-      const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset';
-      return this.attemptFailed(this.route!, this.upAction!, failure, 503, 'UC', `upstream reset the stream (code ${up.rstCode})`);
-    }
+    const failure: LocalFailure = up.rstCode === NGHTTP2_REFUSED_STREAM ? 'refused' : 'reset';
+    this.failed(endpoint, failure);
+    if (this.retry) return this.attemptFailed(this.route!, this.forwardAction, failure, 503, 'UC', `upstream reset the stream (code ${up.rstCode})`);
     // REFUSED_STREAM: the upstream never processed it (e.g. it sent GOAWAY); a bodiless request may go again once.
     if (up.rstCode === NGHTTP2_REFUSED_STREAM && this.stream.endAfterHeaders && !this.retriedRefused) {
       this.retriedRefused = true;
-      return this.toH2(this.route!, this.upAction!, cluster, endpoint);
+      return this.toH2(this.route!, this.forwardAction, cluster, endpoint);
     }
     this.reply(503, 'UC', `upstream reset the stream (code ${up.rstCode})`, cluster.config.name);
   }

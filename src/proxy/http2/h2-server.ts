@@ -20,7 +20,7 @@ import { H2Exchange } from './h2-exchange';
 export { codeName } from './codec/frames';
 
 export class H2Downstream {
-  /** Open connections, each with its chain's idle timeout (an OpenSet, not a Map: see open-set.ts). */
+  /** Open connections, for the idle sweep and the drain (an OpenSet, not a Set: see open-set.ts). */
   private readonly connections = new OpenSet<H2ServerConnection>();
   private sweep: NodeJS.Timeout | undefined;
 

@@ -105,7 +105,7 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     this.lastActivity = performance.now();
     const stream = new H2ClientStream(this, headers, options?.endStream === true, options?.waitForTrailers === true, DEFAULT_WINDOW, this.peerInitialWindow);
     // Nothing queued before it and a slot free: it starts now, without a turn through the queue.
-    if (this.waiting.length === 0 && this.streams.size < this.maxConcurrent && this.nextStreamId <= MAX_WINDOW) this.start(stream);
+    if (this.waiting.length === 0 && this.slotFree && this.nextStreamId <= MAX_WINDOW) this.start(stream);
     else {
       this.waiting.push(stream);
       this.startWaiting();
@@ -113,8 +113,13 @@ export class H2ClientConnection extends H2ConnectionBase<H2ClientStream> {
     return stream;
   }
 
+  /** Whether one more stream may start now (below the server's concurrency limit, no GOAWAY, not failed). */
+  private get slotFree(): boolean {
+    return this.streams.size < this.maxConcurrent && !this.peerGoaway && !this.closed;
+  }
+
   private startWaiting(): void {
-    while (this.waiting.length > 0 && this.streams.size < this.maxConcurrent && !this.peerGoaway && !this.closed) {
+    while (this.waiting.length > 0 && this.slotFree) {
       const stream = this.waiting.shift()!;
       if (stream.destroyed) continue;
       if (this.nextStreamId > MAX_WINDOW) {
