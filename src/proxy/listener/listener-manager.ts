@@ -14,6 +14,7 @@ import { proxyTcp } from '../tcp/tcp-proxy';
 import { activityClock, SWEEP_MS } from './activity-clock';
 import { OpenSet } from './open-set';
 import { setPeer, type PeerIdentity } from '../tls/peer';
+import { readThroughBuffer } from './accepted-reads';
 import type { TlsContexts } from '../tls/tls-contexts';
 
 export interface ListenerDeps {
@@ -145,6 +146,9 @@ export class ListenerManager {
       socket.destroy();
       return;
     }
+    // Reads into one reused buffer (accepted-reads.ts). Not under tls_inspector: a TLS
+    // chain hands the socket's handle to node:tls, which reads it itself.
+    readThroughBuffer(socket);
     socket.on('error', () => {});
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));

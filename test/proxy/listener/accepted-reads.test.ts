@@ -1,0 +1,127 @@
+// Accepted sockets read into one shared buffer (accepted-reads.ts). What a
+// listener gets must still be a stream's chunks: its own to keep, in order,
+// with pause() stopping the reads and 'end' after the last byte. Real
+// sockets on loopback; every byte is checked against a pattern of its offset,
+// so a chunk that still points into the shared buffer shows.
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { test } from 'node:test';
+import { readThroughBuffer } from '../../../src/proxy/listener/accepted-reads';
+import { firstMismatch, pattern, writeUntilPushedBack } from '../../helpers/byte-pattern';
+import { seeded } from '../../helpers/prng';
+
+/** A server whose accepted sockets read through the shared buffer; `onSocket` gets each. */
+async function server(onSocket: (socket: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
+  const srv = net.createServer({ allowHalfOpen: true }, (socket) => {
+    assert.equal(readThroughBuffer(socket), true, 'this Node lets an accepted socket read into a buffer of ours');
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return { port: (srv.address() as net.AddressInfo).port, close: () => new Promise((resolve) => srv.close(() => resolve())) };
+}
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1', () => resolve(c));
+    c.once('error', reject);
+  });
+}
+
+test('accepted reads: chunks kept by two connections reading at once are each their own, every byte in order', async () => {
+  const kept = new Map<number, Buffer[]>();
+  const ended = new Map<number, Promise<void>>();
+  let n = 0;
+  const srv = await server((socket) => {
+    const chunks: Buffer[] = [];
+    kept.set(n, chunks);
+    ended.set(
+      n++,
+      new Promise((resolve) => socket.on('end', () => (socket.end(), resolve()))),
+    );
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk)); // kept as they come: no copy
+  });
+  const random = seeded(11);
+  const TOTAL = 1 << 20;
+  const clients = [await connect(srv.port), await connect(srv.port)];
+  // Both write in pieces from 1 byte to 64 KiB, turn by turn, so reads of the two interleave.
+  const sent = [0, 0];
+  while (sent[0] < TOTAL || sent[1] < TOTAL) {
+    for (let i = 0; i < 2; i++) {
+      if (sent[i] >= TOTAL) continue;
+      const size = Math.min(TOTAL - sent[i], random() < 0.5 ? 1 + Math.floor(random() * 200) : 1 + Math.floor(random() * 65536));
+      clients[i].write(pattern(sent[i], size));
+      sent[i] += size;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  for (const c of clients) c.end();
+  await Promise.all([...ended.values()]);
+  assert.equal(kept.size, 2);
+  for (const chunks of kept.values()) {
+    assert.ok(chunks.length > 1, 'the bytes came in several reads');
+    const body = Buffer.concat(chunks);
+    assert.equal(body.length, TOTAL);
+    assert.equal(firstMismatch(body), -1);
+  }
+  for (const c of clients) c.destroy();
+  await srv.close();
+});
+
+test('accepted reads: pause() stops reading (the writer is pushed back, no chunk while paused); resume() brings every byte', async () => {
+  const chunks: Buffer[] = [];
+  let paused = false;
+  let whilePaused = 0;
+  let serverSide!: net.Socket;
+  let endOfData!: () => void;
+  const ended = new Promise<void>((resolve) => (endOfData = resolve));
+  const srv = await server((socket) => {
+    serverSide = socket;
+    socket.on('data', (chunk: Buffer) => {
+      if (paused) whilePaused++;
+      chunks.push(chunk);
+      if (chunks.length === 1) {
+        paused = true;
+        socket.pause();
+      }
+    });
+    socket.on('end', () => {
+      socket.end();
+      endOfData();
+    });
+  });
+  const client = await connect(srv.port);
+  let pushedBack!: () => void;
+  const wasPushedBack = new Promise<void>((resolve) => (pushedBack = resolve));
+  let total = -1;
+  const allWritten = new Promise<void>((resolve) =>
+    writeUntilPushedBack(client, (piece) => piece, pushedBack, (sent) => ((total = sent), resolve())),
+  );
+  await wasPushedBack; // only a reader that stopped reading pushes its writer back
+  assert.equal(whilePaused, 0, 'no chunk arrives while the socket is paused');
+  paused = false;
+  serverSide.resume();
+  await allWritten;
+  client.end();
+  await ended;
+  const body = Buffer.concat(chunks);
+  assert.equal(body.length, total);
+  assert.equal(firstMismatch(body), -1);
+  client.destroy();
+  await srv.close();
+});
+
+test("accepted reads: a half-close is the stream's 'end', and the socket can still answer", async () => {
+  const srv = await server((socket) => {
+    let got = '';
+    socket.on('data', (chunk: Buffer) => (got += chunk.toString('latin1')));
+    socket.on('end', () => socket.end(`got ${got}`));
+  });
+  const client = await connect(srv.port);
+  let answer = '';
+  client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+  const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+  client.end('hello');
+  await closed;
+  assert.equal(answer, 'got hello');
+  await srv.close();
+});
