@@ -5,9 +5,10 @@
 // rounds: what an optimisation changed, measured before and after side by
 // side rather than in two runs minutes apart.
 //
-//   node dist/bench/sidecar-ab.js [--protocol http1|h2|grpc] [--rounds 8] [--seconds 4] [--gc] <name>=<checkout> ...
+//   node dist/bench/sidecar-ab.js [--protocol http1|http1-close|h2|grpc] [--rounds 8] [--seconds 4] [--gc] <name>=<checkout> ...
 //
-// http1 (default): nginx upstream, wrk -t1 -c32. h2: nginx h2c upstream,
+// http1 (default): nginx upstream, wrk -t1 -c32. http1-close: the same with
+// `Connection: close`, a new downstream connection per request. h2: nginx h2c upstream,
 // h2load -c32 -m10, HAProxy in h2 mode. grpc: a grpc-js unary upstream,
 // h2load -c32 -m10 POSTing a 100-byte gRPC message, HAProxy in h2 mode.
 //
@@ -97,16 +98,23 @@ interface Setup {
 
 async function startUpstream(dir: string, peers: Peer[]): Promise<Setup> {
   const port = await freePort();
-  if (protocol === 'http1') {
+  if (protocol === 'http1' || protocol === 'http1-close') {
     peers.push(await startNginxUpstream(dir, port, 100));
-    return { upstreamPort: port, haproxyMode: 'http', service: upstreamServiceYaml(port), load: (url, viaWeft, secs) => wrk(url, 32, secs, viaWeft ? ['Host: upstream'] : []), describe: 'wrk -t1 -c32, 100-byte responses' };
+    const close = protocol === 'http1-close' ? ['Connection: close'] : [];
+    return {
+      upstreamPort: port,
+      haproxyMode: 'http',
+      service: upstreamServiceYaml(port),
+      load: (url, viaWeft, secs) => wrk(url, 32, secs, [...close, ...(viaWeft ? ['Host: upstream'] : [])]),
+      describe: `wrk -t1 -c32${close.length ? ', a connection per request' : ''}, 100-byte responses`,
+    };
   }
   requireTool('h2load');
   if (protocol === 'h2') {
     peers.push(await startH2Upstream(dir, port, 100));
     return { upstreamPort: port, haproxyMode: 'h2', service: upstreamServiceYaml(port, { name: 'upstream-h2', port: 81, protocol: 'http2' }), load: (url, viaWeft, secs) => h2load(url, 32, 10, secs, viaWeft ? [':authority: upstream-h2'] : []), describe: 'h2load -c32 -m10, h2c, 100-byte responses' };
   }
-  if (protocol !== 'grpc') throw new Error(`--protocol ${protocol}: http1, h2 or grpc`);
+  if (protocol !== 'grpc') throw new Error(`--protocol ${protocol}: http1, http1-close, h2 or grpc`);
   peers.push(await startGrpcUpstream(port));
   const message = path.join(dir, 'grpc-request.bin');
   fs.writeFileSync(message, grpcFrame(Buffer.alloc(100, 0x61)));
