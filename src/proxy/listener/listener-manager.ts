@@ -6,7 +6,6 @@ import * as net from 'node:net';
 import type { Logger } from '../../observe/log';
 import type { ProxyTracer } from '../../observe/tracing/proxy-tracer';
 import type { FilterChain, HttpNetworkFilter, ListenerConfig } from '../config/types';
-import type { CompiledRouteTable } from '../router/route-table';
 import { Http1Connection, type HttpChainContext, type ResolvedChain } from '../http1/connection';
 import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';

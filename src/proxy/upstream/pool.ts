@@ -164,7 +164,8 @@ export class UpstreamPool {
     }
     // The last write of the response may have pushed back and paused reading: the next request must hear its answer.
     if (conn.socket.isPaused()) conn.socket.resume();
-    const i = this.pending.findIndex((w) => w.endpoint.key === conn.endpoint.key);
+    // Checked first: findIndex would make its closure for every released connection.
+    const i = this.pending.length === 0 ? -1 : this.pending.findIndex((w) => w.endpoint.key === conn.endpoint.key);
     if (i >= 0) {
       const [waiter] = this.pending.splice(i, 1);
       waiter.cb(undefined, conn);
