@@ -34,10 +34,7 @@ test('accepted reads: chunks kept by two connections reading at once are each th
   const srv = await server((socket) => {
     const chunks: Buffer[] = [];
     kept.set(n, chunks);
-    ended.set(
-      n++,
-      new Promise((resolve) => socket.on('end', () => (socket.end(), resolve()))),
-    );
+    ended.set(n++, new Promise((resolve) => socket.on('end', () => (socket.end(), resolve()))));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk)); // kept as they come: no copy
   });
   const random = seeded(11);
