@@ -456,9 +456,11 @@ export class H2Exchange implements FilterRequest, FilterHost, StreamEventHandler
     }
     // Node sets endAfterHeaders only after 'response': the frame's END_STREAM flag says it now.
     if (trailersOnly) {
-      if (this.trace && headers['grpc-status'] !== undefined) this.trace.grpcStatus = Number(headers['grpc-status']);
       // Trailers-only (a gRPC error): the status travels in these headers.
-      if (headers['grpc-status'] !== undefined) this.grpcStatus = Number(headers['grpc-status']);
+      if (headers['grpc-status'] !== undefined) {
+        this.grpcStatus = Number(headers['grpc-status']);
+        if (this.trace) this.trace.grpcStatus = this.grpcStatus;
+      }
       this.stream.respond(res, { endStream: true });
       return this.finish(status, '');
     }

@@ -12,8 +12,8 @@ import type { ProxyStats } from '../stats';
 import { proxyTcp } from '../tcp/tcp-proxy';
 import { activityClock, SWEEP_MS } from './activity-clock';
 import { OpenSet } from './open-set';
-import { setPeer, type PeerIdentity } from '../tls/peer';
 import { readThroughBuffer } from './accepted-reads';
+import { setPeer, type PeerIdentity } from '../tls/peer';
 import type { TlsContexts } from '../tls/tls-contexts';
 
 export interface ListenerDeps {
