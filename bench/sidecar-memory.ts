@@ -2,8 +2,11 @@
 // `weft proxy` against a --dev control plane with one upstream service,
 // measured from /proc: RSS once ready and settled, RSS after a load, and
 // the time from spawn to admin /ready (what `weft run` of a batch job waits
-// for before its program starts). Beside it, a bare `node` idling (the
-// floor of any Node process here) and HAProxy doing the same proxying.
+// for before its program starts), and RSS once the traffic has stopped long
+// enough for the sidecar to give its young generation back (~10 s). A `weft
+// run` of a client-only program idling beside it (the sidecar runs in that
+// process). A bare `node` idling (the floor of any Node process here) and
+// HAProxy doing the same proxying.
 //
 //   npx tsc -p tsconfig.build.json && node dist/bench/sidecar-memory.js [--starts 5] [--seconds 5]
 import { spawn } from 'node:child_process';
@@ -27,6 +30,16 @@ async function settledRss(pid: number): Promise<number> {
   return last;
 }
 
+/** Waits (at most `maxMs`) until the RSS of `pid` is below `belowMiB`; returns it and how long that took. */
+async function rssDropsBelow(pid: number, belowMiB: number, maxMs: number): Promise<{ rss: number; ms: number }> {
+  const t0 = performance.now();
+  for (;;) {
+    const rss = rssMiB(pid);
+    if (rss < belowMiB || performance.now() - t0 > maxMs) return { rss, ms: performance.now() - t0 };
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -48,6 +61,7 @@ async function main(): Promise<void> {
     const idle: number[] = [];
     let loaded = 0;
     let loadedIdle = 0;
+    let givenBack = { rss: 0, ms: 0 };
     for (let i = 0; i < starts; i++) {
       const [port, adminPort] = [await freePort(), await freePort()];
       const t0 = performance.now();
@@ -60,12 +74,25 @@ async function main(): Promise<void> {
           wrk(`http://127.0.0.1:${port}/`, 32, seconds, ['Host: upstream']);
           loaded = rssMiB(child.pid!);
           loadedIdle = await settledRss(child.pid!);
+          givenBack = await rssDropsBelow(child.pid!, loadedIdle - 10, 30_000);
         }
       } finally {
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));
       }
     }
+    // `weft run` of a client-only program: its sidecar in the weft run process.
+    const runAdmin = await freePort();
+    const run = spawn(process.execPath, [BIN, 'run', '--xds', `127.0.0.1:${xdsPort}`, '--admin-port', String(runAdmin), '--log-level', 'warn', '--', 'sleep', '600'], { stdio: 'ignore' });
+    let runIdle = 0;
+    try {
+      await waitForAdminReady('weft run', runAdmin);
+      runIdle = await settledRss(run.pid!);
+    } finally {
+      run.kill('SIGTERM');
+      await new Promise((r) => run.once('exit', r));
+    }
+
     const ha = await startHaproxy(dir, haPort, upPort, 'http');
     peers.push(ha);
     const haIdle = await settledRss(ha.pid);
@@ -74,7 +101,8 @@ async function main(): Promise<void> {
 
     const f = (n: number) => n.toFixed(1);
     console.log(`weft proxy start → ready (median of ${starts}): ${f(median(startMs))} ms (min ${f(Math.min(...startMs))}, max ${f(Math.max(...startMs))})`);
-    console.log(`RSS MiB: bare node ${f(bareRss)}; weft proxy idle ${f(median(idle))} (median of ${starts}; ${idle.map(f).join(', ')}), at the end of ${seconds} s of wrk -c32 ${f(loaded)}, settled after ${f(loadedIdle)}`);
+    console.log(`RSS MiB: bare node ${f(bareRss)}; weft proxy idle ${f(median(idle))} (median of ${starts}; ${idle.map(f).join(', ')}), at the end of ${seconds} s of wrk -c32 ${f(loaded)}, settled after ${f(loadedIdle)}, ${f(givenBack.rss)} ${f(givenBack.ms / 1000)} s later`);
+    console.log(`RSS MiB: weft run (client-only, sidecar in-process) idle ${f(runIdle)}`);
     console.log(`RSS MiB: haproxy idle ${f(haIdle)}, after load ${f(haLoaded)}`);
     console.log(`weft idle over bare node: +${f(median(idle) - bareRss)} MiB`);
   } finally {

@@ -9,18 +9,18 @@ import * as path from 'node:path';
 const MODULE = path.join(__dirname, '../../src/proxy/young-generation.js');
 
 /** Runs `body` in a child (with node `flags`) after holdYoungGeneration(); returns what it printed as JSON. */
-function inChild(body: string, opts: { flags?: string[]; env?: NodeJS.ProcessEnv } = {}): Record<string, number> {
+function inChild(body: string, opts: { flags?: string[]; env?: NodeJS.ProcessEnv; idleMs?: number; timeoutMs?: number } = {}): Record<string, number> {
   const script = `
     const v8 = require('node:v8');
     const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 1048576;
-    const young = require(${JSON.stringify(MODULE)}).holdYoungGeneration();
+    const young = require(${JSON.stringify(MODULE)}).holdYoungGeneration(${JSON.stringify({ idleMs: opts.idleMs })});
     // What a start does: objects that live on (here 300k, ~20 MiB).
     const kept = [];
     for (let i = 0; i < 3e5; i++) kept.push({ i, s: 'x' + i });
     const held = newSpace();
     ${body}
   `;
-  const out = execFileSync(process.execPath, [...(opts.flags ?? []), '-e', script], { env: { ...process.env, NODE_OPTIONS: '', ...opts.env }, encoding: 'utf8', timeout: 30_000 });
+  const out = execFileSync(process.execPath, [...(opts.flags ?? []), '-e', script], { env: { ...process.env, NODE_OPTIONS: '', ...opts.env }, encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000 });
   return JSON.parse(out) as Record<string, number>;
 }
 
@@ -49,6 +49,32 @@ test('under traffic (frequent scavenges) the young generation grows again', () =
   const { held, loaded } = inChild(TRAFFIC);
   assert.ok(held <= 2, `new space ${held} MiB`);
   assert.ok(loaded > held, `still ${loaded} MiB after 5 s of scavenges`);
+});
+
+// Traffic as above until the young generation has grown, then none: how long until it is back at its held size (40 s at most).
+const TRAFFIC_THEN_IDLE = `
+  young.releaseUnderLoad();
+  const live = [];
+  const started = Date.now();
+  const load = () => {
+    for (let i = 0; i < 2e4; i++) { const o = { i, s: 'y' + i }; if (i % 50 === 0) { live.push(o); if (live.length > 2e4) live.shift(); } }
+    if (newSpace() > held || Date.now() > started + 5000) return idle(newSpace(), Date.now());
+    setImmediate(load);
+  };
+  const idle = (loaded, since) => {
+    const check = setInterval(() => {
+      if (newSpace() > held && Date.now() < since + 40_000) return;
+      clearInterval(check);
+      console.log(JSON.stringify({ held, loaded, after: newSpace(), idleFor: Date.now() - since }));
+    }, 200);
+  };
+  load();
+`;
+
+test('once the traffic stops, the young generation is given back: held and shrunk to its initial size', () => {
+  const { held, loaded, after, idleFor } = inChild(TRAFFIC_THEN_IDLE, { idleMs: 6000, timeoutMs: 60_000 });
+  assert.ok(loaded > held, `still ${loaded} MiB after 5 s of scavenges`);
+  assert.ok(after <= held, `new space ${after} MiB ${idleFor} ms after the traffic stopped (held: ${held} MiB, loaded: ${loaded} MiB)`);
 });
 
 test("a young-generation flag of the user's (node's flags or NODE_OPTIONS) is left alone", () => {
