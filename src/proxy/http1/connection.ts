@@ -66,10 +66,18 @@ export class Http1Connection {
   /** Last bytes from the client (activity-clock.ts). */
   private lastActivity = activityClock.now;
 
+  /**
+   * A TLS socket finishes every write later (once encrypted and sent), and its stream keeps the
+   * chunk until then; the exchange gives it copies, so that an upstream's read buffer is reused
+   * at once instead of replaced by a new one per response (Exchange.writeDownstream).
+   */
+  readonly writesFinishLater: boolean;
+
   constructor(
     readonly socket: net.Socket,
     readonly ctx: HttpChainContext,
   ) {
+    this.writesFinishLater = (socket as { encrypted?: boolean }).encrypted === true;
     socket.setNoDelay(true);
     ctx.stats.downstreamConnectionsTotal++;
     ctx.stats.downstreamConnectionsActive++;
