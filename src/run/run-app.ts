@@ -50,6 +50,8 @@ export interface RunOptions {
   log: Logger;
   /** The sidecar's tracing (weft run --otlp-endpoint / --trace-sample). */
   tracing?: TracingOptions;
+  /** Called once the sidecar is ready (weft run lets its young generation follow traffic from then on). */
+  onSidecarReady?: () => void;
   /** The sidecar's access log (a path, or '-' for stdout) and its sampling. */
   accessLog?: string;
   accessLogSample?: number;
@@ -133,6 +135,7 @@ async function runUnit(opts: RunOptions, unit: TransparentUnit | undefined): Pro
     await proxy.close();
     throw err;
   }
+  opts.onSidecarReady?.();
   log('info', 'sidecar ready', {
     outbound: outboundPort,
     inbound: inboundPort,
