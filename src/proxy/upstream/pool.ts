@@ -82,10 +82,12 @@ export class UpstreamConnection {
   /** After 101 Switching Protocols: everything the upstream sends goes to `down` as it is, with backpressure. */
   tunnelTo(down: net.Socket): void {
     this.socket.removeAllListeners('drain');
+    // A TLS downstream finishes its writes later: it gets copies, and the read buffer is reused at once (Exchange.writeDownstream).
+    const copies = (down as { encrypted?: boolean }).encrypted === true;
     this.handler = {
       onData: (chunk) => {
-        if (!down.write(chunk)) this.socket.pause();
-        return down.writableLength > 0;
+        if (!down.write(copies ? Buffer.from(chunk) : chunk)) this.socket.pause();
+        return !copies && down.writableLength > 0;
       },
       onDrain: () => {},
       onClose: () => {},

@@ -400,3 +400,33 @@ test('over mTLS, a client that stops reading gets every byte of a large response
     secureApp.handler = undefined;
   }
 });
+
+test('over mTLS, an Upgrade tunnel whose client stops reading gets every byte once it reads again (the server sidecar gives its TLS caller copies and reuses its read buffer)', { timeout: 30_000 }, async () => {
+  let pushedBack!: () => void;
+  const appPushedBack = new Promise<void>((r) => (pushedBack = r));
+  let sent = -1;
+  const onUpgrade = (_req: http.IncomingMessage, socket: net.Socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: stream\r\n\r\n');
+    writeUntilPushedBack(socket, (piece) => piece, pushedBack, (n) => {
+      sent = n;
+      socket.end();
+    });
+  };
+  secureApp.server.on('upgrade', onUpgrade);
+  const c = await RawClient.connect(shop.outboundPort);
+  try {
+    c.socket.pause();
+    c.write('GET /stream HTTP/1.1\r\nHost: secure\r\nConnection: Upgrade\r\nUpgrade: stream\r\n\r\n');
+    // The app is pushed back only once both sidecars have stopped reading: writes of earlier reads are pending.
+    await appPushedBack;
+    c.socket.resume();
+    assert.equal((await c.readResponse('GET', 10_000)).status, 101);
+    await c.waitEnd(20_000);
+    assert.ok(sent > 0);
+    assert.equal(c.buffered.length, sent);
+    assert.equal(firstMismatch(c.buffered), -1, 'every byte as sent');
+  } finally {
+    c.destroy();
+    secureApp.server.off('upgrade', onUpgrade);
+  }
+});
