@@ -367,9 +367,17 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.responseStarted = true;
     this.responseBytes += chunk.length;
     this.lastActivity = activityClock.now;
-    // Without the copy, every response over TLS cost a new 32 KiB upstream read buffer: ~300 MB/s of
-    // ArrayBuffers at 10k req/s, which kept V8 mark-compacting (BENCHMARKS.md, mTLS).
-    if (!this.conn.socket.write(this.conn.writesFinishLater ? Buffer.from(chunk) : chunk)) this.upstream?.socket.pause();
+    if (!this.conn.socket.write(this.ownBytes(chunk))) this.upstream?.socket.pause();
+  }
+
+  /**
+   * Bytes of an upstream read as the client's socket may keep them: a copy for a TLS client
+   * (Http1Connection.writesFinishLater), so that the read buffer is reused at once. Holding it
+   * instead cost a new 32 KiB buffer per response: ~300 MB/s of ArrayBuffers at 10k req/s, which
+   * kept V8 mark-compacting (BENCHMARKS.md, mTLS).
+   */
+  private ownBytes(read: Buffer): Buffer {
+    return this.conn.writesFinishLater ? Buffer.from(read) : read;
   }
 
   pauseDownstream(): void {
@@ -653,7 +661,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     const rest = buf.length > head.headLength ? buf.subarray(head.headLength) : undefined;
     if (head.status >= 100 && head.status < 200 && !head.upgrade) {
       // 100 Continue and other interim responses go through; the final one follows.
-      if (this.head.minor === 1) this.conn.socket.write(buf.subarray(0, head.headLength));
+      if (this.head.minor === 1) this.conn.socket.write(this.ownBytes(buf.subarray(0, head.headLength)));
       if (rest) this.responseHeadBytes(rest);
       return;
     }
