@@ -69,7 +69,7 @@ export class Http1Connection {
   /**
    * A TLS socket finishes every write later (once encrypted and sent), and its stream keeps the
    * chunk until then; the exchange gives it copies, so that an upstream's read buffer is reused
-   * at once instead of replaced by a new one per response (Exchange.writeDownstream).
+   * at once instead of replaced by a new one per response (Exchange.ownBytes).
    */
   readonly writesFinishLater: boolean;
 

@@ -82,7 +82,7 @@ export class UpstreamConnection {
   /** After 101 Switching Protocols: everything the upstream sends goes to `down` as it is, with backpressure. */
   tunnelTo(down: net.Socket): void {
     this.socket.removeAllListeners('drain');
-    // A TLS downstream finishes its writes later: it gets copies, and the read buffer is reused at once (Exchange.writeDownstream).
+    // A TLS downstream finishes its writes later: it gets copies, and the read buffer is reused at once (Exchange.ownBytes).
     const copies = (down as { encrypted?: boolean }).encrypted === true;
     this.handler = {
       onData: (chunk) => {
