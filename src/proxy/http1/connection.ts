@@ -11,6 +11,7 @@ import type { CompiledRouteTable } from '../router/route-table';
 import type { Runtime } from '../runtime';
 import type { ProxyStats } from '../stats';
 import { activityClock, idleFor } from '../listener/activity-clock';
+import { writesFinishLater } from '../upstream/pool';
 import { HttpParseError } from './errors';
 import { Exchange } from './exchange';
 import { parseRequestHead } from './head-parser';
@@ -66,18 +67,14 @@ export class Http1Connection {
   /** Last bytes from the client (activity-clock.ts). */
   private lastActivity = activityClock.now;
 
-  /**
-   * A TLS socket finishes every write later (once encrypted and sent), and its stream keeps the
-   * chunk until then; the exchange gives it copies, so that an upstream's read buffer is reused
-   * at once instead of replaced by a new one per response (Exchange.ownBytes).
-   */
+  /** A TLS client: the exchange gives it copies of upstream reads (pool.ts, writesFinishLater; Exchange.ownBytes). */
   readonly writesFinishLater: boolean;
 
   constructor(
     readonly socket: net.Socket,
     readonly ctx: HttpChainContext,
   ) {
-    this.writesFinishLater = (socket as { encrypted?: boolean }).encrypted === true;
+    this.writesFinishLater = writesFinishLater(socket);
     socket.setNoDelay(true);
     ctx.stats.downstreamConnectionsTotal++;
     ctx.stats.downstreamConnectionsActive++;

@@ -372,9 +372,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
 
   /**
    * Bytes of an upstream read as the client's socket may keep them: a copy for a TLS client
-   * (Http1Connection.writesFinishLater), so that the read buffer is reused at once. Holding it
-   * instead cost a new 32 KiB buffer per response: ~300 MB/s of ArrayBuffers at 10k req/s, which
-   * kept V8 mark-compacting (BENCHMARKS.md, mTLS).
+   * (pool.ts, writesFinishLater), so that the read buffer is reused at once. Holding it instead
+   * cost a new 32 KiB buffer per response: ~300 MB/s of ArrayBuffers at 10k req/s.
    */
   private ownBytes(read: Buffer): Buffer {
     return this.conn.writesFinishLater ? Buffer.from(read) : read;

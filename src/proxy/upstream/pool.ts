@@ -30,6 +30,16 @@ const READ_BUFFER_BYTES = 32 * 1024;
  * This skips the readable stream's per-read allocation, push and 'data' event,
  * the largest share of the proxy's user CPU per request after the syscalls.
  */
+/**
+ * Whether writes to `down` finish later than write() returns: a TLS socket's do (once encrypted
+ * and sent), and its stream keeps each chunk until then. Such a socket is given copies of what an
+ * upstream read, so that the read buffer is reused at once instead of replaced by a new 32 KiB one
+ * per write, which V8 counts against the old generation (BENCHMARKS.md, mTLS).
+ */
+export function writesFinishLater(down: net.Socket): boolean {
+  return (down as { encrypted?: boolean }).encrypted === true;
+}
+
 class ReadBuffer {
   private buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   held = false;
@@ -82,8 +92,7 @@ export class UpstreamConnection {
   /** After 101 Switching Protocols: everything the upstream sends goes to `down` as it is, with backpressure. */
   tunnelTo(down: net.Socket): void {
     this.socket.removeAllListeners('drain');
-    // A TLS downstream finishes its writes later: it gets copies, and the read buffer is reused at once (Exchange.ownBytes).
-    const copies = (down as { encrypted?: boolean }).encrypted === true;
+    const copies = writesFinishLater(down);
     this.handler = {
       onData: (chunk) => {
         if (!down.write(copies ? Buffer.from(chunk) : chunk)) this.socket.pause();
