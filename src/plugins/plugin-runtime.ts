@@ -25,6 +25,12 @@ export interface PluginRuntime<C> {
   onReload(fn: (config: C) => void): void;
   /** The unit channel's socket, when run by weft run. */
   unitSocket?: string;
+  /**
+   * Tells weft run the plugin handles SIGTERM and SIGHUP from now on; it
+   * sends neither before (a signal with no handler yet kills a node process
+   * and loses its stop work). Call it once both are handled.
+   */
+  ready(): void;
 }
 
 /**
@@ -42,6 +48,7 @@ export function pluginRuntime<C>(name: BuiltinPluginName, schema: z.ZodType<C>, 
     log,
     onReload: (fn) => (reload = fn),
     unitSocket: env.WEFT_UNIT_SOCKET || undefined,
+    ready: () => announceReady(env, log),
   };
   const file = env.WEFT_PLUGIN_CONFIG_FILE;
   if (file) {
@@ -58,6 +65,17 @@ export function pluginRuntime<C>(name: BuiltinPluginName, schema: z.ZodType<C>, 
     });
   }
   return rt;
+}
+
+function announceReady(env: NodeJS.ProcessEnv, log: Logger): void {
+  const socket = env.WEFT_UNIT_SOCKET;
+  const instance = env.WEFT_PLUGIN_INSTANCE;
+  if (!socket || !instance) return;
+  // Not awaited: weft run signals the plugin anyway once its stop grace has passed.
+  unitRequest(socket, 'PUT', '/v1/plugins/ready', { instance }).then(
+    (res) => res.status !== 204 && log('warn', `weft run did not take the ready announcement: ${res.status} ${JSON.stringify(res.body)}`),
+    (err: Error) => log('warn', `could not tell weft run the plugin is ready: ${err.message}`),
+  );
 }
 
 function readResolved(text: string | undefined, from: string): ResolvedPlugin['config'] {

@@ -1,8 +1,9 @@
 // The unit channel (run/plugins/unit-channel.ts) on a real Unix socket: the
 // app's output lines from a sequence number on, then live, then the end;
-// health reports validated and passed on; and who can reach it: only weft
-// run's user (the socket's directory is 0700, the socket 0600) — another
-// user is refused by the kernel, tried for real as `nobody` when root.
+// health reports validated and passed on; a plugin's ready announcement;
+// and who can reach it: only weft run's user (the socket's directory is
+// 0700, the socket 0600) — another user is refused by the kernel, tried for
+// real as `nobody` when root.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -65,6 +66,23 @@ test('health: a valid report is passed on once per change; anything else is a 40
 });
 
 const root = process.getuid?.() === 0;
+test('ready: the plugin process weft run waits for is let through once; an unknown instance is a 404, a bad body a 400', async () => {
+  const channel = await UnitChannel.open({ namespace: 'default', appHost: '127.0.0.1' }, undefined, silentLogger);
+  open.push(channel);
+  let heard = false;
+  const { ready } = channel.whenReady('instance-1');
+  void ready.then(() => (heard = true));
+  const forgotten = channel.whenReady('instance-2');
+  forgotten.forget();
+  assert.equal((await call(channel.socketPath, 'PUT', '/v1/plugins/ready', { instance: 'someone-else' })).status, 404);
+  assert.equal((await call(channel.socketPath, 'PUT', '/v1/plugins/ready', { instance: 'instance-2' })).status, 404, 'a forgotten wait');
+  assert.equal((await call(channel.socketPath, 'PUT', '/v1/plugins/ready', 'not json')).status, 400);
+  assert.equal(heard, false);
+  assert.equal((await call(channel.socketPath, 'PUT', '/v1/plugins/ready', { instance: 'instance-1' })).status, 204);
+  await ready;
+  assert.equal((await call(channel.socketPath, 'PUT', '/v1/plugins/ready', { instance: 'instance-1' })).status, 404, 'only once');
+});
+
 test('only weft run’s user reaches the channel: the directory is 0700, the socket 0600, and another user is refused', { skip: root ? false : 'needs root to try as another user' }, async () => {
   const channel = await UnitChannel.open({ namespace: 'default', appHost: '127.0.0.1' }, undefined, silentLogger);
   open.push(channel);

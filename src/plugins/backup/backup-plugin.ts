@@ -22,6 +22,7 @@ export async function runPlugin(args: string[]): Promise<number> {
   checkConfig(rt.config, mode);
   // From the start: a stop that comes early still gets its last backup.
   const stopped = mode === 'backup' ? untilStopped() : Promise.resolve<NodeJS.Signals>('SIGTERM');
+  if (mode === 'backup') rt.ready();
   const service = await serviceName(rt);
   if (mode === 'restore') return restore(rt.config, service, log);
   return backupLoop(rt, service, log, stopped);

@@ -26,6 +26,7 @@ export async function runPlugin(args: string[]): Promise<number> {
   // From the start: a stop while it is setting up still reads and sends what the app wrote.
   const stopped = untilStopped();
   const rt = pluginRuntime('log', logConfigSchema, process.env, log);
+  rt.ready();
   const origin = await unitOrigin(rt.unitSocket);
   const record = ({ time, ...fields }: Pick<LogRecord, 'time' | 'line' | 'stream' | 'file' | 'dropped'>): LogRecord => ({ time, ...origin, ...stripUndefined(fields) });
   const dropRecord = (dropped: number): LogRecord => record({ time: new Date().toISOString(), line: `weft log plugin: ${dropped} lines dropped (the sink was down or slow and the buffer was full)`, dropped });

@@ -13,7 +13,14 @@
 //
 // Each plugin is a process group of its own, watched by a UnitGuard: if weft
 // run is SIGKILLed, the guard stops the plugin as it stops the app.
+//
+// A built-in general plugin says on the unit channel when it handles SIGTERM
+// and SIGHUP (PUT /v1/plugins/ready); until then weft run sends it neither,
+// for at most the stop grace. A node process killed by a signal it has no
+// handler for yet loses its stop work: a unit stopped a moment after its
+// start would otherwise end without the backup plugin's last backup.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
@@ -71,6 +78,8 @@ interface Running {
   cgroup?: PluginCgroup;
   child?: ChildProcess;
   exited?: Promise<Exit>;
+  /** Resolves once the process handles SIGTERM and SIGHUP (absent for a program that does not say). */
+  ready?: Promise<void>;
   restarts: number;
   timer?: NodeJS.Timeout;
   /** Stopped for good (removed from the mesh, or replaced by a changed one): not restarted. */
@@ -149,7 +158,8 @@ export class PluginSupervisor {
         r.plugin = plugin;
         this.writeConfig(plugin);
         this.ctx.log('info', 'plugin config changed; sent SIGHUP', { plugin: plugin.name });
-        r.child.kill('SIGHUP');
+        const child = r.child;
+        work.push(this.untilReady(r).then(() => void child.kill('SIGHUP')));
       } else {
         this.ctx.log('info', 'plugin changed; restarting it', { plugin: plugin.name });
         work.push(this.retire(r).then(() => void (this.stopping || this.startOne(plugin, r.restarts))));
@@ -216,6 +226,7 @@ export class PluginSupervisor {
     clearTimeout(r.timer);
     if (!r.child || !r.exited) return;
     if (r.child.exitCode === null && r.child.signalCode === null) this.ctx.log('info', 'plugin stopping', { plugin: r.plugin.name });
+    await this.untilReady(r);
     signalGroup(r.child, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(r.child!, 'SIGKILL'), this.ctx.stopGraceMs);
     await r.exited;
@@ -223,14 +234,25 @@ export class PluginSupervisor {
     r.cgroup?.remove();
   }
 
+  /** Until `r`'s process is ready for signals, has exited, or the stop grace has passed. */
+  private async untilReady(r: Running): Promise<void> {
+    if (!r.ready || !r.exited) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.ctx.stopGraceMs)));
+    const outcome = await Promise.race([r.ready, r.exited, late]);
+    clearTimeout(timer);
+    if (outcome === 'late') this.ctx.log('warn', `plugin ${r.plugin.name} did not say it was ready within ${this.ctx.stopGraceMs} ms; signalling it anyway`, { plugin: r.plugin.name });
+  }
+
   /** Runs `r` and, by its policy, runs it again when it exits. `backoffStep`: failed runs in a row before this one. */
   private keep(r: Running, backoffStep: number): void {
     const { plugin } = r;
     const started = Date.now();
     r.cgroup ??= this.cgroupFor(plugin);
-    const { child, exited } = this.spawnPlugin(plugin, r.cgroup);
+    const { child, exited, ready } = this.spawnPlugin(plugin, r.cgroup);
     r.child = child;
     r.exited = exited;
+    r.ready = ready;
     r.state = 'running';
     void exited.then((exit) => {
       if (this.stopping || r.retired) return;
@@ -272,7 +294,7 @@ export class PluginSupervisor {
     return plugin.resources ? PluginCgroup.create(`${process.pid}-${plugin.name}`, plugin.resources, this.ctx.log, plugin.name) : undefined;
   }
 
-  private spawnPlugin(plugin: ResolvedPlugin, cgroup?: PluginCgroup): { child: ChildProcess; exited: Promise<Exit> } {
+  private spawnPlugin(plugin: ResolvedPlugin, cgroup?: PluginCgroup): { child: ChildProcess; exited: Promise<Exit>; ready?: Promise<void> } {
     const { ctx } = this;
     const command = this.packaged.get(plugin.name) ?? resolveWeft(plugin.command);
     const inUnit = ctx.wrap ? ctx.wrap(command) : command;
@@ -287,9 +309,14 @@ export class PluginSupervisor {
       WEFT_PLUGIN_CONFIG: config,
     };
     const file = this.writeConfig(plugin);
+    let readiness: ReturnType<UnitChannel['whenReady']> | undefined;
     if (file && ctx.channel) {
       env.WEFT_PLUGIN_CONFIG_FILE = file;
       env.WEFT_UNIT_SOCKET = ctx.channel.socketPath;
+      if (plugin.type === 'general' && saysWhenReady(command)) {
+        env.WEFT_PLUGIN_INSTANCE = randomUUID();
+        readiness = ctx.channel.whenReady(env.WEFT_PLUGIN_INSTANCE);
+      }
     }
     const child = spawn(argv[0], argv.slice(1), {
       cwd: plugin.workingDir ? path.resolve(ctx.cwd, plugin.workingDir) : ctx.cwd,
@@ -321,9 +348,10 @@ export class PluginSupervisor {
       // Its last lines, for the tail; not forever: something it started may hold the pipes open.
       if (exit.error === undefined) await Promise.race([drained, new Promise((r) => setTimeout(r, OUTPUT_AFTER_EXIT_MS).unref())]);
       await guard?.release();
+      readiness?.forget();
       return exit;
     });
-    return { child, exited };
+    return { child, exited, ...(readiness ? { ready: readiness.ready } : {}) };
   }
 }
 
@@ -372,6 +400,11 @@ const WEFT_BIN = path.resolve(__dirname, '../../../../bin/weft.js');
 /** `[weft, …]` runs this weft with this node (weft need not be on PATH, and is the same version); other commands as given. */
 export function resolveWeft(command: readonly string[]): string[] {
   return command[0] === 'weft' ? [process.execPath, WEFT_BIN, ...command.slice(1)] : [...command];
+}
+
+/** The built-in plugins (`weft plugin …`, PluginRuntime.ready) say when they handle signals; other programs are signalled at once. */
+function saysWhenReady(command: readonly string[]): boolean {
+  return command[0] === process.execPath && command[1] === WEFT_BIN && command[2] === 'plugin';
 }
 
 function describeExit(exit: Exit): string {

@@ -9,6 +9,9 @@
 //   PUT /v1/health {"health":"healthy"|"unhealthy","reason"?}
 //                                     the app's health as a plugin sees it (the monitor plugin):
 //                                     an unhealthy instance leaves load balancing
+//   PUT /v1/plugins/ready {"instance":"<WEFT_PLUGIN_INSTANCE>"}
+//                                     a built-in plugin handles SIGTERM and SIGHUP from now on: weft run
+//                                     sends it neither before (plugin-supervisor.ts)
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -36,6 +39,8 @@ export class UnitChannel {
   readonly socketPath: string;
   private health: { health: AppHealth; reason?: string } = { health: 'healthy' };
   private healthListener: ((health: AppHealth, reason?: string) => void) | undefined;
+  /** Plugin processes weft run waits to hear from (PUT /v1/plugins/ready), by the instance id it gave each. */
+  private readonly readyWaiters = new Map<string, () => void>();
   private readonly server: http.Server;
 
   private constructor(
@@ -70,6 +75,15 @@ export class UnitChannel {
     fn(this.health.health, this.health.reason);
   }
 
+  /**
+   * Resolves when the plugin process started with WEFT_PLUGIN_INSTANCE=`instance`
+   * says it is ready; `forget` drops the wait (the process has exited).
+   */
+  whenReady(instance: string): { ready: Promise<void>; forget: () => void } {
+    const ready = new Promise<void>((resolve) => this.readyWaiters.set(instance, resolve));
+    return { ready, forget: () => this.readyWaiters.delete(instance) };
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -82,7 +96,8 @@ export class UnitChannel {
     if (route === 'GET /v1/unit') return json(res, 200, { ...this.unit, health: this.health.health });
     if (route === 'GET /v1/app-output') return this.streamOutput(url, res);
     if (route === 'PUT /v1/health') return void this.putHealth(req, res);
-    json(res, 404, { error: `no ${route} here: GET /v1/unit, GET /v1/app-output?after=<seq>, PUT /v1/health` });
+    if (route === 'PUT /v1/plugins/ready') return void this.putReady(req, res);
+    json(res, 404, { error: `no ${route} here: GET /v1/unit, GET /v1/app-output?after=<seq>, PUT /v1/health, PUT /v1/plugins/ready` });
   }
 
   private streamOutput(url: URL, res: http.ServerResponse): void {
@@ -135,6 +150,20 @@ export class UnitChannel {
       this.log(body.health === 'healthy' ? 'info' : 'warn', `app reported ${body.health}`, { ...(reason ? { reason } : {}) });
       this.healthListener?.(body.health, reason);
     }
+    res.writeHead(204).end();
+  }
+
+  private async putReady(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let body: { instance?: unknown };
+    try {
+      body = JSON.parse(await readBody(req)) as typeof body;
+    } catch (err) {
+      return json(res, 400, { error: `a JSON body: ${(err as Error).message}` });
+    }
+    const resolve = typeof body.instance === 'string' ? this.readyWaiters.get(body.instance) : undefined;
+    if (!resolve) return json(res, 404, { error: 'instance: not a plugin process weft run is waiting for (its WEFT_PLUGIN_INSTANCE)' });
+    this.readyWaiters.delete(body.instance as string);
+    resolve();
     res.writeHead(204).end();
   }
 }
