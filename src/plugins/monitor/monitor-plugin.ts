@@ -108,7 +108,7 @@ export class Monitor {
 
 export async function runPlugin(_args: string[]): Promise<number> {
   const rt = pluginRuntime('monitor', monitorConfigSchema);
-  // SIGHUP is handled from here; SIGTERM by the default (nothing to save at stop).
+  // SIGHUP is handled from here; SIGTERM ends it by Node's default (it has nothing to save at stop).
   rt.ready();
   const socket = rt.unitSocket;
   if (!socket) throw new PluginConfigError('the monitor reports to weft run over its unit channel (WEFT_UNIT_SOCKET): run it as a Plugin of a service under weft run');
