@@ -25,12 +25,6 @@ export interface UpstreamHandler {
 const READ_BUFFER_BYTES = 32 * 1024;
 
 /**
- * The read buffer of an upstream connection (net.connect's and tls.connect's `onread`):
- * reads land in one buffer, reused until a handler holds on to what it read.
- * This skips the readable stream's per-read allocation, push and 'data' event,
- * the largest share of the proxy's user CPU per request after the syscalls.
- */
-/**
  * Whether writes to `down` finish later than write() returns: a TLS socket's do (once encrypted
  * and sent), and its stream keeps each chunk until then. Such a socket is given copies of what an
  * upstream read, so that the read buffer is reused at once instead of replaced by a new 32 KiB one
@@ -40,6 +34,12 @@ export function writesFinishLater(down: net.Socket): boolean {
   return (down as { encrypted?: boolean }).encrypted === true;
 }
 
+/**
+ * The read buffer of an upstream connection (net.connect's and tls.connect's `onread`):
+ * reads land in one buffer, reused until a handler holds on to what it read.
+ * This skips the readable stream's per-read allocation, push and 'data' event,
+ * the largest share of the proxy's user CPU per request after the syscalls.
+ */
 class ReadBuffer {
   private buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   held = false;
