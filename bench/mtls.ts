@@ -104,17 +104,17 @@ spec:
       { name: 'weft → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-plain'], pids: [clientPid, plainPid], results: [], cpuUsPerRequest: [] },
       { name: 'weft → mTLS → weft', url: `http://127.0.0.1:${clientOut}/`, headers: ['Host: server-mtls'], pids: [clientPid, mtlsPid], results: [], cpuUsPerRequest: [] },
     ];
-    const cpuMs = (pids: number[]) => pids.reduce((n, pid) => n + procCpuMs(pid), 0);
     for (const c of cases) wrk(c.url, connections, 2, c.headers); // warm-up: pools filled, JIT warm
     for (let round = 1; round <= rounds; round++) {
       for (const c of cases) {
-        const before = cpuMs(c.pids);
+        const before = c.pids.map((pid) => procCpuMs(pid));
         const r = wrk(c.url, connections, seconds, c.headers);
-        const cpu = ((cpuMs(c.pids) - before) * 1000) / (r.requests ?? NaN);
+        const perHop = c.pids.map((pid, i) => ((procCpuMs(pid) - before[i]) * 1000) / (r.requests ?? NaN));
+        const cpu = perHop.reduce((n, x) => n + x, 0);
         if (r.errors) throw new Error(`${c.name}: ${r.errors} errors`);
         c.results.push(r);
         c.cpuUsPerRequest.push(cpu);
-        console.log(`round ${round}  ${c.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms  cpu ${cpu.toFixed(1)} µs/req`);
+        console.log(`round ${round}  ${c.name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms  cpu ${cpu.toFixed(1)} µs/req (${perHop.map((x) => x.toFixed(1)).join(' + ')})`);
       }
     }
     const mean = (c: Case, k: 'rps' | 'p50ms' | 'p99ms') => c.results.reduce((n, r) => n + r[k], 0) / c.results.length;

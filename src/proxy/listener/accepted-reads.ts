@@ -23,6 +23,10 @@
 // Since nothing keeps the buffer past the callback, every accepted socket
 // reads into the same one: libuv reads a socket and calls back before it
 // reads the next, all on this thread. A connection costs no buffer of its own.
+//
+// A terminated TLS connection reads the same way once its handshake is done:
+// node:tls reads the encrypted bytes itself, and its TLSWrap decrypts each
+// record into the buffer and calls back, as a plain socket's handle does.
 import type * as net from 'node:net';
 
 /** Bytes of one read (HAProxy reads into 16 KiB buffers; the upstream pool's are 32 KiB). */
@@ -55,13 +59,15 @@ interface SocketInternals {
 /**
  * Makes `accepted` read into the shared buffer; false (it reads through its
  * stream, as before) on a Node whose sockets lack what this expects. Call it
- * in the 'connection' event, before its first read.
+ * in the 'connection' event, before its first read; for a TLS socket, in its
+ * 'secureConnection' event (its TLSWrap then decrypts into the buffer).
  */
 export function readThroughBuffer(accepted: net.Socket): boolean {
   const internals = accepted as unknown as SocketInternals;
   const handle = internals._handle;
   const s = onreadSlots(accepted);
-  if (!s || !handle || typeof handle.useUserBuffer !== 'function' || internals[s.buffer] !== null) return false;
+  // A socket that has read into its stream already keeps doing so: its buffered chunks come first.
+  if (!s || !handle || typeof handle.useUserBuffer !== 'function' || internals[s.buffer] !== null || accepted.readableLength > 0) return false;
   internals[s.buffer] = sharedReadBuffer;
   internals[s.callback] = (n: number): void => {
     // allocUnsafe takes a slice of Node's pool below 4 KiB, memory of its own above.

@@ -145,8 +145,8 @@ export class ListenerManager {
       socket.destroy();
       return;
     }
-    // Reads into one reused buffer (accepted-reads.ts). Not under tls_inspector: a TLS
-    // chain hands the socket's handle to node:tls, which reads it itself.
+    // Reads into one reused buffer (accepted-reads.ts). Under tls_inspector, a TLS chain's
+    // socket does instead, once secured: node:tls reads the raw socket's handle itself.
     readThroughBuffer(socket);
     socket.on('error', () => {});
     this.sockets.add(socket);
@@ -193,6 +193,8 @@ export class ListenerManager {
         return;
       }
       this.deps.tls.accept(socket, chain.tls, (secure, peer) => {
+        // Called in the handshake's 'secure' event, before the first cleartext read is emitted.
+        readThroughBuffer(secure);
         this.sockets.add(secure);
         secure.once('close', () => this.sockets.delete(secure));
         secure.on('error', () => {});

@@ -1,37 +1,59 @@
-// Accepted sockets read into one shared buffer (accepted-reads.ts). What a
-// listener gets must still be a stream's chunks: its own to keep, in order,
-// with pause() stopping the reads and 'end' after the last byte. Real
-// sockets on loopback; every byte is checked against a pattern of its offset,
-// so a chunk that still points into the shared buffer shows.
+// Accepted sockets read into one shared buffer (accepted-reads.ts), and so
+// do terminated TLS sockets once secured. What a listener gets must still be
+// a stream's chunks: its own to keep, in order, with pause() stopping the
+// reads and 'end' after the last byte. Real sockets on loopback, plain and
+// TLS; every byte is checked against a pattern of its offset, so a chunk
+// that still points into the shared buffer shows.
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { test } from 'node:test';
+import * as tls from 'node:tls';
+import { createRoot, issueKeyedLeaf } from '../../../src/ca/pki';
 import { readThroughBuffer } from '../../../src/proxy/listener/accepted-reads';
 import { firstMismatch, pattern, writeUntilPushedBack } from '../../helpers/byte-pattern';
 import { seeded } from '../../helpers/prng';
 
-/** A server whose accepted sockets read through the shared buffer; `onSocket` gets each. */
-async function server(onSocket: (socket: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
-  const srv = net.createServer({ allowHalfOpen: true }, (socket) => {
-    assert.equal(readThroughBuffer(socket), true, 'this Node lets an accepted socket read into a buffer of ours');
+type Transport = 'tcp' | 'tls';
+interface Server {
+  port: number;
+  close: () => Promise<void>;
+}
+
+/** A server key pair and the root that signed it, made once (P-256, as the mesh's). */
+const pki = (async () => {
+  const root = await createRoot({ commonName: 'accepted-reads root', ttlMs: 3600_000 });
+  const leaf = await issueKeyedLeaf(root, { uri: 'spiffe://test/reader', ttlMs: 3600_000, dnsNames: ['reader'] });
+  return { ca: root.certPem, cert: leaf.certPem, key: leaf.keyPem };
+})();
+
+/**
+ * A server whose sockets read through the shared buffer; `onSocket` gets
+ * each. TLS: set in 'secureConnection', as the listener does after a handshake.
+ */
+async function server(transport: Transport, onSocket: (socket: net.Socket) => void): Promise<Server> {
+  const take = (socket: net.Socket) => {
+    assert.equal(readThroughBuffer(socket), true, `this Node lets an accepted ${transport} socket read into a buffer of ours`);
     onSocket(socket);
-  });
+  };
+  const srv = transport === 'tcp' ? net.createServer({ allowHalfOpen: true }, take) : tls.createServer({ ...(await pki), allowHalfOpen: true }, take);
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   return { port: (srv.address() as net.AddressInfo).port, close: () => new Promise((resolve) => srv.close(() => resolve())) };
 }
 
-function connect(port: number): Promise<net.Socket> {
+async function connect(transport: Transport, port: number): Promise<net.Socket> {
+  const { ca } = await pki;
   return new Promise((resolve, reject) => {
-    const c = net.connect(port, '127.0.0.1', () => resolve(c));
+    const c = transport === 'tcp' ? net.connect(port, '127.0.0.1', () => resolve(c)) : tls.connect({ port, host: '127.0.0.1', ca, servername: 'reader' }, () => resolve(c));
     c.once('error', reject);
   });
 }
 
-test('accepted reads: chunks kept by two connections reading at once are each their own, every byte in order', async () => {
+for (const transport of ['tcp', 'tls'] as const) {
+test(`accepted reads (${transport}): chunks kept by two connections reading at once are each their own, every byte in order`, async () => {
   const kept = new Map<number, Buffer[]>();
   const ended = new Map<number, Promise<void>>();
   let n = 0;
-  const srv = await server((socket) => {
+  const srv = await server(transport, (socket) => {
     const chunks: Buffer[] = [];
     kept.set(n, chunks);
     ended.set(n++, new Promise((resolve) => socket.on('end', () => (socket.end(), resolve()))));
@@ -39,7 +61,7 @@ test('accepted reads: chunks kept by two connections reading at once are each th
   });
   const random = seeded(11);
   const TOTAL = 1 << 20;
-  const clients = [await connect(srv.port), await connect(srv.port)];
+  const clients = [await connect(transport, srv.port), await connect(transport, srv.port)];
   // Both write in pieces from 1 byte to 64 KiB, turn by turn, so reads of the two interleave.
   const sent = [0, 0];
   while (sent[0] < TOTAL || sent[1] < TOTAL) {
@@ -64,14 +86,14 @@ test('accepted reads: chunks kept by two connections reading at once are each th
   await srv.close();
 });
 
-test('accepted reads: pause() stops reading (the writer is pushed back, no chunk while paused); resume() brings every byte', async () => {
+test(`accepted reads (${transport}): pause() stops reading (the writer is pushed back, no chunk while paused); resume() brings every byte`, async () => {
   const chunks: Buffer[] = [];
   let paused = false;
   let whilePaused = 0;
   let serverSide!: net.Socket;
   let endOfData!: () => void;
   const ended = new Promise<void>((resolve) => (endOfData = resolve));
-  const srv = await server((socket) => {
+  const srv = await server(transport, (socket) => {
     serverSide = socket;
     socket.on('data', (chunk: Buffer) => {
       if (paused) whilePaused++;
@@ -86,7 +108,7 @@ test('accepted reads: pause() stops reading (the writer is pushed back, no chunk
       endOfData();
     });
   });
-  const client = await connect(srv.port);
+  const client = await connect(transport, srv.port);
   let pushedBack!: () => void;
   const wasPushedBack = new Promise<void>((resolve) => (pushedBack = resolve));
   let total = -1;
@@ -107,13 +129,13 @@ test('accepted reads: pause() stops reading (the writer is pushed back, no chunk
   await srv.close();
 });
 
-test("accepted reads: a half-close is the stream's 'end', and the socket can still answer", async () => {
-  const srv = await server((socket) => {
+test(`accepted reads (${transport}): a half-close is the stream's 'end', and the socket can still answer`, async () => {
+  const srv = await server(transport, (socket) => {
     let got = '';
     socket.on('data', (chunk: Buffer) => (got += chunk.toString('latin1')));
     socket.on('end', () => socket.end(`got ${got}`));
   });
-  const client = await connect(srv.port);
+  const client = await connect(transport, srv.port);
   let answer = '';
   client.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
   const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
@@ -122,3 +144,4 @@ test("accepted reads: a half-close is the stream's 'end', and the socket can sti
   assert.equal(answer, 'got hello');
   await srv.close();
 });
+}
