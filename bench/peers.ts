@@ -268,6 +268,11 @@ function toMs(m: RegExpExecArray | null): number {
 }
 
 /** user + system CPU time of a process so far, in ms (from /proc: the figure that holds on a shared machine). */
+/** The middle value of `xs` (the upper one of an even count), which is left as it is. */
+export function median(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+}
+
 export function procCpuMs(pid: number): number {
   const { userMs, systemMs } = procCpuSplitMs(pid);
   return userMs + systemMs;

@@ -9,6 +9,7 @@
 import {
   arg,
   freePort,
+  median,
   startNginxUpstream,
   startWeftControl,
   startWeftProxy,
@@ -79,7 +80,6 @@ spec:
         results[i].push(res);
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const summary = results.map((rs) => ({ rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50ms)), p99: median(rs.map((x) => x.p99ms)) }));
     const base = summary[0];
     console.log(`wrk -t1 -c${connections}, ${rounds} interleaved rounds of ${seconds} s, median per case`);

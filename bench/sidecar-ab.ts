@@ -28,6 +28,7 @@ import {
   GRPC_PATH,
   grpcFrame,
   h2load,
+  median,
   procCpuSplitMs,
   requireTool,
   startGrpcUpstream,
@@ -83,8 +84,6 @@ interface Target {
   samples: { userUs: number; systemUs: number; rps: number; p50ms: number; p99ms: number; scavengesPer1000: number; promotedKbPerScavenge: number; gcUsPerRequest: number }[];
   gc?: GcTally;
 }
-
-const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** What the upstream speaks, the service weft routes to it, and the load each target gets. */
 interface Setup {

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { arg, freePort, requireTool, ROOT, rssMiB, startHaproxy, startUpstreamMesh, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
+import { arg, freePort, median, requireTool, ROOT, rssMiB, startHaproxy, startUpstreamMesh, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
 
 const starts = Number(arg('starts', '5'));
 const seconds = Number(arg('seconds', '5'));
@@ -38,11 +38,6 @@ async function rssDropsBelow(pid: number, belowMiB: number, maxMs: number): Prom
     if (rss < belowMiB || performance.now() - t0 > maxMs) return { rss, ms: performance.now() - t0 };
     await new Promise((r) => setTimeout(r, 500));
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { createRoot, issueKeyedLeaf } from '../src/ca/pki';
 import { readThroughBuffer } from '../src/proxy/listener/accepted-reads';
-import { arg, procCpuMs } from './peers';
+import { arg, median, procCpuMs } from './peers';
 
 type Mode = 'stream' | 'shared buffer';
 const rounds = Number(arg('rounds', '4'));
@@ -77,7 +77,6 @@ async function main(): Promise<void> {
       console.log(`round ${r}  ${mode.padEnd(13)} ${String(requests).padStart(7)} requests  server CPU ${usPerRequest.toFixed(1)} µs/req`);
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const [s, b] = [median(results.stream), median(results['shared buffer'])];
   console.log(`\nmedians of ${rounds} rounds: stream ${s.toFixed(1)} µs/req, shared buffer ${b.toFixed(1)} µs/req (${(b / s).toFixed(2)}×, ${(s - b).toFixed(1)} µs less)`);
 }
