@@ -154,7 +154,11 @@ test('a backend policy a route cannot apply is a warning: in weft validate (exit
 });
 
 test('a bad edit of the config directory is reported by weft status while the last good config serves', async () => {
-  fs.writeFileSync(path.join(work, 'config/services.yaml'), serviceYaml('shop') + '---\nkind: Nope\n');
+  // Saved as editors save, under another name then renamed over it: writeFileSync truncates first,
+  // and a control plane that scans in between finds an empty file, which is a valid config.
+  const draft = path.join(work, 'services.yaml.draft');
+  fs.writeFileSync(draft, serviceYaml('shop') + '---\nkind: Nope\n');
+  fs.renameSync(draft, path.join(work, 'config/services.yaml'));
   await waitFor(() => /config error\(s\)/.test(weft(['status']).out), 3000, 'error shown by status');
   assert.match(weft(['status']).out, /services\.yaml: document 1.*unknown kind/i);
   assert.match(weft(['get', 'services']).out, /cart/, 'cart still served');

@@ -114,13 +114,19 @@ test('thresholds: unhealthy after failureThreshold failures in a row, healthy af
 });
 
 /** A real unit channel and the health changes it hands weft run. */
-async function channel(): Promise<{ ch: UnitChannel; changes: { health: AppHealth; reason?: string }[] }> {
+/** A unit channel and the health changes it took; `probes` (a probe counter) is read as each arrives, into `probesAtChange`. */
+async function channel(probes?: () => number): Promise<{ ch: UnitChannel; changes: { health: AppHealth; reason?: string }[]; probesAtChange: number[] }> {
   const ch = await UnitChannel.open({ service: 'shop', namespace: 'default', appPort: 8080, appHost: '127.0.0.1' }, undefined, silentLogger);
   closers.push(() => ch.close());
   const changes: { health: AppHealth; reason?: string }[] = [];
-  ch.onHealth((health, reason) => changes.push({ health, ...(reason ? { reason } : {}) }));
+  const probesAtChange: number[] = [];
+  ch.onHealth((health, reason) => {
+    changes.push({ health, ...(reason ? { reason } : {}) });
+    if (probes) probesAtChange.push(probes());
+  });
   changes.length = 0; // onHealth calls at once with the current health
-  return { ch, changes };
+  probesAtChange.length = 0;
+  return { ch, changes, probesAtChange };
 }
 
 const report = (socket: string) => async (health: AppHealth, reason: string) => {
@@ -131,7 +137,8 @@ const report = (socket: string) => async (health: AppHealth, reason: string) => 
 test('the probe loop reports unhealthy over the unit channel after exactly failureThreshold failing probes, healthy after successThreshold', async () => {
   let status = 200;
   const srv = await healthServer(() => status);
-  const { ch, changes } = await channel();
+  // Probes are counted when each change arrives: a busy test may look later, after the next probe.
+  const { ch, changes, probesAtChange } = await channel(() => srv.probes());
   let probesWhenSick = 0;
   let probesWhenWell = 0;
   const monitor = new Monitor({
@@ -150,7 +157,7 @@ test('the probe loop reports unhealthy over the unit channel after exactly failu
   const sickAt = srv.probes();
   await waitFor(() => changes.length === 1, 5000, 'unhealthy');
   // The report goes out before the next probe: the server has seen exactly the failing ones.
-  probesWhenSick = srv.probes() - sickAt;
+  probesWhenSick = probesAtChange[0] - sickAt;
   assert.equal(probesWhenSick, 3, 'three failing probes, not more');
   assert.deepEqual(changes[0], { health: 'unhealthy', reason: `GET http://127.0.0.1:${srv.port}/healthz: HTTP 500 (3 failed in a row)` });
   assert.equal(ch.appHealth, 'unhealthy');
@@ -158,7 +165,7 @@ test('the probe loop reports unhealthy over the unit channel after exactly failu
   status = 204;
   const wellAt = srv.probes();
   await waitFor(() => changes.length === 2, 5000, 'healthy again');
-  probesWhenWell = srv.probes() - wellAt;
+  probesWhenWell = probesAtChange[1] - wellAt;
   assert.equal(probesWhenWell, 2);
   assert.deepEqual(changes[1], { health: 'healthy', reason: `GET http://127.0.0.1:${srv.port}/healthz: HTTP 204` });
   // Only changes are reported: more passing probes, no more reports.
