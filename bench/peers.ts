@@ -286,6 +286,27 @@ export function procCpuSplitMs(pid: number): { userMs: number; systemMs: number 
   return { userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
 }
 
+/** CPU (user + system, ms) of a process and every process below it: nginx's workers run under its master. */
+export function treeCpuMs(pid: number): number {
+  let children: number[] = [];
+  try {
+    for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+      children = children.concat(fs.readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    }
+    const own = procCpuSplitMs(pid);
+    return own.userMs + own.systemMs + children.reduce((sum, child) => sum + treeCpuMs(child), 0);
+  } catch {
+    return 0; // exited meanwhile
+  }
+}
+
+/** Busy CPU (ms) of the whole machine so far, every process and interrupt: /proc/stat's first line less idle and iowait. */
+export function machineBusyMs(): number {
+  const [, ...ticks] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = ticks.map(Number);
+  return (user + nice + system + irq + softirq + steal) * 10;
+}
+
 /** Resident memory of a process, in MiB. */
 export function rssMiB(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

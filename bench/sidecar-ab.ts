@@ -5,7 +5,7 @@
 // rounds: what an optimisation changed, measured before and after side by
 // side rather than in two runs minutes apart.
 //
-//   node dist/bench/sidecar-ab.js [--protocol http1|http1-close|h2|grpc] [--rounds 8] [--seconds 4] [--gc] <name>=<checkout> ...
+//   node dist/bench/sidecar-ab.js [--protocol http1|http1-close|h2|grpc] [--rounds 8] [--seconds 4] [--gc] [--node-flags '<flags>'] <name>=<checkout> ...
 //
 // http1 (default): nginx upstream, wrk -t1 -c32. http1-close: the same with
 // `Connection: close`, a new downstream connection per request. h2: nginx h2c upstream,
@@ -29,6 +29,7 @@ import {
   grpcFrame,
   h2load,
   median,
+  machineBusyMs,
   procCpuSplitMs,
   requireTool,
   startGrpcUpstream,
@@ -38,6 +39,7 @@ import {
   startWeftControl,
   startWeftProxy,
   tempDir,
+  treeCpuMs,
   wrk,
   type LoadResult,
   type Peer,
@@ -49,6 +51,7 @@ const rounds = Number(arg('rounds', '8'));
 const seconds = Number(arg('seconds', '4'));
 const builds = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--'));
 const traceGc = process.argv.includes('--gc');
+const nodeFlags = arg('node-flags', '').split(' ').filter(Boolean);
 
 /** What --trace-gc-nvp printed since the last reset: scavenges, bytes they promoted, pause of every collection. */
 class GcTally {
@@ -81,7 +84,7 @@ interface Target {
   url: string;
   /** Requests name the service (weft routes by it; HAProxy has one backend). */
   viaWeft: boolean;
-  samples: { userUs: number; systemUs: number; rps: number; p50ms: number; p99ms: number; scavengesPer1000: number; promotedKbPerScavenge: number; gcUsPerRequest: number }[];
+  samples: { userUs: number; systemUs: number; othersUs: number; machineUs: number; rps: number; p50ms: number; p99ms: number; scavengesPer1000: number; promotedKbPerScavenge: number; gcUsPerRequest: number }[];
   gc?: GcTally;
 }
 
@@ -143,7 +146,8 @@ async function main(): Promise<void> {
       const bin = path.resolve(checkout, 'bin/weft.js');
       if (!fs.existsSync(bin)) throw new Error(`${name}: no ${bin}`);
       const gc = traceGc ? new GcTally() : undefined;
-      const node = gc ? { flags: ['--trace-gc-nvp'], onStdout: (text: string) => gc.read(text) } : undefined;
+      const flags = [...nodeFlags, ...(gc ? ['--trace-gc-nvp'] : [])];
+      const node = flags.length ? { flags, onStdout: (text: string) => gc?.read(text) } : undefined;
       const proxy = await startWeftProxy(name, ['--xds', `127.0.0.1:${xdsPort}`, '--service', `bench-${name}`, '--outbound-port', String(port)], admin, bin, node);
       peers.push(proxy);
       targets.push({ name, pid: proxy.pid, url: `http://127.0.0.1:${port}/`, viaWeft: true, samples: [], gc });
@@ -155,9 +159,14 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
         t.gc?.reset();
+        const others = peers.filter((p) => p.pid !== t.pid);
+        const othersBefore = others.reduce((sum, p) => sum + treeCpuMs(p.pid), 0);
+        const machineBefore = machineBusyMs();
         const before = procCpuSplitMs(t.pid);
         const r = setup.load(t.url, t.viaWeft, seconds);
         const after = procCpuSplitMs(t.pid);
+        const machineMs = machineBusyMs() - machineBefore;
+        const othersMs = others.reduce((sum, p) => sum + treeCpuMs(p.pid), 0) - othersBefore;
         if (r.errors) throw new Error(`${t.name}: ${r.errors} errors`);
         // The load ran synchronously: what the proxy printed meanwhile is read now.
         if (t.gc) await new Promise((resolve) => setTimeout(resolve, 200));
@@ -166,6 +175,8 @@ async function main(): Promise<void> {
         t.samples.push({
           userUs: per(after.userMs - before.userMs),
           systemUs: per(after.systemMs - before.systemMs),
+          othersUs: per(othersMs),
+          machineUs: per(machineMs),
           rps: r.rps,
           p50ms: r.p50ms,
           p99ms: r.p99ms,
@@ -182,7 +193,7 @@ async function main(): Promise<void> {
       const total = median(t.samples.map((s) => s.userUs + s.systemUs));
       const gc = t.gc ? `  gc: ${m('scavengesPer1000').toFixed(2)} scavenges/1000 req, ${m('promotedKbPerScavenge').toFixed(0)} KB promoted each, ${m('gcUsPerRequest').toFixed(1)} µs/req paused` : '';
       console.log(
-        `${t.name.padEnd(10)} cpu ${total.toFixed(1).padStart(5)} µs/req (user ${m('userUs').toFixed(1)}, system ${m('systemUs').toFixed(1)})  ${(total / haTotal).toFixed(2)}× haproxy  ${m('rps').toFixed(0).padStart(6)} req/s  p50 ${m('p50ms').toFixed(2)} ms  p99 ${Number.isNaN(m('p99ms')) ? '-' : m('p99ms').toFixed(2)} ms${gc}`,
+        `${t.name.padEnd(10)} cpu ${total.toFixed(1).padStart(5)} µs/req (user ${m('userUs').toFixed(1)}, system ${m('systemUs').toFixed(1)})  ${(total / haTotal).toFixed(2)}× haproxy  ${m('rps').toFixed(0).padStart(6)} req/s  p50 ${m('p50ms').toFixed(2)} ms  p99 ${Number.isNaN(m('p99ms')) ? '-' : m('p99ms').toFixed(2)} ms  beside it: the bench's other processes ${m('othersUs').toFixed(1)}, the machine ${m('machineUs').toFixed(1)} µs/req${gc}`,
       );
     }
   } finally {

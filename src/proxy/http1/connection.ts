@@ -69,6 +69,8 @@ export class Http1Connection {
 
   /** A TLS client: the exchange gives it copies of upstream reads (pool.ts, writesFinishLater; Exchange.ownBytes). */
   readonly writesFinishLater: boolean;
+  /** Writes wait for the end of this turn (turn-writes.ts): what goes out meanwhile is copied (Exchange.ownBytes). */
+  writesHeld = false;
 
   constructor(
     readonly socket: net.Socket,

@@ -22,6 +22,7 @@ import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { activityClock } from '../listener/activity-clock';
+import { HELD_WRITE_MAX_BYTES, holdWrites, releaseWrites } from '../turn-writes';
 import { ChunkedScanner } from './chunked';
 import { H2Bridge, type BridgeHost } from './h2-bridge';
 import type { Http1Connection } from './connection';
@@ -367,16 +368,19 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.responseStarted = true;
     this.responseBytes += chunk.length;
     this.lastActivity = activityClock.now;
+    if (chunk.length <= HELD_WRITE_MAX_BYTES) holdWrites(this.conn);
+    else releaseWrites(this.conn); // what is held goes first; this one is not copied
     if (!this.conn.socket.write(this.ownBytes(chunk))) this.upstream?.socket.pause();
   }
 
   /**
    * Bytes of an upstream read as the client's socket may keep them: a copy for a TLS client
    * (pool.ts, writesFinishLater), so that the read buffer is reused at once. Holding it instead
-   * cost a new 32 KiB buffer per response: ~300 MB/s of ArrayBuffers at 10k req/s.
+   * cost a new 32 KiB buffer per response: ~300 MB/s of ArrayBuffers at 10k req/s. Writes held
+   * to the end of the turn (turn-writes.ts) are copies too.
    */
   private ownBytes(read: Buffer): Buffer {
-    return this.conn.writesFinishLater ? Buffer.from(read) : read;
+    return this.conn.writesFinishLater || this.conn.writesHeld ? Buffer.from(read) : read;
   }
 
   pauseDownstream(): void {
@@ -455,7 +459,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     upstream.requests++;
     this.headSent = true;
     if (!this.queued) {
-      if (!upstream.socket.write(this.requestHeadBytes())) this.conn.socket.pause();
+      const head = this.requestHeadBytes();
+      if (head.length <= HELD_WRITE_MAX_BYTES) holdWrites(upstream);
+      if (!upstream.socket.write(head)) this.conn.socket.pause();
       return;
     }
     // Head and the body bytes that arrived meanwhile leave in one writev.
@@ -555,6 +561,9 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     }
     if (this.bridge) return this.bridge.write(chunk);
     if (this.upstream && this.headSent) {
+      // The chunk is the request's own (copied out of the listener's read buffer): it can wait for the turn's end.
+      if (chunk.length <= HELD_WRITE_MAX_BYTES) holdWrites(this.upstream);
+      else releaseWrites(this.upstream);
       if (!this.upstream.socket.write(chunk)) this.conn.socket.pause();
       return;
     }
@@ -581,8 +590,8 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     if (!this.resFraming) this.responseHeadBytes(chunk);
     else this.responseBody(chunk, 0);
     // The chunk is still referred to by a partial head kept for the next read, or by a write not yet done
-    // (a TLS downstream was given a copy).
-    return this.resBuf !== undefined || (!this.conn.writesFinishLater && this.conn.socket.writableLength > 0);
+    // (a TLS downstream, or one whose writes are held, was given a copy).
+    return this.resBuf !== undefined || (!this.conn.writesFinishLater && !this.conn.writesHeld && this.conn.socket.writableLength > 0);
   }
 
   onDrain(): void {
@@ -765,6 +774,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.cluster?.load.ended(this.endpoint!);
     up.handler = undefined;
     this.conn.detach();
+    releaseWrites(this.conn); // headBytes is the upstream's read buffer: written now, not held
     down.write(headBytes);
     if (rest) down.write(rest);
     up.tunnelTo(down);
@@ -784,6 +794,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     if (!this.responseStarted) this.reply(408, 'SI', `no activity on the request for ${ms} ms (stream idle timeout)`, this.cluster?.config.name ?? '', true);
     else {
       this.finish('SI', this.resHead?.status ?? 0);
+      releaseWrites(this.conn);
       this.conn.socket.destroy();
     }
   }
@@ -913,6 +924,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
   /** The response cannot be finished: cut the downstream connection so the client sees it. */
   private abortDownstream(): void {
     this.finish('UPE', this.resHead?.status ?? 0);
+    releaseWrites(this.conn); // the client sees what came of the response, then the cut
     this.conn.socket.destroy();
   }
 }

@@ -61,6 +61,8 @@ export class UpstreamConnection {
   closed = false;
   /** Plaintext to an endpoint that wants mTLS (no workload certificate yet): used once, never pooled. */
   plaintextFallback = false;
+  /** Writes wait for the end of this turn (turn-writes.ts). */
+  writesHeld = false;
 
   constructor(
     readonly socket: net.Socket,

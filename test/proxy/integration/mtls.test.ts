@@ -3,17 +3,19 @@
 // and TCP over mTLS, the caller's identity on the inbound side, permissive
 // and strict ports, refused clients (plaintext, foreign CA, expired, no
 // certificate), an upstream with the wrong identity, garbage and truncated
-// handshakes, and certificate rotation under load.
+// handshakes, certificate rotation under load, and responses that reach a
+// sidecar as many TLS records in one read.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { createIntermediate, createRoot, issueKeyedLeaf, spiffeId, type KeyedCertificate } from '../../../src/ca/pki';
 import type { RequestRecord } from '../../../src/observe/request-record';
-import { firstMismatch, writeUntilPushedBack } from '../../helpers/byte-pattern';
+import { firstMismatch, pattern, writeUntilPushedBack } from '../../helpers/byte-pattern';
 import { admin, docs, exitGuard, freePort, HttpUpstream, Mesh, parsePrometheus, RawClient, request, serviceYaml, sleep, T, waitFor, type Sidecar } from '../../helpers/proxy-harness';
 
 const HOUR = 3600_000;
@@ -26,6 +28,8 @@ let secureApp: HttpUpstream;
 let victimApp: HttpUpstream;
 let rpcApp: http2.Http2Server;
 let echo: net.Server;
+/** An instance of "records" without a sidecar of its own: a TLS server that writes each response as many small records. */
+let recordsServer: net.Server;
 let shop: Sidecar;
 let api: Sidecar;
 let secure: Sidecar;
@@ -73,6 +77,8 @@ before(async () => {
   echo = net.createServer((s) => s.pipe(s));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   for (const name of ['api', 'secure', 'rpc', 'db', 'victim']) ports[name] = await freePort();
+  recordsServer = await smallRecordsServer(await leaf('records'));
+  ports.records = (recordsServer.address() as net.AddressInfo).port;
   dbPort = await freePort();
   mesh = await Mesh.start({
     'services.yaml': docs(
@@ -81,7 +87,8 @@ before(async () => {
       serviceYaml({ name: 'rpc', port: 82, protocol: 'http2', dependsOn: [] }),
       serviceYaml({ name: 'db', port: dbPort, protocol: 'tcp', dependsOn: [] }),
       serviceYaml({ name: 'victim', port: 83, dependsOn: [] }),
-      serviceYaml({ name: 'shop', dependsOn: ['api', 'secure', 'rpc', 'db', 'victim'] }),
+      serviceYaml({ name: 'records', port: 84, dependsOn: [] }),
+      serviceYaml({ name: 'shop', dependsOn: ['api', 'secure', 'rpc', 'db', 'victim', 'records'] }),
       serviceYaml({ name: 'bare', dependsOn: ['api', 'secure'] }),
     ),
     'mtls.yaml': `apiVersion: weft.dev/v1
@@ -96,7 +103,7 @@ spec: { targetRef: { name: api }, connectionPool: { maxRequestsPerConnection: 3 
 `,
   });
   // Every instance registers as `weft run` does: behind its sidecar's inbound port.
-  for (const name of ['api', 'secure', 'rpc', 'db', 'victim']) {
+  for (const name of ['api', 'secure', 'rpc', 'db', 'victim', 'records']) {
     await mesh.cp!.registry.register({ service: name, address: '127.0.0.1', port: ports[name], sidecar: true, ttlSeconds: 3600 });
   }
   shop = await mesh.sidecar({ nodeId: 'shop-1', service: 'shop', proxy: { sds: false } });
@@ -107,7 +114,7 @@ spec: { targetRef: { name: api }, connectionPool: { maxRequestsPerConnection: 3 
   victim = await mesh.sidecar({ nodeId: 'victim-1', service: 'victim', proxy: { sds: false }, inboundPort: ports.victim, appPort: victimApp.port });
   for (const [sc, name] of [[shop, 'shop'], [api, 'api'], [secure, 'secure'], [rpc, 'rpc'], [db, 'db']] as const) await giveIdentity(sc, name);
   await giveIdentity(victim, 'evil'); // serves "victim" with another service's identity
-  await shop.waitConfig((c) => ['api', 'secure', 'rpc', 'db', 'victim'].every((s) => (c.endpoints.get(`outbound|${s === 'db' ? dbPort : { api: 80, secure: 81, rpc: 82, victim: 83 }[s]}||${s}.default`)?.localities.length ?? 0) > 0));
+  await shop.waitConfig((c) => ['api', 'secure', 'rpc', 'db', 'victim', 'records'].every((s) => (c.endpoints.get(`outbound|${s === 'db' ? dbPort : { api: 80, secure: 81, rpc: 82, victim: 83, records: 84 }[s]}||${s}.default`)?.localities.length ?? 0) > 0));
 }, { timeout: 30_000 });
 
 after(async () => {
@@ -116,7 +123,56 @@ after(async () => {
   await Promise.all([apiApp.close(), secureApp.close(), victimApp.close()]);
   rpcApp.close();
   echo.close();
+  recordsServer.close();
 }, T);
+
+/** Body bytes of each response of smallRecordsServer, in pieces of RECORD_BYTES. */
+const RECORDS_BODY = 6000;
+const RECORD_BYTES = 100;
+
+/**
+ * A TLS server with a mesh identity that answers every request head with a
+ * response in many small TLS records, sent in one TCP write: the caller's
+ * sidecar decrypts them in one read, each record into the same read buffer in
+ * turn. (Node's TLS socket would merge writes made together into one record;
+ * written one at a time over a stream that holds the ciphertext, each is its own.)
+ */
+async function smallRecordsServer(id: { chainPem: string; keyPem: string }): Promise<net.Server> {
+  const secureContext = tls.createSecureContext({ cert: id.chainPem, key: id.keyPem, ca: root.certPem });
+  const server = net.createServer((raw) => {
+    let held: Buffer[] | undefined;
+    const ciphertext = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        if (held) held.push(Buffer.from(chunk));
+        else raw.write(chunk);
+        done();
+      },
+    });
+    raw.on('data', (chunk: Buffer) => ciphertext.push(chunk));
+    raw.on('error', () => {});
+    const socket = new tls.TLSSocket(ciphertext, { isServer: true, secureContext, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    socket.on('error', () => {});
+    const writeRecord = (bytes: string | Buffer) => new Promise<void>((resolve) => socket.write(bytes, () => resolve()));
+    let heads = '';
+    let answering = Promise.resolve();
+    socket.on('data', (chunk: Buffer) => {
+      heads += chunk.toString('latin1');
+      for (let end = heads.indexOf('\r\n\r\n'); end >= 0; end = heads.indexOf('\r\n\r\n')) {
+        heads = heads.slice(end + 4);
+        answering = answering.then(async () => {
+          held = [];
+          await writeRecord(`HTTP/1.1 200 OK\r\nContent-Length: ${RECORDS_BODY}\r\n\r\n`);
+          for (let off = 0; off < RECORDS_BODY; off += RECORD_BYTES) await writeRecord(pattern(off, RECORD_BYTES));
+          raw.write(Buffer.concat(held));
+          held = undefined;
+        });
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
 
 async function metrics(sc: Sidecar) {
   const samples = parsePrometheus((await admin(sc, '/stats/prometheus')).text);
@@ -398,6 +454,21 @@ test('over mTLS, a client that stops reading gets every byte of a large response
   } finally {
     c.destroy();
     secureApp.handler = undefined;
+  }
+});
+
+test('over mTLS, a response that arrives as many small TLS records in one read reaches the client byte for byte (what is held to the end of the turn is a copy, not the read buffer)', T, async () => {
+  const c = await RawClient.connect(shop.outboundPort);
+  try {
+    for (let i = 0; i < 20; i++) {
+      c.write(`GET /records/${i} HTTP/1.1\r\nHost: records:84\r\n\r\n`);
+      const res = await c.readResponse('GET', 10_000);
+      assert.equal(res.status, 200, `response ${i}`);
+      assert.equal(res.body.length, RECORDS_BODY, `response ${i}`);
+      assert.equal(firstMismatch(res.body), -1, `response ${i}: every byte as sent`);
+    }
+  } finally {
+    c.destroy();
   }
 });
 
