@@ -49,6 +49,17 @@ export function holdWrites(holder: WriteHolder): void {
   }
 }
 
+/**
+ * Writes a chunk the caller owns (not a view of a buffer reused within the
+ * turn): held when small, else after what is held. Returns socket.write's
+ * answer, for backpressure.
+ */
+export function writeOwnBytes(holder: WriteHolder, chunk: Buffer): boolean {
+  if (chunk.length <= HELD_WRITE_MAX_BYTES) holdWrites(holder);
+  else releaseWrites(holder);
+  return holder.socket.write(chunk);
+}
+
 /** Sends what is held now: before destroy(), or before a write that must leave as it is. */
 export function releaseWrites(holder: WriteHolder): void {
   if (!holder.writesHeld) return;

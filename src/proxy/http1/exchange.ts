@@ -22,7 +22,7 @@ import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { activityClock } from '../listener/activity-clock';
-import { HELD_WRITE_MAX_BYTES, holdWrites, releaseWrites } from '../turn-writes';
+import { HELD_WRITE_MAX_BYTES, holdWrites, releaseWrites, writeOwnBytes } from '../turn-writes';
 import { ChunkedScanner } from './chunked';
 import { H2Bridge, type BridgeHost } from './h2-bridge';
 import type { Http1Connection } from './connection';
@@ -459,9 +459,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     upstream.requests++;
     this.headSent = true;
     if (!this.queued) {
-      const head = this.requestHeadBytes();
-      if (head.length <= HELD_WRITE_MAX_BYTES) holdWrites(upstream);
-      if (!upstream.socket.write(head)) this.conn.socket.pause();
+      if (!writeOwnBytes(upstream, this.requestHeadBytes())) this.conn.socket.pause();
       return;
     }
     // Head and the body bytes that arrived meanwhile leave in one writev.
@@ -562,9 +560,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     if (this.bridge) return this.bridge.write(chunk);
     if (this.upstream && this.headSent) {
       // The chunk is the request's own (copied out of the listener's read buffer): it can wait for the turn's end.
-      if (chunk.length <= HELD_WRITE_MAX_BYTES) holdWrites(this.upstream);
-      else releaseWrites(this.upstream);
-      if (!this.upstream.socket.write(chunk)) this.conn.socket.pause();
+      if (!writeOwnBytes(this.upstream, chunk)) this.conn.socket.pause();
       return;
     }
     (this.queued ??= []).push(chunk);
