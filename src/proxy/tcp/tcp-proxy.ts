@@ -9,7 +9,6 @@ import type { TcpNetworkFilter } from '../config/types';
 import { pickWeightedCluster } from '../router/weighted';
 import type { Runtime } from '../runtime';
 import type { ProxyStats, TcpStats } from '../stats';
-import { releaseWrites, writeOwnBytes, type WriteHolder } from '../turn-writes';
 import { networkRbacAllows } from './network-rbac';
 
 export function proxyTcp(
@@ -58,18 +57,15 @@ export function proxyTcp(
   upstream.once(tlsOptions ? 'secureConnect' : 'connect', () => upstream.setTimeout(filter.idleTimeoutMs ?? 0));
   if (filter.idleTimeoutMs) downstream.setTimeout(filter.idleTimeoutMs, () => downstream.destroy());
 
-  // Each side's chunks are its own (stream reads, or copies out of the listener's buffer): small ones wait for the turn's end.
-  const toUpstream: WriteHolder = { socket: upstream, writesHeld: false };
-  const toDownstream: WriteHolder = { socket: downstream, writesHeld: false };
   downstream.on('data', (chunk: Buffer) => {
     tcp.received += chunk.length;
     received += chunk.length;
-    if (!writeOwnBytes(toUpstream, chunk)) downstream.pause();
+    if (!upstream.write(chunk)) downstream.pause();
   });
   upstream.on('data', (chunk: Buffer) => {
     tcp.sent += chunk.length;
     sent += chunk.length;
-    if (!writeOwnBytes(toDownstream, chunk)) upstream.pause();
+    if (!downstream.write(chunk)) upstream.pause();
   });
   upstream.on('drain', () => downstream.resume());
   downstream.on('drain', () => upstream.resume());
@@ -86,9 +82,6 @@ export function proxyTcp(
       const flag = upstreamFailed ? (sent === 0 ? 'UF' : 'UC') : '';
       stats.records.emit({ ...tcpRecord(downstream, stats, tcp, direction, name, endpoint.key, flag, started), requestBytes: received, responseBytes: sent });
     }
-    // What either side sent before the other failed still reaches it, then the cut.
-    releaseWrites(toDownstream);
-    releaseWrites(toUpstream);
     downstream.destroy();
     upstream.destroy();
   };
