@@ -20,7 +20,7 @@
 // held out of a reused read buffer, which is cheap below Node's pool size.
 import type * as net from 'node:net';
 
-/** Writes up to this size are held; their copies come from Node's buffer pool (below half of its 8 KiB). */
+/** Writes up to this size are held: copying one is cheap (Node's buffer pool serves copies below 4 KiB). */
 export const HELD_WRITE_MAX_BYTES = 4 * 1024;
 
 /** A connection whose socket's writes can be held: `writesHeld` is true while they are. */
