@@ -300,11 +300,11 @@ export function treeCpuMs(pid: number): number {
   }
 }
 
-/** Busy CPU (ms) of the whole machine so far, every process and interrupt: /proc/stat's first line less idle and iowait. */
+/** CPU time the whole machine spent busy so far (every core, /proc/stat: all but idle and iowait), in ms. */
 export function machineBusyMs(): number {
-  const [, ...ticks] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = ticks.map(Number);
-  return (user + nice + system + irq + softirq + steal) * 10;
+  const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu;
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 /** Resident memory of a process, in MiB. */

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { procCpuMs } from './peers';
+import { machineBusyMs, procCpuMs } from './peers';
 import { nowMs, type FromClients, type SimClientsConfig, type ToClients } from './xds-bench-protocol';
 
 interface Options {
@@ -153,13 +153,6 @@ async function startSynthetic(opts: Options, teardown: Teardown): Promise<Contro
 }
 
 // ---- /proc readings ------------------------------------------------------------
-
-/** CPU time the whole machine spent busy so far (every core, /proc/stat: all but idle and iowait), in ms. */
-export function machineBusyMs(): number {
-  const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = cpu;
-  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1000) / 100; // USER_HZ is 100 on Linux
-}
 
 /** CPU time of this process and the given ones, in ms: subtracted from machineBusyMs() it is what others used. */
 export function cpuOfMs(pids: number[]): number {

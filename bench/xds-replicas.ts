@@ -19,14 +19,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { procCpuMs } from './peers';
+import { machineBusyMs, procCpuMs } from './peers';
 import { nowMs } from './xds-bench-protocol';
 import {
   ClientProcs,
   cpuOfMs,
   freePort,
   latencyStats,
-  machineBusyMs,
   machineLine,
   mb,
   percentile,

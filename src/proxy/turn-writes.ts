@@ -21,7 +21,7 @@
 import type * as net from 'node:net';
 
 /** Writes up to this size are held: copying one is cheap (Node's buffer pool serves copies below 4 KiB). */
-export const HELD_WRITE_MAX_BYTES = 4 * 1024;
+const HELD_WRITE_MAX_BYTES = 4 * 1024;
 
 /** A connection whose socket's writes can be held: `writesHeld` is true while they are. */
 export interface WriteHolder {
@@ -55,9 +55,14 @@ export function holdWrites(holder: WriteHolder): void {
  * answer, for backpressure.
  */
 export function writeOwnBytes(holder: WriteHolder, chunk: Buffer): boolean {
-  if (chunk.length <= HELD_WRITE_MAX_BYTES) holdWrites(holder);
-  else releaseWrites(holder);
+  holdFor(holder, chunk.length);
   return holder.socket.write(chunk);
+}
+
+/** Before a write of `bytes`: holds the socket's writes when it is small, else sends what is held so it goes first. */
+export function holdFor(holder: WriteHolder, bytes: number): void {
+  if (bytes <= HELD_WRITE_MAX_BYTES) holdWrites(holder);
+  else releaseWrites(holder);
 }
 
 /** Sends what is held now: before destroy(), or before a write that must leave as it is. */

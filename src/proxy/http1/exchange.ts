@@ -22,7 +22,7 @@ import type { RequestRecord } from '../../observe/request-record';
 import { effectiveStatus } from '../upstream/outlier-detector';
 import { ConnectError, PoolOverflowError, type UpstreamConnection, type UpstreamHandler } from '../upstream/pool';
 import { activityClock } from '../listener/activity-clock';
-import { HELD_WRITE_MAX_BYTES, holdWrites, releaseWrites, writeOwnBytes } from '../turn-writes';
+import { holdFor, releaseWrites, writeOwnBytes } from '../turn-writes';
 import { ChunkedScanner } from './chunked';
 import { H2Bridge, type BridgeHost } from './h2-bridge';
 import type { Http1Connection } from './connection';
@@ -368,8 +368,7 @@ export class Exchange implements UpstreamHandler, FilterRequest, FilterHost, Bri
     this.responseStarted = true;
     this.responseBytes += chunk.length;
     this.lastActivity = activityClock.now;
-    if (chunk.length <= HELD_WRITE_MAX_BYTES) holdWrites(this.conn);
-    else releaseWrites(this.conn); // what is held goes first; this one is not copied
+    holdFor(this.conn, chunk.length); // held: ownBytes copies it; too large: not held, written as it is
     if (!this.conn.socket.write(this.ownBytes(chunk))) this.upstream?.socket.pause();
   }
 
