@@ -33,10 +33,15 @@ async function storefrontServes(url: string): Promise<boolean> {
 }
 
 test('a second demo beside a first one comes up on ports of its own; when all its units exit, it says so and exits non-zero', { timeout: 180_000 }, async (t) => {
-  // The first demo with its default app ports, as `npm start` would run it.
-  const first = await startDemo({ root: ROOT, dataDir: tempDir(), apiPort: 0, xdsPort: 0, storefrontPort: await freePort(), loadRate: 0, log: silentLogger, out: new PassThrough() });
+  // The first demo, as `npm start` would run it, in this process; its units' output is kept to explain a failure.
+  const firstOut = new PassThrough();
+  let firstOutput = '';
+  firstOut.on('data', (d) => (firstOutput += d));
+  const first = await startDemo({ root: ROOT, dataDir: tempDir(), apiPort: 0, xdsPort: 0, storefrontPort: await freePort(), loadRate: 0, log: silentLogger, out: firstOut });
   t.after(() => first.stop());
-  await waitFor(() => storefrontServes(first.storefrontUrl), 60_000, 'the first demo serves its shop');
+  await waitFor(() => storefrontServes(first.storefrontUrl), 60_000, 'the first demo serves its shop').catch((err) => {
+    throw new Error(`${(err as Error).message}\n${firstOutput.slice(-3000)}`);
+  });
 
   const [apiPort, xdsPort, port] = [await freePort(), await freePort(), await freePort()];
   const second = weftDemo(['--api-port', String(apiPort), '--xds-port', String(xdsPort), '--port', String(port), '--data-dir', tempDir()]);
