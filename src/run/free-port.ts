@@ -5,9 +5,14 @@
 // that port from its ephemeral range, where every outgoing connect() of every
 // process on the host also takes its local port, and a busy host took the
 // port again before the sidecar bound it (EADDRINUSE). So ports come from
-// below the ephemeral range, walked in order from a random start per process
-// (never the same port twice from one process), each checked free by binding
-// it on the wildcard address, which conflicts with any listener on the port.
+// below the ephemeral range, each checked free by binding it on the wildcard
+// address (which conflicts with any listener on the port).
+//
+// Each port is drawn at random, never walked in order. Processes choosing at
+// once (several `weft run` units on a host) cannot see each other's chosen
+// but not yet bound ports; a walk slides past a run of bound listeners to
+// the very port the process that bound them walks to next, so walks collided
+// often, while random draws collide rarely and independently.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 
@@ -24,9 +29,6 @@ function ephemeralStart(): number {
   }
 }
 
-const HIGH = ephemeralStart();
-let next = HIGH - LOW > 1000 ? LOW + Math.floor(Math.random() * (HIGH - LOW)) : 0;
-
 function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -35,20 +37,7 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/**
- * A port free right now, below the ephemeral range where the host leaves room
- * for it (else one the kernel picks); never one of `exclude` (`weft run`'s
- * app port: free until the app binds it, after the sidecar's ports are chosen).
- */
-export async function freePort(exclude: readonly number[] = []): Promise<number> {
-  if (next !== 0) {
-    for (let tries = 0; tries < HIGH - LOW; tries++) {
-      const port = next;
-      next = next + 1 >= HIGH ? LOW : next + 1;
-      if (!exclude.includes(port) && (await bindable(port))) return port;
-    }
-  }
-  // No room below the ephemeral range (a host that starts it low): the kernel's choice, race and all.
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -57,4 +46,43 @@ export async function freePort(exclude: readonly number[] = []): Promise<number>
       s.close(() => resolve(port));
     });
   });
+}
+
+/** One process's chooser: remembers what it handed out, so it never hands a port out twice. */
+export class PortChooser {
+  private readonly handedOut = new Set<number>();
+
+  constructor(
+    private readonly low = LOW,
+    private readonly high = ephemeralStart(),
+  ) {}
+
+  /** A port free right now and not handed out before by this chooser; never one of `exclude`. */
+  async choose(exclude: readonly number[] = []): Promise<number> {
+    const size = this.high - this.low;
+    // No room below the ephemeral range (a host that starts it low): the kernel's choice, race and all.
+    if (size <= 1000) return kernelPort();
+    // A long-lived process forgets its oldest choices (long bound or given up) rather than run dry.
+    while (this.handedOut.size >= size / 2) this.handedOut.delete(this.handedOut.values().next().value as number);
+    for (let tries = 0; tries < size; tries++) {
+      const port = this.low + Math.floor(Math.random() * size);
+      if (this.handedOut.has(port) || exclude.includes(port)) continue;
+      if (!(await bindable(port))) continue;
+      this.handedOut.add(port);
+      return port;
+    }
+    return kernelPort();
+  }
+}
+
+const processChooser = new PortChooser();
+
+/**
+ * A port free right now, below the ephemeral range where the host leaves room
+ * for it (else one the kernel picks); never one this process was given
+ * before, nor one of `exclude` (`weft run`'s app port: free until the app
+ * binds it, after the sidecar's ports are chosen).
+ */
+export function freePort(exclude: readonly number[] = []): Promise<number> {
+  return processChooser.choose(exclude);
 }

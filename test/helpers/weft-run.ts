@@ -42,3 +42,18 @@ export function spawnWeftRun(cp: { xdsPort: number; apiPort: number }, args: str
 export function killWeftRuns(): void {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
+
+/**
+ * Waits until `check(run)` holds. A unit that exits first, or a wait that
+ * times out, fails with the unit's last output: a unit that died at startup
+ * (a port taken, a plugin that failed) says why instead of a bare timeout.
+ */
+export async function waitForUnit(run: WeftRunChild, check: (run: WeftRunChild) => boolean, timeoutMs: number, what: string): Promise<void> {
+  const start = Date.now();
+  while (!check(run)) {
+    const code = run.child.exitCode ?? run.child.signalCode;
+    const why = code !== null ? `the unit exited (${code}) before ${what}` : Date.now() - start > timeoutMs ? `timed out after ${timeoutMs} ms waiting for ${what}` : undefined;
+    if (why) throw new Error(`${why}; its last output:\n${run.out().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

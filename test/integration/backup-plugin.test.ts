@@ -13,7 +13,7 @@ import { startControlPlane, type ControlPlane } from '../../src/control/control-
 import { silentLogger } from '../../src/observe/log';
 import { freePort } from '../../src/run/free-port';
 import { serviceYaml } from '../helpers/resources';
-import { spawnWeftRun } from '../helpers/weft-run';
+import { spawnWeftRun, waitForUnit } from '../helpers/weft-run';
 import { tempDir, waitFor } from '../helpers/tmp';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -119,7 +119,7 @@ test('the order service’s orders survive a restart that lost its data file: ba
   const startOrder = () => weftRun('order', orderPort, cwd, [NODE, ORDER_JS], { ORDERS_FILE: 'orders.json' });
   try {
     let order = startOrder();
-    await waitFor(() => /order: 0 order\(s\) in orders\.json/.test(order.stdout()), 20_000, 'the order service started');
+    await waitForUnit(order, (u) => /order: 0 order\(s\) in orders\.json/.test(u.stdout()), 20_000, 'the order service started');
     assert.ok(pluginLogs(order.stderr(), 'order-restore').some((l) => /^no backup of order in .* yet: nothing to restore$/.test(l.msg)), order.stderr());
     let placed: any;
     await waitFor(
@@ -139,7 +139,7 @@ test('the order service’s orders survive a restart that lost its data file: ba
 
     fs.rmSync(path.join(cwd, 'orders.json'));
     order = startOrder();
-    await waitFor(() => /order: \d+ order\(s\) in orders\.json/.test(order.stdout()), 20_000, 'the order service started again');
+    await waitForUnit(order, (u) => /order: \d+ order\(s\) in orders\.json/.test(u.stdout()), 20_000, 'the order service started again');
     assert.match(order.stdout(), /order: 1 order\(s\) in orders\.json/, 'the app found the restored file at its start');
     const restored = pluginLogs(order.stderr(), 'order-restore').find((l) => l.msg === 'restored');
     assert.equal(path.basename(restored?.file ?? ''), archives[0], order.stderr());
