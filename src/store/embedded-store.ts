@@ -5,6 +5,13 @@
 // A changed file is accepted whole or not at all: if it does not parse, or
 // the mesh it would produce does not validate, its last good content keeps
 // serving and its errors are kept for the API until the file is fixed.
+//
+// A change is taken only once it has settled: a file written in place (a
+// shell's `>` truncates it first, a tool writes it in pieces) is empty or cut
+// short for a moment, and an empty file is valid YAML that would remove all
+// its resources from the mesh. So a file's new content (or its absence) is
+// applied when a scan at least SETTLE_MS after the first one that saw it
+// still sees the same.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,6 +21,12 @@ import { parseConfigFile, type ParsedEntry } from '../config/parse';
 import { validateDelete, validateSet } from '../config/validate';
 import { silentLogger, type Logger } from '../observe/log';
 import { readJsonFile, SerialWriter } from './atomic-file';
+
+/** How long a config file's new content (or its removal) must stay the same before it is applied. */
+export const SETTLE_MS = 300;
+
+/** The content hash `settling` records for a file that is gone. */
+const ABSENT = '';
 import { StoreWatchers } from './store-watchers';
 import { ConfigRejectedError, type ResourceOrigin, type ResourceSource, type Store, type StoredResource, type WatchEvent } from './store';
 
@@ -60,6 +73,9 @@ export class EmbeddedStore implements Store {
   private readonly dirWatchers = new Map<string, fs.FSWatcher>();
   private pollTimer?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
+  private settleTimer?: NodeJS.Timeout;
+  /** Per file, content seen changed (or the file gone) and not yet settled: its hash and when a scan first saw it. */
+  private readonly settling = new Map<string, { hash: string; since: number }>();
   private scanning: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -79,7 +95,7 @@ export class EmbeddedStore implements Store {
       if (!fs.statSync(store.configDir, { throwIfNoEntry: false })?.isDirectory()) {
         throw new Error(`config directory ${store.configDir} does not exist`);
       }
-      await store.scan();
+      await store.scan({ settle: false }); // what is there at start is taken as it is
       store.startWatching(opts.pollIntervalMs ?? 1000);
     }
     return store;
@@ -183,11 +199,12 @@ export class EmbeddedStore implements Store {
     this.dirWatchers.clear();
     clearInterval(this.pollTimer);
     clearTimeout(this.debounce);
+    clearTimeout(this.settleTimer);
     await this.scanning;
     await this.writer.write(this.serialize()).catch(() => {});
   }
 
-  /** Re-reads the config directory now (the watcher calls this; tests may too). */
+  /** Re-reads the config directory now (the watcher calls this; tests may too); what changed applies once settled. */
   rescan(): Promise<void> {
     this.scanning = this.scanning.then(() => this.scan()).catch((err) => {
       this.log('error', 'config scan failed', { error: String(err) });
@@ -236,9 +253,29 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  private async scan(): Promise<void> {
+  /**
+   * True when `file`'s content `hash` (ABSENT: the file is gone) has stayed
+   * the same since a scan at least SETTLE_MS before `now`; else records it,
+   * and a rescan comes once it may have settled.
+   */
+  private settled(file: string, hash: string, now: number): boolean {
+    let seen = this.settling.get(file);
+    if (seen?.hash !== hash) this.settling.set(file, (seen = { hash, since: now }));
+    if (now - seen.since >= SETTLE_MS) return true;
+    if (!this.settleTimer) {
+      this.settleTimer = setTimeout(() => {
+        this.settleTimer = undefined;
+        void this.rescan();
+      }, seen.since + SETTLE_MS - now);
+      this.settleTimer.unref();
+    }
+    return false;
+  }
+
+  private async scan({ settle = true } = {}): Promise<void> {
     if (this.closed || !this.configDir) return;
     if (this.dirWatchers.size > 0) this.syncDirWatchers();
+    const now = performance.now();
     const present = listYamlFiles(this.configDir);
     const candidates = new Map<string, FileState | null>(); // null: the file was removed
     const parseErrors = new Map<string, ConfigError[]>();
@@ -251,9 +288,12 @@ export class EmbeddedStore implements Store {
         continue; // removed between listing and reading; the next scan sees it gone
       }
       const hash = crypto.createHash('sha256').update(text).digest('hex');
-      if (this.files.get(file)?.hash === hash && !this.fileErrors.has(file)) continue;
-      // A parse error is the file's own: nothing to retry until its content changes.
-      if (this.rejectedHash.get(file) === hash) continue;
+      // What is serving, or content that did not parse (nothing to retry until it changes).
+      if ((this.files.get(file)?.hash === hash && !this.fileErrors.has(file)) || this.rejectedHash.get(file) === hash) {
+        this.settling.delete(file);
+        continue;
+      }
+      if (settle && !this.settled(file, hash, now)) continue;
       const parsed = parseConfigFile(text, relativeName(file));
       if (parsed.errors.length > 0) {
         parseErrors.set(file, parsed.errors);
@@ -262,13 +302,17 @@ export class EmbeddedStore implements Store {
         candidates.set(file, { hash, entries: parsed.entries });
       }
     }
-    for (const file of this.files.keys()) if (!present.includes(file)) candidates.set(file, null);
+    for (const file of this.files.keys()) {
+      if (!present.includes(file) && (!settle || this.settled(file, ABSENT, now))) candidates.set(file, null);
+    }
     for (const file of this.fileErrors.keys()) {
       if (!present.includes(file)) {
         this.fileErrors.delete(file);
         this.rejectedHash.delete(file);
       }
     }
+    // A file that came and went before it settled.
+    for (const file of this.settling.keys()) if (!present.includes(file) && !this.files.has(file)) this.settling.delete(file);
 
     for (const [file, errors] of parseErrors) this.reject(file, errors);
     if (candidates.size === 0) return;

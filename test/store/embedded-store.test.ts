@@ -73,6 +73,43 @@ test('an editor-style save (a new file renamed over the old) is seen without pol
   await waitFor(() => store.get('Service', 'default', 'pay') !== undefined, 1000, 'new directory watched');
 });
 
+test('a file written in place is not applied while it is empty or cut short, only once it has settled', async (t) => {
+  const { store, configDir } = await openStore(t, { 'a.yaml': serviceYaml('shop', 8080) + '---\n' + serviceYaml('cart') });
+  const file = path.join(configDir, 'a.yaml');
+  const events: WatchEvent[] = [];
+  store.watch('*', (e) => events.push(e));
+  // What `cat new.yaml > a.yaml` leaves for a moment: an empty file (valid YAML, no resources).
+  fs.truncateSync(file, 0);
+  await store.rescan();
+  assert.deepEqual(store.list('Service').map((s) => s.resource.metadata.name), ['cart', 'shop'], 'the truncated file removed nothing');
+  // The first document written, the second not yet.
+  fs.writeFileSync(file, serviceYaml('shop', 9090));
+  await store.rescan();
+  assert.ok(store.get('Service', 'default', 'cart'), 'the half-written file removed nothing');
+  assert.equal(store.get('Service', 'default', 'shop')!.resource.spec.ports[0].port, 8080);
+  fs.appendFileSync(file, '---\n' + serviceYaml('cart'));
+  await waitFor(() => store.get('Service', 'default', 'shop')!.resource.spec.ports[0].port === 9090, 2000, 'the whole file applied');
+  assert.ok(store.get('Service', 'default', 'cart'));
+  assert.deepEqual(events.map((e) => [e.type, e.key]), [['put', 'Service/default/shop']], 'one change, no removal on the way');
+  assert.deepEqual(store.configErrors(), []);
+});
+
+test('a file removed and put back before it settled removes nothing', async (t) => {
+  const { store, configDir } = await openStore(t, { 'a.yaml': serviceYaml('shop'), 'b.yaml': serviceYaml('cart') });
+  const events: WatchEvent[] = [];
+  store.watch('*', (e) => events.push(e));
+  const text = fs.readFileSync(path.join(configDir, 'a.yaml'), 'utf8');
+  fs.rmSync(path.join(configDir, 'a.yaml'));
+  await store.rescan();
+  assert.ok(store.get('Service', 'default', 'shop'), 'the removal has not settled');
+  fs.writeFileSync(path.join(configDir, 'a.yaml'), text);
+  // A later change settles and applies; the removal on the way never did.
+  fs.writeFileSync(path.join(configDir, 'b.yaml'), serviceYaml('cart', 9090));
+  await waitFor(() => store.get('Service', 'default', 'cart')!.resource.spec.ports[0].port === 9090, 2000, 'the later change applied');
+  assert.ok(store.get('Service', 'default', 'shop'));
+  assert.deepEqual(events.map((e) => [e.type, e.key]), [['put', 'Service/default/cart']]);
+});
+
 test('symlinked files are loaded, as in a Kubernetes ConfigMap mount', async (t) => {
   const configDir = tempDir(t);
   const target = path.join(tempDir(t), 'real.yaml');
@@ -121,8 +158,7 @@ test('one bad file does not hold back an unrelated good file changed at the same
   const { store, configDir } = await openStore(t, { 'svc.yaml': serviceYaml('shop') });
   fs.writeFileSync(path.join(configDir, 'bad.yaml'), routeYaml('split', 'shop', [['ghost', 1]]));
   fs.writeFileSync(path.join(configDir, 'good.yaml'), serviceYaml('cart'));
-  await store.rescan();
-  assert.ok(store.get('Service', 'default', 'cart'), 'good file applied');
+  await waitFor(() => store.get('Service', 'default', 'cart') !== undefined, 1500, 'good file applied');
   assert.equal(store.list('HTTPRoute').length, 0);
   assert.match(store.configErrors()[0].file!, /bad\.yaml$/);
 });
@@ -134,7 +170,7 @@ test('removing a service that a route still uses is rejected and the service kee
     'route.yaml': routeYaml('split', 'shop', [['cart', 1]]),
   });
   fs.rmSync(path.join(configDir, 'cart.yaml'));
-  await store.rescan();
+  await waitFor(() => store.configErrors().length > 0, 1500, 'removal rejected');
   assert.ok(store.get('Service', 'default', 'cart'), 'cart still served');
   assert.ok(store.configErrors().length > 0);
 });
