@@ -312,3 +312,13 @@ export function rssMiB(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
+
+/**
+ * The anonymous part of `pid`'s RSS (heap, stacks), in MiB: what the process
+ * allocated itself. The rest is file pages of its binary and libraries, which
+ * every process running them shares: one more sidecar on a host adds this.
+ */
+export function anonMiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/RssAnon:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}

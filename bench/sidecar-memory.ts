@@ -6,13 +6,14 @@
 // enough for the sidecar to give its young generation back (~10 s). A `weft
 // run` of a client-only program idling beside it (the sidecar runs in that
 // process). A bare `node` idling (the floor of any Node process here) and
-// HAProxy doing the same proxying.
+// HAProxy doing the same proxying. Beside RSS, its anonymous part: RSS less
+// the pages of the binary and libraries, which the processes share.
 //
 //   npx tsc -p tsconfig.build.json && node dist/bench/sidecar-memory.js [--starts 5] [--seconds 5]
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { arg, freePort, median, requireTool, ROOT, rssMiB, startHaproxy, startUpstreamMesh, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
+import { anonMiB, arg, freePort, median, requireTool, ROOT, rssMiB, startHaproxy, startUpstreamMesh, tempDir, waitForAdminReady, wrk, type Peer } from './peers';
 
 const starts = Number(arg('starts', '5'));
 const seconds = Number(arg('seconds', '5'));
@@ -50,10 +51,12 @@ async function main(): Promise<void> {
 
     const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
     const bareRss = await settledRss(bare.pid!);
+    const bareAnon = anonMiB(bare.pid!);
     bare.kill();
 
     const startMs: number[] = [];
     const idle: number[] = [];
+    const idleAnon: number[] = [];
     let loaded = 0;
     let loadedIdle = 0;
     let givenBack = { rss: 0, ms: 0 };
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
         await waitForAdminReady('weft proxy', adminPort);
         startMs.push(performance.now() - t0);
         idle.push(await settledRss(child.pid!));
+        idleAnon.push(anonMiB(child.pid!));
         if (i === starts - 1) {
           wrk(`http://127.0.0.1:${port}/`, 32, seconds, ['Host: upstream']);
           loaded = rssMiB(child.pid!);
@@ -80,9 +84,11 @@ async function main(): Promise<void> {
     const runAdmin = await freePort();
     const run = spawn(process.execPath, [BIN, 'run', '--xds', `127.0.0.1:${xdsPort}`, '--admin-port', String(runAdmin), '--log-level', 'warn', '--', 'sleep', '600'], { stdio: 'ignore' });
     let runIdle = 0;
+    let runAnon = 0;
     try {
       await waitForAdminReady('weft run', runAdmin);
       runIdle = await settledRss(run.pid!);
+      runAnon = anonMiB(run.pid!);
     } finally {
       run.kill('SIGTERM');
       await new Promise((r) => run.once('exit', r));
@@ -91,6 +97,7 @@ async function main(): Promise<void> {
     const ha = await startHaproxy(dir, haPort, upPort, 'http');
     peers.push(ha);
     const haIdle = await settledRss(ha.pid);
+    const haAnon = anonMiB(ha.pid);
     wrk(`http://127.0.0.1:${haPort}/`, 32, seconds);
     const haLoaded = rssMiB(ha.pid);
 
@@ -100,6 +107,8 @@ async function main(): Promise<void> {
     console.log(`RSS MiB: weft run (client-only, sidecar in-process) idle ${f(runIdle)}`);
     console.log(`RSS MiB: haproxy idle ${f(haIdle)}, after load ${f(haLoaded)}`);
     console.log(`weft idle over bare node: +${f(median(idle) - bareRss)} MiB`);
+    // What one more process adds to a host (the binary's pages are shared by every process running it).
+    console.log(`anonymous MiB (RssAnon) idle: bare node ${f(bareAnon)}; weft proxy ${f(median(idleAnon))}; weft run ${f(runAnon)}; haproxy ${f(haAnon)}`);
   } finally {
     for (const p of peers.reverse()) await p.stop();
     fs.rmSync(dir, { recursive: true, force: true });
