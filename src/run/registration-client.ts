@@ -8,6 +8,13 @@
 // cannot be reached (src/api/api-request.ts). A replica that does not know
 // the registration (a replica with its own store) answers 404 to a renewal,
 // and the instance registers again there.
+//
+// The first registration keeps trying while no replica answers, or one
+// answers 5xx or 429 (a control plane restarting, failing over, or too busy
+// at the moment a unit starts), for as long as the unit waits for its app
+// to listen; a 4xx (a wrong token, an unknown service) fails at once.
+// Sending it again is safe: the registry takes one address and ports as one
+// instance.
 import { apiRequestAny } from '../api/api-request';
 import type { Logger } from '../observe/log';
 import type { PluginStatus } from '../registry/registry';
@@ -34,6 +41,8 @@ export class RegistrationClient {
   private plugins: (() => PluginStatus[]) | undefined;
   /** The plugins' state as the control plane last took it (JSON), so a renewal sends it only when it changed. */
   private sentPlugins: string | undefined;
+  /** Ends the wait between first-registration attempts (draining stops them). */
+  private wakeRetry: (() => void) | undefined;
 
   /** `api`: the admin API's URL, or the replicas' URLs comma-separated. */
   constructor(
@@ -47,11 +56,17 @@ export class RegistrationClient {
     this.urls = ControlPlaneAddresses.api(api);
   }
 
-  /** `plugins`: the unit's plugins' state, sent with the registration and with a renewal when it changed. */
-  async register(request: { service: string; namespace: string; address: string; port: number; zone?: string }, opts: { plugins?: () => PluginStatus[] } = {}): Promise<void> {
+  /**
+   * `plugins`: the unit's plugins' state, sent with the registration and with a renewal when it changed.
+   * `retryForMs`: how long to keep trying while the control plane cannot answer (0: one attempt).
+   */
+  async register(
+    request: { service: string; namespace: string; address: string; port: number; zone?: string },
+    opts: { plugins?: () => PluginStatus[]; retryForMs?: number } = {},
+  ): Promise<void> {
     this.request = { ...request, ttlSeconds: 15, sidecar: true }; // weft run always has its sidecar in front
     this.plugins = opts.plugins;
-    this.registering = this.registerNow();
+    this.registering = this.registerFirst(Date.now() + (opts.retryForMs ?? 0));
     await this.registering;
     this.timer = setInterval(() => void this.renew(), (this.current!.ttlSeconds * 1000) / 3);
     this.timer.unref();
@@ -76,6 +91,7 @@ export class RegistrationClient {
     // A SIGTERM while the registration is on its way: the control plane may already list the
     // instance, so wait for its answer and drain it, rather than skip the draining step.
     this.draining = true;
+    this.wakeRetry?.();
     await this.registering?.catch(() => {});
     if (!this.current) return;
     const id = this.current.id;
@@ -111,6 +127,26 @@ export class RegistrationClient {
     if (this.draining) return { health: 'draining' };
     const { health, reason } = this.appHealth;
     return { health, ...(health === 'unhealthy' && reason ? { healthReason: reason.slice(0, 500) } : {}) };
+  }
+
+  /** The first registration, tried again until `deadline` (Date.now()) while the control plane cannot answer. */
+  private async registerFirst(deadline: number): Promise<void> {
+    for (let delayMs = 500; ; delayMs = Math.min(delayMs * 2, 5000)) {
+      try {
+        return await this.registerNow();
+      } catch (err) {
+        const status = (err as { status?: number }).status;
+        const mayAnswerLater = status === undefined || status >= 500 || status === 429;
+        if (!mayAnswerLater || this.draining || Date.now() + delayMs > deadline) throw err;
+        this.log('warn', 'could not register the instance; retrying', { error: String(err), retryInMs: delayMs });
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delayMs);
+          this.wakeRetry = () => (clearTimeout(timer), resolve());
+        });
+        this.wakeRetry = undefined;
+        if (this.draining) throw err;
+      }
+    }
   }
 
   private async registerNow(): Promise<void> {

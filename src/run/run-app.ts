@@ -297,15 +297,20 @@ async function superviseApp(
       const client = registration;
       channel?.onHealth((health, reason) => void client.setHealth(health, reason));
       try {
-        await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone }, { plugins: () => plugins.states() });
+        // As long as the app may take to listen, the control plane may take to answer (0: no limit).
+        const retryForMs = timeoutMs === 0 ? Infinity : timeoutMs;
+        await registration.register({ service: opts.service, namespace: opts.namespace, address: opts.address, port: inboundPort!, zone: opts.zone }, { plugins: () => plugins.states(), retryForMs });
       } catch (err) {
-        // An instance that cannot join the mesh should not pretend to: stop it and say why.
-        log('error', 'registration failed; stopping the app', { error: String(err) });
         registration = undefined;
-        stopApp(app, opts.stopGraceMs);
-        await exited;
-        await proxy.close();
-        return 1;
+        // Stopping anyway (a SIGTERM while it was still trying): the drain stops the app.
+        if (!draining) {
+          // An instance that cannot join the mesh should not pretend to: stop it and say why.
+          log('error', 'registration failed; stopping the app', { error: String(err) });
+          stopApp(app, opts.stopGraceMs);
+          await exited;
+          await proxy.close();
+          return 1;
+        }
       }
     }
   }
