@@ -140,7 +140,7 @@ export class ListenerManager {
   private accept(bound: BoundListener, socket: net.Socket): void {
     const config = bound.config;
     if (config.tlsInspector) return this.inspect(config, socket);
-    const chain = selectChain(config, socket.localPort);
+    const chain = selectChain(config, socket);
     if (!chain) {
       socket.destroy();
       return;
@@ -177,7 +177,7 @@ export class ListenerManager {
     socket.once('close', () => this.sockets.delete(socket));
     const inspector = config.tlsInspector!;
     const dispatch = (transport: 'tls' | 'raw_buffer') => {
-      const chain = selectChain(config, socket.localPort, transport);
+      const chain = selectChain(config, socket, transport);
       if (!chain || (chain.tls && transport !== 'tls')) {
         this.deps.tls?.refused(transport === 'tls' ? 'handshake_failed' : 'plaintext', `no ${transport} filter chain for port ${socket.localPort}`, socket.remoteAddress);
         socket.destroy();
@@ -226,7 +226,7 @@ export class ListenerManager {
     const empty = () => {
       clearTimeout(timer);
       socket.removeListener('data', first);
-      const chain = selectChain(config, socket.localPort, 'raw_buffer');
+      const chain = selectChain(config, socket, 'raw_buffer');
       if (!chain || chain.tls) this.deps.tls?.refused('empty', `closed before its first byte on port ${socket.localPort}`, socket.remoteAddress);
       socket.destroy();
     };
@@ -280,7 +280,10 @@ export class ListenerManager {
  * destination port if any, else the port-less ones; among those, the one for
  * its transport protocol (tls_inspector), else one for any; else the default chain.
  */
-function selectChain(config: ListenerConfig, destinationPort: number | undefined, transport?: 'tls' | 'raw_buffer'): FilterChain | undefined {
+function selectChain(config: ListenerConfig, socket: net.Socket, transport?: 'tls' | 'raw_buffer'): FilterChain | undefined {
+  // The socket's local port costs a getsockname() per connection: read only when a chain matches on it.
+  let destinationPort: number | undefined;
+  for (const c of config.chains) if (c.destinationPort !== undefined) destinationPort ??= socket.localPort;
   let byPort = false;
   for (const c of config.chains) if (c.destinationPort !== undefined && c.destinationPort === destinationPort) byPort = true;
   let any: FilterChain | undefined;
