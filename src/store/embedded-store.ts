@@ -21,14 +21,14 @@ import { parseConfigFile, type ParsedEntry } from '../config/parse';
 import { validateDelete, validateSet } from '../config/validate';
 import { silentLogger, type Logger } from '../observe/log';
 import { readJsonFile, SerialWriter } from './atomic-file';
+import { StoreWatchers } from './store-watchers';
+import { ConfigRejectedError, type ResourceOrigin, type ResourceSource, type Store, type StoredResource, type WatchEvent } from './store';
 
 /** How long a config file's new content (or its removal) must stay the same before it is applied. */
-export const SETTLE_MS = 300;
+const SETTLE_MS = 300;
 
 /** The content hash `settling` records for a file that is gone. */
 const ABSENT = '';
-import { StoreWatchers } from './store-watchers';
-import { ConfigRejectedError, type ResourceOrigin, type ResourceSource, type Store, type StoredResource, type WatchEvent } from './store';
 
 export interface EmbeddedStoreOptions {
   /** Directory of YAML files to load and watch; optional. */
