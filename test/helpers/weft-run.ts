@@ -3,6 +3,7 @@
 // `children` so the test's after() can SIGKILL what is left.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { waitFor } from './tmp';
 
 const BIN = path.resolve(__dirname, '../../../bin/weft.js');
 
@@ -49,11 +50,12 @@ export function killWeftRuns(): void {
  * (a port taken, a plugin that failed) says why instead of a bare timeout.
  */
 export async function waitForUnit(run: WeftRunChild, check: (run: WeftRunChild) => boolean, timeoutMs: number, what: string): Promise<void> {
-  const start = Date.now();
-  while (!check(run)) {
-    const code = run.child.exitCode ?? run.child.signalCode;
-    const why = code !== null ? `the unit exited (${code}) before ${what}` : Date.now() - start > timeoutMs ? `timed out after ${timeoutMs} ms waiting for ${what}` : undefined;
-    if (why) throw new Error(`${why}; its last output:\n${run.out().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const exited = () => run.child.exitCode ?? run.child.signalCode;
+  await waitFor(() => {
+    if (check(run)) return true;
+    if (exited() !== null) throw new Error(`the unit exited (${exited()}) before ${what}`);
+    return false;
+  }, timeoutMs, what).catch((err: Error) => {
+    throw new Error(`${err.message}; its last output:\n${run.out().slice(-3000)}`);
+  });
 }

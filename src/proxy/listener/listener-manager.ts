@@ -282,8 +282,7 @@ export class ListenerManager {
  */
 function selectChain(config: ListenerConfig, socket: net.Socket, transport?: 'tls' | 'raw_buffer'): FilterChain | undefined {
   // The socket's local port costs a getsockname() per connection: read only when a chain matches on it.
-  let destinationPort: number | undefined;
-  for (const c of config.chains) if (c.destinationPort !== undefined) destinationPort ??= socket.localPort;
+  const destinationPort = config.chains.some((c) => c.destinationPort !== undefined) ? socket.localPort : undefined;
   let byPort = false;
   for (const c of config.chains) if (c.destinationPort !== undefined && c.destinationPort === destinationPort) byPort = true;
   let any: FilterChain | undefined;
