@@ -9,7 +9,12 @@
 // HAProxy doing the same proxying. Beside RSS, its anonymous part: RSS less
 // the pages of the binary and libraries, which the processes share.
 //
-//   npx tsc -p tsconfig.build.json && node dist/bench/sidecar-memory.js [--starts 5] [--seconds 5]
+// The floor beside them: a node that loads only what weft's xDS client is
+// built on (grpc-js; then protobufjs and the sidecar's Envoy proto set),
+// which no change to weft's own code can go below. --node-flags: flags for
+// the weft proxy's node (e.g. --jitless), to see what trading CPU buys.
+//
+//   npx tsc -p tsconfig.build.json && node dist/bench/sidecar-memory.js [--starts 5] [--seconds 5] [--node-flags '<flags>']
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,7 +22,32 @@ import { anonMiB, arg, freePort, median, requireTool, ROOT, rssMiB, startHaproxy
 
 const starts = Number(arg('starts', '5'));
 const seconds = Number(arg('seconds', '5'));
+const nodeFlags = arg('node-flags', '').split(' ').filter(Boolean);
 const BIN = path.join(ROOT, 'bin/weft.js');
+
+/** Idle node processes that load only the libraries under weft's xDS client: what each weighs before weft's code. */
+const FLOORS: { name: string; script: string }[] = [
+  { name: 'bare node', script: '' },
+  { name: 'node + grpc-js', script: "require('@grpc/grpc-js');" },
+  { name: 'node + grpc-js + the sidecar proto set', script: "require('@grpc/grpc-js'); globalThis.root = require('./dist/src/xds/sidecar-protos').sidecarRoot();" },
+];
+
+/**
+ * RSS and its anonymous part of an idle node that ran `script` (from the checkout, so it resolves
+ * its packages), its young generation held at its initial size as `weft proxy` holds its own
+ * (src/proxy/young-generation.ts): else the proto set's parse alone grows it to 8 MiB semi-spaces.
+ */
+async function floorMiB(script: string): Promise<{ rss: number; anon: number }> {
+  const hold = "require('v8').setFlagsFromString('--semi-space-growth-factor=1');";
+  const child = spawn(process.execPath, ['-e', `${hold} ${script} setInterval(() => {}, 1000)`], { cwd: ROOT, stdio: 'ignore' });
+  try {
+    const rss = await settledRss(child.pid!);
+    return { rss, anon: anonMiB(child.pid!) };
+  } finally {
+    child.kill();
+    await new Promise((r) => child.once('exit', r));
+  }
+}
 
 /** Waits until the RSS of `pid` stops moving (±0.5 MiB over 1 s), at most 10 s; returns it. */
 async function settledRss(pid: number): Promise<number> {
@@ -49,10 +79,9 @@ async function main(): Promise<void> {
     const { upstreamPort: upPort, xdsPort } = await startUpstreamMesh(dir, 100, peers);
     const haPort = await freePort();
 
-    const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    const bareRss = await settledRss(bare.pid!);
-    const bareAnon = anonMiB(bare.pid!);
-    bare.kill();
+    const floors: { name: string; rss: number; anon: number }[] = [];
+    for (const floor of FLOORS) floors.push({ name: floor.name, ...(await floorMiB(floor.script)) });
+    const { rss: bareRss, anon: bareAnon } = floors[0];
 
     const startMs: number[] = [];
     const idle: number[] = [];
@@ -63,7 +92,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < starts; i++) {
       const [port, adminPort] = [await freePort(), await freePort()];
       const t0 = performance.now();
-      const child = spawn(process.execPath, [BIN, 'proxy', '--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(port), '--admin-port', String(adminPort), '--log-level', 'warn'], { stdio: 'ignore' });
+      const child = spawn(process.execPath, [...nodeFlags, BIN, 'proxy', '--xds', `127.0.0.1:${xdsPort}`, '--service', 'bench-client', '--outbound-port', String(port), '--admin-port', String(adminPort), '--log-level', 'warn'], { stdio: 'ignore' });
       try {
         await waitForAdminReady('weft proxy', adminPort);
         startMs.push(performance.now() - t0);
@@ -106,7 +135,8 @@ async function main(): Promise<void> {
     console.log(`RSS MiB: bare node ${f(bareRss)}; weft proxy idle ${f(median(idle))} (median of ${starts}; ${idle.map(f).join(', ')}), at the end of ${seconds} s of wrk -c32 ${f(loaded)}, settled after ${f(loadedIdle)}, ${f(givenBack.rss)} ${f(givenBack.ms / 1000)} s later`);
     console.log(`RSS MiB: weft run (client-only, sidecar in-process) idle ${f(runIdle)}`);
     console.log(`RSS MiB: haproxy idle ${f(haIdle)}, after load ${f(haLoaded)}`);
-    console.log(`weft idle over bare node: +${f(median(idle) - bareRss)} MiB`);
+    console.log(`weft idle over bare node: +${f(median(idle) - bareRss)} MiB${nodeFlags.length ? ` (weft proxy's node flags: ${nodeFlags.join(' ')})` : ''}`);
+    console.log(`floor, RSS MiB (anonymous): ${floors.map((x) => `${x.name} ${f(x.rss)} (${f(x.anon)})`).join('; ')}`);
     // What one more process adds to a host (the binary's pages are shared by every process running it).
     console.log(`anonymous MiB (RssAnon) idle: bare node ${f(bareAnon)}; weft proxy ${f(median(idleAnon))}; weft run ${f(runAnon)}; haproxy ${f(haAnon)}`);
   } finally {
