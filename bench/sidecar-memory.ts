@@ -34,18 +34,21 @@ const FLOORS: { name: string; script: string }[] = [
 
 /**
  * RSS and its anonymous part of an idle node that ran `script` (from the checkout, so it resolves
- * its packages), its young generation held at its initial size as `weft proxy` holds its own
- * (src/proxy/young-generation.ts): else the proto set's parse alone grows it to 8 MiB semi-spaces.
+ * its packages). One that loads something holds its young generation at its initial size, as
+ * `weft proxy` holds its own (src/proxy/young-generation.ts): else the proto set's parse alone
+ * grows it to 8 MiB semi-spaces.
  */
 async function floorMiB(script: string): Promise<{ rss: number; anon: number }> {
-  const hold = "require('v8').setFlagsFromString('--semi-space-growth-factor=1');";
+  const hold = script ? "require('v8').setFlagsFromString('--semi-space-growth-factor=1');" : '';
   const child = spawn(process.execPath, ['-e', `${hold} ${script} setInterval(() => {}, 1000)`], { cwd: ROOT, stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
   try {
     const rss = await settledRss(child.pid!);
+    if (child.exitCode !== null) throw new Error(`the floor process "${script}" exited with ${child.exitCode}`);
     return { rss, anon: anonMiB(child.pid!) };
   } finally {
     child.kill();
-    await new Promise((r) => child.once('exit', r));
+    await exited;
   }
 }
 
