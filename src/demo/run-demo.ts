@@ -46,11 +46,21 @@ interface DemoApp {
   env?: Record<string, string>;
 }
 
+/** A unit's ports: its program's, and its sidecar's for the program's calls and for callers. */
+export interface DemoUnitPorts {
+  service: string;
+  appPort: number;
+  outboundPort: number;
+  inboundPort: number;
+}
+
 export interface Demo {
   apiPort: number;
   /** The units' working directories: <data dir>/units/<service> (app-log.ndjson, order's orders.json and backups/). */
   unitsDir: string;
   storefrontUrl: string;
+  /** The ports the demo chose for each unit. */
+  units: DemoUnitPorts[];
   /** Resolves once every unit (weft run + app) has exited, with how each ended ("payment: code 1"). */
   allExited: Promise<string[]>;
   stop(): Promise<void>;
@@ -85,17 +95,25 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     { service: 'order', port: opts.appPorts?.['order'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'order.js')], env: { ORDERS_FILE: 'orders.json' } },
     { service: 'storefront', port: opts.storefrontPort, command: [process.execPath, path.join(apps, 'storefront.js')] },
   ];
+  // Every unit's sidecar ports are chosen here too, by the chooser that chose the apps' ports (which
+  // never hands a port out twice), and never the shop's. Each `weft run` choosing its own, at the same
+  // moment in its own process, could take another unit's app port before that app had bound it: the
+  // app then failed with EADDRINUSE.
+  const appPorts = demoApps.map((app) => app.port);
+  const units: DemoUnitPorts[] = [];
+  for (const app of demoApps) units.push({ service: app.service, appPort: app.port, outboundPort: await freePort(appPorts), inboundPort: await freePort(appPorts) });
   const transparentUnit = (app: DemoApp) => opts.transparent === true && app.service !== 'storefront';
   const children: ChildProcess[] = [];
   const endings: Promise<string>[] = [];
   const bin = path.join(opts.root, 'bin/weft.js');
   const unitsDir = path.resolve(opts.dataDir, 'units');
-  for (const app of demoApps) {
+  for (const [i, app] of demoApps.entries()) {
     const cwd = path.join(unitsDir, app.service);
+    const sidecarPorts = ['--outbound-port', String(units[i].outboundPort), '--inbound-port', String(units[i].inboundPort)];
     fs.mkdirSync(cwd, { recursive: true });
     const child = spawn(
       process.execPath,
-      [bin, 'run', ...(transparentUnit(app) ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
+      [bin, 'run', ...(transparentUnit(app) ? ['--transparent', '--egress', 'mesh-only'] : []), '--service', app.service, '--port', String(app.port), ...sidecarPorts, '--xds', `127.0.0.1:${cp.xdsPort}`, '--api', `http://127.0.0.1:${cp.apiPort}`, '--log-level', 'warn', '--', ...app.command],
       // Own process groups: Ctrl-C reaches the demo only, which stops each unit in order.
       { cwd, env: { ...process.env, ...app.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
@@ -123,6 +141,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     apiPort: cp.apiPort,
     unitsDir,
     storefrontUrl,
+    units,
     allExited: Promise.all(endings),
     async stop() {
       load?.stop();

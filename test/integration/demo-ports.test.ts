@@ -27,6 +27,15 @@ function weftDemo(args: string[]) {
   return { child, exited, output: () => output };
 }
 
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
 async function storefrontServes(url: string): Promise<boolean> {
   const page = await fetch(url).then((r) => (r.status === 200 ? r.text() : ''), () => '');
   return /Catalogue served by product/.test(page);
@@ -42,6 +51,15 @@ test('a second demo beside a first one comes up on ports of its own; when all it
   await waitFor(() => storefrontServes(first.storefrontUrl), 60_000, 'the first demo serves its shop').catch((err) => {
     throw new Error(`${(err as Error).message}\n${firstOutput.slice(-3000)}`);
   });
+  // The demo chose every unit's ports in one process (so no unit's sidecar takes another's app port before its app binds
+  // it), and each unit's sidecar listens on the two the demo chose for it.
+  const ports = first.units.flatMap((u) => [u.appPort, u.outboundPort, u.inboundPort]);
+  assert.equal(new Set(ports).size, ports.length, JSON.stringify(first.units));
+  for (const unit of first.units) {
+    for (const port of [unit.outboundPort, unit.inboundPort]) {
+      await waitFor(() => accepts(port), 15_000, `${unit.service}'s sidecar listens on ${port}`);
+    }
+  }
 
   const [apiPort, xdsPort, port] = [await freePort(), await freePort(), await freePort()];
   const second = weftDemo(['--api-port', String(apiPort), '--xds-port', String(xdsPort), '--port', String(port), '--data-dir', tempDir()]);
