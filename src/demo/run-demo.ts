@@ -95,21 +95,22 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     { service: 'order', port: opts.appPorts?.['order'] ?? (await freePort()), command: [process.execPath, path.join(apps, 'order.js')], env: { ORDERS_FILE: 'orders.json' } },
     { service: 'storefront', port: opts.storefrontPort, command: [process.execPath, path.join(apps, 'storefront.js')] },
   ];
-  // Every unit's sidecar ports are chosen here too, by the chooser that chose the apps' ports (which
-  // never hands a port out twice), and never the shop's. Each `weft run` choosing its own, at the same
-  // moment in its own process, could take another unit's app port before that app had bound it: the
-  // app then failed with EADDRINUSE.
   const appPorts = demoApps.map((app) => app.port);
   const units: DemoUnitPorts[] = [];
-  for (const app of demoApps) units.push({ service: app.service, appPort: app.port, outboundPort: await freePort(appPorts), inboundPort: await freePort(appPorts) });
   const transparentUnit = (app: DemoApp) => opts.transparent === true && app.service !== 'storefront';
   const children: ChildProcess[] = [];
   const endings: Promise<string>[] = [];
   const bin = path.join(opts.root, 'bin/weft.js');
   const unitsDir = path.resolve(opts.dataDir, 'units');
-  for (const [i, app] of demoApps.entries()) {
+  for (const app of demoApps) {
     const cwd = path.join(unitsDir, app.service);
-    const sidecarPorts = ['--outbound-port', String(units[i].outboundPort), '--inbound-port', String(units[i].inboundPort)];
+    // The unit's sidecar ports are chosen here too, by the chooser that chose the apps' ports (which
+    // never hands a port out twice), and never the shop's. Each `weft run` choosing its own, at the same
+    // moment in its own process, could take another unit's app port before that app had bound it: the
+    // app then failed with EADDRINUSE.
+    const ports: DemoUnitPorts = { service: app.service, appPort: app.port, outboundPort: await freePort(appPorts), inboundPort: await freePort(appPorts) };
+    units.push(ports);
+    const sidecarPorts = ['--outbound-port', String(ports.outboundPort), '--inbound-port', String(ports.inboundPort)];
     fs.mkdirSync(cwd, { recursive: true });
     const child = spawn(
       process.execPath,

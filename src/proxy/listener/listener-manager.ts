@@ -281,10 +281,14 @@ export class ListenerManager {
  * its transport protocol (tls_inspector), else one for any; else the default chain.
  */
 function selectChain(config: ListenerConfig, socket: net.Socket, transport?: 'tls' | 'raw_buffer'): FilterChain | undefined {
-  // The socket's local port costs a getsockname() per connection: read only when a chain matches on it.
-  const destinationPort = config.chains.some((c) => c.destinationPort !== undefined) ? socket.localPort : undefined;
+  let destinationPort: number | undefined;
   let byPort = false;
-  for (const c of config.chains) if (c.destinationPort !== undefined && c.destinationPort === destinationPort) byPort = true;
+  for (const c of config.chains) {
+    if (c.destinationPort === undefined) continue;
+    // The socket's local port costs a getsockname() per connection: read only when a chain matches on it.
+    destinationPort ??= socket.localPort;
+    if (c.destinationPort === destinationPort) byPort = true;
+  }
   let any: FilterChain | undefined;
   for (const c of config.chains) {
     if (byPort ? c.destinationPort !== destinationPort : c.destinationPort !== undefined) continue;
